@@ -1,0 +1,135 @@
+"""File I/O at the edges: atomic writes, deterministic array archives, hashing.
+
+Two rules hold for every artifact radaug writes:
+
+* **Atomic**: content goes to a temporary file in the destination folder and is
+  renamed into place only when complete, so an interrupted job never leaves a
+  half-written file that looks finished.
+* **Byte-deterministic**: the same content gives the same bytes (no timestamps in
+  archives, sorted keys in JSON), so hashes compare across runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def canonical_json(obj) -> str:
+    """JSON with sorted keys and fixed separators: equal objects give equal text."""
+    return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    write_text(path, canonical_json(obj))
+
+
+def read_json(path: str | os.PathLike):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_csv(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame as CSV atomically, with a fixed float format."""
+    write_text(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.10g"))
+
+
+def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Save arrays as an ``.npz`` readable by :func:`numpy.load`, byte-deterministically.
+
+    ``numpy.savez`` stamps the current time into the zip headers, so equal arrays
+    give different files; here every entry gets a fixed timestamp. Object arrays
+    are refused (they would need pickle, which radaug never loads).
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            arr = np.ascontiguousarray(arrays[name])
+            if arr.dtype == object:
+                raise TypeError(f"array {name!r} has dtype object; radaug stores no pickled data")
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            member = io.BytesIO()
+            np.lib.format.write_array(member, arr, allow_pickle=False)
+            zf.writestr(info, member.getvalue())
+    write_bytes(path, buffer.getvalue())
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` written by :func:`save_arrays` (no pickle)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_array(arr: np.ndarray) -> str:
+    """Content hash of an array: dtype, shape and bytes (layout-independent)."""
+    arr = np.ascontiguousarray(arr)
+    h = hashlib.sha256()
+    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def sha256_mapping(obj: Mapping) -> str:
+    """Hash of a JSON-able mapping (config sections, parameter sets)."""
+    return sha256_bytes(canonical_json(obj).encode("utf-8"))
