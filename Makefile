@@ -1,0 +1,31 @@
+# The two commands of README.md: `make study` and `make test`. Both set up .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+CONFIG ?= config.yaml
+STUDY  ?= $(shell $(PYTHON) -c "import re,sys; m=re.search(r'^  name: *([^ #\n]+)', open('$(CONFIG)').read(), re.M); print(m.group(1) if m else '')" 2>/dev/null)
+
+.PHONY: setup study test verify lint clean-study
+
+setup: $(BIN)/.installed
+
+$(BIN)/.installed: envs/requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r envs/requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+study: setup
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile $(CONFIG)
+	@echo "Report: results/$(STUDY)/report.html   (verify with: make verify STUDY=$(STUDY))"
+
+test: setup
+	$(BIN)/python -m pytest
+
+verify: setup
+	$(BIN)/radaug verify results/$(STUDY)
+
+lint: setup
+	$(BIN)/snakemake --lint --configfile $(CONFIG)

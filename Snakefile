@@ -1,0 +1,24 @@
+# radaug: a radiomics data-augmentation study as one Snakemake workflow.
+# Stages (one rule file each): cohort -> preprocess -> split -> generative ->
+# features -> validate -> evaluate -> report -> provenance. See README.md.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/cohort.smk"
+include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/split.smk"
+include: "workflow/rules/generative.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/validate.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/provenance.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{STUDY}/report.html",
+        f"{STUDY}/manifest.json",

@@ -1,0 +1,177 @@
+"""Study configuration: JSON-Schema validation with defaults, and semantic checks.
+
+``load_config`` is what the Snakefile calls at workflow start: a config that fails
+stops the run before any job, with a message naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA_FILE = "config.schema.yaml"
+BASE_ARMS = ("real", "oversample")
+
+
+def schema() -> dict:
+    text = resources.files("radaug.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(validator_class):
+    """Extend a validator so it fills ``default`` values while validating (jsonschema FAQ recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _fill_defaults(jsonschema.Draft202012Validator)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _schema_error_message(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"under '{key}'" if error.absolute_path else "at the top level"
+        hint = f" Allowed keys: {', '.join(allowed)}." if allowed else ""
+        return f"unknown config key(s) {', '.join(map(repr, extra))} {where}: remove or correct them.{hint}"
+    if error.validator == "required":
+        return f"config key '{key}' is missing a required entry: {error.message}."
+    desc = error.schema.get("description")
+    hint = f" ({desc})" if desc else ""
+    return f"config key '{key}': {error.message}.{hint}"
+
+
+def validate_config(config: dict, *, base_dir: str | Path = ".") -> dict:
+    """Validate a study config, fill defaults and run semantic checks.
+
+    Parameters
+    ----------
+    config
+        The parsed YAML (left unchanged; a completed copy is returned).
+    base_dir
+        Folder against which relative paths in the config (manifest, params) resolve.
+
+    Returns
+    -------
+    dict
+        The config with every default filled in.
+
+    Raises
+    ------
+    ConfigError
+        Naming the offending key and the fix.
+    """
+    config = copy.deepcopy(config) if config is not None else {}
+    errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError("\n".join(_schema_error_message(e) for e in errors))
+    _check_semantics(config, Path(base_dir))
+    return config
+
+
+def load_config(path: str | Path, *, base_dir: str | Path = ".") -> dict:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    return validate_config(raw, base_dir=base_dir)
+
+
+def _check_semantics(config: dict, base_dir: Path) -> None:
+    data, classes = config["data"], config["data"]["classes"]
+    models = config["generative"]["models"]
+    arms = config["evaluation"]["arms"]
+    known = set(BASE_ARMS) | set(models)
+    unknown = [a for a in arms if a not in known]
+    if unknown:
+        raise ConfigError(
+            f"config key 'evaluation.arms': unknown arm(s) {unknown}. Arms are 'real', 'oversample' "
+            f"and the models listed in 'generative.models' ({models}); add the model there or remove the arm."
+        )
+    if "real" not in arms:
+        raise ConfigError("config key 'evaluation.arms' must include 'real': it is the reference every arm is compared to.")
+
+    source = data["source"]
+    if source in ("br35h", "phantom"):
+        key = "n_per_class" if source == "br35h" else "n_patients"
+        counts = data[source][key]
+        if sorted(counts) != sorted(classes):
+            raise ConfigError(
+                f"config key 'data.{source}.{key}' has classes {sorted(counts)} but 'data.classes' is {classes}: "
+                "use the same class names in both."
+            )
+        patients = dict(counts)
+    else:
+        patients = _manifest_patients_per_class(data, classes, base_dir)
+
+    if source == "phantom" and config["preprocess"]["patch_mode"] == "crop":
+        if config["preprocess"]["patch_size"] > data["phantom"]["size"]:
+            raise ConfigError(
+                "config key 'preprocess.patch_size' is larger than 'data.phantom.size': "
+                "choose a patch no larger than the phantom field of view."
+            )
+
+    folds = config["split"]["folds"]
+    for name, n in patients.items():
+        if n < folds:
+            raise ConfigError(
+                f"config key 'split.folds' = {folds} is impossible: class '{name}' has only {n} patient(s), "
+                f"and every test fold needs at least one patient of each class. Use at most {n} folds "
+                "or add patients."
+            )
+
+    params = config["features"]["params"]
+    if params is not None and not (base_dir / params).is_file():
+        raise ConfigError(f"config key 'features.params': file {params} does not exist (relative to {base_dir}).")
+
+
+def _manifest_patients_per_class(data: dict, classes: list[str], base_dir: Path) -> dict[str, int]:
+    """Count patients per class in a user manifest (cheap: reads the CSV only)."""
+    import pandas as pd
+
+    from .manifest import read_manifest_table
+
+    if not data["manifest"]:
+        raise ConfigError("config key 'data.manifest' is required when data.source is 'manifest': give the CSV path.")
+    table = read_manifest_table(base_dir / data["manifest"])
+    table = table[table["label"].isin(classes)]
+    counts = table.groupby("label")["patient_id"].nunique()
+    return {c: int(counts.get(c, 0)) for c in classes}
+
+
+def resolve_params_file(config: dict, workflow_dir: str | Path) -> Path:
+    """The PyRadiomics parameter file of a study: the configured one or the shipped default."""
+    if config["features"]["params"]:
+        return Path(config["features"]["params"])
+    dim = config["data"]["phantom"]["dim"] if config["data"]["source"] == "phantom" else 2
+    return Path(workflow_dir) / "resources" / f"radiomics_{dim}d.yaml"
+
+
+def get(config: dict, dotted: str) -> Any:
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node

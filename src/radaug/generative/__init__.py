@@ -1,0 +1,59 @@
+"""Class-conditional generative models of (image, mask) patches.
+
+Every model implements :class:`GenerativeModel`: ``fit`` on real training patches
+of one fold, ``sample`` new pairs per class, ``save``/``load`` checkpoints.
+
+>>> sorted(MODELS)
+['cgan', 'cvae']
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .base import GenerativeModel, IntensityMap, read_checkpoint, select_device
+from .cgan import CGAN
+from .cvae import CVAE
+
+MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, CGAN)}
+"""Model name → class."""
+
+__all__ = ["CGAN", "CVAE", "MODELS", "GenerativeModel", "IntensityMap", "get_model", "load_model", "select_device"]
+
+
+def _model_class(name: str) -> type[GenerativeModel]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown generative model {name!r}; choose one of {sorted(MODELS)}") from None
+
+
+def get_model(name: str, **kwargs: Any) -> GenerativeModel:
+    """Build the model called ``name`` with constructor arguments ``kwargs``.
+
+    Parameters
+    ----------
+    name
+        A key of :data:`MODELS`.
+    **kwargs
+        ``patch_size``, ``n_classes`` and the model's hyperparameters.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown or an argument is invalid.
+    """
+    return _model_class(name)(**kwargs)
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> GenerativeModel:
+    """Load a saved model or training checkpoint of any kind onto ``device``.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a radaug checkpoint or names an unknown model.
+    """
+    ckpt = read_checkpoint(path)
+    return _model_class(ckpt["model"])._from_state(ckpt, select_device(device))

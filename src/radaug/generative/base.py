@@ -1,0 +1,732 @@
+"""Shared machinery of the conditional generative models.
+
+A model learns the joint distribution of an image patch and its ROI mask given a
+class label and samples new (image, mask) pairs per class. Everything that does
+not depend on the architecture lives here:
+
+* **Data contract.** ``fit`` takes ``images`` (N, S, S) in physical units, binary
+  ``masks`` (N, S, S) and integer ``labels`` (N,). Internally a patch is a
+  2-channel tensor in [-1, 1]: the image mapped by a robust affine
+  :class:`IntensityMap` fitted on the training patches, and the mask mapped
+  {0, 1} → {-1, 1}. ``sample`` inverts both maps: images come back in physical
+  units, masks as probabilities in [0, 1] (binarisation is the caller's).
+* **Training loop.** Uniform sampling of batches with replacement from one seeded
+  :class:`torch.Generator`, which also draws every latent code and noise term;
+  atomic checkpoints every ``checkpoint_every`` steps holding networks,
+  optimizers, loss scaler, generator state and the loss log, so a resumed run
+  ends byte-identical to an uninterrupted one on CPU.
+* **Devices.** ``"auto"`` picks CUDA when available. On CUDA the forward passes
+  run under :func:`torch.autocast` (bfloat16, or float16 with a gradient scaler);
+  on CPU the same code runs in float32 with deterministic algorithms enforced.
+* **Checkpoints** hold only tensors and plain Python values, so they load with
+  ``torch.load(path, weights_only=True)``.
+
+The networks are small DCGAN-style convolution stacks (Radford et al. 2016,
+arXiv:1511.06434): strided 4-wide convolutions halve the resolution down to 4 per
+side, transposed ones double it back up.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import math
+import numbers
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from radaug.io import atomic_path, sha256_array
+
+CHECKPOINT_FORMAT = 1
+"""Version of the checkpoint layout; bumped when it changes incompatibly."""
+
+SPATIAL_DIMS = 2
+"""Patches are 2D; shapes below are written in terms of this constant."""
+
+PATCH_CHANNELS = 2
+"""Image and mask, generated jointly."""
+
+EMBED_DIM = 16
+"""Size of the learned class-label embedding fed to the decoder networks."""
+
+_PERCENTILES = (0.5, 99.5)
+
+
+# --------------------------------------------------------------------------- #
+# Argument checks
+# --------------------------------------------------------------------------- #
+
+
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as ``int``; raise ValueError unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(name: str, value: Any, *, minimum: float, inclusive: bool) -> float:
+    """Return ``value`` as ``float``; raise ValueError unless finite and above ``minimum``.
+
+    ``inclusive`` allows ``value == minimum``.
+    """
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= minimum if inclusive else value > minimum)
+    )
+    if not ok:
+        bound = ">=" if inclusive else ">"
+        raise ValueError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
+    return float(value)
+
+
+def check_patch_size(patch_size: Any) -> int:
+    """Return ``patch_size``; raise ValueError unless it is a power of two >= 16."""
+    size = check_int("patch_size", patch_size, 16)
+    if size & (size - 1):
+        raise ValueError(f"patch_size must be a power of two >= 16, got {patch_size!r}")
+    return size
+
+
+def select_device(device: str) -> torch.device:
+    """Resolve a device name; ``"auto"`` is CUDA when available, else CPU.
+
+    Raises
+    ------
+    ValueError
+        If the name is not a torch device, or names CUDA on a machine without it.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return resolved
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed-precision dtype on CUDA (bfloat16 where supported, else float16); None on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@contextlib.contextmanager
+def _deterministic(device: torch.device) -> Iterator[None]:
+    """Enforce deterministic algorithms on CPU for the duration; restore the setting after."""
+    if device.type != "cpu":
+        yield
+        return
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+# --------------------------------------------------------------------------- #
+# Intensity scaling
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class IntensityMap:
+    """Affine map of physical intensities onto [-1, 1].
+
+    ``lo`` maps to -1 and ``hi`` to +1; values outside [lo, hi] are clipped, so a
+    few extreme voxels do not compress the range the networks see.
+
+    Attributes
+    ----------
+    lo, hi
+        Physical intensities mapped to -1 and +1 (``lo < hi``).
+    """
+
+    lo: float
+    hi: float
+
+    @classmethod
+    def fit(cls, images: np.ndarray) -> IntensityMap:
+        """Fit ``lo`` and ``hi`` as the 0.5th and 99.5th percentiles of ``images``.
+
+        Raises
+        ------
+        ValueError
+            If the percentiles coincide (constant patches cannot be scaled).
+        """
+        lo, hi = np.percentile(images, _PERCENTILES)
+        if not hi > lo:
+            raise ValueError(
+                f"images have no intensity spread (percentiles {_PERCENTILES} are both {lo}); "
+                "check the patch extraction"
+            )
+        return cls(float(lo), float(hi))
+
+    def to_unit(self, images: np.ndarray) -> np.ndarray:
+        """Map physical intensities to [-1, 1] (float32), clipping outliers."""
+        scaled = (np.asarray(images, np.float64) - self.lo) / (self.hi - self.lo) * 2.0 - 1.0
+        return np.clip(scaled, -1.0, 1.0).astype(np.float32)
+
+    def from_unit(self, scaled: np.ndarray) -> np.ndarray:
+        """Map values in [-1, 1] back to physical intensities (float32)."""
+        physical = (np.asarray(scaled, np.float64) + 1.0) / 2.0 * (self.hi - self.lo) + self.lo
+        return physical.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- #
+# Network building blocks
+# --------------------------------------------------------------------------- #
+
+
+def _layer(kind: str) -> type[nn.Module]:
+    """The ``SPATIAL_DIMS``-dimensional variant of a layer, e.g. ``Conv`` → ``nn.Conv2d``."""
+    return getattr(nn, f"{kind}{SPATIAL_DIMS}d")
+
+
+def channel_widths(patch_size: int, base_channels: int) -> list[int]:
+    """Feature channels at each resolution level, from ``patch_size / 2`` down to 4.
+
+    The width at resolution ``r`` is ``base_channels · 8 / r`` (at least 1):
+    ``base_channels`` at 8 per side, doubling with every halving of resolution.
+    Anchoring the widths to resolution rather than to the first layer keeps the
+    expensive high-resolution layers narrow; for 64-pixel patches and the default
+    ``base_channels=32`` the levels 32, 16, 8, 4 get 8, 16, 32, 64 channels.
+    """
+    resolutions = [patch_size >> level for level in range(1, int(math.log2(patch_size)) - 1)]
+    return [max(1, base_channels * 8 // r) for r in resolutions]
+
+
+def flat_features(widths: list[int]) -> int:
+    """Size of the flattened 4-per-side feature map at the bottom of a stack."""
+    return widths[-1] * 4**SPATIAL_DIMS
+
+
+def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool) -> nn.Sequential:
+    """Strided convolutions halving the resolution per level, then flatten.
+
+    Maps (B, in_channels, S, S) to (B, :func:`flat_features`). Each level is a
+    4-wide stride-2 convolution and LeakyReLU(0.2); with ``batch_norm`` every level
+    but the first also gets batch normalisation, as in DCGAN.
+    """
+    conv, norm = _layer("Conv"), _layer("BatchNorm")
+    layers: list[nn.Module] = []
+    for level, width in enumerate(widths):
+        normed = batch_norm and level > 0
+        layers.append(conv(in_channels, width, 4, stride=2, padding=1, bias=not normed))
+        if normed:
+            layers.append(norm(width))
+        layers.append(nn.LeakyReLU(0.2))
+        in_channels = width
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers)
+
+
+class ConditionalDecoder(nn.Module):
+    """Latent code and class label → raw 2-channel patch (a DCGAN generator).
+
+    The label's learned embedding is concatenated to the latent code (Mirza &
+    Osindero 2014, arXiv:1411.1784), projected to a 4-per-side feature map and
+    upsampled by stride-2 transposed convolutions with batch norm and ReLU. The
+    output is pre-activation; each model applies its own output nonlinearity.
+
+    Parameters
+    ----------
+    latent_dim
+        Size of the latent code.
+    n_classes
+        Number of class labels.
+    widths
+        Channels per resolution level, as from :func:`channel_widths`.
+    """
+
+    def __init__(self, latent_dim: int, n_classes: int, widths: list[int]) -> None:
+        super().__init__()
+        conv_t, norm = _layer("ConvTranspose"), _layer("BatchNorm")
+        self.embed = nn.Embedding(n_classes, EMBED_DIM)
+        layers: list[nn.Module] = [
+            nn.Linear(latent_dim + EMBED_DIM, flat_features(widths), bias=False),
+            nn.Unflatten(1, (widths[-1],) + (4,) * SPATIAL_DIMS),
+            norm(widths[-1]),
+            nn.ReLU(),
+        ]
+        for wide, narrow in zip(widths[:0:-1], widths[-2::-1]):
+            layers += [conv_t(wide, narrow, 4, stride=2, padding=1, bias=False), norm(narrow), nn.ReLU()]
+        layers.append(conv_t(widths[0], PATCH_CHANNELS, 4, stride=2, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Decode ``z`` (B, latent_dim) under ``labels`` (B,) to (B, 2, S, S) logits."""
+        return self.net(torch.cat([z, self.embed(labels)], dim=1))
+
+
+# --------------------------------------------------------------------------- #
+# Loss log
+# --------------------------------------------------------------------------- #
+
+
+class _LossLog:
+    """Loss components averaged over each logging interval, plus throughput."""
+
+    def __init__(self, rows: list[dict] | None = None, sums: dict[str, float] | None = None, count: int = 0) -> None:
+        self.rows = list(rows or [])
+        self.sums = dict(sums or {})
+        self.count = count
+
+    def add(self, losses: dict[str, float]) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def flush(self, step: int, images_per_s: float) -> dict:
+        row = {"step": step, **{k: v / self.count for k, v in self.sums.items()}, "images_per_s": images_per_s}
+        self.rows.append(row)
+        self.sums, self.count = {}, 0
+        return row
+
+    def state(self) -> dict:
+        return {"rows": list(self.rows), "sums": dict(self.sums), "count": self.count}
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+# --------------------------------------------------------------------------- #
+# The interface
+# --------------------------------------------------------------------------- #
+
+
+class GenerativeModel(abc.ABC):
+    """A class-conditional generative model of (image, mask) patches.
+
+    Subclasses set :attr:`name`, build their networks in :meth:`_build_networks`
+    and optimizers in :meth:`_build_optimizers`, and implement one optimisation
+    step (:meth:`_train_step`) and decoding of latent codes (:meth:`_generate`).
+
+    Parameters
+    ----------
+    patch_size
+        Side of the square patches, a power of two >= 16 (32 or 64 in practice).
+    n_classes
+        Number of class labels; labels are 0 .. n_classes - 1.
+    latent_dim
+        Size of the latent code.
+    base_channels
+        Network width: feature channels at 8 pixels per side, doubling per halving
+        of resolution (see :func:`channel_widths`).
+    lr
+        Adam learning rate.
+    **extra_hyperparams
+        Model-specific hyperparameters (plain Python values), already validated.
+
+    Attributes
+    ----------
+    hyperparams : dict
+        Constructor arguments; ``type(model)(**model.hyperparams)`` rebuilds it.
+    step : int
+        Training steps done.
+    intensity : IntensityMap or None
+        Intensity scaling fitted on the training patches; None before ``fit``.
+    device : torch.device
+        Where the networks live.
+    nets : torch.nn.ModuleDict
+        The networks.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        patch_size: int,
+        n_classes: int,
+        *,
+        latent_dim: int,
+        base_channels: int,
+        lr: float,
+        **extra_hyperparams: Any,
+    ) -> None:
+        self.patch_size = check_patch_size(patch_size)
+        self.n_classes = check_int("n_classes", n_classes, 1)
+        self.latent_dim = check_int("latent_dim", latent_dim, 1)
+        self.base_channels = check_int("base_channels", base_channels, 1)
+        self.lr = check_float("lr", lr, minimum=0.0, inclusive=False)
+        self.hyperparams: dict[str, Any] = {
+            "patch_size": self.patch_size,
+            "n_classes": self.n_classes,
+            "latent_dim": self.latent_dim,
+            "base_channels": self.base_channels,
+            "lr": self.lr,
+            **extra_hyperparams,
+        }
+        self.widths = channel_widths(self.patch_size, self.base_channels)
+        self.patch_shape = (self.patch_size,) * SPATIAL_DIMS
+        self.step = 0
+        self.intensity: IntensityMap | None = None
+        self.device = torch.device("cpu")
+        self.nets = self._seeded_networks(0)
+        self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._scaler = torch.amp.GradScaler("cpu", enabled=False)
+        self._rng = torch.Generator()
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- subclass hooks ---------------------------------------------------- #
+
+    @abc.abstractmethod
+    def _build_networks(self) -> dict[str, nn.Module]:
+        """Build freshly initialised networks (on CPU, from the global RNG)."""
+
+    @abc.abstractmethod
+    def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Build optimizers for ``self.nets`` (already on ``self.device``)."""
+
+    @abc.abstractmethod
+    def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on a batch; return the loss components.
+
+        Parameters
+        ----------
+        images
+            (B, 2, S, S) patches in [-1, 1] on ``self.device``: image, then mask.
+        labels
+            (B,) int64 class labels on ``self.device``.
+        """
+
+    @abc.abstractmethod
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode latent codes ``z`` (B, latent_dim) under ``labels`` (B,).
+
+        Returns
+        -------
+        image, mask_prob
+            (B, S, S) tensors: image in [-1, 1], mask probability in [0, 1].
+        """
+
+    # -- helpers for subclasses -------------------------------------------- #
+
+    def _noise(self, *shape: int) -> torch.Tensor:
+        """Standard normal noise from the training generator, on ``self.device``."""
+        return torch.randn(shape, generator=self._rng).to(self.device)
+
+    def _autocast(self) -> torch.autocast:
+        """Mixed precision on CUDA; a no-op context on CPU."""
+        dtype = _amp_dtype(self.device)
+        return torch.autocast(self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+    def _optimize(self, loss: torch.Tensor, optimizer: str) -> None:
+        """Backpropagate ``loss`` and step the named optimizer (through the loss scaler)."""
+        opt = self._optimizers[optimizer]
+        opt.zero_grad(set_to_none=True)
+        self._scaler.scale(loss).backward()
+        self._scaler.step(opt)
+        self._scaler.update()
+
+    # -- training ------------------------------------------------------------ #
+
+    def fit(
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        labels: np.ndarray,
+        *,
+        steps: int,
+        batch_size: int = 32,
+        seed: int = 0,
+        device: str = "auto",
+        checkpoint_path: str | os.PathLike | None = None,
+        checkpoint_every: int = 200,
+        log_every: int = 50,
+        log: Callable[[str], object] = print,
+    ) -> pd.DataFrame:
+        """Train from scratch, or resume from a matching checkpoint, up to ``steps`` steps.
+
+        Networks are re-initialised from ``seed``. If ``checkpoint_path`` exists and
+        was written by a run with the same model, hyperparameters, data, seed,
+        batch size and precision, training resumes from it and ends byte-identical
+        (on CPU) to an uninterrupted run; otherwise it is overwritten.
+
+        Parameters
+        ----------
+        images
+            (N, S, S) patches in physical units (e.g. z-scored MR, CT in HU).
+        masks
+            (N, S, S) binary ROI masks (values 0 and 1).
+        labels
+            (N,) integer class labels in 0 .. n_classes - 1.
+        steps
+            Total number of optimisation steps (including resumed ones).
+        batch_size
+            Patches per step, drawn uniformly with replacement.
+        seed
+            Seeds network initialisation, batch sampling and all noise.
+        device
+            ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+        checkpoint_path
+            Where to write the training checkpoint atomically, every
+            ``checkpoint_every`` steps and at the end; None disables checkpoints.
+        checkpoint_every
+            Steps between checkpoints.
+        log_every
+            Steps between loss-log rows and progress messages.
+        log
+            Receives progress messages.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per logged step: ``step``, the model's loss components averaged
+            over the interval ending at that step, and ``images_per_s``.
+
+        Raises
+        ------
+        ValueError
+            If the data or an argument is invalid.
+        """
+        images, masks, labels = self._check_data(images, masks, labels)
+        steps = check_int("steps", steps, 1)
+        batch_size = check_int("batch_size", batch_size, 1)
+        seed = check_int("seed", seed, 0)
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
+        log_every = check_int("log_every", log_every, 1)
+        dev = select_device(device)
+        amp = _amp_dtype(dev)
+        config = {
+            "model": self.name,
+            "hyperparams": dict(self.hyperparams),
+            "seed": seed,
+            "batch_size": batch_size,
+            "precision": "float32" if amp is None else f"{str(amp).removeprefix('torch.')}-mixed",
+            "data_sha256": [sha256_array(a) for a in (images, masks, labels)],
+        }
+
+        self.intensity = IntensityMap.fit(images)
+        patches = np.stack([self.intensity.to_unit(images), masks.astype(np.float32) * 2 - 1], axis=1)
+        patches_t = torch.from_numpy(patches).to(dev)
+        labels_t = torch.from_numpy(labels).to(dev)
+
+        self.device = dev
+        self.nets = self._seeded_networks(seed).to(dev)
+        self._optimizers = self._build_optimizers()
+        self._scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
+        self._rng = torch.Generator().manual_seed(seed)
+        self.step = 0
+        history = _LossLog()
+        if checkpoint_path is not None and Path(checkpoint_path).exists():
+            history = self._resume(Path(checkpoint_path), config, steps, log)
+
+        self.nets.train()
+        clock, clock_step = time.perf_counter(), self.step
+        with _deterministic(dev):
+            while self.step < steps:
+                idx = torch.randint(len(labels), (batch_size,), generator=self._rng).to(dev)
+                history.add(self._train_step(patches_t[idx], labels_t[idx]))
+                self.step += 1
+                if self.step % log_every == 0 or self.step == steps:
+                    now = time.perf_counter()
+                    row = history.flush(self.step, (self.step - clock_step) * batch_size / (now - clock))
+                    clock, clock_step = now, self.step
+                    losses = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "images_per_s"))
+                    log(f"{self.name} step {self.step}/{steps} {losses} {row['images_per_s']:.0f} img/s")
+                if checkpoint_path is not None and (self.step % checkpoint_every == 0 or self.step == steps):
+                    self._write(checkpoint_path, training=self._training_state(config, history))
+        return history.frame()
+
+    def _check_data(
+        self, images: np.ndarray, masks: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Validate training data; return float32 images, uint8 masks, int64 labels."""
+        images, masks = np.asarray(images), np.asarray(masks)
+        if images.ndim != 1 + SPATIAL_DIMS or images.shape[1:] != self.patch_shape or not len(images):
+            raise ValueError(f"images must have shape (N, {', '.join(map(str, self.patch_shape))}) "
+                             f"with N >= 1, got {images.shape}")
+        if not np.issubdtype(images.dtype, np.number) or not np.isfinite(images).all():
+            raise ValueError("images must be finite numbers")
+        if masks.shape != images.shape:
+            raise ValueError(f"masks must have the shape of images {images.shape}, got {masks.shape}")
+        if not np.isin(masks, (0, 1)).all():
+            raise ValueError("masks must be binary (values 0 and 1)")
+        labels = self._check_labels(labels)
+        if labels.shape != (len(images),):
+            raise ValueError(f"labels must have shape ({len(images)},), got {labels.shape}")
+        return images.astype(np.float32), masks.astype(np.uint8), labels
+
+    def _check_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Validate a 1-D array of class labels; return it as int64."""
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise ValueError(f"labels must lie in 0 .. {self.n_classes - 1}, got {labels.min()} .. {labels.max()}")
+        return labels.astype(np.int64)
+
+    def _seeded_networks(self, seed: int) -> nn.ModuleDict:
+        """Networks initialised from ``seed``, leaving the caller's global RNG untouched."""
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            return nn.ModuleDict(self._build_networks())
+
+    def _resume(self, path: Path, config: dict, steps: int, log: Callable[[str], object]) -> _LossLog:
+        """Restore training state from ``path`` if it matches ``config``; return the loss log so far."""
+        ckpt = read_checkpoint(path)
+        training = ckpt.get("training")
+        if training is None or training["config"] != config:
+            log(f"{path}: checkpoint is from a different configuration; training from scratch")
+            return _LossLog()
+        if ckpt["step"] > steps:
+            log(f"{path}: checkpoint is at step {ckpt['step']} > steps={steps}; training from scratch")
+            return _LossLog()
+        self.nets.load_state_dict(ckpt["state_dict"])
+        for key, opt in self._optimizers.items():
+            opt.load_state_dict(training["optimizers"][key])
+        self._scaler.load_state_dict(training["scaler"])
+        self._rng.set_state(training["rng"])
+        self.step = ckpt["step"]
+        log(f"{path}: resuming {self.name} from step {self.step}")
+        return _LossLog(**training["log"])
+
+    def _training_state(self, config: dict, history: _LossLog) -> dict:
+        return {
+            "config": config,
+            "optimizers": {key: opt.state_dict() for key, opt in self._optimizers.items()},
+            "scaler": self._scaler.state_dict(),
+            "rng": self._rng.get_state(),
+            "log": history.state(),
+        }
+
+    # -- sampling ------------------------------------------------------------ #
+
+    def sample(self, labels: np.ndarray, *, seed: int, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Draw one (image, mask) pair per requested label.
+
+        Latent codes come from the prior N(0, I), drawn from a generator seeded
+        with ``seed``; the same seed and labels give the same samples whatever
+        ``batch_size``.
+
+        Parameters
+        ----------
+        labels
+            (M,) integer class labels, one per sample wanted.
+        seed
+            Seeds the latent codes.
+        batch_size
+            Samples decoded per forward pass.
+
+        Returns
+        -------
+        images : numpy.ndarray
+            (M, S, S) float32 in physical units, within the fitted intensity range.
+        mask_prob : numpy.ndarray
+            (M, S, S) float32 mask probabilities in [0, 1].
+
+        Raises
+        ------
+        RuntimeError
+            If the model has been neither fitted nor loaded.
+        ValueError
+            If an argument is invalid.
+        """
+        if self.intensity is None:
+            raise RuntimeError(f"{self.name} model is not trained; call fit() or load() first")
+        labels = self._check_labels(labels)
+        seed = check_int("seed", seed, 0)
+        batch_size = check_int("batch_size", batch_size, 1)
+        z = torch.randn(len(labels), self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        images = np.empty((len(labels), *self.patch_shape), np.float32)
+        masks = np.empty_like(images)
+        was_training = self.nets.training
+        self.nets.eval()
+        try:
+            with torch.inference_mode(), _deterministic(self.device), self._autocast():
+                for start in range(0, len(labels), batch_size):
+                    chunk = slice(start, start + batch_size)
+                    image, mask = self._generate(
+                        z[chunk].to(self.device), torch.from_numpy(labels[chunk]).to(self.device)
+                    )
+                    images[chunk] = image.float().cpu().numpy()
+                    masks[chunk] = mask.float().cpu().numpy()
+        finally:
+            self.nets.train(was_training)
+        return self.intensity.from_unit(images), masks
+
+    # -- persistence --------------------------------------------------------- #
+
+    def _state(self) -> dict:
+        """Everything needed to sample: hyperparameters, weights, intensity map, step."""
+        if self.intensity is None:
+            raise RuntimeError(f"{self.name} model is not trained; there is nothing to save")
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.name,
+            "hyperparams": dict(self.hyperparams),
+            "step": self.step,
+            "intensity": {"lo": self.intensity.lo, "hi": self.intensity.hi},
+            "state_dict": self.nets.state_dict(),
+        }
+
+    def _write(self, path: str | os.PathLike, **extra: Any) -> None:
+        with atomic_path(path) as tmp:
+            torch.save({**self._state(), **extra}, tmp)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the trained model (no optimizer state) atomically to ``path``.
+
+        The file holds ``format``, ``model`` (the name), ``hyperparams``, ``step``,
+        ``intensity`` (``lo``, ``hi``) and ``state_dict``, all tensors or plain
+        Python values, readable with ``torch.load(path, weights_only=True)``.
+        Training checkpoints hold the same plus a ``training`` section.
+        """
+        self._write(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> Self:
+        """Load a model written by :meth:`save` (or a training checkpoint) onto ``device``.
+
+        Raises
+        ------
+        ValueError
+            If the file holds another kind of model or an unknown checkpoint format.
+        """
+        ckpt = read_checkpoint(path)
+        if ckpt["model"] != cls.name:
+            raise ValueError(
+                f"{path} holds a {ckpt['model']!r} model, not {cls.name!r}; "
+                "use radaug.generative.load_model to load any model"
+            )
+        return cls._from_state(ckpt, select_device(device))
+
+    @classmethod
+    def _from_state(cls, ckpt: dict, device: torch.device) -> Self:
+        model = cls(**ckpt["hyperparams"])
+        model.nets.load_state_dict(ckpt["state_dict"])
+        model.nets.to(device)
+        model.device = device
+        model.intensity = IntensityMap(**ckpt["intensity"])
+        model.step = ckpt["step"]
+        return model
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint without unpickling arbitrary objects; check its format."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a radaug generative-model checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt

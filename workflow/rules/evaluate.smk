@@ -1,0 +1,54 @@
+# Stage 7: downstream classifier per arm, trained on fold-train real (+ arm data),
+# scored on fold-test real data only.
+
+
+def arm_features(wildcards):
+    if wildcards.arm in MODELS:
+        return expand(f"{STUDY}/features/{wildcards.arm}/{{fold}}.csv", fold=FOLDS)
+    return []
+
+
+rule evaluate:
+    input:
+        real=rules.features_real_table.output.features,
+        folds=rules.split.output.folds,
+        arm=arm_features,
+    output:
+        per_fold=f"{STUDY}/evaluation/per_fold/{{arm}}.csv",
+        predictions=f"{STUDY}/evaluation/predictions/{{arm}}.csv",
+        prov=f"{PROV}/evaluate/{{arm}}.json",
+    log:
+        f"{LOGS}/evaluate/{{arm}}.log",
+    params:
+        code=code("evaluate"),
+        positive_class=config["data"]["classes"][1],
+        classifier=config["evaluation"]["classifier"],
+        target_ratio=config["sampling"]["target_ratio"],
+        cap_per_case=config["sampling"]["cap_per_case"],
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        script("evaluate")
+
+
+rule evaluation_summary:
+    input:
+        per_fold=expand(rules.evaluate.output.per_fold, arm=ARMS),
+    output:
+        summary=report(
+            f"{STUDY}/evaluation/summary.csv",
+            caption="../report/evaluation.rst",
+            category="Evaluation",
+        ),
+        prov=f"{PROV}/evaluation_summary.json",
+    log:
+        f"{LOGS}/evaluation_summary.log",
+    params:
+        code=code("evaluation_summary"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        script("evaluation_summary")

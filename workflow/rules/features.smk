@@ -1,0 +1,62 @@
+# Stage 5: PyRadiomics features. Real cases once per study (in batches), synthetic
+# sets per fold and model.
+
+
+rule features_real:
+    input:
+        patches=rules.preprocess.output.patches,
+        table=rules.preprocess.output.table,
+        params_file=RADIOMICS_PARAMS,
+    output:
+        features=f"{STUDY}/features/real/batch_{{batch}}.csv",
+        failures=f"{STUDY}/features/real/batch_{{batch}}.failures.csv",
+        prov=f"{PROV}/features_real/batch_{{batch}}.json",
+    log:
+        f"{LOGS}/features_real/batch_{{batch}}.log",
+    params:
+        code=code("features_real"),
+        max_failed=0,
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        script("features_real")
+
+
+rule features_real_table:
+    input:
+        features=expand(rules.features_real.output.features, batch=BATCHES),
+    output:
+        features=f"{STUDY}/features/real.csv",
+        prov=f"{PROV}/features_real_table.json",
+    log:
+        f"{LOGS}/features_real_table.log",
+    params:
+        code=code("concat_tables"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        script("concat_tables")
+
+
+rule features_synthetic:
+    input:
+        samples=rules.sample_synthetic.output.samples,
+        table=rules.sample_synthetic.output.table,
+        index=rules.case_index.output.index,
+        params_file=RADIOMICS_PARAMS,
+    output:
+        features=f"{STUDY}/features/{{model}}/{{fold}}.csv",
+        failures=f"{STUDY}/features/{{model}}/{{fold}}.failures.csv",
+        prov=f"{PROV}/features_synthetic/{{model}}/{{fold}}.json",
+    log:
+        f"{LOGS}/features_synthetic/{{model}}/{{fold}}.log",
+    params:
+        code=code("features_synthetic"),
+        max_failed=config["study"]["max_failed_samples"],
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        script("features_synthetic")

@@ -1,0 +1,52 @@
+# Stage 3-4: train each generative model on each fold's training cases only, then
+# sample synthetic cases with rebalancing quotas. Training resumes from its last
+# checkpoint when a killed job is rerun.
+
+
+rule train_generator:
+    input:
+        index=rules.case_index.output.index,
+        folds=rules.split.output.folds,
+        patches=expand(rules.preprocess.output.patches, batch=BATCHES),
+    output:
+        checkpoint=f"{STUDY}/models/{{model}}/{{fold}}/checkpoint.pt",
+        losses=f"{STUDY}/models/{{model}}/{{fold}}/losses.csv",
+        training_input=f"{STUDY}/models/{{model}}/{{fold}}/training_input.csv",
+        prov=f"{PROV}/train_generator/{{model}}/{{fold}}.json",
+    log:
+        f"{LOGS}/train_generator/{{model}}/{{fold}}.log",
+    params:
+        code=code("train_generator"),
+        classes=config["data"]["classes"],
+        training={k: v for k, v in config["generative"].items() if k not in ("models", "cvae", "cgan")},
+        hyperparams=lambda wc: config["generative"][wc.model],
+        seed=SEED,
+    threads: config["generative"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    script:
+        script("train_generator")
+
+
+rule sample_synthetic:
+    input:
+        checkpoint=rules.train_generator.output.checkpoint,
+        index=rules.case_index.output.index,
+        folds=rules.split.output.folds,
+    output:
+        samples=f"{STUDY}/synthetic/{{model}}/{{fold}}.npz",
+        table=f"{STUDY}/synthetic/{{model}}/{{fold}}.csv",
+        prov=f"{PROV}/sample_synthetic/{{model}}/{{fold}}.json",
+    log:
+        f"{LOGS}/sample_synthetic/{{model}}/{{fold}}.log",
+    params:
+        code=code("sample_synthetic"),
+        classes=config["data"]["classes"],
+        sampling=config["sampling"],
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        script("sample_synthetic")

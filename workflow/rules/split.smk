@@ -1,0 +1,24 @@
+# Stage 2: patient-grouped, stratified folds; near-duplicates grouped.
+
+
+rule split:
+    input:
+        index=rules.case_index.output.index,
+    output:
+        folds=report(
+            f"{STUDY}/splits/folds.csv",
+            caption="../report/folds.rst",
+            category="Split",
+        ),
+        prov=f"{PROV}/split.json",
+    log:
+        f"{LOGS}/split.log",
+    params:
+        code=code("split"),
+        options=config["split"],
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        script("split")

@@ -1,0 +1,44 @@
+# Stage 6: validation of each generated arm per fold and class against real-vs-real
+# baselines (distribution, correlation structure, Frechet distance, memorization).
+
+
+rule validate:
+    input:
+        real=rules.features_real_table.output.features,
+        folds=rules.split.output.folds,
+        arm=expand(f"{STUDY}/features/{{{{arm}}}}/{{fold}}.csv", fold=FOLDS),
+    output:
+        table=f"{STUDY}/validation/arms/{{arm}}.csv",
+        prov=f"{PROV}/validate/{{arm}}.json",
+    log:
+        f"{LOGS}/validate/{{arm}}.log",
+    params:
+        code=code("validate"),
+        options=config["validation"],
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        script("validate")
+
+
+rule validation_summary:
+    input:
+        tables=expand(rules.validate.output.table, arm=VALIDATED_ARMS),
+    output:
+        summary=report(
+            f"{STUDY}/validation/summary.csv",
+            caption="../report/validation.rst",
+            category="Validation",
+        ),
+        prov=f"{PROV}/validation_summary.json",
+    log:
+        f"{LOGS}/validation_summary.log",
+    params:
+        code=code("concat_tables"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        script("concat_tables")

@@ -1,0 +1,38 @@
+"""Build and validate the study cohort: example draw, phantom, or user manifest."""
+from pathlib import Path
+
+import pandas as pd
+
+from radaug.data import br35h, phantom
+from radaug.io import write_csv
+from radaug.manifest import read_manifest_table, validate_manifest
+from radaug.provenance import run_job
+
+DEFAULT_MODALITY = {"br35h": "MR", "phantom": "CT", "manifest": "other"}
+
+
+def main(smk):
+    data = smk.params.data
+    source = data["source"]
+    if source == "br35h":
+        images_dir = Path(smk.input.br35h_index).parent
+        table = br35h.draw_cohort(pd.read_csv(smk.input.br35h_index), images_dir.resolve(),
+                                  data["br35h"]["n_per_class"], seed=smk.params.seed)
+        base_dir, origin = images_dir, f"Br35H draw (seed {smk.params.seed})"
+    elif source == "phantom":
+        base_dir = Path(smk.params.phantom_dir)
+        table = phantom.make_phantom_cohort(base_dir, seed=smk.params.seed, **data["phantom"])
+        table = table.astype(str)
+        origin = f"phantom (seed {smk.params.seed})"
+    else:
+        base_dir, origin = Path(smk.input.manifest).parent, smk.input.manifest
+        table = read_manifest_table(smk.input.manifest)
+    cohort = validate_manifest(
+        table, base_dir=base_dir, classes=data["classes"],
+        allow_mixed_patient_labels=data["allow_mixed_patient_labels"], mask_label=data["mask_label"],
+        default_modality=DEFAULT_MODALITY[source], source=origin,
+    )
+    write_csv(smk.output.cohort, cohort)
+
+
+run_job(snakemake, main)  # noqa: F821

@@ -1,0 +1,29 @@
+"""PyRadiomics features of one fold's synthetic set."""
+import pandas as pd
+
+from radaug.errors import RadaugError
+from radaug.features import extract_patches, make_extractor, parse_spacing
+from radaug.io import load_arrays, write_csv
+from radaug.provenance import run_job
+
+
+def main(smk):
+    samples = pd.read_csv(smk.input.table, dtype={"sample_id": str}, keep_default_na=False)
+    arrays = load_arrays(smk.input.samples)
+    index = pd.read_csv(smk.input.index, dtype=str, keep_default_na=False)
+    meta = pd.DataFrame({"sample_id": samples.get("sample_id", []), "case_id": "", "source": "synthetic",
+                         "arm": smk.wildcards.model, "repeat": samples.get("repeat", []),
+                         "fold": samples.get("fold", []), "label": samples.get("label", [])})
+    features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
+                                         arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta)
+    write_csv(smk.output.failures, failures)
+    if len(failures) > smk.params.max_failed:
+        raise RadaugError(
+            f"feature extraction failed for {len(failures)} synthetic sample(s) of {smk.wildcards.model} "
+            f"{smk.wildcards.fold}, more than study.max_failed_samples = {smk.params.max_failed}; "
+            f"reasons in {smk.output.failures}"
+        )
+    write_csv(smk.output.features, features)
+
+
+run_job(snakemake, main)  # noqa: F821

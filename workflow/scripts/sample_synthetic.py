@@ -1,0 +1,42 @@
+"""Sample one fold's synthetic set from a trained model, with rebalancing quotas."""
+import numpy as np
+import pandas as pd
+
+from radaug.generative import load_model
+from radaug.io import save_arrays, sha256_file, write_csv
+from radaug.provenance import log, run_job
+from radaug.sampling import rebalancing_quotas, sample_with_quotas
+from radaug.splits import fold_cases, parse_fold_key
+
+
+def main(smk):
+    repeat, fold = parse_fold_key(smk.wildcards.fold)
+    opts, classes = smk.params.sampling, smk.params.classes
+    index = pd.read_csv(smk.input.index, dtype={"case_id": str}, keep_default_na=False).set_index("case_id")
+    folds = pd.read_csv(smk.input.folds, dtype={"case_id": str})
+    train = fold_cases(folds, repeat, fold, "train")
+    counts = train["label"].value_counts().reindex(classes, fill_value=0).to_dict()
+    quotas = rebalancing_quotas(counts, opts["target_ratio"], opts["cap_per_case"])
+    roi = index.loc[train["case_id"], "roi_voxels"].astype(int).groupby(train["label"].to_numpy())
+    slack = 1 + opts["roi_size_slack"]
+    roi_ranges = {c: (roi.min()[c] / slack, roi.max()[c] * slack) for c in classes if c in roi.min()}
+    model = load_model(smk.input.checkpoint)
+    images, masks, records, rejected = sample_with_quotas(
+        model, quotas, classes, roi_ranges, seed=smk.params.seed, fold=smk.wildcards.fold,
+        model_name=smk.wildcards.model, max_attempts=opts["max_attempts"])
+    log.info("quotas %s, rejected %s", quotas, rejected)
+    model_sha = sha256_file(smk.input.checkpoint)
+    table = pd.DataFrame.from_records(records)
+    n = len(table)
+    table.insert(0, "sample_id", [f"{smk.wildcards.model}-{smk.wildcards.fold}-{i:05d}" for i in range(n)])
+    table = table.assign(model=smk.wildcards.model, model_sha256=model_sha, checkpoint_step=model.step,
+                         repeat=repeat, fold=fold, quota=table["label"].map(quotas),
+                         rejected_in_class=table["label"].map(rejected))
+    save_arrays(smk.output.samples,
+                sample_id=table["sample_id"].to_numpy(dtype=str) if n else np.zeros(0, dtype="<U1"),
+                image=np.stack(images) if n else np.zeros(0, np.float32),
+                mask=np.stack(masks) if n else np.zeros(0, np.uint8))
+    write_csv(smk.output.table, table)
+
+
+run_job(snakemake, main)  # noqa: F821
