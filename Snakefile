@@ -2,7 +2,11 @@
 # Stages (one rule file each): cohort -> preprocess -> split -> generative ->
 # features -> validate -> evaluate -> report -> provenance. See README.md.
 
-configfile: "config.yaml"
+# The default study, unless a study config is given with --configfile: study configs
+# replace it rather than merge into it, so no study inherits another's keys.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

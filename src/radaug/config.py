@@ -162,16 +162,29 @@ def _manifest_patients_per_class(data: dict, classes: list[str], base_dir: Path)
     return {c: int(counts.get(c, 0)) for c in classes}
 
 
+def study_modality(config: dict) -> str | None:
+    """The modality that decides intensity handling and default feature parameters, if known."""
+    configured = config["preprocess"]["modality"]
+    if configured != "auto":
+        return configured
+    return {"br35h": "MR", "phantom": "CT"}.get(config["data"]["source"])
+
+
 def resolve_params_file(config: dict, workflow_dir: str | Path) -> Path:
-    """The PyRadiomics parameter file of a study: the configured one or the shipped default."""
+    """The PyRadiomics parameter file of a study: the configured one or the shipped default.
+
+    Defaults (``workflow/resources/radiomics_{2d,3d}_{ct,mr}.yaml``) exist for the
+    example and phantom sources; a user manifest must name its file, because the
+    right bin width depends on the modality and intensity range of the data.
+    """
     if config["features"]["params"]:
         return Path(config["features"]["params"])
-    dim = config["data"]["phantom"]["dim"] if config["data"]["source"] == "phantom" else 2
-    return Path(workflow_dir) / "resources" / f"radiomics_{dim}d.yaml"
-
-
-def get(config: dict, dotted: str) -> Any:
-    node = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node
+    source = config["data"]["source"]
+    if source == "manifest":
+        raise ConfigError(
+            "config key 'features.params' is required for data.source 'manifest': choose a PyRadiomics "
+            "parameter file for your modality and dimensionality, e.g. one of workflow/resources/radiomics_*.yaml."
+        )
+    dim = config["data"]["phantom"]["dim"] if source == "phantom" else 2
+    modality = "ct" if study_modality(config) == "CT" else "mr"
+    return Path(workflow_dir) / "resources" / f"radiomics_{dim}d_{modality}.yaml"

@@ -51,10 +51,17 @@ def read_manifest_table(path: str | Path) -> pd.DataFrame:
             f"manifest {path} lacks required column(s) {missing}; it needs {list(REQUIRED_COLUMNS)} "
             f"and may have {list(OPTIONAL_COLUMNS)}."
         )
+    return _standard_columns(table)
+
+
+def _standard_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Required and optional columns only, as stripped strings (missing optional ones empty)."""
+    table = table.copy()
     for column in OPTIONAL_COLUMNS:
         if column not in table.columns:
             table[column] = ""
-    return table.apply(lambda col: col.str.strip()).loc[:, list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)]
+    table = table.loc[:, list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)].fillna("").astype(str)
+    return table.apply(lambda col: col.str.strip())
 
 
 def validate_manifest(
@@ -98,7 +105,7 @@ def validate_manifest(
     """
     base_dir = Path(base_dir)
     problems: list[str] = []
-    table = table.copy()
+    table = _standard_columns(table)
 
     empty_ids = table["case_id"] == ""
     if empty_ids.any():

@@ -152,7 +152,7 @@ def test_subtypes_differ_in_texture():
 @pytest.fixture(scope="module")
 def large_cohort(tmp_path_factory):
     out = tmp_path_factory.mktemp("phantom")
-    return out, make_phantom_cohort(out, n_patients={"benign": 240, "malignant": 80}, size=32, seed=11)
+    return out, make_phantom_cohort(out, n_patients={"benign": 240, "malignant": 80}, size=16, seed=11)
 
 
 def test_rare_subtype_frequency_matches_rare_fraction(large_cohort):

@@ -16,7 +16,7 @@ rule fetch_br35h:
         mem_mb=1000,
         runtime=20,
     script:
-        script("fetch_br35h")
+        "../scripts/fetch_br35h.py"
 
 
 def cohort_inputs(wildcards):
@@ -45,4 +45,4 @@ rule cohort:
         mem_mb=2000,
         runtime=30,
     script:
-        script("cohort")
+        "../scripts/cohort.py"

@@ -8,6 +8,7 @@ from radaug.splits import fold_key
 
 try:
     _validated = validate_config(config, base_dir=".")
+    RADIOMICS_PARAMS = str(resolve_params_file(_validated, workflow.basedir + "/workflow"))
 except RadaugError as _exc:
     sys.stderr.write(f"radaug: invalid configuration:\n{_exc}\n")
     sys.exit(1)
@@ -27,7 +28,6 @@ FOLDS = [
 MODELS = config["generative"]["models"]
 ARMS = config["evaluation"]["arms"]
 VALIDATED_ARMS = [a for a in ARMS if a in MODELS]
-RADIOMICS_PARAMS = str(resolve_params_file(config, workflow.basedir + "/workflow"))
 
 
 wildcard_constraints:
@@ -35,11 +35,6 @@ wildcard_constraints:
     fold=r"r\d+f\d+",
     model="|".join(MODELS) or "none",
     arm="|".join(ARMS),
-
-
-def script(name):
-    """Path of a workflow script (relative to this rules folder, as script: expects)."""
-    return f"../scripts/{name}.py"
 
 
 def code(name):

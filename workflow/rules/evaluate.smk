@@ -30,7 +30,7 @@ rule evaluate:
         mem_mb=2000,
         runtime=20,
     script:
-        script("evaluate")
+        "../scripts/evaluate.py"
 
 
 rule evaluation_summary:
@@ -51,4 +51,4 @@ rule evaluation_summary:
         mem_mb=1000,
         runtime=10,
     script:
-        script("evaluation_summary")
+        "../scripts/evaluation_summary.py"

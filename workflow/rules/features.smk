@@ -20,7 +20,7 @@ rule features_real:
         mem_mb=2000,
         runtime=60,
     script:
-        script("features_real")
+        "../scripts/features_real.py"
 
 
 rule features_real_table:
@@ -37,7 +37,7 @@ rule features_real_table:
         mem_mb=1000,
         runtime=10,
     script:
-        script("concat_tables")
+        "../scripts/concat_tables.py"
 
 
 rule features_synthetic:
@@ -59,4 +59,4 @@ rule features_synthetic:
         mem_mb=2000,
         runtime=60,
     script:
-        script("features_synthetic")
+        "../scripts/features_synthetic.py"

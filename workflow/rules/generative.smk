@@ -26,7 +26,7 @@ rule train_generator:
         mem_mb=4000,
         runtime=120,
     script:
-        script("train_generator")
+        "../scripts/train_generator.py"
 
 
 rule sample_synthetic:
@@ -49,4 +49,4 @@ rule sample_synthetic:
         mem_mb=2000,
         runtime=20,
     script:
-        script("sample_synthetic")
+        "../scripts/sample_synthetic.py"

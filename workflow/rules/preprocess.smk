@@ -19,7 +19,7 @@ rule preprocess:
         mem_mb=2000,
         runtime=30,
     script:
-        script("preprocess")
+        "../scripts/preprocess.py"
 
 
 rule case_index:
@@ -36,4 +36,4 @@ rule case_index:
         mem_mb=1000,
         runtime=10,
     script:
-        script("case_index")
+        "../scripts/case_index.py"

@@ -36,4 +36,4 @@ rule manifest:
         mem_mb=1000,
         runtime=10,
     script:
-        script("manifest")
+        "../scripts/manifest.py"

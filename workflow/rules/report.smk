@@ -3,7 +3,6 @@
 
 rule report:
     input:
-        config_table=rules.cohort.output.cohort,
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
         patches=expand(rules.preprocess.output.patches, batch=BATCHES),
@@ -31,4 +30,4 @@ rule report:
         mem_mb=2000,
         runtime=10,
     script:
-        script("report")
+        "../scripts/report.py"

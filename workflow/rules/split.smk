@@ -21,4 +21,4 @@ rule split:
         mem_mb=2000,
         runtime=10,
     script:
-        script("split")
+        "../scripts/split.py"

@@ -20,7 +20,7 @@ rule validate:
         mem_mb=2000,
         runtime=20,
     script:
-        script("validate")
+        "../scripts/validate.py"
 
 
 rule validation_summary:
@@ -41,4 +41,4 @@ rule validation_summary:
         mem_mb=1000,
         runtime=10,
     script:
-        script("concat_tables")
+        "../scripts/concat_tables.py"

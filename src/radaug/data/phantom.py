@@ -235,7 +235,7 @@ def make_phantom_cohort(
             patient_id = f"P{patient_number:04d}"
             patient_number += 1
             patient_rng = np.random.default_rng(patient_stream)
-            body = None
+            body = random_body(patient_rng, dim)
             n_lesions = 1 if patient_rng.random() >= multi_lesion_fraction else int(patient_rng.integers(2, 4))
             for lesion_number, lesion_stream in enumerate(patient_stream.spawn(n_lesions), start=1):
                 rng = np.random.default_rng(lesion_stream)
@@ -369,6 +369,12 @@ def _check_dim(dim: int) -> None:
         raise ConfigError(f"dim={dim!r} is not supported; use 2 or 3")
 
 
+def _check_grid(dim: int, size: int) -> None:
+    _check_dim(dim)
+    if not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
+        raise ConfigError(f"size={size!r} is too small for a phantom; use an integer >= {MIN_SIZE}")
+
+
 def _check_unit_interval(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"{name}={value!r} is outside [0, 1]; pass a value between 0 and 1")
@@ -379,9 +385,7 @@ def _check_case_args(label: str, subtype: str, dim: int, size: int, separation: 
         raise ConfigError(f"label={label!r} is unknown; use one of {LABELS}")
     if subtype not in SUBTYPES:
         raise ConfigError(f"subtype={subtype!r} is unknown; use one of {SUBTYPES}")
-    _check_dim(dim)
-    if not isinstance(size, (int, np.integer)) or size < MIN_SIZE:
-        raise ConfigError(f"size={size!r} is too small for a phantom; use an integer >= {MIN_SIZE}")
+    _check_grid(dim, size)
     _check_unit_interval("separation", separation)
 
 
@@ -403,9 +407,10 @@ def _check_cohort_args(
             raise ConfigError(f"n_patients[{label!r}]={n!r}; use a non-negative integer")
     if sum(n_patients.values()) == 0:
         raise ConfigError("n_patients asks for no patients; give at least one class a positive count")
-    _check_case_args(LABELS[0], SUBTYPES[0], dim, size, separation)
+    _check_grid(dim, size)
     if not spacing > 0:
         raise ConfigError(f"spacing={spacing!r} mm; use a positive voxel spacing")
+    _check_unit_interval("separation", separation)
     _check_unit_interval("rare_fraction", rare_fraction)
     _check_unit_interval("multi_lesion_fraction", multi_lesion_fraction)
     if image_format not in IMAGE_FORMATS:

@@ -1,0 +1,30 @@
+"""Command line: ``radaug verify STUDY_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import RadaugError
+from .provenance import verify_study
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="radaug", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    verify = sub.add_parser("verify", help="re-hash a study folder or unpacked bundle against its manifest")
+    verify.add_argument("study_dir")
+    args = parser.parse_args(argv)
+    try:
+        problems = verify_study(args.study_dir)
+    except RadaugError as exc:
+        print(f"radaug verify: {exc}", file=sys.stderr)
+        return 2
+    for line in problems:
+        print(line)
+    print(f"{args.study_dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

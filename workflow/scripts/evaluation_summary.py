@@ -1,0 +1,14 @@
+"""Across-fold statistics per arm and metric, with corrected tests against the real arm."""
+import pandas as pd
+
+from radaug.evaluate import summarise
+from radaug.io import write_csv
+from radaug.provenance import run_job
+
+
+def main(smk):
+    per_fold = pd.concat([pd.read_csv(p) for p in smk.input.per_fold], ignore_index=True)
+    write_csv(smk.output.summary, summarise(per_fold, reference_arm="real"))
+
+
+run_job(snakemake, main)  # noqa: F821

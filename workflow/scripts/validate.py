@@ -1,0 +1,38 @@
+"""Validate one generated arm in every fold and class against real-vs-real baselines.
+
+Reference: the fold's real training cases. Holdout (for baselines and the
+memorization comparison): the fold's real test cases, which the generator never saw.
+"""
+import pandas as pd
+
+from radaug.features import feature_columns
+from radaug.io import write_csv
+from radaug.provenance import run_job
+from radaug.splits import fold_cases, fold_key
+from radaug.validate import validate_arm
+
+
+def main(smk):
+    real = pd.read_csv(smk.input.real, dtype={"case_id": str})
+    folds = pd.read_csv(smk.input.folds, dtype={"case_id": str})
+    arm = pd.concat([pd.read_csv(p, dtype={"sample_id": str}) for p in smk.input.arm], ignore_index=True)
+    columns = feature_columns(real)
+    opts = smk.params.options
+    rows = []
+    for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
+        train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
+        test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
+        candidate = arm[(arm["repeat"] == repeat) & (arm["fold"] == fold)] if len(arm) else arm
+        for label in sorted(set(candidate.get("label", []))):
+            table = validate_arm(train[train["label"] == label], test[test["label"] == label],
+                                 candidate[candidate["label"] == label], feature_columns=columns,
+                                 thresholds=opts["thresholds"], alpha=opts["alpha"])
+            table.insert(0, "class", label)
+            table.insert(0, "arm", smk.wildcards.arm)
+            table.insert(0, "fold", fold_key(repeat, fold))
+            rows.append(table)
+    write_csv(smk.output.table, pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["fold", "arm", "class", "metric", "value", "baseline", "direction", "verdict"]))
+
+
+run_job(snakemake, main)  # noqa: F821
