@@ -109,16 +109,25 @@ def extract_patch(
     msk_arr = sitk.GetArrayFromImage(msk).astype(np.uint8)
     if not msk_arr.any():
         raise ValueError("the ROI vanished when resampled onto the patch grid (ROI smaller than one patch voxel)")
-    kept = msk_arr.sum() / _roi_voxels_on_grid(mask, grid)
     img_arr = normalise_intensity(img_arr, msk_arr, modality)
     out_spacing = (1.0,) * image.GetDimension() if mode == "fit" else tuple(grid.GetSpacing())
-    return Patch(img_arr, msk_arr, out_spacing, roi_truncated=bool(kept < 0.999))
+    return Patch(img_arr, msk_arr, out_spacing, roi_truncated=not _roi_inside(mask, grid))
 
 
-def _roi_voxels_on_grid(mask: sitk.Image, grid: sitk.Image) -> float:
-    """ROI size in patch-grid voxels, from its physical volume."""
-    roi_volume = float(sitk.GetArrayViewFromImage(mask).sum()) * float(np.prod(mask.GetSpacing()))
-    return roi_volume / float(np.prod(grid.GetSpacing()))
+def _roi_inside(mask: sitk.Image, grid: sitk.Image) -> bool:
+    """Whether every corner of the ROI's bounding box falls inside the patch grid."""
+    dim = mask.GetDimension()
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(mask)
+    box = stats.GetBoundingBox(1)
+    start, size = np.array(box[:dim]), np.array(box[dim:])
+    lo, hi = start - 0.5, start + size - 0.5  # voxel edges
+    for corner in np.array(np.meshgrid(*zip(lo, hi))).T.reshape(-1, dim):
+        point = mask.TransformContinuousIndexToPhysicalPoint(corner.tolist())
+        index = np.array(grid.TransformPhysicalPointToContinuousIndex(point))
+        if (index < -0.5 - 1e-6).any() or (index > np.array(grid.GetSize()) - 0.5 + 1e-6).any():
+            return False
+    return True
 
 
 def normalise_intensity(image: np.ndarray, mask: np.ndarray, modality: str) -> np.ndarray:

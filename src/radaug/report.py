@@ -1,0 +1,595 @@
+"""The standalone HTML study report.
+
+:func:`build_report` turns a study's tables, arrays and job records into one HTML
+page. Every figure is embedded as a base64 PNG and the styles are inline, so the
+file needs no network and no other file: it opens offline, can be archived or
+mailed as is, and prints legibly in black and white (verdicts are written out;
+colours only repeat them).
+
+The page is deterministic: identical inputs give identical text (no timestamps,
+no random ids, PNGs written without the software stamp). Figures are drawn on
+:class:`matplotlib.figure.Figure` objects with the Agg renderer, never through
+pyplot, so no global figure state is created or left open.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from radaug.splits import fold_cases, fold_key
+from radaug.validate import METRICS, VERDICTS, overall_verdict
+
+DPI = 100
+"""Resolution of every embedded figure."""
+
+SECTIONS = {
+    "config": "Configuration",
+    "cohort": "Cohort",
+    "folds": "Folds",
+    "evaluation": "Downstream evaluation",
+    "roc": "ROC curves",
+    "validation": "Validation of synthetic data",
+    "generators": "Generators",
+    "failures": "Feature-extraction failures",
+    "provenance": "Provenance",
+}
+"""Section ids (HTML anchors) and titles, in page order."""
+
+PLOT_METRICS = ("auc", "balanced_accuracy", "sensitivity_minority")
+"""Evaluation metrics drawn as dot-and-whisker plots."""
+
+REFERENCE_ARM = "real"
+SAMPLES_PER_SIDE = 6
+_NOT_LOSSES = ("step", "images_per_s")
+_SIZES = {"n_reference": "real train", "n_candidate": "synthetic", "n_holdout": "real test"}
+_LINESTYLES = ("-", "--", "-.", (0, (1, 1)))
+_INTRO = (
+    "Every classifier is scored on held-out real cases only: the test folds contain real "
+    "cases only. Synthetic data is added to training sets but is never scored. Validation "
+    "baselines are real-vs-real: each metric is also computed between a fold's real training "
+    "and real test cases of the class, and a synthetic set is judged against that baseline. "
+    "Loss curves, sample grids and sampling counts are diagnostics of the generators, not results."
+)
+_CSS = """
+body{font-family:system-ui,"Segoe UI",Helvetica,Arial,sans-serif;max-width:72em;margin:1em auto;
+padding:0 1em;color:#111;line-height:1.4}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}
+th,td{border:1px solid #888;padding:.2em .5em;text-align:left;vertical-align:top}
+th{background:#eee}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.verdict-pass{background:#d4edda}
+td.verdict-insufficient{background:#e2e3e5}
+td.verdict-warn{background:#fff3cd}
+td.verdict-fail{background:#f8d7da}
+pre{background:#f6f6f6;border:1px solid #ccc;padding:.5em;overflow-x:auto;font-size:.85em}
+figure{margin:1em 0}
+img{max-width:100%;height:auto}
+figcaption{font-size:.9em;color:#333}
+.empty{font-style:italic;color:#555}
+@media print{
+body{max-width:none;margin:0}
+nav{display:none}
+figure,tr{break-inside:avoid}
+h2,h3{break-after:avoid}
+pre{white-space:pre-wrap}
+*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+}
+"""
+
+
+# --------------------------------------------------------------------------- #
+# HTML building blocks
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """A table cell of ready-made HTML, with an optional CSS class."""
+
+    html: str
+    css: str = ""
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    """Text of a value: numbers with ``spec``, missing values as ``n/a``."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return format(float(value), spec)
+    return str(value)
+
+
+def _esc(value, spec: str = ".3g") -> str:
+    return html.escape(_fmt(value, spec))
+
+
+def _cell(value, tag: str) -> str:
+    if isinstance(value, _Cell):
+        content, css = value.html, value.css
+    else:
+        content = _esc(value)
+        is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        css = "num" if is_number else ""
+    attribute = f' class="{css}"' if css else ""
+    return f"<{tag}{attribute}>{content}</{tag}>"
+
+
+def _table(header: Sequence, rows: Iterable[Sequence]) -> str:
+    """An HTML table; plain values are formatted and escaped, :class:`_Cell` values kept."""
+    head = "".join(_cell(h, "th") for h in header)
+    body = "".join("<tr>" + "".join(_cell(v, "td") for v in row) + "</tr>\n" for row in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def _paragraph(text: str, css: str = "") -> str:
+    attribute = f' class="{css}"' if css else ""
+    return f"<p{attribute}>{html.escape(text)}</p>"
+
+
+_NO_DATA = _paragraph("no data", "empty")
+
+
+def _figure(fig: Figure, caption: str) -> str:
+    """``fig`` as an embedded PNG with its caption (deterministic bytes)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    text = html.escape(caption)
+    return f'<figure><img src="data:image/png;base64,{data}" alt="{text}"><figcaption>{text}</figcaption></figure>'
+
+
+def _ordered(values: Iterable, first: Iterable = ()) -> list:
+    """Distinct ``values``: those listed in ``first`` in that order, then the rest sorted."""
+    present = set(values)
+    head = [v for v in dict.fromkeys(first) if v in present]
+    return head + sorted(present.difference(head), key=str)
+
+
+# --------------------------------------------------------------------------- #
+# Sections
+# --------------------------------------------------------------------------- #
+
+
+def _config_section(config: dict) -> str:
+    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def _truthy(series: pd.Series) -> pd.Series:
+    """Booleans of a flag column read from CSV as bool, number or text."""
+    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+
+
+def _cohort_section(cohort: pd.DataFrame, classes: list) -> str:
+    if cohort.empty:
+        return _NO_DATA
+
+    def row(label, part: pd.DataFrame) -> list:
+        return [
+            label, part["case_id"].nunique(), part["patient_id"].nunique(),
+            ", ".join(sorted(part["modality"].astype(str).unique())),
+            ", ".join(sorted(part["roi_source"].astype(str).unique())),
+            float(part["roi_voxels"].median()), int(_truthy(part["roi_truncated"]).sum()),
+        ]
+
+    header = ["class", "cases", "patients", "modality", "ROI method", "median ROI voxels", "truncated ROIs"]
+    rows = [row(label, cohort[cohort["label"] == label]) for label in classes]
+    rows.append(row(_Cell("<strong>all</strong>"), cohort))
+    return _table(header, rows)
+
+
+def _folds_section(folds: pd.DataFrame, classes: list) -> str:
+    if folds.empty:
+        return _NO_DATA
+
+    def multi_case_groups(part: pd.DataFrame) -> int:
+        return int((part.groupby("group")["case_id"].nunique() > 1).sum())
+
+    header = [
+        "fold", *(f"train {c}" for c in classes), *(f"test {c}" for c in classes),
+        "multi-case groups in train", "multi-case groups in test", "groups in train and test",
+    ]
+    rows = []
+    for (repeat, fold), part in folds.groupby(["repeat", "fold"]):
+        train, test = part[part["role"] == "train"], part[part["role"] == "test"]
+        train_counts, test_counts = train["label"].value_counts(), test["label"].value_counts()
+        rows.append([
+            fold_key(repeat, fold),
+            *(int(train_counts.get(c, 0)) for c in classes),
+            *(int(test_counts.get(c, 0)) for c in classes),
+            multi_case_groups(train), multi_case_groups(test),
+            len(set(train["group"]) & set(test["group"])),
+        ])
+    note = _paragraph(
+        "Cases sharing a patient, a manifest group or a near-duplicate image form one group "
+        f"(groups with more than one case: {multi_case_groups(folds)}). A group is never split "
+        "between train and test, so the last column must read 0."
+    )
+    return note + _table(header, rows)
+
+
+def _evaluation_figure(evaluation: pd.DataFrame, arms: list) -> str:
+    metrics = [m for m in PLOT_METRICS if m in set(evaluation["metric"])]
+    fig = Figure(figsize=(3.3 * len(metrics), 1.2 + 0.45 * len(arms)), layout="constrained")
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    positions = np.arange(len(arms))
+    for ax, metric in zip(axes, metrics):
+        rows = evaluation[evaluation["metric"] == metric].set_index("arm").reindex(arms)
+        mean = rows["mean"].to_numpy(float)
+        error = np.clip([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean], 0, None)
+        ax.errorbar(mean, positions, xerr=error, fmt="o", color="black", capsize=3)
+        if REFERENCE_ARM in arms:
+            ax.axvline(mean[arms.index(REFERENCE_ARM)], color="grey", linestyle="--", linewidth=1)
+        ax.set_xlabel(metric.replace("_", " "))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(positions, arms)
+    axes[0].set_ylabel("arm")
+    axes[0].invert_yaxis()
+    return _figure(fig, (
+        "Mean over folds with confidence interval per arm; dashed line: mean of the real-only arm. "
+        "The interval treats folds as independent, so it is narrower than the uncertainty the "
+        "corrected t-test (p-value) accounts for."
+    ))
+
+
+def _evaluation_section(evaluation: pd.DataFrame) -> str:
+    if evaluation.empty:
+        return _NO_DATA
+    arms = _ordered(evaluation["arm"], (REFERENCE_ARM,))
+    has_holm = "holm_p_value" in evaluation.columns
+    header = ["metric", "arm", "mean", "CI", "Δ vs real", "p-value", *(["Holm p-value"] if has_holm else []),
+              "folds"]
+    rows = []
+    for metric in _ordered(evaluation["metric"], PLOT_METRICS):
+        by_arm = evaluation[evaluation["metric"] == metric].set_index("arm")
+        for arm in arms:
+            if arm not in by_arm.index:
+                continue
+            r = by_arm.loc[arm]
+            rows.append([
+                metric, arm, r["mean"], f"{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}", r["delta_vs_real"],
+                r["p_value"], *([r["holm_p_value"]] if has_holm else []), r["n_folds"],
+            ])
+    figure = _evaluation_figure(evaluation, arms) if set(PLOT_METRICS) & set(evaluation["metric"]) else ""
+    return _table(header, rows) + figure
+
+
+def _roc_section(predictions: pd.DataFrame) -> str:
+    if predictions.empty:
+        return _NO_DATA
+    fig = Figure(figsize=(5.5, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    for i, arm in enumerate(_ordered(predictions["arm"], (REFERENCE_ARM,))):
+        part = predictions[predictions["arm"] == arm]
+        y_true, score = part["y_true"].to_numpy(int), part["score"].to_numpy(float)
+        if np.unique(y_true).size < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y_true, score)
+        ax.plot(fpr, tpr, color=f"C{i % 10}", linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+                label=f"{arm} (AUC {roc_auc_score(y_true, score):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), aspect="equal",
+           xlabel="false positive rate (1 − specificity)", ylabel="true positive rate (sensitivity)")
+    ax.legend(loc="lower right", fontsize="small")
+    positive = ", ".join(sorted(predictions.loc[predictions["y_true"] == 1, "label"].astype(str).unique()))
+    return _figure(fig, (
+        f"ROC curves of the pooled out-of-fold predictions of each arm over all repeats and folds "
+        f"(positive class: {positive or 'n/a'}). The pooled AUC can differ from the mean per-fold AUC "
+        "of the evaluation table."
+    ))
+
+
+def _verdict_cell(value, baseline, verdict: str) -> _Cell:
+    css = f"verdict-{verdict}" if verdict in VERDICTS else ""
+    return _Cell(f"{_esc(value)} ({_esc(baseline)}) <strong>{html.escape(verdict)}</strong>", css)
+
+
+def _validation_section(validation: pd.DataFrame, classes: list) -> str:
+    if validation.empty:
+        return _NO_DATA
+    metrics = _ordered(validation["metric"], METRICS)
+    direction = validation.groupby("metric")["direction"].first()
+    better = {"minimize": "lower is better", "maximize": "higher is better"}
+    counts = {c: name for c, name in _SIZES.items() if c in validation.columns}
+    cells = validation.groupby(["arm", "class", "metric"]).agg(
+        value=("value", "median"), baseline=("baseline", "median"), verdict=("verdict", overall_verdict))
+    sizes = validation.groupby(["arm", "class"])[list(counts)].median()
+    header = [
+        "class",
+        *(_Cell(f"{html.escape(m)}<br><small>{html.escape(better.get(direction[m], str(direction[m])))}</small>")
+          for m in metrics),
+        *(["n " + " / ".join(counts.values())] if counts else []),
+    ]
+    parts = [_paragraph(
+        f"Each cell: the median value over the {validation['fold'].nunique()} folds, the median "
+        "real-vs-real baseline in parentheses, and the worst verdict of any fold (fail, then warn, "
+        "then pass; 'insufficient', too little data for a verdict, only when no fold has one)."
+    )]
+    for arm in _ordered(validation["arm"]):
+        rows = []
+        for label in _ordered(validation.loc[validation["arm"] == arm, "class"], classes):
+            row = [label]
+            for metric in metrics:
+                key = (arm, label, metric)
+                row.append(_verdict_cell(*cells.loc[key]) if key in cells.index else "n/a")
+            if counts:
+                row.append(" / ".join(_fmt(n, ".0f") for n in sizes.loc[(arm, label)]))
+            rows.append(row)
+        parts.append(f"<h3>{html.escape(arm)}</h3>" + _table(header, rows))
+    described = [m for m in metrics if m in METRICS]
+    if described:
+        items = "".join(
+            f"<li><strong>{html.escape(m)}</strong>: {html.escape(METRICS[m].description)}</li>" for m in described)
+        parts.append(f"<ul>{items}</ul>")
+    return "\n".join(parts)
+
+
+def _loss_figure(losses: dict[tuple[str, str], pd.DataFrame]) -> str:
+    models = sorted({model for model, _ in losses})
+    folds = sorted({fold for _, fold in losses})
+    fig = Figure(figsize=(7.5, 2.8 * len(models)), layout="constrained")
+    for ax, model in zip(fig.subplots(len(models), 1, squeeze=False)[:, 0], models):
+        frames = [losses[(model, fold)] for fold in folds if (model, fold) in losses]
+        columns = dict.fromkeys(c for frame in frames for c in frame.columns if c not in _NOT_LOSSES)
+        for i, column in enumerate(columns):
+            for j, frame in enumerate(f for f in frames if column in f.columns):
+                ax.plot(frame["step"], frame[column], color=f"C{i % 10}", alpha=0.6, linewidth=1,
+                        linestyle=_LINESTYLES[i % len(_LINESTYLES)], label=column if j == 0 else "_nolegend_")
+        ax.set(title=model, xlabel="training step", ylabel="loss")
+        ax.legend(fontsize="small", loc="upper right")
+    return _figure(fig, f"Training losses per model: one line per fold ({len(folds)} folds: {', '.join(folds)}).")
+
+
+def _central_slice(array: np.ndarray) -> np.ndarray:
+    """A 2-D patch as is; the central slice of a 3-D (D, H, W) patch."""
+    return array[array.shape[0] // 2] if array.ndim == 3 else array
+
+
+def _draw_patch(ax, image: np.ndarray, mask: np.ndarray) -> None:
+    """Grey image scaled to its 1st-99th percentile, with the mask outline in red."""
+    image, mask = _central_slice(image), _central_slice(mask).astype(float)
+    low, high = np.nanpercentile(image, [1, 99])
+    ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1, interpolation="nearest")
+    if mask.min() < 0.5 < mask.max():
+        ax.contour(mask, levels=[0.5], colors="red", linewidths=0.8)
+
+
+def _spread(count: int, n: int) -> np.ndarray:
+    """Up to ``n`` evenly spaced positions in ``range(count)``."""
+    return np.unique(np.linspace(0, count - 1, min(n, count)).round().astype(int))
+
+
+def _panel_grid(subfig, title: str, panels: dict, classes: list) -> None:
+    """One row of patches per class under ``title``; ``panels[label]`` is ``(images, masks)``."""
+    subfig.suptitle(title)
+    axes = subfig.subplots(len(classes), SAMPLES_PER_SIDE, squeeze=False)
+    for row, label in zip(axes, classes):
+        images, masks = panels[label]
+        for k, ax in enumerate(row):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k < len(images):
+                _draw_patch(ax, images[k], masks[k])
+            else:
+                ax.set_frame_on(False)
+        if not len(images):
+            row[0].text(0.5, 0.5, "none", transform=row[0].transAxes, ha="center", va="center")
+        row[0].set_ylabel(label)
+
+
+def _sample_folds(table: pd.DataFrame) -> list[tuple[int, int]]:
+    """Distinct ``(repeat, fold)`` pairs of a sample table; empty if it does not record them."""
+    if not {"repeat", "fold"} <= set(table.columns):
+        return []
+    return sorted(set(zip(table["repeat"].astype(int), table["fold"].astype(int))))
+
+
+def _sample_grid(model: str, synthetic: tuple, real_patches: tuple, cohort: pd.DataFrame,
+                 folds: pd.DataFrame, classes: list) -> str:
+    """Real (left) and synthetic (right) patches of one model, one row per class.
+
+    When the samples come from a single fold, the real patches are that fold's
+    training cases, i.e. what the generator learned from.
+    """
+    images, masks, table = synthetic
+    case_ids, real_images, real_masks = real_patches
+    case_ids = np.asarray(case_ids, dtype=str)
+    real_labels = pd.Series(case_ids).map(dict(zip(cohort["case_id"].astype(str), cohort["label"]))).to_numpy()
+    keys = _sample_folds(table)
+    if len(keys) == 1 and not folds.empty:
+        eligible = np.isin(case_ids, fold_cases(folds, *keys[0], "train")["case_id"].astype(str))
+        caption = (f"{model}, fold {fold_key(*keys[0])}: real training cases of the fold (left) and "
+                   f"synthetic samples of the {model} trained on it (right), one row per class.")
+    else:
+        eligible = np.ones(case_ids.size, bool)
+        shown = ", ".join(fold_key(*k) for k in keys) or "not recorded"
+        caption = f"{model}, fold {shown}: real cases (left) and synthetic samples (right), one row per class."
+    real, synth = {}, {}
+    for label in classes:
+        take = np.flatnonzero(eligible & (real_labels == label))
+        take = take[_spread(take.size, SAMPLES_PER_SIDE)]
+        real[label] = (real_images[take], real_masks[take])
+        take = np.flatnonzero(table["label"].to_numpy() == label)[:SAMPLES_PER_SIDE]
+        synth[label] = (images[take], masks[take])
+    fig = Figure(figsize=(1.9 * SAMPLES_PER_SIDE + 0.5, 0.5 + 1.05 * len(classes)), layout="constrained")
+    left, right = fig.subfigures(1, 2, wspace=0.03)
+    _panel_grid(left, "real", real, classes)
+    _panel_grid(right, "synthetic", synth, classes)
+    return _figure(fig, caption + " Red: ROI mask outline; grey levels scaled per image (1st-99th "
+                   "percentile); 3-D patches show their central slice.")
+
+
+def _sampling_table(sample_tables: pd.DataFrame) -> str:
+    if sample_tables.empty:
+        return _NO_DATA
+    per_fold = sample_tables.groupby(["model", "label", "repeat", "fold"]).agg(
+        samples=("sample_id", "size"), quota=("quota", "first"), rejected=("rejected_in_class", "first"))
+    per_class = per_fold.groupby(["model", "label"]).agg(
+        folds=("samples", "size"), samples=("samples", "sum"), quota=("quota", "sum"), rejected=("rejected", "sum"))
+    rows = [
+        [model, label, int(r.folds), int(r.samples), int(r.quota), int(r.rejected),
+         f"{r.samples / (r.samples + r.rejected):.1%}" if r.samples + r.rejected else "n/a"]
+        for (model, label), r in per_class.iterrows()
+    ]
+    note = _paragraph("Synthetic samples per model and class, summed over folds; rejected draws were "
+                      "implausible (empty mask or ROI size outside the class's real range) and redrawn.")
+    return note + _table(["model", "class", "folds", "samples", "quota", "rejected draws", "accepted"], rows)
+
+
+def _generators_section(losses, real_patches, synthetic, sample_tables, cohort, folds, classes) -> str:
+    grids = [_sample_grid(model, synthetic[model], real_patches, cohort, folds, classes)
+             for model in sorted(synthetic)]
+    return "\n".join([
+        "<h3>Training losses</h3>", _loss_figure(losses) if losses else _NO_DATA,
+        "<h3>Samples</h3>", *(grids or [_NO_DATA]),
+        "<h3>Sampling</h3>", _sampling_table(sample_tables),
+    ])
+
+
+def _failures_section(failures: pd.DataFrame, n_reasons: int = 5) -> str:
+    if failures.empty:
+        return _paragraph("none", "empty")
+    per_arm = failures.groupby("arm").size()
+    reasons = failures.groupby("reason", sort=False).size().sort_values(ascending=False, kind="stable")
+    return "\n".join([
+        _table(["arm", "failed samples"], per_arm.items()),
+        _paragraph(f"Most frequent reasons ({min(n_reasons, reasons.size)} of {reasons.size}):"),
+        _table(["reason", "samples"], reasons.head(n_reasons).items()),
+    ])
+
+
+def _provenance_section(provenance: list[dict], config: dict) -> str:
+    if not provenance:
+        return _NO_DATA
+    jobs = pd.DataFrame({
+        "rule": [r["rule"] for r in provenance],
+        "code_version": [r.get("code_version") or "n/a" for r in provenance],
+        "seconds": [r.get("seconds") for r in provenance],
+    })
+    seeds = sorted({r["seed"] for r in provenance if r.get("seed") is not None}, key=str)
+    hosts = {r.get("host") for r in provenance}
+    summary = _paragraph(
+        f"{len(provenance)} jobs on {len(hosts)} host(s), {jobs['seconds'].sum():.1f} s of compute in all. "
+        f"Study seed: {_fmt(config['study'].get('seed'))}; seeds recorded by jobs: "
+        f"{', '.join(map(str, seeds)) or 'none'}."
+    )
+    rules = [
+        [rule, len(part), ", ".join(v[:12] for v in dict.fromkeys(part["code_version"])),
+         _Cell(_esc(part["seconds"].sum(), ".1f"), "num")]
+        for rule, part in jobs.groupby("rule")
+    ]
+    packages = provenance[0].get("packages", {})
+    return "\n".join([
+        summary,
+        _table(["rule", "jobs", "code versions", "compute seconds"], rules),
+        _paragraph("Package versions (first job record):"),
+        _table(["package", "version"], packages.items()) if packages else _NO_DATA,
+    ])
+
+
+# --------------------------------------------------------------------------- #
+# The page
+# --------------------------------------------------------------------------- #
+
+
+def build_report(
+    *,
+    config: dict,
+    cohort: pd.DataFrame,
+    folds: pd.DataFrame,
+    validation: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    predictions: pd.DataFrame,
+    losses: dict[tuple[str, str], pd.DataFrame],
+    real_patches: tuple[np.ndarray, np.ndarray, np.ndarray],
+    synthetic: dict[str, tuple[np.ndarray, np.ndarray, pd.DataFrame]],
+    sample_tables: pd.DataFrame,
+    failures: pd.DataFrame,
+    provenance: list[dict],
+) -> str:
+    """Render the standalone HTML report of one study.
+
+    Parameters
+    ----------
+    config
+        The study configuration, shown as YAML; ``study.name`` titles the page.
+    cohort
+        Case index: ``case_id, patient_id, label, modality, roi_voxels, roi_source,
+        roi_truncated``.
+    folds
+        Fold table: ``case_id, patient_id, group, label, repeat, fold, role``.
+    validation
+        Validation summary: ``fold, arm, class, metric, value, baseline, direction,
+        verdict`` and optionally ``n_reference, n_candidate, n_holdout``; may be empty.
+    evaluation
+        Evaluation summary: ``arm, metric, mean, ci_low, ci_high, delta_vs_real,
+        p_value, n_folds`` and optionally ``holm_p_value``.
+    predictions
+        Pooled out-of-fold predictions: ``arm, repeat, fold, case_id, label, y_true, score``.
+    losses
+        Training-loss frames by ``(model, fold key)``: a ``step`` column and one
+        column per logged loss (``images_per_s`` is ignored).
+    real_patches
+        ``(case_ids, images, masks)`` of the real patches, ``(N, H, W)`` or
+        ``(N, D, H, W)``; labels come from ``cohort``.
+    synthetic
+        Samples of one fold per model: ``(images, masks, table)``, the table with
+        ``label`` per sample and, when known, its ``repeat`` and ``fold``.
+    sample_tables
+        All synthetic sample tables of all models and folds, with ``model, label,
+        repeat, fold, quota, rejected_in_class``; may be empty.
+    failures
+        Feature-extraction failures: ``sample_id, source, arm, repeat, fold, reason``;
+        may be empty.
+    provenance
+        Job records with ``rule, code_version, packages, seed, seconds, host``.
+
+    Returns
+    -------
+    str
+        The HTML page; identical inputs give identical text.
+    """
+    name = str(config["study"]["name"])
+    declared = list(config.get("data", {}).get("classes", ()))
+    classes = declared + sorted(set(cohort.get("label", ())).difference(declared), key=str)
+    bodies = {
+        "config": _config_section(config),
+        "cohort": _cohort_section(cohort, classes),
+        "folds": _folds_section(folds, classes),
+        "evaluation": _evaluation_section(evaluation),
+        "roc": _roc_section(predictions),
+        "validation": _validation_section(validation, classes),
+        "generators": _generators_section(
+            losses, real_patches, synthetic, sample_tables, cohort, folds, classes),
+        "failures": _failures_section(failures),
+        "provenance": _provenance_section(provenance, config),
+    }
+    nav = "".join(f'<li><a href="#{key}">{html.escape(title)}</a></li>' for key, title in SECTIONS.items())
+    sections = "\n".join(
+        f'<section id="{key}">\n<h2>{html.escape(SECTIONS[key])}</h2>\n{body}\n</section>'
+        for key, body in bodies.items()
+    )
+    title = html.escape(name)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title} – radaug study report</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        f"<h1>{title}</h1>\n<nav><ol>{nav}</ol></nav>\n"
+        f'<section id="how-to-read">\n<h2>How to read this report</h2>\n{_paragraph(_INTRO)}\n</section>\n'
+        f"{sections}\n</body>\n</html>\n"
+    )

@@ -1,0 +1,85 @@
+import copy
+
+import pytest
+
+from radaug.config import load_config, resolve_params_file, validate_config
+from radaug.errors import ConfigError
+
+from ..conftest import REPO
+
+MINIMAL = {"study": {"name": "t"}, "data": {"source": "phantom", "classes": ["benign", "malignant"]}}
+
+
+def test_defaults_are_filled():
+    cfg = validate_config(MINIMAL)
+    assert cfg["split"]["folds"] == 5
+    assert cfg["generative"]["models"] == ["cvae", "cgan"]
+    assert cfg["data"]["phantom"]["n_patients"] == {"benign": 30, "malignant": 10}
+    assert "split" not in MINIMAL  # input untouched
+
+
+@pytest.mark.parametrize("path", ["config.yaml", "config/smoke.yaml", "config/phantom.yaml"])
+def test_shipped_configs_validate(path):
+    load_config(REPO / path, base_dir=REPO)
+
+
+def _with(**changes):
+    cfg = copy.deepcopy(MINIMAL)
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return cfg
+
+
+@pytest.mark.parametrize("cfg, key", [
+    (_with(split__foldz=3), "foldz"),
+    (_with(bogus=1), "bogus"),
+    (_with(split__folds="five"), "split.folds"),
+    (_with(split__folds=1), "split.folds"),
+    (_with(generative__steps=0), "generative.steps"),
+    (_with(data__source="dicomweb"), "data.source"),
+    (_with(data__classes=["a"]), "data.classes"),
+    (_with(generative__models=["stylegan"]), "generative.models.0"),
+    (_with(evaluation__arms=["real", "smote"]), "evaluation.arms"),
+    (_with(evaluation__arms=["oversample"]), "evaluation.arms"),
+    (_with(data__phantom={"n_patients": {"benign": 3, "malignant": 8}}), "split.folds"),
+    (_with(data__phantom={"n_patients": {"a": 30, "b": 30}}), "data.phantom.n_patients"),
+    (_with(features__params="nope.yaml"), "features.params"),
+    (_with(preprocess__patch_size=128), "preprocess.patch_size"),
+])
+def test_bad_config_names_the_key(cfg, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        validate_config(cfg)
+
+
+def test_impossible_folds_message_gives_the_fix():
+    cfg = _with(split__folds=10, data__phantom={"n_patients": {"benign": 8, "malignant": 8}})
+    with pytest.raises(ConfigError, match=r"only 8 patient\(s\).*at most 8 folds"):
+        validate_config(cfg)
+
+
+def test_manifest_source_needs_params_file(tmp_path):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("case_id,patient_id,image,label\n" + "".join(
+        f"c{i},p{i},x.nii,{'a' if i % 2 else 'b'}\n" for i in range(20)))
+    cfg = validate_config({"study": {"name": "u"}, "split": {"folds": 3},
+                           "data": {"source": "manifest", "classes": ["a", "b"], "manifest": str(manifest)}})
+    with pytest.raises(ConfigError, match="features.params"):
+        resolve_params_file(cfg, REPO / "workflow")
+
+
+def test_default_params_follow_modality():
+    cfg = validate_config(MINIMAL)
+    assert resolve_params_file(cfg, "w").name == "radiomics_2d_ct.yaml"
+    cfg = validate_config({**MINIMAL, "data": {"source": "br35h", "classes": ["no_tumour", "tumour"]}})
+    assert resolve_params_file(cfg, "w").name == "radiomics_2d_mr.yaml"
+
+
+def test_unreadable_yaml(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("study: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from radaug.io import atomic_path, load_arrays, save_arrays, sha256_file, write_json
+
+
+def test_save_arrays_is_byte_deterministic(tmp_path):
+    arrays = {"image": np.arange(12, dtype=np.float32).reshape(3, 4), "case_id": np.array(["a", "bb", "c"])}
+    save_arrays(tmp_path / "a.npz", **arrays)
+    save_arrays(tmp_path / "b.npz", **arrays)
+    assert sha256_file(tmp_path / "a.npz") == sha256_file(tmp_path / "b.npz")
+    back = load_arrays(tmp_path / "a.npz")
+    np.testing.assert_array_equal(back["image"], arrays["image"])
+    assert back["case_id"].tolist() == ["a", "bb", "c"]
+
+
+def test_save_arrays_refuses_objects(tmp_path):
+    with pytest.raises(TypeError, match="pickled"):
+        save_arrays(tmp_path / "x.npz", bad=np.array([{}, 1], dtype=object))
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_json_is_canonical(tmp_path):
+    write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
+    write_json(tmp_path / "b.json", {"a": [1, 2], "b": 1})
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()

@@ -1,0 +1,67 @@
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from radaug.io import write_json, write_text
+from radaug.provenance import code_files, code_version, verify_study, write_manifest
+
+from ..conftest import REPO
+
+
+def test_code_version_covers_transitive_library_imports():
+    files = {p.name for p in code_files(REPO / "workflow/scripts/train_generator.py")}
+    # the script imports radaug.splits, which imports radaug.errors; generative pulls in its models
+    assert {"train_generator.py", "splits.py", "errors.py", "io.py", "cvae.py"} <= files
+    assert "report.py" not in files
+
+
+def test_code_version_changes_with_an_imported_module(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("from radaug.sampling import rebalancing_quotas\n")
+    before = code_version(script)
+    script.write_text("from radaug.sampling import rebalancing_quotas  # edited\n")
+    assert code_version(script) != before
+
+
+def _study(tmp_path):
+    study = tmp_path / "study"
+    write_text(study / "a/data.csv", "x,y\n1,2\n")
+    write_text(study / "b.txt", "hello")
+    record = {"rule": "r", "wildcards": {}, "code_version": "c", "seconds": 1.0, "outputs": [
+        {"path": str(study / "a/data.csv"), "sha256": None, "bytes": 8},
+        {"path": str(study / "b.txt"), "sha256": None, "bytes": 5}]}
+    from radaug.io import sha256_file
+    for out in record["outputs"]:
+        out["sha256"] = sha256_file(out["path"])
+    write_json(study / "provenance/r.json", record)
+    write_text(study / "logs/r.log", "timestamps")
+    manifest = write_manifest(study, [study / "provenance/r.json"])
+    return study, manifest
+
+
+def test_manifest_lists_artifacts_and_verifies(tmp_path):
+    study, manifest = _study(tmp_path)
+    paths = {a["path"]: a["kind"] for a in manifest["artifacts"]}
+    assert paths == {"a/data.csv": "data", "b.txt": "data", "provenance/r.json": "provenance"}
+    assert verify_study(study) == []
+
+
+@pytest.mark.parametrize("tamper, expected", [
+    (lambda s: (s / "b.txt").write_bytes(b"hellp"), "changed: b.txt"),
+    (lambda s: (s / "a/data.csv").unlink(), "missing: a/data.csv"),
+    (lambda s: (s / "extra.csv").write_text("1"), "unexpected: extra.csv"),
+    (lambda s: (s / "provenance/r.json").write_text("{}"), "changed: provenance/r.json"),
+])
+def test_verify_reports_each_kind_of_tampering(tmp_path, tamper, expected):
+    study, _ = _study(tmp_path)
+    tamper(study)
+    problems = verify_study(study)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_study_version_is_reproducible_and_ignores_records(tmp_path):
+    study, first = _study(tmp_path / "one")
+    again, second = _study(tmp_path / "two")
+    assert first["study_version"] == second["study_version"]

@@ -1,0 +1,226 @@
+"""Tests of radaug.report: the standalone, deterministic HTML study report."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radaug.report import SECTIONS, build_report
+
+CLASSES = ("benign", "malignant")
+ARMS = ("real", "cgan", "cvae")
+FOLD_KEYS = ("r0f0", "r0f1")
+PNG = "data:image/png;base64,"
+
+
+def patches(n, rng, depth=None):
+    """``n`` noisy patches with a square ROI; 3-D ``(n, depth, 16, 16)`` when ``depth`` is given."""
+    shape = (n, 16, 16) if depth is None else (n, depth, 16, 16)
+    images = rng.normal(size=shape).astype(np.float32)
+    masks = np.zeros(shape, np.uint8)
+    masks[..., 5:11, 5:11] = 1
+    images += 3 * masks
+    return images, masks
+
+
+def sample_table(model, repeat, fold, quota, rejected):
+    labels = [label for label in CLASSES for _ in range(quota[label])]
+    return pd.DataFrame({
+        "sample_id": [f"{model}-r{repeat}f{fold}-{i:05d}" for i in range(len(labels))],
+        "label": labels, "seed": range(len(labels)), "attempt": 0, "roi_voxels": 36, "model": model,
+        "model_sha256": "ab" * 32, "checkpoint_step": 100, "repeat": repeat, "fold": fold,
+        "quota": [quota[label] for label in labels], "rejected_in_class": [rejected[label] for label in labels],
+    })
+
+
+def make_inputs(depth=None):
+    """Small, complete report inputs: 12 cases, 2 classes, 2 folds, real + 2 generated arms."""
+    rng = np.random.default_rng(0)
+    case_ids = [f"case{i:02d}" for i in range(12)]
+    labels = [CLASSES[i % 4 == 3] for i in range(12)]
+    patients = [f"p{i:02d}" if i != 11 else "p09" for i in range(12)]  # case09 and case11: one patient
+    cohort = pd.DataFrame({
+        "case_id": case_ids, "patient_id": patients, "label": labels, "modality": "MR",
+        "roi_voxels": 36, "roi_source": "manual", "roi_truncated": [False] * 11 + [True],
+    })
+    groups = [patient.replace("p", "g") for patient in patients]
+    folds = pd.concat([
+        pd.DataFrame({
+            "case_id": case_ids, "patient_id": patients, "group": groups, "label": labels, "repeat": 0,
+            "fold": fold, "role": ["test" if i % 2 == fold else "train" for i in range(12)],
+        })
+        for fold in (0, 1)
+    ], ignore_index=True)
+    validation = pd.DataFrame([
+        {"fold": key, "arm": arm, "class": label, "metric": metric, "value": value, "baseline": 0.05,
+         "direction": "minimize", "verdict": verdict, "n_reference": 4, "n_candidate": 3, "n_holdout": 2}
+        for arm in ARMS[1:] for label in CLASSES for metric in ("ks_fdr", "frechet_distance")
+        for key, value, verdict in zip(FOLD_KEYS, (0.1, 0.3), ("pass", "fail" if arm == "cgan" else "warn"))
+    ])
+    evaluation = pd.DataFrame([
+        {"arm": arm, "metric": metric, "mean": 0.7 + 0.05 * i, "ci_low": 0.6 + 0.05 * i,
+         "ci_high": 0.8 + 0.05 * i, "delta_vs_real": 0.05 * i, "p_value": np.nan if i == 0 else 0.2,
+         "n_folds": 2, "holm_p_value": np.nan if i == 0 else 0.4}
+        for metric in ("auc", "balanced_accuracy", "sensitivity_minority") for i, arm in enumerate(ARMS)
+    ])
+    test = folds[folds["role"] == "test"]
+    predictions = pd.concat([
+        test.assign(arm=arm, y_true=(test["label"] == "malignant").astype(int),
+                    score=rng.uniform(size=len(test)))[
+            ["arm", "repeat", "fold", "case_id", "label", "y_true", "score"]]
+        for arm in ARMS
+    ], ignore_index=True)
+    steps = np.arange(0, 100, 10)
+    losses = {}
+    for key in FOLD_KEYS:
+        losses[("cgan", key)] = pd.DataFrame({"step": steps, "loss_d": 1 / (1 + steps), "loss_g": 0.7 + 0 * steps,
+                                              "images_per_s": 500.0})
+        losses[("cvae", key)] = pd.DataFrame({"step": steps, "loss": 2 / (1 + steps), "kl": 0.1 + 0 * steps})
+    tables = {
+        model: [sample_table(model, 0, fold, {"benign": 0, "malignant": 3}, {"benign": 0, "malignant": 2 - fold})
+                for fold in (0, 1)]
+        for model in ARMS[1:]
+    }
+    synthetic = {model: (*patches(3, rng, depth), tables[model][0]) for model in ARMS[1:]}
+    failures = pd.DataFrame({"sample_id": ["cgan-r0f0-00001"], "source": "synthetic", "arm": "cgan",
+                             "repeat": 0, "fold": 0, "reason": "empty mask"})
+    provenance = [
+        {"rule": rule, "wildcards": {}, "code_version": code, "packages": {"numpy": "2.4.0", "pandas": "3.1.0"},
+         "seed": 7, "seconds": seconds, "host": "node1"}
+        for rule, code, seconds in (("split", "a" * 64, 1.5), ("train_generator", "b" * 64, 10.0),
+                                    ("train_generator", "b" * 64, 12.0))
+    ]
+    return {
+        "config": {"study": {"name": "demo <study>", "seed": 7},
+                   "data": {"source": "phantom", "classes": list(CLASSES)},
+                   "evaluation": {"arms": list(ARMS), "classifier": "logistic_regression"}},
+        "cohort": cohort, "folds": folds, "validation": validation, "evaluation": evaluation,
+        "predictions": predictions, "losses": losses, "real_patches": (np.array(case_ids), *patches(12, rng, depth)),
+        "synthetic": synthetic,
+        "sample_tables": pd.concat([t for ts in tables.values() for t in ts], ignore_index=True),
+        "failures": failures, "provenance": provenance,
+    }
+
+
+def section(page: str, key: str) -> str:
+    """The HTML of one section of the page."""
+    match = re.search(f'<section id="{key}">(.*?)</section>', page, re.DOTALL)
+    assert match, f"section {key!r} missing"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def page():
+    return build_report(**make_inputs())
+
+
+def test_every_section_is_present(page):
+    for key in SECTIONS:
+        assert f'<section id="{key}">' in page
+        assert f'href="#{key}"' in page
+    assert "How to read this report" in page
+
+
+def test_figures_are_embedded_pngs(page):
+    # evaluation, ROC, losses, and one sample grid per generated arm
+    assert page.count(PNG) >= 5
+    for data in re.findall(f'{re.escape(PNG)}([A-Za-z0-9+/=]+)"', page):
+        png = base64.b64decode(data)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert b"Software" not in png  # no version stamp: equal figures give equal bytes everywhere
+
+
+def test_nothing_is_fetched_from_the_network(page):
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page and "<link" not in page
+
+
+def test_text_is_escaped(page):
+    assert "<h1>demo &lt;study&gt;</h1>" in page
+    assert "demo <study>" not in page
+
+
+def test_identical_inputs_give_identical_pages(page):
+    assert build_report(**make_inputs()) == page
+
+
+def test_validation_cells_show_median_baseline_and_worst_verdict(page):
+    validation = section(page, "validation")
+    # folds 0.1 (pass) and 0.3 (fail or warn): median 0.2, worst verdict
+    assert '<td class="verdict-fail">0.2 (0.05) <strong>fail</strong></td>' in validation
+    assert '<td class="verdict-warn">0.2 (0.05) <strong>warn</strong></td>' in validation
+    assert "<strong>pass</strong>" not in validation
+    assert "lower is better" in validation
+    assert "4 / 3 / 2" in validation
+
+
+def test_validation_takes_medians_and_ignores_insufficient_folds_unless_all_are():
+    inputs = make_inputs()
+    inputs["validation"] = pd.DataFrame({
+        "fold": ["r0f0", "r0f1", "r0f2"] * 2, "arm": "cgan", "class": ["malignant"] * 3 + ["benign"] * 3,
+        "metric": "ks_fdr", "value": [0.1, 0.2, 0.9, np.nan, np.nan, np.nan], "baseline": [0.0, 0.05, 0.5] * 2,
+        "direction": "minimize", "verdict": ["pass", "insufficient", "warn"] + ["insufficient"] * 3,
+    })
+    validation = section(build_report(**inputs), "validation")
+    assert '<td class="verdict-warn">0.2 (0.05) <strong>warn</strong></td>' in validation
+    assert '<td class="verdict-insufficient">n/a (0.05) <strong>insufficient</strong></td>' in validation
+    assert "n real train" not in validation  # no count columns given
+
+
+def test_sampling_table_sums_per_fold_quotas_and_rejections(page):
+    generators = section(page, "generators")
+    row = ('<tr><td>cgan</td><td>malignant</td><td class="num">2</td><td class="num">6</td>'
+           '<td class="num">6</td><td class="num">3</td><td>66.7%</td></tr>')
+    assert row in generators
+    assert "fold r0f0" in generators
+    assert "one line per fold (2 folds: r0f0, r0f1)" in generators
+
+
+def test_cohort_and_folds_tables(page):
+    cohort = section(page, "cohort")
+    assert ('<tr><td>malignant</td><td class="num">3</td><td class="num">3</td><td>MR</td><td>manual</td>'
+            '<td class="num">36</td><td class="num">1</td></tr>') in cohort
+    folds = section(page, "folds")
+    assert "groups with more than one case: 1" in folds
+    # fold 0 tests the even cases (all benign); case09 and case11 share a group, both in train
+    assert ('<tr><td>r0f0</td><td class="num">3</td><td class="num">3</td><td class="num">6</td><td class="num">0</td>'
+            '<td class="num">1</td><td class="num">0</td><td class="num">0</td></tr>') in folds
+
+
+def test_failures_and_provenance(page):
+    failures = section(page, "failures")
+    assert "empty mask" in failures and "<td>cgan</td>" in failures
+    provenance = section(page, "provenance")
+    assert "3 jobs on 1 host(s), 23.5 s" in provenance
+    assert ('<tr><td>train_generator</td><td class="num">2</td><td>bbbbbbbbbbbb</td>'
+            '<td class="num">22.0</td></tr>') in provenance
+    assert "<td>numpy</td><td>2.4.0</td>" in provenance
+
+
+def test_empty_failures_and_validation_read_none_and_no_data():
+    inputs = make_inputs()
+    inputs["failures"] = pd.DataFrame()
+    inputs["validation"] = inputs["validation"].iloc[:0]
+    page = build_report(**inputs)
+    assert "none" in section(page, "failures")
+    assert "no data" in section(page, "validation")
+
+
+def test_a_study_with_no_results_yet_still_renders():
+    inputs = make_inputs()
+    inputs.update(evaluation=pd.DataFrame(), predictions=pd.DataFrame(), losses={}, synthetic={},
+                  sample_tables=pd.DataFrame(), validation=pd.DataFrame(), provenance=[])
+    page = build_report(**inputs)
+    for key in ("evaluation", "roc", "validation", "provenance"):
+        assert "no data" in section(page, key)
+    assert section(page, "generators").count("no data") == 3
+    assert PNG not in page
+
+
+def test_3d_patches_show_their_central_slice():
+    page = build_report(**make_inputs(depth=4))
+    assert section(page, "generators").count(PNG) == 3  # losses + two sample grids

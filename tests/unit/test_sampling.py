@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from radaug.sampling import plausible_masks, rebalancing_quotas, sample_seeds, sample_with_quotas
+
+
+def test_quotas_balance_and_cap():
+    assert rebalancing_quotas({"no": 320, "yes": 64}) == {"no": 0, "yes": 256}
+    assert rebalancing_quotas({"no": 320, "yes": 64}, cap_per_case=1) == {"no": 0, "yes": 64}
+    assert rebalancing_quotas({"no": 100, "yes": 20}, target_ratio=0.5, cap_per_case=10) == {"no": 0, "yes": 30}
+
+
+@pytest.mark.parametrize("kwargs", [{"target_ratio": 0}, {"target_ratio": 1.5}, {"cap_per_case": -1}])
+def test_quota_arguments_validated(kwargs):
+    with pytest.raises(ValueError):
+        rebalancing_quotas({"a": 1, "b": 2}, **kwargs)
+
+
+def test_plausible_masks_rejects_empty_and_out_of_range():
+    probs = np.zeros((3, 4, 4), np.float32)
+    probs[1, :2, :2] = 0.9  # 4 voxels
+    probs[2] = 0.8  # 16 voxels
+    masks, ok = plausible_masks(probs, (2, 10))
+    assert ok.tolist() == [False, True, False]
+    assert set(np.unique(masks)) <= {0, 1}
+
+
+class _Model:
+    """Stand-in generator: mask size follows the seed, so some draws are rejected."""
+
+    def sample(self, labels, seed):
+        rng = np.random.default_rng(seed)
+        image = rng.normal(size=(len(labels), 8, 8)).astype(np.float32)
+        mask = np.zeros((len(labels), 8, 8), np.float32)
+        mask[:, : rng.integers(0, 8), :4] = 1.0
+        return image, mask
+
+
+def test_sample_with_quotas_fills_quotas_reproducibly():
+    args = dict(seed=1, fold="r0f0", model_name="m", max_attempts=50)
+    ranges = {"a": (8, 24), "b": (8, 24)}
+    first = sample_with_quotas(_Model(), {"a": 0, "b": 7}, ["a", "b"], ranges, **args)
+    images, masks, records, rejected = first
+    assert len(images) == 7 and all(r["label"] == "b" for r in records)
+    assert rejected["b"] > 0  # masks of 0 or 4 voxels were redrawn
+    again = sample_with_quotas(_Model(), {"a": 0, "b": 7}, ["a", "b"], ranges, **args)
+    np.testing.assert_array_equal(np.stack(images), np.stack(again[0]))
+    # each recorded seed reproduces its sample alone
+    r = records[3]
+    img, _ = _Model().sample(np.array([1]), seed=r["seed"])
+    np.testing.assert_array_equal(img[0], images[3])
+
+
+def test_sampling_gives_up_with_clear_message():
+    with pytest.raises(RuntimeError, match="plausible 'a' samples"):
+        sample_with_quotas(_Model(), {"a": 5}, ["a"], {"a": (1000, 2000)}, seed=0, fold="r0f0",
+                           model_name="m", max_attempts=3)
+
+
+def test_sample_seeds_differ_by_coordinates():
+    a = sample_seeds(0, "r0f0", "cvae", 1, 5, 0)
+    assert len(set(a)) == 5
+    assert not np.array_equal(a, sample_seeds(0, "r0f1", "cvae", 1, 5, 0))
+    assert not np.array_equal(a, sample_seeds(0, "r0f0", "cgan", 1, 5, 0))

@@ -1,0 +1,378 @@
+"""Validation metrics and summaries against ground truths with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from radaug.errors import ConfigError, RadaugError
+from radaug.validate import (
+    DEFAULT_THRESHOLDS,
+    METRICS,
+    SUMMARY_COLUMNS,
+    correlation_distance,
+    distance_to_closest_record,
+    frechet_distance,
+    frechet_from_moments,
+    ks_fdr,
+    ks_fdr_breakdown,
+    memorization_ratio,
+    overall_verdict,
+    share_closer_than_holdout,
+    validate_arm,
+)
+
+N_FEATURES = 6
+COLUMNS = [f"feat_{i}" for i in range(N_FEATURES)]
+
+
+def _population_draw(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Correlated features, half of them skewed like many radiomics features."""
+    mixing = np.array(
+        [
+            [1.0, 0.8, 0.0, 0.0, 0.3, 0.0],
+            [0.0, 0.6, 0.0, 0.5, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.7, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.5, 0.0, 0.4],
+            [0.0, 0.0, 0.0, 0.0, 1.0, 0.9],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.4],
+        ]
+    )
+    z = rng.normal(size=(n, N_FEATURES)) @ mixing
+    z[:, ::2] = np.exp(z[:, ::2] / 2)
+    return z
+
+
+def _frame(x: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(x, columns=COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def real_sets():
+    """Real training and holdout rows and an independent 'good' candidate."""
+    rng = np.random.default_rng(20240601)
+    return tuple(_frame(_population_draw(n, rng)) for n in (300, 150, 300))
+
+
+# ---------------------------------------------------------------- declarations
+
+
+def test_metrics_are_declared_with_direction_and_range():
+    assert list(METRICS) == [
+        "ks_fdr",
+        "correlation_distance",
+        "frechet_distance",
+        "memorization_ratio",
+        "share_closer_than_holdout",
+    ]
+    assert METRICS["memorization_ratio"].direction == "maximize"
+    assert METRICS["ks_fdr"].range == (0.0, 1.0)
+    assert METRICS["frechet_distance"].range == (0.0, math.inf)
+    assert set(DEFAULT_THRESHOLDS) == set(METRICS)
+    with pytest.raises(AttributeError):
+        METRICS["ks_fdr"].direction = "maximize"
+
+
+# ---------------------------------------------------------------- KS + BH
+
+
+def test_ks_share_near_zero_for_same_distribution_and_one_for_shifted():
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=(2000, 20))
+    assert ks_fdr(reference, rng.normal(size=(2000, 20))) <= 0.05
+    assert ks_fdr(reference, rng.normal(loc=0.5, size=(2000, 20))) == 1.0
+
+
+def test_ks_q_values_are_benjamini_hochberg():
+    rng = np.random.default_rng(2)
+    reference = rng.normal(size=(80, 12))
+    candidate = rng.normal(loc=np.linspace(0, 0.8, 12), size=(60, 12))
+    breakdown = ks_fdr_breakdown(reference, candidate, alpha=0.1)
+    table = breakdown.table
+    assert list(table.columns) == ["feature", "ks_statistic", "p_value", "q_value", "differs"]
+    reject, expected_q, _, _ = multipletests(table["p_value"], alpha=0.1, method="fdr_bh")
+    np.testing.assert_allclose(table["q_value"], expected_q, rtol=1e-12)
+    np.testing.assert_array_equal(table["differs"], reject)
+    assert breakdown.share == pytest.approx(reject.mean())
+    assert 0 < breakdown.share < 1
+
+
+def test_ks_skips_shared_constants_and_drops_non_finite_columns():
+    rng = np.random.default_rng(3)
+    reference = _frame(rng.normal(size=(50, N_FEATURES)))
+    candidate = _frame(rng.normal(loc=3.0, size=(40, N_FEATURES)))
+    reference["feat_0"] = candidate["feat_0"] = 7.0  # same constant: no information
+    reference["feat_1"], candidate["feat_1"] = 1.0, 2.0  # different constants: differs
+    candidate.loc[3, "feat_2"] = np.nan
+    reference.loc[0, "feat_3"] = np.inf
+    breakdown = ks_fdr_breakdown(reference, candidate)
+    assert breakdown.constant == ("feat_0",)
+    assert breakdown.non_finite == ("feat_2", "feat_3")
+    assert list(breakdown.table["feature"]) == ["feat_1", "feat_4", "feat_5"]
+    assert breakdown.share == 1.0
+
+
+# ---------------------------------------------------------------- correlation
+
+
+def test_correlation_distance_zero_for_identical_and_large_for_decorrelated():
+    rng = np.random.default_rng(4)
+    reference = _population_draw(500, rng)
+    decorrelated = np.column_stack([rng.permutation(col) for col in reference.T])
+    for method in ("pearson", "spearman"):
+        assert correlation_distance(reference, reference.copy(), method=method) == 0.0
+        assert correlation_distance(reference, decorrelated, method=method) > 0.4
+
+
+def test_correlation_distance_matches_definition_and_drops_constant_features():
+    rng = np.random.default_rng(5)
+    reference = rng.normal(size=(40, 3))
+    candidate = rng.normal(size=(30, 3))
+    expected = np.linalg.norm(
+        np.corrcoef(reference, rowvar=False) - np.corrcoef(candidate, rowvar=False)
+    ) / np.linalg.norm(np.corrcoef(reference, rowvar=False))
+    assert correlation_distance(reference, candidate) == pytest.approx(expected)
+    padded_ref = np.column_stack([reference, np.ones(40)])
+    padded_cand = np.column_stack([candidate, rng.normal(size=30)])
+    assert correlation_distance(padded_ref, padded_cand) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- Fréchet
+
+
+def test_frechet_from_moments_matches_diagonal_closed_form():
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([0.5, 1.0, 1.0])
+    sd1, sd2 = np.array([1.0, 2.0, 0.5]), np.array([3.0, 2.0, 1.5])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((sd1 - sd2) ** 2)
+    assert frechet_from_moments(mu1, np.diag(sd1**2), mu2, np.diag(sd2**2)) == pytest.approx(
+        expected, rel=1e-10
+    )
+    assert frechet_from_moments(0.0, 4.0, 1.0, 1.0) == pytest.approx(2.0)
+
+
+def test_frechet_from_moments_matches_commuting_full_covariance_closed_form():
+    rotation = np.linalg.qr(np.random.default_rng(6).normal(size=(4, 4)))[0]
+    eig1, eig2 = np.array([1.0, 2.0, 3.0, 4.0]), np.array([4.0, 1.0, 0.5, 9.0])
+    sigma1 = rotation @ np.diag(eig1) @ rotation.T
+    sigma2 = rotation @ np.diag(eig2) @ rotation.T
+    expected = np.sum((np.sqrt(eig1) - np.sqrt(eig2)) ** 2)
+    assert frechet_from_moments(np.zeros(4), sigma1, np.zeros(4), sigma2) == pytest.approx(
+        expected, rel=1e-8
+    )
+
+
+def test_frechet_from_moments_handles_singular_covariances():
+    # Regularizing with eps·I = 1e-6·I costs about 2·F·sqrt(eps) = 0.004 here.
+    tolerance = 0.005
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])
+    assert frechet_from_moments(np.zeros(2), singular, np.zeros(2), singular) == pytest.approx(
+        0.0, abs=tolerance
+    )
+    value = frechet_from_moments(np.zeros(2), np.zeros((2, 2)), np.ones(2), np.eye(2))
+    assert value == pytest.approx(2.0 + 2.0, abs=tolerance)
+
+
+def test_frechet_distance_of_sampled_gaussians_matches_closed_form():
+    rng = np.random.default_rng(7)
+    reference = rng.normal(loc=[0.0, 0.0], scale=[1.0, 1.0], size=(200_000, 2))
+    candidate = rng.normal(loc=[1.0, 0.0], scale=[2.0, 1.0], size=(200_000, 2))
+    # z-scored by the reference (mean 0, sd 1): candidate N([1, 0], diag(4, 1)).
+    assert frechet_distance(reference, candidate) == pytest.approx(1.0 + 1.0, abs=0.03)
+    # Standardized with the candidate instead: reference N([-0.5, 0], diag(0.25, 1)).
+    assert frechet_distance(reference, candidate, standardize_with=candidate) == pytest.approx(
+        0.25 + 0.25, abs=0.01
+    )
+
+
+def test_frechet_distance_is_zero_for_identical_sets():
+    x = _population_draw(100, np.random.default_rng(8))
+    assert frechet_distance(x, x.copy()) == pytest.approx(0.0, abs=1e-6)
+
+
+# ---------------------------------------------------------------- memorization
+
+
+def test_memorization_detects_near_copies_of_training_rows():
+    rng = np.random.default_rng(9)
+    train, holdout = _population_draw(300, rng), _population_draw(150, rng)
+    copies = train[rng.integers(0, 300, size=300)] + 1e-3 * rng.normal(size=(300, N_FEATURES))
+    assert memorization_ratio(copies, train, holdout) < 0.05
+    assert share_closer_than_holdout(copies, train, holdout) == 1.0
+
+
+def test_memorization_ratio_near_one_for_fresh_draws():
+    rng = np.random.default_rng(10)
+    train, holdout, fresh = (_population_draw(n, rng) for n in (300, 200, 300))
+    assert memorization_ratio(fresh, train, holdout) == pytest.approx(1.0, abs=0.15)
+    assert share_closer_than_holdout(fresh, train, holdout) < 0.12
+
+
+def test_distance_to_closest_record_in_train_z_units():
+    train = np.array([[0.0, 0.0], [2.0, 2.0]])  # column sd (ddof=1) = sqrt(2)
+    d_candidate, d_holdout = distance_to_closest_record(
+        np.array([[0.0, 0.0], [2.0, 0.0]]), train, np.array([[1.0, 1.0], [3.0, 2.0]])
+    )
+    np.testing.assert_allclose(d_candidate, [0.0, 2.0 / math.sqrt(2)])
+    np.testing.assert_allclose(d_holdout, [1.0, 1.0 / math.sqrt(2)])
+
+
+# ---------------------------------------------------------------- shared input rules
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda ref, cand, hold: ks_fdr(ref, cand),
+        lambda ref, cand, hold: correlation_distance(ref, cand),
+        lambda ref, cand, hold: frechet_distance(ref, cand),
+        lambda ref, cand, hold: memorization_ratio(cand, ref, hold),
+        lambda ref, cand, hold: share_closer_than_holdout(cand, ref, hold),
+    ],
+    ids=list(METRICS),
+)
+def test_metrics_drop_non_finite_columns_and_need_two_rows(metric):
+    rng = np.random.default_rng(11)
+    ref, cand, hold = (_frame(_population_draw(n, rng)) for n in (60, 50, 40))
+    clean = metric(*(t.drop(columns="feat_1") for t in (ref, cand, hold)))
+    dirty = cand.copy()
+    dirty.loc[5, "feat_1"] = np.nan
+    assert metric(ref, dirty, hold) == pytest.approx(clean)
+    assert math.isnan(metric(ref, cand.iloc[:1], hold))
+    assert math.isnan(metric(ref.iloc[:1], cand, hold))
+
+
+def test_metrics_align_dataframe_columns_by_name():
+    rng = np.random.default_rng(12)
+    a, b = _frame(_population_draw(60, rng)), _frame(_population_draw(50, rng))
+    shuffled = b[COLUMNS[::-1]]
+    assert frechet_distance(a, shuffled) == pytest.approx(frechet_distance(a, b))
+    assert frechet_distance(a, b.to_numpy()) == pytest.approx(frechet_distance(a, b))
+    with pytest.raises(RadaugError, match="feat_0"):
+        frechet_distance(a, b.drop(columns="feat_0"))
+    with pytest.raises(RadaugError, match="numbers of columns"):
+        frechet_distance(a.to_numpy(), b.to_numpy()[:, :3])
+
+
+# ---------------------------------------------------------------- summary
+
+
+def test_validate_arm_passes_independent_real_like_draws(real_sets):
+    train, holdout, good = real_sets
+    summary = validate_arm(train, holdout, good, feature_columns=COLUMNS)
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert list(summary["metric"]) == list(METRICS)
+    assert (summary["verdict"] == "pass").all(), summary
+    assert summary[["n_reference", "n_candidate", "n_holdout"]].iloc[0].tolist() == [300, 300, 150]
+    baseline = summary.set_index("metric")["baseline"]
+    assert baseline["memorization_ratio"] == pytest.approx(1.0, abs=0.25)
+    assert overall_verdict(summary["verdict"]) == "pass"
+
+
+def test_validate_arm_fails_shifted_negative_control(real_sets):
+    train, holdout, good = real_sets
+    shifted = good + 0.75 * train.std()
+    verdicts = validate_arm(train, holdout, shifted, feature_columns=COLUMNS).set_index(
+        "metric"
+    )["verdict"]
+    assert verdicts["ks_fdr"] == "fail"
+    assert verdicts["frechet_distance"] == "fail"
+    assert overall_verdict(verdicts) == "fail"
+
+
+def test_validate_arm_fails_decorrelated_negative_control(real_sets):
+    train, holdout, good = real_sets
+    rng = np.random.default_rng(13)
+    shuffled = good.apply(lambda col: rng.permutation(col.to_numpy()))
+    verdicts = validate_arm(train, holdout, shuffled, feature_columns=COLUMNS).set_index(
+        "metric"
+    )["verdict"]
+    assert verdicts["correlation_distance"] == "fail"
+    assert verdicts["frechet_distance"] == "fail"
+    assert verdicts["ks_fdr"] == "pass"  # marginals are untouched
+
+
+def test_validate_arm_fails_memorized_candidate(real_sets):
+    train, holdout, _ = real_sets
+    rng = np.random.default_rng(14)
+    noise = 1e-3 * train.std().to_numpy() * rng.normal(size=train.shape)
+    copies = train + noise
+    summary = validate_arm(train, holdout, copies, feature_columns=COLUMNS).set_index("metric")
+    assert summary.loc["memorization_ratio", "value"] < 0.05
+    assert summary.loc["memorization_ratio", "verdict"] == "fail"
+    assert summary.loc["share_closer_than_holdout", "verdict"] == "fail"
+
+
+def test_validate_arm_ignores_non_feature_columns_and_drops_nan_features(real_sets):
+    train, holdout, good = (t.copy() for t in real_sets)
+    good["feat_2"] = np.nan
+    train["case_id"] = "x"
+    summary = validate_arm(train, holdout, good, feature_columns=COLUMNS)
+    assert summary["value"].notna().all()
+    assert (summary["verdict"] == "pass").all(), summary
+
+
+def test_validate_arm_reports_insufficient_for_tiny_sets(real_sets):
+    train, holdout, good = real_sets
+    tiny_candidate = validate_arm(train, holdout, good.iloc[:1], feature_columns=COLUMNS)
+    assert (tiny_candidate["verdict"] == "insufficient").all()
+    assert tiny_candidate["value"].isna().all()
+    # Three holdout rows: the metrics work, but the split halves (1 + 2 rows) do not.
+    small_holdout = validate_arm(train, holdout.iloc[:3], good, feature_columns=COLUMNS)
+    verdicts = small_holdout.set_index("metric")["verdict"]
+    assert verdicts["share_closer_than_holdout"] == "insufficient"
+    assert verdicts["memorization_ratio"] != "insufficient"
+    assert math.isnan(small_holdout.set_index("metric").loc["memorization_ratio", "baseline"])
+
+
+def test_thresholds_can_be_overridden_partially(real_sets):
+    train, holdout, good = real_sets
+    strict = {"memorization_ratio": {"pass_min": 5.0}, "frechet_distance": {"abs_tol": 1e6}}
+    verdicts = validate_arm(
+        train, holdout, good + 0.75 * train.std(), feature_columns=COLUMNS, thresholds=strict
+    ).set_index("metric")["verdict"]
+    assert verdicts["memorization_ratio"] == "warn"
+    assert verdicts["frechet_distance"] == "pass"
+    assert DEFAULT_THRESHOLDS["memorization_ratio"]["pass_min"] == 0.8
+    with pytest.raises(ConfigError, match="unknown metric"):
+        validate_arm(train, holdout, good, feature_columns=COLUMNS, thresholds={"fid": {}})
+    with pytest.raises(ConfigError, match="pass_min"):
+        validate_arm(
+            train, holdout, good, feature_columns=COLUMNS, thresholds={"ks_fdr": {"pass_min": 1}}
+        )
+    with pytest.raises(ConfigError, match="warn_factor <= fail_factor"):
+        validate_arm(
+            train,
+            holdout,
+            good,
+            feature_columns=COLUMNS,
+            thresholds={"ks_fdr": {"warn_factor": 5.0}},
+        )
+
+
+def test_validate_arm_names_missing_feature_columns(real_sets):
+    train, holdout, good = real_sets
+    with pytest.raises(RadaugError, match="candidate lacks feature columns"):
+        validate_arm(train, holdout, good.drop(columns="feat_3"), feature_columns=COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        (["pass", "warn", "fail", "insufficient"], "fail"),
+        (["pass", "warn", "insufficient"], "warn"),
+        (["pass", "insufficient"], "pass"),
+        (["insufficient", "insufficient"], "insufficient"),
+        ([], "insufficient"),
+    ],
+)
+def test_overall_verdict_takes_the_worst(verdicts, expected):
+    assert overall_verdict(verdicts) == expected
+
+
+def test_overall_verdict_rejects_unknown_verdicts():
+    with pytest.raises(ValueError, match="ok"):
+        overall_verdict(["pass", "ok"])
