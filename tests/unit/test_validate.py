@@ -128,6 +128,13 @@ def test_correlation_distance_zero_for_identical_and_large_for_decorrelated():
         assert correlation_distance(reference, decorrelated, method=method) > 0.4
 
 
+def test_spearman_ignores_monotone_transforms_but_pearson_does_not():
+    reference = np.random.default_rng(41).normal(size=(200, 3))
+    transformed = np.exp(2 * reference)
+    assert correlation_distance(reference, transformed, method="spearman") == 0.0
+    assert correlation_distance(reference, transformed, method="pearson") > 0.05
+
+
 def test_correlation_distance_matches_definition_and_drops_constant_features():
     rng = np.random.default_rng(5)
     reference = rng.normal(size=(40, 3))
@@ -218,6 +225,15 @@ def test_distance_to_closest_record_in_train_z_units():
     )
     np.testing.assert_allclose(d_candidate, [0.0, 2.0 / math.sqrt(2)])
     np.testing.assert_allclose(d_holdout, [1.0, 1.0 / math.sqrt(2)])
+
+
+def test_memorization_metrics_on_hand_computed_distances():
+    train = np.array([[0.0], [1.0], [2.0]])  # sd 1: z units equal raw units
+    candidate = np.array([[0.0], [0.1], [2.45]])  # distances 0, 0.1, 0.45
+    holdout = np.array([[0.2], [0.5], [1.1], [3.0]])  # distances 0.2, 0.5, 0.1, 1.0
+    assert memorization_ratio(candidate, train, holdout) == pytest.approx(0.1 / 0.35)
+    # 5th percentile of the holdout distances is 0.115: distances 0 and 0.1 lie below.
+    assert share_closer_than_holdout(candidate, train, holdout) == pytest.approx(2 / 3)
 
 
 # ---------------------------------------------------------------- shared input rules
@@ -351,6 +367,24 @@ def test_thresholds_can_be_overridden_partially(real_sets):
             feature_columns=COLUMNS,
             thresholds={"ks_fdr": {"warn_factor": 5.0}},
         )
+
+
+def test_verdict_bands_follow_factors(real_sets):
+    train, holdout, good = real_sets
+    shifted = good + 0.2 * train.std()
+    row = validate_arm(train, holdout, shifted, feature_columns=COLUMNS).set_index("metric")
+    ratio = row.loc["frechet_distance", "value"] / row.loc["frechet_distance", "baseline"]
+
+    def frechet_verdict(warn_factor, fail_factor):
+        rule = {"warn_factor": warn_factor, "fail_factor": fail_factor, "abs_tol": 0.0}
+        summary = validate_arm(
+            train, holdout, shifted, feature_columns=COLUMNS, thresholds={"frechet_distance": rule}
+        )
+        return summary.set_index("metric").loc["frechet_distance", "verdict"]
+
+    assert frechet_verdict(ratio * 1.1, ratio * 2) == "pass"
+    assert frechet_verdict(ratio * 0.9, ratio * 1.1) == "warn"
+    assert frechet_verdict(ratio * 0.5, ratio * 0.9) == "fail"
 
 
 def test_validate_arm_names_missing_feature_columns(real_sets):

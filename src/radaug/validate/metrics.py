@@ -219,7 +219,9 @@ def ks_fdr_breakdown(
     Notes
     -----
     Uses :func:`scipy.stats.ks_2samp` (two-sided; exact p-values for small
-    samples) and :func:`scipy.stats.false_discovery_control` with ``method="bh"``.
+    samples, silently falling back to the asymptotic distribution where the
+    exact computation fails) and :func:`scipy.stats.false_discovery_control`
+    with ``method="bh"``.
 
     References
     ----------
@@ -242,7 +244,9 @@ def ks_fdr_breakdown(
     tested = [n for n, skip in zip(names, same_constant) if not skip]
     if not tested:
         return KSBreakdown(math.nan, pd.DataFrame(columns=columns), constant, tuple(non_finite))
-    result = ks_2samp(ref[:, ~same_constant], cand[:, ~same_constant], axis=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
+        result = ks_2samp(ref[:, ~same_constant], cand[:, ~same_constant], axis=0)
     p_values = np.atleast_1d(result.pvalue)
     q_values = false_discovery_control(p_values, method="bh")
     table = pd.DataFrame(
@@ -377,8 +381,10 @@ def frechet_from_moments(
     eps
         If ``sigma1 @ sigma2`` is singular, or its computed square root is not
         finite or has a non-negligible imaginary part, ``eps·I`` is added to both
-        covariances and the root is recomputed. Negligible imaginary parts from
-        round-off are discarded.
+        covariances and the root is recomputed, as in the reference FID code
+        [2]_. This biases the result by O(F·sqrt(eps)) for unit-scale features
+        (about 0.004 for a zero vs. an identity covariance in two dimensions).
+        Negligible imaginary parts from round-off are discarded.
 
     Returns
     -------
