@@ -188,3 +188,28 @@ def resolve_params_file(config: dict, workflow_dir: str | Path) -> Path:
     dim = config["data"]["phantom"]["dim"] if source == "phantom" else 2
     modality = "ct" if study_modality(config) == "CT" else "mr"
     return Path(workflow_dir) / "resources" / f"radiomics_{dim}d_{modality}.yaml"
+
+
+def schema_markdown() -> str:
+    """Every config key with its type, default and description, as Markdown (config/README.md)."""
+    lines = ["# Study configuration keys", "",
+             "Generated from `src/radaug/schemas/config.schema.yaml` by `radaug config-doc`; "
+             "a test keeps the two identical.", "",
+             "| key | type | default | description |", "|---|---|---|---|"]
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            key = f"{prefix}{name}"
+            kind = sub.get("type", "enum" if "enum" in sub else "")
+            kind = " or ".join(kind) if isinstance(kind, list) else kind
+            if "enum" in sub:
+                kind = " / ".join("null" if v is None else str(v) for v in sub["enum"])
+            default = "" if "default" not in sub or sub["default"] == {} else f"`{sub['default']}`"
+            required = " (required)" if name in node.get("required", []) else ""
+            desc = sub.get("description", "").replace("|", "\\|")
+            if sub.get("type") != "object" or "properties" not in sub:
+                lines.append(f"| `{key}`{required} | {kind} | {default} | {desc} |")
+            walk(sub, f"{key}.")
+
+    walk(schema(), "")
+    return "\n".join(lines) + "\n"

@@ -388,15 +388,22 @@ def corrected_resampled_ttest(differences, n_train: float, n_test: float) -> tup
     return float(t), float(2 * stats.t.sf(abs(t), n - 1))
 
 
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Student-t interval of the mean: ``mean ± t_{(1+confidence)/2, n-1} · sem``."""
+def _corrected_interval(values: np.ndarray, n_train: float, n_test: float,
+                        confidence: float) -> tuple[float, float]:
+    """Student-t interval of the mean with the Nadeau-Bengio corrected variance, clipped to [0, 1].
+
+    ``mean ± t_{(1+confidence)/2, J-1} · sqrt((1/J + n_test/n_train) · var)``: the
+    correction accounts for overlapping training sets across folds, the same way as
+    :func:`corrected_resampled_ttest`. All summarised metrics lie in [0, 1].
+    """
     if values.size < 2:
         return float("nan"), float("nan")
-    mean, sem = values.mean(), stats.sem(values)
-    if sem == 0:
+    mean = values.mean()
+    scale = np.sqrt((1.0 / values.size + n_test / n_train) * values.var(ddof=1))
+    if scale == 0:
         return float(mean), float(mean)
-    low, high = stats.t.interval(confidence, values.size - 1, loc=mean, scale=sem)
-    return float(low), float(high)
+    low, high = stats.t.interval(confidence, values.size - 1, loc=mean, scale=scale)
+    return float(max(low, 0.0)), float(min(high, 1.0))
 
 
 def summarise(
@@ -425,11 +432,11 @@ def summarise(
         One row per arm (reference first) and metric, columns ``SUMMARY_COLUMNS``:
 
         * ``mean``: mean over folds;
-        * ``ci_low``, ``ci_high``: ``scipy.stats.t.interval(confidence, n - 1,
-          loc=mean, scale=sem)`` over the ``n`` fold values, with ``sem`` the
-          standard error ``std(ddof=1) / sqrt(n)``; it treats folds as independent,
-          so it is narrower than the uncertainty the t-test accounts for
-          (``NaN`` for one fold, ``mean`` on both ends when all folds agree);
+        * ``ci_low``, ``ci_high``: Student-t interval over the ``J`` fold values with
+          the Nadeau & Bengio (2003) corrected variance ``(1/J + n_test/n_train) · s²``
+          (folds share training cases, so the naive ``s²/J`` is too small), clipped to
+          the metrics' range [0, 1] (``NaN`` for one fold, ``mean`` on both ends when
+          all folds agree);
         * ``delta_vs_real``: mean of the paired per-fold differences arm − reference;
         * ``p_value``: :func:`corrected_resampled_ttest` of those differences with
           the arm's mean ``n_train_real`` and ``n_test``;
@@ -454,7 +461,8 @@ def summarise(
             )
         for metric in metrics:
             values = scores[metric].to_numpy(dtype=float)
-            low, high = _t_interval(values, confidence)
+            low, high = _corrected_interval(values, scores["n_train_real"].mean(), scores["n_test"].mean(),
+                                            confidence)
             if arm == reference_arm:
                 delta, p_value = 0.0, float("nan")
             else:

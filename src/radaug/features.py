@@ -26,7 +26,8 @@ def make_extractor(params_file: str | Path):
     import radiomics
     from radiomics import featureextractor
 
-    radiomics.setVerbosity(logging.ERROR)
+    radiomics.setVerbosity(logging.ERROR)  # its console handler
+    logging.getLogger("radiomics").setLevel(logging.WARNING)  # and what propagates to the job log
     params_file = Path(params_file)
     if not params_file.is_file():
         raise ConfigError(f"PyRadiomics parameter file {params_file} does not exist (config key 'features.params').")

@@ -83,3 +83,9 @@ def test_unreadable_yaml(tmp_path):
     bad.write_text("study: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_config_readme_matches_schema():
+    from radaug.config import schema_markdown
+
+    assert (REPO / "config/README.md").read_text() == schema_markdown(), "run: radaug config-doc > config/README.md"

@@ -274,7 +274,8 @@ def test_summarise_mean_ci_delta_and_p_match_hand_computation():
     row = summary[(summary["arm"] == "gan") & (summary["metric"] == "auc")].iloc[0]
     mean = sum(arm) / 4
     sd = math.sqrt(sum((a - mean) ** 2 for a in arm) / 3)
-    half_width = stats.t.ppf(0.975, df=3) * sd / math.sqrt(4)
+    # Nadeau-Bengio corrected standard error: sqrt((1/J + n_test/n_train) * s^2), J = 4 folds
+    half_width = stats.t.ppf(0.975, df=3) * sd * math.sqrt(1 / 4 + 12 / 40)
     assert row["mean"] == pytest.approx(mean)
     assert row["ci_low"] == pytest.approx(mean - half_width)
     assert row["ci_high"] == pytest.approx(mean + half_width)
@@ -282,9 +283,11 @@ def test_summarise_mean_ci_delta_and_p_match_hand_computation():
     assert row["delta_vs_real"] == pytest.approx(sum(differences) / 4)
     assert row["p_value"] == pytest.approx(corrected_resampled_ttest(differences, n_train=40, n_test=12)[1])
     half = summarise(_per_fold("real", reference), confidence=0.5).iloc[0]
-    half_width_50 = stats.t.ppf(0.75, df=3) * stats.sem(reference)
+    half_width_50 = stats.t.ppf(0.75, df=3) * np.std(reference, ddof=1) * math.sqrt(1 / 4 + 12 / 48)
     assert half["ci_low"] == pytest.approx(half["mean"] - half_width_50)
     assert half["ci_high"] == pytest.approx(half["mean"] + half_width_50)
+    wide = summarise(_per_fold("real", [0.2, 0.99, 0.5, 0.98])).iloc[0]
+    assert wide["ci_low"] == 0.0 and wide["ci_high"] == 1.0  # clipped to the metric's range
 
 
 def test_summarise_holm_adjusts_across_arms_per_metric():

@@ -19,13 +19,30 @@ rule fetch_br35h:
         "../scripts/fetch_br35h.py"
 
 
+rule phantom:
+    output:
+        cohort=directory(f"{STUDY}/phantom"),
+        prov=f"{PROV}/phantom.json",
+    log:
+        f"{LOGS}/phantom.log",
+    params:
+        code=code("phantom"),
+        options=config["data"]["phantom"],
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/phantom.py"
+
+
 def cohort_inputs(wildcards):
     source = config["data"]["source"]
     if source == "br35h":
         return {"br35h_index": rules.fetch_br35h.output.index}
-    if source == "manifest":
-        return {"manifest": config["data"]["manifest"]}
-    return {}
+    if source == "phantom":
+        return {"phantom": rules.phantom.output.cohort}
+    return {"manifest": config["data"]["manifest"]}
 
 
 rule cohort:
@@ -39,7 +56,6 @@ rule cohort:
     params:
         code=code("cohort"),
         data=config["data"],
-        phantom_dir=f"{STUDY}/cohort/phantom",
         seed=SEED,
     resources:
         mem_mb=2000,

@@ -4,7 +4,8 @@
 
 def study_provenance(include_report=True):
     """Provenance records of every job of the study's DAG."""
-    records = [
+    records = [rules.phantom.output.prov] if config["data"]["source"] == "phantom" else []
+    records += [
         rules.cohort.output.prov,
         rules.case_index.output.prov,
         rules.split.output.prov,

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from radaug.data import br35h, phantom
+from radaug.data import br35h
 from radaug.io import write_csv
 from radaug.manifest import read_manifest_table, validate_manifest
 from radaug.provenance import run_job
@@ -20,9 +20,8 @@ def main(smk):
                                   data["br35h"]["n_per_class"], seed=smk.params.seed)
         base_dir, origin = images_dir, f"Br35H draw (seed {smk.params.seed})"
     elif source == "phantom":
-        base_dir = Path(smk.params.phantom_dir)
-        table = phantom.make_phantom_cohort(base_dir, seed=smk.params.seed, **data["phantom"])
-        table = table.astype(str)
+        base_dir = Path(smk.input.phantom)
+        table = read_manifest_table(base_dir / "manifest.csv")
         origin = f"phantom (seed {smk.params.seed})"
     else:
         base_dir, origin = Path(smk.input.manifest).parent, smk.input.manifest
