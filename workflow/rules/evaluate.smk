@@ -2,12 +2,6 @@
 # scored on fold-test real data only.
 
 
-def arm_features(wildcards):
-    if wildcards.arm in MODELS:
-        return expand(f"{STUDY}/features/{wildcards.arm}/{{fold}}.csv", fold=FOLDS)
-    return []
-
-
 rule evaluate:
     input:
         real=rules.features_real_table.output.features,
@@ -19,6 +13,8 @@ rule evaluate:
         prov=f"{PROV}/evaluate/{{arm}}.json",
     log:
         f"{LOGS}/evaluate/{{arm}}.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("evaluate"),
         positive_class=config["data"]["classes"][1],
@@ -45,6 +41,8 @@ rule evaluation_summary:
         prov=f"{PROV}/evaluation_summary.json",
     log:
         f"{LOGS}/evaluation_summary.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("evaluation_summary"),
     resources:

@@ -13,6 +13,8 @@ rule features_real:
         prov=f"{PROV}/features_real/batch_{{batch}}.json",
     log:
         f"{LOGS}/features_real/batch_{{batch}}.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("features_real"),
         max_failed=0,
@@ -31,6 +33,8 @@ rule features_real_table:
         prov=f"{PROV}/features_real_table.json",
     log:
         f"{LOGS}/features_real_table.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("concat_tables"),
     resources:
@@ -52,6 +56,8 @@ rule features_synthetic:
         prov=f"{PROV}/features_synthetic/{{model}}/{{fold}}.json",
     log:
         f"{LOGS}/features_synthetic/{{model}}/{{fold}}.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("features_synthetic"),
         max_failed=config["study"]["max_failed_samples"],

@@ -15,6 +15,8 @@ rule train_generator:
         prov=f"{PROV}/train_generator/{{model}}/{{fold}}.json",
     log:
         f"{LOGS}/train_generator/{{model}}/{{fold}}.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("train_generator"),
         classes=config["data"]["classes"],
@@ -40,6 +42,8 @@ rule sample_synthetic:
         prov=f"{PROV}/sample_synthetic/{{model}}/{{fold}}.json",
     log:
         f"{LOGS}/sample_synthetic/{{model}}/{{fold}}.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("sample_synthetic"),
         classes=config["data"]["classes"],

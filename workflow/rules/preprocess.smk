@@ -10,6 +10,8 @@ rule preprocess:
         prov=f"{PROV}/preprocess/batch_{{batch}}.json",
     log:
         f"{LOGS}/preprocess/batch_{{batch}}.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("preprocess"),
         n_batches=len(BATCHES),
@@ -30,6 +32,8 @@ rule case_index:
         prov=f"{PROV}/case_index.json",
     log:
         f"{LOGS}/case_index.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("case_index"),
     resources:

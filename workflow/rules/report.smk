@@ -23,6 +23,8 @@ rule report:
         prov=f"{PROV}/report.json",
     log:
         f"{LOGS}/report.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("report"),
         config=config,

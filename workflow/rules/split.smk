@@ -13,6 +13,8 @@ rule split:
         prov=f"{PROV}/split.json",
     log:
         f"{LOGS}/split.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("split"),
         options=config["split"],

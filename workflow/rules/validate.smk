@@ -12,6 +12,8 @@ rule validate:
         prov=f"{PROV}/validate/{{arm}}.json",
     log:
         f"{LOGS}/validate/{{arm}}.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("validate"),
         options=config["validation"],
@@ -35,6 +37,8 @@ rule validation_summary:
         prov=f"{PROV}/validation_summary.json",
     log:
         f"{LOGS}/validation_summary.log",
+    conda:
+        "../../envs/radaug.yaml"
     params:
         code=code("concat_tables"),
     resources:
