@@ -410,3 +410,18 @@ def test_overall_verdict_takes_the_worst(verdicts, expected):
 def test_overall_verdict_rejects_unknown_verdicts():
     with pytest.raises(ValueError, match="ok"):
         overall_verdict(["pass", "ok"])
+
+
+def test_features_constant_up_to_float32_rounding_are_ignored():
+    """A z-scored ROI has first-order mean 0 by construction; rounding noise must not be scaled up."""
+    from radaug.validate.metrics import frechet_distance, memorization_ratio
+
+    rng = np.random.default_rng(0)
+    informative = rng.normal(size=(60, 3))
+    rounding = rng.normal(scale=1e-7, size=(60, 1))  # float32 noise around a constant
+    reference = np.hstack([informative, rounding])
+    candidate = np.hstack([rng.normal(size=(60, 3)), np.full((60, 1), 0.3)])
+    holdout = np.hstack([rng.normal(size=(30, 3)), rng.normal(scale=1e-7, size=(30, 1))])
+    assert frechet_distance(reference, candidate) == pytest.approx(
+        frechet_distance(informative, candidate[:, :3]))
+    assert memorization_ratio(candidate, reference, holdout) < 3

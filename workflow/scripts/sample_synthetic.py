@@ -4,6 +4,7 @@ import pandas as pd
 
 from radaug.generative import load_model
 from radaug.io import save_arrays, sha256_file, write_csv
+from radaug.preprocess import normalise_intensity
 from radaug.provenance import log, run_job
 from radaug.sampling import rebalancing_quotas, sample_with_quotas
 from radaug.splits import fold_cases, parse_fold_key
@@ -25,6 +26,9 @@ def main(smk):
         model, quotas, classes, roi_ranges, seed=smk.params.seed, fold=smk.wildcards.fold,
         model_name=smk.wildcards.model, max_attempts=opts["max_attempts"])
     log.info("quotas %s, rejected %s", quotas, rejected)
+    # The same intensity representation as the real patches (MR: z-scored within the ROI).
+    modality = index["modality"].mode().iloc[0]
+    images = [normalise_intensity(image, mask, modality) for image, mask in zip(images, masks)]
     model_sha = sha256_file(smk.input.checkpoint)
     table = pd.DataFrame.from_records(records)
     n = len(table)

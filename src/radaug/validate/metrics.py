@@ -179,9 +179,16 @@ def _enough_rows(*matrices: np.ndarray) -> bool:
     return all(m.shape[0] >= 2 for m in matrices)
 
 
+# Radiomics features are computed from float32 images: values that differ only by
+# float32 rounding (e.g. the first-order mean of a z-scored ROI, 0 by construction)
+# are constant for every purpose, and z-scoring them would divide by rounding noise.
+CONSTANT_RTOL = 1e-5
+
+
 def _is_constant(m: np.ndarray) -> np.ndarray:
-    """Boolean mask of columns in which every value is the same."""
-    return np.ptp(m, axis=0) == 0
+    """Boolean mask of columns constant up to float32 rounding (range ≤ 1e-5 × max(1, max|x|))."""
+    scale = np.maximum(1.0, np.abs(m).max(axis=0)) if len(m) else 1.0
+    return np.ptp(m, axis=0) <= CONSTANT_RTOL * scale
 
 
 def _zscore(matrices: list[np.ndarray], by: np.ndarray) -> list[np.ndarray]:
