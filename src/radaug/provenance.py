@@ -36,6 +36,7 @@ PACKAGES = ("radaug", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
 MANIFEST = "manifest.json"
 PROVENANCE_DIR = "provenance"
 UNTRACKED_DIRS = ("logs",)  # job logs carry timestamps; they are not study artifacts
+SNAKEMAKE_MARKER = ".snakemake_timestamp"  # written by Snakemake into directory() outputs after a job
 
 log = logging.getLogger("radaug")
 
@@ -121,7 +122,7 @@ def _file_entries(paths, *, skip=()) -> list[dict]:
         p = Path(p)
         if str(p) in skip:
             continue
-        files = sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+        files = sorted(x for x in p.rglob("*") if x.is_file() and x.name != SNAKEMAKE_MARKER) if p.is_dir() else [p]
         for f in files:
             entries.append({"path": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size})
     return entries
@@ -257,7 +258,8 @@ def verify_study(study_dir: str | Path) -> list[str]:
             problems.append(f"changed: {art['path']} (sha256 differs from the manifest)")
     for f in sorted(study_dir.rglob("*")):
         rel = f.relative_to(study_dir).as_posix()
-        if f.is_file() and rel != MANIFEST and rel not in listed and rel.split("/")[0] not in UNTRACKED_DIRS:
+        untracked = rel == MANIFEST or f.name == SNAKEMAKE_MARKER or rel.split("/")[0] in UNTRACKED_DIRS
+        if f.is_file() and not untracked and rel not in listed:
             problems.append(f"unexpected: {rel} (not in the manifest)")
     if study_version(manifest["artifacts"]) != manifest["study_version"]:
         problems.append("manifest: study_version does not match its artifact list (manifest edited)")
