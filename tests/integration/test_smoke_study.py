@@ -124,3 +124,14 @@ def test_verify_catches_a_flipped_byte(smoke):
     data[10] ^= 0x01
     target.write_bytes(bytes(data))
     assert verify_study(study) == ["changed: evaluation/summary.csv (sha256 differs from the manifest)"]
+
+
+def test_snakemake_report(smoke, tmp_path):
+    workdir = smoke[0].parents[1]
+    target = tmp_path / "report.zip"
+    _snakemake(workdir, REPO / "config/smoke.yaml", "--report", str(target))
+    import zipfile
+
+    names = zipfile.ZipFile(target).namelist()
+    assert any(n.endswith("report.html") for n in names)
+    assert any("summary.csv" in n for n in names)

@@ -9,6 +9,7 @@ of one fold, ``sample`` new pairs per class, ``save``/``load`` checkpoints.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -42,9 +43,15 @@ def get_model(name: str, **kwargs: Any) -> GenerativeModel:
     Raises
     ------
     ValueError
-        If ``name`` is unknown or an argument is invalid.
+        If ``name`` is unknown, an argument is missing, unknown or invalid.
     """
-    return _model_class(name)(**kwargs)
+    cls = _model_class(name)
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as exc:
+        params = ", ".join(inspect.signature(cls).parameters)
+        raise ValueError(f"{name}: {exc}; the arguments are {params}") from None
+    return cls(**kwargs)
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> GenerativeModel:

@@ -212,17 +212,12 @@ def channel_widths(patch_size: int, base_channels: int) -> list[int]:
     return [max(1, base_channels * 8 // r) for r in resolutions]
 
 
-def flat_features(widths: list[int]) -> int:
-    """Size of the flattened 4-per-side feature map at the bottom of a stack."""
-    return widths[-1] * 4**SPATIAL_DIMS
-
-
 def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool) -> nn.Sequential:
-    """Strided convolutions halving the resolution per level, then flatten.
+    """Strided convolutions halving the resolution per level.
 
-    Maps (B, in_channels, S, S) to (B, :func:`flat_features`). Each level is a
-    4-wide stride-2 convolution and LeakyReLU(0.2); with ``batch_norm`` every level
-    but the first also gets batch normalisation, as in DCGAN.
+    Maps (B, in_channels, S, S) to (B, widths[-1], 4, 4). Each level is a 4-wide
+    stride-2 convolution and LeakyReLU(0.2); with ``batch_norm`` every level but the
+    first also gets batch normalisation, as in DCGAN.
     """
     conv, norm = _layer("Conv"), _layer("BatchNorm")
     layers: list[nn.Module] = []
@@ -233,7 +228,6 @@ def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool) -> nn.S
             layers.append(norm(width))
         layers.append(nn.LeakyReLU(0.2))
         in_channels = width
-    layers.append(nn.Flatten())
     return nn.Sequential(*layers)
 
 
@@ -241,9 +235,10 @@ class ConditionalDecoder(nn.Module):
     """Latent code and class label → raw 2-channel patch (a DCGAN generator).
 
     The label's learned embedding is concatenated to the latent code (Mirza &
-    Osindero 2014, arXiv:1411.1784), projected to a 4-per-side feature map and
-    upsampled by stride-2 transposed convolutions with batch norm and ReLU. The
-    output is pre-activation; each model applies its own output nonlinearity.
+    Osindero 2014, arXiv:1411.1784); a 4-wide transposed convolution turns this
+    1-pixel input into a 4-per-side feature map, and stride-2 transposed
+    convolutions with batch norm and ReLU double it up to the patch size. The output
+    is pre-activation; each model applies its own output nonlinearity.
 
     Parameters
     ----------
@@ -260,8 +255,7 @@ class ConditionalDecoder(nn.Module):
         conv_t, norm = _layer("ConvTranspose"), _layer("BatchNorm")
         self.embed = nn.Embedding(n_classes, EMBED_DIM)
         layers: list[nn.Module] = [
-            nn.Linear(latent_dim + EMBED_DIM, flat_features(widths), bias=False),
-            nn.Unflatten(1, (widths[-1],) + (4,) * SPATIAL_DIMS),
+            conv_t(latent_dim + EMBED_DIM, widths[-1], 4, bias=False),
             norm(widths[-1]),
             nn.ReLU(),
         ]
@@ -272,7 +266,8 @@ class ConditionalDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Decode ``z`` (B, latent_dim) under ``labels`` (B,) to (B, 2, S, S) logits."""
-        return self.net(torch.cat([z, self.embed(labels)], dim=1))
+        code = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(code.view(*code.shape, *(1,) * SPATIAL_DIMS))
 
 
 # --------------------------------------------------------------------------- #
@@ -617,9 +612,8 @@ class GenerativeModel(abc.ABC):
     def sample(self, labels: np.ndarray, *, seed: int, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Draw one (image, mask) pair per requested label.
 
-        Latent codes come from the prior N(0, I), drawn from a generator seeded
-        with ``seed``; the same seed and labels give the same samples whatever
-        ``batch_size``.
+        Latent codes come from the prior N(0, I), all drawn up front from a
+        generator seeded with ``seed``, so they do not depend on ``batch_size``.
 
         Parameters
         ----------

@@ -6,6 +6,13 @@ conditioned on the class label (Mirza & Osindero 2014, arXiv:1411.1784): the
 generator receives a label embedding next to the latent code, the discriminator a
 projection term (Miyato & Koyama 2018, arXiv:1802.05637). The generator is trained
 with the non-saturating loss of Goodfellow et al.
+
+The networks are small enough to train on one CPU core in about a minute, and
+GANs that small collapse easily to one output per class. Two measures counter
+this: the discriminator is half as wide as the generator, and it sees the
+minibatch standard deviation of its features (Karras et al. 2018,
+arXiv:1710.10196). Collapse is still possible for short runs, so check the
+diversity of the samples.
 """
 
 from __future__ import annotations
@@ -14,14 +21,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import PATCH_CHANNELS, ConditionalDecoder, GenerativeModel, down_stack, flat_features
+from .base import PATCH_CHANNELS, SPATIAL_DIMS, ConditionalDecoder, GenerativeModel, down_stack
+
+
+def minibatch_stddev(h: torch.Tensor) -> torch.Tensor:
+    """Append the batch's mean feature standard deviation as one constant channel.
+
+    Lets the discriminator see the diversity of a batch, which counters mode
+    collapse (Karras et al. 2018, arXiv:1710.10196, section 3).
+    """
+    std = torch.sqrt(h.var(dim=0, correction=0) + 1e-8).mean()
+    return torch.cat([h, std.expand(h.shape[0], 1, *h.shape[2:])], dim=1)
 
 
 class ProjectionDiscriminator(nn.Module):
     """Patch and label → real/fake logit.
 
-    A convolution stack without batch norm maps the patch to features ``h``; the
-    logit is ``w·h + b + embed(label)·h``, so the label enters as a projection term.
+    A convolution stack without batch norm, followed by a minibatch-stddev channel,
+    maps the patch to flattened features ``h``; the logit is
+    ``w·h + b + embed(label)·h``, so the label enters as a projection term.
 
     Parameters
     ----------
@@ -30,24 +48,26 @@ class ProjectionDiscriminator(nn.Module):
     widths
         Channels per resolution level, as from :func:`~radaug.generative.base.channel_widths`.
     spectral_norm
-        Apply spectral normalisation (Miyato et al. 2018, arXiv:1802.05957) to
-        every weight.
+        Apply spectral normalisation (Miyato et al. 2018, arXiv:1802.05957) to the
+        convolutions and the linear layer (not to the projection embedding, which
+        starts at zero).
     """
 
     def __init__(self, n_classes: int, widths: list[int], *, spectral_norm: bool) -> None:
         super().__init__()
-        features = flat_features(widths)
+        features = (widths[-1] + 1) * 4**SPATIAL_DIMS
         self.trunk = down_stack(PATCH_CHANNELS, widths, batch_norm=False)
         self.linear = nn.Linear(features, 1)
         self.embed = nn.Embedding(n_classes, features)
+        nn.init.zeros_(self.embed.weight)  # start unconditional; N(0, 1) would swamp w·h
         if spectral_norm:
-            for module in list(self.modules()):
+            for module in [*self.trunk, self.linear]:
                 if isinstance(getattr(module, "weight", None), nn.Parameter):
                     nn.utils.parametrizations.spectral_norm(module)
 
     def forward(self, patches: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Logits (B,) for patches (B, 2, S, S) under labels (B,)."""
-        h = self.trunk(patches)
+        h = minibatch_stddev(self.trunk(patches)).flatten(1)
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
 
 
@@ -55,7 +75,8 @@ class CGAN(GenerativeModel):
     """Conditional DCGAN over 2-channel (image, mask) patches.
 
     The generator ends in tanh on both channels; the mask probability is
-    ``(channel + 1) / 2``. Both networks use Adam with betas (0.5, 0.999). Each step
+    ``(channel + 1) / 2``. The discriminator has half the generator's channels at
+    every level. Both networks use Adam with betas (0.5, 0.999). Each step
     updates the discriminator on a real and a generated batch (binary cross-entropy),
     then the generator on the same generated batch with the non-saturating loss
     ``-log D(G(z))``. Generated patches carry the labels of the real batch.
@@ -102,7 +123,9 @@ class CGAN(GenerativeModel):
         return {
             "generator": ConditionalDecoder(self.latent_dim, self.n_classes, self.widths),
             "discriminator": ProjectionDiscriminator(
-                self.n_classes, self.widths, spectral_norm=self.hyperparams["spectral_norm"]
+                self.n_classes,
+                [max(1, width // 2) for width in self.widths],
+                spectral_norm=self.hyperparams["spectral_norm"],
             ),
         }
 

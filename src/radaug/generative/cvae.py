@@ -19,9 +19,14 @@ from .base import (
     ConditionalDecoder,
     GenerativeModel,
     check_float,
+    SPATIAL_DIMS,
     down_stack,
-    flat_features,
 )
+
+
+def _batch_mean_of_sums(values: torch.Tensor) -> torch.Tensor:
+    """Sum (B, ...) values over everything but the batch axis, then average over it."""
+    return values.flatten(1).sum(dim=1).mean()
 
 
 class ConditionalEncoder(nn.Module):
@@ -44,11 +49,11 @@ class ConditionalEncoder(nn.Module):
         super().__init__()
         self.trunk = down_stack(PATCH_CHANNELS, widths, batch_norm=True)
         self.embed = nn.Embedding(n_classes, EMBED_DIM)
-        self.head = nn.Linear(flat_features(widths) + EMBED_DIM, 2 * latent_dim)
+        self.head = nn.Linear(widths[-1] * 4**SPATIAL_DIMS + EMBED_DIM, 2 * latent_dim)
 
     def forward(self, patches: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(mu, logvar)``, each (B, latent_dim), for patches (B, 2, S, S)."""
-        h = torch.cat([self.trunk(patches), self.embed(labels)], dim=1)
+        h = torch.cat([self.trunk(patches).flatten(1), self.embed(labels)], dim=1)
         return self.head(h).chunk(2, dim=1)
 
 
@@ -112,17 +117,15 @@ class CVAE(GenerativeModel):
             mu, logvar = mu.float(), logvar.float()
             z = mu + torch.exp(0.5 * logvar) * self._noise(*mu.shape)
             out = self.nets["decoder"](z, labels).float()
-        recon_image = (torch.tanh(out[:, 0]) - images[:, 0]).square().flatten(1).sum(1).mean()
-        recon_mask = (
+        recon_image = _batch_mean_of_sums((torch.tanh(out[:, 0]) - images[:, 0]).square())
+        recon_mask = _batch_mean_of_sums(
             F.binary_cross_entropy_with_logits(out[:, 1], (images[:, 1] + 1) / 2, reduction="none")
-            .flatten(1)
-            .sum(1)
-            .mean()
         )
-        kl = (-0.5 * (1 + logvar - mu.square() - logvar.exp())).sum(1).mean()
+        kl = _batch_mean_of_sums(-0.5 * (1 + logvar - mu.square() - logvar.exp()))
         loss = recon_image + recon_mask + self.hyperparams["beta"] * kl
         self._optimize(loss, "vae")
-        return {"loss": loss.item(), "recon_image": recon_image.item(), "recon_mask": recon_mask.item(), "kl": kl.item()}
+        terms = {"loss": loss, "recon_image": recon_image, "recon_mask": recon_mask, "kl": kl}
+        return {key: value.item() for key, value in terms.items()}
 
     def _generate(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.nets["decoder"](z, labels)

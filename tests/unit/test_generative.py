@@ -1,0 +1,416 @@
+"""Tests of radaug.generative.
+
+The conformance tests run against every model in ``MODELS``: a model added to the
+registry is checked for the whole interface contract (shapes, ranges,
+determinism, persistence, resume) without writing new tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from radaug.generative import CVAE, MODELS, GenerativeModel, get_model, load_model
+from radaug.generative.base import IntensityMap, channel_widths, select_device
+
+SIZE = 32
+
+
+def blobs(n: int, seed: int = 0, *, contrast: tuple[float, float] = (-100.0, 200.0)):
+    """Two classes of disks on a noisy background, in CT-like units.
+
+    Class ``c`` has disk intensity ``contrast[c]``; shapes are drawn alike for both.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    labels = np.arange(n) % 2
+    images = rng.normal(0.0, 20.0, (n, SIZE, SIZE)).astype(np.float32)
+    masks = np.zeros((n, SIZE, SIZE), np.uint8)
+    for i in range(n):
+        cy, cx = rng.uniform(0.3 * SIZE, 0.7 * SIZE, 2)
+        radius = rng.uniform(0.12 * SIZE, 0.25 * SIZE)
+        masks[i] = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+        images[i][masks[i] == 1] += contrast[labels[i]]
+    return images, masks, labels.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return blobs(48)
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def name(request) -> str:
+    return request.param
+
+
+def make(name: str, **hyperparams) -> GenerativeModel:
+    return get_model(name, patch_size=SIZE, n_classes=2, **hyperparams)
+
+
+def fit(model: GenerativeModel, data, **kwargs):
+    options = {"steps": 6, "batch_size": 8, "seed": 0, "device": "cpu", "log": lambda message: None}
+    return model.fit(*data, **{**options, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def trained(name, data) -> GenerativeModel:
+    model = make(name)
+    fit(model, data)
+    return model
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def weights_differ(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[key], b[key]) for key in a if a[key].is_floating_point())
+
+
+# --------------------------------------------------------------------------- #
+# Registry
+# --------------------------------------------------------------------------- #
+
+
+def test_registry_names_and_get_model():
+    assert set(MODELS) == {"cvae", "cgan"}
+    for key, cls in MODELS.items():
+        model = get_model(key, patch_size=64, n_classes=3)
+        assert isinstance(model, cls) and model.name == key and model.step == 0
+    with pytest.raises(ValueError, match="unknown generative model"):
+        get_model("vae", patch_size=32, n_classes=2)
+
+
+# --------------------------------------------------------------------------- #
+# Conformance: every registered model
+# --------------------------------------------------------------------------- #
+
+
+def test_fit_returns_loss_log(name, data):
+    model = make(name)
+    messages = []
+    log = fit(model, data, steps=7, log_every=3, log=messages.append)
+    assert model.step == 7
+    assert list(log["step"]) == [3, 6, 7]
+    assert log.columns[0] == "step" and log.columns[-1] == "images_per_s"
+    assert len(log.columns) > 2
+    assert np.isfinite(log.drop(columns="step").to_numpy()).all()
+    assert len(messages) == 3 and "step 7/7" in messages[-1]
+
+
+def test_sample_contract(trained):
+    labels = np.array([0, 1, 1, 0, 1])
+    images, masks = trained.sample(labels, seed=3, batch_size=2)
+    assert images.shape == masks.shape == (5, SIZE, SIZE)
+    assert images.dtype == masks.dtype == np.float32
+    assert masks.min() >= 0.0 and masks.max() <= 1.0
+    lo, hi = trained.intensity.lo, trained.intensity.hi
+    slack = 1e-3 * (hi - lo)
+    assert images.min() >= lo - slack and images.max() <= hi + slack
+    assert np.ptp(images) > 0.01 * (hi - lo), "images must come back in physical units"
+    # Latent codes are drawn up front, so chunking does not change the samples.
+    same_images, same_masks = trained.sample(labels, seed=3)
+    np.testing.assert_allclose(same_images, images, rtol=0, atol=1e-4 * (hi - lo))
+    np.testing.assert_allclose(same_masks, masks, rtol=0, atol=1e-5)
+
+    empty_images, empty_masks = trained.sample(np.array([], dtype=np.int64), seed=0)
+    assert empty_images.shape == empty_masks.shape == (0, SIZE, SIZE)
+
+
+def test_sample_leaves_model_and_global_state_alone(trained):
+    rng_state = torch.random.get_rng_state()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    before = {k: v.clone() for k, v in trained.nets.state_dict().items()}
+    trained.sample(np.array([0, 1] * 4), seed=0)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+    assert trained.nets.training
+    assert_same_weights(trained.nets.state_dict(), before)
+
+
+def test_fit_leaves_global_state_alone(name, data):
+    rng_state = torch.random.get_rng_state()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    fit(make(name), data, steps=2)
+    assert torch.equal(torch.random.get_rng_state(), rng_state)
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
+    assert torch.get_num_threads() == threads
+
+
+def test_same_seed_same_model_different_seed_different(name, data, tmp_path):
+    a, b, c = make(name), make(name), make(name)
+    fit(a, data, seed=5, checkpoint_path=tmp_path / "a.pt")
+    fit(b, data, seed=5, checkpoint_path=tmp_path / "b.pt")
+    fit(c, data, seed=6)
+    assert_same_weights(a.nets.state_dict(), b.nets.state_dict())
+    ckpt_a = torch.load(tmp_path / "a.pt", weights_only=True)
+    ckpt_b = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert_same_weights(ckpt_a["state_dict"], ckpt_b["state_dict"])
+    for key in ckpt_a["training"]["optimizers"]:
+        state_a = ckpt_a["training"]["optimizers"][key]["state"]
+        state_b = ckpt_b["training"]["optimizers"][key]["state"]
+        for index in state_a:
+            assert_same_weights(state_a[index], state_b[index])
+    assert weights_differ(a.nets.state_dict(), c.nets.state_dict())
+
+    labels = np.array([0, 1, 0, 1])
+    for x, y in zip(a.sample(labels, seed=1), b.sample(labels, seed=1)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a.sample(labels, seed=1)[0], a.sample(labels, seed=2)[0])
+    assert not np.array_equal(a.sample(labels, seed=1)[0], c.sample(labels, seed=1)[0])
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    path = tmp_path / "model.pt"
+    trained.save(path)
+    labels = np.array([1, 0, 1])
+    expected = trained.sample(labels, seed=9)
+    for loaded in (type(trained).load(path), load_model(path)):
+        assert type(loaded) is type(trained)
+        assert loaded.hyperparams == trained.hyperparams
+        assert loaded.step == trained.step and loaded.intensity == trained.intensity
+        for x, y in zip(loaded.sample(labels, seed=9), expected):
+            np.testing.assert_array_equal(x, y)
+
+    ckpt = torch.load(path, weights_only=True)
+    assert set(ckpt) == {"format", "model", "hyperparams", "step", "intensity", "state_dict"}
+    assert ckpt["model"] == trained.name and ckpt["step"] == trained.step
+
+    other = next(cls for cls in MODELS.values() if cls is not type(trained))
+    with pytest.raises(ValueError, match="load_model"):
+        other.load(path)
+
+
+def test_training_checkpoint_loads_with_weights_only(name, data, tmp_path):
+    path = tmp_path / "ckpt.pt"
+    model = make(name)
+    fit(model, data, steps=4, checkpoint_every=2, checkpoint_path=path)
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["step"] == 4
+    assert set(ckpt["training"]) == {"config", "optimizers", "scaler", "rng", "log"}
+    assert ckpt["training"]["config"]["seed"] == 0
+    assert [row["step"] for row in ckpt["training"]["log"]["rows"]] == [4]
+    labels = np.array([0, 1])
+    np.testing.assert_array_equal(load_model(path).sample(labels, seed=0)[0], model.sample(labels, seed=0)[0])
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("interruption", ["stopped", "killed"])
+def test_resume_matches_uninterrupted_run(name, data, tmp_path, interruption):
+    options = {"steps": 20, "log_every": 4, "seed": 2}
+    uninterrupted = make(name)
+    full_log = fit(uninterrupted, data, **options)
+
+    path = tmp_path / "ckpt.pt"
+    first = make(name)
+    if interruption == "stopped":
+        fit(first, data, **{**options, "steps": 10}, checkpoint_path=path, checkpoint_every=10)
+    else:
+
+        def die_at_step_16(message: str) -> None:
+            if "step 16/" in message:
+                raise _Killed
+
+        with pytest.raises(_Killed):
+            fit(first, data, **options, checkpoint_path=path, checkpoint_every=10, log=die_at_step_16)
+    assert torch.load(path, weights_only=True)["step"] == 10
+
+    messages = []
+    resumed = make(name)
+    resumed_log = fit(resumed, data, **options, checkpoint_path=path, checkpoint_every=10, log=messages.append)
+    assert any("resuming" in m and "step 10" in m for m in messages)
+    assert resumed.step == 20
+    assert_same_weights(resumed.nets.state_dict(), uninterrupted.nets.state_dict())
+    if interruption == "killed":
+        losses = [c for c in full_log.columns if c != "images_per_s"]
+        assert resumed_log[losses].equals(full_log[losses])
+    else:  # the finished 10-step run logged its last step
+        assert list(resumed_log["step"]) == [4, 8, 10, 12, 16, 20]
+
+
+def test_checkpoint_from_other_config_is_not_resumed(name, data, tmp_path):
+    path = tmp_path / "ckpt.pt"
+    fit(make(name), data, steps=4, seed=0, checkpoint_path=path)
+    messages = []
+    other = make(name)
+    fit(other, data, steps=4, seed=1, checkpoint_path=path, log=messages.append)
+    fresh = make(name)
+    fit(fresh, data, steps=4, seed=1)
+    assert any("different configuration" in m for m in messages)
+    assert_same_weights(other.nets.state_dict(), fresh.nets.state_dict())
+    assert torch.load(path, weights_only=True)["training"]["config"]["seed"] == 1
+
+
+# --------------------------------------------------------------------------- #
+# Invalid arguments
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"patch_size": 48},
+        {"patch_size": 8},
+        {"patch_size": 32.0},
+        {"n_classes": 0},
+        {"n_classes": True},
+        {"latent_dim": 0},
+        {"base_channels": 0},
+        {"lr": 0.0},
+        {"lr": float("nan")},
+        {"lr": "1e-3"},
+    ],
+)
+def test_invalid_hyperparameters(name, kwargs):
+    with pytest.raises(ValueError):
+        get_model(name, **{"patch_size": SIZE, "n_classes": 2, **kwargs})
+
+
+def test_invalid_model_specific_hyperparameters():
+    with pytest.raises(ValueError, match="beta"):
+        get_model("cvae", patch_size=SIZE, n_classes=2, beta=-1.0)
+    with pytest.raises(ValueError, match="spectral_norm"):
+        get_model("cgan", patch_size=SIZE, n_classes=2, spectral_norm="yes")
+    with pytest.raises(ValueError, match="beta"):
+        get_model("cgan", patch_size=SIZE, n_classes=2, beta=1.0)
+    with pytest.raises(ValueError, match="n_classes"):
+        get_model("cvae", patch_size=SIZE)
+
+
+def _corrupt(data, which: str):
+    images, masks, labels = (a.copy() for a in data)
+    if which == "image_shape":
+        images = images[:, :16, :16]
+    elif which == "image_nan":
+        images[0, 0, 0] = np.nan
+    elif which == "mask_shape":
+        masks = masks[:-1]
+    elif which == "mask_values":
+        masks[0, 0, 0] = 2
+    elif which == "label_range":
+        labels[0] = 2
+    elif which == "label_dtype":
+        labels = labels.astype(np.float64)
+    elif which == "label_shape":
+        labels = labels[:-1]
+    elif which == "empty":
+        images, masks, labels = images[:0], masks[:0], labels[:0]
+    return images, masks, labels
+
+
+@pytest.mark.parametrize(
+    "which",
+    ["image_shape", "image_nan", "mask_shape", "mask_values", "label_range", "label_dtype", "label_shape", "empty"],
+)
+def test_invalid_data(name, data, which):
+    with pytest.raises(ValueError):
+        fit(make(name), _corrupt(data, which))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"steps": 0}, {"batch_size": 0}, {"seed": -1}, {"checkpoint_every": 0}, {"log_every": 0}, {"device": "tpu"}],
+)
+def test_invalid_fit_arguments(name, data, kwargs):
+    with pytest.raises(ValueError):
+        fit(make(name), data, **kwargs)
+
+
+def test_invalid_sample_arguments(trained):
+    with pytest.raises(ValueError):
+        trained.sample(np.array([0, 2]), seed=0)
+    with pytest.raises(ValueError):
+        trained.sample(np.array([[0, 1]]), seed=0)
+    with pytest.raises(ValueError):
+        trained.sample(np.array([0.0, 1.0]), seed=0)
+    with pytest.raises(ValueError):
+        trained.sample(np.array([0, 1]), seed=-1)
+    with pytest.raises(ValueError):
+        trained.sample(np.array([0, 1]), seed=0, batch_size=0)
+
+
+def test_untrained_model_cannot_sample_or_save(name, tmp_path):
+    model = make(name)
+    with pytest.raises(RuntimeError, match="not trained"):
+        model.sample(np.array([0]), seed=0)
+    with pytest.raises(RuntimeError, match="not trained"):
+        model.save(tmp_path / "m.pt")
+
+
+def test_load_rejects_foreign_file(tmp_path):
+    path = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, path)
+    with pytest.raises(ValueError, match="not a radaug"):
+        load_model(path)
+
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def test_intensity_map_round_trip_and_clipping():
+    images = np.linspace(-1000.0, 1000.0, 2001, dtype=np.float32)
+    imap = IntensityMap.fit(images)
+    assert imap.lo == pytest.approx(-990.0) and imap.hi == pytest.approx(990.0)
+    unit = imap.to_unit(images)
+    assert unit.dtype == np.float32 and unit.min() == -1.0 and unit.max() == 1.0
+    inside = np.abs(images) <= 990
+    np.testing.assert_allclose(imap.from_unit(unit)[inside], images[inside], atol=1e-3)
+    with pytest.raises(ValueError, match="no intensity spread"):
+        IntensityMap.fit(np.zeros((4, 32, 32), np.float32))
+
+
+def test_channel_widths_are_anchored_to_resolution():
+    assert channel_widths(64, 32) == [8, 16, 32, 64]
+    assert channel_widths(32, 32) == [16, 32, 64]
+    assert channel_widths(16, 32) == [32, 64]
+
+
+def test_select_device():
+    assert select_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert select_device("auto").type == expected
+    with pytest.raises(ValueError):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            select_device("cuda")
+
+
+# --------------------------------------------------------------------------- #
+# Model behaviour
+# --------------------------------------------------------------------------- #
+
+
+def test_cvae_sample_means_follow_the_class():
+    images, masks, labels = blobs(64, seed=1, contrast=(-150.0, 150.0))
+    model = CVAE(SIZE, 2)
+    fit(model, (images, masks, labels), steps=300, batch_size=32)
+    real_gap = images[labels == 1].mean() - images[labels == 0].mean()
+    generated, mask_prob = model.sample(np.repeat([0, 1], 64), seed=0)
+    gap = generated[64:].mean() - generated[:64].mean()
+    assert gap > 0.5 * real_gap, (gap, real_gap)
+    assert 0.3 * masks.mean() < mask_prob.mean() < 3 * masks.mean()
+
+
+def test_cgan_with_spectral_norm_resumes_and_round_trips(data, tmp_path):
+    path = tmp_path / "ckpt.pt"
+    uninterrupted = make("cgan", spectral_norm=True)
+    fit(uninterrupted, data, steps=8)
+    fit(make("cgan", spectral_norm=True), data, steps=4, checkpoint_path=path, checkpoint_every=4)
+    resumed = make("cgan", spectral_norm=True)
+    fit(resumed, data, steps=8, checkpoint_path=path, checkpoint_every=4)
+    assert_same_weights(resumed.nets.state_dict(), uninterrupted.nets.state_dict())
+    loaded = load_model(path)
+    assert loaded.hyperparams["spectral_norm"] is True
+    labels = np.array([0, 1])
+    np.testing.assert_array_equal(loaded.sample(labels, seed=0)[0], resumed.sample(labels, seed=0)[0])
