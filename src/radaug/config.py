@@ -86,7 +86,20 @@ def validate_config(config: dict, *, base_dir: str | Path = ".") -> dict:
     if errors:
         raise ConfigError("\n".join(_schema_error_message(e) for e in errors))
     _check_semantics(config, Path(base_dir))
-    return config
+    return _sorted_keys(config)
+
+
+def _sorted_keys(node):
+    """The config with mapping keys sorted at every level (lists keep their order).
+
+    Snakemake compares rule params order-sensitively; sorting makes a reordering of
+    keys in a config file rerun nothing.
+    """
+    if isinstance(node, dict):
+        return {k: _sorted_keys(node[k]) for k in sorted(node)}
+    if isinstance(node, list):
+        return [_sorted_keys(v) for v in node]
+    return node
 
 
 def load_config(path: str | Path, *, base_dir: str | Path = ".") -> dict:

@@ -73,6 +73,7 @@ def validate_manifest(
     mask_label: int | None = None,
     default_modality: str = "other",
     source: str = "manifest",
+    relative_to: str | Path | None = None,
 ) -> pd.DataFrame:
     """Check every case of a manifest and return the cohort table.
 
@@ -92,11 +93,14 @@ def validate_manifest(
         Modality for rows whose ``modality`` is empty.
     source
         Named in error messages (the manifest path).
+    relative_to
+        Paths inside this folder are stored relative to it (the study's working
+        directory), so the cohort table does not depend on where the study runs.
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`COHORT_COLUMNS`, absolute paths, file hashes, sorted by case_id.
+        Columns :data:`COHORT_COLUMNS`, resolved paths, file hashes, sorted by case_id.
 
     Raises
     ------
@@ -147,7 +151,18 @@ def validate_manifest(
             + "\n  - ".join(listed) + more
         )
     cohort = pd.DataFrame(rows, columns=list(COHORT_COLUMNS)).sort_values("case_id", ignore_index=True)
+    if relative_to is not None:
+        root = Path(relative_to).resolve()
+        for column in ("image", "mask"):
+            cohort[column] = [_relative_if_inside(p, root) for p in cohort[column]]
     return cohort
+
+
+def _relative_if_inside(path: str, root: Path) -> str:
+    if not path:
+        return path
+    resolved = Path(path)
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else path
 
 
 def _resolve(base_dir: Path, value: str) -> Path:

@@ -476,27 +476,25 @@ def _failures_section(failures: pd.DataFrame, n_reasons: int = 5) -> str:
 def _provenance_section(provenance: list[dict], config: dict) -> str:
     if not provenance:
         return _NO_DATA
+    # Only reproducible facts: timings and hosts stay in the job records (provenance/),
+    # so the same config gives a byte-identical report.
     jobs = pd.DataFrame({
         "rule": [r["rule"] for r in provenance],
         "code_version": [r.get("code_version") or "n/a" for r in provenance],
-        "seconds": [r.get("seconds") for r in provenance],
     })
     seeds = sorted({r["seed"] for r in provenance if r.get("seed") is not None}, key=str)
-    hosts = {r.get("host") for r in provenance}
     summary = _paragraph(
-        f"{len(provenance)} jobs on {len(hosts)} host(s), {jobs['seconds'].sum():.1f} s of compute in all. "
-        f"Study seed: {_fmt(config['study'].get('seed'))}; seeds recorded by jobs: "
-        f"{', '.join(map(str, seeds)) or 'none'}."
+        f"{len(provenance)} jobs. Study seed: {_fmt(config['study'].get('seed'))}; seeds recorded by jobs: "
+        f"{', '.join(map(str, seeds)) or 'none'}. Timings and hosts are in each job's record under provenance/."
     )
     rules = [
-        [rule, len(part), ", ".join(v[:12] for v in dict.fromkeys(part["code_version"])),
-         _Cell(_esc(part["seconds"].sum(), ".1f"), "num")]
+        [rule, len(part), ", ".join(v[:12] for v in dict.fromkeys(part["code_version"]))]
         for rule, part in jobs.groupby("rule")
     ]
     packages = provenance[0].get("packages", {})
     return "\n".join([
         summary,
-        _table(["rule", "jobs", "code versions", "compute seconds"], rules),
+        _table(["rule", "jobs", "code versions"], rules),
         _paragraph("Package versions (first job record):"),
         _table(["package", "version"], packages.items()) if packages else _NO_DATA,
     ])

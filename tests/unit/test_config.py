@@ -89,3 +89,10 @@ def test_config_readme_matches_schema():
     from radaug.config import schema_markdown
 
     assert (REPO / "config/README.md").read_text() == schema_markdown(), "run: radaug config-doc > config/README.md"
+
+
+def test_key_order_does_not_matter():
+    a = validate_config({"data": {"classes": ["benign", "malignant"], "source": "phantom"}, "study": {"name": "t"}})
+    b = validate_config(MINIMAL)
+    assert list(a) == list(b) and a == b
+    assert list(a["data"]) == sorted(a["data"])

@@ -152,3 +152,10 @@ def test_png_is_read_as_grey(tmp_path):
                       for i in range(2)])
     cohort = _validate(t, tmp_path)
     assert cohort["dim"].tolist() == [2, 2]
+
+
+def test_paths_inside_the_working_directory_are_stored_relative(small_case):
+    base, t = small_case
+    cohort = _validate(t, base, relative_to=base.parent)
+    assert cohort["image"].iloc[0] == f"{base.name}/img.nii.gz"
+    assert _validate(t, base)["image"].iloc[0] == str((base / "img.nii.gz").resolve())

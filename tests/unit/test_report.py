@@ -195,9 +195,9 @@ def test_failures_and_provenance(page):
     failures = section(page, "failures")
     assert "empty mask" in failures and "<td>cgan</td>" in failures
     provenance = section(page, "provenance")
-    assert "3 jobs on 1 host(s), 23.5 s" in provenance
-    assert ('<tr><td>train_generator</td><td class="num">2</td><td>bbbbbbbbbbbb</td>'
-            '<td class="num">22.0</td></tr>') in provenance
+    assert "3 jobs." in provenance
+    assert "node1" not in provenance and "23.5" not in provenance  # timings and hosts are not reproducible
+    assert '<tr><td>train_generator</td><td class="num">2</td><td>bbbbbbbbbbbb</td></tr>' in provenance
     assert "<td>numpy</td><td>2.4.0</td>" in provenance
 
 

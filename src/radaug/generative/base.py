@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import io
 import math
 import numbers
 import os
@@ -43,7 +44,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from radaug.io import atomic_path, sha256_array
+from radaug.io import sha256_array, write_bytes
 
 CHECKPOINT_FORMAT = 1
 """Version of the checkpoint layout; bumped when it changes incompatibly."""
@@ -677,8 +678,11 @@ class GenerativeModel(abc.ABC):
         }
 
     def _write(self, path: str | os.PathLike, **extra: Any) -> None:
-        with atomic_path(path) as tmp:
-            torch.save({**self._state(), **extra}, tmp)
+        # Through a buffer: torch.save names the archive's root folder after the file,
+        # and a temporary file name would make equal checkpoints differ byte-wise.
+        buffer = io.BytesIO()
+        torch.save({**self._state(), **extra}, buffer)
+        write_bytes(path, buffer.getvalue())
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the trained model (no optimizer state) atomically to ``path``.
