@@ -34,3 +34,10 @@ def test_json_is_canonical(tmp_path):
     write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
     write_json(tmp_path / "b.json", {"a": [1, 2], "b": 1})
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+
+
+def test_atomic_path_can_keep_the_extension(tmp_path):
+    with atomic_path(tmp_path / "image.nii.gz", keep_extension=True) as tmp:
+        assert tmp.name.endswith(".tmp.nii.gz") and tmp.parent == tmp_path
+        tmp.write_bytes(b"x")
+    assert (tmp_path / "image.nii.gz").read_bytes() == b"x"

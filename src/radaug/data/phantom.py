@@ -40,12 +40,10 @@ Lesion size and the body are defined in voxels; ``spacing`` is only metadata.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -53,7 +51,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from radaug.errors import ConfigError
-from radaug.io import write_csv
+from radaug.io import atomic_path, write_csv
 
 LABELS = ("benign", "malignant")
 SUBTYPES = ("fine", "coarse", "rare")
@@ -338,29 +336,12 @@ def _draw_subtype(rng: np.random.Generator, rare_fraction: float) -> str:
     return "fine" if (u - rare_fraction) < (1.0 - rare_fraction) / 2 else "coarse"
 
 
-@contextlib.contextmanager
-def _atomic_image_path(path: Path) -> Iterator[Path]:
-    """Like :func:`radaug.io.atomic_path`, but the temporary name keeps the real
-    extension, because SimpleITK chooses the file format from it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    extension = path.name.split(".", 1)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp.{extension}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_image(array: np.ndarray, path: Path, spacing: float) -> None:
     image = sitk.GetImageFromArray(array)
     image.SetSpacing((float(spacing),) * array.ndim)
     image.SetOrigin((0.0,) * array.ndim)
     image.SetDirection(np.eye(array.ndim).ravel().tolist())
-    with _atomic_image_path(path) as tmp:
+    with atomic_path(path, keep_extension=True) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
 
 
