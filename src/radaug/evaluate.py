@@ -33,9 +33,9 @@ from sklearn.utils.validation import validate_data
 from statsmodels.stats.multitest import multipletests
 
 from radaug.errors import LeakageError, RadaugError
+from radaug.features import META_COLUMNS, feature_columns
 from radaug.sampling import rebalancing_quotas
 
-META_COLUMNS = ("sample_id", "case_id", "source", "arm", "repeat", "fold", "label")
 MODELS = ("logistic_regression", "random_forest", "svm")
 PER_FOLD_COLUMNS = (
     "arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test",
@@ -47,22 +47,6 @@ SUMMARY_COLUMNS = (
     "holm_p_value",
 )
 _BUILT_IN_ARMS = ("real", "oversample")
-
-
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Names of the feature columns of a feature table: every column not in ``META_COLUMNS``.
-
-    Parameters
-    ----------
-    frame
-        A feature table (real features or an arm's data).
-
-    Returns
-    -------
-    list of str
-        Feature column names, in table order.
-    """
-    return [column for column in frame.columns if column not in META_COLUMNS]
 
 
 class _SelectUpToK(SelectorMixin, BaseEstimator):

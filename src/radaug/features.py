@@ -83,6 +83,7 @@ def extract_patches(extractor, images: np.ndarray, masks: np.ndarray, spacing, m
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:
+    """Feature columns of a feature table: every column not in :data:`META_COLUMNS`, in table order."""
     return [c for c in table.columns if c not in META_COLUMNS]
 
 

@@ -45,30 +45,6 @@ def read_image(path: str | Path, *, pixel_type=sitk.sitkFloat32) -> sitk.Image:
     return sitk.Cast(image, pixel_type)
 
 
-def read_header(path: str | Path) -> dict:
-    """Geometry of an image without reading its voxels (size, spacing, origin, direction)."""
-    path = Path(path)
-    if path.is_dir():
-        image = read_image(path)
-        return geometry(image)
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise OSError(f"SimpleITK cannot read {path}: {str(exc).strip().splitlines()[-1]}") from None
-    size = list(reader.GetSize())
-    keep = _kept_axes(size)
-    dim = len(size)
-    direction = np.array(reader.GetDirection()).reshape(dim, dim)[np.ix_(keep, keep)]
-    return {
-        "size": tuple(size[i] for i in keep),
-        "spacing": tuple(reader.GetSpacing()[i] for i in keep),
-        "origin": tuple(reader.GetOrigin()[i] for i in keep),
-        "direction": tuple(direction.ravel()),
-    }
-
-
 def geometry(image: sitk.Image) -> dict:
     return {
         "size": tuple(image.GetSize()),
@@ -104,11 +80,6 @@ def _to_scalar(image: sitk.Image) -> sitk.Image:
     if n in (3, 4):  # RGB or RGBA photograph: luminance, alpha ignored
         return channels[0] * _LUMA[0] + channels[1] * _LUMA[1] + channels[2] * _LUMA[2]
     raise OSError(f"image has {n} components per pixel; radaug reads scalar or RGB(A) images")
-
-
-def _kept_axes(size) -> list[int]:
-    keep = [i for i, s in enumerate(size) if s > 1 or i < 2]
-    return keep
 
 
 def _squeeze(image: sitk.Image) -> sitk.Image:

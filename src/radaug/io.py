@@ -19,7 +19,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator
 
 import numpy as np
 
@@ -131,8 +131,3 @@ def sha256_array(arr: np.ndarray) -> str:
     h.update(f"{arr.dtype.str}{arr.shape}".encode())
     h.update(arr.tobytes())
     return h.hexdigest()
-
-
-def sha256_mapping(obj: Mapping) -> str:
-    """Hash of a JSON-able mapping (config sections, parameter sets)."""
-    return sha256_bytes(canonical_json(obj).encode("utf-8"))
