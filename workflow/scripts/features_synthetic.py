@@ -2,7 +2,7 @@
 import pandas as pd
 
 from radaug.errors import RadaugError
-from radaug.features import extract_patches, make_extractor, parse_spacing
+from radaug.features import META_COLUMNS, extract_patches, make_extractor, parse_spacing
 from radaug.io import load_arrays, write_csv
 from radaug.provenance import run_job
 
@@ -11,9 +11,8 @@ def main(smk):
     samples = pd.read_csv(smk.input.table, dtype={"sample_id": str}, keep_default_na=False)
     arrays = load_arrays(smk.input.samples)
     index = pd.read_csv(smk.input.index, dtype=str, keep_default_na=False)
-    meta = pd.DataFrame({"sample_id": samples.get("sample_id", []), "case_id": "", "source": "synthetic",
-                         "arm": smk.wildcards.model, "repeat": samples.get("repeat", []),
-                         "fold": samples.get("fold", []), "label": samples.get("label", [])})
+    meta = samples[["sample_id", "repeat", "fold", "label"]].assign(
+        case_id="", source="synthetic", arm=smk.wildcards.model)[list(META_COLUMNS)]
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
                                          arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta)
     write_csv(smk.output.failures, failures)

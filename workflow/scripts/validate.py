@@ -9,7 +9,7 @@ from radaug.features import feature_columns
 from radaug.io import write_csv
 from radaug.provenance import run_job
 from radaug.splits import fold_cases, fold_key
-from radaug.validate import validate_arm
+from radaug.validate import SUMMARY_COLUMNS, validate_arm
 
 
 def main(smk):
@@ -22,17 +22,17 @@ def main(smk):
     for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
         train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
         test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
-        candidate = arm[(arm["repeat"] == repeat) & (arm["fold"] == fold)] if len(arm) else arm
-        for label in sorted(set(candidate.get("label", []))):
+        candidate = arm[(arm["repeat"] == repeat) & (arm["fold"] == fold)]
+        for label in sorted(set(candidate["label"])):
             table = validate_arm(train[train["label"] == label], test[test["label"] == label],
                                  candidate[candidate["label"] == label], feature_columns=columns,
-                                 thresholds=opts["thresholds"], alpha=opts["alpha"])
+                                 thresholds=opts["thresholds"], alpha=opts["alpha"], seed=smk.params.seed)
             table.insert(0, "class", label)
             table.insert(0, "arm", smk.wildcards.arm)
             table.insert(0, "fold", fold_key(repeat, fold))
             rows.append(table)
-    write_csv(smk.output.table, pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=["fold", "arm", "class", "metric", "value", "baseline", "direction", "verdict"]))
+    empty = pd.DataFrame(columns=["fold", "arm", "class", *SUMMARY_COLUMNS])
+    write_csv(smk.output.table, pd.concat(rows, ignore_index=True) if rows else empty)
 
 
 run_job(snakemake, main)  # noqa: F821
