@@ -156,6 +156,10 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
                 "or add patients."
             )
 
+    from .validate.summary import merge_thresholds
+
+    merge_thresholds(config["validation"]["thresholds"])  # raises ConfigError naming the metric and key
+
     params = config["features"]["params"]
     if params is not None and not (base_dir / params).is_file():
         raise ConfigError(f"config key 'features.params': file {params} does not exist (relative to {base_dir}).")

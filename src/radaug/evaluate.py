@@ -301,9 +301,8 @@ def evaluate_arm(
         elif arm == "real":
             added = train_real.iloc[:0]
         else:
+            # A fold may legitimately add nothing (every rebalancing quota is 0 there).
             fold_arm_data = arm_data[(arm_data["repeat"] == repeat) & (arm_data["fold"] == fold)]
-            if fold_arm_data.empty:
-                raise RadaugError(f"{where}: the arm data has no rows for this fold; generate them first")
             added = fold_arm_data
         train = pd.concat([train_real, added], ignore_index=True)
         _check_leakage(train, test, fold_arm_data, train_cases, where)

@@ -80,6 +80,23 @@ def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+# Columns that are identifiers or labels: always text, even when they look like
+# numbers ("001", a class called "1", an all-digit hash), and "" when empty.
+TEXT_COLUMNS = ("case_id", "patient_id", "sample_id", "group", "label", "class", "arm", "source", "modality",
+                "domain", "image", "mask", "phash", "content_sha256", "image_sha256", "mask_sha256",
+                "model_sha256", "spacing", "fold_key")
+
+
+def read_table(path: str | os.PathLike):
+    """Read a radaug CSV table, keeping :data:`TEXT_COLUMNS` as text (empty cells as "")."""
+    import pandas as pd
+
+    table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
+    text = [c for c in TEXT_COLUMNS if c in table.columns]
+    table[text] = table[text].fillna("")
+    return table
+
+
 def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV atomically, with a fixed float format."""
     write_text(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.10g"))

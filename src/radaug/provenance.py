@@ -246,13 +246,22 @@ def verify_study(study_dir: str | Path) -> list[str]:
     manifest_path = study_dir / MANIFEST
     if not manifest_path.is_file():
         raise VerifyError(f"{manifest_path} does not exist: is {study_dir} a finished radaug study?")
-    manifest = read_json(manifest_path)
+    try:
+        manifest = read_json(manifest_path)
+        artifacts = manifest["artifacts"]
+        recorded_version = manifest["study_version"]
+        version = study_version(artifacts)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerifyError(f"{manifest_path} is corrupt ({type(exc).__name__}: {exc}); the study cannot be verified.") from None
     problems = []
     listed = set()
-    for art in manifest["artifacts"]:
+    root = study_dir.resolve()
+    for art in artifacts:
         path = study_dir / art["path"]
         listed.add(art["path"])
-        if not path.is_file():
+        if not path.resolve().is_relative_to(root):
+            problems.append(f"escapes: {art['path']} points outside the study folder")
+        elif not path.is_file():
             problems.append(f"missing: {art['path']}")
         elif sha256_file(path) != art["sha256"]:
             problems.append(f"changed: {art['path']} (sha256 differs from the manifest)")
@@ -261,6 +270,6 @@ def verify_study(study_dir: str | Path) -> list[str]:
         untracked = rel == MANIFEST or f.name == SNAKEMAKE_MARKER or rel.split("/")[0] in UNTRACKED_DIRS
         if f.is_file() and not untracked and rel not in listed:
             problems.append(f"unexpected: {rel} (not in the manifest)")
-    if study_version(manifest["artifacts"]) != manifest["study_version"]:
+    if version != recorded_version:
         problems.append("manifest: study_version does not match its artifact list (manifest edited)")
     return problems

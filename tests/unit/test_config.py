@@ -96,3 +96,17 @@ def test_key_order_does_not_matter():
     b = validate_config(MINIMAL)
     assert list(a) == list(b) and a == b
     assert list(a["data"]) == sorted(a["data"])
+
+
+@pytest.mark.parametrize("thresholds, pattern", [
+    ({"frechet": {"warn_factor": 3}}, "frechet"),
+    ({"ks_fdr": "x"}, "ks_fdr"),
+])
+def test_bad_validation_thresholds_stop_before_any_job(thresholds, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        validate_config(_with(validation__thresholds=thresholds))
+
+
+def test_alpha_of_one_is_refused():
+    with pytest.raises(ConfigError, match="validation.alpha"):
+        validate_config(_with(validation__alpha=1.0))

@@ -200,11 +200,16 @@ def test_non_real_test_row_is_leakage(real, folds):
         evaluate_arm(tainted, folds, "real", positive_class=POSITIVE)
 
 
-def test_missing_arm_data_for_a_fold_is_a_clear_error(real, folds):
+def test_a_fold_without_arm_rows_trains_on_real_data_only(real, folds):
+    """Zero rebalancing quota in a fold (e.g. balanced classes) adds nothing there."""
     arm_data = make_arm_data(real, folds)
     arm_data = arm_data[~((arm_data["repeat"] == 1) & (arm_data["fold"] == 3))]
-    with pytest.raises(RadaugError, match="repeat 1, fold 3: the arm data has no rows for this fold"):
-        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)
+    per_fold, _ = evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)
+    reference, _ = evaluate_arm(real, folds, "real", positive_class=POSITIVE)
+    empty = (per_fold["repeat"] == 1) & (per_fold["fold"] == 3)
+    assert per_fold.loc[empty, "n_train_added"].item() == 0
+    assert per_fold.loc[empty, "auc"].item() == reference.loc[empty.to_numpy(), "auc"].item()
+    assert (per_fold.loc[~empty, "n_train_added"] > 0).all()
     with pytest.raises(ValueError, match="needs arm_data"):
         evaluate_arm(real, folds, "gan", positive_class=POSITIVE)
 

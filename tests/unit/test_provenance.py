@@ -65,3 +65,22 @@ def test_study_version_is_reproducible_and_ignores_records(tmp_path):
     study, first = _study(tmp_path / "one")
     again, second = _study(tmp_path / "two")
     assert first["study_version"] == second["study_version"]
+
+
+def test_corrupt_manifest_is_a_clear_error(tmp_path):
+    from radaug.errors import VerifyError
+
+    study, _ = _study(tmp_path)
+    (study / "manifest.json").write_text('{"artifacts": [')
+    with pytest.raises(VerifyError, match="corrupt"):
+        verify_study(study)
+
+
+def test_artifact_paths_may_not_escape_the_study(tmp_path):
+    import json
+
+    study, manifest = _study(tmp_path)
+    (tmp_path / "outside.txt").write_text("x")
+    manifest["artifacts"].append({"path": "../outside.txt", "sha256": "0", "bytes": 1, "kind": "provenance"})
+    (study / "manifest.json").write_text(json.dumps(manifest))
+    assert any(p.startswith("escapes: ../outside.txt") for p in verify_study(study))

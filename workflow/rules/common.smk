@@ -4,6 +4,7 @@ from pathlib import Path
 
 from radaug.config import resolve_params_file, validate_config
 from radaug.errors import RadaugError
+from radaug.manifest import read_manifest_table
 from radaug.provenance import code_version
 from radaug.splits import fold_key
 
@@ -49,7 +50,17 @@ def cohort_inputs(wildcards):
         return {"br35h_index": rules.fetch_br35h.output.index}
     if source == "phantom":
         return {"phantom": rules.phantom.output.cohort}
-    return {"manifest": config["data"]["manifest"]}
+    return {"manifest": config["data"]["manifest"], "images": manifest_files(config["data"]["manifest"])}
+
+
+def manifest_files(manifest):
+    """Existing image and mask paths of a user manifest: inputs, so a changed image reruns the study.
+
+    Missing files are left out here; the cohort job reports them, naming the case.
+    """
+    table = read_manifest_table(manifest)
+    paths = (Path(manifest).parent / p for p in [*table["image"], *table["mask"]] if p)
+    return sorted({str(p) for p in paths if p.exists()})
 
 
 def arm_features(wildcards):

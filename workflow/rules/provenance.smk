@@ -12,6 +12,7 @@ rule manifest:
     conda:
         "../../envs/radaug.yaml"
     params:
+        code=code("manifest"),
         study_dir=lambda wildcards, output: Path(output.manifest).parent,
     resources:
         mem_mb=1000,

@@ -1,10 +1,9 @@
 """Build and validate the study cohort: example draw, phantom, or user manifest."""
 from pathlib import Path
 
-import pandas as pd
 
 from radaug.data import br35h
-from radaug.io import write_csv
+from radaug.io import read_table, write_csv
 from radaug.manifest import read_manifest_table, validate_manifest
 from radaug.provenance import run_job
 
@@ -16,7 +15,7 @@ def main(smk):
     source = data["source"]
     if source == "br35h":
         images_dir = Path(smk.input.br35h_index).parent
-        table = br35h.draw_cohort(pd.read_csv(smk.input.br35h_index), images_dir.resolve(),
+        table = br35h.draw_cohort(read_table(smk.input.br35h_index), images_dir.resolve(),
                                   data["br35h"]["n_per_class"], seed=smk.params.seed)
         base_dir, origin = images_dir, f"Br35H draw (seed {smk.params.seed})"
     elif source == "phantom":

@@ -1,12 +1,12 @@
 """Concatenate tables of the same shape (batches, arms) into one."""
 import pandas as pd
 
-from radaug.io import write_csv
+from radaug.io import read_table, write_csv
 from radaug.provenance import run_job
 
 
 def main(smk):
-    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in smk.input]
+    frames = [read_table(p) for p in smk.input]
     write_csv(smk.output[0], pd.concat(frames, ignore_index=True))
 
 

@@ -2,18 +2,16 @@
 import pandas as pd
 
 from radaug.evaluate import evaluate_arm
-from radaug.io import write_csv
+from radaug.io import read_table, write_csv
 from radaug.provenance import run_job
 
 
 def main(smk):
-    real = pd.read_csv(smk.input.real, dtype={"case_id": str, "sample_id": str})
-    folds = pd.read_csv(smk.input.folds, dtype={"case_id": str})
+    real = read_table(smk.input.real)
+    folds = read_table(smk.input.folds)
     arm_data = None
     if smk.input.arm:
-        arm_data = pd.concat([pd.read_csv(p, dtype={"case_id": str, "sample_id": str}, keep_default_na=False,
-                                          na_values=[""]) for p in smk.input.arm], ignore_index=True)
-        arm_data["case_id"] = arm_data["case_id"].fillna("")
+        arm_data = pd.concat([read_table(p) for p in smk.input.arm], ignore_index=True)
     per_fold, predictions = evaluate_arm(
         real, folds, smk.wildcards.arm, positive_class=smk.params.positive_class, arm_data=arm_data,
         classifier=smk.params.classifier, target_ratio=smk.params.target_ratio,

@@ -2,12 +2,12 @@
 import pandas as pd
 
 from radaug.evaluate import summarise
-from radaug.io import write_csv
+from radaug.io import read_table, write_csv
 from radaug.provenance import run_job
 
 
 def main(smk):
-    per_fold = pd.concat([pd.read_csv(p) for p in smk.input.per_fold], ignore_index=True)
+    per_fold = pd.concat([read_table(p) for p in smk.input.per_fold], ignore_index=True)
     write_csv(smk.output.summary, summarise(per_fold, reference_arm="real"))
 
 

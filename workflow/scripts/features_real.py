@@ -3,12 +3,12 @@ import pandas as pd
 
 from radaug.errors import RadaugError
 from radaug.features import extract_patches, make_extractor, parse_spacing
-from radaug.io import load_arrays, write_csv
+from radaug.io import load_arrays, read_table, write_csv
 from radaug.provenance import run_job
 
 
 def main(smk):
-    cases = pd.read_csv(smk.input.table, dtype={"case_id": str}, keep_default_na=False)
+    cases = read_table(smk.input.table)
     arrays = load_arrays(smk.input.patches)
     meta = pd.DataFrame({"sample_id": cases["case_id"], "case_id": cases["case_id"], "source": "real",
                          "arm": "real", "repeat": pd.NA, "fold": pd.NA, "label": cases["label"]})

@@ -1,16 +1,15 @@
 """PyRadiomics features of one fold's synthetic set."""
-import pandas as pd
 
 from radaug.errors import RadaugError
 from radaug.features import META_COLUMNS, extract_patches, make_extractor, parse_spacing
-from radaug.io import load_arrays, write_csv
+from radaug.io import load_arrays, read_table, write_csv
 from radaug.provenance import run_job
 
 
 def main(smk):
-    samples = pd.read_csv(smk.input.table, dtype={"sample_id": str}, keep_default_na=False)
+    samples = read_table(smk.input.table)
     arrays = load_arrays(smk.input.samples)
-    index = pd.read_csv(smk.input.index, dtype=str, keep_default_na=False)
+    index = read_table(smk.input.index)
     meta = samples[["sample_id", "repeat", "fold", "label"]].assign(
         case_id="", source="synthetic", arm=smk.wildcards.model)[list(META_COLUMNS)]
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],

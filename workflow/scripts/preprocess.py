@@ -1,13 +1,12 @@
 """Preprocess one batch of real cases into patches."""
-import pandas as pd
 
-from radaug.io import save_arrays, write_csv
+from radaug.io import read_table, save_arrays, write_csv
 from radaug.preprocess import preprocess_batch
 from radaug.provenance import run_job
 
 
 def main(smk):
-    cohort = pd.read_csv(smk.input.cohort, dtype=str, keep_default_na=False)
+    cohort = read_table(smk.input.cohort)
     opts = smk.params.options
     if opts["modality"] != "auto":
         cohort["modality"] = opts["modality"]

@@ -1,14 +1,14 @@
 """Render the standalone HTML study report."""
 import pandas as pd
 
-from radaug.io import load_arrays, read_json, write_text
+from radaug.io import load_arrays, read_json, read_table, write_text
 from radaug.preprocess import load_patches
 from radaug.provenance import run_job
 from radaug.report import build_report
 
 
 def _concat(paths, **kwargs):
-    frames = [pd.read_csv(p, **kwargs) for p in paths]
+    frames = [read_table(p) for p in paths]
     frames = [f for f in frames if len(f.columns)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -18,19 +18,19 @@ def main(smk):
     losses = {}
     for path in inp.losses:
         model, fold = path.split("/")[-3:-1]
-        losses[(model, fold)] = pd.read_csv(path)
+        losses[(model, fold)] = read_table(path)
     synthetic = {}
     for path in inp.samples:
         model = path.split("/")[-2]
         arrays = load_arrays(path)
-        table = pd.read_csv(path.removesuffix(".npz") + ".csv", dtype={"sample_id": str})
+        table = read_table(path.removesuffix(".npz") + ".csv")
         synthetic[model] = (arrays["image"], arrays["mask"], table)
     html = build_report(
         config=smk.params.config,
-        cohort=pd.read_csv(inp.index, dtype={"case_id": str, "patient_id": str}),
-        folds=pd.read_csv(inp.folds, dtype={"case_id": str, "patient_id": str}),
-        validation=pd.read_csv(inp.validation),
-        evaluation=pd.read_csv(inp.evaluation),
+        cohort=read_table(inp.index),
+        folds=read_table(inp.folds),
+        validation=read_table(inp.validation),
+        evaluation=read_table(inp.evaluation),
         predictions=_concat(inp.predictions, dtype={"case_id": str}),
         losses=losses,
         real_patches=load_patches(inp.patches),

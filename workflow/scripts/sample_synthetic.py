@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 
 from radaug.generative import load_model
-from radaug.io import save_arrays, sha256_file, write_csv
+from radaug.io import read_table, save_arrays, sha256_file, write_csv
 from radaug.preprocess import normalise_intensity
 from radaug.provenance import log, run_job
 from radaug.sampling import rebalancing_quotas, sample_with_quotas
@@ -13,8 +13,8 @@ from radaug.splits import fold_cases, parse_fold_key
 def main(smk):
     repeat, fold = parse_fold_key(smk.wildcards.fold)
     opts, classes = smk.params.sampling, smk.params.classes
-    index = pd.read_csv(smk.input.index, dtype={"case_id": str}, keep_default_na=False).set_index("case_id")
-    folds = pd.read_csv(smk.input.folds, dtype={"case_id": str})
+    index = read_table(smk.input.index).set_index("case_id")
+    folds = read_table(smk.input.folds)
     train = fold_cases(folds, repeat, fold, "train")
     counts = train["label"].value_counts().reindex(classes, fill_value=0).to_dict()
     quotas = rebalancing_quotas(counts, opts["target_ratio"], opts["cap_per_case"])
@@ -30,7 +30,7 @@ def main(smk):
     modality = index["modality"].mode().iloc[0]
     images = [normalise_intensity(image, mask, modality) for image, mask in zip(images, masks)]
     model_sha = sha256_file(smk.input.checkpoint)
-    table = pd.DataFrame.from_records(records)
+    table = pd.DataFrame.from_records(records, columns=["label", "seed", "attempt", "roi_voxels"])
     n = len(table)
     table.insert(0, "sample_id", [f"{smk.wildcards.model}-{smk.wildcards.fold}-{i:05d}" for i in range(n)])
     table = table.assign(model=smk.wildcards.model, model_sha256=model_sha, checkpoint_step=model.step,

@@ -6,17 +6,19 @@ import pandas as pd
 import torch
 
 from radaug.generative import get_model
-from radaug.io import sha256_array, write_csv
+from radaug.io import read_table, sha256_array, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import log, run_job
 from radaug.splits import check_training_input, fold_cases, parse_fold_key
 
 
 def main(smk):
-    torch.set_num_threads(smk.threads)
+    # The configured count, not smk.threads (which Snakemake lowers to --cores): results on CPU
+    # depend on the thread count, and the same config must give the same bytes.
+    torch.set_num_threads(smk.params.training["threads"])
     repeat, fold = parse_fold_key(smk.wildcards.fold)
-    index = pd.read_csv(smk.input.index, dtype=str, keep_default_na=False)
-    folds = pd.read_csv(smk.input.folds, dtype={"case_id": str, "patient_id": str, "group": str})
+    index = read_table(smk.input.index)
+    folds = read_table(smk.input.folds)
     train = fold_cases(folds, repeat, fold, "train")
     check_training_input(folds, index, repeat, fold, train["case_id"])
     ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))

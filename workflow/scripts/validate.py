@@ -6,16 +6,16 @@ memorization comparison): the fold's real test cases, which the generator never 
 import pandas as pd
 
 from radaug.features import feature_columns
-from radaug.io import write_csv
+from radaug.io import read_table, write_csv
 from radaug.provenance import run_job
 from radaug.splits import fold_cases, fold_key
 from radaug.validate import SUMMARY_COLUMNS, validate_arm
 
 
 def main(smk):
-    real = pd.read_csv(smk.input.real, dtype={"case_id": str})
-    folds = pd.read_csv(smk.input.folds, dtype={"case_id": str})
-    arm = pd.concat([pd.read_csv(p, dtype={"sample_id": str}) for p in smk.input.arm], ignore_index=True)
+    real = read_table(smk.input.real)
+    folds = read_table(smk.input.folds)
+    arm = pd.concat([read_table(p) for p in smk.input.arm], ignore_index=True)
     columns = feature_columns(real)
     opts = smk.params.options
     rows = []

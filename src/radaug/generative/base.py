@@ -509,6 +509,8 @@ class GenerativeModel(abc.ABC):
             "seed": seed,
             "batch_size": batch_size,
             "precision": "float32" if amp is None else f"{str(amp).removeprefix('torch.')}-mixed",
+            # CPU reductions depend on the thread count: resuming under another one would not be byte-identical.
+            "threads": torch.get_num_threads(),
             "data_sha256": [sha256_array(a) for a in (images, masks, labels)],
         }
 

@@ -78,7 +78,7 @@ in about 95% of runs or more, and fail copies of training rows.
   ``value - 2 * baseline`` of 0.6-0.8 in median.
 """
 
-def _merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
+def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
     """Defaults updated per metric and key with ``overrides``; checked for consistency."""
     merged = {metric: dict(rule) for metric, rule in DEFAULT_THRESHOLDS.items()}
     for metric, rule in (overrides or {}).items():
@@ -215,7 +215,7 @@ def validate_arm(
                 f"validate_arm: {name} lacks feature columns {missing[:5]} "
                 f"({len(missing)} in all); pass tables extracted with the same feature set."
             )
-    rules = _merge_thresholds(thresholds)
+    rules = merge_thresholds(thresholds)
     train, holdout, cand = (t[feature_columns] for t in (train_real, holdout_real, candidate))
     half_a, half_b = _split_halves(holdout, seed)
     comparisons = {
