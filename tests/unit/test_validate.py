@@ -425,3 +425,22 @@ def test_features_constant_up_to_float32_rounding_are_ignored():
     assert frechet_distance(reference, candidate) == pytest.approx(
         frechet_distance(informative, candidate[:, :3]))
     assert memorization_ratio(candidate, reference, holdout) < 3
+
+
+def test_value_and_baseline_are_compared_at_the_same_sample_size():
+    """A large candidate must not look better than real data just because it is large.
+
+    Review scenario: 20 features, 64 training rows, 16 holdout rows, 256 candidate rows.
+    Without size matching a 1-SD shift with doubled SD only warned on Frechet, and fresh
+    draws from the real distribution scored far below the real-vs-real baseline.
+    """
+    rng = np.random.default_rng(5)
+    columns = [f"f{i}" for i in range(20)]
+    real = lambda n: pd.DataFrame(rng.normal(size=(n, 20)), columns=columns)
+    train, holdout = real(64), real(16)
+    shifted = pd.DataFrame(rng.normal(1.0, 2.0, size=(256, 20)), columns=columns)
+    bad = validate_arm(train, holdout, shifted, feature_columns=columns).set_index("metric")
+    assert bad.loc["frechet_distance", "verdict"] == "fail"
+    good = validate_arm(train, holdout, real(256), feature_columns=columns).set_index("metric")
+    ratio = good.loc["frechet_distance", "value"] / good.loc["frechet_distance", "baseline"]
+    assert 0.5 < ratio < 2.0 and good.loc["frechet_distance", "verdict"] == "pass"

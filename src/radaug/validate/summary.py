@@ -157,7 +157,13 @@ def validate_arm(
 
     * ``value`` compares ``candidate`` with ``train_real``
       (``memorization_ratio(candidate, train_real, holdout_real)`` and
-      likewise ``share_closer_than_holdout``).
+      likewise ``share_closer_than_holdout``). For the distribution metrics
+      (``ks_fdr``, ``correlation_distance``, ``frechet_distance``) a candidate
+      larger than the holdout is compared in :data:`N_SUBSAMPLES` seeded
+      subsamples of the holdout's size and the median is reported: these
+      estimates depend on sample size (the Fréchet distance is biased upwards by
+      about F/n, the KS tests gain power with n), so value and baseline must be
+      computed at the same size to be comparable.
     * ``baseline`` is the same metric for a real-vs-real comparison:
       ``train_real`` vs. ``holdout_real``. For the two memorization metrics that
       comparison is degenerate (the holdout would be compared with itself, a
@@ -187,7 +193,8 @@ def validate_arm(
     alpha
         FDR level of ``ks_fdr``.
     seed
-        Seed of the holdout split for the memorization baselines.
+        Seed of the holdout split for the memorization baselines and of the
+        candidate subsamples.
 
     Returns
     -------
@@ -218,13 +225,11 @@ def validate_arm(
     rules = merge_thresholds(thresholds)
     train, holdout, cand = (t[feature_columns] for t in (train_real, holdout_real, candidate))
     half_a, half_b = _split_halves(holdout, seed)
+    matched = _size_matched(train, cand, len(holdout), seed)
     comparisons = {
-        "ks_fdr": (ks_fdr(train, cand, alpha), ks_fdr(train, holdout, alpha)),
-        "correlation_distance": (
-            correlation_distance(train, cand),
-            correlation_distance(train, holdout),
-        ),
-        "frechet_distance": (frechet_distance(train, cand), frechet_distance(train, holdout)),
+        "ks_fdr": (matched(lambda r, c: ks_fdr(r, c, alpha)), ks_fdr(train, holdout, alpha)),
+        "correlation_distance": (matched(correlation_distance), correlation_distance(train, holdout)),
+        "frechet_distance": (matched(frechet_distance), frechet_distance(train, holdout)),
         "memorization_ratio": (
             memorization_ratio(cand, train, holdout),
             memorization_ratio(half_a, train, half_b),
@@ -248,6 +253,23 @@ def validate_arm(
         for name, (value, baseline) in comparisons.items()
     ]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+N_SUBSAMPLES = 25
+
+
+def _size_matched(reference: pd.DataFrame, candidate: pd.DataFrame, size: int, seed: int):
+    """``metric(reference, candidate)`` evaluated on candidate subsamples of ``size`` rows.
+
+    Returns a function of the metric giving the median over :data:`N_SUBSAMPLES`
+    seeded subsamples (without replacement), or the metric of the whole candidate
+    when it has at most ``size`` rows (or ``size`` < 2).
+    """
+    if len(candidate) <= size or size < 2:
+        return lambda metric: metric(reference, candidate)
+    rng = np.random.default_rng([seed, size, len(candidate)])
+    draws = [np.sort(rng.choice(len(candidate), size=size, replace=False)) for _ in range(N_SUBSAMPLES)]
+    return lambda metric: float(np.nanmedian([metric(reference, candidate.iloc[d]) for d in draws]))
 
 
 def overall_verdict(verdicts: Iterable[str]) -> str:
