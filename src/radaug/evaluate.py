@@ -182,10 +182,17 @@ def _check_leakage(
         raise LeakageError(f"{where}: arm rows share sample_ids {shared[:5]} with the test set")
 
 
-def _oversample(
-    train_real: pd.DataFrame, rng: np.random.Generator, target_ratio: float, cap_per_case: float
+def oversample(
+    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
+    cap_per_case: float = 4.0,
 ) -> pd.DataFrame:
-    """Random duplicates of training rows, per class as many as the rebalancing quota."""
+    """The ``oversample`` arm's added rows: random duplicates of a fold's training rows.
+
+    Per class as many as :func:`radaug.sampling.rebalancing_quotas` gives, drawn
+    with replacement by ``numpy.random.default_rng([seed, repeat, fold])``, so
+    evaluation and validation see the same rows.
+    """
+    rng = np.random.default_rng([seed, repeat, fold])
     labels = train_real["label"].to_numpy()
     counts = {name: int(np.sum(labels == name)) for name in sorted(set(labels))}
     quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
@@ -297,7 +304,8 @@ def evaluate_arm(
         test = real[real["case_id"].isin(set(split.loc[split["role"] == "test", "case_id"]))]
         fold_arm_data = None
         if arm == "oversample":
-            added = _oversample(train_real, np.random.default_rng([seed, repeat, fold]), target_ratio, cap_per_case)
+            added = oversample(train_real, seed=seed, repeat=repeat, fold=fold, target_ratio=target_ratio,
+                               cap_per_case=cap_per_case)
         elif arm == "real":
             added = train_real.iloc[:0]
         else:

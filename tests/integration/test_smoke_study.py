@@ -50,7 +50,10 @@ def test_contract_files_exist_and_verify(smoke):
     validation = pd.read_csv(study / "validation/summary.csv")
     assert validation.columns.tolist()[:8] == ["fold", "arm", "class", "metric", "value", "baseline",
                                                "direction", "verdict"]
-    assert set(validation["arm"]) == {"cvae", "cgan"}
+    assert set(validation["arm"]) == {"oversample", "cvae", "cgan"}
+    # negative control: oversampled rows are copies of training cases, memorization must fail
+    control = validation[(validation["arm"] == "oversample") & (validation["metric"] == "memorization_ratio")]
+    assert len(control) and (control["verdict"] == "fail").all()
     assert set(pd.read_csv(study / "evaluation/summary.csv")["arm"]) == {"real", "oversample", "cvae", "cgan"}
 
 

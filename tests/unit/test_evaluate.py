@@ -150,6 +150,24 @@ def test_oversample_adds_exactly_the_quota(real, folds, cap_per_case):
     assert per_fold["n_train_added"].tolist() == [24 if cap_per_case == 4.0 else 12] * 10
 
 
+def test_oversampled_rows_are_copies_that_fail_memorization(real, folds):
+    """The oversample arm is validation's negative control: the same rows, all copies."""
+    from radaug.evaluate import oversample
+    from radaug.features import feature_columns
+    from radaug.validate import validate_arm
+
+    split = folds[(folds["repeat"] == 0) & (folds["fold"] == 0)]
+    train = real[real["case_id"].isin(split.loc[split["role"] == "train", "case_id"])]
+    test = real[real["case_id"].isin(split.loc[split["role"] == "test", "case_id"])]
+    added = oversample(train, seed=3, repeat=0, fold=0)
+    pd.testing.assert_frame_equal(added, oversample(train, seed=3, repeat=0, fold=0))
+    assert set(added["case_id"]) <= set(train["case_id"])
+    minority = added[added["label"] == POSITIVE]
+    verdicts = validate_arm(train[train["label"] == POSITIVE], test[test["label"] == POSITIVE], minority,
+                            feature_columns=feature_columns(real)).set_index("metric")["verdict"]
+    assert verdicts["memorization_ratio"] == "fail"
+
+
 def test_arm_data_rows_are_added_per_fold(real, folds):
     arm_data = make_arm_data(real, folds)
     per_fold, _ = evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)

@@ -29,7 +29,7 @@ FOLDS = [
 ]
 MODELS = config["generative"]["models"]
 ARMS = config["evaluation"]["arms"]
-VALIDATED_ARMS = [a for a in ARMS if a in MODELS]
+VALIDATED_ARMS = [a for a in ARMS if a != "real"]  # oversample: the copying negative control
 
 
 wildcard_constraints:

@@ -1,12 +1,14 @@
-# Stage 6: validation of each generated arm per fold and class against real-vs-real
-# baselines (distribution, correlation structure, Frechet distance, memorization).
+# Stage 6: validation of each arm that adds data, per fold and class, against
+# real-vs-real baselines (distribution, correlation structure, Frechet distance,
+# memorization). The oversample arm copies training cases: a negative control
+# whose memorization verdict must fail.
 
 
 rule validate:
     input:
         real=rules.features_real_table.output.features,
         folds=rules.split.output.folds,
-        arm=expand(f"{STUDY}/features/{{{{arm}}}}/{{fold}}.csv", fold=FOLDS),
+        arm=arm_features,
     output:
         table=f"{STUDY}/validation/arms/{{arm}}.csv",
         prov=f"{PROV}/validate/{{arm}}.json",
@@ -17,6 +19,8 @@ rule validate:
     params:
         code=code("validate"),
         options=config["validation"],
+        target_ratio=config["sampling"]["target_ratio"],
+        cap_per_case=config["sampling"]["cap_per_case"],
         seed=SEED,
     resources:
         mem_mb=2000,
