@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import yaml
@@ -167,8 +166,6 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
 
 def _manifest_patients_per_class(data: dict, classes: list[str], base_dir: Path) -> dict[str, int]:
     """Count patients per class in a user manifest (cheap: reads the CSV only)."""
-    import pandas as pd
-
     from .manifest import read_manifest_table
 
     if not data["manifest"]:

@@ -32,8 +32,9 @@ from sklearn.svm import SVC
 from sklearn.utils.validation import validate_data
 from statsmodels.stats.multitest import multipletests
 
+from radaug.config import BASE_ARMS
 from radaug.errors import LeakageError, RadaugError
-from radaug.features import META_COLUMNS, feature_columns
+from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas
 
 MODELS = ("logistic_regression", "random_forest", "svm")
@@ -46,7 +47,6 @@ SUMMARY_COLUMNS = (
     "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds",
     "holm_p_value",
 )
-_BUILT_IN_ARMS = ("real", "oversample")
 
 
 class _SelectUpToK(SelectorMixin, BaseEstimator):
@@ -281,9 +281,9 @@ def evaluate_arm(
     classes = sorted(set(real["label"]))
     if len(classes) != 2 or positive_class not in classes:
         raise ValueError(f"need two classes including positive_class {positive_class!r}; real labels are {classes}")
-    if arm in _BUILT_IN_ARMS and arm_data is not None:
+    if arm in BASE_ARMS and arm_data is not None:
         raise ValueError(f"arm {arm!r} builds its own training data; do not pass arm_data")
-    if arm not in _BUILT_IN_ARMS:
+    if arm not in BASE_ARMS:
         if arm_data is None:
             raise ValueError(f"arm {arm!r} needs arm_data (its generated rows for every fold)")
         _check_arm_data(arm_data, arm, features, classes)

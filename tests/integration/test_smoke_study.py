@@ -6,7 +6,6 @@ in temporary working directories, twice, so it takes a few minutes.
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -10,15 +10,15 @@ import pytest
 from scipy import stats
 from sklearn.model_selection import StratifiedKFold
 
-from radaug.errors import LeakageError, RadaugError
+from radaug.errors import LeakageError
 from radaug.evaluate import (
-    META_COLUMNS,
     build_classifier,
     corrected_resampled_ttest,
     evaluate_arm,
     feature_columns,
     summarise,
 )
+from radaug.features import META_COLUMNS
 from radaug.sampling import rebalancing_quotas
 
 NEGATIVE, POSITIVE = "benign", "malignant"

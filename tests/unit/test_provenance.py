@@ -1,6 +1,3 @@
-import shutil
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
