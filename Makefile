@@ -6,7 +6,7 @@ CORES  ?= 2
 CONFIG ?= config.yaml
 STUDY  ?= $(shell $(PYTHON) -c "import re,sys; m=re.search(r'^  name: *([^ #\n]+)', open('$(CONFIG)').read(), re.M); print(m.group(1) if m else '')" 2>/dev/null)
 
-.PHONY: setup study test verify lint clean-study
+.PHONY: setup system-packages study test verify lint clean-study
 
 setup: $(BIN)/.installed
 
@@ -21,7 +21,11 @@ study: setup
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile $(CONFIG)
 	@echo "Report: results/$(STUDY)/report.html   (verify with: make verify STUDY=$(STUDY))"
 
-test: setup
+# Debian packages of the SLURM and browser tests (installed when root; otherwise those tests skip).
+system-packages:
+	bash tests/system/install-packages.sh
+
+test: setup system-packages
 	$(BIN)/python -m pytest
 
 verify: setup

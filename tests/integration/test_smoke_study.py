@@ -4,8 +4,7 @@ Runs the real workflow (Snakemake, PyRadiomics, torch on CPU) on config/smoke.ya
 in temporary working directories, twice, so it takes a few minutes.
 """
 import re
-import subprocess
-import sys
+import shutil
 
 import pandas as pd
 import pytest
@@ -15,27 +14,9 @@ from radaug.io import read_json
 from radaug.provenance import verify_study
 
 from ..conftest import REPO
+from .conftest import run_snakemake
 
 pytestmark = pytest.mark.integration
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
-
-
-def _snakemake(workdir, configfile, *extra):
-    cmd = SNAKEMAKE + ["--directory", str(workdir), "--configfile", str(configfile), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc.stdout + proc.stderr
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    config = REPO / "config/smoke.yaml"
-    runs = []
-    for name in ("run1", "run2"):
-        workdir = tmp_path_factory.mktemp(name)
-        _snakemake(workdir, config)
-        runs.append(workdir / "results/smoke")
-    return runs
 
 
 def test_contract_files_exist_and_verify(smoke):
@@ -108,19 +89,20 @@ def test_same_config_same_hashes(smoke):
 
 def test_noop_rerun_and_classifier_change_reruns_only_evaluation(smoke, tmp_path):
     workdir = smoke[0].parents[1]
-    out = _snakemake(workdir, REPO / "config/smoke.yaml", "-n")
+    out = run_snakemake(workdir, REPO / "config/smoke.yaml", "-n")
     assert "Nothing to be done" in out
     changed = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
     changed["evaluation"]["classifier"]["k_features"] = 5
     configfile = tmp_path / "changed.yaml"
     configfile.write_text(yaml.safe_dump(changed))
-    out = _snakemake(workdir, configfile, "-n")
+    out = run_snakemake(workdir, configfile, "-n")
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
     assert set(stats) - {"total"} == {"evaluate", "evaluation_summary", "report", "manifest", "all"}, stats
 
 
-def test_verify_catches_a_flipped_byte(smoke):
-    study = smoke[1]
+def test_verify_catches_a_flipped_byte(smoke, tmp_path):
+    study = tmp_path / "smoke"
+    shutil.copytree(smoke[1], study)
     target = study / "evaluation/summary.csv"
     data = bytearray(target.read_bytes())
     data[10] ^= 0x01
@@ -131,7 +113,7 @@ def test_verify_catches_a_flipped_byte(smoke):
 def test_snakemake_report(smoke, tmp_path):
     workdir = smoke[0].parents[1]
     target = tmp_path / "report.zip"
-    _snakemake(workdir, REPO / "config/smoke.yaml", "--report", str(target))
+    run_snakemake(workdir, REPO / "config/smoke.yaml", "--report", str(target))
     import zipfile
 
     names = zipfile.ZipFile(target).namelist()

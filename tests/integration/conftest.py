@@ -1,0 +1,37 @@
+"""Shared integration fixtures: the smoke study, run once per test session.
+
+Tests must treat ``smoke`` studies as read-only (copy one with
+``shutil.copytree`` before changing it): other test modules read them too.
+"""
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import REPO
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+
+
+def run_snakemake(workdir, configfile, *extra, check=True):
+    """Run the workflow in ``workdir`` with ``configfile``; return its combined output.
+
+    With ``check`` a non-zero exit fails the test and shows the end of the output.
+    """
+    cmd = SNAKEMAKE + ["--directory", str(workdir), "--configfile", str(configfile), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """Two runs of config/smoke.yaml in different folders: ``[run1, run2]`` study folders."""
+    config = REPO / "config/smoke.yaml"
+    runs = []
+    for name in ("run1", "run2"):
+        workdir = tmp_path_factory.mktemp(name)
+        run_snakemake(workdir, config)
+        runs.append(workdir / "results/smoke")
+    return runs
