@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 SCHEMA_FILE = "config.schema.yaml"
 BASE_ARMS = ("real", "oversample")
+CLASSICAL_ARM = "classical"  # augmentation of fold-training cases (radaug.augment)
 
 
 def schema() -> dict:
@@ -116,12 +117,12 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
     data, classes = config["data"], config["data"]["classes"]
     models = config["generative"]["models"]
     arms = config["evaluation"]["arms"]
-    known = set(BASE_ARMS) | set(models)
+    known = set(BASE_ARMS) | {CLASSICAL_ARM} | set(models)
     unknown = [a for a in arms if a not in known]
     if unknown:
         raise ConfigError(
-            f"config key 'evaluation.arms': unknown arm(s) {unknown}. Arms are 'real', 'oversample' "
-            f"and the models listed in 'generative.models' ({models}); add the model there or remove the arm."
+            f"config key 'evaluation.arms': unknown arm(s) {unknown}. Arms are 'real', 'oversample', "
+            f"'{CLASSICAL_ARM}' and the models listed in 'generative.models' ({models}); add the model there or remove the arm."
         )
     if "real" not in arms:
         raise ConfigError("config key 'evaluation.arms' must include 'real': it is the reference every arm is compared to.")
@@ -158,6 +159,12 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
     from .validate.summary import merge_thresholds
 
     merge_thresholds(config["validation"]["thresholds"])  # raises ConfigError naming the metric and key
+
+    modality = study_modality(config)
+    if modality is not None:  # else the manifest decides, and the augment job checks (same message)
+        from .augment.classical import photometric_settings
+
+        photometric_settings(config["augmentation"]["photometric"], modality)  # names the invalid key
 
     params = config["features"]["params"]
     if params is not None and not (base_dir / params).is_file():
