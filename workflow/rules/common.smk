@@ -66,6 +66,8 @@ def manifest_files(manifest):
 def arm_features(wildcards):
     if wildcards.arm in MODELS:
         return expand(f"{STUDY}/features/{wildcards.arm}/{{fold}}.csv", fold=FOLDS)
+    if wildcards.arm == "classical":
+        return expand(f"{STUDY}/features/classical/{{fold}}.csv", fold=FOLDS)
     return []
 
 
@@ -84,6 +86,12 @@ def study_provenance(include_report=True):
     records += expand(rules.features_real.output.prov, batch=BATCHES)
     for rule_name in ("train_generator", "sample_synthetic", "features_synthetic"):
         records += expand(getattr(rules, rule_name).output.prov, model=MODELS, fold=FOLDS)
+    if "classical" in ARMS:
+        records += expand(rules.augment_classical.output.prov, fold=FOLDS)
+        records += expand(rules.features_classical.output.prov, fold=FOLDS)
+    if config["perturbation"]["enabled"]:
+        records += expand(rules.perturb_features.output.prov, batch=BATCHES)
+        records += expand(rules.invariance.output.prov, fold=FOLDS)
     records += expand(rules.validate.output.prov, arm=VALIDATED_ARMS)
     records += expand(rules.evaluate.output.prov, arm=ARMS)
     if include_report:

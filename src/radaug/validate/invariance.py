@@ -141,3 +141,16 @@ def invariance_table(perturbed: pd.DataFrame, features: list[str], train_cases, 
     table.insert(0, "fold", fold)
     table.insert(0, "repeat", repeat)
     return table[list(INVARIANCE_COLUMNS)]
+
+
+def perturbation_sample_id(case_id: str, j: int) -> str:
+    """Sample id of a case's ``j``-th perturbation in the perturbed feature tables."""
+    return f"{case_id}~p{j:03d}"
+
+
+def perturbation_index(sample_ids: pd.Series) -> pd.Series:
+    """The perturbation number of :func:`perturbation_sample_id` ids."""
+    parts = sample_ids.astype(str).str.rsplit("~p", n=1)
+    if not parts.map(len).eq(2).all():
+        raise ValueError(f"sample ids {sample_ids[parts.map(len) != 2].head(3).tolist()} are not perturbation ids")
+    return parts.str[1].astype(int)
