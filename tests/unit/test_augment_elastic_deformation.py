@@ -20,14 +20,14 @@ def test_every_accepted_field_has_jacobian_above_the_minimum(seed, displacement,
 
 def test_folding_fields_are_rejected_and_counted():
     image, mask = disc_case((24, 24))
-    random_elastic = RandomElasticDeformation(control_points=8, max_displacement_mm=6.0, min_jacobian=0.3,
-                                              max_attempts=5000)
-    rejected = [random_elastic.sample(np.random.default_rng(s), image, mask, (1.0, 1.0))[1] for s in range(3)]
+    random_elastic = RandomElasticDeformation(control_points=8, max_displacement_mm=4.0, min_jacobian=0.3,
+                                              max_attempts=5000)  # about half of these draws compress too much
+    rejected = [random_elastic.sample(np.random.default_rng(s), image, mask, (1.0, 1.0))[1] for s in range(4)]
     assert sum(rejected) > 0
-    # ...because such draws really fold: the same distribution without the check gives det J <= 0.
+    # Larger displacements really fold: without the check some fields have det J <= 0.
     rng = np.random.default_rng(0)
     folded = 0
-    for _ in range(20):
+    for _ in range(10):
         twin = ElasticDeformation(8, rng.uniform(-6, 6, size=8 * 8 * 2))
         folded += jacobian_determinant(image.shape, (1.0, 1.0), twin.sitk_transform(image.shape, (1.0, 1.0))).min() <= 0
     assert folded > 0

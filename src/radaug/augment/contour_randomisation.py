@@ -13,7 +13,7 @@ class ContourRandomisation(Transform):
     """Move the ROI border by a smooth random offset of RMS ``amplitude_mm``.
 
     The new ROI is ``{x : d(x) + a·f(x) < 0}`` where ``d`` is the signed
-    distance to the border (mm) and ``f`` Gaussian white noise smoothed with
+    distance to the border (mm, half a voxel outside the ROI) and ``f`` Gaussian white noise smoothed with
     ``smoothness_mm`` and scaled to unit standard deviation, drawn with
     ``numpy.random.default_rng(seed)``. Zwanenburg et al. 2019
     (doi:10.1038/s41598-018-36938-4) randomise contours with supervoxels; a
@@ -37,7 +37,9 @@ class ContourRandomisation(Transform):
         field = sitk.GetArrayFromImage(
             sitk.DiscreteGaussian(noise, [self.params["smoothness_mm"] ** 2] * mask.ndim, 64, 0.01, True))
         field = field / (field.std() or 1.0)
-        level = signed_distance(mask, spacing) + self.params["amplitude_mm"] * field
+        # Maurer's distance is 0 on the ROI's own border voxels and >= one spacing outside: the border lies
+        # half a voxel out, so amplitude 0 returns the mask unchanged.
+        level = signed_distance(mask, spacing) - 0.5 * min(spacing) + self.params["amplitude_mm"] * field
         out = (level < 0).astype(np.uint8)
         if not out.any():  # an offset larger than a tiny ROI: keep its innermost voxel
             out.flat[int(np.argmin(level))] = 1

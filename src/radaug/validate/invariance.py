@@ -61,7 +61,8 @@ def icc(values: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
     dict
         :data:`ICC_COLUMNS` → value (array over features for 3D input). A
         feature that is constant across all targets and measurements has no
-        defined ICC (NaN).
+        defined ICC (NaN); one without any error variance has ICC 1 with
+        interval [1, 1].
 
     Examples
     --------
@@ -81,9 +82,10 @@ def icc(values: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
             f_observed = ms["BMS"] / error
             f_low = f_observed / stats.f.ppf(1 - alpha / 2, n - 1, df_error)
             f_high = f_observed * stats.f.ppf(1 - alpha / 2, df_error, n - 1)
+            exact = error == 0  # no measurement error at all: ICC and both bounds are 1
             out[name] = (ms["BMS"] - error) / (ms["BMS"] + (k - 1) * error)
-            out[f"{name}_low"] = (f_low - 1) / (f_low + k - 1)
-            out[f"{name}_high"] = (f_high - 1) / (f_high + k - 1)
+            out[f"{name}_low"] = np.where(exact, 1.0, (f_low - 1) / (f_low + k - 1))
+            out[f"{name}_high"] = np.where(exact, 1.0, (f_high - 1) / (f_high + k - 1))
     constant = (ms["BMS"] == 0) & (ms["WMS"] == 0)
     return {key: np.where(constant, np.nan, value) for key, value in out.items()}
 
