@@ -30,11 +30,11 @@ def test_contract_files_exist_and_verify(smoke):
     validation = pd.read_csv(study / "validation/summary.csv")
     assert validation.columns.tolist()[:8] == ["fold", "arm", "class", "metric", "value", "baseline",
                                                "direction", "verdict"]
-    assert set(validation["arm"]) == {"oversample", "cvae", "cgan"}
+    assert set(validation["arm"]) == {"oversample", "classical", "cvae", "cgan"}
     # negative control: oversampled rows are copies of training cases, memorization must fail
     control = validation[(validation["arm"] == "oversample") & (validation["metric"] == "memorization_ratio")]
     assert len(control) and (control["verdict"] == "fail").all()
-    assert set(pd.read_csv(study / "evaluation/summary.csv")["arm"]) == {"real", "oversample", "cvae", "cgan"}
+    assert set(pd.read_csv(study / "evaluation/summary.csv")["arm"]) == {"real", "oversample", "classical", "cvae", "cgan"}
 
 
 def test_generators_never_saw_test_cases(smoke):

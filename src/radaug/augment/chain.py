@@ -42,9 +42,10 @@ def check_ct_anchors(before: np.ndarray, after: np.ndarray, mask: np.ndarray, *,
 
     The air (−1000 HU) and water (0 HU) anchors are the voxels whose value
     before lay within ``window_hu`` of the anchor (checked when at least
-    ``min_voxels`` such voxels exist); their median may move by at most
-    ``anchor_tolerance_hu``. The ROI's median may move by at most
-    ``roi_tolerance_hu``.
+    ``min_voxels`` such voxels exist); the median of their voxelwise HU change
+    may be at most ``anchor_tolerance_hu`` in magnitude, and that of the ROI's
+    voxels at most ``roi_tolerance_hu``. Zero-mean noise and a mild blur pass;
+    any global rescaling or offset of HU fails.
 
     Returns
     -------
@@ -52,15 +53,16 @@ def check_ct_anchors(before: np.ndarray, after: np.ndarray, mask: np.ndarray, *,
         One line per violated anchor; empty when the change is plausible.
     """
     problems = []
+    change = after - before
     for name, value in CT_ANCHORS_HU.items():
         region = np.abs(before - value) <= window_hu
-        if region.sum() >= min_voxels:
-            shift = float(np.median(after[region]) - np.median(before[region]))
+        if np.count_nonzero(region) >= min_voxels:
+            shift = float(np.median(change[region]))
             if abs(shift) > anchor_tolerance_hu:
                 problems.append(f"{name} anchor ({value:g} HU) moved by {shift:+.1f} HU > {anchor_tolerance_hu:g}")
     roi = mask > 0
     if roi.any():
-        shift = float(np.median(after[roi]) - np.median(before[roi]))
+        shift = float(np.median(change[roi]))
         if abs(shift) > roi_tolerance_hu:
             problems.append(f"ROI median moved by {shift:+.1f} HU > {roi_tolerance_hu:g}")
     return problems

@@ -20,12 +20,18 @@ def _bspline_transform(shape, spacing, control_points: int, coefficients) -> sit
     return transform
 
 
-def jacobian_determinant(shape, spacing, transform: sitk.Transform) -> np.ndarray:
-    """Jacobian determinant of ``x ↦ x + u(x)`` of a transform's actual displacement field on the patch grid."""
+def displacement_field(shape, spacing, transform: sitk.Transform) -> sitk.Image:
+    """A transform's displacement ``u(x)`` at every voxel of the patch grid (vector image, mm)."""
     reference = to_sitk(np.zeros(shape, np.float32), spacing)
-    field = sitk.TransformToDisplacementField(transform, sitk.sitkVectorFloat64, reference.GetSize(),
-                                              reference.GetOrigin(), reference.GetSpacing(),
-                                              reference.GetDirection())
+    return sitk.TransformToDisplacementField(transform, sitk.sitkVectorFloat64, reference.GetSize(),
+                                             reference.GetOrigin(), reference.GetSpacing(), reference.GetDirection())
+
+
+def jacobian_determinant(shape, spacing, transform: sitk.Transform | None = None, *, field: sitk.Image | None = None
+                         ) -> np.ndarray:
+    """Jacobian determinant of ``x ↦ x + u(x)`` of the actual displacement field on the patch grid."""
+    if field is None:
+        field = displacement_field(shape, spacing, transform)
     return sitk.GetArrayFromImage(sitk.DisplacementFieldJacobianDeterminant(field))
 
 
@@ -54,9 +60,20 @@ class ElasticDeformation(Transform):
     def sitk_transform(self, shape, spacing) -> sitk.BSplineTransform:
         return _bspline_transform(shape, spacing, self.params["control_points"], self.params["coefficients"])
 
+    def field(self, shape, spacing) -> sitk.Image:
+        """The dense displacement field on the patch grid (computed once per grid and kept)."""
+        key = (tuple(shape), tuple(spacing))
+        if getattr(self, "_field_key", None) != key:
+            self._field = displacement_field(shape, spacing, self.sitk_transform(shape, spacing))
+            self._field_key = key
+        return self._field
+
     def apply(self, image, mask, spacing):
-        return resample(image, mask, spacing, self.sitk_transform(image.shape, spacing),
-                        interpolation=self.params["interpolation"], padding=self.params["padding"])
+        # Resampling through the dense field evaluates the B-spline once per voxel (shared with the
+        # Jacobian check) instead of once per voxel and image; at grid points it is the same map.
+        dense = sitk.DisplacementFieldTransform(sitk.Image(self.field(image.shape, spacing)))  # takes a copy
+        return resample(image, mask, spacing, dense, interpolation=self.params["interpolation"],
+                        padding=self.params["padding"])
 
 
 class RandomElasticDeformation(RandomTransform):
@@ -102,8 +119,9 @@ class RandomElasticDeformation(RandomTransform):
         n = self.control_points ** len(spacing) * len(spacing)
         for attempt in range(self.max_attempts):
             coefficients = rng.uniform(-self.max_displacement_mm, self.max_displacement_mm, size=n)
-            twin = ElasticDeformation(self.control_points, coefficients, self.interpolation, padding_value(self.padding, image))
-            if jacobian_determinant(image.shape, spacing, twin.sitk_transform(image.shape, spacing)).min() \
+            twin = ElasticDeformation(self.control_points, coefficients, self.interpolation,
+                                      padding_value(self.padding, image))
+            if jacobian_determinant(image.shape, spacing, field=twin.field(image.shape, spacing)).min() \
                     > self.min_jacobian:
                 return twin, attempt
         raise RuntimeError(f"RandomElasticDeformation: no field with Jacobian > {self.min_jacobian} in "
