@@ -159,9 +159,45 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
 
     merge_thresholds(config["validation"]["thresholds"])  # raises ConfigError naming the metric and key
 
-    params = config["features"]["params"]
-    if params is not None and not (base_dir / params).is_file():
-        raise ConfigError(f"config key 'features.params': file {params} does not exist (relative to {base_dir}).")
+    _check_data_root(data, base_dir)
+    _check_params_file(config["features"]["params"], base_dir)
+
+
+def _check_data_root(data: dict, base_dir: Path) -> None:
+    root = data["data_root"]
+    if root is None:
+        return
+    if data["source"] != "manifest":
+        raise ConfigError(
+            f"config key 'data.data_root' applies to data.source 'manifest' only (source is '{data['source']}'): "
+            "remove the key."
+        )
+    if not (base_dir / root).is_dir():
+        raise ConfigError(
+            f"config key 'data.data_root': folder {root} does not exist (relative to {base_dir}): give the folder "
+            "that holds the study's images and masks."
+        )
+
+
+def _check_params_file(params: str | None, base_dir: Path) -> None:
+    """The configured PyRadiomics parameter file exists and PyRadiomics accepts it (its own schema)."""
+    if params is None:
+        return
+    path = base_dir / params
+    if not path.is_file():
+        raise ConfigError(
+            f"config key 'features.params': file {params} does not exist (relative to {base_dir}): correct the "
+            "path or use one of workflow/resources/radiomics_*.yaml."
+        )
+    from .features import make_extractor
+
+    try:
+        make_extractor(path)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}\nFix the file (keys and types: PyRadiomics documentation, 'Parameter File') or start from "
+            "one of workflow/resources/radiomics_*.yaml."
+        ) from None
 
 
 def _manifest_patients_per_class(data: dict, classes: list[str], base_dir: Path) -> dict[str, int]:
