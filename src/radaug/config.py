@@ -54,10 +54,10 @@ def _schema_error_message(error: jsonschema.ValidationError) -> str:
         hint = f" Allowed keys: {', '.join(allowed)}." if allowed else ""
         return f"unknown config key(s) {', '.join(map(repr, extra))} {where}: remove or correct them.{hint}"
     if error.validator == "required":
-        return f"config key '{key}' is missing a required entry: {error.message}."
+        return f"config key '{key}' is missing a required entry: {error.message}; add it (see config/README.md)."
     desc = error.schema.get("description")
     hint = f" ({desc})" if desc else ""
-    return f"config key '{key}': {error.message}.{hint}"
+    return f"config key '{key}': {error.message}.{hint} Correct the value (allowed values: config/README.md)."
 
 
 def validate_config(config: dict, *, base_dir: str | Path = ".") -> dict:
@@ -106,9 +106,11 @@ def load_config(path: str | Path, *, base_dir: str | Path = ".") -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist: check the --configfile path.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start}): save it as UTF-8.") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}\nFix the syntax at the line shown.") from None
     return validate_config(raw, base_dir=base_dir)
 
 
@@ -124,7 +126,8 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
             f"and the models listed in 'generative.models' ({models}); add the model there or remove the arm."
         )
     if "real" not in arms:
-        raise ConfigError("config key 'evaluation.arms' must include 'real': it is the reference every arm is compared to.")
+        raise ConfigError("config key 'evaluation.arms' must include 'real': it is the reference every arm is "
+                          "compared to. Add 'real' to the list.")
 
     source = data["source"]
     if source in ("br35h", "phantom"):

@@ -131,10 +131,11 @@ def validate_manifest(
 
     empty_ids = table["case_id"] == ""
     if empty_ids.any():
-        problems.append(f"rows {list(np.flatnonzero(empty_ids) + 2)} have an empty case_id: give every row an id.")
+        lines = [int(i) + 2 for i in np.flatnonzero(empty_ids)]  # CSV line numbers (header is line 1)
+        problems.append(f"rows {lines} have an empty case_id: give every row an id.")
     dup = table.loc[table["case_id"].duplicated(keep=False) & ~empty_ids, "case_id"].unique()
     for case in dup:
-        problems.append(f"case '{case}': case_id appears more than once; case ids must be unique.")
+        problems.append(f"case '{case}': case_id appears more than once; give each row its own case_id.")
     for case in table.loc[table["patient_id"] == "", "case_id"]:
         problems.append(f"case '{case}': empty patient_id; give the patient (or the case id again if unknown).")
     for case, label in table.loc[~table["label"].isin(classes), ["case_id", "label"]].itertuples(index=False):
@@ -153,7 +154,8 @@ def validate_manifest(
             )
     present = set(table["label"])
     if not problems and len(present & set(classes)) < len(classes):
-        problems.append(f"manifest has no case of class(es) {sorted(set(classes) - present)}: every class needs cases.")
+        problems.append(f"manifest has no case of class(es) {sorted(set(classes) - present)}: every class needs cases; "
+                        "add cases of that class or correct data.classes.")
 
     rows = []
     for rec in table.itertuples(index=False):
