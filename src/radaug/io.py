@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -43,6 +44,7 @@ def atomic_path(path: str | os.PathLike, *, keep_extension: bool = False) -> Ite
     suffix = ".tmp." + path.name.split(".", 1)[1] if keep_extension and "." in path.name else ".tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise _storage_error(exc, path) from exc
@@ -56,6 +58,20 @@ def atomic_path(path: str | os.PathLike, *, keep_extension: bool = False) -> Ite
         if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
             raise _storage_error(exc, path) from exc
         raise
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files of ``path`` left by a killed writer (SIGKILL skips cleanup).
+
+    Only names :func:`atomic_path` itself makes for this exact target match
+    (``.<name>.<8 mkstemp characters>.tmp[.<ext>]``), and a Snakemake job is the
+    only writer of its outputs, so no live write is touched.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp(\..+)?")
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and pattern.fullmatch(entry.name):
+                Path(entry.path).unlink(missing_ok=True)
 
 
 # Errors of the storage rather than of the content: reported as StorageError with a fix.

@@ -76,3 +76,18 @@ def test_read_only_folder_is_a_storage_error(tmp_path):
         with pytest.raises(StorageError, match=r"b\.csv"):
             write_text(folder / "sub" / "b.csv", "x\n")
         assert (folder / "a.npz").read_bytes() == before
+
+
+def test_temporaries_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
+    """SIGKILL skips atomic_path's cleanup; the rerun's write of the same file removes the leftover."""
+    from radaug.io import write_text
+
+    stale = tmp_path / ".table.csv.ab12cd_9.tmp"
+    stale_ext = tmp_path / ".img.nii.gz.zz99yy00.tmp.nii.gz"
+    other = tmp_path / ".table.csv.x.ab12cd_9.tmp"  # a temporary of another file, table.csv.x
+    for p in (stale, stale_ext, other):
+        p.write_text("half")
+    write_text(tmp_path / "table.csv", "a\n")
+    with atomic_path(tmp_path / "img.nii.gz", keep_extension=True) as tmp:
+        tmp.write_text("image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".table.csv.x.ab12cd_9.tmp", "img.nii.gz", "table.csv"]
