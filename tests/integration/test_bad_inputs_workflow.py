@@ -37,7 +37,7 @@ def _study(tmp_path, cohort_folder, edit=None, seed=1, **data):
     """A working directory with a copy of the manifest (optionally edited) and a config; returns (workdir, config)."""
     table = pd.read_csv(cohort_folder / "manifest.csv", dtype=str, keep_default_na=False)
     data_dir = tmp_path / "data"
-    data_dir.mkdir()
+    data_dir.mkdir(parents=True)
     for column in ("image", "mask"):
         table[column] = [str(cohort_folder / p) if p else "" for p in table[column]]
     if edit:

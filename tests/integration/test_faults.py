@@ -6,6 +6,7 @@ fixture, read-only) and rerun only what the fault concerns, so each stays short.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from radaug.provenance import build_manifest, verify_study
 from ..conftest import REPO
 from ..mounts import remount_read_only, tmpfs
 from .conftest import SNAKEMAKE, run_snakemake
+from .test_bad_inputs_workflow import _study, user_cohort  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -105,46 +107,47 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(smoke, tmp_
 
 
 # --- storage faults -------------------------------------------------------------------------
+# The results folder is a real tmpfs mounted at <workdir>/results (Snakemake's own metadata
+# stays on the normal disk); the study is a tiny user-manifest study.
 
-def test_disk_full_gives_a_clear_error_and_keeps_earlier_outputs(smoke, tmp_path):
-    """Evaluation reruns on a full disk: the job fails naming the file and the fix; every
-    earlier artifact is untouched; freeing space and rerunning finishes a study that verifies."""
-    with tmpfs(tmp_path / "disk", size="8m") as disk:
-        study = _copy_workdir(smoke[0], disk / "w")
-        earlier = {p: h for p, h in _hashes(study).items()
-                   if not p.startswith(("evaluation", "report", "manifest", "provenance/evaluat", "provenance/report",
-                                        "provenance/manifest"))}
-        config = _config(tmp_path, evaluation__classifier__k_features=5)
-        ballast = disk / "ballast"
-        free = shutil.disk_usage(disk).free
-        with open(ballast, "wb") as f:
-            f.write(b"\0" * (free - 4096))  # leave one page
-        out = run_snakemake(disk / "w", config, check=False)
+def test_disk_full_gives_a_clear_error_and_keeps_earlier_outputs(user_cohort, tmp_path):
+    """The disk fills after the cohort stage: preprocessing stops naming the file and the fix,
+    the cohort stage's outputs are untouched, nothing half-written is left; after freeing
+    space the rerun completes."""
+    workdir, config = _study(tmp_path, user_cohort)
+    with tmpfs(workdir / "results", size="4m") as results:
+        run_snakemake(workdir, config, "--until", "cohort")
+        study = results / "user"
+        earlier = _hashes(study)
+        ballast = results / "ballast"
+        with open(ballast, "wb") as f:  # fill the file system to the last byte
+            with contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+        out = run_snakemake(workdir, config, "--until", "split", check=False)
         assert "StorageError" in out and "No space left on device" in out and "free space" in out, out[-3000:]
         now = _hashes(study)
         assert {p: now.get(p) for p in earlier} == earlier
+        assert not [p for p in now if p not in earlier], "a failed job left files behind"
         ballast.unlink()
-        run_snakemake(disk / "w", config)
-        assert verify_study(study) == []
+        run_snakemake(workdir, config, "--until", "split")
+        _recorded_outputs_intact(study)
+        assert (study / "splits/folds.csv").is_file()
 
 
-def test_read_only_results_folder_fails_cleanly_and_changes_nothing(smoke, tmp_path):
+def test_read_only_results_folder_fails_cleanly_and_changes_nothing(user_cohort, tmp_path):
     """Root ignores chmod, so the results folder is a read-only mount: the run stops with
-    an error and not one byte of the finished study changes."""
-    workdir = tmp_path / "w"
-    _copy_workdir(smoke[0], workdir)
-    study = workdir / "results/smoke"
-    with tmpfs(tmp_path / "ro", size="16m") as mount:
-        shutil.copytree(study, mount, dirs_exist_ok=True)
-        shutil.rmtree(study)
-        study.symlink_to(mount)
-        before = _hashes(mount)
-        remount_read_only(mount)
-        out = run_snakemake(workdir, _config(tmp_path, evaluation__classifier__k_features=5), check=False)
+    an error naming the read-only file system, and not one byte of the finished stage changes."""
+    workdir, config = _study(tmp_path, user_cohort)
+    with tmpfs(workdir / "results", size="4m") as results:
+        run_snakemake(workdir, config, "--until", "cohort")
+        before = _hashes(results)
+        remount_read_only(results)
+        out = run_snakemake(workdir, config, "--until", "split", check=False)
         assert "Read-only file system" in out, out[-3000:]
-        assert "Nothing to be done" not in out
-        assert _hashes(mount) == before
-        assert verify_study(mount) == []
+        assert _hashes(results) == before
+        _recorded_outputs_intact(results / "user")
 
 
 # --- a failing case -------------------------------------------------------------------------
@@ -176,7 +179,7 @@ def test_failing_synthetic_case_is_recorded_tolerated_and_reported(smoke, tmp_pa
     features = pd.read_csv(study / "features/cvae/r0f0.csv", dtype=str)
     assert sample_id not in set(features["sample_id"])
     report = (study / "report.html").read_text()
-    section = report.split("Feature-extraction failures", 1)[1][:3000]
+    section = report.rsplit("Feature-extraction failures", 1)[1][:3000]
     assert "cvae" in section and failures["reason"].iloc[0].split(":")[0] in section
 
 
@@ -185,7 +188,8 @@ def test_failing_synthetic_case_is_recorded_tolerated_and_reported(smoke, tmp_pa
 def test_verify_detects_a_flipped_byte_in_every_kind_of_artifact(smoke, tmp_path):
     study = tmp_path / "smoke"
     shutil.copytree(smoke[1], study)
-    files = sorted(p for p in study.rglob("*") if p.is_file() and "logs" not in p.relative_to(study).parts)
+    files = sorted(p for p in study.rglob("*") if p.is_file() and p.name != "manifest.json"
+                   and "logs" not in p.relative_to(study).parts)
     rng = np.random.default_rng(20261123)
     kinds = {}
     for path in files:
@@ -193,8 +197,6 @@ def test_verify_detects_a_flipped_byte_in_every_kind_of_artifact(smoke, tmp_path
     assert {".csv", ".npz", ".pt", ".json", ".html"} <= set(kinds)
     for suffix in (".csv", ".npz", ".pt", ".json", ".html"):
         target = kinds[suffix][rng.integers(len(kinds[suffix]))]
-        if target.name == "manifest.json":
-            continue  # the manifest itself: its own test below
         original = target.read_bytes()
         data = bytearray(original)
         position = int(rng.integers(len(data)))
