@@ -120,11 +120,11 @@ def test_disk_full_gives_a_clear_error_and_keeps_earlier_outputs(user_cohort, tm
         study = results / "user"
         earlier = _hashes(study)
         ballast = results / "ballast"
-        with open(ballast, "wb") as f:  # fill the file system to the last byte
-            with contextlib.suppress(OSError):
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
+        fd = os.open(ballast, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):  # fill the file system to the last byte
+            while True:
+                os.write(fd, b"\0" * 4096)
+        os.close(fd)
         out = run_snakemake(workdir, config, "--until", "split", check=False)
         assert "StorageError" in out and "No space left on device" in out and "free space" in out, out[-3000:]
         now = _hashes(study)
@@ -166,14 +166,15 @@ def test_failing_synthetic_case_is_recorded_tolerated_and_reported(smoke, tmp_pa
     earlier = {p: h for p, h in _hashes(study).items() if p.startswith(("synthetic", "models", "features/real"))}
 
     strict = _config(tmp_path, "strict.yaml", study__max_failed_samples=0)
-    out = run_snakemake(tmp_path / "w", strict, "results/smoke/features/cvae/r0f0.csv", check=False)
+    # "--" ends --configfile's list of files: what follows is the target
+    out = run_snakemake(tmp_path / "w", strict, "--", "results/smoke/features/cvae/r0f0.csv", check=False)
     assert "more than study.max_failed_samples = 0" in out and sample_id in out, out[-3000:]
     assert "Raise study.max_failed_samples" in out
     assert not (study / "features/cvae/r0f0.csv").exists()
     now = _hashes(study)
     assert {p: now.get(p) for p in earlier} == earlier
 
-    run_snakemake(tmp_path / "w", SMOKE, "results/smoke/report.html")
+    run_snakemake(tmp_path / "w", SMOKE, "--", "results/smoke/report.html")
     failures = pd.read_csv(study / "features/cvae/r0f0.failures.csv", dtype=str)
     assert failures["sample_id"].tolist() == [sample_id] and failures["reason"].str.len().gt(0).all()
     features = pd.read_csv(study / "features/cvae/r0f0.csv", dtype=str)
