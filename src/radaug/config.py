@@ -55,10 +55,10 @@ def _schema_error_message(error: jsonschema.ValidationError) -> str:
         hint = f" Allowed keys: {', '.join(allowed)}." if allowed else ""
         return f"unknown config key(s) {', '.join(map(repr, extra))} {where}: remove or correct them.{hint}"
     if error.validator == "required":
-        return f"config key '{key}' is missing a required entry: {error.message}."
+        return f"config key '{key}' is missing a required entry: {error.message}; add it (see config/README.md)."
     desc = error.schema.get("description")
     hint = f" ({desc})" if desc else ""
-    return f"config key '{key}': {error.message}.{hint}"
+    return f"config key '{key}': {error.message}.{hint} Correct the value (allowed values: config/README.md)."
 
 
 def validate_config(config: dict, *, base_dir: str | Path = ".") -> dict:
@@ -107,9 +107,11 @@ def load_config(path: str | Path, *, base_dir: str | Path = ".") -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"config file {path} does not exist: check the --configfile path.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 (byte {exc.start}): save it as UTF-8.") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}\nFix the syntax at the line shown.") from None
     return validate_config(raw, base_dir=base_dir)
 
 
@@ -125,7 +127,8 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
             f"'{CLASSICAL_ARM}' and the models listed in 'generative.models' ({models}); add the model there or remove the arm."
         )
     if "real" not in arms:
-        raise ConfigError("config key 'evaluation.arms' must include 'real': it is the reference every arm is compared to.")
+        raise ConfigError("config key 'evaluation.arms' must include 'real': it is the reference every arm is "
+                          "compared to. Add 'real' to the list.")
 
     source = data["source"]
     if source in ("br35h", "phantom"):
@@ -166,9 +169,45 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
 
         photometric_settings(config["augmentation"]["photometric"], modality)  # names the invalid key
 
-    params = config["features"]["params"]
-    if params is not None and not (base_dir / params).is_file():
-        raise ConfigError(f"config key 'features.params': file {params} does not exist (relative to {base_dir}).")
+    _check_data_root(data, base_dir)
+    _check_params_file(config["features"]["params"], base_dir)
+
+
+def _check_data_root(data: dict, base_dir: Path) -> None:
+    root = data["data_root"]
+    if root is None:
+        return
+    if data["source"] != "manifest":
+        raise ConfigError(
+            f"config key 'data.data_root' applies to data.source 'manifest' only (source is '{data['source']}'): "
+            "remove the key."
+        )
+    if not (base_dir / root).is_dir():
+        raise ConfigError(
+            f"config key 'data.data_root': folder {root} does not exist (relative to {base_dir}): give the folder "
+            "that holds the study's images and masks."
+        )
+
+
+def _check_params_file(params: str | None, base_dir: Path) -> None:
+    """The configured PyRadiomics parameter file exists and PyRadiomics accepts it (its own schema)."""
+    if params is None:
+        return
+    path = base_dir / params
+    if not path.is_file():
+        raise ConfigError(
+            f"config key 'features.params': file {params} does not exist (relative to {base_dir}): correct the "
+            "path or use one of workflow/resources/radiomics_*.yaml."
+        )
+    from .features import make_extractor
+
+    try:
+        make_extractor(path)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}\nFix the file (keys and types: PyRadiomics documentation, 'Parameter File') or start from "
+            "one of workflow/resources/radiomics_*.yaml."
+        ) from None
 
 
 def _manifest_patients_per_class(data: dict, classes: list[str], base_dir: Path) -> dict[str, int]:

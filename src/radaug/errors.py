@@ -23,3 +23,7 @@ class LeakageError(RadaugError):
 
 class VerifyError(RadaugError):
     """A study folder or bundle does not match its manifest."""
+
+
+class StorageError(RadaugError):
+    """An artifact could not be written (disk full, read-only or unwritable folder); nothing was replaced."""

@@ -2,9 +2,11 @@
 
 Two rules hold for every artifact radaug writes:
 
-* **Atomic**: content goes to a temporary file in the destination folder and is
-  renamed into place only when complete, so an interrupted job never leaves a
-  half-written file that looks finished.
+* **Atomic**: content goes to a temporary file in the destination folder, is
+  flushed to disk and renamed into place only when complete, so an interrupted
+  job never leaves a half-written file that looks finished. A write that fails
+  for lack of space or permission raises :class:`~radaug.errors.StorageError`
+  naming the file and the fix, and leaves the previous file (if any) untouched.
 * **Byte-deterministic**: the same content gives the same bytes (no timestamps in
   archives, sorted keys in JSON), so hashes compare across runs.
 """
@@ -12,16 +14,20 @@ Two rules hold for every artifact radaug writes:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from .errors import StorageError
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -35,22 +41,60 @@ def atomic_path(path: str | os.PathLike, *, keep_extension: bool = False) -> Ite
     ``.nii.gz``), for writers such as SimpleITK that choose the format from it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".tmp." + path.name.split(".", 1)[1] if keep_extension and "." in path.name else ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as exc:
+        raise _storage_error(exc, path) from exc
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+            raise _storage_error(exc, path) from exc
         raise
 
 
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files of ``path`` left by a killed writer (SIGKILL skips cleanup).
+
+    Only names :func:`atomic_path` itself makes for this exact target match
+    (``.<name>.<8 mkstemp characters>.tmp[.<ext>]``), and a Snakemake job is the
+    only writer of its outputs, so no live write is touched.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp(\..+)?")
+    with os.scandir(path.parent) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and pattern.fullmatch(entry.name):
+                Path(entry.path).unlink(missing_ok=True)
+
+
+# Errors of the storage rather than of the content: reported as StorageError with a fix.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _storage_error(exc: OSError, path: Path) -> OSError | StorageError:
+    if exc.errno not in _STORAGE_ERRNOS:
+        return exc
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free space (or raise the quota) on that file system and rerun; finished artifacts are kept"
+    else:
+        fix = "make the results folder writable (or run the study in a writable working directory) and rerun"
+    return StorageError(f"cannot write {path}: {os.strerror(exc.errno)}; nothing was replaced. Fix: {fix}.")
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` atomically, flushed to disk (fsync) before the rename."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

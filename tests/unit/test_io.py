@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from radaug.io import atomic_path, load_arrays, save_arrays, sha256_file, write_json
+from radaug.io import atomic_path, load_arrays, save_arrays, sha256_file, write_json, write_text
 
 
 def test_save_arrays_is_byte_deterministic(tmp_path):
@@ -41,3 +41,53 @@ def test_atomic_path_can_keep_the_extension(tmp_path):
         assert tmp.name.endswith(".tmp.nii.gz") and tmp.parent == tmp_path
         tmp.write_bytes(b"x")
     assert (tmp_path / "image.nii.gz").read_bytes() == b"x"
+
+
+# --- storage faults: a real full or read-only file system ------------------------------------
+
+def test_disk_full_is_a_storage_error_and_keeps_the_old_file(tmp_path):
+    from radaug.errors import StorageError
+    from radaug.io import write_bytes
+
+    from ..mounts import tmpfs
+
+    with tmpfs(tmp_path / "small", size="256k") as small:
+        target = small / "artifact.csv"
+        write_bytes(target, b"finished content\n")
+        with pytest.raises(StorageError, match=r"cannot write .*artifact\.csv: No space left.*free space"):
+            write_bytes(target, b"x" * (1 << 20))
+        assert target.read_bytes() == b"finished content\n"
+        assert sorted(p.name for p in small.iterdir()) == ["artifact.csv"]  # no temporary file left
+
+
+def test_read_only_folder_is_a_storage_error(tmp_path):
+    from radaug.errors import StorageError
+    from radaug.io import save_arrays
+
+    from ..mounts import remount_read_only, tmpfs
+
+    with tmpfs(tmp_path / "ro", size="256k") as folder:
+        save_arrays(folder / "a.npz", x=np.arange(3))
+        before = (folder / "a.npz").read_bytes()
+        remount_read_only(folder)
+        with pytest.raises(StorageError, match=r"cannot write .*a\.npz: Read-only file system.*make the results folder "
+                                               r"writable"):
+            save_arrays(folder / "a.npz", x=np.arange(5))
+        with pytest.raises(StorageError, match=r"b\.csv"):
+            write_text(folder / "sub" / "b.csv", "x\n")
+        assert (folder / "a.npz").read_bytes() == before
+
+
+def test_temporaries_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
+    """SIGKILL skips atomic_path's cleanup; the rerun's write of the same file removes the leftover."""
+    from radaug.io import write_text
+
+    stale = tmp_path / ".table.csv.ab12cd_9.tmp"
+    stale_ext = tmp_path / ".img.nii.gz.zz99yy00.tmp.nii.gz"
+    other = tmp_path / ".table.csv.x.ab12cd_9.tmp"  # a temporary of another file, table.csv.x
+    for p in (stale, stale_ext, other):
+        p.write_text("half")
+    write_text(tmp_path / "table.csv", "a\n")
+    with atomic_path(tmp_path / "img.nii.gz", keep_extension=True) as tmp:
+        tmp.write_text("image")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".table.csv.x.ab12cd_9.tmp", "img.nii.gz", "table.csv"]

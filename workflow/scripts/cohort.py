@@ -29,6 +29,7 @@ def main(smk):
         table, base_dir=base_dir, classes=data["classes"],
         allow_mixed_patient_labels=data["allow_mixed_patient_labels"], mask_label=data["mask_label"],
         default_modality=DEFAULT_MODALITY[source], source=origin, relative_to=Path.cwd(),
+        data_root=data["data_root"],
     )
     write_csv(smk.output.cohort, cohort)
 

@@ -16,10 +16,13 @@ def main(smk):
                                          arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta)
     write_csv(smk.output.failures, failures)
     if len(failures) > smk.params.max_failed:
+        # The reasons go into the message: Snakemake removes a failed job's outputs, failures table included.
+        reasons = "; ".join(f"{r.sample_id}: {r.reason}" for r in failures.head(5).itertuples())
         raise RadaugError(
             f"feature extraction failed for {len(failures)} synthetic sample(s) of {smk.wildcards.model} "
-            f"{smk.wildcards.fold}, more than study.max_failed_samples = {smk.params.max_failed}; "
-            f"reasons in {smk.output.failures}"
+            f"{smk.wildcards.fold}, more than study.max_failed_samples = {smk.params.max_failed} "
+            f"(first reasons: {reasons}). Raise study.max_failed_samples to tolerate them, or check the "
+            "generator's samples (degenerate masks)."
         )
     write_csv(smk.output.features, features)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -64,12 +65,27 @@ def verify_wheel(wheel: str | Path) -> None:
 
 
 def safe_members(archive: zipfile.ZipFile, prefix: str) -> list[zipfile.ZipInfo]:
-    """Members under ``prefix``, refusing absolute paths and ``..`` (zip-slip)."""
+    """Members under ``prefix``, refusing the whole archive on any unsafe member.
+
+    Unsafe (zip-slip, https://security.snyk.io/research/zip-slip-vulnerability):
+    absolute paths, ``..`` parts, backslashes or drive letters (Windows paths),
+    and symbolic links (a link member could point a later write outside the
+    extraction folder).
+    """
     members = []
     for info in archive.infolist():
         name = PurePosixPath(info.filename)
-        if name.is_absolute() or ".." in name.parts or "\\" in info.filename:
-            raise DataError(f"archive member {info.filename!r} escapes the extraction folder; refusing the archive.")
+        if (name.is_absolute() or ".." in name.parts or "\\" in info.filename
+                or (name.parts and ":" in name.parts[0])):
+            raise DataError(
+                f"archive member {info.filename!r} escapes the extraction folder; refusing the archive. "
+                "Delete it and fetch a clean copy."
+            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataError(
+                f"archive member {info.filename!r} is a symbolic link; refusing the archive. "
+                "Delete it and fetch a clean copy."
+            )
         if info.filename.startswith(prefix) and not info.is_dir():
             members.append(info)
     return members
