@@ -104,7 +104,7 @@ class _SelectL1(SelectorMixin, BaseEstimator):
 
     @staticmethod
     def _weights(X, y, C):
-        model = LogisticRegression(penalty="l1", solver="liblinear", C=C, max_iter=5000)
+        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, max_iter=5000)
         return model.fit(X, y).coef_[0]
 
     def _get_support_mask(self):
@@ -149,7 +149,6 @@ def build_classifier(
     class_weight: str | None = None,
     C: float = 1.0,
     seed: int = 0,
-    robust_features: bool = False,
 ) -> Pipeline:
     """The downstream classifier: preprocessing, feature selection and model in one pipeline.
 
@@ -181,9 +180,6 @@ def build_classifier(
         Inverse regularisation strength (logistic regression, SVM, L1 selection).
     seed
         Random state of the random forest (the other models are deterministic).
-    robust_features
-        Accepted for a config's ``classifier`` mapping; restricting to the robust
-        features happens before the pipeline, in :func:`evaluate_arm`.
 
     Returns
     -------
