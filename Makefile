@@ -6,7 +6,7 @@ CORES  ?= 2
 CONFIG ?= config.yaml
 STUDY  ?= $(shell $(PYTHON) -c "import re,sys; m=re.search(r'^  name: *([^ #\n]+)', open('$(CONFIG)').read(), re.M); print(m.group(1) if m else '')" 2>/dev/null)
 
-.PHONY: setup system-packages study test verify lint clean-study
+.PHONY: setup system-packages study test verify publish lint clean-study
 
 setup: $(BIN)/.installed
 
@@ -30,6 +30,11 @@ test: setup system-packages
 
 verify: setup
 	$(BIN)/radaug verify results/$(STUDY)
+
+# The study's RO-Crate bundle (runs the study first if needed): results/<study>/bundle.zip
+publish: setup
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile $(CONFIG) results/$(STUDY)/bundle.zip
+	@echo "Bundle: results/$(STUDY)/bundle.zip   (check an unpacked copy with: radaug verify DIR)"
 
 lint: setup
 	$(BIN)/snakemake --lint --configfile $(CONFIG)

@@ -1,6 +1,6 @@
 # radaug: a radiomics data-augmentation study as one Snakemake workflow.
 # Stages (one rule file each): cohort -> preprocess -> split -> generative ->
-# features -> validate -> evaluate -> report -> provenance. See README.md.
+# features -> validate -> evaluate -> report -> provenance (-> publish, on request). See README.md.
 
 # The default study, unless a study config is given with --configfile: study configs
 # replace it rather than merge into it, so no study inherits another's keys.
@@ -21,6 +21,7 @@ include: "workflow/rules/validate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/provenance.smk"
+include: "workflow/rules/publish.smk"
 
 
 rule all:

@@ -1,12 +1,14 @@
 """Downstream evaluation of one arm on held-out real data, and across-fold statistics.
 
-An *arm* is a way of building the training set of a fold:
+An *arm* is a way of building the training set of a fold (see :func:`arm_added_rows`):
 
-* ``"real"``: the fold's real training cases only;
-* ``"oversample"``: the real training cases plus random duplicates of them, as
-  many per class as :func:`radaug.sampling.rebalancing_quotas` allows;
-* any other name (a generator, classical augmentation): the real training cases
-  plus the rows of that arm's data generated for the fold.
+* ``"real"``: the fold's real training cases only (the reference);
+* ``"oversample"``: plus random duplicates of them;
+* ``"smote"``: plus SMOTE interpolations between them (Chawla et al. 2002,
+  doi:10.1613/jair.953), fitted inside the fold on standardised features;
+* any other name (a generator, ``"classical"`` augmentation): plus the rows of
+  that arm's data generated for the fold;
+* ``"a+b"``: the union of the rows the arms ``a`` and ``b`` add.
 
 Every arm is tested on the same held-out **real** cases of each fold, with the
 whole preprocessing chain fitted inside the fold (see :func:`build_classifier`).
@@ -25,28 +27,30 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_selection import SelectKBest, SelectorMixin, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import balanced_accuracy_score, recall_score, roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.validation import validate_data
 from statsmodels.stats.multitest import multipletests
 
-from radaug.config import BASE_ARMS
+from radaug.config import ARM_SEPARATOR, BUILTIN_ARMS, arm_components
 from radaug.errors import LeakageError, RadaugError
 from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas
 
 MODELS = ("logistic_regression", "random_forest", "svm")
-PER_FOLD_COLUMNS = (
-    "arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test",
-    "auc", "balanced_accuracy", "sensitivity_minority", "specificity",
-)
-PREDICTION_COLUMNS = ("arm", "repeat", "fold", "case_id", "label", "y_true", "score")
+SELECTIONS = ("univariate", "l1")
+METRICS = ("auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall")
+"""Per-fold metrics: the positive class is ``data.classes[1]``; ``minority_recall`` is the
+recall of the class with fewer real training cases in the fold; ``brier`` is lower-is-better."""
+PER_FOLD_COLUMNS = ("arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test", *METRICS)
+PREDICTION_COLUMNS = ("arm", "repeat", "fold", "case_id", "label", "y_true", "score", "minority")
 SUMMARY_COLUMNS = (
     "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds",
-    "holm_p_value",
+    "holm_p_value", "effect_size", "pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high",
+    "holm_significant",
 )
+"""Contract columns first (``arm`` … ``n_folds``), then the additional statistics."""
 
 
 class _SelectUpToK(SelectorMixin, BaseEstimator):
@@ -69,20 +73,90 @@ class _SelectUpToK(SelectorMixin, BaseEstimator):
         return self.selector_.get_support()
 
 
+class _SelectL1(SelectorMixin, BaseEstimator):
+    """Keep the features with non-zero weight in an L1-penalised logistic regression.
+
+    At most ``k`` of them (the largest absolute weights); when the penalty zeroes
+    every weight, the single feature with the largest weight magnitude of a weaker
+    penalty (``C × 100``) is kept, so the model after this step always has input.
+    Tibshirani (1996), doi:10.1111/j.2517-6161.1996.tb02080.x.
+    """
+
+    def __init__(self, k: int | None = 20, C: float = 1.0):
+        self.k = k
+        self.C = C
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y)
+        weights = np.abs(self._weights(X, y, self.C))
+        if not np.any(weights > 0):
+            weights = np.abs(self._weights(X, y, self.C * 100))
+            keep = np.zeros(X.shape[1], dtype=bool)
+            keep[int(np.argmax(weights))] = True
+            self.support_ = keep
+            return self
+        order = np.argsort(-weights, kind="stable")
+        n = int(np.sum(weights > 0)) if self.k is None else min(self.k, int(np.sum(weights > 0)))
+        keep = np.zeros(X.shape[1], dtype=bool)
+        keep[order[:n]] = True
+        self.support_ = keep
+        return self
+
+    @staticmethod
+    def _weights(X, y, C):
+        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, max_iter=5000)
+        return model.fit(X, y).coef_[0]
+
+    def _get_support_mask(self):
+        return self.support_
+
+
+class _CorrelationFilter(SelectorMixin, BaseEstimator):
+    """Drop features highly correlated with an earlier kept feature.
+
+    Features are visited in column order; one is kept unless its absolute Pearson
+    correlation with an already kept feature exceeds ``threshold`` (fitted on the
+    training rows only). Constant columns are kept here (a variance filter removes
+    them earlier in :func:`build_classifier`).
+    """
+
+    def __init__(self, threshold: float = 0.95):
+        self.threshold = threshold
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.abs(np.corrcoef(X, rowvar=False)) if X.shape[1] > 1 else np.ones((1, 1))
+        corr = np.nan_to_num(np.atleast_2d(corr), nan=0.0)
+        keep: list[int] = []
+        for j in range(X.shape[1]):
+            if all(corr[j, i] <= self.threshold for i in keep):
+                keep.append(j)
+        self.support_ = np.zeros(X.shape[1], dtype=bool)
+        self.support_[keep] = True
+        return self
+
+    def _get_support_mask(self):
+        return self.support_
+
+
 def build_classifier(
     *,
     model: str = "logistic_regression",
     k_features: int | None = 20,
+    selection: str = "univariate",
+    correlation_threshold: float | None = 0.95,
     class_weight: str | None = None,
     C: float = 1.0,
     seed: int = 0,
 ) -> Pipeline:
     """The downstream classifier: preprocessing, feature selection and model in one pipeline.
 
-    Steps: median imputation → removal of constant features → standardisation →
-    the ``k_features`` features with the largest ANOVA F statistic → model. All
-    steps live in the pipeline, so fitting it on a fold's training set never lets
-    the test set influence imputation, scaling or selection.
+    Steps: median imputation → removal of constant features → removal of features
+    correlated above ``correlation_threshold`` with an earlier one → standardisation
+    → feature selection (``k_features`` by ANOVA F, or non-zero L1 weights) → model.
+    All steps live in the pipeline, so fitting it on a fold's training set never lets
+    the test set influence imputation, filtering, scaling or selection.
 
     Parameters
     ----------
@@ -93,23 +167,34 @@ def build_classifier(
         internal cross-validation, so each class needs at least 5 training rows).
     k_features
         Number of features to keep, clipped to the number available; ``None``
-        keeps all.
+        keeps all (``"univariate"``) or every non-zero weight (``"l1"``).
+    selection
+        ``"univariate"`` (ANOVA F, :class:`~sklearn.feature_selection.SelectKBest`)
+        or ``"l1"`` (L1-penalised logistic regression with strength ``C``).
+    correlation_threshold
+        Absolute Pearson correlation above which a feature is dropped; ``None``
+        disables the filter.
     class_weight
         ``None`` or ``"balanced"``, passed to the model.
     C
-        Inverse regularisation strength (logistic regression and SVM only).
+        Inverse regularisation strength (logistic regression, SVM, L1 selection).
     seed
         Random state of the random forest (the other models are deterministic).
 
     Returns
     -------
     sklearn.pipeline.Pipeline
-        Unfitted pipeline with steps ``impute``, ``variance``, ``scale``, ``select``
-        (only when ``k_features`` is not ``None``) and ``model``.
+        Unfitted pipeline with steps ``impute``, ``variance``, ``correlation`` (when
+        enabled), ``scale``, ``select`` (unless univariate with ``k_features=None``)
+        and ``model``.
     """
     valid_k = isinstance(k_features, int) and not isinstance(k_features, bool) and k_features >= 1
     if k_features is not None and not valid_k:
         raise ValueError(f"k_features must be a positive integer or None, got {k_features!r}")
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown feature selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    if correlation_threshold is not None and not 0 < correlation_threshold <= 1:
+        raise ValueError(f"correlation_threshold must be in (0, 1] or None, got {correlation_threshold!r}")
     if model == "logistic_regression":
         estimator = LogisticRegression(C=C, class_weight=class_weight, max_iter=5000)
     elif model == "random_forest":
@@ -121,9 +206,13 @@ def build_classifier(
     steps = [
         ("impute", SimpleImputer(strategy="median")),
         ("variance", VarianceThreshold()),
-        ("scale", StandardScaler()),
     ]
-    if k_features is not None:
+    if correlation_threshold is not None:
+        steps.append(("correlation", _CorrelationFilter(threshold=correlation_threshold)))
+    steps.append(("scale", StandardScaler()))
+    if selection == "l1":
+        steps.append(("select", _SelectL1(k=k_features, C=C)))
+    elif k_features is not None:
         steps.append(("select", _SelectUpToK(k=k_features)))
     steps.append(("model", estimator))
     return Pipeline(steps)
@@ -132,6 +221,11 @@ def build_classifier(
 def _is_empty(values: pd.Series) -> pd.Series:
     """True where a case_id is missing (NaN/None) or blank."""
     return values.isna() | (values.astype(str).str.strip() == "")
+
+
+def data_components(arm: str) -> list[str]:
+    """The components of ``arm`` whose rows come from feature files (not built in memory)."""
+    return [c for c in arm_components(arm) if c not in BUILTIN_ARMS]
 
 
 def _check_arm_data(arm_data: pd.DataFrame, arm: str, features: list[str], classes: list[str]) -> None:
@@ -143,9 +237,12 @@ def _check_arm_data(arm_data: pd.DataFrame, arm: str, features: list[str], class
             f"arm {arm!r}: the arm data's feature columns differ from the real features "
             f"(missing: {missing[:5]}, extra: {extra[:5]}); extract both with the same settings"
         )
-    other_arms = sorted(set(arm_data["arm"]) - {arm})
+    other_arms = sorted(set(arm_data["arm"]) - set(data_components(arm)))
     if other_arms:
-        raise RadaugError(f"arm {arm!r}: the arm data contains rows of other arms {other_arms}; pass one arm's rows")
+        raise RadaugError(
+            f"arm {arm!r}: the arm data contains rows of arms {other_arms}; pass only the rows of "
+            f"{data_components(arm)}"
+        )
     unknown = sorted(set(arm_data["label"]) - set(classes))
     if unknown:
         raise RadaugError(f"arm {arm!r}: the arm data has labels {unknown} that are not real classes {classes}")
@@ -154,11 +251,11 @@ def _check_arm_data(arm_data: pd.DataFrame, arm: str, features: list[str], class
 def _check_leakage(
     train: pd.DataFrame,
     test: pd.DataFrame,
-    fold_arm_data: pd.DataFrame | None,
+    added: pd.DataFrame,
     train_cases: set,
     where: str,
 ) -> None:
-    """Raise LeakageError if the fold's training or arm data touches its test set."""
+    """Raise LeakageError if the fold's training or added rows touch its test set."""
     not_real = test.loc[test["source"] != "real", "case_id"]
     if len(not_real):
         raise LeakageError(f"{where}: test rows must be real, but cases {sorted(not_real)[:5]} are not")
@@ -168,18 +265,21 @@ def _check_leakage(
             f"{where}: test cases {leaked[:5]} also appear in the training set "
             "(as real cases or as parents of added rows)"
         )
-    if fold_arm_data is None:
-        return
-    parents = fold_arm_data.loc[~_is_empty(fold_arm_data["case_id"]), ["sample_id", "case_id"]]
+    parents = added.loc[~_is_empty(added["case_id"]), ["sample_id", "case_id"]]
     foreign = parents[~parents["case_id"].isin(train_cases)]
     if len(foreign):
         raise LeakageError(
             f"{where}: arm rows {foreign['sample_id'].head(5).tolist()} derive from cases "
             f"{sorted(set(foreign['case_id']))[:5]}, which are not training cases of this fold"
         )
-    shared = sorted(set(fold_arm_data["sample_id"]) & set(test["sample_id"]))
+    shared = sorted(set(added["sample_id"]) & set(test["sample_id"]))
     if shared:
         raise LeakageError(f"{where}: arm rows share sample_ids {shared[:5]} with the test set")
+
+
+def _class_counts(train_real: pd.DataFrame) -> dict[str, int]:
+    labels = train_real["label"]
+    return {str(name): int(n) for name, n in labels.value_counts().sort_index().items()}
 
 
 def oversample(
@@ -189,8 +289,7 @@ def oversample(
     """The ``oversample`` arm's added rows: random duplicates of a fold's training rows.
 
     Per class as many as :func:`radaug.sampling.rebalancing_quotas` gives, drawn
-    with replacement by ``numpy.random.default_rng([seed, repeat, fold])``, so
-    evaluation and validation see the same rows.
+    with replacement by ``numpy.random.default_rng([seed, repeat, fold])``.
     """
     rng = np.random.default_rng([seed, repeat, fold])
     labels = train_real["label"].to_numpy()
@@ -198,6 +297,192 @@ def oversample(
     quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
     picks = [rng.choice(np.flatnonzero(labels == name), size=quota, replace=True) for name, quota in quotas.items()]
     return train_real.iloc[np.concatenate(picks)]
+
+
+def smote(
+    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
+    cap_per_case: float = 4.0, k_neighbors: int = 5,
+) -> pd.DataFrame:
+    """The ``smote`` arm's added rows: SMOTE interpolations between a fold's training cases.
+
+    SMOTE (Chawla et al. 2002, doi:10.1613/jair.953, as implemented by
+    :class:`imblearn.over_sampling.SMOTE`) places each new row at
+    ``x_i + u · (x_nn − x_i)``, ``u ~ U(0, 1)``, between a training case ``x_i`` and
+    one of its ``k_neighbors`` nearest same-class neighbours. Distances are
+    computed on features median-imputed and standardised with statistics of the
+    fold's training rows only; new rows are transformed back to feature units.
+    Per class as many rows as :func:`~radaug.sampling.rebalancing_quotas` gives
+    (the same quotas as ``oversample`` and the generators). Seeded by
+    ``numpy.random.default_rng([seed, repeat, fold, 1])``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns of ``train_real``; ``sample_id`` ``smote-r{repeat}f{fold}-{i}``,
+        ``case_id`` empty (a row has two parents), ``source`` and ``arm`` ``"smote"``.
+
+    Raises
+    ------
+    RadaugError
+        A class that needs new rows has fewer than two training cases.
+    """
+    from imblearn.over_sampling import SMOTE
+
+    features = feature_columns(train_real)
+    counts = _class_counts(train_real)
+    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
+    strategy = {name: counts[name] + quota for name, quota in quotas.items() if quota > 0}
+    empty = train_real.iloc[:0].copy()
+    if not strategy:
+        return empty
+    smallest = min(counts[name] for name in strategy)
+    if smallest < 2:
+        raise RadaugError(
+            f"repeat {repeat}, fold {fold}: SMOTE needs at least two training cases of each class it "
+            f"grows, but a class has {smallest}; use fewer folds or drop the 'smote' arm"
+        )
+    imputer = SimpleImputer(strategy="median", keep_empty_features=True)
+    scaler = StandardScaler()
+    z = scaler.fit_transform(imputer.fit_transform(train_real[features].to_numpy(dtype=float)))
+    state = int(np.random.default_rng([seed, repeat, fold, 1]).integers(2**31 - 1))
+    sampler = SMOTE(sampling_strategy=strategy, k_neighbors=min(k_neighbors, smallest - 1), random_state=state)
+    z_all, y_all = sampler.fit_resample(z, train_real["label"].to_numpy())
+    new_z, new_y = z_all[len(z):], np.asarray(y_all[len(z):])
+    rows = pd.DataFrame(scaler.inverse_transform(new_z), columns=features)
+    meta = pd.DataFrame({
+        "sample_id": [f"smote-r{repeat}f{fold}-{i:05d}" for i in range(len(rows))],
+        "case_id": "", "source": "smote", "arm": "smote", "repeat": repeat, "fold": fold, "label": new_y,
+    })
+    return pd.concat([meta, rows], axis=1)[list(train_real.columns)]
+
+
+def arm_added_rows(
+    arm: str,
+    train_real: pd.DataFrame,
+    arm_data: pd.DataFrame | None = None,
+    *,
+    repeat: int,
+    fold: int,
+    seed: int,
+    target_ratio: float = 1.0,
+    cap_per_case: float = 4.0,
+) -> pd.DataFrame:
+    """The rows an arm adds to one fold's real training set.
+
+    The single definition of an arm's training data, used by evaluation and by
+    validation alike, so what is validated is what is trained on.
+
+    Parameters
+    ----------
+    arm
+        ``"real"`` (adds nothing), ``"oversample"`` (:func:`oversample`), ``"smote"``
+        (:func:`smote`), any other name (the rows of ``arm_data`` with that
+        ``arm``, ``repeat`` and ``fold``), or a combination ``"a+b"`` (the rows
+        of every component, in the order given).
+    train_real
+        The fold's real training rows (a feature table).
+    arm_data
+        Rows of the arm's file-backed components for any folds (the fold's rows
+        are picked here); required when ``arm`` has such a component.
+    repeat, fold
+        The fold.
+    seed, target_ratio, cap_per_case
+        Seed and rebalancing rule of the built-in arms.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The added rows with the columns of ``train_real`` (possibly none).
+    """
+    parts = []
+    for component in arm_components(arm):
+        if component == "real":
+            continue
+        if component in ("oversample", "smote"):
+            build = oversample if component == "oversample" else smote
+            parts.append(build(train_real, seed=seed, repeat=repeat, fold=fold, target_ratio=target_ratio,
+                               cap_per_case=cap_per_case))
+            continue
+        if arm_data is None:
+            raise ValueError(f"arm {arm!r} needs arm_data (the rows of {component!r} for every fold)")
+        in_fold = (arm_data["arm"] == component) & (arm_data["repeat"] == repeat) & (arm_data["fold"] == fold)
+        parts.append(arm_data[in_fold])
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return train_real.iloc[:0]
+    return pd.concat(parts, ignore_index=True)[list(train_real.columns)]
+
+
+def classification_metrics(y_true, score, minority=1, threshold: float = 0.5) -> dict[str, float]:
+    """The per-fold metrics of :data:`METRICS` from labels and positive-class probabilities.
+
+    Parameters
+    ----------
+    y_true
+        1 for the positive class, 0 otherwise.
+    score
+        Predicted probability of the positive class; the predicted label is
+        positive when ``score > threshold`` (as ``predict`` of a probabilistic
+        scikit-learn classifier for ``threshold=0.5``).
+    minority
+        ``y_true`` value (0 or 1) of the minority class, scalar or per row.
+
+    Returns
+    -------
+    dict
+        ``auc`` (Mann-Whitney form of the ROC area, ties counted half),
+        ``balanced_accuracy``, ``sensitivity`` and ``specificity`` (recall of the
+        positive and negative class), ``f1`` (of the positive class, 0 when it is
+        never predicted nor present), ``brier`` (mean squared error of ``score``)
+        and ``minority_recall``. A metric that needs a class absent from
+        ``y_true`` is NaN.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    score = np.asarray(score, dtype=float)
+    minority = np.broadcast_to(np.asarray(minority, dtype=int), y_true.shape)
+    y_pred = score > threshold
+    pos, neg = y_true == 1, y_true == 0
+    n_pos, n_neg = int(pos.sum()), int(neg.sum())
+    sensitivity = y_pred[pos].mean() if n_pos else np.nan
+    specificity = (~y_pred[neg]).mean() if n_neg else np.nan
+    tp, fp, fn = np.sum(y_pred & pos), np.sum(y_pred & neg), np.sum(~y_pred & pos)
+    if n_pos and n_neg:
+        ranks = stats.rankdata(score)
+        auc = (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    else:
+        auc = np.nan
+    in_minority = y_true == minority
+    return {
+        "auc": float(auc),
+        "balanced_accuracy": float((sensitivity + specificity) / 2),
+        "sensitivity": float(sensitivity),
+        "specificity": float(specificity),
+        "f1": float(2 * tp / (2 * tp + fp + fn)) if (2 * tp + fp + fn) else 0.0,
+        "brier": float(np.mean((score - y_true) ** 2)) if y_true.size else np.nan,
+        "minority_recall": float(np.mean(y_pred[in_minority] == (y_true[in_minority] == 1)))
+        if in_minority.any() else np.nan,
+    }
+
+
+def robust_feature_set(invariance: pd.DataFrame, repeat: int, fold: int, features: list[str]) -> list[str]:
+    """The features flagged ``robust`` for one fold in an invariance table, in ``features`` order.
+
+    Raises
+    ------
+    RadaugError
+        The table has no row of the fold, or no robust feature for it.
+    """
+    rows = invariance[(invariance["repeat"] == repeat) & (invariance["fold"] == fold)]
+    if rows.empty:
+        raise RadaugError(f"the invariance table has no rows for repeat {repeat}, fold {fold}")
+    robust = set(rows.loc[rows["robust"].astype(str).str.lower().isin(["true", "1"]), "feature"])
+    chosen = [f for f in features if f in robust]
+    if not chosen:
+        raise RadaugError(
+            f"repeat {repeat}, fold {fold}: no feature is robust in the invariance table; set "
+            "'evaluation.classifier.robust_features' to false or relax the invariance thresholds"
+        )
+    return chosen
 
 
 def evaluate_arm(
@@ -208,6 +493,7 @@ def evaluate_arm(
     positive_class: str,
     arm_data: pd.DataFrame | None = None,
     classifier: dict | None = None,
+    invariance: pd.DataFrame | None = None,
     target_ratio: float = 1.0,
     cap_per_case: float = 4.0,
     seed: int = 0,
@@ -215,20 +501,12 @@ def evaluate_arm(
     """Train on each fold's training set of one arm and test on the fold's held-out real cases.
 
     For every ``(repeat, fold)`` of ``folds`` the training set is the real rows
-    whose case has role ``train`` plus the arm's added rows:
-
-    * ``"real"``: none;
-    * ``"oversample"``: training rows drawn with replacement per class, as many as
-      :func:`~radaug.sampling.rebalancing_quotas` gives for the fold's training
-      class counts, with ``numpy.random.default_rng([seed, repeat, fold])``;
-    * any other arm: the rows of ``arm_data`` with this ``repeat`` and ``fold``.
-
-    The test set is the real rows whose case has role ``test``. Before fitting,
-    each fold is checked and :class:`~radaug.errors.LeakageError` is raised when
-    a test row is not real, a test case appears in the training set's
-    ``case_id`` column (real rows or parents of added rows), an ``arm_data`` row
-    has a non-empty ``case_id`` that is not a training case of its fold, or an
-    ``arm_data`` ``sample_id`` is also a test ``sample_id``.
+    whose case has role ``train`` plus :func:`arm_added_rows`; the test set is the
+    real rows whose case has role ``test``. Before fitting, each fold is checked and
+    :class:`~radaug.errors.LeakageError` is raised when a test row is not real, a
+    test case appears in the training set's ``case_id`` column (real rows or
+    parents of added rows), an added row has a non-empty ``case_id`` that is not a
+    training case of its fold, or an added ``sample_id`` is also a test ``sample_id``.
 
     Parameters
     ----------
@@ -238,32 +516,33 @@ def evaluate_arm(
         Fold table with columns ``case_id``, ``repeat``, ``fold`` and ``role``
         (``"train"`` or ``"test"``).
     arm
-        Arm name.
+        Arm name, e.g. ``"real"``, ``"smote"``, ``"cvae"``, ``"classical+cvae"``.
     positive_class
-        Class name counted as positive for AUC and sensitivity.
+        Class name counted as positive for AUC, sensitivity and F1.
     arm_data
-        The arm's rows for all folds; required for arms other than ``"real"``
-        and ``"oversample"``, which take none.
+        Rows of the arm's file-backed components for all folds; required exactly
+        when the arm has such a component (see :func:`data_components`).
     classifier
         Keyword arguments of :func:`build_classifier`; ``seed`` defaults to
-        this function's ``seed``.
+        this function's ``seed``. With ``robust_features: True`` each fold uses only
+        the features flagged robust for it in ``invariance``.
+    invariance
+        Invariance table (``repeat, fold, feature, ..., robust``); required when
+        ``classifier["robust_features"]`` is true.
     target_ratio, cap_per_case
-        Rebalancing rule of the ``"oversample"`` arm, see
-        :func:`~radaug.sampling.rebalancing_quotas`.
+        Rebalancing rule of the ``oversample`` and ``smote`` arms.
     seed
-        Seed of the oversampling draws and of the classifier.
+        Seed of the built-in arms' draws and of the classifier.
 
     Returns
     -------
     per_fold : pandas.DataFrame
-        One row per fold with columns ``PER_FOLD_COLUMNS``: fold identity,
-        training and test sizes, ROC AUC of the positive-class probability,
-        balanced accuracy, sensitivity (recall of the positive class) and
-        specificity of the classifier's predicted labels.
+        One row per fold with columns ``PER_FOLD_COLUMNS``: fold identity, training
+        and test sizes and the :data:`METRICS` of :func:`classification_metrics`.
     predictions : pandas.DataFrame
         One row per test case and fold with columns ``PREDICTION_COLUMNS``;
-        ``y_true`` is 1 for the positive class and ``score`` its predicted
-        probability.
+        ``y_true`` is 1 for the positive class, ``score`` its predicted
+        probability and ``minority`` the ``y_true`` value of the fold's minority class.
 
     Raises
     ------
@@ -272,21 +551,22 @@ def evaluate_arm(
     RadaugError
         The data do not fit the contract: the arm data's feature columns,
         ``arm`` values or labels do not match, a fold case has no real features,
-        a fold has no arm data, or a fold's training or test set lacks a class.
+        or a fold's training or test set lacks a class.
     ValueError
         Invalid arguments (``positive_class`` not one of the two classes,
-        ``arm_data`` given for a built-in arm or missing for another).
+        ``arm_data`` given for an arm without file-backed components or missing
+        for one with them, robust features without an invariance table).
     """
     features = feature_columns(real)
     classes = sorted(set(real["label"]))
     if len(classes) != 2 or positive_class not in classes:
         raise ValueError(f"need two classes including positive_class {positive_class!r}; real labels are {classes}")
-    if arm in BASE_ARMS and arm_data is not None:
-        raise ValueError(f"arm {arm!r} builds its own training data; do not pass arm_data")
-    if arm not in BASE_ARMS:
+    if data_components(arm):
         if arm_data is None:
-            raise ValueError(f"arm {arm!r} needs arm_data (its generated rows for every fold)")
+            raise ValueError(f"arm {arm!r} needs arm_data (the rows of {data_components(arm)} for every fold)")
         _check_arm_data(arm_data, arm, features, classes)
+    elif arm_data is not None:
+        raise ValueError(f"arm {arm!r} builds its own training data; do not pass arm_data")
     unknown_cases = sorted(set(folds["case_id"]) - set(real["case_id"]))
     if unknown_cases:
         raise RadaugError(f"cases {unknown_cases[:5]} of the fold table have no row in the real features")
@@ -294,6 +574,9 @@ def evaluate_arm(
     if bad_roles:
         raise RadaugError(f"fold table roles must be 'train' or 'test', found {bad_roles}")
     options = {"seed": seed, **(classifier or {})}
+    use_robust = bool(options.pop("robust_features", False))
+    if use_robust and invariance is None:
+        raise ValueError("classifier option robust_features needs the invariance table")
 
     fold_rows, predictions = [], []
     for (repeat, fold), split in folds.groupby(["repeat", "fold"], sort=True):
@@ -302,41 +585,31 @@ def evaluate_arm(
         train_cases = set(split.loc[split["role"] == "train", "case_id"])
         train_real = real[real["case_id"].isin(train_cases)]
         test = real[real["case_id"].isin(set(split.loc[split["role"] == "test", "case_id"]))]
-        fold_arm_data = None
-        if arm == "oversample":
-            added = oversample(train_real, seed=seed, repeat=repeat, fold=fold, target_ratio=target_ratio,
-                               cap_per_case=cap_per_case)
-        elif arm == "real":
-            added = train_real.iloc[:0]
-        else:
-            # A fold may legitimately add nothing (every rebalancing quota is 0 there).
-            fold_arm_data = arm_data[(arm_data["repeat"] == repeat) & (arm_data["fold"] == fold)]
-            added = fold_arm_data
+        added = arm_added_rows(arm, train_real, arm_data, repeat=repeat, fold=fold, seed=seed,
+                               target_ratio=target_ratio, cap_per_case=cap_per_case)
         train = pd.concat([train_real, added], ignore_index=True)
-        _check_leakage(train, test, fold_arm_data, train_cases, where)
+        _check_leakage(train, test, added, train_cases, where)
         for name, part in (("training", train), ("test", test)):
             if set(part["label"]) != set(classes):
                 raise RadaugError(f"{where}: the {name} set has classes {sorted(set(part['label']))}, needs {classes}")
-
+        used = robust_feature_set(invariance, repeat, fold, features) if use_robust else features
         pipeline = build_classifier(**options).fit(
-            train[features].to_numpy(dtype=float), (train["label"] == positive_class).to_numpy(dtype=int)
+            train[used].to_numpy(dtype=float), (train["label"] == positive_class).to_numpy(dtype=int)
         )
-        x_test = test[features].to_numpy(dtype=float)
         y_true = (test["label"] == positive_class).to_numpy(dtype=int)
-        score = pipeline.predict_proba(x_test)[:, 1]
-        y_pred = pipeline.predict(x_test)
+        score = pipeline.predict_proba(test[used].to_numpy(dtype=float))[:, 1]
+        counts = _class_counts(train_real)
+        negative_class = next(c for c in classes if c != positive_class)
+        minority = 1 if counts[positive_class] <= counts[negative_class] else 0
         fold_rows.append({
             "arm": arm, "repeat": repeat, "fold": fold,
             "n_train_real": len(train_real), "n_train_added": len(added), "n_test": len(test),
-            "auc": roc_auc_score(y_true, score),
-            "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
-            "sensitivity_minority": recall_score(y_true, y_pred, pos_label=1),
-            "specificity": recall_score(y_true, y_pred, pos_label=0),
+            **classification_metrics(y_true, score, minority),
         })
         predictions.append(pd.DataFrame({
             "arm": arm, "repeat": repeat, "fold": fold,
             "case_id": test["case_id"].to_numpy(), "label": test["label"].to_numpy(),
-            "y_true": y_true, "score": score,
+            "y_true": y_true, "score": score, "minority": minority,
         }))
     per_fold = pd.DataFrame(fold_rows, columns=list(PER_FOLD_COLUMNS))
     return per_fold, pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)]
@@ -345,9 +618,9 @@ def evaluate_arm(
 def corrected_resampled_ttest(differences, n_train: float, n_test: float) -> tuple[float, float]:
     """Corrected resampled t-test for paired scores of two arms over cross-validation folds.
 
-    Nadeau & Bengio (2003): fold scores share training data, so the naive variance
-    of their differences is too small. With ``J`` differences of mean ``m`` and
-    sample variance ``s²`` (``ddof=1``)::
+    Nadeau & Bengio (2003), doi:10.1023/A:1024068626366: fold scores share training
+    data, so the naive variance of their differences is too small. With ``J``
+    differences of mean ``m`` and sample variance ``s²`` (``ddof=1``)::
 
         t = m / sqrt((1/J + n_test/n_train) * s²),  df = J - 1
 
@@ -379,6 +652,21 @@ def corrected_resampled_ttest(differences, n_train: float, n_test: float) -> tup
     return float(t), float(2 * stats.t.sf(abs(t), n - 1))
 
 
+def standardised_effect(differences) -> float:
+    """Cohen's d_z of paired differences: ``mean / sd`` (``ddof=1``).
+
+    The paired-samples effect size (Lakens 2013, doi:10.3389/fpsyg.2013.00863). ``0``
+    when all differences are zero, ``±inf`` when they are equal and non-zero, NaN
+    for fewer than two.
+    """
+    differences = np.asarray(differences, dtype=float)
+    if differences.size < 2:
+        return float("nan")
+    if np.all(differences == differences[0]):
+        return 0.0 if differences[0] == 0 else float(np.copysign(np.inf, differences[0]))
+    return float(differences.mean() / differences.std(ddof=1))
+
+
 def _corrected_interval(values: np.ndarray, n_train: float, n_test: float,
                         confidence: float) -> tuple[float, float]:
     """Student-t interval of the mean with the Nadeau-Bengio corrected variance, clipped to [0, 1].
@@ -397,11 +685,80 @@ def _corrected_interval(values: np.ndarray, n_train: float, n_test: float,
     return float(max(low, 0.0)), float(min(high, 1.0))
 
 
+def paired_bootstrap_delta(
+    predictions: pd.DataFrame,
+    arm: str,
+    reference_arm: str = "real",
+    *,
+    metrics=METRICS,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Bootstrap CI of the difference of pooled out-of-fold metrics, arm − reference.
+
+    Out-of-fold predictions of both arms are pooled over all folds and paired by
+    ``(repeat, fold, case_id)``. Each bootstrap replicate resamples **cases** with
+    replacement (all repeats of a case together, so the repeats' dependence is
+    kept), computes every metric of :func:`classification_metrics` on the pooled
+    predictions of both arms and takes the difference; the interval is the
+    percentile interval (Efron & Tibshirani 1993). The draws come from
+    ``numpy.random.default_rng(seed)`` and depend only on the cases, so every arm
+    is compared on the same replicates.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``metric``; columns ``pooled_delta`` (on all cases), ``ci_low``, ``ci_high``.
+
+    Raises
+    ------
+    ValueError
+        The two arms' predictions do not cover the same test cases, or cases are
+        tested an unequal number of times.
+    """
+    key = ["repeat", "fold", "case_id"]
+    a = predictions[predictions["arm"] == arm].set_index(key).sort_index()
+    b = predictions[predictions["arm"] == reference_arm].set_index(key).sort_index()
+    if a.index.has_duplicates or not a.index.equals(b.index):
+        raise ValueError(f"arms {arm!r} and {reference_arm!r} must have predictions for the same test cases")
+    if not np.array_equal(a["y_true"].to_numpy(), b["y_true"].to_numpy()):
+        raise ValueError(f"arms {arm!r} and {reference_arm!r} disagree on the true labels of some cases")
+    case = a.index.get_level_values("case_id").astype(str).to_numpy()
+    order = np.argsort(case, kind="stable")
+    cases, per_case = np.unique(case[order], return_counts=True)
+    if per_case.min() != per_case.max():
+        raise ValueError("every case must be tested equally often (once per repeat) for the paired bootstrap")
+    shape = (cases.size, int(per_case[0]))
+    y = a["y_true"].to_numpy(int)[order].reshape(shape)
+    s_arm = a["score"].to_numpy(float)[order].reshape(shape)
+    s_ref = b["score"].to_numpy(float)[order].reshape(shape)
+    minority = (a["minority"].to_numpy(int) if "minority" in a else np.ones(len(a), int))[order].reshape(shape)
+
+    def delta(rows) -> np.ndarray:
+        ma = classification_metrics(y[rows].ravel(), s_arm[rows].ravel(), minority[rows].ravel())
+        mb = classification_metrics(y[rows].ravel(), s_ref[rows].ravel(), minority[rows].ravel())
+        return np.array([ma[m] - mb[m] for m in metrics])
+
+    point = delta(np.arange(cases.size))
+    rng = np.random.default_rng(seed)
+    draws = np.array([delta(rng.integers(0, cases.size, cases.size)) for _ in range(n_bootstrap)])
+    tail = (1 - confidence) / 2 * 100
+    with np.errstate(invalid="ignore"):
+        low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0) if n_bootstrap else (point * np.nan,) * 2
+    return pd.DataFrame({"pooled_delta": point, "ci_low": low, "ci_high": high}, index=pd.Index(metrics, name="metric"))
+
+
 def summarise(
     per_fold: pd.DataFrame,
+    predictions: pd.DataFrame | None = None,
+    *,
     reference_arm: str = "real",
-    metrics=("auc", "balanced_accuracy", "sensitivity_minority"),
+    metrics=None,
     confidence: float = 0.95,
+    alpha: float = 0.05,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Across-fold summary of each arm and metric, compared with the reference arm.
 
@@ -410,12 +767,20 @@ def summarise(
     per_fold
         Concatenated ``per_fold`` tables of :func:`evaluate_arm`; every arm must
         cover the same ``(repeat, fold)`` pairs as the reference arm.
+    predictions
+        Concatenated ``predictions`` of :func:`evaluate_arm` for the pooled
+        bootstrap; ``None`` leaves the ``pooled_*`` columns NaN.
     reference_arm
         Arm the others are compared with.
     metrics
-        Metric columns of ``per_fold`` to summarise.
+        Metric columns of ``per_fold`` to summarise; default: those of
+        :data:`METRICS` present.
     confidence
-        Level of the confidence interval.
+        Level of the confidence intervals.
+    alpha
+        Level of ``holm_significant``.
+    n_bootstrap, seed
+        Bootstrap replicates and seed of :func:`paired_bootstrap_delta`.
 
     Returns
     -------
@@ -431,12 +796,20 @@ def summarise(
         * ``delta_vs_real``: mean of the paired per-fold differences arm − reference;
         * ``p_value``: :func:`corrected_resampled_ttest` of those differences with
           the arm's mean ``n_train_real`` and ``n_test``;
-        * ``n_folds``: number of folds;
-        * ``holm_p_value``: ``p_value`` Holm-adjusted across the non-reference
-          arms, per metric.
+        * ``n_folds``: number of folds (``repeats × folds``);
+        * ``holm_p_value``: ``p_value`` Holm-adjusted (Holm 1979) across the
+          non-reference arms, per metric;
+        * ``effect_size``: :func:`standardised_effect` (Cohen's d_z) of the differences;
+        * ``pooled_delta``, ``pooled_delta_ci_low``, ``pooled_delta_ci_high``: the
+          difference of the metric on pooled out-of-fold predictions and its
+          paired case bootstrap interval (:func:`paired_bootstrap_delta`);
+        * ``holm_significant``: ``holm_p_value < alpha``.
 
-        The reference arm has ``delta_vs_real`` 0 and ``p_value`` NaN.
+        The reference arm has ``delta_vs_real`` 0 and NaN tests.
     """
+    if metrics is None:
+        metrics = [m for m in METRICS if m in per_fold.columns]
+    metrics = list(metrics)
     arms = list(dict.fromkeys(per_fold["arm"]))
     if reference_arm not in arms:
         raise ValueError(f"reference arm {reference_arm!r} is not in per_fold (arms: {arms})")
@@ -450,23 +823,28 @@ def summarise(
             raise ValueError(
                 f"arm {arm!r} must have each (repeat, fold) of reference arm {reference_arm!r} exactly once"
             )
+        pooled = None
+        if predictions is not None and arm != reference_arm:
+            pooled = paired_bootstrap_delta(predictions, arm, reference_arm, metrics=metrics,
+                                            n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        n_train, n_test = scores["n_train_real"].mean(), scores["n_test"].mean()
         for metric in metrics:
             values = scores[metric].to_numpy(dtype=float)
-            low, high = _corrected_interval(values, scores["n_train_real"].mean(), scores["n_test"].mean(),
-                                            confidence)
+            low, high = _corrected_interval(values, n_train, n_test, confidence)
             if arm == reference_arm:
-                delta, p_value = 0.0, float("nan")
+                delta, p_value, effect = 0.0, float("nan"), float("nan")
             else:
                 differences = values - reference[metric].reindex(scores.index).to_numpy(dtype=float)
                 delta = float(differences.mean())
-                _, p_value = corrected_resampled_ttest(
-                    differences, n_train=scores["n_train_real"].mean(), n_test=scores["n_test"].mean()
-                )
-            rows.append((arm, metric, float(values.mean()), low, high, delta, p_value, len(values)))
+                _, p_value = corrected_resampled_ttest(differences, n_train=n_train, n_test=n_test)
+                effect = standardised_effect(differences)
+            boot = pooled.loc[metric].tolist() if pooled is not None else [float("nan")] * 3
+            rows.append((arm, metric, float(values.mean()), low, high, delta, p_value, len(values),
+                         float("nan"), effect, *boot))
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS[:-1]))
-    summary["holm_p_value"] = np.nan
     for _, group in summary.groupby("metric", sort=False):
         tested = group["p_value"].dropna()  # the reference arm's p_value is NaN
         if len(tested):
             summary.loc[tested.index, "holm_p_value"] = multipletests(tested.to_numpy(), method="holm")[1]
+    summary["holm_significant"] = summary["holm_p_value"] < alpha
     return summary

@@ -35,7 +35,8 @@ PACKAGES = ("radaug", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels",
             "pyradiomics-bhklab", "torch", "snakemake", "matplotlib", "ImageHash")
 MANIFEST = "manifest.json"
 PROVENANCE_DIR = "provenance"
-UNTRACKED_DIRS = ("logs",)  # job logs carry timestamps; they are not study artifacts
+UNTRACKED_DIRS = ("logs", "publish")  # job logs carry timestamps; publish/ holds the bundle's job record
+BUNDLE_FILE = "bundle.zip"  # built from the manifest, so it cannot be listed in it; it carries its own hashes
 SNAKEMAKE_MARKER = ".snakemake_timestamp"  # written by Snakemake into directory() outputs after a job
 
 log = logging.getLogger("radaug")
@@ -236,6 +237,13 @@ def write_manifest(study_dir: str | Path, provenance_files, path: str | Path | N
 def verify_study(study_dir: str | Path) -> list[str]:
     """Re-hash a study folder (or unpacked bundle) against its manifest.
 
+    A folder with ``ro-crate-metadata.json`` is an unpacked bundle
+    (:mod:`radaug.bundle`), checked wherever it lies: every manifest artifact
+    present is re-hashed; one absent must be referenced by the crate with the
+    manifest's sha256; every other file the crate lists (``manifest.json``,
+    ``bundle/*``) is re-hashed against the crate; any other file is unexpected.
+    In a study folder, ``logs/``, ``publish/`` and ``bundle.zip`` are not artifacts.
+
     Returns
     -------
     list of str
@@ -253,6 +261,12 @@ def verify_study(study_dir: str | Path) -> list[str]:
         version = study_version(artifacts)
     except (ValueError, KeyError, TypeError) as exc:
         raise VerifyError(f"{manifest_path} is corrupt ({type(exc).__name__}: {exc}); the study cannot be verified.") from None
+    crate_path = study_dir / "ro-crate-metadata.json"
+    in_crate, referenced = {}, {}
+    if crate_path.is_file():  # an unpacked bundle (radaug.bundle)
+        from .bundle import crate_files
+
+        in_crate, referenced = crate_files(study_dir)
     problems = []
     listed = set()
     root = study_dir.resolve()
@@ -262,13 +276,33 @@ def verify_study(study_dir: str | Path) -> list[str]:
         if not path.resolve().is_relative_to(root):
             problems.append(f"escapes: {art['path']} points outside the study folder")
         elif not path.is_file():
-            problems.append(f"missing: {art['path']}")
+            ref = referenced.get(art["path"])
+            if ref is None:
+                problems.append(f"missing: {art['path']}")
+            elif ref["sha256"] != art["sha256"]:
+                problems.append(f"changed: {art['path']} (the bundle references another sha256 than the manifest)")
         elif sha256_file(path) != art["sha256"]:
             problems.append(f"changed: {art['path']} (sha256 differs from the manifest)")
+    by_path = {art["path"]: art for art in artifacts}
+    for name, entry in sorted(in_crate.items()):
+        path = study_dir / name
+        if name in by_path:  # re-hashed above against the manifest; the two records must agree
+            if by_path[name]["sha256"] != entry["sha256"]:
+                problems.append(f"changed: {name} (ro-crate-metadata.json and the manifest disagree on its sha256)")
+        elif not path.resolve().is_relative_to(root):
+            problems.append(f"escapes: {name} points outside the bundle folder")
+        elif not path.is_file():
+            problems.append(f"missing: {name} (listed in ro-crate-metadata.json)")
+        elif sha256_file(path) != entry["sha256"]:
+            problems.append(f"changed: {name} (sha256 differs from ro-crate-metadata.json)")
     for f in sorted(study_dir.rglob("*")):
         rel = f.relative_to(study_dir).as_posix()
-        untracked = rel == MANIFEST or f.name == SNAKEMAKE_MARKER or rel.split("/")[0] in UNTRACKED_DIRS
-        if f.is_file() and not untracked and rel not in listed:
+        if in_crate:  # a bundle: every file but the crate metadata itself is described in it
+            untracked = rel == crate_path.name
+        else:
+            untracked = (rel in (MANIFEST, BUNDLE_FILE) or f.name == SNAKEMAKE_MARKER
+                         or rel.split("/")[0] in UNTRACKED_DIRS)
+        if f.is_file() and not untracked and rel not in listed and rel not in in_crate:
             problems.append(f"unexpected: {rel} (not in the manifest)")
     if version != recorded_version:
         problems.append("manifest: study_version does not match its artifact list (manifest edited)")

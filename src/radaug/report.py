@@ -27,6 +27,7 @@ import yaml
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from radaug.provenance import study_version
 from radaug.splits import fold_cases, fold_key
 from radaug.validate import METRICS, VERDICTS, overall_verdict
 
@@ -46,8 +47,10 @@ SECTIONS = {
 }
 """Section ids (HTML anchors) and titles, in page order."""
 
-PLOT_METRICS = ("auc", "balanced_accuracy", "sensitivity_minority")
-"""Evaluation metrics drawn as dot-and-whisker plots."""
+PLOT_METRICS = ("auc", "balanced_accuracy", "minority_recall")
+"""Evaluation metrics drawn as dot-and-whisker and forest plots."""
+LOWER_IS_BETTER = ("brier",)
+"""Evaluation metrics where a negative delta vs real is an improvement."""
 
 REFERENCE_ARM = "real"
 SAMPLES_PER_SIDE = 6
@@ -235,15 +238,55 @@ def _evaluation_figure(evaluation: pd.DataFrame, arms: list) -> str:
         ax.errorbar(mean, positions, xerr=error, fmt="o", color="black", capsize=3)
         if REFERENCE_ARM in arms:
             ax.axvline(mean[arms.index(REFERENCE_ARM)], color="grey", linestyle="--", linewidth=1)
-        ax.set_xlabel(metric.replace("_", " "))
+        ax.set_xlabel(f"{metric.replace('_', ' ')} (mean over folds)")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(positions, arms)
     axes[0].set_ylabel("arm")
     axes[0].invert_yaxis()
     return _figure(fig, (
-        "Mean over folds with confidence interval per arm; dashed line: mean of the real-only arm. "
-        "The interval treats folds as independent, so it is narrower than the uncertainty the "
-        "corrected t-test (p-value) accounts for."
+        "Mean over folds with its 95% confidence interval per arm (Student t with the Nadeau & Bengio "
+        "corrected variance, which accounts for folds sharing training cases); dashed line: mean of the "
+        "real-only arm."
+    ))
+
+
+def _forest_figure(evaluation: pd.DataFrame, arms: list) -> str:
+    """Forest plot: per arm and metric, the delta vs real with its interval; 0 = no effect."""
+    metrics = [m for m in PLOT_METRICS if m in set(evaluation["metric"])]
+    pooled = "pooled_delta" in evaluation.columns and evaluation["pooled_delta"].notna().any()
+    column, low, high = (("pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high") if pooled
+                         else ("delta_vs_real", "ci_low", "ci_high"))
+    fig = Figure(figsize=(3.3 * len(metrics), 1.2 + 0.45 * len(arms)), layout="constrained")
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    positions = np.arange(len(arms))
+    for ax, metric in zip(axes, metrics):
+        rows = evaluation[evaluation["metric"] == metric].set_index("arm").reindex(arms)
+        delta = rows[column].to_numpy(float)
+        significant = rows["holm_significant"].fillna(False).astype(bool).to_numpy() \
+            if "holm_significant" in rows else np.zeros(len(arms), bool)
+        if pooled:
+            error = np.clip([delta - rows[low].to_numpy(float), rows[high].to_numpy(float) - delta], 0, None)
+            error = np.nan_to_num(error)
+        else:
+            error = None
+        for filled in (True, False):
+            pick = significant == filled
+            ax.errorbar(delta[pick], positions[pick], xerr=None if error is None else error[:, pick], fmt="o",
+                        color="black", markerfacecolor="black" if filled else "white", capsize=3,
+                        label="Holm p < α" if filled else "not significant")
+        ax.axvline(0, color="grey", linestyle="--", linewidth=1)
+        ax.set_xlabel(f"Δ {metric.replace('_', ' ')} vs real")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(positions, arms)
+    axes[0].set_ylabel("arm")
+    axes[0].invert_yaxis()
+    axes[-1].legend(loc="lower right", fontsize="small")
+    what = ("difference of the metric on pooled out-of-fold predictions with its 95% paired case-bootstrap "
+            "interval" if pooled else "mean per-fold difference")
+    return _figure(fig, (
+        f"Forest plot of each arm's effect vs the real-only arm: {what}. Filled dots: the corrected "
+        "resampled t-test (Nadeau & Bengio 2003) is significant after Holm correction across arms; "
+        "open dots: not significant. Dashed line: no effect."
     ))
 
 
@@ -251,9 +294,10 @@ def _evaluation_section(evaluation: pd.DataFrame) -> str:
     if evaluation.empty:
         return _NO_DATA
     arms = _ordered(evaluation["arm"], (REFERENCE_ARM,))
-    has_holm = "holm_p_value" in evaluation.columns
-    header = ["metric", "arm", "mean", "CI", "Δ vs real", "p-value", *(["Holm p-value"] if has_holm else []),
-              "folds"]
+    optional = [("holm_p_value", "Holm p-value"), ("effect_size", "effect size d_z"),
+                ("pooled_delta", "pooled Δ (bootstrap CI)")]
+    present = [(c, title) for c, title in optional if c in evaluation.columns]
+    header = ["metric", "arm", "mean", "95% CI", "Δ vs real", "p-value", *[t for _, t in present], "folds"]
     rows = []
     for metric in _ordered(evaluation["metric"], PLOT_METRICS):
         by_arm = evaluation[evaluation["metric"] == metric].set_index("arm")
@@ -261,12 +305,30 @@ def _evaluation_section(evaluation: pd.DataFrame) -> str:
             if arm not in by_arm.index:
                 continue
             r = by_arm.loc[arm]
+            extra = []
+            for c, _ in present:
+                if c == "pooled_delta":
+                    extra.append("n/a" if pd.isna(r[c]) else
+                                 f"{_fmt(r[c])} ({_fmt(r['pooled_delta_ci_low'])} – {_fmt(r['pooled_delta_ci_high'])})")
+                else:
+                    extra.append(r[c])
             rows.append([
                 metric, arm, r["mean"], f"{_fmt(r['ci_low'])} – {_fmt(r['ci_high'])}", r["delta_vs_real"],
-                r["p_value"], *([r["holm_p_value"]] if has_holm else []), r["n_folds"],
+                r["p_value"], *extra, r["n_folds"],
             ])
-    figure = _evaluation_figure(evaluation, arms) if set(PLOT_METRICS) & set(evaluation["metric"]) else ""
-    return _table(header, rows) + figure
+    note = _paragraph(
+        "Δ vs real: mean of the paired per-fold differences; p-value: corrected resampled t-test "
+        "(Nadeau & Bengio 2003, doi:10.1023/A:1024068626366) over the repeats × folds; Holm: adjusted "
+        "across arms per metric; effect size: Cohen's d_z of the per-fold differences; pooled Δ: on "
+        "the pooled out-of-fold predictions, with a 95% bootstrap interval resampling cases. "
+        f"Lower is better for {', '.join(LOWER_IS_BETTER)}; higher for the others."
+    )
+    figures = ""
+    if set(PLOT_METRICS) & set(evaluation["metric"]):
+        figures = _evaluation_figure(evaluation, arms)
+        if len(arms) > 1:
+            figures += _forest_figure(evaluation, [a for a in arms if a != REFERENCE_ARM])
+    return note + _table(header, rows) + figures
 
 
 def _roc_section(predictions: pd.DataFrame) -> str:
@@ -483,7 +545,17 @@ def _provenance_section(provenance: list[dict], config: dict) -> str:
         "code_version": [r.get("code_version") or "n/a" for r in provenance],
     })
     seeds = sorted({r["seed"] for r in provenance if r.get("seed") is not None}, key=str)
-    summary = _paragraph(
+    prefix = f"results/{config['study']['name']}/"
+    artifacts = [
+        {"path": str(out["path"]).split(prefix, 1)[-1], "sha256": out["sha256"], "kind": "data"}
+        for r in provenance for out in r.get("outputs", ())
+    ]
+    version = _paragraph(
+        f"Study data version: {study_version(artifacts) if artifacts else 'n/a'} — the digest of every data "
+        "artifact but this report, computed as manifest.json's study_version is (the manifest, written after "
+        "the report, adds the report's own hash; its study_version is the study's version of record)."
+    )
+    summary = version + _paragraph(
         f"{len(provenance)} jobs. Study seed: {_fmt(config['study'].get('seed'))}; seeds recorded by jobs: "
         f"{', '.join(map(str, seeds)) or 'none'}. Timings and hosts are in each job's record under provenance/."
     )

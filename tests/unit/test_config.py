@@ -43,7 +43,11 @@ def _with(**changes):
     (_with(data__source="dicomweb"), "data.source"),
     (_with(data__classes=["a"]), "data.classes"),
     (_with(generative__models=["stylegan"]), "generative.models.0"),
-    (_with(evaluation__arms=["real", "smote"]), "evaluation.arms"),
+    (_with(evaluation__arms=["real", "stylegan"]), "evaluation.arms"),
+    (_with(evaluation__arms=["real", "classical+stylegan"]), "evaluation.arms"),
+    (_with(evaluation__arms=["real", "real+smote"]), "evaluation.arms"),
+    (_with(evaluation__arms=["real", "smote+smote"]), "evaluation.arms"),
+    (_with(evaluation__arms=["real", "smote+oversample", "oversample+smote"]), "evaluation.arms"),
     (_with(evaluation__arms=["oversample"]), "evaluation.arms"),
     (_with(data__phantom={"n_patients": {"benign": 3, "malignant": 8}}), "split.folds"),
     (_with(data__phantom={"n_patients": {"a": 30, "b": 30}}), "data.phantom.n_patients"),
@@ -53,6 +57,11 @@ def _with(**changes):
 def test_bad_config_names_the_key(cfg, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate_config(cfg)
+
+
+def test_builtin_classical_and_combined_arms_are_accepted():
+    arms = ["real", "oversample", "smote", "classical", "classical+smote", "smote+oversample"]
+    assert validate_config(_with(evaluation__arms=arms))["evaluation"]["arms"] == arms
 
 
 def test_impossible_folds_message_gives_the_fix():

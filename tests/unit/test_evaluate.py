@@ -121,9 +121,11 @@ def test_real_arm_on_informative_features_beats_chance(real, folds):
     per_fold, predictions = evaluate_arm(real, folds, "real", positive_class=POSITIVE)
     assert list(per_fold.columns) == [
         "arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test",
-        "auc", "balanced_accuracy", "sensitivity_minority", "specificity",
+        "auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall",
     ]
-    assert list(predictions.columns) == ["arm", "repeat", "fold", "case_id", "label", "y_true", "score"]
+    assert list(predictions.columns) == ["arm", "repeat", "fold", "case_id", "label", "y_true", "score",
+                                         "minority"]
+    assert (predictions["minority"] == 1).all()  # 15 malignant vs 45 benign: the positive class
     assert len(per_fold) == 10
     assert (per_fold["n_train_real"] == 48).all() and (per_fold["n_test"] == 12).all()
     assert (per_fold["n_train_added"] == 0).all()
@@ -271,7 +273,7 @@ def _per_fold(arm, auc, n_train_real=48, n_test=12):
     return pd.DataFrame({
         "arm": arm, "repeat": np.arange(auc.size) // 2, "fold": np.arange(auc.size) % 2,
         "n_train_real": n_train_real, "n_train_added": 0, "n_test": n_test,
-        "auc": auc, "balanced_accuracy": auc - 0.1, "sensitivity_minority": auc - 0.2, "specificity": auc,
+        "auc": auc, "balanced_accuracy": auc - 0.1, "minority_recall": auc - 0.2, "specificity": auc,
     })
 
 
@@ -280,8 +282,9 @@ def test_summarise_copy_of_reference_has_zero_delta_and_p_one(real, folds):
     summary = summarise(pd.concat([per_fold, per_fold.assign(arm="copy")]))
     assert list(summary.columns) == [
         "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds", "holm_p_value",
+        "effect_size", "pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high", "holm_significant",
     ]
-    assert summary["arm"].tolist() == ["real"] * 3 + ["copy"] * 3
+    assert summary["arm"].tolist() == ["real"] * 7 + ["copy"] * 7
     copy = summary[summary["arm"] == "copy"]
     assert (copy["delta_vs_real"] == 0).all()
     assert (copy["p_value"] == 1.0).all() and (copy["holm_p_value"] == 1.0).all()

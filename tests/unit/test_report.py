@@ -64,8 +64,10 @@ def make_inputs(depth=None):
     evaluation = pd.DataFrame([
         {"arm": arm, "metric": metric, "mean": 0.7 + 0.05 * i, "ci_low": 0.6 + 0.05 * i,
          "ci_high": 0.8 + 0.05 * i, "delta_vs_real": 0.05 * i, "p_value": np.nan if i == 0 else 0.2,
-         "n_folds": 2, "holm_p_value": np.nan if i == 0 else 0.4}
-        for metric in ("auc", "balanced_accuracy", "sensitivity_minority") for i, arm in enumerate(ARMS)
+         "n_folds": 2, "holm_p_value": np.nan if i == 0 else 0.04 * i, "effect_size": np.nan if i == 0 else 0.5,
+         "pooled_delta": np.nan if i == 0 else 0.04 * i, "pooled_delta_ci_low": np.nan if i == 0 else -0.01,
+         "pooled_delta_ci_high": np.nan if i == 0 else 0.1 * i, "holm_significant": i == 1}
+        for metric in ("auc", "balanced_accuracy", "minority_recall", "brier") for i, arm in enumerate(ARMS)
     ])
     test = folds[folds["role"] == "test"]
     predictions = pd.concat([
@@ -123,6 +125,25 @@ def test_every_section_is_present(page):
         assert f'<section id="{key}">' in page
         assert f'href="#{key}"' in page
     assert "How to read this report" in page
+
+
+def test_evaluation_has_forest_plot_effect_sizes_and_bootstrap_intervals(page):
+    body = section(page, "evaluation")
+    assert "Forest plot" in body and body.count(PNG) == 2
+    assert "effect size d_z" in body and "pooled Δ (bootstrap CI)" in body
+    assert "0.04 (-0.01 – 0.1)" in body  # pooled delta of the first arm with its interval
+    assert "Lower is better for brier" in body
+
+
+def test_provenance_shows_the_study_data_version():
+    inputs = make_inputs()
+    records = [dict(r, outputs=[{"path": f"results/demo <study>/x{i}.csv", "sha256": "ab" * 32}])
+               for i, r in enumerate(inputs["provenance"])]
+    from radaug.provenance import study_version
+
+    expected = study_version([{"path": f"x{i}.csv", "sha256": "ab" * 32, "kind": "data"} for i in range(3)])
+    assert f"Study data version: {expected}" in section(build_report(**{**inputs, "provenance": records}),
+                                                         "provenance")
 
 
 def test_figures_are_embedded_pngs(page):

@@ -1,8 +1,9 @@
 # Configuration (validated once, at workflow start), paths and helpers shared by all rules.
+import re
 import sys
 from pathlib import Path
 
-from radaug.config import resolve_params_file, validate_config
+from radaug.config import CLASSICAL_ARM, arm_components, resolve_params_file, validate_config
 from radaug.errors import RadaugError
 from radaug.manifest import read_manifest_table
 from radaug.provenance import code_version
@@ -36,7 +37,7 @@ wildcard_constraints:
     batch=r"\d+",
     fold=r"r\d+f\d+",
     model="|".join(MODELS) or "none",
-    arm="|".join(ARMS),
+    arm="|".join(map(re.escape, ARMS)),
 
 
 def code(name):
@@ -64,10 +65,18 @@ def manifest_files(manifest):
 
 
 def arm_features(wildcards):
-    if wildcards.arm in MODELS:
-        return expand(f"{STUDY}/features/{wildcards.arm}/{{fold}}.csv", fold=FOLDS)
-    if wildcards.arm == "classical":
-        return expand(f"{STUDY}/features/classical/{{fold}}.csv", fold=FOLDS)
+    """Feature tables of an arm's file-backed parts (generators, classical), all folds; [] for built-ins.
+
+    A combined arm (``classical+cvae``) gets the union of its parts' tables.
+    """
+    parts = [p for p in arm_components(wildcards.arm) if p in MODELS or p == CLASSICAL_ARM]
+    return [path for p in parts for path in expand(f"{STUDY}/features/{p}/{{fold}}.csv", fold=FOLDS)]
+
+
+def invariance_tables(wildcards):
+    """Per-fold invariance tables: an input of evaluation only when it uses the robust feature set."""
+    if config["evaluation"]["classifier"]["robust_features"]:
+        return expand(f"{STUDY}/invariance/{{fold}}.csv", fold=FOLDS)
     return []
 
 

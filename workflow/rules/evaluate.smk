@@ -7,6 +7,7 @@ rule evaluate:
         real=rules.features_real_table.output.features,
         folds=rules.split.output.folds,
         arm=arm_features,
+        invariance=invariance_tables,
     output:
         per_fold=f"{STUDY}/evaluation/per_fold/{{arm}}.csv",
         predictions=f"{STUDY}/evaluation/predictions/{{arm}}.csv",
@@ -32,6 +33,7 @@ rule evaluate:
 rule evaluation_summary:
     input:
         per_fold=expand(rules.evaluate.output.per_fold, arm=ARMS),
+        predictions=expand(rules.evaluate.output.predictions, arm=ARMS),
     output:
         summary=report(
             f"{STUDY}/evaluation/summary.csv",
@@ -45,6 +47,9 @@ rule evaluation_summary:
         "../../envs/radaug.yaml"
     params:
         code=code("evaluation_summary"),
+        n_bootstrap=config["evaluation"]["bootstrap"],
+        alpha=config["evaluation"]["alpha"],
+        seed=SEED,
     resources:
         mem_mb=1000,
         runtime=10,

@@ -12,9 +12,12 @@ def main(smk):
     arm_data = None
     if smk.input.arm:
         arm_data = pd.concat([read_table(p) for p in smk.input.arm], ignore_index=True)
+    invariance = None
+    if smk.input.invariance:
+        invariance = pd.concat([read_table(p) for p in smk.input.invariance], ignore_index=True)
     per_fold, predictions = evaluate_arm(
         real, folds, smk.wildcards.arm, positive_class=smk.params.positive_class, arm_data=arm_data,
-        classifier=smk.params.classifier, target_ratio=smk.params.target_ratio,
+        classifier=smk.params.classifier, invariance=invariance, target_ratio=smk.params.target_ratio,
         cap_per_case=smk.params.cap_per_case, seed=smk.params.seed,
     )
     write_csv(smk.output.per_fold, per_fold)

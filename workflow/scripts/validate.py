@@ -2,11 +2,13 @@
 
 Reference: the fold's real training cases. Holdout (for baselines and the
 memorization comparison): the fold's real test cases, which the generator never saw.
-The oversample arm's rows are exact copies of training cases (a negative control).
+The rows validated are those the arm adds to each fold's training set in evaluation
+(radaug.evaluate.arm_added_rows): smote and combined arms included. The oversample
+arm's rows are exact copies of training cases (a negative control).
 """
 import pandas as pd
 
-from radaug.evaluate import oversample
+from radaug.evaluate import arm_added_rows
 from radaug.features import feature_columns
 from radaug.io import read_table, write_csv
 from radaug.provenance import run_job
@@ -25,11 +27,8 @@ def main(smk):
     for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
         train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
         test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
-        if name == "oversample":
-            candidate = oversample(train, seed=smk.params.seed, repeat=repeat, fold=fold,
+        candidate = arm_added_rows(name, train, arm, repeat=int(repeat), fold=int(fold), seed=smk.params.seed,
                                    target_ratio=smk.params.target_ratio, cap_per_case=smk.params.cap_per_case)
-        else:
-            candidate = arm[(arm["repeat"] == repeat) & (arm["fold"] == fold)]
         for label in sorted(set(candidate["label"])):
             table = validate_arm(train[train["label"] == label], test[test["label"] == label],
                                  candidate[candidate["label"] == label], feature_columns=columns,

@@ -1,0 +1,180 @@
+"""Statistics of radaug.evaluate against hand-computed values, and ground truth on the phantom."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import (
+    balanced_accuracy_score, brier_score_loss, f1_score, recall_score, roc_auc_score,
+)
+
+from radaug.evaluate import (
+    METRICS, classification_metrics, evaluate_arm, paired_bootstrap_delta, standardised_effect, summarise,
+)
+
+from .test_evaluate import POSITIVE, make_folds, make_real
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_classification_metrics_match_hand_computation():
+    y = [1, 1, 0, 0, 0]
+    score = [0.9, 0.4, 0.6, 0.2, 0.1]  # predicted labels 1, 0, 1, 0, 0
+    m = classification_metrics(y, score, minority=1)
+    assert m["sensitivity"] == 0.5 and m["specificity"] == pytest.approx(2 / 3)
+    assert m["balanced_accuracy"] == pytest.approx(7 / 12)
+    assert m["f1"] == pytest.approx(0.5)  # tp 1, fp 1, fn 1: 2/(2+1+1)
+    assert m["brier"] == pytest.approx((0.01 + 0.36 + 0.36 + 0.04 + 0.01) / 5)
+    assert m["auc"] == pytest.approx(5 / 6)  # 0.9 beats 3 negatives, 0.4 beats 2, of 6 pairs
+    assert m["minority_recall"] == 0.5
+    assert classification_metrics(y, score, minority=0)["minority_recall"] == pytest.approx(2 / 3)
+    assert set(m) == set(METRICS)
+
+
+def test_classification_metrics_agree_with_sklearn_on_ties_and_random_tables():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 2, size=30)
+        score = rng.choice([0.1, 0.3, 0.5, 0.7, 0.9], size=30)  # ties and the threshold itself
+        m = classification_metrics(y, score)
+        pred = (score > 0.5).astype(int)
+        assert m["auc"] == pytest.approx(roc_auc_score(y, score))
+        assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred))
+        assert m["sensitivity"] == pytest.approx(recall_score(y, pred))
+        assert m["specificity"] == pytest.approx(recall_score(y, pred, pos_label=0))
+        assert m["f1"] == pytest.approx(f1_score(y, pred, zero_division=0))
+        assert m["brier"] == pytest.approx(brier_score_loss(y, score))
+    assert math.isnan(classification_metrics([1, 1], [0.2, 0.8])["auc"])
+
+
+def test_standardised_effect_matches_hand_computation():
+    # mean 0.025, sd sqrt(0.0021 / 3) = 0.0264575...; d_z = 0.9449...
+    assert standardised_effect([0.02, 0.05, -0.01, 0.04]) == pytest.approx(0.025 / math.sqrt(0.0007))
+    assert standardised_effect([0.0, 0.0]) == 0.0
+    assert standardised_effect([0.1, 0.1]) == math.inf
+    assert math.isnan(standardised_effect([0.1]))
+
+
+def _predictions(arm, score, y, repeats=1):
+    n = len(y) // repeats
+    return pd.DataFrame({
+        "arm": arm, "repeat": np.repeat(np.arange(repeats), n), "fold": 0,
+        "case_id": [f"c{i:02d}" for i in range(n)] * repeats, "label": "x",
+        "y_true": y, "score": score, "minority": 1,
+    })
+
+
+def test_paired_bootstrap_matches_a_replicate_drawn_by_hand():
+    rng = np.random.default_rng(5)
+    y = np.array([1] * 8 + [0] * 12)
+    real = _predictions("real", rng.uniform(size=20), y)
+    arm = _predictions("arm", np.clip(real["score"] + 0.3 * y - 0.1, 0, 1), y)
+    both = pd.concat([real, arm], ignore_index=True)
+    table = paired_bootstrap_delta(both, "arm", n_bootstrap=1, seed=11)
+    pooled = roc_auc_score(y, arm["score"]) - roc_auc_score(y, real["score"])
+    assert table.loc["auc", "pooled_delta"] == pytest.approx(pooled)
+    # the one replicate: cases drawn by default_rng(11).integers(0, 20, 20), cases sorted by id
+    draw = np.random.default_rng(11).integers(0, 20, 20)
+    by_hand = roc_auc_score(y[draw], arm["score"].to_numpy()[draw]) - roc_auc_score(y[draw], real["score"].to_numpy()[draw])
+    assert table.loc["auc", "ci_low"] == pytest.approx(by_hand)
+    assert table.loc["auc", "ci_high"] == pytest.approx(by_hand)
+    many = paired_bootstrap_delta(both, "arm", n_bootstrap=500, seed=11)
+    assert (many["ci_low"] <= many["pooled_delta"] + 1e-12).all() and (many["pooled_delta"] <= many["ci_high"] + 1e-12).all()
+    pd.testing.assert_frame_equal(many, paired_bootstrap_delta(both, "arm", n_bootstrap=500, seed=11))
+    same = paired_bootstrap_delta(pd.concat([real, real.assign(arm="copy")]), "copy", n_bootstrap=200)
+    assert (same.to_numpy() == 0).all()
+
+
+def test_paired_bootstrap_resamples_cases_with_all_their_repeats():
+    y = np.array([1, 0, 1, 0] * 2)
+    real = _predictions("real", np.linspace(0.1, 0.8, 8), y, repeats=2)
+    arm = real.assign(arm="arm")
+    mismatched = arm.iloc[1:]
+    with pytest.raises(ValueError, match="same test cases"):
+        paired_bootstrap_delta(pd.concat([real, mismatched]), "arm")
+    uneven = pd.concat([real, arm]).iloc[:-1]
+    uneven = pd.concat([uneven[uneven["arm"] == "real"].iloc[:-1], uneven[uneven["arm"] == "arm"]])
+    with pytest.raises(ValueError, match="equally often"):
+        paired_bootstrap_delta(uneven, "arm")
+
+
+def test_summary_keeps_contract_columns_first_and_flags_holm_significance():
+    real = make_real()
+    folds = make_folds(real, n_splits=3, n_repeats=2)
+    results = [evaluate_arm(real, folds, arm, positive_class=POSITIVE) for arm in ("real", "oversample")]
+    per_fold = pd.concat([r[0] for r in results])
+    predictions = pd.concat([r[1] for r in results])
+    summary = summarise(per_fold, predictions, n_bootstrap=50, seed=1)
+    assert list(summary.columns[:8]) == [
+        "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds"]
+    assert (summary["n_folds"] == 6).all()
+    over = summary[summary["arm"] == "oversample"].set_index("metric")
+    assert (over["holm_significant"] == (over["holm_p_value"] < 0.05)).all()
+    assert over["pooled_delta"].notna().all()
+    assert summary.loc[summary["arm"] == "real", "pooled_delta"].isna().all()
+    pd.testing.assert_frame_equal(summary, summarise(per_fold, predictions, n_bootstrap=50, seed=1))
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+@pytest.fixture(scope="module")
+def phantom_features():
+    """PyRadiomics features of 2D phantom lesions: 60 benign, 40 malignant (one rng per case)."""
+    from radaug.data.phantom import phantom_case
+    from radaug.features import META_COLUMNS, extract_patches, make_extractor
+
+    labels = ["benign"] * 60 + ["malignant"] * 40
+    images, masks = [], []
+    for i, label in enumerate(labels):
+        image, mask = phantom_case(np.random.default_rng([2026, i]), label, "fine", dim=2, size=48)
+        images.append(image)
+        masks.append(mask)
+    ids = [f"p{i:03d}" for i in range(len(labels))]
+    meta = pd.DataFrame({"sample_id": ids, "case_id": ids, "source": "real", "arm": "real",
+                         "repeat": np.nan, "fold": np.nan, "label": labels})[list(META_COLUMNS)]
+    extractor = make_extractor(REPO / "workflow/resources/radiomics_2d_ct.yaml")
+    features, failures = extract_patches(extractor, np.stack(images), np.stack(masks).astype(np.uint8), (1.0, 1.0), meta)
+    assert failures.empty
+    return features
+
+
+def test_phantom_planted_effect_is_detected_and_an_identical_arm_is_not(phantom_features):
+    """A tiny minority (8 malignant of 68) plus an 'oracle' arm of held-out real malignant cases.
+
+    The oracle arm is a perfect augmentation: real cases from the same distribution,
+    never tested. It must raise minority recall significantly (Holm-adjusted corrected
+    t-test and a bootstrap CI above 0); an arm that adds nothing is identical to
+    real and must show no difference.
+    """
+    table = phantom_features
+    malignant = table[table["label"] == "malignant"]
+    cohort = pd.concat([table[table["label"] == "benign"], malignant.iloc[:8]], ignore_index=True)
+    pool = malignant.iloc[8:]
+    folds = make_folds(cohort, n_splits=4, n_repeats=2)
+    oracle = []
+    for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
+        oracle.append(pool.assign(sample_id="oracle-" + pool["sample_id"], case_id="", source="oracle",
+                                  arm="oracle", repeat=repeat, fold=fold))
+    oracle = pd.concat(oracle, ignore_index=True)
+    options = {"k_features": 10}
+    results = [
+        evaluate_arm(cohort, folds, "real", positive_class="malignant", classifier=options),
+        evaluate_arm(cohort, folds, "oracle", positive_class="malignant", classifier=options, arm_data=oracle),
+        evaluate_arm(cohort, folds, "null", positive_class="malignant", classifier=options,
+                     arm_data=oracle.iloc[:0].assign(arm="null")),
+    ]
+    summary = summarise(pd.concat([r[0] for r in results]), pd.concat([r[1] for r in results]),
+                        n_bootstrap=300, seed=0).set_index(["arm", "metric"])
+    planted = summary.loc[("oracle", "minority_recall")]
+    assert planted["delta_vs_real"] > 0.2
+    assert planted["holm_significant"] and planted["holm_p_value"] < 0.05
+    assert planted["pooled_delta_ci_low"] > 0
+    assert planted["effect_size"] > 0.8  # a large standardised effect
+    null = summary.loc["null"]
+    assert (null["delta_vs_real"] == 0).all() and not null["holm_significant"].any()
+    assert (null[["pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high"]].to_numpy() == 0).all()
