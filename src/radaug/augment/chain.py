@@ -42,7 +42,8 @@ def check_ct_anchors(before: np.ndarray, after: np.ndarray, mask: np.ndarray, *,
 
     The air (−1000 HU) and water (0 HU) anchors are the voxels whose value
     before lay within ``window_hu`` of the anchor (checked when at least
-    ``min_voxels`` such voxels exist); the median of their voxelwise HU change
+    ``min_voxels`` such voxels exist, on a regular subgrid of at least
+    ~16,000 voxels for large cases); the median of their voxelwise HU change
     may be at most ``anchor_tolerance_hu`` in magnitude, and that of the ROI's
     voxels at most ``roi_tolerance_hu``. Zero-mean noise and a mild blur pass;
     any global rescaling or offset of HU fails.
@@ -54,10 +55,15 @@ def check_ct_anchors(before: np.ndarray, after: np.ndarray, mask: np.ndarray, *,
     """
     problems = []
     change = after - before
+    # Anchors on a regular subgrid of at least ~16,000 voxels: the median's error is far below any
+    # sensible tolerance, and a 128^3 case costs a fraction of the full pass.
+    stride = max(1, int((before.size / 16384) ** (1 / before.ndim)))
+    sub_before, sub_change = before[(slice(None, None, stride),) * before.ndim], \
+        change[(slice(None, None, stride),) * before.ndim]
     for name, value in CT_ANCHORS_HU.items():
-        region = np.abs(before - value) <= window_hu
+        region = np.abs(sub_before - value) <= window_hu
         if np.count_nonzero(region) >= min_voxels:
-            shift = float(np.median(change[region]))
+            shift = float(np.median(sub_change[region]))
             if abs(shift) > anchor_tolerance_hu:
                 problems.append(f"{name} anchor ({value:g} HU) moved by {shift:+.1f} HU > {anchor_tolerance_hu:g}")
     roi = mask > 0
