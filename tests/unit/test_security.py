@@ -248,7 +248,7 @@ def test_pyradiomics_params_file_cannot_construct_python_objects(tmp_path):
 
     marker = tmp_path / "pwned"
     (tmp_path / "params.yaml").write_text(f"setting: !!python/object/apply:pathlib.Path.touch [{str(marker)!r}]\n")
-    config = {"study": {"name": "t"}, "data": {"source": "phantom", "classes": ["a", "b"]},
+    config = {"study": {"name": "t"}, "data": {"source": "phantom", "classes": ["benign", "malignant"]},
               "features": {"params": "params.yaml"}}
     with pytest.raises(ConfigError, match="PyRadiomics rejects the parameter file"):
         validate_config(config, base_dir=tmp_path)
