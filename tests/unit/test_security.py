@@ -240,3 +240,16 @@ def test_the_write_guard_catches_direct_writes(tmp_path):
     probe.write_text("import numpy as np\nframe.to_csv('a.csv')\nnp.save('b.npy', x)\nopen('c', 'w')\n"
                      "Path('d').write_text('x')\nwrite_text('e', 'x')\n")
     assert [name for _, name, _ in _direct_writes(probe)] == ["to_csv", "np.save", "open", "write_text"]
+
+
+def test_pyradiomics_params_file_cannot_construct_python_objects(tmp_path):
+    """The params file is read by PyRadiomics (pykwalify, ruamel safe loader) at workflow start."""
+    from radaug.config import validate_config
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "params.yaml").write_text(f"setting: !!python/object/apply:pathlib.Path.touch [{str(marker)!r}]\n")
+    config = {"study": {"name": "t"}, "data": {"source": "phantom", "classes": ["benign", "malignant"]},
+              "features": {"params": "params.yaml"}}
+    with pytest.raises(ConfigError, match="PyRadiomics rejects the parameter file"):
+        validate_config(config, base_dir=tmp_path)
+    assert not marker.exists()
