@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -44,7 +45,17 @@ log = logging.getLogger("radaug")
 # --- code version -------------------------------------------------------------------------
 
 def _radaug_imports(path: Path, package_root: Path) -> set[Path]:
-    """Files of radaug modules imported by one source file (absolute and relative imports)."""
+    """Files of radaug modules imported by one source file (absolute and relative imports).
+
+    Cached per file state (size, mtime): Snakemake calls :func:`code_version` once per
+    rule while parsing the workflow, and most scripts share the same library modules.
+    """
+    stat = path.stat()
+    return set(_radaug_imports_cached(path, package_root, stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=1024)
+def _radaug_imports_cached(path: Path, package_root: Path, size: int, mtime_ns: int) -> frozenset[Path]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
     module_parts = None
@@ -78,7 +89,7 @@ def _radaug_imports(path: Path, package_root: Path) -> set[Path]:
             init = package_root.joinpath(*parts[:i], "__init__.py")
             if init.is_file():
                 files.add(init)
-    return files
+    return frozenset(files)
 
 
 def code_files(script: str | Path) -> list[Path]:
