@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -89,17 +90,26 @@ def standalone(run) -> None:
             print(f"- {r['figure']}: {r['notes']}")
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @contextmanager
 def stopwatch():
-    """``with stopwatch() as t: ...``; afterwards ``t.seconds`` is the wall time (perf_counter)."""
+    """``with stopwatch() as t: ...``; then ``t.seconds`` is the wall time and ``t.cpu`` the CPU
+    seconds of child processes waited for inside the block (user + system; robust to other load).
+    """
     class _T:
         seconds = float("nan")
+        cpu = float("nan")
     t = _T()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     try:
         yield t
     finally:
         t.seconds = time.perf_counter() - start
+        t.cpu = _children_cpu() - cpu
 
 
 def load_average() -> str:

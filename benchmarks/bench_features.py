@@ -23,6 +23,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,8 @@ def _worker(patches: str, out_csv: str) -> None:
     write_csv(out_csv, features)
 
 
-def run_radaug(images, masks, cores: int, tmp: Path) -> tuple[float, "pd.DataFrame"]:
-    """Wall time of ``cores`` parallel batch processes over all patches, and the merged features."""
+def run_radaug(images, masks, cores: int, tmp: Path):
+    """Wall and CPU seconds of ``cores`` parallel batch processes over all patches, and the merged features."""
     import pandas as pd
 
     from radaug.io import save_arrays
@@ -86,7 +87,7 @@ def run_radaug(images, masks, cores: int, tmp: Path) -> tuple[float, "pd.DataFra
         codes = [p.wait() for p in procs]
     if any(codes):
         raise RuntimeError(f"radaug extraction worker failed with exit codes {codes}")
-    return t.seconds, pd.concat([pd.read_csv(o) for _, o in jobs], ignore_index=True)
+    return t.seconds, t.cpu, pd.concat([pd.read_csv(o) for _, o in jobs], ignore_index=True)
 
 
 def write_reference_inputs(images, masks, folder: Path) -> Path:
@@ -109,12 +110,14 @@ def write_reference_inputs(images, masks, folder: Path) -> Path:
     return cases
 
 
-def run_reference(images, masks, cores: int, tmp: Path) -> tuple[float, float, "pd.DataFrame"]:
-    """Seconds to write the reference's input files, seconds of ``pyradiomics --jobs cores``, its table."""
+def run_reference(images, masks, cores: int, tmp: Path):
+    """Wall seconds to write the reference's inputs and of ``pyradiomics --jobs cores``, CPU seconds of both, its table."""
     import pandas as pd
 
+    write_cpu = time.process_time()
     with stopwatch() as write:
         cases = write_reference_inputs(images, masks, tmp / f"ref_{cores}")
+    write_cpu = time.process_time() - write_cpu
     out = tmp / f"ref_{cores}.csv"
     cmd = [sys.executable, "-c", "import sys; from radiomics.scripts import parse_args; sys.exit(parse_args())",
            str(cases), "--param", str(PARAMS), "--jobs", str(cores), "--out", str(out), "--format", "csv",
@@ -123,7 +126,7 @@ def run_reference(images, masks, cores: int, tmp: Path) -> tuple[float, float, "
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"pyradiomics batch command failed: {proc.stderr[-2000:]}")
-    return write.seconds, extract.seconds, pd.read_csv(out)
+    return write.seconds, extract.seconds, write_cpu + extract.cpu, pd.read_csv(out)
 
 
 def max_relative_difference(radaug_table, reference_table) -> float:
@@ -148,8 +151,8 @@ def run(quick: bool = False) -> list[dict]:
         tmp = Path(tmp)
         seconds = {}
         for cores in (1, 2):
-            ours, table = run_radaug(images, masks, cores, tmp)
-            write, extract, ref_table = run_reference(images, masks, cores, tmp)
+            ours, ours_cpu, table = run_radaug(images, masks, cores, tmp)
+            write, extract, ref_cpu, ref_table = run_reference(images, masks, cores, tmp)
             seconds[cores] = ours
             diff = max_relative_difference(table, ref_table)
             rows.append(row(BENCH, f"throughput radaug/pyradiomics, {cores} core(s)", n / ours, "cases/s",
@@ -157,6 +160,11 @@ def run(quick: bool = False) -> list[dict]:
                             notes=f"{n} 64x64 phantom cases; radaug {ours:.2f} s, pyradiomics {extract:.2f} s "
                                   f"+ {write:.2f} s writing NRRD inputs; max rel. feature difference "
                                   f"{diff:.1e}; {load_average()}"))
+            rows.append(row(BENCH, f"CPU time per case radaug, {cores} core(s)", 1000 * ours_cpu / n, "ms/case",
+                            reference=1000 * ref_cpu / n, ratio=ref_cpu / ours_cpu,
+                            target=">= 1.0",
+                            notes="ratio = pyradiomics CPU (incl. writing inputs) / radaug CPU: >= 1 means radaug "
+                                  "is no costlier; CPU time is robust to other load on the machine"))
             rows.append(row(BENCH, f"max relative feature difference vs pyradiomics, {cores} core(s)", diff, "",
                             target="<= 1e-6", notes="same cases, same parameter file"))
         rows.append(row(BENCH, "radaug parallel efficiency 1 -> 2 cores", seconds[1] / (2 * seconds[2]), "",

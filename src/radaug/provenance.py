@@ -150,7 +150,7 @@ def _plain(value):
     return str(value)
 
 
-def job_record(smk, started: float, finished: float) -> dict:
+def job_record(smk, started: float, finished: float, cpu_seconds: float | None = None) -> dict:
     prov = str(smk.output.prov)
     params = {k: _plain(v) for k, v in smk.params.items()}
     return {
@@ -169,6 +169,7 @@ def job_record(smk, started: float, finished: float) -> dict:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
         "seconds": round(finished - started, 3),
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 3),  # all threads of the job's process
     }
 
 
@@ -185,14 +186,14 @@ def run_job(smk, main) -> None:
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     try:
         main(smk)
     except RadaugError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         sys.exit(1)
     finished = time.time()
-    write_json(smk.output.prov, job_record(smk, started, finished))
+    write_json(smk.output.prov, job_record(smk, started, finished, time.process_time() - cpu_started))
     log.info("rule %s done in %.1f s", smk.rule, finished - started)
 
 
