@@ -113,15 +113,21 @@ def breakdown(workdir: Path, study: str, wall: float, cpu: float) -> dict:
             "idle": wall * CORES - span_total, "by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1]))}
 
 
-def overhead_rows(quick: bool, tmp: Path) -> list[dict]:
+OVERHEAD_PATIENTS = 32
+
+
+def overhead_rows(quick: bool, tmp: Path, points: dict) -> list[dict]:
+    """Utilisation and rerun rows; the full run's figures are added to ``points`` (scaling) in quick mode."""
     name = "bench_overhead"
-    # quick: the smoke study without generators (a minute); full: the smoke study as it is
-    config = study_config(name, 24, models=[] if quick else None)
+    # quick: the smoke study without generators; full: the smoke study as it is
+    config = study_config(name, OVERHEAD_PATIENTS, models=[] if quick else None)
     workdir = tmp / name
     workdir.mkdir()
     load = load_average()
     full, full_cpu, _ = snakemake(workdir, config)
     b = breakdown(workdir, name, full, full_cpu)
+    if quick:
+        points[OVERHEAD_PATIENTS] = (case_count(workdir / "results" / name), full, full_cpu, load)
     noop, noop_cpu, out = snakemake(workdir, config)
     if "Nothing to be done" not in out:
         raise RuntimeError(f"the no-op rerun did work:\n{out[-2000:]}")
@@ -153,11 +159,15 @@ def overhead_rows(quick: bool, tmp: Path) -> list[dict]:
     ]
 
 
-def scaling_rows(quick: bool, tmp: Path) -> list[dict]:
-    sizes = (16, 32, 64) if quick else (100, 300, 1000)
+def scaling_rows(quick: bool, tmp: Path, known: dict) -> list[dict]:
+    """Rows of study time at growing cohorts; ``known`` maps patients to (cases, wall, cpu, load) already run."""
+    sizes = (16, OVERHEAD_PATIENTS, 64) if quick else (100, 300, 1000)
     base = "config/smoke.yaml" if quick else "config/phantom.yaml"
     points = []
     for patients in sizes:
+        if patients in known:
+            points.append((patients, *known[patients]))
+            continue
         name = f"bench_scale_{patients}"
         workdir = tmp / name
         workdir.mkdir()
@@ -185,7 +195,9 @@ def scaling_rows(quick: bool, tmp: Path) -> list[dict]:
 def run(quick: bool = False) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="radaug-bench-") as tmp:
         tmp = Path(tmp)
-        return overhead_rows(quick, tmp) + scaling_rows(quick, tmp)
+        known = {}
+        rows = overhead_rows(quick, tmp, known)
+        return rows + scaling_rows(quick, tmp, known)
 
 
 if __name__ == "__main__":

@@ -110,10 +110,10 @@ def main(argv=None) -> int:
     parser.add_argument("names", nargs="*", help="run only benchmarks whose topic contains one of these")
     parser.add_argument("--quick", action="store_true", help="small sizes (each benchmark about a minute)")
     parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds per benchmark (default 600 with --quick, 7200 without)")
+                        help="seconds per benchmark (default 1800 with --quick, 14400 without)")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
     args = parser.parse_args(argv)
-    timeout = args.timeout or (600 if args.quick else 7200)
+    timeout = args.timeout or (1800 if args.quick else 14400)
     topics = discover(args.names)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     results = []
