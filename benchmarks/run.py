@@ -101,7 +101,8 @@ def run_one(topic: str, quick: bool, timeout: float) -> dict:
             error = f"timed out after {timeout:.0f} s"
         seconds = time.perf_counter() - start
         rows = check_rows(json.loads(out.read_text()), f"bench_{topic}") if error is None else []
-    return {"topic": topic, "seconds": round(seconds, 2), "load_before": load_before,
+    return {"topic": topic, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": quick,
+            "seconds": round(seconds, 2), "load_before": load_before,
             "load_after": load_average(), "error": error, "rows": rows}
 
 
@@ -112,6 +113,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per benchmark (default 1800 with --quick, 14400 without)")
     parser.add_argument("--output", type=Path, default=HERE / "results.json")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other benchmarks' entries of an existing output file (same machine only)")
     args = parser.parse_args(argv)
     timeout = args.timeout or (1800 if args.quick else 14400)
     topics = discover(args.names)
@@ -129,9 +132,17 @@ def main(argv=None) -> int:
     for res in results:
         if res["error"]:
             print(f"\nbench_{res['topic']} FAILED:\n{res['error']}")
+    from radaug.io import read_json, write_json
+
+    if args.update and args.output.is_file():
+        previous = read_json(args.output)
+        if previous.get("machine", {}).get("host") != machine()["host"]:
+            raise SystemExit(f"--update: {args.output} was measured on another machine; figures would not compare")
+        ran = {res["topic"] for res in results}
+        results = sorted([res for res in previous["benchmarks"] if res["topic"] not in ran] + results,
+                         key=lambda res: res["topic"])
     document = {"format": "radaug-benchmarks/1", "date": started, "quick": args.quick, "machine": machine(),
                 "versions": versions(), "benchmarks": results}
-    from radaug.io import write_json
 
     write_json(args.output, document)
     print(f"\nwrote {args.output}", file=sys.stderr)
