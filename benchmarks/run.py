@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -93,11 +94,15 @@ def run_one(topic: str, quick: bool, timeout: float) -> dict:
                 "open(sys.argv[1], 'w').write(json.dumps(rows))")
         load_before = load_average()
         start = time.perf_counter()
+        # its own session, so a timeout ends the benchmark's whole process tree (e.g. Snakemake jobs)
+        proc = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            proc = subprocess.run([sys.executable, "-c", code, str(out)], cwd=REPO, capture_output=True,
-                                  text=True, timeout=timeout)
-            error = None if proc.returncode == 0 else (proc.stderr or proc.stdout)[-2000:]
+            stdout, stderr = proc.communicate(timeout=timeout)
+            error = None if proc.returncode == 0 else (stderr or stdout)[-2000:]
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             error = f"timed out after {timeout:.0f} s"
         seconds = time.perf_counter() - start
         rows = check_rows(json.loads(out.read_text()), f"bench_{topic}") if error is None else []
