@@ -38,3 +38,8 @@ publish: setup
 
 lint: setup
 	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+# Benchmarks (benchmarks/run.py): `make bench`, `make bench QUICK=1`, `make bench BENCH=features`.
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick) $(BENCH)

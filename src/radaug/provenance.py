@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -45,7 +46,17 @@ log = logging.getLogger("radaug")
 # --- code version -------------------------------------------------------------------------
 
 def _radaug_imports(path: Path, package_root: Path) -> set[Path]:
-    """Files of radaug modules imported by one source file (absolute and relative imports)."""
+    """Files of radaug modules imported by one source file (absolute and relative imports).
+
+    Cached per file state (size, mtime): Snakemake calls :func:`code_version` once per
+    rule while parsing the workflow, and most scripts share the same library modules.
+    """
+    stat = path.stat()
+    return set(_radaug_imports_cached(path, package_root, stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=1024)
+def _radaug_imports_cached(path: Path, package_root: Path, size: int, mtime_ns: int) -> frozenset[Path]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = set()
     module_parts = None
@@ -79,7 +90,7 @@ def _radaug_imports(path: Path, package_root: Path) -> set[Path]:
             init = package_root.joinpath(*parts[:i], "__init__.py")
             if init.is_file():
                 files.add(init)
-    return files
+    return frozenset(files)
 
 
 def code_files(script: str | Path) -> list[Path]:
@@ -140,7 +151,7 @@ def _plain(value):
     return str(value)
 
 
-def job_record(smk, started: float, finished: float) -> dict:
+def job_record(smk, started: float, finished: float, cpu_seconds: float | None = None) -> dict:
     prov = str(smk.output.prov)
     params = {k: _plain(v) for k, v in smk.params.items()}
     return {
@@ -159,6 +170,7 @@ def job_record(smk, started: float, finished: float) -> dict:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
         "seconds": round(finished - started, 3),
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 3),  # all threads of the job's process
     }
 
 
@@ -175,14 +187,14 @@ def run_job(smk, main) -> None:
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     try:
         main(smk)
     except RadaugError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         sys.exit(1)
     finished = time.time()
-    write_json(smk.output.prov, job_record(smk, started, finished))
+    write_json(smk.output.prov, job_record(smk, started, finished, time.process_time() - cpu_started))
     log.info("rule %s done in %.1f s", smk.rule, finished - started)
 
 

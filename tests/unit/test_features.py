@@ -51,3 +51,32 @@ def test_params_rejected_by_pyradiomics(tmp_path):
         make_extractor(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         make_extractor(tmp_path / "none.yaml")
+
+
+def test_itk_threads_leave_features_unchanged_and_are_restored():
+    """The single-thread ITK speed-up gives the same values as PyRadiomics at ITK's default threads."""
+    import SimpleITK as sitk
+
+    from radaug.data.phantom import phantom_case
+    from radaug.features import itk_threads
+
+    rng = np.random.default_rng(4)
+    cases = [phantom_case(rng, label, "fine", dim=2, size=48) for label in ("benign", "malignant", "benign")]
+    images = np.stack([c[0] for c in cases]).astype(np.float32)
+    masks = np.stack([(c[1] > 0).astype(np.uint8) for c in cases])
+    extractor = make_extractor(PARAMS)
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    plain = []  # the code path without any thread setting: PyRadiomics on ITK's default thread count
+    for image, mask in zip(images, masks):
+        img = sitk.GetImageFromArray(image)
+        msk = sitk.GetImageFromArray(mask)
+        msk.CopyInformation(img)
+        plain.append({k: float(v) for k, v in extractor.execute(img, msk).items() if k.startswith("original_")})
+    plain = pd.DataFrame(plain)
+    for threads in (1, 3):
+        features, failures = extract_patches(extractor, images, masks, (1.0, 1.0), _meta(3), threads=threads)
+        assert failures.empty
+        pd.testing.assert_frame_equal(features[list(plain.columns)], plain, check_exact=True)
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
+    with pytest.raises(ValueError, match="at least 1"), itk_threads(0):
+        pass

@@ -81,3 +81,14 @@ def test_artifact_paths_may_not_escape_the_study(tmp_path):
     manifest["artifacts"].append({"path": "../outside.txt", "sha256": "0", "bytes": 1, "kind": "provenance"})
     (study / "manifest.json").write_text(json.dumps(manifest))
     assert any(p.startswith("escapes: ../outside.txt") for p in verify_study(study))
+
+
+def test_code_files_cache_follows_an_edited_script(tmp_path):
+    """code_version parses each file once per process (cached), yet sees a script edited in between."""
+    script = tmp_path / "job.py"
+    script.write_text("from radaug.io import write_json\n")
+    before = {f.name for f in code_files(script)}
+    assert code_files(script) == code_files(script)  # the cached answer is the same
+    script.write_text("from radaug.io import write_json\nfrom radaug.splits import fold_key\n# longer\n")
+    after = {f.name for f in code_files(script)}
+    assert "splits.py" in after and "splits.py" not in before

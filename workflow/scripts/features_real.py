@@ -14,7 +14,7 @@ def main(smk):
                          "arm": "real", "repeat": pd.NA, "fold": pd.NA, "label": cases["label"]})
     spacing = parse_spacing(cases["spacing"].iloc[0]) if len(cases) else ()
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
-                                         arrays["mask"], spacing, meta)
+                                         arrays["mask"], spacing, meta, threads=smk.threads)
     write_csv(smk.output.failures, failures)
     if len(failures) > smk.params.max_failed:
         raise RadaugError(f"feature extraction failed for real case(s): {failures.head(5).to_dict('records')}; "

@@ -13,7 +13,8 @@ def main(smk):
     meta = samples[["sample_id", "repeat", "fold", "label"]].assign(
         case_id="", source="synthetic", arm=smk.wildcards.model)[list(META_COLUMNS)]
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
-                                         arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta)
+                                         arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta,
+                                         threads=smk.threads)
     write_csv(smk.output.failures, failures)
     if len(failures) > smk.params.max_failed:
         # The reasons go into the message: Snakemake removes a failed job's outputs, failures table included.

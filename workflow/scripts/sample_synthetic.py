@@ -1,6 +1,7 @@
 """Sample one fold's synthetic set from a trained model, with rebalancing quotas."""
 import numpy as np
 import pandas as pd
+import torch
 
 from radaug.generative import load_model
 from radaug.io import read_table, save_arrays, sha256_file, write_csv
@@ -11,6 +12,9 @@ from radaug.splits import fold_cases, parse_fold_key
 
 
 def main(smk):
+    # The rule's thread count (1): torch would otherwise start one thread per core in each of the
+    # sampling jobs Snakemake runs in parallel, and CPU results would depend on the machine.
+    torch.set_num_threads(smk.threads)
     repeat, fold = parse_fold_key(smk.wildcards.fold)
     opts, classes = smk.params.sampling, smk.params.classes
     index = read_table(smk.input.index).set_index("case_id")

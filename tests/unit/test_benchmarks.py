@@ -1,0 +1,39 @@
+"""The benchmark harness's contract checks (no benchmark runs here: figures are never timed tests)."""
+import pytest
+
+from benchmarks import check_rows, format_table, meets, row
+from benchmarks.bench_study import jobs_run, study_config
+from benchmarks.run import discover
+
+
+def test_row_ratio_and_target():
+    r = row("x", "throughput", 30.0, "cases/s", reference=20.0, target=">= 1.0")
+    assert r["ratio"] == pytest.approx(1.5) and meets(r) is True
+    assert meets(row("x", "no-op", 12.0, "s", target="< 10")) is False  # no reference: the value is checked
+    assert meets(row("x", "info", 1.0, "s")) is None
+    assert "| x " in format_table([r])
+
+
+def test_rows_breaking_the_contract_are_rejected_naming_the_module():
+    good = row("x", "f", 1.0, "s")
+    with pytest.raises(ValueError, match="bench_bad: a row must have exactly the keys"):
+        check_rows([{**good, "extra": 1}], "bench_bad")
+    with pytest.raises(ValueError, match="bench_bad: target"):
+        check_rows([{**good, "target": "at least 3"}], "bench_bad")
+    with pytest.raises(ValueError, match="list of dicts"):
+        check_rows(good, "bench_bad")
+
+
+def test_discover_selects_by_name():
+    assert {"features", "study"} <= set(discover())
+    assert discover(["feat"]) == ["features"]
+    with pytest.raises(SystemExit, match="no benchmark matches"):
+        discover(["nonexistent-topic"])
+
+
+def test_study_benchmark_helpers():
+    config = study_config("b", 40, models=[])
+    assert config["study"]["name"] == "b" and sum(config["data"]["phantom"]["n_patients"].values()) == 40
+    assert config["evaluation"]["arms"] == ["real", "oversample"]
+    assert jobs_run("Job stats:\njob    count\n---\nevaluate    3\ntotal    5\n") == 5
+    assert jobs_run("Nothing to be done (all requested files are present and up to date).") == 0
