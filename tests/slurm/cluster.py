@@ -27,8 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
-DAEMONS = ("munged", "mariadbd", "mariadb-install-db", "slurmdbd", "slurmctld", "slurmd", "sacctmgr",
-           "sbatch", "sacct")
+PROGRAMS = ("munged", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "slurmctld", "slurmd",
+            "sacctmgr", "sbatch", "srun", "sacct", "squeue", "sinfo", "scancel")
 CLUSTER_NAME = "radaugtest"
 ACCOUNT = "radaug"
 PARTITION = "debug"
@@ -41,7 +41,7 @@ class ClusterError(RuntimeError):
 def missing_programs() -> list[str]:
     """Programs of the cluster that are not installed (empty when all are)."""
     search = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
-    return [name for name in DAEMONS if shutil.which(name, path=search) is None]
+    return [name for name in PROGRAMS if shutil.which(name, path=search) is None]
 
 
 def _free_port() -> int:

@@ -1,0 +1,134 @@
+"""The smoke study on a real single-node SLURM cluster through profiles/slurm.
+
+Starts munged, MariaDB, slurmdbd, slurmctld and slurmd (tests/slurm/cluster.py), runs
+config/smoke.yaml with ``--profile profiles/slurm`` (GPU request and memory adapted to
+this node, partition and account of the test cluster), cancels one generator-training
+job through SLURM, and checks that
+
+- Snakemake reports that job as failed with its SLURM state,
+- rerunning the same command completes the study,
+- every job went through SLURM: accounting lists each job of the plan COMPLETED once,
+  and nothing else but the one cancelled job,
+- the study's artifacts hash exactly like the local run of the same config.
+
+Skipped only where the Debian packages are missing (``make system-packages`` installs
+them as root) or, when not root, where the daemons cannot start.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import yaml
+
+from radaug.io import read_json
+
+from ..conftest import REPO
+from ..slurm.cluster import ACCOUNT, PARTITION, ClusterError, SlurmCluster, missing_programs
+
+pytestmark = pytest.mark.integration
+
+# One SLURM job per job or group job of config/smoke.yaml under profiles/slurm; the
+# plugin's job comment is rule_<rule or group>[_wildcards_<values>].
+EXPECTED_JOBS = Counter({
+    "phantom": 1, "cohort": 1, "batch_features_real_preprocess": 2, "index_case_index_split": 1,
+    "features_real_table": 1, "train_generator": 6, "synthetic_features_synthetic_sample_synthetic": 6,
+    "validate": 3, "evaluate": 4,
+    "finish_evaluation_summary_manifest_report_validation_summary": 1,
+})
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    missing = missing_programs()
+    if missing:
+        pytest.skip(f"SLURM test cluster needs {', '.join(missing)}: run `make system-packages` as root "
+                    "(Debian packages slurm-wlm slurmdbd munge mariadb-server)")
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except ClusterError as exc:
+        cluster.stop()
+        if os.geteuid() != 0:
+            pytest.skip(f"SLURM daemons cannot start without root here: {exc}")
+        raise
+    yield cluster
+    cluster.stop()
+
+
+def test_profile_site_settings_are_left_to_the_site():
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert not {"slurm_partition", "slurm_account"} & set(profile["default-resources"])
+    assert profile["set-resources"]["train_generator"]["gpu"] == 1
+
+
+def slurm_test_profile(tmp_path):
+    """profiles/slurm as a site would adapt it to this CPU-only node (returns its folder)."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    profile["default-resources"].update(slurm_partition=PARTITION, slurm_account=ACCOUNT)
+    training = profile["set-resources"]["train_generator"]
+    training.update(gpu=0, mem_mb=3000, runtime=30)  # no GPU here; generative.device auto -> CPU
+    training.pop("cpus_per_gpu")
+    profile.update({"slurm-init-seconds-before-status-checks": 5, "seconds-between-status-checks": 5,
+                    "latency-wait": 5, "jobs": 8})
+    folder = tmp_path / "profile"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile))
+    return folder
+
+
+def snakemake_on_slurm(cluster, workdir, profile):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(REPO / "config/smoke.yaml"), "--profile", str(profile)]
+    return subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def cancel_first_training_job(cluster, proc, timeout=600):
+    """scancel the first train_generator job SLURM knows (pending or running); return its id."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i %k"], env=cluster.env, capture_output=True,
+                               text=True).stdout
+        for line in queue.splitlines():
+            job_id, _, comment = line.partition(" ")
+            if comment.startswith("rule_train_generator"):
+                subprocess.run(["scancel", job_id], env=cluster.env, check=True)
+                return job_id
+        time.sleep(1)
+    pytest.fail("no train_generator job reached SLURM:\n" + (proc.communicate()[0] or "")[-4000:])
+
+
+def test_smoke_study_on_slurm_matches_local_run(cluster, smoke, tmp_path):
+    profile = slurm_test_profile(tmp_path)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+
+    first = snakemake_on_slurm(cluster, workdir, profile)
+    cancelled = cancel_first_training_job(cluster, first)
+    out, _ = first.communicate(timeout=900)
+    assert first.returncode != 0, out[-3000:]
+    assert re.search(rf"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'", out), out[-4000:]
+    assert "Error in rule train_generator" in out
+
+    second = snakemake_on_slurm(cluster, workdir, profile)
+    out, _ = second.communicate(timeout=1200)
+    assert second.returncode == 0, out[-5000:] + cluster.log("slurmctld.log")[-2000:]
+
+    jobs = cluster.sacct("JobID", "JobName", "Comment", "State")
+    states = Counter(j["State"] for j in jobs)
+    assert {j["JobID"] for j in jobs if j["State"] == "CANCELLED"} >= {cancelled}, jobs
+    assert set(states) <= {"COMPLETED", "CANCELLED"}, states
+    done = Counter(re.sub(r"^rule_|_wildcards_.*$", "", j["Comment"]) for j in jobs if j["State"] == "COMPLETED")
+    assert done == EXPECTED_JOBS, jobs
+    run_ids = {j["JobName"] for j in jobs}
+    assert len(run_ids) == 2, run_ids  # the plugin names every job of one snakemake run by its run id
+
+    local, on_slurm = read_json(smoke[0] / "manifest.json"), read_json(workdir / "results/smoke/manifest.json")
+    data = lambda m: {a["path"]: a["sha256"] for a in m["artifacts"] if a["kind"] == "data"}
+    assert data(on_slurm) == data(local)
+    assert on_slurm["study_version"] == local["study_version"]
