@@ -16,7 +16,6 @@ them as root) or, when not root, where the daemons cannot start.
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -82,10 +81,18 @@ def slurm_test_profile(tmp_path):
     return folder
 
 
-def snakemake_on_slurm(cluster, workdir, profile):
+def snakemake_on_slurm(cluster, workdir, profile, log):
+    """Start Snakemake on the cluster in the background, its output going to ``log``."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(REPO / "config/smoke.yaml"), "--profile", str(profile)]
-    return subprocess.Popen(cmd, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(log, "w") as out:
+        return subprocess.Popen(cmd, env=cluster.env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def finish(proc, log, timeout):
+    """Wait for a Snakemake process; return its exit status and output."""
+    proc.wait(timeout=timeout)
+    return proc.returncode, log.read_text()
 
 
 def cancel_first_training_job(cluster, proc, timeout=600):
@@ -100,7 +107,7 @@ def cancel_first_training_job(cluster, proc, timeout=600):
                 subprocess.run(["scancel", job_id], env=cluster.env, check=True)
                 return job_id
         time.sleep(1)
-    pytest.fail("no train_generator job reached SLURM:\n" + (proc.communicate()[0] or "")[-4000:])
+    pytest.fail("no train_generator job reached SLURM before Snakemake ended")
 
 
 def test_smoke_study_on_slurm_matches_local_run(cluster, smoke, tmp_path):
@@ -108,16 +115,16 @@ def test_smoke_study_on_slurm_matches_local_run(cluster, smoke, tmp_path):
     workdir = tmp_path / "work"
     workdir.mkdir()
 
-    first = snakemake_on_slurm(cluster, workdir, profile)
+    first = snakemake_on_slurm(cluster, workdir, profile, tmp_path / "first.log")
     cancelled = cancel_first_training_job(cluster, first)
-    out, _ = first.communicate(timeout=900)
-    assert first.returncode != 0, out[-3000:]
+    returncode, out = finish(first, tmp_path / "first.log", timeout=1800)
+    assert returncode != 0, out[-3000:]
     assert re.search(rf"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'", out), out[-4000:]
     assert "Error in rule train_generator" in out
 
-    second = snakemake_on_slurm(cluster, workdir, profile)
-    out, _ = second.communicate(timeout=1200)
-    assert second.returncode == 0, out[-5000:] + cluster.log("slurmctld.log")[-2000:]
+    second = snakemake_on_slurm(cluster, workdir, profile, tmp_path / "second.log")
+    returncode, out = finish(second, tmp_path / "second.log", timeout=2400)
+    assert returncode == 0, out[-5000:] + cluster.log("slurmctld.log")[-2000:]
 
     jobs = cluster.sacct("JobID", "JobName", "Comment", "State")
     states = Counter(j["State"] for j in jobs)

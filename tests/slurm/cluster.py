@@ -100,15 +100,15 @@ class SlurmCluster:
         self._start_munge()
         self._start_mariadb(timeout)
         self._write_slurm_conf()
-        self._start("slurmdbd", ["slurmdbd", "-D"], "slurmdbd.log")
+        self._start("slurmdbd", ["slurmdbd", "-D"])
         self._wait(lambda: self._run(["sacctmgr", "-n", "list", "cluster"], check=False).returncode == 0,
                    "slurmdbd", timeout)
         self._run(["sacctmgr", "-i", "add", "cluster", CLUSTER_NAME])
         self._run(["sacctmgr", "-i", "add", "account", ACCOUNT, f"cluster={CLUSTER_NAME}"])
         self._run(["sacctmgr", "-i", "add", "user", self.user, f"account={ACCOUNT}",
                    f"defaultaccount={ACCOUNT}", f"cluster={CLUSTER_NAME}"])
-        self._start("slurmctld", ["slurmctld", "-D", "-i"], "slurmctld.log")
-        self._start("slurmd", ["slurmd", "-D", "-N", self.host], "slurmd.log")
+        self._start("slurmctld", ["slurmctld", "-D", "-i"])
+        self._start("slurmd", ["slurmd", "-D", "-N", self.host])
         self._wait(self._node_idle, "slurmd", timeout)
 
     def stop(self) -> None:
@@ -141,7 +141,7 @@ class SlurmCluster:
             raise ClusterError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
         return proc
 
-    def _start(self, name, cmd, logname):
+    def _start(self, name, cmd):
         log = open(self.root / "log" / f"{name}.stdout", "ab")
         self.processes[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True)
@@ -172,7 +172,7 @@ class SlurmCluster:
         self._start("munged", ["munged", "-F", "-f", f"--socket={self.munge_socket}", f"--key-file={key}",
                                f"--pid-file={self.root / 'run/munged.pid'}",
                                f"--log-file={self.root / 'log/munged.log'}",
-                               f"--seed-file={self.root / 'munge/munged.seed'}"], "munged.log")
+                               f"--seed-file={self.root / 'munge/munged.seed'}"])
         self._wait(self.munge_socket.exists, "munged", 20)
 
     def _start_mariadb(self, timeout):
@@ -188,7 +188,7 @@ class SlurmCluster:
                                  f"--pid-file={self.root / 'run/mariadbd.pid'}", f"--port={self.db_port}",
                                  "--bind-address=127.0.0.1", f"--user={self.user}",
                                  f"--log-error={self.root / 'log/mariadbd.log'}",
-                                 "--innodb-buffer-pool-size=64M"], "mariadbd.log")
+                                 "--innodb-buffer-pool-size=64M"])
         client = ["mariadb", "--no-defaults", f"--socket={self.db_socket}", "-u", "root"]
         self._wait(lambda: subprocess.run(client + ["-e", "SELECT 1"], capture_output=True).returncode == 0,
                    "mariadbd", timeout)
