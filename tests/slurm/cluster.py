@@ -112,7 +112,15 @@ class SlurmCluster:
         self._wait(self._node_idle, "slurmd", timeout)
 
     def stop(self) -> None:
-        """End every daemon this cluster started, newest first, by PID (SIGTERM, then SIGKILL)."""
+        """Cancel the cluster's jobs, then end every daemon it started, newest first, by PID.
+
+        Jobs first: their processes belong to slurmstepd, not to slurmd, and would
+        outlive it. Daemons get SIGTERM, then SIGKILL after 20 s.
+        """
+        if self.processes.get("slurmctld") and self.processes["slurmctld"].poll() is None:
+            self._run(["scancel", "--user", self.user], check=False)
+            self._wait(lambda: not self._run(["squeue", "-h"], check=False).stdout.strip(), "squeue", 60,
+                       fail=False)
         for name, proc in reversed(list(self.processes.items())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -147,7 +155,7 @@ class SlurmCluster:
                                                 start_new_session=True)
         log.close()
 
-    def _wait(self, ready, name, timeout):
+    def _wait(self, ready, name, timeout, fail=True):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             proc = self.processes.get(name)
@@ -156,6 +164,8 @@ class SlurmCluster:
             if ready():
                 return
             time.sleep(0.5)
+        if not fail:
+            return
         logs = "".join(f"\n--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
                        for p in sorted((self.root / "log").glob(f"{name}*")))
         raise ClusterError(f"{name} did not become ready in {timeout:.0f} s; its log:{logs}")
