@@ -72,8 +72,10 @@ def test_one_arm_is_rerun_for_real_and_reproduces_its_bytes(study, tmp_path):
     target = "results/smoke/evaluation/per_fold/cvae.csv"
     assert planned_jobs(study, SMOKE, "--force", target) == {"evaluate": 1}
     run_snakemake(study, SMOKE, "--force", target)
-    # the refreshed arm makes its summary and everything after it out of date, nothing else
-    assert planned_jobs(study, SMOKE) == {"evaluation_summary": 1, **FINISH}
+    # The arm's tables came out byte-identical, so Snakemake (which compares checksums of
+    # small inputs whose mtime changed) leaves evaluation_summary alone; only the job's
+    # provenance record (start and end times) is new, so report and manifest rerun.
+    assert planned_jobs(study, SMOKE) == FINISH
     run_snakemake(study, SMOKE)
     after = read_json(study / "results/smoke/manifest.json")
     data = lambda m: {a["path"]: a["sha256"] for a in m["artifacts"] if a["kind"] == "data"}

@@ -133,7 +133,6 @@ def test_smoke_study_on_slurm_matches_local_run(cluster, smoke, tmp_path):
     assert returncode == 0, out[-5000:] + cluster.log("slurmctld.log")[-2000:]
 
     jobs = cluster.sacct("JobID", "JobName", "Comment", "State")
-    states = Counter(j["State"] for j in jobs)
     assert [j["JobID"] for j in jobs if j["State"] != "COMPLETED"] == [killed], jobs
     done = Counter(re.sub(r"^rule_|_wildcards_.*$", "", j["Comment"]) for j in jobs if j["State"] == "COMPLETED")
     assert done == EXPECTED_JOBS, jobs
