@@ -33,7 +33,7 @@ verify: setup
 
 # The study's RO-Crate bundle (runs the study first if needed): results/<study>/bundle.zip
 publish: setup
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile $(CONFIG) results/$(STUDY)/bundle.zip
+	$(BIN)/snakemake results/$(STUDY)/bundle.zip --profile profiles/default --cores $(CORES) --configfile $(CONFIG)
 	@echo "Bundle: results/$(STUDY)/bundle.zip   (check an unpacked copy with: radaug verify DIR)"
 
 lint: setup

@@ -38,17 +38,13 @@ import yaml
 
 from .errors import VerifyError
 from .io import atomic_path, read_json, sha256_file
-from .provenance import MANIFEST
+from .provenance import BUNDLE_FILE as BUNDLE
+from .provenance import CRATE_METADATA, MANIFEST, REFERENCED_TYPE
 
-BUNDLE = "bundle.zip"
-"""File name of the bundle in the study folder."""
-CRATE_METADATA = "ro-crate-metadata.json"
 BUNDLE_DIR = "bundle"
 """Folder, inside the bundle, of the files that are not study artifacts (config, environment, code)."""
 INTERMEDIATE_DIRS = ("models", "synthetic", "cases", "phantom")
 """Top-level study folders of large intermediates: included only with ``include_intermediates``."""
-REFERENCED_TYPE = "radaug:ReferencedArtifact"
-"""``additionalType`` of a crate entity that names an artifact by hash without including it."""
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -255,32 +251,3 @@ def write_bundle(
                                 dst.write(chunk)
     return {"path": str(out_path), "sha256": sha256_file(out_path), "files": len(names),
             "referenced": len(referenced)}
-
-
-def crate_files(bundle_dir: str | Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """Files the crate of an unpacked bundle describes, and the artifacts it references by hash.
-
-    Returns
-    -------
-    files, referenced : dict
-        Archive path → ``{"sha256", "contentSize"}``.
-
-    Raises
-    ------
-    VerifyError
-        ``ro-crate-metadata.json`` is not valid JSON-LD of the expected shape.
-    """
-    path = Path(bundle_dir) / CRATE_METADATA
-    try:
-        graph = json.loads(path.read_text(encoding="utf-8"))["@graph"]
-        files, referenced = {}, {}
-        for entity in graph:
-            types = entity.get("@type")
-            types = types if isinstance(types, list) else [types]
-            if "File" in types:
-                files[entity["@id"]] = {"sha256": entity["sha256"], "contentSize": entity["contentSize"]}
-            elif entity.get("additionalType") == REFERENCED_TYPE:
-                referenced[entity["name"]] = {"sha256": entity["sha256"], "contentSize": entity["contentSize"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise VerifyError(f"{path} is corrupt ({type(exc).__name__}: {exc}); the bundle cannot be verified") from None
-    return files, referenced

@@ -33,7 +33,7 @@ from sklearn.svm import SVC
 from sklearn.utils.validation import validate_data
 from statsmodels.stats.multitest import multipletests
 
-from radaug.config import ARM_SEPARATOR, BUILTIN_ARMS, arm_components
+from radaug.config import BUILTIN_ARMS, arm_components
 from radaug.errors import LeakageError, RadaugError
 from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import logging
 import os
 import platform
@@ -38,6 +39,8 @@ MANIFEST = "manifest.json"
 PROVENANCE_DIR = "provenance"
 UNTRACKED_DIRS = ("logs", "publish")  # job logs carry timestamps; publish/ holds the bundle's job record
 BUNDLE_FILE = "bundle.zip"  # built from the manifest, so it cannot be listed in it; it carries its own hashes
+CRATE_METADATA = "ro-crate-metadata.json"  # the RO-Crate description of a bundle (radaug.bundle)
+REFERENCED_TYPE = "radaug:ReferencedArtifact"  # crate entity naming an artifact by sha256, not included
 SNAKEMAKE_MARKER = ".snakemake_timestamp"  # written by Snakemake into directory() outputs after a job
 
 log = logging.getLogger("radaug")
@@ -246,6 +249,38 @@ def write_manifest(study_dir: str | Path, provenance_files, path: str | Path | N
     return manifest
 
 
+def crate_files(bundle_dir: str | Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Files the RO-Crate of an unpacked bundle describes, and the artifacts it references by hash.
+
+    Returns
+    -------
+    files, referenced : dict
+        Path in the bundle (``@id`` URL-decoded: RO-Crate escapes e.g. ``+`` as
+        ``%2B``) → ``{"sha256", "contentSize"}``.
+
+    Raises
+    ------
+    VerifyError
+        ``ro-crate-metadata.json`` is not JSON of the expected shape.
+    """
+    from urllib.parse import unquote
+
+    path = Path(bundle_dir) / CRATE_METADATA
+    try:
+        graph = json.loads(path.read_text(encoding="utf-8"))["@graph"]
+        files, referenced = {}, {}
+        for entity in graph:
+            types = entity.get("@type")
+            types = types if isinstance(types, list) else [types]
+            if "File" in types:
+                files[unquote(entity["@id"])] = {"sha256": entity["sha256"], "contentSize": entity["contentSize"]}
+            elif entity.get("additionalType") == REFERENCED_TYPE:
+                referenced[entity["name"]] = {"sha256": entity["sha256"], "contentSize": entity["contentSize"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VerifyError(f"{path} is corrupt ({type(exc).__name__}: {exc}); the bundle cannot be verified") from None
+    return files, referenced
+
+
 def verify_study(study_dir: str | Path) -> list[str]:
     """Re-hash a study folder (or unpacked bundle) against its manifest.
 
@@ -273,12 +308,8 @@ def verify_study(study_dir: str | Path) -> list[str]:
         version = study_version(artifacts)
     except (ValueError, KeyError, TypeError) as exc:
         raise VerifyError(f"{manifest_path} is corrupt ({type(exc).__name__}: {exc}); the study cannot be verified.") from None
-    crate_path = study_dir / "ro-crate-metadata.json"
-    in_crate, referenced = {}, {}
-    if crate_path.is_file():  # an unpacked bundle (radaug.bundle)
-        from .bundle import crate_files
-
-        in_crate, referenced = crate_files(study_dir)
+    crate_path = study_dir / CRATE_METADATA
+    in_crate, referenced = crate_files(study_dir) if crate_path.is_file() else ({}, {})  # an unpacked bundle
     problems = []
     listed = set()
     root = study_dir.resolve()

@@ -17,7 +17,18 @@ from radaug.provenance import verify_study
 from radaug.report import SECTIONS
 
 from ..conftest import REPO
-from .conftest import run_snakemake
+from .conftest import SNAKEMAKE
+
+CONFIG = REPO / "config/smoke.yaml"
+
+
+def build_bundle(workdir) -> str:
+    """Run the workflow up to results/smoke/bundle.zip in ``workdir``; return its output."""
+    # the target goes before --configfile, which takes every following word as a config file
+    cmd = [*SNAKEMAKE, "results/smoke/bundle.zip", "--directory", str(workdir), "--configfile", str(CONFIG)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc.stdout + proc.stderr
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +38,7 @@ def published(smoke, tmp_path_factory):
     """A copy of the smoke study's working directory with results/smoke/bundle.zip built."""
     workdir = tmp_path_factory.mktemp("publish") / "work"
     shutil.copytree(smoke[0].parents[1], workdir, symlinks=True)
-    output = run_snakemake(workdir, REPO / "config/smoke.yaml", "results/smoke/bundle.zip")
+    output = build_bundle(workdir)
     ran = set(re.findall(r"rule (\w+):", output))
     return workdir / "results/smoke", ran
 
@@ -43,7 +54,7 @@ def test_bundle_is_reproducible_and_verifies_elsewhere(published, tmp_path):
     study, _ = published
     first = sha256_file(study / "bundle.zip")
     (study / "bundle.zip").unlink()
-    run_snakemake(study.parents[1], REPO / "config/smoke.yaml", "results/smoke/bundle.zip")
+    build_bundle(study.parents[1])
     assert sha256_file(study / "bundle.zip") == first  # same study, same bytes
     unpacked = tmp_path / "another" / "machine"
     with zipfile.ZipFile(study / "bundle.zip") as archive:

@@ -37,7 +37,9 @@ def study(tmp_path) -> Path:
     """A small finished study: summaries, a report, a checkpoint (intermediate) and a manifest."""
     study = tmp_path / "results" / "tiny"
     records = [
-        _job(study, "evaluation_summary", {"evaluation/summary.csv": b"arm,metric\nreal,auc\n"}, "2026-01-02T10:00:00"),
+        _job(study, "evaluation_summary", {"evaluation/summary.csv": b"arm,metric\nreal,auc\n",
+                                           "evaluation/per_fold/classical+cvae.csv": b"arm\nclassical+cvae\n"},
+             "2026-01-02T10:00:00"),
         _job(study, "train_generator", {"models/cvae/r0f0/checkpoint.pt": bytes(range(256)) * 40},
              "2026-01-02T09:00:00"),
         _job(study, "report", {"report.html": b"<html>report</html>\n"}, "2026-01-02T11:00:00"),
@@ -69,7 +71,8 @@ def test_bundle_is_deterministic_and_has_fixed_zip_metadata(study, tmp_path):
     assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
     assert set(names) == {
         CRATE_METADATA, "manifest.json", "bundle/config.yaml", "bundle/environment.json", "bundle/code.json",
-        "evaluation/summary.csv", "report.html", "provenance/evaluation_summary.json",
+        "evaluation/summary.csv", "evaluation/per_fold/classical+cvae.csv", "report.html",
+        "provenance/evaluation_summary.json",
         "provenance/train_generator.json", "provenance/report.json",
     }
     assert first["referenced"] == 1  # the checkpoint, by sha256 only
@@ -98,7 +101,7 @@ def test_crate_describes_every_file_and_references_intermediates(study, tmp_path
 def test_verify_an_unpacked_bundle_and_catch_flipped_deleted_and_added_files(study, tmp_path):
     _bundle(study, tmp_path / "b.zip")
     clean = _unpack(tmp_path / "b.zip", tmp_path / "clean")
-    assert verify_study(clean) == []
+    assert verify_study(clean) == []  # '+' in a file name: RO-Crate escapes it in @id, verify decodes it
 
     flipped = shutil.copytree(clean, tmp_path / "flipped")
     data = bytearray((flipped / "evaluation/summary.csv").read_bytes())
