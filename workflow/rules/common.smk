@@ -85,6 +85,8 @@ def study_provenance(include_report=True):
     for rule_name in ("train_generator", "sample_synthetic", "features_synthetic"):
         records += expand(getattr(rules, rule_name).output.prov, model=MODELS, fold=FOLDS)
     records += expand(rules.validate.output.prov, arm=VALIDATED_ARMS)
+    if config["validation"]["controls"]:
+        records.append(rules.validate_controls.output.prov)
     records += expand(rules.evaluate.output.prov, arm=ARMS)
     if include_report:
         records.append(rules.report.output.prov)

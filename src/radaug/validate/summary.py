@@ -59,21 +59,21 @@ _MAXIMIZE_ABSOLUTE = ("pass_min", "fail_min")
 DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "ks_fdr": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.10},
     "wasserstein_distance": {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.05},
-    "correlation_distance": {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.05},
-    "correlation_distance_spearman": {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.05},
-    "strong_pairs_kept": {"pass_factor": 0.8, "fail_factor": 0.6, "abs_tol": 0.05},
+    "correlation_distance": {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
+    "correlation_distance_spearman": {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
+    "strong_pairs_kept": {"pass_factor": 0.6, "fail_factor": 0.4, "abs_tol": 0.05},
     "frechet_distance": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.0},
     "frechet_means_distance": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.05},
     "precision": {"pass_factor": 0.8, "fail_factor": 0.6, "abs_tol": 0.05},
     "recall": {"pass_factor": 0.8, "fail_factor": 0.6, "abs_tol": 0.05},
     "density": {"pass_factor": 0.7, "fail_factor": 0.5, "abs_tol": 0.05},
     "coverage": {"pass_factor": 0.9, "fail_factor": 0.8, "abs_tol": 0.02},
-    "detection_auc": {"warn_factor": 1.2, "fail_factor": 1.4, "abs_tol": 0.05},
+    "detection_auc": {"warn_factor": 1.0, "fail_factor": 1.2, "abs_tol": 0.10},
     "memorization_ratio": {"pass_min": 0.8, "fail_min": 0.5},
     "share_closer_than_holdout": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.25},
     "nndr_ratio": {"pass_min": 0.7, "fail_min": 0.4},
     "image_memorization_ratio": {"pass_min": 0.8, "fail_min": 0.5},
-    "label_disagreement": {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.10},
+    "label_disagreement": {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.10},
     "implausible_share": {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.02},
 }
 """Verdict thresholds per metric; do not mutate, pass overrides to :func:`validate_arm`.
@@ -99,14 +99,19 @@ in about 95% of runs or more, and fail copies of training rows.
 * ``ks_fdr``: under BH the chance of *any* false discovery is at most alpha when
   nothing differs, so the baseline is usually 0; ``abs_tol = 0.10`` tolerates
   one false discovery among 10 features.
-* ``correlation_distance``: value/baseline stayed below 1.5 in 95% of runs.
+* ``correlation_distance``: value/baseline stayed below 1.5 in 95% of runs;
+  independent noise gives about 1 against radiomics baselines of 0.3-0.4.
+* ``strong_pairs_kept``: with 30 rows per set the share of kept strong pairs
+  of fresh real draws varied from about 0.6 to 1 (phantom, 102 features).
 * ``frechet_distance``: the plug-in estimate is biased upwards by roughly F/n,
   which makes value/baseline heavy-tailed for few features (95th percentile up
   to about 4 with 10 features, about 1.3 with 50 or more); hence wider factors.
 * ``coverage``: about 0.95-1 for matching sets of a few hundred rows (k = 5);
   a candidate that lacks a mode holding a share ``s`` of the real rows loses
   about ``s`` of coverage, so the gate fails a missing mode of 20% or more.
-* ``detection_auc``: baseline about 0.5; passes up to about 0.65.
+* ``detection_auc``: baseline about 0.5 for large sets, but 0.4-0.7 with
+  30 rows per set; passes up to ``baseline + 0.1`` and fails above
+  ``1.2 * baseline + 0.1`` (0.7 for a baseline of 0.5).
 * ``memorization_ratio``: its 5th percentile stayed at or above 0.78; 0.5 means
   candidate rows sit twice as close to training rows as unseen real rows do.
 * ``share_closer_than_holdout``: about 0.05 for a perfect generator, but the 5th
