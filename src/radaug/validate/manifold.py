@@ -87,10 +87,13 @@ def kth_neighbour_distances(
         (distance 0) being the first, as in ``prdc``.
     """
     features = np.asarray(features, dtype=float)
+
+    def kth(chunk: np.ndarray, start: int) -> np.ndarray:
+        # copy(): a view would keep the whole partitioned chunk alive until the end
+        return np.partition(chunk, nearest_k, axis=1)[:, nearest_k].copy()
+
     blocks = pairwise_distances_chunked(
-        features,
-        reduce_func=lambda chunk, start: np.partition(chunk, nearest_k, axis=1)[:, nearest_k],
-        working_memory=working_memory_mb,
+        features, features, reduce_func=kth, working_memory=working_memory_mb
     )
     return np.concatenate(list(blocks))
 
