@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from radaug.validate.metrics import FeatureMatrix, _aligned
 
-DETECTION_TREES = 50
+DETECTION_TREES = 30
 """Trees of the real-vs-candidate random forest."""
 
 
