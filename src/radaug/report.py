@@ -57,8 +57,8 @@ _LINESTYLES = ("-", "--", "-.", (0, (1, 1)))
 _INTRO = (
     "Every classifier is scored on held-out real cases only: the test folds contain real "
     "cases only. Synthetic data is added to training sets but is never scored. Validation "
-    "baselines are real-vs-real: each metric is also computed between a fold's real training "
-    "and real test cases of the class, and a synthetic set is judged against that baseline. "
+    "baselines are real-vs-real: each metric is also computed between two disjoint halves of a "
+    "fold's real training cases of the class, and a synthetic set is judged against that baseline. "
     "Loss curves, sample grids and sampling counts are diagnostics of the generators, not results."
 )
 _CSS = """
