@@ -60,8 +60,8 @@ _LINESTYLES = ("-", "--", "-.", (0, (1, 1)))
 _INTRO = (
     "Every classifier is scored on held-out real cases only: the test folds contain real "
     "cases only. Synthetic data is added to training sets but is never scored. Validation "
-    "baselines are real-vs-real: each metric is also computed between a fold's real training "
-    "and real test cases of the class, and a synthetic set is judged against that baseline. "
+    "baselines are real-vs-real: each metric is also computed between two disjoint halves of a "
+    "fold's real training cases of the class, and a synthetic set is judged against that baseline. "
     "Loss curves, sample grids and sampling counts are diagnostics of the generators, not results."
 )
 _CSS = """
@@ -393,12 +393,31 @@ def _validation_section(validation: pd.DataFrame, classes: list) -> str:
                 row.append(" / ".join(_fmt(n, ".0f") for n in sizes.loc[(arm, label)]))
             rows.append(row)
         parts.append(f"<h3>{html.escape(arm)}</h3>" + _table(header, rows))
+    parts.extend(_validation_figures(validation))
     described = [m for m in metrics if m in METRICS]
     if described:
         items = "".join(
             f"<li><strong>{html.escape(m)}</strong>: {html.escape(METRICS[m].description)}</li>" for m in described)
         parts.append(f"<ul>{items}</ul>")
     return "\n".join(parts)
+
+
+def _validation_figures(validation: pd.DataFrame) -> list[str]:
+    """Verdict map and PRDC bars of the validation summary (radaug.validate.plots)."""
+    from radaug.validate.plots import prdc_bars, verdict_heatmap
+
+    figures = []
+    heatmap = verdict_heatmap(validation)
+    if heatmap is not None:
+        figures.append(_figure(heatmap, "Worst verdict over folds for every arm, class and metric; control "
+                                        "arms: control_positive must pass every gate, each negative control "
+                                        "must fail the gates it is built for."))
+    bars = prdc_bars(validation)
+    if bars is not None:
+        figures.append(_figure(bars, "Precision, recall, density and coverage (Naeem et al. 2020), median "
+                                     "over folds; black ticks: the real-vs-real baseline. Low coverage with "
+                                     "high precision is the signature of mode collapse."))
+    return figures
 
 
 def _loss_figure(losses: dict[tuple[str, str], pd.DataFrame]) -> str:

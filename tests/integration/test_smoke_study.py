@@ -12,6 +12,7 @@ import yaml
 
 from radaug.io import read_json
 from radaug.provenance import verify_study
+from radaug.validate import CONTROL_ARMS
 
 from ..conftest import REPO
 from .conftest import run_snakemake
@@ -31,7 +32,14 @@ def test_contract_files_exist_and_verify(smoke):
     assert validation.columns.tolist()[:8] == ["fold", "arm", "class", "metric", "value", "baseline",
                                                "direction", "verdict"]
     arms = yaml.safe_load((REPO / "config/smoke.yaml").read_text())["evaluation"]["arms"]
-    assert set(validation["arm"]) == set(arms) - {"real"}  # smote and combined arms are validated too
+    assert set(validation["arm"]) - set(CONTROL_ARMS) == set(arms) - {"real"}  # smote, combined arms too
+    assert set(CONTROL_ARMS) <= set(validation["arm"])  # controls are scored as their own arms
+    verdicts = pd.read_csv(study / "validation/arm_verdicts.csv")
+    assert set(verdicts["arm"]) == set(validation["arm"])
+    assert not verdicts.loc[verdicts["control"], "evaluate"].any()
+    # the copy control fails memorization in every fold and class
+    copies = validation[(validation["arm"] == "control_negative_copy") & (validation["metric"] == "memorization_ratio")]
+    assert len(copies) and (copies["verdict"] == "fail").all()
     # negative control: oversampled rows are copies of training cases, memorization must fail
     control = validation[(validation["arm"] == "oversample") & (validation["metric"] == "memorization_ratio")]
     assert len(control) and (control["verdict"] == "fail").all()

@@ -1,13 +1,31 @@
 # Stage 6: validation of each arm that adds data, per fold and class, against
-# real-vs-real baselines (distribution, correlation structure, Frechet distance,
-# memorization). The oversample arm copies training cases: a negative control
-# whose memorization verdict must fail.
+# real-vs-real baselines from two halves of the fold's real training cases
+# (distribution, correlation structure, Frechet, PRDC coverage, detection AUC,
+# memorization in feature and image space, label consistency, plausibility),
+# plus control arms that every gate must pass (held-out real) or fail (noise,
+# copies). The per-arm verdicts (arm_verdicts.csv) tell evaluation and report
+# which arms failed.
+
+
+def arm_samples(wildcards):
+    """Patch archives and tables of an arm's generated or augmented parts (image-space checks)."""
+    samples, tables = [], []
+    if config["validation"]["image_checks"]:
+        for part in arm_components(wildcards.arm):
+            folder = f"synthetic/{part}" if part in MODELS else "augmented/classical" if part == CLASSICAL_ARM else None
+            if folder:
+                samples += expand(f"{STUDY}/{folder}/{{fold}}.npz", fold=FOLDS)
+                tables += expand(f"{STUDY}/{folder}/{{fold}}.csv", fold=FOLDS)
+    return {"samples": samples, "sample_tables": tables}
 
 
 rule validate:
     input:
+        unpack(arm_samples),
         real=rules.features_real_table.output.features,
         folds=rules.split.output.folds,
+        index=rules.case_index.output.index,
+        patches=expand(rules.preprocess.output.patches, batch=BATCHES),
         arm=arm_features,
     output:
         table=f"{STUDY}/validation/arms/{{arm}}.csv",
@@ -29,24 +47,57 @@ rule validate:
         "../scripts/validate.py"
 
 
+rule validate_controls:
+    input:
+        real=rules.features_real_table.output.features,
+        folds=rules.split.output.folds,
+        index=rules.case_index.output.index,
+        patches=expand(rules.preprocess.output.patches, batch=BATCHES),
+    output:
+        table=f"{STUDY}/validation/arms/controls.csv",
+        prov=f"{PROV}/validate_controls.json",
+    log:
+        f"{LOGS}/validate_controls.log",
+    conda:
+        "../../envs/radaug.yaml"
+    params:
+        code=code("validate"),
+        options=config["validation"],
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../scripts/validate.py"
+
+
+def validation_tables(wildcards):
+    tables = expand(rules.validate.output.table, arm=VALIDATED_ARMS)
+    if config["validation"]["controls"]:
+        tables.append(rules.validate_controls.output.table)
+    return tables
+
+
 rule validation_summary:
     input:
-        tables=expand(rules.validate.output.table, arm=VALIDATED_ARMS),
+        tables=validation_tables,
     output:
         summary=report(
             f"{STUDY}/validation/summary.csv",
             caption="../report/validation.rst",
             category="Validation",
         ),
+        arm_verdicts=f"{STUDY}/validation/arm_verdicts.csv",
         prov=f"{PROV}/validation_summary.json",
     log:
         f"{LOGS}/validation_summary.log",
     conda:
         "../../envs/radaug.yaml"
     params:
-        code=code("concat_tables"),
+        code=code("validation_summary"),
+        evaluate_failing_arms=config["validation"]["evaluate_failing_arms"],
     resources:
         mem_mb=1000,
         runtime=10,
     script:
-        "../scripts/concat_tables.py"
+        "../scripts/validation_summary.py"

@@ -1,44 +1,77 @@
-"""Validate one arm's added data in every fold and class against real-vs-real baselines.
+"""Validate one arm's added data (rule validate) or the control arms (rule validate_controls)
+in every fold and class against real-vs-real baselines.
 
-Reference: the fold's real training cases. Holdout (for baselines and the
-memorization comparison): the fold's real test cases, which the generator never saw.
+Reference: the fold's real training cases; baselines: two halves of them.
+Memorization holdout: the fold's real test cases, which no generator saw.
 The rows validated are those the arm adds to each fold's training set in evaluation
-(radaug.evaluate.arm_added_rows): smote and combined arms included. The oversample
-arm's rows are exact copies of training cases (a negative control).
+(radaug.evaluate.arm_added_rows): smote and combined arms included. Copies of real
+training cases (oversample) are scored against their parents' patches in image space.
 """
+import numpy as np
 import pandas as pd
 
 from radaug.evaluate import arm_added_rows
 from radaug.features import feature_columns
-from radaug.io import read_table, write_csv
+from radaug.io import load_arrays, read_table, write_csv
+from radaug.preprocess import load_patches
 from radaug.provenance import run_job
-from radaug.splits import fold_cases, fold_key
-from radaug.validate import SUMMARY_COLUMNS, validate_arm
+from radaug.validate.images import physical_intensity_range
+from radaug.validate.study import validate_controls, validate_study_arm
+
+
+def arm_candidates(smk, name: str, real: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+    """The rows the arm adds in every fold, with repeat and fold; copies of real cases get unique ids."""
+    arm_data = pd.concat([read_table(p) for p in smk.input.arm], ignore_index=True) if smk.input.arm else None
+    parts = []
+    for (repeat, fold), fold_rows in folds.groupby(["repeat", "fold"]):
+        train = real[real["case_id"].isin(fold_rows.loc[fold_rows["role"] == "train", "case_id"])]
+        added = arm_added_rows(name, train, arm_data, repeat=int(repeat), fold=int(fold), seed=smk.params.seed,
+                               target_ratio=smk.params.target_ratio, cap_per_case=smk.params.cap_per_case)
+        parts.append(added.assign(repeat=repeat, fold=fold))
+    candidates = pd.concat(parts, ignore_index=True)
+    copies = (candidates["source"] == "real").to_numpy()
+    candidates.loc[copies, "sample_id"] = [f"copy-{i}" for i in range(int(copies.sum()))]
+    return candidates
+
+
+def candidate_patches(smk, candidates: pd.DataFrame):
+    """(ids, images, masks) of every candidate row, or None where some rows have no image (smote)."""
+    ids, images, masks = [], [], []
+    copies = candidates[candidates["source"] == "real"]
+    if len(copies):
+        _, image, mask = load_patches(smk.input.patches, list(copies["case_id"]))
+        ids.append(copies["sample_id"].astype(str).to_numpy()), images.append(image), masks.append(mask)
+    for table_path, samples_path in zip(smk.input.sample_tables, smk.input.samples):
+        arrays = load_arrays(samples_path)
+        ids.append(read_table(table_path)["sample_id"].astype(str).to_numpy())
+        images.append(arrays["image"]), masks.append(arrays["mask"])
+    known = set(np.concatenate(ids)) if ids else set()
+    if not known or not set(candidates["sample_id"].astype(str)) <= known:
+        return None
+    return np.concatenate(ids), np.concatenate(images), np.concatenate(masks)
 
 
 def main(smk):
     real = read_table(smk.input.real)
     folds = read_table(smk.input.folds)
-    name = smk.wildcards.arm
-    arm = pd.concat([read_table(p) for p in smk.input.arm], ignore_index=True) if smk.input.arm else None
+    index = read_table(smk.input.index)
     columns = feature_columns(real)
     opts = smk.params.options
-    rows = []
-    for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
-        train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
-        test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
-        candidate = arm_added_rows(name, train, arm, repeat=int(repeat), fold=int(fold), seed=smk.params.seed,
-                                   target_ratio=smk.params.target_ratio, cap_per_case=smk.params.cap_per_case)
-        for label in sorted(set(candidate["label"])):
-            table = validate_arm(train[train["label"] == label], test[test["label"] == label],
-                                 candidate[candidate["label"] == label], feature_columns=columns,
-                                 thresholds=opts["thresholds"], alpha=opts["alpha"], seed=smk.params.seed)
-            table.insert(0, "class", label)
-            table.insert(0, "arm", name)
-            table.insert(0, "fold", fold_key(repeat, fold))
-            rows.append(table)
-    empty = pd.DataFrame(columns=["fold", "arm", "class", *SUMMARY_COLUMNS])
-    write_csv(smk.output.table, pd.concat(rows, ignore_index=True) if rows else empty)
+    real_patches = load_patches(smk.input.patches) if opts["image_checks"] else None
+    modality = index["modality"].mode().iloc[0] if len(index) else "other"
+    intensity_range = physical_intensity_range(modality, intensity_normalised=modality != "CT")
+    if smk.rule == "validate_controls":
+        table = validate_controls(real, folds, feature_columns=columns, options=opts, seed=smk.params.seed,
+                                  real_patches=real_patches, intensity_range=intensity_range)
+        write_csv(smk.output.table, table)
+        return
+    name = smk.wildcards.arm
+    candidates = arm_candidates(smk, name, real, folds)
+    patches = candidate_patches(smk, candidates) if real_patches is not None else None
+    table = validate_study_arm(real, folds, candidates, arm=name, feature_columns=columns, options=opts,
+                               seed=smk.params.seed, real_patches=real_patches,
+                               candidate_patches=patches, intensity_range=intensity_range)
+    write_csv(smk.output.table, table)
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -2,28 +2,39 @@
 
 :func:`validate_arm` compares the candidate (synthetic or augmented) rows of one
 fold and one class with the real training rows they were derived from, and
-judges each metric against the same metric computed between two *real* sets
-(training vs. holdout), so "how different is the candidate" is read against
-"how different are two real samples of this size". The caller loops over
-folds, arms and classes and adds those columns.
+judges each metric against the same metric computed between two *real* sets:
+two disjoint, seeded halves A and B of the fold's real training rows of the
+class. "How different is the candidate" is thus read against "how different
+are two real samples of this size". The caller loops over folds, arms and
+classes and adds those columns.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from radaug.errors import ConfigError, RadaugError
+from radaug.validate.detection import detection_auc, label_disagreement
+from radaug.validate.images import image_memorization_ratio, plausibility
+from radaug.validate.manifold import prdc
 from radaug.validate.metrics import (
     METRICS,
+    _aligned,
+    _zscore,
     correlation_distance,
     frechet_distance,
+    frechet_means_distance,
     ks_fdr,
     memorization_ratio,
+    nndr_ratio,
     share_closer_than_holdout,
+    strong_pairs_kept,
+    wasserstein_distance,
 )
 
 VERDICTS = ("pass", "warn", "fail", "insufficient")
@@ -41,19 +52,44 @@ SUMMARY_COLUMNS = [
 ]
 """Columns of the table :func:`validate_arm` returns, in order."""
 
+_MINIMIZE = ("warn_factor", "fail_factor", "abs_tol")
+_MAXIMIZE_RELATIVE = ("pass_factor", "fail_factor", "abs_tol")
+_MAXIMIZE_ABSOLUTE = ("pass_min", "fail_min")
+
 DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     "ks_fdr": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.10},
-    "correlation_distance": {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.05},
+    "wasserstein_distance": {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.05},
+    "correlation_distance": {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
+    "correlation_distance_spearman": {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
+    "strong_pairs_kept": {"pass_factor": 0.6, "fail_factor": 0.4, "abs_tol": 0.05},
     "frechet_distance": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.0},
+    "frechet_means_distance": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.05},
+    "precision": {"pass_factor": 0.8, "fail_factor": 0.6, "abs_tol": 0.05},
+    "recall": {"pass_factor": 0.8, "fail_factor": 0.6, "abs_tol": 0.05},
+    "density": {"pass_factor": 0.7, "fail_factor": 0.5, "abs_tol": 0.05},
+    "coverage": {"pass_factor": 0.9, "fail_factor": 0.8, "abs_tol": 0.02},
+    "detection_auc": {"warn_factor": 1.0, "fail_factor": 1.2, "abs_tol": 0.10},
     "memorization_ratio": {"pass_min": 0.8, "fail_min": 0.5},
     "share_closer_than_holdout": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.25},
+    "nndr_ratio": {"pass_min": 0.7, "fail_min": 0.4},
+    "image_memorization_ratio": {"pass_min": 0.8, "fail_min": 0.5},
+    "label_disagreement": {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.10},
+    "implausible_share": {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.02},
 }
 """Verdict thresholds per metric; do not mutate, pass overrides to :func:`validate_arm`.
 
-Metrics to minimize pass if ``value <= baseline * warn_factor + abs_tol``, warn
-if ``value <= baseline * fail_factor + abs_tol`` and fail otherwise.
-``memorization_ratio`` passes if ``value >= pass_min``, warns if
-``value >= fail_min`` and fails otherwise.
+Three kinds of rule, told apart by their keys:
+
+* metrics to **minimize** (``warn_factor, fail_factor, abs_tol``) pass if
+  ``value <= baseline * warn_factor + abs_tol``, warn if
+  ``value <= baseline * fail_factor + abs_tol`` and fail otherwise;
+* metrics to **maximize relative to the baseline** (``pass_factor, fail_factor,
+  abs_tol``) pass if ``value >= baseline * pass_factor - abs_tol``, warn if
+  ``value >= baseline * fail_factor - abs_tol`` and fail otherwise;
+* ratios to a holdout (``pass_min, fail_min``: ``memorization_ratio``,
+  ``nndr_ratio``, ``image_memorization_ratio``, about 1 for novel data) pass if
+  ``value >= pass_min``, warn if ``value >= fail_min`` and fail otherwise; their
+  baseline is reported for context only.
 
 Rationale, from simulations with 10-100 correlated, partly skewed features and
 40-300 training, 10-150 holdout and 20-1200 candidate rows per class: the
@@ -63,20 +99,33 @@ in about 95% of runs or more, and fail copies of training rows.
 * ``ks_fdr``: under BH the chance of *any* false discovery is at most alpha when
   nothing differs, so the baseline is usually 0; ``abs_tol = 0.10`` tolerates
   one false discovery among 10 features.
-* ``correlation_distance``: value/baseline stayed below 1.5 in 95% of runs
-  (typically below 1.1 once the candidate has at least as many rows as the
-  holdout); the value shrinks as candidate rows are added.
+* ``correlation_distance``: value/baseline stayed below 1.5 in 95% of runs;
+  independent noise gives about 1 against radiomics baselines of 0.3-0.4.
+* ``strong_pairs_kept``: with 30 rows per set the share of kept strong pairs
+  of fresh real draws varied from about 0.6 to 1 (phantom, 102 features).
 * ``frechet_distance``: the plug-in estimate is biased upwards by roughly F/n,
   which makes value/baseline heavy-tailed for few features (95th percentile up
   to about 4 with 10 features, about 1.3 with 50 or more); hence wider factors.
+* ``coverage``: about 0.95-1 for matching sets of a few hundred rows (k = 5);
+  a candidate that lacks a mode holding a share ``s`` of the real rows loses
+  about ``s`` of coverage, so the gate fails a missing mode of 20% or more.
+* ``detection_auc``: baseline about 0.5 for large sets, but 0.4-0.7 with
+  30 rows per set; passes up to ``baseline + 0.1`` and fails above
+  ``1.2 * baseline + 0.1`` (0.7 for a baseline of 0.5).
 * ``memorization_ratio``: its 5th percentile stayed at or above 0.78; 0.5 means
   candidate rows sit twice as close to training rows as unseen real rows do.
 * ``share_closer_than_holdout``: about 0.05 for a perfect generator, but the 5th
   percentile of a small holdout is noisy: ``value - 2 * baseline`` stayed below
-  0.25 in 95% of runs with 10 holdout rows (0.16 with 25, 0.07 with 75).
-  Near-copies (jitter of 0.1 SD) and SMOTE-style interpolation give
-  ``value - 2 * baseline`` of 0.6-0.8 in median.
+  0.25 in 95% of runs with 10 holdout rows.
 """
+
+
+def _rule_kind(metric: str, rule: Mapping) -> tuple[str, ...]:
+    for kind in (_MINIMIZE, _MAXIMIZE_RELATIVE, _MAXIMIZE_ABSOLUTE):
+        if set(kind) == set(rule):
+            return kind
+    raise ConfigError(f"thresholds.{metric}: cannot tell the rule kind from keys {sorted(rule)}.")
+
 
 def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
     """Defaults updated per metric and key with ``overrides``; checked for consistency."""
@@ -105,9 +154,13 @@ def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
                     f"thresholds.{metric}.{key}: expected a number, got {value!r}."
                 ) from None
     for metric, rule in merged.items():
-        if METRICS[metric].direction == "minimize":
+        kind = _rule_kind(metric, rule)
+        if kind == _MINIMIZE:
             consistent = 0 < rule["warn_factor"] <= rule["fail_factor"] and rule["abs_tol"] >= 0
             needed = "0 < warn_factor <= fail_factor and abs_tol >= 0"
+        elif kind == _MAXIMIZE_RELATIVE:
+            consistent = 0 <= rule["fail_factor"] <= rule["pass_factor"] and rule["abs_tol"] >= 0
+            needed = "0 <= fail_factor <= pass_factor and abs_tol >= 0"
         else:
             consistent = rule["fail_min"] <= rule["pass_min"]
             needed = "fail_min <= pass_min"
@@ -116,28 +169,64 @@ def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
     return merged
 
 
-def _verdict(direction: str, value: float, baseline: float, rule: Mapping[str, float]) -> str:
-    """Verdict of one metric value; see :data:`DEFAULT_THRESHOLDS` for the rules."""
-    if direction == "maximize":
-        if math.isnan(value):
-            return "insufficient"
+def verdict(value: float, baseline: float, rule: Mapping[str, float]) -> str:
+    """Verdict of one metric value under one rule; see :data:`DEFAULT_THRESHOLDS`.
+
+    Returns ``"insufficient"`` if the value, or a baseline the rule needs, is NaN.
+    """
+    kind = _rule_kind("?", rule)
+    if math.isnan(value):
+        return "insufficient"
+    if kind == _MAXIMIZE_ABSOLUTE:
         if value >= rule["pass_min"]:
             return "pass"
         return "warn" if value >= rule["fail_min"] else "fail"
-    if math.isnan(value) or math.isnan(baseline):
+    if math.isnan(baseline):
         return "insufficient"
-    if value <= baseline * rule["warn_factor"] + rule["abs_tol"]:
+    if kind == _MINIMIZE:
+        if value <= baseline * rule["warn_factor"] + rule["abs_tol"]:
+            return "pass"
+        return "warn" if value <= baseline * rule["fail_factor"] + rule["abs_tol"] else "fail"
+    if value >= baseline * rule["pass_factor"] - rule["abs_tol"]:
         return "pass"
-    if value <= baseline * rule["fail_factor"] + rule["abs_tol"]:
-        return "warn"
-    return "fail"
+    return "warn" if value >= baseline * rule["fail_factor"] - rule["abs_tol"] else "fail"
 
 
-def _split_halves(table: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two disjoint halves of ``table``'s rows, drawn with a seeded permutation."""
-    order = np.random.default_rng(seed).permutation(len(table))
-    half = len(table) // 2
-    return table.iloc[order[:half]], table.iloc[order[half:]]
+def _split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint halves of ``range(n)`` (the second one row larger if n is odd), seeded."""
+    order = np.random.default_rng(seed).permutation(n)
+    half = n // 2
+    return np.sort(order[:half]), np.sort(order[half:])
+
+
+@dataclass(frozen=True)
+class Patches:
+    """Image patches of the three sets of one fold, arm and class, for the image-space checks.
+
+    Each ``*_images`` / ``*_masks`` pair is ``(N, *patch)`` and row-aligned with
+    the corresponding feature table given to :func:`validate_arm`.
+
+    Attributes
+    ----------
+    intensity_range
+        Physically possible intensity interval of the modality, or None
+        (see :func:`radaug.validate.images.physical_intensity_range`).
+    """
+
+    train_images: np.ndarray
+    train_masks: np.ndarray
+    holdout_images: np.ndarray
+    holdout_masks: np.ndarray
+    candidate_images: np.ndarray
+    candidate_masks: np.ndarray
+    intensity_range: tuple[float, float] | None = None
+
+
+N_SUBSAMPLES = 25
+"""Seeded candidate subsamples whose median is reported for size-dependent metrics."""
+
+N_DETECTION_SUBSAMPLES = 1
+"""Subsamples for ``detection_auc`` (a cross-validated forest per subsample is costly)."""
 
 
 def validate_arm(
@@ -149,32 +238,41 @@ def validate_arm(
     thresholds: Mapping[str, Mapping[str, float]] | None = None,
     alpha: float = 0.05,
     seed: int = 0,
+    nearest_k: int = 5,
+    train_other: pd.DataFrame | None = None,
+    patches: Patches | None = None,
+    group_column: str | None = "case_id",
+    detection: bool = True,
 ) -> pd.DataFrame:
     """Validate the candidate rows of one fold, arm and class against real data.
 
-    The reference is ``train_real``. For every metric in
-    :data:`~radaug.validate.metrics.METRICS`:
+    The real training rows of the class are split into two seeded, disjoint
+    halves A and B (the real-vs-real baseline of the issue: the same population,
+    no row shared).
 
-    * ``value`` compares ``candidate`` with ``train_real``
-      (``memorization_ratio(candidate, train_real, holdout_real)`` and
-      likewise ``share_closer_than_holdout``). For the distribution metrics
-      (``ks_fdr``, ``correlation_distance``, ``frechet_distance``) a candidate
-      larger than the holdout is compared in :data:`N_SUBSAMPLES` seeded
-      subsamples of the holdout's size and the median is reported: these
-      estimates depend on sample size (the Fréchet distance is biased upwards by
-      about F/n, the KS tests gain power with n), so value and baseline must be
-      computed at the same size to be comparable.
-    * ``baseline`` is the same metric for a real-vs-real comparison:
-      ``train_real`` vs. ``holdout_real``. For the two memorization metrics that
-      comparison is degenerate (the holdout would be compared with itself, a
-      ratio of exactly 1), so the holdout rows are split into two seeded halves
-      A and B and the baseline is ``metric(A, train_real, B)``: the spread the
-      metric shows for real data that copies nothing.
-    * ``verdict`` follows :data:`DEFAULT_THRESHOLDS`, updated with ``thresholds``;
-      it is ``"insufficient"`` if the value, or the baseline a minimized metric
-      is judged against, is NaN (a set with fewer than two rows, or no usable
-      feature). The baseline of ``memorization_ratio`` is reported for context
-      only; its verdict uses absolute limits.
+    * **Distribution metrics** (KS + FDR, Wasserstein-1, correlation distances,
+      strong pairs, Fréchet and means-only Fréchet, precision/recall/density/
+      coverage, detection AUC): ``value = metric(A, candidate)`` and
+      ``baseline = metric(A, B)``. These estimates depend on sample size, so a
+      candidate larger than B is compared in :data:`N_SUBSAMPLES` seeded
+      subsamples of B's size and the median is reported
+      (:data:`N_DETECTION_SUBSAMPLES` for the detection AUC). Features are
+      z-scored by A for Wasserstein, Fréchet and PRDC.
+    * **Memorization** (``memorization_ratio``, ``share_closer_than_holdout``,
+      ``nndr_ratio`` and, given ``patches``, ``image_memorization_ratio``):
+      ``value = metric(candidate, train_real, holdout_real)``, where the holdout
+      is real data the generator never saw (the fold's test cases in the
+      workflow); ``baseline = metric(B, A, holdout_real)``: real rows that copy
+      nothing.
+    * ``label_disagreement`` (needs ``train_other``): see
+      :func:`~radaug.validate.detection.label_disagreement`; the baseline is the
+      out-of-fold disagreement on the real training rows.
+    * ``implausible_share`` (needs ``patches``): the share of candidate patches
+      failing :func:`~radaug.validate.images.plausibility`, with the ROI size
+      range of all real training patches; baseline: the share of B outside A's
+      range.
+
+    Verdicts follow :data:`DEFAULT_THRESHOLDS` updated with ``thresholds``.
 
     Parameters
     ----------
@@ -193,15 +291,25 @@ def validate_arm(
     alpha
         FDR level of ``ks_fdr``.
     seed
-        Seed of the holdout split for the memorization baselines and of the
-        candidate subsamples.
+        Seed of the halves, the subsamples and the classifiers.
+    nearest_k
+        k of the PRDC k-NN balls.
+    train_other
+        Real training rows of the other classes; enables ``label_disagreement``.
+    patches
+        Image patches row-aligned with the three tables; enables the image-space checks.
+    group_column
+        Column naming the real case a row is (or was derived from), used to
+        group the detection folds; rows where it is missing are their own group.
+        None: no grouping.
+    detection
+        Whether to compute ``detection_auc`` (the slowest metric).
 
     Returns
     -------
     pandas.DataFrame
-        One row per metric with columns :data:`SUMMARY_COLUMNS`: ``metric``,
-        ``value``, ``baseline``, ``direction``, ``verdict``, ``n_reference``,
-        ``n_candidate``, ``n_holdout`` (row counts of the three tables).
+        One row per computed metric, in :data:`~radaug.validate.metrics.METRICS`
+        order, with columns :data:`SUMMARY_COLUMNS`.
 
     Raises
     ------
@@ -215,6 +323,8 @@ def validate_arm(
             "validate_arm: feature_columns is empty; pass the feature column names."
         )
     tables = {"train_real": train_real, "holdout_real": holdout_real, "candidate": candidate}
+    if train_other is not None:
+        tables["train_other"] = train_other
     for name, table in tables.items():
         missing = [c for c in feature_columns if c not in table.columns]
         if missing:
@@ -224,52 +334,158 @@ def validate_arm(
             )
     rules = merge_thresholds(thresholds)
     train, holdout, cand = (t[feature_columns] for t in (train_real, holdout_real, candidate))
-    half_a, half_b = _split_halves(holdout, seed)
-    matched = _size_matched(train, cand, len(holdout), seed)
-    comparisons = {
-        "ks_fdr": (matched(lambda r, c: ks_fdr(r, c, alpha)), ks_fdr(train, holdout, alpha)),
-        "correlation_distance": (matched(correlation_distance), correlation_distance(train, holdout)),
-        "frechet_distance": (matched(frechet_distance), frechet_distance(train, holdout)),
-        "memorization_ratio": (
-            memorization_ratio(cand, train, holdout),
-            memorization_ratio(half_a, train, half_b),
+    idx_a, idx_b = _split_halves(len(train), seed)
+    half_a, half_b = train.iloc[idx_a], train.iloc[idx_b]
+    draws = _subsample_draws(len(cand), len(half_b), seed)
+
+    def matched(metric: Callable, n_draws: int = N_SUBSAMPLES) -> float:
+        if draws is None:
+            return metric(half_a, cand)
+        return _nanmedian([metric(half_a, cand.iloc[d]) for d in draws[:n_draws]])
+
+    comparisons: dict[str, tuple[float, float]] = {
+        "ks_fdr": (matched(lambda r, c: ks_fdr(r, c, alpha)), ks_fdr(half_a, half_b, alpha)),
+        "wasserstein_distance": (matched(wasserstein_distance), wasserstein_distance(half_a, half_b)),
+        "correlation_distance": (matched(correlation_distance), correlation_distance(half_a, half_b)),
+        "correlation_distance_spearman": (
+            matched(lambda r, c: correlation_distance(r, c, "spearman")),
+            correlation_distance(half_a, half_b, "spearman"),
         ),
-        "share_closer_than_holdout": (
-            share_closer_than_holdout(cand, train, holdout),
-            share_closer_than_holdout(half_a, train, half_b),
+        "strong_pairs_kept": (matched(strong_pairs_kept), strong_pairs_kept(half_a, half_b)),
+        "frechet_distance": (matched(frechet_distance), frechet_distance(half_a, half_b)),
+        "frechet_means_distance": (
+            matched(frechet_means_distance),
+            frechet_means_distance(half_a, half_b),
         ),
     }
+    prdc_of = lambda r, c: _prdc_zscored(r, c, nearest_k)  # noqa: E731
+    prdc_values = {name: [] for name in ("precision", "recall", "density", "coverage")}
+    for subset in ([cand] if draws is None else [cand.iloc[d] for d in draws]):
+        for name, value in prdc_of(half_a, subset).items():
+            prdc_values[name].append(value)
+    prdc_baseline = prdc_of(half_a, half_b)
+    for name, values in prdc_values.items():
+        comparisons[name] = (_nanmedian(values), prdc_baseline[name])
+    if detection:
+        groups = _groups(train_real, candidate, group_column)
+        g_train, g_cand = groups if groups else (None, None)
+
+        def auc(other: pd.DataFrame, other_groups) -> float:
+            return detection_auc(
+                half_a, other,
+                groups_reference=None if g_train is None else g_train[idx_a],
+                groups_candidate=other_groups, seed=seed,
+            )
+
+        if draws is None:
+            value = auc(cand, g_cand)
+        else:
+            value = _nanmedian([auc(cand.iloc[d], None if g_cand is None else g_cand[d])
+                                for d in draws[:N_DETECTION_SUBSAMPLES]])
+        comparisons["detection_auc"] = (value, auc(half_b, None if g_train is None else g_train[idx_b]))
+    comparisons["memorization_ratio"] = (
+        memorization_ratio(cand, train, holdout), memorization_ratio(half_b, half_a, holdout))
+    comparisons["share_closer_than_holdout"] = (
+        share_closer_than_holdout(cand, train, holdout), share_closer_than_holdout(half_b, half_a, holdout))
+    comparisons["nndr_ratio"] = (nndr_ratio(cand, train, holdout), nndr_ratio(half_b, half_a, holdout))
+    if patches is not None:
+        _check_patches(patches, train, holdout, cand)
+        comparisons["image_memorization_ratio"] = (
+            image_memorization_ratio(patches.candidate_images, patches.train_images, patches.holdout_images),
+            image_memorization_ratio(patches.train_images[idx_b], patches.train_images[idx_a],
+                                     patches.holdout_images),
+        )
+    if train_other is not None:
+        comparisons["label_disagreement"] = label_disagreement(
+            train, train_other[feature_columns], cand, seed=seed)
+    if patches is not None:
+        comparisons["implausible_share"] = (
+            _implausible_share(patches.candidate_images, patches.candidate_masks,
+                               patches.train_masks, patches.intensity_range),
+            _implausible_share(patches.train_images[idx_b], patches.train_masks[idx_b],
+                               patches.train_masks[idx_a], patches.intensity_range),
+        )
     rows = [
         {
             "metric": name,
             "value": value,
             "baseline": baseline,
             "direction": METRICS[name].direction,
-            "verdict": _verdict(METRICS[name].direction, value, baseline, rules[name]),
+            "verdict": verdict(value, baseline, rules[name]),
             "n_reference": len(train),
             "n_candidate": len(cand),
             "n_holdout": len(holdout),
         }
-        for name, (value, baseline) in comparisons.items()
+        for name in METRICS
+        if name in comparisons
+        for value, baseline in [comparisons[name]]
     ]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-N_SUBSAMPLES = 25
+def _nanmedian(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(np.median(values[~np.isnan(values)])) if (~np.isnan(values)).any() else math.nan
 
 
-def _size_matched(reference: pd.DataFrame, candidate: pd.DataFrame, size: int, seed: int):
-    """``metric(reference, candidate)`` evaluated on candidate subsamples of ``size`` rows.
+def _subsample_draws(n_candidate: int, size: int, seed: int) -> list[np.ndarray] | None:
+    """Row indices of :data:`N_SUBSAMPLES` seeded candidate subsamples of ``size`` rows.
 
-    Returns a function of the metric giving the median over :data:`N_SUBSAMPLES`
-    seeded subsamples (without replacement), or the metric of the whole candidate
-    when it has at most ``size`` rows (or ``size`` < 2).
+    None when the candidate has at most ``size`` rows (or ``size`` < 2): then the
+    whole candidate is compared.
     """
-    if len(candidate) <= size or size < 2:
-        return lambda metric: metric(reference, candidate)
-    rng = np.random.default_rng([seed, size, len(candidate)])
-    draws = [np.sort(rng.choice(len(candidate), size=size, replace=False)) for _ in range(N_SUBSAMPLES)]
-    return lambda metric: float(np.nanmedian([metric(reference, candidate.iloc[d]) for d in draws]))
+    if n_candidate <= size or size < 2:
+        return None
+    rng = np.random.default_rng([seed, size, n_candidate])
+    return [np.sort(rng.choice(n_candidate, size=size, replace=False)) for _ in range(N_SUBSAMPLES)]
+
+
+def _prdc_zscored(reference: pd.DataFrame, candidate: pd.DataFrame, nearest_k: int) -> dict[str, float]:
+    """PRDC on features z-scored by ``reference`` (non-finite and constant columns dropped)."""
+    _, (ref, cand), _ = _aligned(reference, candidate)
+    if len(ref) < 2 or len(cand) < 2:
+        return dict.fromkeys(("precision", "recall", "density", "coverage"), math.nan)
+    ref, cand = _zscore([ref, cand], by=ref)
+    if ref.shape[1] == 0:
+        return dict.fromkeys(("precision", "recall", "density", "coverage"), math.nan)
+    return prdc(ref, cand, nearest_k).as_dict()
+
+
+def _groups(train_real: pd.DataFrame, candidate: pd.DataFrame, column: str | None):
+    """Group labels of training and candidate rows for grouped detection folds, or None."""
+    if column is None or column not in train_real.columns:
+        return None
+    g_train = train_real[column].astype(str).to_numpy()
+    if column in candidate.columns:
+        own = pd.Series([f"candidate-row-{i}" for i in range(len(candidate))], index=candidate.index)
+        g_cand = candidate[column].where(candidate[column].notna() & (candidate[column].astype(str) != ""), own)
+        g_cand = g_cand.astype(str).to_numpy()
+    else:
+        g_cand = np.array([f"candidate-row-{i}" for i in range(len(candidate))])
+    return g_train, g_cand
+
+
+def _check_patches(patches: Patches, train, holdout, cand) -> None:
+    for name, images, masks, table in (
+        ("train", patches.train_images, patches.train_masks, train),
+        ("holdout", patches.holdout_images, patches.holdout_masks, holdout),
+        ("candidate", patches.candidate_images, patches.candidate_masks, cand),
+    ):
+        if len(images) != len(table) or len(masks) != len(table):
+            raise RadaugError(
+                f"validate_arm: {len(images)} {name} images and {len(masks)} masks for "
+                f"{len(table)} {name} feature rows; pass patches row-aligned with the tables."
+            )
+
+
+def _implausible_share(images, masks, real_masks, intensity_range) -> float:
+    if len(images) == 0 or len(real_masks) == 0:
+        return math.nan
+    axes = tuple(range(1, np.asarray(real_masks).ndim))
+    sizes = (np.asarray(real_masks) != 0).sum(axis=axes)
+    table = plausibility(images, masks, intensity_range=intensity_range,
+                         roi_voxel_range=(float(sizes.min()), float(sizes.max())))
+    return float(table["implausible"].mean())
 
 
 def overall_verdict(verdicts: Iterable[str]) -> str:
@@ -299,3 +515,60 @@ def overall_verdict(verdicts: Iterable[str]) -> str:
         if verdict in seen:
             return verdict
     return "insufficient"
+
+
+ARM_VERDICT_COLUMNS = ["arm", "control", "verdict", "n_fail", "n_warn", "failing_metrics",
+                       "evaluate", "flagged", "control_ok"]
+"""Columns of :func:`arm_verdicts`' table (``validation/arm_verdicts.csv``)."""
+
+
+def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True) -> pd.DataFrame:
+    """One verdict per arm over all folds, classes and metrics, for evaluation and report.
+
+    Parameters
+    ----------
+    summary
+        The validation summary (columns ``fold, arm, class`` plus :data:`SUMMARY_COLUMNS`).
+    evaluate_failing_arms
+        Config ``validation.evaluate_failing_arms``: whether an arm whose
+        verdict is ``fail`` is still evaluated (then ``flagged``) or skipped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`ARM_VERDICT_COLUMNS`: ``control`` (a control arm of
+        :mod:`radaug.validate.controls`, never evaluated), ``verdict``
+        (:func:`overall_verdict`), counts of failing and warning
+        fold × class × metric cells, ``failing_metrics`` (";"-joined),
+        ``evaluate``, ``flagged`` (evaluated although failing) and
+        ``control_ok``: for a positive control, whether no gate fails; for a
+        negative control, whether every gate it must fail does fail in every
+        fold and class where it has a verdict; empty for real arms.
+    """
+    from radaug.validate.controls import CONTROL_ARMS, EXPECTED_FAILURES
+
+    rows = []
+    for arm, table in summary.groupby("arm", sort=False):
+        overall = overall_verdict(table["verdict"])
+        failing = sorted(set(table.loc[table["verdict"] == "fail", "metric"]))
+        control = arm in CONTROL_ARMS
+        if arm == "control_positive":
+            control_ok = "true" if not failing else "false"
+        elif arm in EXPECTED_FAILURES:
+            judged = table[table["metric"].isin(EXPECTED_FAILURES[arm]) & (table["verdict"] != "insufficient")]
+            control_ok = "true" if len(judged) and (judged["verdict"] == "fail").all() else "false"
+        else:
+            control_ok = ""
+        evaluate = not control and (overall != "fail" or evaluate_failing_arms)
+        rows.append({
+            "arm": arm,
+            "control": control,
+            "verdict": overall,
+            "n_fail": int((table["verdict"] == "fail").sum()),
+            "n_warn": int((table["verdict"] == "warn").sum()),
+            "failing_metrics": ";".join(failing),
+            "evaluate": evaluate,
+            "flagged": evaluate and overall == "fail",
+            "control_ok": control_ok,
+        })
+    return pd.DataFrame(rows, columns=ARM_VERDICT_COLUMNS)

@@ -1,0 +1,137 @@
+"""Image-space checks of synthetic patches: memorization and physical plausibility.
+
+These work on patch arrays ``(N, *patch)`` (images float, masks binary) as
+written by the preprocess and sampling stages, not on features: a generator can
+copy a training image closely while its radiomics features drift, and an image
+can be physically impossible (an empty mask, CT values below air) while its
+features look ordinary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import NearestNeighbors
+
+PHYSICAL_HU_RANGE = (-1024.0, 3071.0)
+"""CT values a scanner can record (12-bit range with the usual -1024 offset), in HU."""
+
+PLAUSIBILITY_COLUMNS = ["empty_mask", "intensity_out_of_range", "roi_voxels", "roi_size_out_of_range",
+                        "implausible"]
+
+
+def physical_intensity_range(modality: str, intensity_normalised: bool) -> tuple[float, float] | None:
+    """The physically possible intensity range of a modality, or None if there is none to check.
+
+    CT patches keep Hounsfield units: :data:`PHYSICAL_HU_RANGE`. MR magnitudes
+    are non-negative, but radaug z-scores MR patches within the ROI, so for
+    normalised MR (and for ``other``) no range applies.
+    """
+    if modality == "CT":
+        return PHYSICAL_HU_RANGE
+    if modality == "MR" and not intensity_normalised:
+        return (0.0, math.inf)
+    return None
+
+
+def plausibility(
+    images: np.ndarray,
+    masks: np.ndarray,
+    *,
+    intensity_range: tuple[float, float] | None,
+    roi_voxel_range: tuple[float, float] | None,
+) -> pd.DataFrame:
+    """Per-sample physical plausibility of patches.
+
+    Parameters
+    ----------
+    images, masks
+        ``(N, *patch)`` arrays; a mask voxel is ROI where it is non-zero.
+    intensity_range
+        Allowed closed intensity interval (see :func:`physical_intensity_range`);
+        None skips the check.
+    roi_voxel_range
+        Allowed closed interval of ROI voxel counts, typically the min and max
+        of the real training cases; None skips the check.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sample with :data:`PLAUSIBILITY_COLUMNS`: ``empty_mask``,
+        ``intensity_out_of_range`` (any voxel outside the range, or non-finite),
+        ``roi_voxels``, ``roi_size_out_of_range`` and ``implausible`` (any of the
+        three checks failed).
+    """
+    images = np.asarray(images, dtype=float)
+    masks = np.asarray(masks)
+    if images.shape != masks.shape:
+        raise ValueError(f"images {images.shape} and masks {masks.shape} must have the same shape.")
+    axes = tuple(range(1, images.ndim))
+    roi_voxels = (masks != 0).sum(axis=axes) if images.ndim > 1 else np.zeros(len(images), int)
+    empty = roi_voxels == 0
+    if intensity_range is None:
+        out_of_range = ~np.isfinite(images).all(axis=axes)
+    else:
+        low, high = intensity_range
+        out_of_range = ~((images >= low) & (images <= high)).all(axis=axes)
+    if roi_voxel_range is None:
+        size_out = np.zeros(len(images), dtype=bool)
+    else:
+        size_out = (roi_voxels < roi_voxel_range[0]) | (roi_voxels > roi_voxel_range[1])
+    return pd.DataFrame({
+        "empty_mask": empty,
+        "intensity_out_of_range": out_of_range,
+        "roi_voxels": roi_voxels,
+        "roi_size_out_of_range": size_out,
+        "implausible": empty | out_of_range | size_out,
+    }, columns=PLAUSIBILITY_COLUMNS)
+
+
+def patch_vectors(images: np.ndarray) -> np.ndarray:
+    """Flattened patches, each z-scored over its own voxels and divided by sqrt(voxels).
+
+    The Euclidean distance of two such vectors is the root-mean-square voxel
+    difference of the two intensity-normalised patches (in [0, 2]): insensitive
+    to a global intensity shift or scale, sensitive to structure. Constant
+    patches become zero vectors.
+    """
+    flat = np.asarray(images, dtype=float).reshape(len(images), -1)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    sd = centred.std(axis=1, keepdims=True)
+    scaled = np.divide(centred, sd, out=np.zeros_like(centred), where=sd > 0)
+    return scaled / math.sqrt(max(flat.shape[1], 1))
+
+
+def image_distances_to_train(
+    candidate: np.ndarray, train: np.ndarray, holdout: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patch-level normalised distance (see :func:`patch_vectors`) of candidate and holdout
+    patches to their closest training patch: the image-space distance to closest record.
+
+    Returns
+    -------
+    d_candidate, d_holdout
+        ``(N_candidate,)`` and ``(N_holdout,)`` distances; all NaN if a set is empty.
+    """
+    if min(len(candidate), len(train), len(holdout)) == 0:
+        return np.full(len(candidate), np.nan), np.full(len(holdout), np.nan)
+    index = NearestNeighbors(n_neighbors=1).fit(patch_vectors(train))
+    return (index.kneighbors(patch_vectors(candidate))[0][:, 0],
+            index.kneighbors(patch_vectors(holdout))[0][:, 0])
+
+
+def image_memorization_ratio(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarray) -> float:
+    """Median image-space DCR of candidate patches over that of holdout patches.
+
+    The image-space counterpart of :func:`radaug.validate.metrics.memorization_ratio`:
+    about 1 for patches as novel as unseen real ones, near 0 for copies of
+    training patches. NaN if a set has fewer than two patches or the median
+    holdout distance is 0.
+    """
+    if min(len(candidate), len(train), len(holdout)) < 2:
+        return math.nan
+    d_candidate, d_holdout = image_distances_to_train(candidate, train, holdout)
+    scale = float(np.median(d_holdout))
+    return float(np.median(d_candidate) / scale) if scale > 0 else math.nan

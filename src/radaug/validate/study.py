@@ -1,0 +1,182 @@
+"""Validation of a whole study arm (every fold and class) and of the control arms.
+
+The loops the workflow's ``validate`` jobs run, kept in the library so a
+notebook user can validate a study's tables without Snakemake. Fold roles come
+from ``splits/folds.csv``: the reference is the fold's real training cases of
+the class, the memorization holdout the fold's real **test** cases of the class
+(the generators never saw them; they are used here only to validate, never to
+fit anything).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from radaug.splits import fold_cases, fold_key
+from radaug.validate.controls import copy_control, noise_control, positive_control_split
+from radaug.validate.summary import SUMMARY_COLUMNS, Patches, validate_arm
+
+STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
+"""Columns of ``validation/summary.csv`` and of the per-arm tables."""
+
+PatchSet = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(ids, images, masks)``: patches and the case or sample id of each."""
+
+
+def _take(patches: PatchSet | None, ids) -> tuple[np.ndarray, np.ndarray] | None:
+    if patches is None:
+        return None
+    position = {str(i): k for k, i in enumerate(patches[0])}
+    missing = [i for i in ids if str(i) not in position]
+    if missing:
+        raise KeyError(f"no patch for ids {missing[:5]} ({len(missing)} in all)")
+    take = np.array([position[str(i)] for i in ids], dtype=int)
+    return patches[1][take], patches[2][take]
+
+
+def _options(options: Mapping | None) -> dict:
+    options = dict(options or {})
+    return {
+        "thresholds": options.get("thresholds") or {},
+        "alpha": options.get("alpha", 0.05),
+        "nearest_k": options.get("nearest_k", 5),
+        "detection": options.get("detection", True),
+    }
+
+
+def _fold_sets(real: pd.DataFrame, folds: pd.DataFrame):
+    """Yield ``(repeat, fold, train, test)`` real feature rows of every fold."""
+    for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
+        train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
+        test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
+        yield repeat, fold, train, test
+
+
+def _label_table(table: pd.DataFrame, fold: str, arm: str, label) -> pd.DataFrame:
+    table.insert(0, "class", label)
+    table.insert(0, "arm", arm)
+    table.insert(0, "fold", fold)
+    return table
+
+
+def _patches(train_p, holdout_p, cand_p, intensity_range) -> Patches | None:
+    if train_p is None or holdout_p is None or cand_p is None:
+        return None
+    return Patches(*train_p, *holdout_p, *cand_p, intensity_range=intensity_range)
+
+
+def validate_study_arm(
+    real: pd.DataFrame,
+    folds: pd.DataFrame,
+    candidates: pd.DataFrame,
+    *,
+    arm: str,
+    feature_columns: list[str],
+    options: Mapping | None = None,
+    seed: int = 0,
+    real_patches: PatchSet | None = None,
+    candidate_patches: PatchSet | None = None,
+    intensity_range: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """Validate one arm's candidate rows in every fold and class.
+
+    Parameters
+    ----------
+    real
+        Real feature table (``case_id``, ``label`` and feature columns).
+    folds
+        ``splits/folds.csv``.
+    candidates
+        The arm's rows of every fold: ``repeat``, ``fold``, ``label``, feature
+        columns; ``sample_id`` when ``candidate_patches`` is given; ``case_id``
+        (the parent case) where a row derives from one.
+    arm
+        Arm name written to the ``arm`` column.
+    feature_columns
+        Features to compare.
+    options
+        The config's ``validation`` section (``thresholds``, ``alpha``,
+        ``nearest_k``, ``detection``).
+    seed
+        Study seed.
+    real_patches, candidate_patches
+        ``(ids, images, masks)`` of the real cases (by ``case_id``) and of the
+        candidate samples (by ``sample_id``); both enable the image-space checks.
+    intensity_range
+        Physical intensity range of the modality (see
+        :func:`radaug.validate.images.physical_intensity_range`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`STUDY_SUMMARY_COLUMNS`, one row per fold, class and metric.
+    """
+    opts = _options(options)
+    rows = []
+    for repeat, fold, train, test in _fold_sets(real, folds):
+        fold_rows = candidates[(candidates["repeat"] == repeat) & (candidates["fold"] == fold)]
+        for label in sorted(set(fold_rows["label"])):
+            cand = fold_rows[fold_rows["label"] == label]
+            train_c, test_c = train[train["label"] == label], test[test["label"] == label]
+            patches = None
+            if real_patches is not None and candidate_patches is not None:
+                patches = _patches(_take(real_patches, train_c["case_id"]), _take(real_patches, test_c["case_id"]),
+                                   _take(candidate_patches, cand["sample_id"]), intensity_range)
+            table = validate_arm(train_c, test_c, cand, feature_columns=feature_columns, seed=seed,
+                                 train_other=train[train["label"] != label], patches=patches, **opts)
+            rows.append(_label_table(table, fold_key(repeat, fold), arm, label))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+
+
+def validate_controls(
+    real: pd.DataFrame,
+    folds: pd.DataFrame,
+    *,
+    feature_columns: list[str],
+    options: Mapping | None = None,
+    seed: int = 0,
+    real_patches: PatchSet | None = None,
+    intensity_range: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """Score the control arms of :mod:`radaug.validate.controls` in every fold and class.
+
+    * ``control_positive``: one seeded half of the fold's real test cases of the
+      class as the candidate, the other half as the memorization holdout.
+    * ``control_negative_noise``: as many noise rows as training rows.
+    * ``control_negative_copy``: copies of as many training rows (and patches).
+    * ``control_negative_label``: as many copies of other-class training rows.
+
+    Parameters and return value as :func:`validate_study_arm`, without candidates.
+    """
+    opts = _options(options)
+    rows = []
+    for repeat, fold, train, test in _fold_sets(real, folds):
+        key = fold_key(repeat, fold)
+        for label in sorted(set(train["label"])):
+            train_c, test_c = train[train["label"] == label], test[test["label"] == label]
+            other = train[train["label"] != label]
+            control_seed = [seed, repeat, fold, sorted(set(train["label"])).index(label)]
+            as_candidate, as_holdout = positive_control_split(len(test_c), int(np.random.SeedSequence(
+                control_seed).generate_state(1)[0]))
+            positive, positive_holdout = test_c.iloc[as_candidate], test_c.iloc[as_holdout]
+            copies = train_c.iloc[copy_control(train_c, len(train_c), seed)]
+            noise = noise_control(train_c, feature_columns, len(train_c),
+                                  int(np.random.SeedSequence(control_seed).generate_state(2)[1]))
+            controls = {
+                "control_positive": (positive, positive_holdout, _patches(
+                    _take(real_patches, train_c["case_id"]), _take(real_patches, positive_holdout["case_id"]),
+                    _take(real_patches, positive["case_id"]), intensity_range)),
+                "control_negative_noise": (noise, test_c, None),
+                "control_negative_label": (other.iloc[copy_control(other, len(train_c), seed)], test_c, None),
+                "control_negative_copy": (copies, test_c, _patches(
+                    _take(real_patches, train_c["case_id"]), _take(real_patches, test_c["case_id"]),
+                    _take(real_patches, copies["case_id"]), intensity_range)),
+            }
+            for arm, (cand, holdout, patches) in controls.items():
+                table = validate_arm(train_c, holdout, cand, feature_columns=feature_columns, seed=seed,
+                                     train_other=other, patches=patches, **opts)
+                rows.append(_label_table(table, key, arm, label))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)

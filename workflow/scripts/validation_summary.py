@@ -1,0 +1,18 @@
+"""Concatenate the per-arm validation tables; write the per-arm verdicts evaluation and report read."""
+import pandas as pd
+
+from radaug.io import read_table, write_csv
+from radaug.provenance import run_job
+from radaug.validate.study import STUDY_SUMMARY_COLUMNS
+from radaug.validate.summary import arm_verdicts
+
+
+def main(smk):
+    frames = [read_table(p) for p in smk.input.tables]
+    summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+    write_csv(smk.output.summary, summary)
+    write_csv(smk.output.arm_verdicts,
+              arm_verdicts(summary, evaluate_failing_arms=smk.params.evaluate_failing_arms))
+
+
+run_job(snakemake, main)  # noqa: F821
