@@ -77,7 +77,7 @@ def weights_differ(a: dict, b: dict) -> bool:
 
 
 def test_registry_names_and_get_model():
-    assert set(MODELS) == {"cvae", "cgan"}
+    assert set(MODELS) >= {"cvae", "dcgan", "lsgan", "wgan_gp"}
     for key, cls in MODELS.items():
         model = get_model(key, patch_size=64, n_classes=3)
         assert isinstance(model, cls) and model.name == key and model.step == 0
@@ -278,9 +278,9 @@ def test_invalid_model_specific_hyperparameters():
     with pytest.raises(ValueError, match="beta"):
         get_model("cvae", patch_size=SIZE, n_classes=2, beta=-1.0)
     with pytest.raises(ValueError, match="spectral_norm"):
-        get_model("cgan", patch_size=SIZE, n_classes=2, spectral_norm="yes")
+        get_model("dcgan", patch_size=SIZE, n_classes=2, spectral_norm="yes")
     with pytest.raises(ValueError, match="beta"):
-        get_model("cgan", patch_size=SIZE, n_classes=2, beta=1.0)
+        get_model("dcgan", patch_size=SIZE, n_classes=2, beta=1.0)
     with pytest.raises(ValueError, match="n_classes"):
         get_model("cvae", patch_size=SIZE)
 
@@ -402,12 +402,12 @@ def test_cvae_sample_means_follow_the_class():
     assert 0.3 * masks.mean() < mask_prob.mean() < 3 * masks.mean()
 
 
-def test_cgan_with_spectral_norm_resumes_and_round_trips(data, tmp_path):
+def test_dcgan_with_spectral_norm_resumes_and_round_trips(data, tmp_path):
     path = tmp_path / "ckpt.pt"
-    uninterrupted = make("cgan", spectral_norm=True)
+    uninterrupted = make("dcgan", spectral_norm=True)
     fit(uninterrupted, data, steps=8)
-    fit(make("cgan", spectral_norm=True), data, steps=4, checkpoint_path=path, checkpoint_every=4)
-    resumed = make("cgan", spectral_norm=True)
+    fit(make("dcgan", spectral_norm=True), data, steps=4, checkpoint_path=path, checkpoint_every=4)
+    resumed = make("dcgan", spectral_norm=True)
     fit(resumed, data, steps=8, checkpoint_path=path, checkpoint_every=4)
     assert_same_weights(resumed.nets.state_dict(), uninterrupted.nets.state_dict())
     loaded = load_model(path)
