@@ -30,11 +30,11 @@ def test_contract_files_exist_and_verify(smoke):
     validation = pd.read_csv(study / "validation/summary.csv")
     assert validation.columns.tolist()[:8] == ["fold", "arm", "class", "metric", "value", "baseline",
                                                "direction", "verdict"]
-    assert set(validation["arm"]) == {"oversample", "cvae", "cgan"}
+    assert set(validation["arm"]) == {"oversample", "cvae", "dcgan"}
     # negative control: oversampled rows are copies of training cases, memorization must fail
     control = validation[(validation["arm"] == "oversample") & (validation["metric"] == "memorization_ratio")]
     assert len(control) and (control["verdict"] == "fail").all()
-    assert set(pd.read_csv(study / "evaluation/summary.csv")["arm"]) == {"real", "oversample", "cvae", "cgan"}
+    assert set(pd.read_csv(study / "evaluation/summary.csv")["arm"]) == {"real", "oversample", "cvae", "dcgan"}
 
 
 def test_generators_never_saw_test_cases(smoke):
@@ -42,6 +42,7 @@ def test_generators_never_saw_test_cases(smoke):
     folds = pd.read_csv(study / "splits/folds.csv", dtype={"case_id": str})
     inputs = sorted(study.glob("models/*/r*f*/training_input.csv"))
     assert len(inputs) == 2 * 3
+    assert all((path.parent / "losses.png").is_file() for path in inputs)
     for path in inputs:
         repeat, fold = map(int, re.fullmatch(r"r(\d+)f(\d+)", path.parent.name).groups())
         part = folds[(folds["repeat"] == repeat) & (folds["fold"] == fold)].set_index("case_id")
@@ -71,7 +72,8 @@ def test_synthetic_samples_are_traceable(smoke):
     study = smoke[0]
     for path in study.glob("synthetic/*/*.csv"):
         table = pd.read_csv(path)
-        assert {"model_sha256", "checkpoint_step", "seed", "label"} <= set(table.columns)
+        assert {"model_sha256", "checkpoint_step", "seed", "label", "generator_config_sha256"} <= set(table.columns)
+        assert table["generator_config_sha256"].nunique() <= 1
         from radaug.io import sha256_file
         model = path.parent.name
         checkpoint = study / "models" / model / path.stem / "checkpoint.pt"
