@@ -139,7 +139,7 @@ def loss_curve_png(losses: pd.DataFrame, title: str) -> bytes:
     for column in losses.columns:
         if column not in ("step", "images_per_s"):
             ax.plot(losses["step"], losses[column], label=column, linewidth=1.2)
-    ax.set(title=title, xlabel="training step", ylabel="loss (interval mean)")
+    ax.set(title=title, xlabel="training step", ylabel="mean over logging interval")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", ncols=2)
     buffer = io.BytesIO()
