@@ -62,7 +62,7 @@ def test_until_stops_at_the_named_rule(study):
 
 
 def test_one_fold_of_one_generator(study):
-    target = "results/smoke/features/cgan/r0f1.csv"
+    target = "results/smoke/features/dcgan/r0f1.csv"
     jobs = planned_jobs(study, SMOKE, "--forcerun", "train_generator", "--until", target)
     assert jobs == {"train_generator": 1, "sample_synthetic": 1, "features_synthetic": 1}
 

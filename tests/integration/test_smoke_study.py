@@ -51,6 +51,7 @@ def test_generators_never_saw_test_cases(smoke):
     folds = pd.read_csv(study / "splits/folds.csv", dtype={"case_id": str})
     inputs = sorted(study.glob("models/*/r*f*/training_input.csv"))
     assert len(inputs) == 2 * 3
+    assert all((path.parent / "losses.png").is_file() for path in inputs)
     for path in inputs:
         repeat, fold = map(int, re.fullmatch(r"r(\d+)f(\d+)", path.parent.name).groups())
         part = folds[(folds["repeat"] == repeat) & (folds["fold"] == fold)].set_index("case_id")
@@ -80,7 +81,8 @@ def test_synthetic_samples_are_traceable(smoke):
     study = smoke[0]
     for path in study.glob("synthetic/*/*.csv"):
         table = pd.read_csv(path)
-        assert {"model_sha256", "checkpoint_step", "seed", "label"} <= set(table.columns)
+        assert {"model_sha256", "checkpoint_step", "seed", "label", "generator_config_sha256"} <= set(table.columns)
+        assert table["generator_config_sha256"].nunique() <= 1
         from radaug.io import sha256_file
         model = path.parent.name
         checkpoint = study / "models" / model / path.stem / "checkpoint.pt"

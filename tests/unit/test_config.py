@@ -13,7 +13,8 @@ MINIMAL = {"study": {"name": "t"}, "data": {"source": "phantom", "classes": ["be
 def test_defaults_are_filled():
     cfg = validate_config(MINIMAL)
     assert cfg["split"]["folds"] == 5
-    assert cfg["generative"]["models"] == ["cvae", "cgan"]
+    assert cfg["generative"]["models"] == ["cvae", "dcgan", "lsgan"]
+    assert cfg["evaluation"]["arms"] == ["real", "oversample", "cvae", "dcgan", "lsgan"]
     assert cfg["data"]["phantom"]["n_patients"] == {"benign": 30, "malignant": 10}
     assert "split" not in MINIMAL  # input untouched
 

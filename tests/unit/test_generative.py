@@ -46,7 +46,9 @@ def name(request) -> str:
 
 
 def make(name: str, **hyperparams) -> GenerativeModel:
-    return get_model(name, patch_size=SIZE, n_classes=2, **hyperparams)
+    """A small model (narrow networks, and 2 rather than 5 critic steps for wgan_gp, keep the tests fast)."""
+    small = {"base_channels": 8, "latent_dim": 16, **({"n_critic": 2} if name == "wgan_gp" else {})}
+    return get_model(name, patch_size=SIZE, n_classes=2, **{**small, **hyperparams})
 
 
 def fit(model: GenerativeModel, data, **kwargs):
@@ -77,7 +79,7 @@ def weights_differ(a: dict, b: dict) -> bool:
 
 
 def test_registry_names_and_get_model():
-    assert set(MODELS) == {"cvae", "cgan"}
+    assert set(MODELS) >= {"cvae", "dcgan", "lsgan", "wgan_gp"}
     for key, cls in MODELS.items():
         model = get_model(key, patch_size=64, n_classes=3)
         assert isinstance(model, cls) and model.name == key and model.step == 0
@@ -278,11 +280,21 @@ def test_invalid_model_specific_hyperparameters():
     with pytest.raises(ValueError, match="beta"):
         get_model("cvae", patch_size=SIZE, n_classes=2, beta=-1.0)
     with pytest.raises(ValueError, match="spectral_norm"):
-        get_model("cgan", patch_size=SIZE, n_classes=2, spectral_norm="yes")
+        get_model("dcgan", patch_size=SIZE, n_classes=2, spectral_norm="yes")
     with pytest.raises(ValueError, match="beta"):
-        get_model("cgan", patch_size=SIZE, n_classes=2, beta=1.0)
+        get_model("dcgan", patch_size=SIZE, n_classes=2, beta=1.0)
     with pytest.raises(ValueError, match="n_classes"):
         get_model("cvae", patch_size=SIZE)
+    with pytest.raises(ValueError, match="conditioning"):
+        get_model("lsgan", patch_size=SIZE, n_classes=2, conditioning="concat")
+    with pytest.raises(ValueError, match="n_critic"):
+        get_model("wgan_gp", patch_size=SIZE, n_classes=2, n_critic=0)
+    with pytest.raises(ValueError, match="gp_weight"):
+        get_model("dcgan", patch_size=SIZE, n_classes=2, gp_weight=5.0)
+    with pytest.raises(ValueError, match="gp_weight"):
+        get_model("wgan_gp", patch_size=SIZE, n_classes=2, gp_weight=-1.0)
+    with pytest.raises(ValueError, match="spatial_dims"):
+        get_model("cvae", patch_size=SIZE, n_classes=2, spatial_dims=4)
 
 
 def _corrupt(data, which: str):
@@ -402,12 +414,12 @@ def test_cvae_sample_means_follow_the_class():
     assert 0.3 * masks.mean() < mask_prob.mean() < 3 * masks.mean()
 
 
-def test_cgan_with_spectral_norm_resumes_and_round_trips(data, tmp_path):
+def test_dcgan_with_spectral_norm_resumes_and_round_trips(data, tmp_path):
     path = tmp_path / "ckpt.pt"
-    uninterrupted = make("cgan", spectral_norm=True)
+    uninterrupted = make("dcgan", spectral_norm=True)
     fit(uninterrupted, data, steps=8)
-    fit(make("cgan", spectral_norm=True), data, steps=4, checkpoint_path=path, checkpoint_every=4)
-    resumed = make("cgan", spectral_norm=True)
+    fit(make("dcgan", spectral_norm=True), data, steps=4, checkpoint_path=path, checkpoint_every=4)
+    resumed = make("dcgan", spectral_norm=True)
     fit(resumed, data, steps=8, checkpoint_path=path, checkpoint_every=4)
     assert_same_weights(resumed.nets.state_dict(), uninterrupted.nets.state_dict())
     loaded = load_model(path)
@@ -428,3 +440,64 @@ def test_checkpoint_bytes_do_not_depend_on_the_file_name(tmp_path):
     model.save(tmp_path / "one.pt")
     model.save(tmp_path / "other_name.pt")
     assert sha256_file(tmp_path / "one.pt") == sha256_file(tmp_path / "other_name.pt")
+
+
+# --------------------------------------------------------------------------- #
+# The GAN family
+# --------------------------------------------------------------------------- #
+
+
+def test_gan_objectives_and_their_defaults():
+    from radaug.generative.gan import LEAST_SQUARES, NON_SATURATING, WASSERSTEIN_GP
+
+    real, fake = torch.tensor([3.0, 1.0]), torch.tensor([-1.0, 0.0])
+    # Least squares (Mao et al.): a=0, b=c=1.
+    assert LEAST_SQUARES.discriminator_loss(torch.ones(2), torch.zeros(2)).item() == 0.0
+    assert LEAST_SQUARES.discriminator_loss(real, fake).item() == pytest.approx(0.5 * (2.0 + 0.5))
+    assert LEAST_SQUARES.generator_loss(fake).item() == pytest.approx(0.5 * 2.5)
+    # Wasserstein: the critic maximises E[D(real)] - E[D(fake)].
+    assert WASSERSTEIN_GP.discriminator_loss(real, fake).item() == pytest.approx(-0.5 - 2.0)
+    assert WASSERSTEIN_GP.generator_loss(fake).item() == pytest.approx(0.5)
+    # Non-saturating: -log D(G(z)).
+    assert NON_SATURATING.generator_loss(torch.zeros(3)).item() == pytest.approx(np.log(2))
+    expected = -np.log(torch.sigmoid(real).numpy()).mean() - np.log(1 - torch.sigmoid(fake).numpy()).mean()
+    assert NON_SATURATING.discriminator_loss(real, fake).item() == pytest.approx(expected, rel=1e-6)
+
+    wgan, dcgan = get_model("wgan_gp", patch_size=SIZE, n_classes=2), get_model("dcgan", patch_size=SIZE, n_classes=2)
+    assert wgan.hyperparams["n_critic"] == 5 and wgan.hyperparams["gp_weight"] == 10.0
+    assert [g["betas"] for g in wgan._build_optimizers()["discriminator"].param_groups] == [(0.0, 0.9)]
+    assert dcgan.hyperparams["n_critic"] == 1 and "gp_weight" not in dcgan.hyperparams
+
+
+def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
+    """A linear critic with a unit-norm weight has ‖∇D‖ = 1 everywhere: the penalty must vanish."""
+    model = make("wgan_gp")
+    model._rng = torch.Generator().manual_seed(0)
+
+    class Linear(torch.nn.Module):
+        def forward(self, x, labels):
+            return x.flatten(1).sum(dim=1) / x[0].numel() ** 0.5
+
+    model.nets["discriminator"] = Linear()
+    real, fake = torch.randn(4, 2, SIZE, SIZE), torch.randn(4, 2, SIZE, SIZE)
+    assert model._gradient_penalty(real, fake, torch.zeros(4, dtype=torch.int64)).item() == pytest.approx(0, abs=1e-10)
+
+
+@pytest.mark.parametrize("gan", ["dcgan", "lsgan", "wgan_gp"])
+def test_gan_with_embedding_conditioning_trains_and_logs(gan, data):
+    model = make(gan, conditioning="embedding", n_critic=2)
+    log = fit(model, data, steps=4, log_every=2)
+    expected = {"step", "loss_d", "loss_g", "d_real", "d_fake", "images_per_s"}
+    assert set(log.columns) == expected | ({"gradient_penalty"} if gan == "wgan_gp" else set())
+    assert np.isfinite(log.drop(columns="step").to_numpy()).all()
+    labels = np.array([0, 1])
+    np.testing.assert_array_equal(load_model_roundtrip(model).sample(labels, seed=0)[0], model.sample(labels, seed=0)[0])
+
+
+def load_model_roundtrip(model):
+    import io as _io
+
+    buffer = _io.BytesIO()
+    torch.save(model._state(), buffer)
+    buffer.seek(0)
+    return type(model)._from_state(torch.load(buffer, weights_only=True), torch.device("cpu"))

@@ -12,7 +12,7 @@ import pytest
 from radaug.report import SECTIONS, build_report
 
 CLASSES = ("benign", "malignant")
-ARMS = ("real", "cgan", "cvae")
+ARMS = ("real", "dcgan", "cvae")
 FOLD_KEYS = ("r0f0", "r0f1")
 PNG = "data:image/png;base64,"
 
@@ -59,7 +59,7 @@ def make_inputs(depth=None):
         {"fold": key, "arm": arm, "class": label, "metric": metric, "value": value, "baseline": 0.05,
          "direction": "minimize", "verdict": verdict, "n_reference": 4, "n_candidate": 3, "n_holdout": 2}
         for arm in ARMS[1:] for label in CLASSES for metric in ("ks_fdr", "frechet_distance")
-        for key, value, verdict in zip(FOLD_KEYS, (0.1, 0.3), ("pass", "fail" if arm == "cgan" else "warn"))
+        for key, value, verdict in zip(FOLD_KEYS, (0.1, 0.3), ("pass", "fail" if arm == "dcgan" else "warn"))
     ])
     evaluation = pd.DataFrame([
         {"arm": arm, "metric": metric, "mean": 0.7 + 0.05 * i, "ci_low": 0.6 + 0.05 * i,
@@ -79,7 +79,7 @@ def make_inputs(depth=None):
     steps = np.arange(0, 100, 10)
     losses = {}
     for key in FOLD_KEYS:
-        losses[("cgan", key)] = pd.DataFrame({"step": steps, "loss_d": 1 / (1 + steps), "loss_g": 0.7 + 0 * steps,
+        losses[("dcgan", key)] = pd.DataFrame({"step": steps, "loss_d": 1 / (1 + steps), "loss_g": 0.7 + 0 * steps,
                                               "images_per_s": 500.0})
         losses[("cvae", key)] = pd.DataFrame({"step": steps, "loss": 2 / (1 + steps), "kl": 0.1 + 0 * steps})
     tables = {
@@ -88,7 +88,7 @@ def make_inputs(depth=None):
         for model in ARMS[1:]
     }
     synthetic = {model: (*patches(3, rng, depth), tables[model][0]) for model in ARMS[1:]}
-    failures = pd.DataFrame({"sample_id": ["cgan-r0f0-00001"], "source": "synthetic", "arm": "cgan",
+    failures = pd.DataFrame({"sample_id": ["dcgan-r0f0-00001"], "source": "synthetic", "arm": "dcgan",
                              "repeat": 0, "fold": 0, "reason": "empty mask"})
     provenance = [
         {"rule": rule, "wildcards": {}, "code_version": code, "packages": {"numpy": "2.4.0", "pandas": "3.1.0"},
@@ -182,7 +182,7 @@ def test_validation_cells_show_median_baseline_and_worst_verdict(page):
 def test_validation_takes_medians_and_ignores_insufficient_folds_unless_all_are():
     inputs = make_inputs()
     inputs["validation"] = pd.DataFrame({
-        "fold": ["r0f0", "r0f1", "r0f2"] * 2, "arm": "cgan", "class": ["malignant"] * 3 + ["benign"] * 3,
+        "fold": ["r0f0", "r0f1", "r0f2"] * 2, "arm": "dcgan", "class": ["malignant"] * 3 + ["benign"] * 3,
         "metric": "ks_fdr", "value": [0.1, 0.2, 0.9, np.nan, np.nan, np.nan], "baseline": [0.0, 0.05, 0.5] * 2,
         "direction": "minimize", "verdict": ["pass", "insufficient", "warn"] + ["insufficient"] * 3,
     })
@@ -194,7 +194,7 @@ def test_validation_takes_medians_and_ignores_insufficient_folds_unless_all_are(
 
 def test_sampling_table_sums_per_fold_quotas_and_rejections(page):
     generators = section(page, "generators")
-    row = ('<tr><td>cgan</td><td>malignant</td><td class="num">2</td><td class="num">6</td>'
+    row = ('<tr><td>dcgan</td><td>malignant</td><td class="num">2</td><td class="num">6</td>'
            '<td class="num">6</td><td class="num">3</td><td>66.7%</td></tr>')
     assert row in generators
     assert "fold r0f0" in generators
@@ -214,7 +214,7 @@ def test_cohort_and_folds_tables(page):
 
 def test_failures_and_provenance(page):
     failures = section(page, "failures")
-    assert "empty mask" in failures and "<td>cgan</td>" in failures
+    assert "empty mask" in failures and "<td>dcgan</td>" in failures
     provenance = section(page, "provenance")
     assert "3 jobs." in provenance
     assert "node1" not in provenance and "23.5" not in provenance  # timings and hosts are not reproducible

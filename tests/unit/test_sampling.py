@@ -61,4 +61,4 @@ def test_sample_seeds_differ_by_coordinates():
     a = sample_seeds(0, "r0f0", "cvae", 1, 5, 0)
     assert len(set(a)) == 5
     assert not np.array_equal(a, sample_seeds(0, "r0f1", "cvae", 1, 5, 0))
-    assert not np.array_equal(a, sample_seeds(0, "r0f0", "cgan", 1, 5, 0))
+    assert not np.array_equal(a, sample_seeds(0, "r0f0", "dcgan", 1, 5, 0))

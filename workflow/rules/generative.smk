@@ -2,6 +2,13 @@
 # sample synthetic cases with rebalancing quotas. Training resumes from its last
 # checkpoint when a killed job is rerun.
 
+# The generative options that change what training computes (not scheduler resources).
+GENERATIVE_TRAINING_KEYS = ("device", "steps", "batch_size", "checkpoint_every", "log_every", "threads")
+
+
+def generative_training_options():
+    return {key: config["generative"][key] for key in GENERATIVE_TRAINING_KEYS}
+
 
 rule train_generator:
     input:
@@ -11,6 +18,7 @@ rule train_generator:
     output:
         checkpoint=f"{STUDY}/models/{{model}}/{{fold}}/checkpoint.pt",
         losses=f"{STUDY}/models/{{model}}/{{fold}}/losses.csv",
+        losses_plot=f"{STUDY}/models/{{model}}/{{fold}}/losses.png",
         training_input=f"{STUDY}/models/{{model}}/{{fold}}/training_input.csv",
         prov=f"{PROV}/train_generator/{{model}}/{{fold}}.json",
     log:
@@ -20,13 +28,15 @@ rule train_generator:
     params:
         code=code("train_generator"),
         classes=config["data"]["classes"],
-        training={k: v for k, v in config["generative"].items() if k not in ("models", "cvae", "cgan")},
+        training=generative_training_options(),
         hyperparams=lambda wc: config["generative"][wc.model],
         seed=SEED,
     threads: config["generative"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=config["generative"]["mem_mb"],
+        runtime=config["generative"]["runtime"],
+        # One GPU per training job when the config asks for CUDA (placed by the SLURM profile).
+        gpu=1 if config["generative"]["device"].startswith("cuda") else 0,
     script:
         "../scripts/train_generator.py"
 
@@ -48,6 +58,7 @@ rule sample_synthetic:
         code=code("sample_synthetic"),
         classes=config["data"]["classes"],
         sampling=config["sampling"],
+        training=generative_training_options(),
         seed=SEED,
     resources:
         mem_mb=2000,

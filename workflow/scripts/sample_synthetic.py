@@ -4,6 +4,7 @@ import pandas as pd
 import torch
 
 from radaug.generative import load_model
+from radaug.generative.training import generator_config_sha256
 from radaug.io import read_table, save_arrays, sha256_file, write_csv
 from radaug.preprocess import normalise_intensity
 from radaug.provenance import log, run_job
@@ -34,10 +35,12 @@ def main(smk):
     modality = index["modality"].mode().iloc[0]
     images = [normalise_intensity(image, mask, modality) for image, mask in zip(images, masks)]
     model_sha = sha256_file(smk.input.checkpoint)
+    config_sha = generator_config_sha256(model.name, model.hyperparams, dict(smk.params.training))
     table = pd.DataFrame.from_records(records, columns=["label", "seed", "attempt", "roi_voxels"])
     n = len(table)
     table.insert(0, "sample_id", [f"{smk.wildcards.model}-{smk.wildcards.fold}-{i:05d}" for i in range(n)])
     table = table.assign(model=smk.wildcards.model, model_sha256=model_sha, checkpoint_step=model.step,
+                         generator_config_sha256=config_sha,
                          repeat=repeat, fold=fold, quota=table["label"].map(quotas),
                          rejected_in_class=table["label"].map(rejected))
     save_arrays(smk.output.samples,

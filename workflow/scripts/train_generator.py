@@ -2,14 +2,14 @@
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from radaug.generative import get_model
-from radaug.io import read_table, sha256_array, write_csv
+from radaug.generative.training import fit_in_fold, loss_curve_png, training_seed
+from radaug.io import read_table, write_bytes, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import log, run_job
-from radaug.splits import check_training_input, fold_cases, parse_fold_key
+from radaug.splits import fold_cases, parse_fold_key
 
 
 def main(smk):
@@ -20,28 +20,26 @@ def main(smk):
     index = read_table(smk.input.index)
     folds = read_table(smk.input.folds)
     train = fold_cases(folds, repeat, fold, "train")
-    check_training_input(folds, index, repeat, fold, train["case_id"])
     ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
     classes = smk.params.classes
     labels = np.array([classes.index(x) for x in train["label"]], dtype=np.int64)
-    # The training-input record: every case the model saw, with the content hash of its patch.
-    write_csv(smk.output.training_input, pd.DataFrame({
-        "case_id": ids, "label": train["label"],
-        "patch_sha256": [sha256_array(np.stack([i, m.astype(np.float32)])) for i, m in zip(images, masks)],
-    }))
     opts = smk.params.training
     model = get_model(smk.wildcards.model, patch_size=images.shape[-1], n_classes=len(classes),
-                      **smk.params.hyperparams)
+                      spatial_dims=images.ndim - 1, **smk.params.hyperparams)
     # Work-in-progress checkpoint beside the output: a killed job resumes from it when rerun.
     partial = Path(smk.output.checkpoint).with_name("checkpoint.partial.pt")
-    seed = int(np.random.SeedSequence([smk.params.seed, repeat, fold]).generate_state(1)[0])
-    losses = model.fit(images, masks, labels, steps=opts["steps"], batch_size=opts["batch_size"], seed=seed,
-                       device=opts["device"], checkpoint_path=partial, checkpoint_every=opts["checkpoint_every"],
-                       log=log.info)
+    losses, training_input = fit_in_fold(
+        model, folds=folds, cases=index, repeat=repeat, fold=fold, case_ids=ids, images=images, masks=masks,
+        labels=labels, label_names=list(train["label"]), steps=opts["steps"], batch_size=opts["batch_size"],
+        seed=training_seed(smk.params.seed, repeat, fold), device=opts["device"], checkpoint_path=partial,
+        checkpoint_every=opts["checkpoint_every"], log_every=opts["log_every"], log=log.info)
     model.save(smk.output.checkpoint)
     partial.unlink(missing_ok=True)
+    # The training-input record: every case the model saw, with the content hash of its patch.
+    write_csv(smk.output.training_input, training_input)
     # Throughput is in the job log; the hashed loss table keeps only deterministic values.
     write_csv(smk.output.losses, losses.drop(columns="images_per_s"))
+    write_bytes(smk.output.losses_plot, loss_curve_png(losses, f"{smk.wildcards.model}, fold {smk.wildcards.fold}"))
 
 
 run_job(snakemake, main)  # noqa: F821

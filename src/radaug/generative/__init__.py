@@ -4,7 +4,7 @@ Every model implements :class:`GenerativeModel`: ``fit`` on real training patche
 of one fold, ``sample`` new pairs per class, ``save``/``load`` checkpoints.
 
 >>> sorted(MODELS)
-['cgan', 'cvae']
+['cvae', 'dcgan', 'lsgan', 'wgan_gp']
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ import os
 from typing import Any
 
 from .base import GenerativeModel, IntensityMap, read_checkpoint, select_device
-from .cgan import CGAN
 from .cvae import CVAE
+from .gan import DCGAN, LSGAN, WGANGP, ConditionalGAN
 
-MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, CGAN)}
-"""Model name → class."""
+MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, DCGAN, LSGAN, WGANGP)}
+"""Model name → class. A model added here is checked by the shared conformance tests."""
 
-__all__ = ["CGAN", "CVAE", "MODELS", "GenerativeModel", "IntensityMap", "get_model", "load_model", "select_device"]
+__all__ = [
+    "CVAE", "DCGAN", "LSGAN", "MODELS", "WGANGP", "ConditionalGAN", "GenerativeModel", "IntensityMap",
+    "get_model", "load_model", "select_device",
+]
 
 
 def _model_class(name: str) -> type[GenerativeModel]:

@@ -4,8 +4,10 @@ A model learns the joint distribution of an image patch and its ROI mask given a
 class label and samples new (image, mask) pairs per class. Everything that does
 not depend on the architecture lives here:
 
-* **Data contract.** ``fit`` takes ``images`` (N, S, S) in physical units, binary
-  ``masks`` (N, S, S) and integer ``labels`` (N,). Internally a patch is a
+* **Data contract.** ``fit`` takes ``images`` (N, S, S) or, for 3D models,
+  (N, S, S, S) in physical units, binary ``masks`` of the same shape and integer
+  ``labels`` (N,). Every network is dimension-generic: ``spatial_dims`` picks
+  Conv2d or Conv3d layers, nothing else changes. Internally a patch is a
   2-channel tensor in [-1, 1]: the image mapped by a robust affine
   :class:`IntensityMap` fitted on the training patches, and the mask mapped
   {0, 1} → {-1, 1}. ``sample`` inverts both maps: images come back in physical
@@ -50,7 +52,7 @@ CHECKPOINT_FORMAT = 1
 """Version of the checkpoint layout; bumped when it changes incompatibly."""
 
 SPATIAL_DIMS = 2
-"""Patches are 2D; shapes below are written in terms of this constant."""
+"""Default number of spatial dimensions; every network also accepts 3 (cubic patches)."""
 
 PATCH_CHANNELS = 2
 """Image and mask, generated jointly."""
@@ -195,9 +197,16 @@ class IntensityMap:
 # --------------------------------------------------------------------------- #
 
 
-def _layer(kind: str) -> type[nn.Module]:
-    """The ``SPATIAL_DIMS``-dimensional variant of a layer, e.g. ``Conv`` → ``nn.Conv2d``."""
-    return getattr(nn, f"{kind}{SPATIAL_DIMS}d")
+def check_spatial_dims(spatial_dims: Any) -> int:
+    """Return ``spatial_dims``; raise ValueError unless it is 2 or 3."""
+    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    return int(spatial_dims)
+
+
+def _layer(kind: str, dims: int = SPATIAL_DIMS) -> type[nn.Module]:
+    """The ``dims``-dimensional variant of a layer, e.g. ``Conv``, 3 → ``nn.Conv3d``."""
+    return getattr(nn, f"{kind}{dims}d")
 
 
 def channel_widths(patch_size: int, base_channels: int) -> list[int]:
@@ -213,14 +222,15 @@ def channel_widths(patch_size: int, base_channels: int) -> list[int]:
     return [max(1, base_channels * 8 // r) for r in resolutions]
 
 
-def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool) -> nn.Sequential:
+def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool, dims: int = SPATIAL_DIMS) -> nn.Sequential:
     """Strided convolutions halving the resolution per level.
 
-    Maps (B, in_channels, S, S) to (B, widths[-1], 4, 4). Each level is a 4-wide
-    stride-2 convolution and LeakyReLU(0.2); with ``batch_norm`` every level but the
-    first also gets batch normalisation, as in DCGAN.
+    Maps (B, in_channels, S, S[, S]) to (B, widths[-1], 4, 4[, 4]). Each level is a
+    4-wide stride-2 convolution and LeakyReLU(0.2); with ``batch_norm`` every level
+    but the first also gets batch normalisation, as in DCGAN. ``dims`` (2 or 3)
+    selects 2D or 3D layers.
     """
-    conv, norm = _layer("Conv"), _layer("BatchNorm")
+    conv, norm = _layer("Conv", dims), _layer("BatchNorm", dims)
     layers: list[nn.Module] = []
     for level, width in enumerate(widths):
         normed = batch_norm and level > 0
@@ -249,11 +259,14 @@ class ConditionalDecoder(nn.Module):
         Number of class labels.
     widths
         Channels per resolution level, as from :func:`channel_widths`.
+    dims
+        Spatial dimensions of the patches, 2 or 3.
     """
 
-    def __init__(self, latent_dim: int, n_classes: int, widths: list[int]) -> None:
+    def __init__(self, latent_dim: int, n_classes: int, widths: list[int], *, dims: int = SPATIAL_DIMS) -> None:
         super().__init__()
-        conv_t, norm = _layer("ConvTranspose"), _layer("BatchNorm")
+        self.dims = dims
+        conv_t, norm = _layer("ConvTranspose", dims), _layer("BatchNorm", dims)
         self.embed = nn.Embedding(n_classes, EMBED_DIM)
         layers: list[nn.Module] = [
             conv_t(latent_dim + EMBED_DIM, widths[-1], 4, bias=False),
@@ -266,9 +279,9 @@ class ConditionalDecoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Decode ``z`` (B, latent_dim) under ``labels`` (B,) to (B, 2, S, S) logits."""
+        """Decode ``z`` (B, latent_dim) under ``labels`` (B,) to (B, 2, S, S[, S]) logits."""
         code = torch.cat([z, self.embed(labels)], dim=1)
-        return self.net(code.view(*code.shape, *(1,) * SPATIAL_DIMS))
+        return self.net(code.view(*code.shape, *(1,) * self.dims))
 
 
 # --------------------------------------------------------------------------- #
@@ -317,7 +330,8 @@ class GenerativeModel(abc.ABC):
     Parameters
     ----------
     patch_size
-        Side of the square patches, a power of two >= 16 (32 or 64 in practice).
+        Side of the square (2D) or cubic (3D) patches, a power of two >= 16 (32 or
+        64 in practice).
     n_classes
         Number of class labels; labels are 0 .. n_classes - 1.
     latent_dim
@@ -327,6 +341,9 @@ class GenerativeModel(abc.ABC):
         of resolution (see :func:`channel_widths`).
     lr
         Adam learning rate.
+    spatial_dims
+        2 for (S, S) patches, 3 for (S, S, S) patches; selects Conv2d or Conv3d
+        layers, nothing else changes.
     **extra_hyperparams
         Model-specific hyperparameters (plain Python values), already validated.
 
@@ -354,9 +371,11 @@ class GenerativeModel(abc.ABC):
         latent_dim: int,
         base_channels: int,
         lr: float,
+        spatial_dims: int = SPATIAL_DIMS,
         **extra_hyperparams: Any,
     ) -> None:
         self.patch_size = check_patch_size(patch_size)
+        self.spatial_dims = check_spatial_dims(spatial_dims)
         self.n_classes = check_int("n_classes", n_classes, 1)
         self.latent_dim = check_int("latent_dim", latent_dim, 1)
         self.base_channels = check_int("base_channels", base_channels, 1)
@@ -367,10 +386,11 @@ class GenerativeModel(abc.ABC):
             "latent_dim": self.latent_dim,
             "base_channels": self.base_channels,
             "lr": self.lr,
+            "spatial_dims": self.spatial_dims,
             **extra_hyperparams,
         }
         self.widths = channel_widths(self.patch_size, self.base_channels)
-        self.patch_shape = (self.patch_size,) * SPATIAL_DIMS
+        self.patch_shape = (self.patch_size,) * self.spatial_dims
         self.step = 0
         self.intensity: IntensityMap | None = None
         self.device = torch.device("cpu")
@@ -378,6 +398,8 @@ class GenerativeModel(abc.ABC):
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._scaler = torch.amp.GradScaler("cpu", enabled=False)
         self._rng = torch.Generator()
+        self._train_patches = self._train_labels = None
+        self._batch_size = 0
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
@@ -400,9 +422,12 @@ class GenerativeModel(abc.ABC):
         Parameters
         ----------
         images
-            (B, 2, S, S) patches in [-1, 1] on ``self.device``: image, then mask.
+            (B, 2, S, S[, S]) patches in [-1, 1] on ``self.device``: image, then mask.
         labels
             (B,) int64 class labels on ``self.device``.
+
+        A step that needs more real data (e.g. several critic updates per
+        generator update) draws further batches with :meth:`_draw_batch`.
         """
 
     @abc.abstractmethod
@@ -412,10 +437,19 @@ class GenerativeModel(abc.ABC):
         Returns
         -------
         image, mask_prob
-            (B, S, S) tensors: image in [-1, 1], mask probability in [0, 1].
+            (B, S, S[, S]) tensors: image in [-1, 1], mask probability in [0, 1].
         """
 
     # -- helpers for subclasses -------------------------------------------- #
+
+    def _draw_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch drawn uniformly with replacement by the training generator.
+
+        Returns (B, 2, S, S[, S]) patches in [-1, 1] and (B,) labels on ``self.device``;
+        only valid inside :meth:`fit`.
+        """
+        idx = torch.randint(len(self._train_labels), (self._batch_size,), generator=self._rng).to(self.device)
+        return self._train_patches[idx], self._train_labels[idx]
 
     def _noise(self, *shape: int) -> torch.Tensor:
         """Standard normal noise from the training generator, on ``self.device``."""
@@ -461,9 +495,10 @@ class GenerativeModel(abc.ABC):
         Parameters
         ----------
         images
-            (N, S, S) patches in physical units (e.g. z-scored MR, CT in HU).
+            (N, S, S) or (N, S, S, S) patches in physical units (e.g. z-scored MR,
+            CT in HU), matching ``spatial_dims``.
         masks
-            (N, S, S) binary ROI masks (values 0 and 1).
+            Binary ROI masks (values 0 and 1) of the shape of ``images``.
         labels
             (N,) integer class labels in 0 .. n_classes - 1.
         steps
@@ -530,20 +565,23 @@ class GenerativeModel(abc.ABC):
             history = self._resume(Path(checkpoint_path), config, steps, log)
 
         self.nets.train()
+        self._train_patches, self._train_labels, self._batch_size = patches_t, labels_t, batch_size
         clock, clock_step = time.perf_counter(), self.step
-        with _deterministic(dev):
-            while self.step < steps:
-                idx = torch.randint(len(labels), (batch_size,), generator=self._rng).to(dev)
-                history.add(self._train_step(patches_t[idx], labels_t[idx]))
-                self.step += 1
-                if self.step % log_every == 0 or self.step == steps:
-                    now = time.perf_counter()
-                    row = history.flush(self.step, (self.step - clock_step) * batch_size / (now - clock))
-                    clock, clock_step = now, self.step
-                    losses = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "images_per_s"))
-                    log(f"{self.name} step {self.step}/{steps} {losses} {row['images_per_s']:.0f} img/s")
-                if checkpoint_path is not None and (self.step % checkpoint_every == 0 or self.step == steps):
-                    self._write(checkpoint_path, training=self._training_state(config, history))
+        try:
+            with _deterministic(dev):
+                while self.step < steps:
+                    history.add(self._train_step(*self._draw_batch()))
+                    self.step += 1
+                    if self.step % log_every == 0 or self.step == steps:
+                        now = time.perf_counter()
+                        row = history.flush(self.step, (self.step - clock_step) * batch_size / (now - clock))
+                        clock, clock_step = now, self.step
+                        losses = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "images_per_s"))
+                        log(f"{self.name} step {self.step}/{steps} {losses} {row['images_per_s']:.0f} img/s")
+                    if checkpoint_path is not None and (self.step % checkpoint_every == 0 or self.step == steps):
+                        self._write(checkpoint_path, training=self._training_state(config, history))
+        finally:
+            self._train_patches = self._train_labels = None
         return history.frame()
 
     def _check_data(
@@ -551,7 +589,7 @@ class GenerativeModel(abc.ABC):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Validate training data; return float32 images, uint8 masks, int64 labels."""
         images, masks = np.asarray(images), np.asarray(masks)
-        if images.ndim != 1 + SPATIAL_DIMS or images.shape[1:] != self.patch_shape or not len(images):
+        if images.ndim != 1 + self.spatial_dims or images.shape[1:] != self.patch_shape or not len(images):
             raise ValueError(f"images must have shape (N, {', '.join(map(str, self.patch_shape))}) "
                              f"with N >= 1, got {images.shape}")
         if not np.issubdtype(images.dtype, np.number) or not np.isfinite(images).all():
@@ -630,9 +668,9 @@ class GenerativeModel(abc.ABC):
         Returns
         -------
         images : numpy.ndarray
-            (M, S, S) float32 in physical units, within the fitted intensity range.
+            (M, S, S[, S]) float32 in physical units, within the fitted intensity range.
         mask_prob : numpy.ndarray
-            (M, S, S) float32 mask probabilities in [0, 1].
+            float32 mask probabilities in [0, 1], shaped like ``images``.
 
         Raises
         ------

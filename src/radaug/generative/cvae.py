@@ -19,7 +19,6 @@ from .base import (
     ConditionalDecoder,
     GenerativeModel,
     check_float,
-    SPATIAL_DIMS,
     down_stack,
 )
 
@@ -43,16 +42,18 @@ class ConditionalEncoder(nn.Module):
         Number of class labels.
     widths
         Channels per resolution level, as from :func:`~radaug.generative.base.channel_widths`.
+    dims
+        Spatial dimensions of the patches, 2 or 3.
     """
 
-    def __init__(self, latent_dim: int, n_classes: int, widths: list[int]) -> None:
+    def __init__(self, latent_dim: int, n_classes: int, widths: list[int], *, dims: int = 2) -> None:
         super().__init__()
-        self.trunk = down_stack(PATCH_CHANNELS, widths, batch_norm=True)
+        self.trunk = down_stack(PATCH_CHANNELS, widths, batch_norm=True, dims=dims)
         self.embed = nn.Embedding(n_classes, EMBED_DIM)
-        self.head = nn.Linear(widths[-1] * 4**SPATIAL_DIMS + EMBED_DIM, 2 * latent_dim)
+        self.head = nn.Linear(widths[-1] * 4**dims + EMBED_DIM, 2 * latent_dim)
 
     def forward(self, patches: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(mu, logvar)``, each (B, latent_dim), for patches (B, 2, S, S)."""
+        """Return ``(mu, logvar)``, each (B, latent_dim), for patches (B, 2, S, S[, S])."""
         h = torch.cat([self.trunk(patches).flatten(1), self.embed(labels)], dim=1)
         return self.head(h).chunk(2, dim=1)
 
@@ -70,7 +71,7 @@ class CVAE(GenerativeModel):
     Parameters
     ----------
     patch_size
-        Side of the square patches, a power of two >= 16.
+        Side of the square or cubic patches, a power of two >= 16.
     n_classes
         Number of class labels.
     latent_dim
@@ -81,6 +82,8 @@ class CVAE(GenerativeModel):
         Adam learning rate.
     beta
         Weight of the KL term (>= 0).
+    spatial_dims
+        2 or 3: 2D or 3D patches.
 
     Logged losses: ``loss`` (total), ``recon_image``, ``recon_mask`` and ``kl``.
     """
@@ -96,16 +99,17 @@ class CVAE(GenerativeModel):
         base_channels: int = 32,
         lr: float = 1e-3,
         beta: float = 1.0,
+        spatial_dims: int = 2,
     ) -> None:
         super().__init__(
             patch_size, n_classes, latent_dim=latent_dim, base_channels=base_channels, lr=lr,
-            beta=check_float("beta", beta, minimum=0.0, inclusive=True),
+            spatial_dims=spatial_dims, beta=check_float("beta", beta, minimum=0.0, inclusive=True),
         )
 
     def _build_networks(self) -> dict[str, nn.Module]:
         return {
-            "encoder": ConditionalEncoder(self.latent_dim, self.n_classes, self.widths),
-            "decoder": ConditionalDecoder(self.latent_dim, self.n_classes, self.widths),
+            "encoder": ConditionalEncoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims),
+            "decoder": ConditionalDecoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims),
         }
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
