@@ -20,7 +20,7 @@ rule train_generator:
     params:
         code=code("train_generator"),
         classes=config["data"]["classes"],
-        training={k: v for k, v in config["generative"].items() if k not in ("models", "cvae", "cgan")},
+        training={k: v for k, v in config["generative"].items() if k not in ("models", "cvae", "cgan", "cyclegan")},
         hyperparams=lambda wc: config["generative"][wc.model],
         seed=SEED,
     threads: config["generative"]["threads"]
@@ -36,6 +36,7 @@ rule sample_synthetic:
         checkpoint=rules.train_generator.output.checkpoint,
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
+        patches=expand(rules.preprocess.output.patches, batch=BATCHES),  # parents of translation models
     output:
         samples=f"{STUDY}/synthetic/{{model}}/{{fold}}.npz",
         table=f"{STUDY}/synthetic/{{model}}/{{fold}}.csv",

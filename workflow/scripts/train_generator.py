@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from radaug.generative import get_model
+from radaug.generative import TRANSLATION_MODELS, get_model
+from radaug.generative.cyclegan import domain_training_set
 from radaug.io import read_table, sha256_array, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import log, run_job
@@ -20,10 +21,15 @@ def main(smk):
     index = read_table(smk.input.index)
     folds = read_table(smk.input.folds)
     train = fold_cases(folds, repeat, fold, "train")
-    check_training_input(folds, index, repeat, fold, train["case_id"])
-    ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
     classes = smk.params.classes
     labels = np.array([classes.index(x) for x in train["label"]], dtype=np.int64)
+    if smk.wildcards.model in TRANSLATION_MODELS:
+        # Translation models learn from the fold-train cases of their two domains; the codes replace the labels.
+        train = train.merge(index[["case_id", "domain"]], on="case_id", how="left", validate="one_to_one")
+        hyper = smk.params.hyperparams
+        train, labels = domain_training_set(train, hyper["source_domain"], hyper["target_domain"])
+    check_training_input(folds, index, repeat, fold, train["case_id"])
+    ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
     # The training-input record: every case the model saw, with the content hash of its patch.
     write_csv(smk.output.training_input, pd.DataFrame({
         "case_id": ids, "label": train["label"],
