@@ -13,11 +13,13 @@ import pandas as pd
 import pytest
 import torch
 
-from radaug.config import validate_config
+from radaug.config import load_config, validate_config
 from radaug.data.phantom import DOMAINS, make_phantom_cohort, phantom_case, scanner_b_appearance
 from radaug.errors import ConfigError
 from radaug.generative import MODELS, TRANSLATION_MODELS, CycleGAN, get_model, load_model
 from radaug.generative.cyclegan import domain_training_set, structure_agreement, translate_with_quotas
+
+from ..conftest import REPO
 
 SIZE = 16
 TINY = {"base_channels": 4, "n_res_blocks": 1}
@@ -65,7 +67,8 @@ def make(**hyperparams) -> CycleGAN:
 @pytest.fixture(scope="module")
 def trained(data):
     images, masks, codes, _, _ = data
-    model = make()
+    # lr 10x the paper's, so 240 tiny steps move the generators visibly away from their identity start.
+    model = make(lr=2e-3)
     losses = model.fit(images, masks, codes, steps=240, batch_size=4, seed=3, log_every=40, **QUIET)
     return model, losses
 
@@ -137,13 +140,16 @@ def test_cycle_consistency_loss_decreases_on_the_two_scanner_phantom(trained):
     assert np.isfinite(losses.drop(columns="images_per_s").to_numpy()).all()
 
 
-def test_training_changes_the_translation(trained, data):
-    """The generator starts as the identity; after training it is not (it learnt something)."""
+def test_generator_starts_as_identity_and_training_moves_it(trained, data):
     model, _ = trained
     images, masks, codes, _, _ = data
     source = codes == 0
-    translated = model.translate(images[source], masks[source])
-    assert np.abs(translated - images[source]).mean() > 1.0  # HU
+    fresh = make(lr=2e-3)
+    fresh.intensity = model.intensity
+    start = fresh.translate(images[source], masks[source])
+    clamp_error = (model.intensity.hi - model.intensity.lo) / 2 * 1e-3  # images clamped to 1 - 1e-3 before atanh
+    assert np.abs(start - np.clip(images[source], model.intensity.lo, model.intensity.hi)).max() <= clamp_error * 1.01
+    assert np.abs(model.translate(images[source], masks[source]) - start).mean() > 0.1  # HU
 
 
 def test_same_seed_gives_identical_weights_different_seed_different(data):
@@ -193,7 +199,7 @@ def test_structure_agreement_separates_same_case_from_other_cases(data):
     b = np.flatnonzero(codes == 1)
     same = [structure_agreement(truth[i], images[i], masks[i]) for i in b]
     other = [structure_agreement(truth[i], images[j], masks[i]) for i, j in zip(b, np.roll(b, 1))]
-    assert min(same) > 0.6 > np.median(other)
+    assert np.median(same) > 0.8 and min(same) > 0.5 > np.median(other)  # 16-pixel patches: noisier than 32
     image, mask = truth[0], masks[0]
     assert structure_agreement(image, image, mask) == pytest.approx(1.0)
     assert structure_agreement(image, 3.0 * image - 200.0, mask) == pytest.approx(1.0)  # contrast change
@@ -245,15 +251,36 @@ def test_same_seed_same_samples_different_seed_different_order(trained, data):
     assert [r["parent_case_id"] for r in first[2]] != [r["parent_case_id"] for r in other[2]]
 
 
-def test_rejection_below_the_structure_threshold_is_counted_or_fails_clearly(trained, data):
+def _with_threshold(model: CycleGAN, min_structure: float) -> CycleGAN:
+    strict = CycleGAN(**{**model.hyperparams, "min_structure": min_structure})
+    strict.nets.load_state_dict(model.nets.state_dict())
+    strict.intensity, strict.step = model.intensity, model.step
+    return strict
+
+
+def test_translations_below_the_structure_threshold_are_rejected_and_counted(trained, data):
     model, _ = trained
     images, masks, _, _, _ = data
     candidates = candidates_table(data)
-    strict = CycleGAN(**{**model.hyperparams, "min_structure": 1.0})
-    strict.nets.load_state_dict(model.nets.state_dict())
-    strict.intensity, strict.step = model.intensity, model.step
+    parents = np.flatnonzero((candidates["domain"] == "scanner_a") & (candidates["label"] == "benign"))
+    scores = [structure_agreement(images[p], t, masks[p])
+              for p, t in zip(parents, model.translate(images[parents], masks[parents]))]
+    threshold = float(np.median(scores))
+    strict = _with_threshold(model, threshold)
+    _, _, records, rejected = translate_with_quotas(
+        strict, {"benign": 5, "malignant": 0}, candidates, images, masks, seed=0, fold="f")
+    assert rejected["benign"] == sum(score < threshold for score in scores) > 0
+    assert len(records) == 5 and all(r["structure_agreement"] >= threshold for r in records)
+
+
+def test_a_translation_that_erases_the_image_fails_clearly(trained, data):
+    model, _ = trained
+    images, masks, _, _, _ = data
+    erasing = _with_threshold(model, 0.6)
+    erasing.translate = lambda images, masks, **kwargs: np.zeros_like(images)  # no edges left: agreement 0
     with pytest.raises(RuntimeError, match="min_structure"):
-        translate_with_quotas(strict, {"benign": 2, "malignant": 0}, candidates, images, masks, seed=0, fold="f")
+        translate_with_quotas(erasing, {"benign": 2, "malignant": 0}, candidates_table(data), images, masks,
+                              seed=0, fold="f")
 
 
 def test_class_without_source_parents_fails_naming_the_key(trained, data):
@@ -320,6 +347,8 @@ BASE = {"study": {"name": "t"}, "data": {"source": "phantom", "classes": ["benig
 def test_cyclegan_config_with_phantom_domains_validates():
     config = validate_config(BASE)
     assert config["generative"]["cyclegan"]["source_domain"] == "scanner_a"
+    shipped = load_config(REPO / "config/phantom_domains.yaml", base_dir=REPO)
+    assert shipped["generative"]["models"] == ["cyclegan"] and shipped["data"]["phantom"]["domains"]
 
 
 def _changed(path: str, value):
