@@ -385,3 +385,15 @@ def test_manifest_without_the_domains_fails(tmp_path):
               "evaluation": {"arms": ["real"]}}
     with pytest.raises(ConfigError, match=r"\['T2'\].*found \['T1'\]"):
         validate_config(config, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_networks_are_dimension_generic(dims):
+    from radaug.generative.cyclegan import PatchDiscriminator, ResnetTranslator
+
+    patches = torch.rand((2, 2) + (16,) * dims) * 2 - 1
+    translator, critic = ResnetTranslator(4, 1, dims), PatchDiscriminator(4, dims)
+    out = translator(patches)
+    assert out.shape == (2, 1) + (16,) * dims
+    assert torch.allclose(out, patches[:, :1].clamp(-1 + 1e-3, 1 - 1e-3), atol=1e-5)  # identity at initialisation
+    assert critic(patches).shape == (2, 1) + (4,) * dims  # a map of patch scores

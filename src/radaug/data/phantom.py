@@ -212,7 +212,8 @@ def scanner_b_appearance(image: np.ndarray, rng: np.random.Generator) -> np.ndar
         float32 image of the same shape.
     """
     blurred = ndimage.gaussian_filter(np.asarray(image, np.float64), SCANNER_B_BLUR)
-    transfer = TISSUE_HU + SCANNER_B_OFFSET_HU + SCANNER_B_WIDTH_HU * np.tanh((blurred - TISSUE_HU) / SCANNER_B_WIDTH_HU)
+    compressed = SCANNER_B_WIDTH_HU * np.tanh((blurred - TISSUE_HU) / SCANNER_B_WIDTH_HU)
+    transfer = TISSUE_HU + SCANNER_B_OFFSET_HU + compressed
     return (transfer + rng.normal(0.0, SCANNER_B_NOISE_HU, image.shape)).astype(np.float32)
 
 
