@@ -549,6 +549,11 @@ def translate_with_quotas(
         Accepted translated images and their (parent) masks; one record per
         sample with ``label, seed, attempt, roi_voxels, parent_case_id,
         direction, structure_agreement``; the number of rejected parents per class.
+        ``seed`` is the class seed of the permutations and ``attempt`` the
+        round: a sample with ``attempt > 0`` repeats a parent, and because the
+        translation is deterministic its image equals that parent's earlier
+        sample (a quota larger than the source-domain parents of a class makes
+        translated duplicates, as the ``oversample`` arm makes real ones).
 
     Raises
     ------
