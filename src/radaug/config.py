@@ -149,6 +149,9 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
                 "choose a patch no larger than the phantom field of view."
             )
 
+    if "cyclegan" in models:
+        _check_cyclegan_domains(config, base_dir)
+
     folds = config["split"]["folds"]
     for name, n in patients.items():
         if n < folds:
@@ -234,6 +237,41 @@ def _check_arms(arms: list[str], models: list[str]) -> None:
         same = canonical.setdefault(frozenset(arm_components(arm)), arm)
         if same != arm:
             raise ConfigError(f"{key}: arms {same!r} and {arm!r} are the same combination; list it once.")
+
+
+def _check_cyclegan_domains(config: dict, base_dir: Path) -> None:
+    """The cyclegan arm needs a domain column holding both its source and target domain."""
+    data, options = config["data"], config["generative"]["cyclegan"]
+    wanted = [options["source_domain"], options["target_domain"]]
+    if wanted[0] == wanted[1]:
+        raise ConfigError(
+            f"config keys 'generative.cyclegan.source_domain' and 'target_domain' are both {wanted[0]!r}: "
+            "name two different domains."
+        )
+    if data["source"] == "phantom":
+        from .data.phantom import DOMAINS
+
+        if not data["phantom"]["domains"]:
+            raise ConfigError(
+                "generative model 'cyclegan' translates between two domains, but 'data.phantom.domains' is false: "
+                "set it to true (domains scanner_a and scanner_b) or remove cyclegan from 'generative.models'."
+            )
+        present = set(DOMAINS)
+    elif data["source"] == "manifest":
+        from .manifest import read_manifest_table
+
+        table = read_manifest_table(base_dir / data["manifest"])
+        present = set(table.loc[table["label"].isin(data["classes"]), "domain"]) - {""}
+    else:
+        present = set()
+    missing = [d for d in wanted if d not in present]
+    if missing:
+        raise ConfigError(
+            f"config key 'generative.cyclegan': domain(s) {missing} do not occur in the data's 'domain' column "
+            f"(found {sorted(present) or 'no domains'} for data.source {data['source']!r}). Set "
+            "'generative.cyclegan.source_domain'/'target_domain' to domains of the manifest, or remove cyclegan "
+            "from 'generative.models'."
+        )
 
 
 def _manifest_patients_per_class(data: dict, classes: list[str], base_dir: Path) -> dict[str, int]:

@@ -46,6 +46,7 @@ rule sample_synthetic:
         checkpoint=rules.train_generator.output.checkpoint,
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
+        patches=expand(rules.preprocess.output.patches, batch=BATCHES),  # parents of translation models
     output:
         samples=f"{STUDY}/synthetic/{{model}}/{{fold}}.npz",
         table=f"{STUDY}/synthetic/{{model}}/{{fold}}.csv",

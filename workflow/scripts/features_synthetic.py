@@ -10,8 +10,10 @@ def main(smk):
     samples = read_table(smk.input.table)
     arrays = load_arrays(smk.input.samples)
     index = read_table(smk.input.index)
+    # A translated sample names its parent case, so the evaluation's leakage checks see it.
+    parents = samples["parent_case_id"].fillna("") if "parent_case_id" in samples else ""
     meta = samples[["sample_id", "repeat", "fold", "label"]].assign(
-        case_id="", source="synthetic", arm=smk.wildcards.model)[list(META_COLUMNS)]
+        case_id=parents, source="synthetic", arm=smk.wildcards.model)[list(META_COLUMNS)]
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
                                          arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta,
                                          threads=smk.threads)

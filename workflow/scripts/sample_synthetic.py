@@ -3,10 +3,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from radaug.generative import load_model
+from radaug.generative import TRANSLATION_MODELS, load_model
+from radaug.generative.cyclegan import translate_with_quotas
 from radaug.generative.training import generator_config_sha256
 from radaug.io import read_table, save_arrays, sha256_file, write_csv
-from radaug.preprocess import normalise_intensity
+from radaug.preprocess import load_patches, normalise_intensity
 from radaug.provenance import log, run_job
 from radaug.sampling import rebalancing_quotas, sample_with_quotas
 from radaug.splits import fold_cases, parse_fold_key
@@ -27,16 +28,26 @@ def main(smk):
     slack = 1 + opts["roi_size_slack"]
     roi_ranges = {c: (roi.min()[c] / slack, roi.max()[c] * slack) for c in classes if c in roi.min()}
     model = load_model(smk.input.checkpoint)
-    images, masks, records, rejected = sample_with_quotas(
-        model, quotas, classes, roi_ranges, seed=smk.params.seed, fold=smk.wildcards.fold,
-        model_name=smk.wildcards.model, max_attempts=opts["max_attempts"])
+    columns = ["label", "seed", "attempt", "roi_voxels"]
+    if smk.wildcards.model in TRANSLATION_MODELS:
+        # Translate fold-train cases of the source domain; each sample keeps its parent's mask and case_id.
+        candidates = train.assign(domain=index.loc[train["case_id"], "domain"].to_numpy())
+        _, real_images, real_masks = load_patches(smk.input.patches, list(candidates["case_id"]))
+        images, masks, records, rejected = translate_with_quotas(
+            model, quotas, candidates, real_images, real_masks, seed=smk.params.seed, fold=smk.wildcards.fold,
+            log=log.info)
+        columns += ["parent_case_id", "direction", "structure_agreement"]
+    else:
+        images, masks, records, rejected = sample_with_quotas(
+            model, quotas, classes, roi_ranges, seed=smk.params.seed, fold=smk.wildcards.fold,
+            model_name=smk.wildcards.model, max_attempts=opts["max_attempts"])
     log.info("quotas %s, rejected %s", quotas, rejected)
     # The same intensity representation as the real patches (MR: z-scored within the ROI).
     modality = index["modality"].mode().iloc[0]
     images = [normalise_intensity(image, mask, modality) for image, mask in zip(images, masks)]
     model_sha = sha256_file(smk.input.checkpoint)
     config_sha = generator_config_sha256(model.name, model.hyperparams, dict(smk.params.training))
-    table = pd.DataFrame.from_records(records, columns=["label", "seed", "attempt", "roi_voxels"])
+    table = pd.DataFrame.from_records(records, columns=columns)
     n = len(table)
     table.insert(0, "sample_id", [f"{smk.wildcards.model}-{smk.wildcards.fold}-{i:05d}" for i in range(n)])
     table = table.assign(model=smk.wildcards.model, model_sha256=model_sha, checkpoint_step=model.step,

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radaug.generative import get_model
+from radaug.generative import TRANSLATION_MODELS, get_model
+from radaug.generative.cyclegan import domain_training_set
 from radaug.generative.training import fit_in_fold, loss_curve_png, training_seed
 from radaug.io import read_table, write_bytes, write_csv
 from radaug.preprocess import load_patches
@@ -20,9 +21,14 @@ def main(smk):
     index = read_table(smk.input.index)
     folds = read_table(smk.input.folds)
     train = fold_cases(folds, repeat, fold, "train")
-    ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
     classes = smk.params.classes
     labels = np.array([classes.index(x) for x in train["label"]], dtype=np.int64)
+    if smk.wildcards.model in TRANSLATION_MODELS:
+        # Translation models learn from the fold-train cases of their two domains; the codes replace the labels.
+        train = train.merge(index[["case_id", "domain"]], on="case_id", how="left", validate="one_to_one")
+        hyper = smk.params.hyperparams
+        train, labels = domain_training_set(train, hyper["source_domain"], hyper["target_domain"])
+    ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
     opts = smk.params.training
     model = get_model(smk.wildcards.model, patch_size=images.shape[-1], n_classes=len(classes),
                       spatial_dims=images.ndim - 1, **smk.params.hyperparams)

@@ -35,6 +35,20 @@ Texture subtypes (:data:`SUBTYPES`), independent of class:
 * ``"rare"``: fine texture plus 1-3 dense calcified foci (+400 to +800 HU), a
   mode that a generator may drop; drawn with probability ``rare_fraction``.
 
+Imaging domains (off by default, ``domains=True`` in :func:`make_phantom_cohort`):
+each patient is scanned on one of two simulated scanners (:data:`DOMAINS`),
+drawn independently of class and anatomy with probability ``domain_b_fraction``
+for ``"scanner_b"``. ``"scanner_a"`` images are the phantom as above;
+``"scanner_b"`` images are the same kind of anatomy seen through
+:func:`scanner_b_appearance`: Gaussian blur (sigma :data:`SCANNER_B_BLUR`
+voxels), a smooth non-linear intensity transfer ``c + o + w tanh((x - c) / w)``
+(centre ``c`` = :data:`TISSUE_HU`, width :data:`SCANNER_B_WIDTH_HU`, offset
+:data:`SCANNER_B_OFFSET_HU`) that compresses air and calcifications, and extra
+white noise (sd :data:`SCANNER_B_NOISE_HU`). Masks are unchanged. The scanner
+draw has its own random stream, so turning domains on changes no scanner-A
+image, and the manifest's ``domain`` column names each case's scanner ("" when
+domains are off).
+
 Lesion size and the body are defined in voxels; ``spacing`` is only metadata.
 """
 
@@ -57,12 +71,19 @@ LABELS = ("benign", "malignant")
 SUBTYPES = ("fine", "coarse", "rare")
 RARE_SUBTYPE = "rare"
 IMAGE_FORMATS = ("nii.gz", "nii", "nrrd", "mha")
-MANIFEST_COLUMNS = ("case_id", "patient_id", "image", "mask", "label", "modality", "subtype")
+MANIFEST_COLUMNS = ("case_id", "patient_id", "image", "mask", "label", "modality", "subtype", "domain")
+DOMAINS = ("scanner_a", "scanner_b")
 
 AIR_HU = -1000.0
 TISSUE_HU = 40.0
 LESION_HU = 60.0
 MIN_SIZE = 16
+
+SCANNER_B_BLUR = 1.0
+SCANNER_B_WIDTH_HU = 150.0
+SCANNER_B_OFFSET_HU = 30.0
+SCANNER_B_NOISE_HU = 12.0
+_DOMAIN_STREAM = 0xD0A1  # spawn key of the scanner draws, apart from the anatomy streams
 
 _TEXTURE_SIGMA = {"fine": 0.7, "coarse": 2.0, "rare": 0.7}
 _N_HARMONICS = 4
@@ -168,6 +189,34 @@ def phantom_case(
     return image, lesion.astype(np.uint8)
 
 
+def scanner_b_appearance(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The phantom image as the simulated second scanner would show it.
+
+    ``c + o + w * tanh((blur(x) - c) / w) + noise``, with ``blur`` a Gaussian of
+    sigma :data:`SCANNER_B_BLUR` voxels, ``c`` = :data:`TISSUE_HU`,
+    ``w`` = :data:`SCANNER_B_WIDTH_HU`, ``o`` = :data:`SCANNER_B_OFFSET_HU` and
+    white noise of sd :data:`SCANNER_B_NOISE_HU` drawn from ``rng``. Near tissue
+    values the transfer has slope 1 (plus the offset); air (-1000 HU) maps to
+    about ``c + o - w`` and dense calcifications are compressed likewise.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Scanner-A image in HU (2D or 3D).
+    rng : numpy.random.Generator
+        Source of the noise.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 image of the same shape.
+    """
+    blurred = ndimage.gaussian_filter(np.asarray(image, np.float64), SCANNER_B_BLUR)
+    compressed = SCANNER_B_WIDTH_HU * np.tanh((blurred - TISSUE_HU) / SCANNER_B_WIDTH_HU)
+    transfer = TISSUE_HU + SCANNER_B_OFFSET_HU + compressed
+    return (transfer + rng.normal(0.0, SCANNER_B_NOISE_HU, image.shape)).astype(np.float32)
+
+
 def make_phantom_cohort(
     out_dir: str | os.PathLike,
     *,
@@ -180,6 +229,8 @@ def make_phantom_cohort(
     separation: float = 0.6,
     seed: int = 0,
     image_format: str = "nii.gz",
+    domains: bool = False,
+    domain_b_fraction: float = 0.5,
 ) -> pd.DataFrame:
     """Write a phantom cohort (one image and one mask file per lesion) and its manifest.
 
@@ -214,25 +265,38 @@ def make_phantom_cohort(
         Root seed.
     image_format : {"nii.gz", "nii", "nrrd", "mha"}
         File extension; SimpleITK picks the format from it.
+    domains : bool
+        Scan each patient on one of two simulated scanners (:data:`DOMAINS`);
+        see the module docstring.
+    domain_b_fraction : float
+        Probability that a patient is scanned on ``"scanner_b"`` (with ``domains``).
 
     Returns
     -------
     pandas.DataFrame
         The manifest: columns ``case_id, patient_id, image, mask, label, modality,
-        subtype`` with ``image``/``mask`` relative to ``out_dir``, sorted by
-        ``case_id``.
+        subtype, domain`` with ``image``/``mask`` relative to ``out_dir``, sorted
+        by ``case_id``; ``domain`` is "" unless ``domains``.
     """
     n_patients = {"benign": 30, "malignant": 10} if n_patients is None else dict(n_patients)
     _check_cohort_args(n_patients, dim, size, spacing, rare_fraction, multi_lesion_fraction, separation, image_format)
+    if not isinstance(domains, (bool, np.bool_)):
+        raise ConfigError(f"domains={domains!r}; use true or false")
+    _check_unit_interval("domain_b_fraction", domain_b_fraction)
     out_dir = Path(out_dir)
 
     rows = []
     patient_number = 0
-    for label, class_stream in zip(LABELS, np.random.SeedSequence(seed).spawn(len(LABELS))):
-        for patient_stream in class_stream.spawn(n_patients.get(label, 0)):
+    class_streams = np.random.SeedSequence(seed).spawn(len(LABELS))
+    for class_index, (label, class_stream) in enumerate(zip(LABELS, class_streams)):
+        for k, patient_stream in enumerate(class_stream.spawn(n_patients.get(label, 0))):
             patient_id = f"P{patient_number:04d}"
             patient_number += 1
             patient_rng = np.random.default_rng(patient_stream)
+            scanner_rng = np.random.default_rng([seed, _DOMAIN_STREAM, class_index, k])
+            domain = ""
+            if domains:
+                domain = DOMAINS[1] if scanner_rng.random() < domain_b_fraction else DOMAINS[0]
             body = random_body(patient_rng, dim)
             n_lesions = 1 if patient_rng.random() >= multi_lesion_fraction else int(patient_rng.integers(2, 4))
             for lesion_number, lesion_stream in enumerate(patient_stream.spawn(n_lesions), start=1):
@@ -241,12 +305,14 @@ def make_phantom_cohort(
                 image, mask = phantom_case(
                     rng, label, subtype, dim=dim, size=size, separation=separation, body=body
                 )
+                if domain == DOMAINS[1]:
+                    image = scanner_b_appearance(image, scanner_rng)
                 case_id = f"{patient_id}_L{lesion_number}"
                 image_rel = f"images/{case_id}.{image_format}"
                 mask_rel = f"masks/{case_id}.{image_format}"
                 _write_image(image, out_dir / image_rel, spacing)
                 _write_image(mask, out_dir / mask_rel, spacing)
-                rows.append((case_id, patient_id, image_rel, mask_rel, label, "CT", subtype))
+                rows.append((case_id, patient_id, image_rel, mask_rel, label, "CT", subtype, domain))
 
     manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).sort_values("case_id", ignore_index=True)
     write_csv(out_dir / "manifest.csv", manifest)

@@ -2,6 +2,9 @@
 
 Every model implements :class:`GenerativeModel`: ``fit`` on real training patches
 of one fold, ``sample`` new pairs per class, ``save``/``load`` checkpoints.
+Translation models (:data:`TRANSLATION_MODELS`, e.g. CycleGAN) share ``fit``,
+checkpoints and ``save``/``load`` but ``translate`` given patches instead of
+sampling from noise.
 
 >>> sorted(MODELS)
 ['cvae', 'dcgan', 'lsgan', 'wgan_gp']
@@ -15,22 +18,27 @@ from typing import Any
 
 from .base import GenerativeModel, IntensityMap, read_checkpoint, select_device
 from .cvae import CVAE
+from .cyclegan import CycleGAN
 from .gan import DCGAN, LSGAN, WGANGP, ConditionalGAN
 
 MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, DCGAN, LSGAN, WGANGP)}
-"""Model name → class. A model added here is checked by the shared conformance tests."""
+"""Model name → class, for the models that sample new pairs per class; each passes the shared conformance tests."""
+
+TRANSLATION_MODELS: dict[str, type[GenerativeModel]] = {CycleGAN.name: CycleGAN}
+"""Model name → class, for the models that translate given patches between domains."""
 
 __all__ = [
-    "CVAE", "DCGAN", "LSGAN", "MODELS", "WGANGP", "ConditionalGAN", "GenerativeModel", "IntensityMap",
-    "get_model", "load_model", "select_device",
+    "CVAE", "DCGAN", "LSGAN", "MODELS", "TRANSLATION_MODELS", "WGANGP", "ConditionalGAN", "CycleGAN",
+    "GenerativeModel", "IntensityMap", "get_model", "load_model", "select_device",
 ]
 
 
 def _model_class(name: str) -> type[GenerativeModel]:
+    known = {**MODELS, **TRANSLATION_MODELS}
     try:
-        return MODELS[name]
+        return known[name]
     except KeyError:
-        raise ValueError(f"unknown generative model {name!r}; choose one of {sorted(MODELS)}") from None
+        raise ValueError(f"unknown generative model {name!r}; choose one of {sorted(known)}") from None
 
 
 def get_model(name: str, **kwargs: Any) -> GenerativeModel:
@@ -39,7 +47,7 @@ def get_model(name: str, **kwargs: Any) -> GenerativeModel:
     Parameters
     ----------
     name
-        A key of :data:`MODELS`.
+        A key of :data:`MODELS` or :data:`TRANSLATION_MODELS`.
     **kwargs
         ``patch_size``, ``n_classes`` and the model's hyperparameters.
 
