@@ -3,7 +3,7 @@
 Starts munged, MariaDB, slurmdbd, slurmctld and slurmd (tests/slurm/cluster.py), runs
 config/smoke.yaml with ``--profile profiles/slurm`` (GPU request and memory adapted to
 this node, partition and account of the test cluster), kills one generator-training
-job through SLURM (``scancel --signal=KILL``), and checks that
+job (SIGKILL to its processes, as an OOM killer would), and checks that
 
 - Snakemake reports that job as failed with its SLURM state,
 - rerunning the same command completes the study,
@@ -16,6 +16,7 @@ them as root) or, when not root, where the daemons cannot start.
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -96,11 +97,13 @@ def finish(proc, log, timeout):
 
 
 def kill_first_training_job(cluster, proc, timeout=900):
-    """Kill the first running train_generator job through SLURM (as an OOM killer would); return its id.
+    """Kill the work of the first running train_generator job, as an OOM killer would; return its id.
 
-    ``scancel --signal=KILL --full`` kills the job's processes, so SLURM records the job
-    FAILED. (A plain ``scancel`` leaves it ``CANCELLED by <uid>`` in sacct, a state
-    snakemake-executor-plugin-slurm 2.8.0 does not recognise: Snakemake then waits forever.)
+    SIGKILL goes to the processes of the job's step 0 (the rule, started by srun; ids from
+    ``scontrol listpids``), so the job script exits non-zero and SLURM records the job
+    FAILED. (``scancel``, even ``--signal=KILL``, leaves it ``CANCELLED by <uid>`` in
+    sacct, a state snakemake-executor-plugin-slurm 2.8.0 does not recognise: Snakemake
+    then waits for that job forever.)
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
@@ -108,9 +111,17 @@ def kill_first_training_job(cluster, proc, timeout=900):
                                capture_output=True, text=True).stdout
         for line in queue.splitlines():
             job_id, _, comment = line.partition(" ")
-            if comment.startswith("rule_train_generator"):
-                time.sleep(3)  # let the job step start
-                subprocess.run(["scancel", "--signal=KILL", "--full", job_id], env=cluster.env, check=True)
+            if not comment.startswith("rule_train_generator"):
+                continue
+            listing = subprocess.run(["scontrol", "listpids", job_id], env=cluster.env, capture_output=True,
+                                     text=True).stdout
+            step = [int(row.split()[0]) for row in listing.splitlines()[1:] if row.split()[2:3] == ["0"]]
+            if step:
+                for pid in step:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
                 return job_id
         time.sleep(1)
     pytest.fail("no train_generator job ran on SLURM before Snakemake ended")

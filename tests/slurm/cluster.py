@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 PROGRAMS = ("munged", "mariadbd", "mariadb-install-db", "mariadb", "slurmdbd", "slurmctld", "slurmd",
-            "sacctmgr", "sbatch", "srun", "sacct", "squeue", "sinfo", "scancel")
+            "sacctmgr", "sbatch", "srun", "sacct", "squeue", "sinfo", "scancel", "scontrol")
 CLUSTER_NAME = "radaugtest"
 ACCOUNT = "radaug"
 PARTITION = "debug"
