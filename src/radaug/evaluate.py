@@ -848,3 +848,44 @@ def summarise(
             summary.loc[tested.index, "holm_p_value"] = multipletests(tested.to_numpy(), method="holm")[1]
     summary["holm_significant"] = summary["holm_p_value"] < alpha
     return summary
+
+
+def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_verdicts: pd.DataFrame | None,
+                       *, reference_arm: str = "real") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Apply the validation stage's verdicts to the evaluation: keep, flag or leave out each arm.
+
+    Parameters
+    ----------
+    per_fold, predictions
+        Concatenated tables of :func:`evaluate_arm` for every arm.
+    arm_verdicts
+        ``validation/arm_verdicts.csv`` (:func:`radaug.validate.summary.arm_verdicts`),
+        or ``None`` when no arm was validated (every arm is kept, ``"not validated"``).
+
+    Returns
+    -------
+    per_fold, predictions
+        The rows of the arms that are evaluated (``evaluate`` true, and the
+        reference arm, which is never validated).
+    verdicts
+        One row per evaluated arm: ``arm``, ``validation_verdict`` (``"reference"``
+        for the reference arm) and ``flagged`` (evaluated although validation
+        failed), to join onto the summary.
+    """
+    arms = list(dict.fromkeys(per_fold["arm"]))
+    table = pd.DataFrame({"arm": arms})
+    if arm_verdicts is not None and len(arm_verdicts):
+        given = arm_verdicts[["arm", "verdict", "evaluate", "flagged"]]
+        table = table.merge(given, on="arm", how="left")
+    else:
+        table = table.assign(verdict="not validated", evaluate=True, flagged=False)
+    is_reference = table["arm"] == reference_arm
+    table.loc[is_reference, ["verdict", "evaluate", "flagged"]] = ["reference", True, False]
+    missing = table.loc[table["verdict"].isna(), "arm"].tolist()
+    if missing:
+        raise RadaugError(f"arms {missing} have no validation verdict in arm_verdicts.csv; rerun validation")
+    keep = table.loc[table["evaluate"].astype(str).str.lower() == "true", "arm"]
+    verdicts = table[table["arm"].isin(keep)].rename(columns={"verdict": "validation_verdict"})
+    verdicts["flagged"] = verdicts["flagged"].astype(str).str.lower() == "true"
+    return (per_fold[per_fold["arm"].isin(keep)], predictions[predictions["arm"].isin(keep)],
+            verdicts[["arm", "validation_verdict", "flagged"]])

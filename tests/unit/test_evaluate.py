@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from sklearn.model_selection import StratifiedKFold
 
-from radaug.errors import LeakageError
+from radaug.errors import LeakageError, RadaugError
 from radaug.evaluate import (
     build_classifier,
     corrected_resampled_ttest,
@@ -338,3 +338,24 @@ def test_summarise_requires_matching_folds():
         summarise(per_fold)
     with pytest.raises(ValueError, match="reference arm"):
         summarise(per_fold, reference_arm="oversample")
+
+
+def test_gate_by_validation_flags_or_leaves_out_failing_arms():
+    from radaug.evaluate import gate_by_validation
+
+    per_fold = pd.DataFrame({"arm": ["real", "good", "bad"], "auc": [0.7, 0.8, 0.6]})
+    predictions = pd.DataFrame({"arm": ["real", "good", "bad", "bad"]})
+    verdicts = pd.DataFrame({"arm": ["good", "bad", "control_positive"], "verdict": ["pass", "fail", "pass"],
+                             "evaluate": [True, True, False], "flagged": [False, True, False]})
+    kept, kept_predictions, gate = gate_by_validation(per_fold, predictions, verdicts)
+    assert list(kept["arm"]) == ["real", "good", "bad"] and len(kept_predictions) == 4
+    assert gate.set_index("arm")["validation_verdict"].to_dict() == {"real": "reference", "good": "pass", "bad": "fail"}
+    assert gate.set_index("arm")["flagged"].to_dict() == {"real": False, "good": False, "bad": True}
+    # validation.evaluate_failing_arms: false -> the failing arm is left out of the summary
+    verdicts.loc[verdicts["arm"] == "bad", ["evaluate", "flagged"]] = [False, False]
+    kept, kept_predictions, gate = gate_by_validation(per_fold, predictions, verdicts)
+    assert list(kept["arm"]) == ["real", "good"] and list(kept_predictions["arm"]) == ["real", "good"]
+    with pytest.raises(RadaugError, match="no validation verdict"):
+        gate_by_validation(per_fold, predictions, verdicts[verdicts["arm"] != "good"])
+    _, _, gate = gate_by_validation(per_fold, predictions, None)
+    assert set(gate["arm"]) == {"real", "good", "bad"} and not gate["flagged"].any()

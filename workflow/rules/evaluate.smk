@@ -30,10 +30,16 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+def validation_verdicts(wildcards):
+    """Per-arm validation verdicts (flag or leave out failing arms); none when no arm is validated."""
+    return rules.validation_summary.output.arm_verdicts if VALIDATED_ARMS else []
+
+
 rule evaluation_summary:
     input:
         per_fold=expand(rules.evaluate.output.per_fold, arm=ARMS),
         predictions=expand(rules.evaluate.output.predictions, arm=ARMS),
+        arm_verdicts=validation_verdicts,
     output:
         summary=report(
             f"{STUDY}/evaluation/summary.csv",
@@ -47,6 +53,7 @@ rule evaluation_summary:
         "../../envs/radaug.yaml"
     params:
         code=code("evaluation_summary"),
+        arms=ARMS,
         n_bootstrap=config["evaluation"]["bootstrap"],
         alpha=config["evaluation"]["alpha"],
         seed=SEED,

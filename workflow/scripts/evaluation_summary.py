@@ -1,18 +1,26 @@
-"""Across-fold statistics per arm and metric: corrected tests, effect sizes, pooled bootstrap vs real."""
+"""Across-fold statistics per arm and metric: corrected tests, effect sizes, pooled bootstrap vs real.
+
+Arms that failed validation are summarised and flagged, or left out when
+validation.evaluate_failing_arms is false (validation/arm_verdicts.csv decides).
+"""
 import pandas as pd
 
-from radaug.evaluate import summarise
+from radaug.evaluate import gate_by_validation, summarise
 from radaug.io import read_table, write_csv
-from radaug.provenance import run_job
+from radaug.provenance import log, run_job
 
 
 def main(smk):
     per_fold = pd.concat([read_table(p) for p in smk.input.per_fold], ignore_index=True)
-    predictions = pd.concat([read_table(p) for p in smk.input.predictions],
-                            ignore_index=True)
+    predictions = pd.concat([read_table(p) for p in smk.input.predictions], ignore_index=True)
+    verdicts = read_table(smk.input.arm_verdicts) if smk.input.get("arm_verdicts") else None
+    per_fold, predictions, gate = gate_by_validation(per_fold, predictions, verdicts)
+    left_out = sorted(set(smk.params.arms) - set(gate["arm"]))
+    if left_out:
+        log.info("arms left out because validation failed them: %s", left_out)
     summary = summarise(per_fold, predictions, reference_arm="real", alpha=smk.params.alpha,
                         n_bootstrap=smk.params.n_bootstrap, seed=smk.params.seed)
-    write_csv(smk.output.summary, summary)
+    write_csv(smk.output.summary, summary.merge(gate, on="arm", how="left"))
 
 
 run_job(snakemake, main)  # noqa: F821
