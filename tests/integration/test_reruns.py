@@ -18,7 +18,12 @@ from .conftest import run_snakemake
 pytestmark = pytest.mark.integration
 
 SMOKE = REPO / "config/smoke.yaml"
-N_FOLDS, N_MODELS, N_BATCHES = 3, 2, 2  # config/smoke.yaml: folds, generative.models, preprocess.batches
+CONFIG = yaml.safe_load(SMOKE.read_text())
+N_FOLDS, N_BATCHES = CONFIG["split"]["folds"], CONFIG["preprocess"]["batches"]
+MODELS, ARMS = CONFIG["generative"]["models"], CONFIG["evaluation"]["arms"]
+N_MODELS, N_ARMS, N_VALIDATED = len(MODELS), len(ARMS), len(ARMS) - 1  # every arm but real is validated
+N_GENERATED = sum(any(part in MODELS for part in arm.split("+")) for arm in ARMS)  # arms built on a generator
+assert "classical" in ARMS  # the expectations below count the classical arm's jobs
 FINISH = {"report": 1, "manifest": 1, "all": 1}
 
 
@@ -52,8 +57,8 @@ def changed_config(tmp_path, section, key, value):
 def test_forcerun_reruns_the_stage_and_downstream_only(study):
     jobs = planned_jobs(study, SMOKE, "--forcerun", "sample_synthetic")
     per_fold = N_MODELS * N_FOLDS
-    assert jobs == {"sample_synthetic": per_fold, "features_synthetic": per_fold, "validate": N_MODELS,
-                    "evaluate": N_MODELS, "validation_summary": 1, "evaluation_summary": 1, **FINISH}
+    assert jobs == {"sample_synthetic": per_fold, "features_synthetic": per_fold, "validate": N_GENERATED,
+                    "evaluate": N_GENERATED, "validation_summary": 1, "evaluation_summary": 1, **FINISH}
 
 
 def test_until_stops_at_the_named_rule(study):
@@ -88,17 +93,21 @@ def test_one_arm_is_rerun_for_real_and_reproduces_its_bytes(study, tmp_path):
     [
         # classifier only: the evaluation of every arm and what summarises it
         ("evaluation", "classifier", {"k_features": 5},
-         {"evaluate": 4, "evaluation_summary": 1, **FINISH}),
-        # validation thresholds: validation of the three augmented arms only
-        ("validation", "alpha", 0.01, {"validate": 3, "validation_summary": 1, **FINISH}),
-        # sampling: synthetic draws of every generator and fold, then everything that reads them
+         {"evaluate": N_ARMS, "evaluation_summary": 1, **FINISH}),
+        # validation: every validated arm and the controls; the evaluation summary reads the verdicts
+        ("validation", "alpha", 0.01,
+         {"validate": N_VALIDATED, "validate_controls": 1, "validation_summary": 1, "evaluation_summary": 1,
+          **FINISH}),
+        # sampling quotas: synthetic draws, classical augmentation, and every arm's validation and evaluation
         ("sampling", "cap_per_case", 3,
-         {"sample_synthetic": 6, "features_synthetic": 6, "validate": 3, "evaluate": 4,
-          "validation_summary": 1, "evaluation_summary": 1, **FINISH}),
-        # training: every generator of every fold and what depends on them, not the real features
+         {"sample_synthetic": N_MODELS * N_FOLDS, "features_synthetic": N_MODELS * N_FOLDS,
+          "augment_classical": N_FOLDS, "features_classical": N_FOLDS, "validate": N_VALIDATED,
+          "evaluate": N_ARMS, "validation_summary": 1, "evaluation_summary": 1, **FINISH}),
+        # training: every generator of every fold and the arms built on them, not the real features
         ("generative", "steps", 80,
-         {"train_generator": 6, "sample_synthetic": 6, "features_synthetic": 6, "validate": 2,
-          "evaluate": 2, "validation_summary": 1, "evaluation_summary": 1, **FINISH}),
+         {"train_generator": N_MODELS * N_FOLDS, "sample_synthetic": N_MODELS * N_FOLDS,
+          "features_synthetic": N_MODELS * N_FOLDS, "validate": N_GENERATED, "evaluate": N_GENERATED,
+          "validation_summary": 1, "evaluation_summary": 1, **FINISH}),
     ],
 )
 def test_config_change_reruns_exactly_what_depends_on_it(study, tmp_path, section, key, value, expected):
