@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 
 from .errors import VerifyError
-from .io import atomic_path, read_json, sha256_file
+from .io import atomic_path, read_json, sha256_file, write_text
 from .provenance import BUNDLE_FILE as BUNDLE
 from .provenance import CRATE_METADATA, MANIFEST, REFERENCED_TYPE
 
@@ -223,7 +223,7 @@ def write_bundle(
         for name, text in extras.items():
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            write_text(target, text)
             files[name] = target
         described = {
             MANIFEST: {"description": "Every study artifact with sha256, producing rule and job record; "

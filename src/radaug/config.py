@@ -223,7 +223,7 @@ def _check_arms(arms: list[str], models: list[str]) -> None:
             raise ConfigError(
                 f"{key}: arm {arm!r} has unknown part(s) {unknown}. Arms are {', '.join(map(repr, known))} "
                 f"(the generators listed in 'generative.models') or combinations like 'classical{ARM_SEPARATOR}"
-                f"{models[0] if models else 'smote'}'; add the model to 'generative.models' or fix the name."
+                f"{models[0] if models else 'smote'}'; add the model to 'generative.models', or remove the arm."
             )
         if len(parts) > 1 and ("real" in parts or len(set(parts)) != len(parts)):
             raise ConfigError(
@@ -231,7 +231,8 @@ def _check_arms(arms: list[str], models: list[str]) -> None:
                 "(every arm already contains the real training cases)."
             )
     if "real" not in arms:
-        raise ConfigError(f"{key} must include 'real': it is the reference every arm is compared to.")
+        raise ConfigError(f"{key} must include 'real': it is the reference every arm is compared to. "
+                          "Add 'real' to the list.")
     canonical = {}
     for arm in arms:
         same = canonical.setdefault(frozenset(arm_components(arm)), arm)

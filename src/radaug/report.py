@@ -295,7 +295,7 @@ def _evaluation_section(evaluation: pd.DataFrame) -> str:
         return _NO_DATA
     arms = _ordered(evaluation["arm"], (REFERENCE_ARM,))
     optional = [("holm_p_value", "Holm p-value"), ("effect_size", "effect size d_z"),
-                ("pooled_delta", "pooled Δ (bootstrap CI)")]
+                ("pooled_delta", "pooled Δ (bootstrap CI)"), ("validation_verdict", "validation")]
     present = [(c, title) for c, title in optional if c in evaluation.columns]
     header = ["metric", "arm", "mean", "95% CI", "Δ vs real", "p-value", *[t for _, t in present], "folds"]
     rows = []
@@ -310,6 +310,9 @@ def _evaluation_section(evaluation: pd.DataFrame) -> str:
                 if c == "pooled_delta":
                     extra.append("n/a" if pd.isna(r[c]) else
                                  f"{_fmt(r[c])} ({_fmt(r['pooled_delta_ci_low'])} – {_fmt(r['pooled_delta_ci_high'])})")
+                elif c == "validation_verdict":
+                    flagged = str(r.get("flagged", "")).lower() == "true"
+                    extra.append(f"{r[c]}, flagged" if flagged else r[c])
                 else:
                     extra.append(r[c])
             rows.append([
@@ -320,7 +323,8 @@ def _evaluation_section(evaluation: pd.DataFrame) -> str:
         "Δ vs real: mean of the paired per-fold differences; p-value: corrected resampled t-test "
         "(Nadeau & Bengio 2003, doi:10.1023/A:1024068626366) over the repeats × folds; Holm: adjusted "
         "across arms per metric; effect size: Cohen's d_z of the per-fold differences; pooled Δ: on "
-        "the pooled out-of-fold predictions, with a 95% bootstrap interval resampling cases. "
+        "the pooled out-of-fold predictions, with a 95% bootstrap interval resampling cases; validation: the "
+        "arm's overall validation verdict (flagged: evaluated although validation failed it). "
         f"Lower is better for {', '.join(LOWER_IS_BETTER)}; higher for the others."
     )
     figures = ""

@@ -33,11 +33,17 @@ from ..slurm.cluster import ACCOUNT, PARTITION, ClusterError, SlurmCluster, miss
 pytestmark = pytest.mark.integration
 
 # One SLURM job per job or group job of config/smoke.yaml under profiles/slurm; the
-# plugin's job comment is rule_<rule or group>[_wildcards_<values>].
+# plugin's job comment is rule_<rule, or group and its sorted rules>[_wildcards_<values>].
+SMOKE = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
+N_FOLDS, N_BATCHES = SMOKE["split"]["folds"], SMOKE["preprocess"]["batches"]
+N_MODELS, N_ARMS = len(SMOKE["generative"]["models"]), len(SMOKE["evaluation"]["arms"])
+assert "classical" in SMOKE["evaluation"]["arms"] and SMOKE["perturbation"]["enabled"]
 EXPECTED_JOBS = Counter({
-    "phantom": 1, "cohort": 1, "batch_features_real_preprocess": 2, "index_case_index_split": 1,
-    "features_real_table": 1, "train_generator": 6, "synthetic_features_synthetic_sample_synthetic": 6,
-    "validate": 3, "evaluate": 4,
+    "phantom": 1, "cohort": 1, "batch_features_real_perturb_features_preprocess": N_BATCHES,
+    "index_case_index_split": 1, "features_real_table": 1, "train_generator": N_MODELS * N_FOLDS,
+    "synthetic_features_synthetic_sample_synthetic": N_MODELS * N_FOLDS,
+    "classical_augment_classical_features_classical": N_FOLDS, "invariance": N_FOLDS,
+    "validate": N_ARMS - 1, "validate_controls": 1, "evaluate": N_ARMS,
     "finish_evaluation_summary_manifest_report_validation_summary": 1,
 })
 

@@ -214,7 +214,7 @@ CATALOGUE = [
              _validate(split__folds=6, data__phantom={"n_patients": {"benign": 8, "malignant": 5}}),
              ConfigError, r"split\.folds.*'malignant' has only 5", r"Use at most 5 folds or add patients"),
     BadInput("config: unknown arm", _validate(evaluation__arms=["real", "stylegan"]), ConfigError,
-             r"evaluation\.arms.*stylegan", r"add the model there or remove the arm"),
+             r"evaluation\.arms.*stylegan", r"add the model to 'generative\.models', or remove the arm"),
     BadInput("config: unknown model", _validate(generative__models=["stylegan"]), ConfigError,
              r"generative\.models\.0", r"Correct the value"),
     BadInput("config: arms without the real reference", _validate(evaluation__arms=["oversample"]), ConfigError,

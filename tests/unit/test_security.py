@@ -204,6 +204,7 @@ _DIRECT_WRITES = ("to_csv", "to_json", "to_parquet", "np.save", "np.savez", "np.
                   "os.replace", "os.rename")
 _ALLOWED_DIRECT_WRITES = {
     ("src/radaug/report.py", "savefig"),  # into a BytesIO, embedded in the HTML
+    ("src/radaug/generative/training.py", "savefig"),  # into a BytesIO, then radaug.io.write_bytes
     ("src/radaug/generative/base.py", "torch.save"),  # into a BytesIO, then radaug.io.write_bytes
     ("src/radaug/data/phantom.py", "sitk.WriteImage"),  # onto atomic_path's temporary
     ("src/radaug/data/br35h.py", "os.replace"),  # temporary file then rename (wheel, extracted images)

@@ -108,3 +108,35 @@ def study_provenance(include_report=True):
     if include_report:
         records.append(rules.report.output.prov)
     return records
+
+
+# The generative options that change what training computes (not scheduler resources).
+GENERATIVE_TRAINING_KEYS = ("device", "steps", "batch_size", "checkpoint_every", "log_every", "threads")
+
+
+def generative_training_options():
+    return {key: config["generative"][key] for key in GENERATIVE_TRAINING_KEYS}
+
+
+def arm_samples(wildcards):
+    """Patch archives and tables of an arm's generated or augmented parts (image-space checks)."""
+    samples, tables = [], []
+    if config["validation"]["image_checks"]:
+        for part in arm_components(wildcards.arm):
+            folder = f"synthetic/{part}" if part in MODELS else "augmented/classical" if part == CLASSICAL_ARM else None
+            if folder:
+                samples += expand(f"{STUDY}/{folder}/{{fold}}.npz", fold=FOLDS)
+                tables += expand(f"{STUDY}/{folder}/{{fold}}.csv", fold=FOLDS)
+    return {"samples": samples, "sample_tables": tables}
+
+
+def validation_tables(wildcards):
+    tables = expand(rules.validate.output.table, arm=VALIDATED_ARMS)
+    if config["validation"]["controls"]:
+        tables.append(rules.validate_controls.output.table)
+    return tables
+
+
+def validation_verdicts(wildcards):
+    """Per-arm validation verdicts (flag or leave out failing arms); none when no arm is validated."""
+    return rules.validation_summary.output.arm_verdicts if VALIDATED_ARMS else []

@@ -30,11 +30,6 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-def validation_verdicts(wildcards):
-    """Per-arm validation verdicts (flag or leave out failing arms); none when no arm is validated."""
-    return rules.validation_summary.output.arm_verdicts if VALIDATED_ARMS else []
-
-
 rule evaluation_summary:
     input:
         per_fold=expand(rules.evaluate.output.per_fold, arm=ARMS),

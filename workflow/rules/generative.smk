@@ -2,14 +2,6 @@
 # sample synthetic cases with rebalancing quotas. Training resumes from its last
 # checkpoint when a killed job is rerun.
 
-# The generative options that change what training computes (not scheduler resources).
-GENERATIVE_TRAINING_KEYS = ("device", "steps", "batch_size", "checkpoint_every", "log_every", "threads")
-
-
-def generative_training_options():
-    return {key: config["generative"][key] for key in GENERATIVE_TRAINING_KEYS}
-
-
 rule train_generator:
     input:
         index=rules.case_index.output.index,

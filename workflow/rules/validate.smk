@@ -7,18 +7,6 @@
 # which arms failed.
 
 
-def arm_samples(wildcards):
-    """Patch archives and tables of an arm's generated or augmented parts (image-space checks)."""
-    samples, tables = [], []
-    if config["validation"]["image_checks"]:
-        for part in arm_components(wildcards.arm):
-            folder = f"synthetic/{part}" if part in MODELS else "augmented/classical" if part == CLASSICAL_ARM else None
-            if folder:
-                samples += expand(f"{STUDY}/{folder}/{{fold}}.npz", fold=FOLDS)
-                tables += expand(f"{STUDY}/{folder}/{{fold}}.csv", fold=FOLDS)
-    return {"samples": samples, "sample_tables": tables}
-
-
 rule validate:
     input:
         unpack(arm_samples),
@@ -69,13 +57,6 @@ rule validate_controls:
         runtime=20,
     script:
         "../scripts/validate.py"
-
-
-def validation_tables(wildcards):
-    tables = expand(rules.validate.output.table, arm=VALIDATED_ARMS)
-    if config["validation"]["controls"]:
-        tables.append(rules.validate_controls.output.table)
-    return tables
 
 
 rule validation_summary:
