@@ -336,36 +336,39 @@ def validate_arm(
     train, holdout, cand = (t[feature_columns] for t in (train_real, holdout_real, candidate))
     idx_a, idx_b = _split_halves(len(train), seed)
     half_a, half_b = train.iloc[idx_a], train.iloc[idx_b]
-    draws = _subsample_draws(len(cand), len(half_b), seed)
+    # Compare like with like: candidate and baseline half enter at the same size, the larger
+    # one subsampled (median of seeded draws), so neither side gains power or coverage from size.
+    size = min(len(cand), len(half_b))
+    draws = _subsample_draws(len(cand), size, seed)
+    baseline_draws = _subsample_draws(len(half_b), size, seed + 1)
 
     def matched(metric: Callable, n_draws: int = N_SUBSAMPLES) -> float:
         if draws is None:
             return metric(half_a, cand)
         return _nanmedian([metric(half_a, cand.iloc[d]) for d in draws[:n_draws]])
 
+    def baseline(metric: Callable) -> float:
+        if baseline_draws is None:
+            return metric(half_a, half_b)
+        return _nanmedian([metric(half_a, half_b.iloc[d]) for d in baseline_draws])
+
+    ks = lambda r, c: ks_fdr(r, c, alpha)  # noqa: E731
+    spearman = lambda r, c: correlation_distance(r, c, "spearman")  # noqa: E731
+    distribution = {
+        "ks_fdr": ks, "wasserstein_distance": wasserstein_distance, "correlation_distance": correlation_distance,
+        "correlation_distance_spearman": spearman, "strong_pairs_kept": strong_pairs_kept,
+        "frechet_distance": frechet_distance, "frechet_means_distance": frechet_means_distance,
+    }
     comparisons: dict[str, tuple[float, float]] = {
-        "ks_fdr": (matched(lambda r, c: ks_fdr(r, c, alpha)), ks_fdr(half_a, half_b, alpha)),
-        "wasserstein_distance": (matched(wasserstein_distance), wasserstein_distance(half_a, half_b)),
-        "correlation_distance": (matched(correlation_distance), correlation_distance(half_a, half_b)),
-        "correlation_distance_spearman": (
-            matched(lambda r, c: correlation_distance(r, c, "spearman")),
-            correlation_distance(half_a, half_b, "spearman"),
-        ),
-        "strong_pairs_kept": (matched(strong_pairs_kept), strong_pairs_kept(half_a, half_b)),
-        "frechet_distance": (matched(frechet_distance), frechet_distance(half_a, half_b)),
-        "frechet_means_distance": (
-            matched(frechet_means_distance),
-            frechet_means_distance(half_a, half_b),
-        ),
+        name: (matched(metric), baseline(metric)) for name, metric in distribution.items()
     }
     prdc_of = lambda r, c: _prdc_zscored(r, c, nearest_k)  # noqa: E731
-    prdc_values = {name: [] for name in ("precision", "recall", "density", "coverage")}
-    for subset in ([cand] if draws is None else [cand.iloc[d] for d in draws]):
-        for name, value in prdc_of(half_a, subset).items():
-            prdc_values[name].append(value)
-    prdc_baseline = prdc_of(half_a, half_b)
-    for name, values in prdc_values.items():
-        comparisons[name] = (_nanmedian(values), prdc_baseline[name])
+    names = ("precision", "recall", "density", "coverage")
+    values = [prdc_of(half_a, s) for s in ([cand] if draws is None else [cand.iloc[d] for d in draws])]
+    baselines = [prdc_of(half_a, s) for s in ([half_b] if baseline_draws is None
+                                               else [half_b.iloc[d] for d in baseline_draws])]
+    for name in names:
+        comparisons[name] = (_nanmedian([v[name] for v in values]), _nanmedian([b[name] for b in baselines]))
     if detection:
         groups = _groups(train_real, candidate, group_column)
         g_train, g_cand = groups if groups else (None, None)
@@ -382,7 +385,13 @@ def validate_arm(
         else:
             value = _nanmedian([auc(cand.iloc[d], None if g_cand is None else g_cand[d])
                                 for d in draws[:N_DETECTION_SUBSAMPLES]])
-        comparisons["detection_auc"] = (value, auc(half_b, None if g_train is None else g_train[idx_b]))
+        g_half_b = None if g_train is None else g_train[idx_b]
+        if baseline_draws is None:
+            base = auc(half_b, g_half_b)
+        else:
+            base = _nanmedian([auc(half_b.iloc[d], None if g_half_b is None else g_half_b[d])
+                               for d in baseline_draws[:N_DETECTION_SUBSAMPLES]])
+        comparisons["detection_auc"] = (value, base)
     comparisons["memorization_ratio"] = (
         memorization_ratio(cand, train, holdout), memorization_ratio(half_b, half_a, holdout))
     comparisons["share_closer_than_holdout"] = (
@@ -429,10 +438,9 @@ def _nanmedian(values) -> float:
 
 
 def _subsample_draws(n_candidate: int, size: int, seed: int) -> list[np.ndarray] | None:
-    """Row indices of :data:`N_SUBSAMPLES` seeded candidate subsamples of ``size`` rows.
+    """Row indices of :data:`N_SUBSAMPLES` seeded subsamples of ``size`` rows of a set of ``n_candidate``.
 
-    None when the candidate has at most ``size`` rows (or ``size`` < 2): then the
-    whole candidate is compared.
+    None when the set has at most ``size`` rows (or ``size`` < 2): then it is compared whole.
     """
     if n_candidate <= size or size < 2:
         return None
