@@ -515,6 +515,17 @@ def frechet_from_moments(
     return max(float(value), 0.0)
 
 
+def _standardised_pair(reference: FeatureMatrix, candidate: FeatureMatrix,
+                       standardize_with: FeatureMatrix | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sets z-scored by ``standardize_with`` (default ``reference``); None if too few rows or features."""
+    scale_set = reference if standardize_with is None else standardize_with
+    _, (ref, cand, scale), _ = _aligned(reference, candidate, scale_set)
+    if not _enough_rows(ref, cand, scale):
+        return None
+    ref, cand = _zscore([ref, cand], by=scale)
+    return None if ref.shape[1] == 0 else (ref, cand)
+
+
 def frechet_distance(
     reference: FeatureMatrix,
     candidate: FeatureMatrix,
@@ -550,13 +561,10 @@ def frechet_distance(
     .. [1] Konz, N., et al. (2024). Fréchet Radiomic Distance (FRD): A versatile
        metric for comparing medical imaging datasets. arXiv:2412.01496
     """
-    scale_set = reference if standardize_with is None else standardize_with
-    _, (ref, cand, scale), _ = _aligned(reference, candidate, scale_set)
-    if not _enough_rows(ref, cand, scale):
+    standardised = _standardised_pair(reference, candidate, standardize_with)
+    if standardised is None:
         return math.nan
-    ref, cand = _zscore([ref, cand], by=scale)
-    if ref.shape[1] == 0:
-        return math.nan
+    ref, cand = standardised
     return frechet_from_moments(
         ref.mean(axis=0),
         np.cov(ref, rowvar=False),
@@ -733,13 +741,10 @@ def wasserstein_distance(
        two-sample testing and related families of nonparametric tests. Entropy,
        19(2), 47. :doi:`10.3390/e19020047`
     """
-    scale_set = reference if standardize_with is None else standardize_with
-    _, (ref, cand, scale), _ = _aligned(reference, candidate, scale_set)
-    if not _enough_rows(ref, cand, scale):
+    standardised = _standardised_pair(reference, candidate, standardize_with)
+    if standardised is None:
         return math.nan
-    ref, cand = _zscore([ref, cand], by=scale)
-    if ref.shape[1] == 0:
-        return math.nan
+    ref, cand = standardised
     return float(np.mean([wasserstein_1d(ref[:, j], cand[:, j]) for j in range(ref.shape[1])]))
 
 
@@ -816,13 +821,10 @@ def frechet_means_distance(
     .. [1] Konz, N., et al. (2024). Fréchet Radiomic Distance (FRD): A versatile
        metric for comparing medical imaging datasets. arXiv:2412.01496
     """
-    scale_set = reference if standardize_with is None else standardize_with
-    _, (ref, cand, scale), _ = _aligned(reference, candidate, scale_set)
-    if not _enough_rows(ref, cand, scale):
+    standardised = _standardised_pair(reference, candidate, standardize_with)
+    if standardised is None:
         return math.nan
-    ref, cand = _zscore([ref, cand], by=scale)
-    if ref.shape[1] == 0:
-        return math.nan
+    ref, cand = standardised
     diff = ref.mean(axis=0) - cand.mean(axis=0)
     return float(diff @ diff)
 
