@@ -32,6 +32,13 @@ from .errors import StorageError
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, keep_extension: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
@@ -50,6 +57,7 @@ def atomic_path(path: str | os.PathLike, *, keep_extension: bool = False) -> Ite
         raise _storage_error(exc, path) from exc
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artifacts get the mode any new file would
     try:
         yield tmp
         os.replace(tmp, path)

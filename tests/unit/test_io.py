@@ -91,3 +91,18 @@ def test_temporaries_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
     with atomic_path(tmp_path / "img.nii.gz", keep_extension=True) as tmp:
         tmp.write_text("image")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".table.csv.x.ab12cd_9.tmp", "img.nii.gz", "table.csv"]
+
+
+def test_artifacts_get_the_permissions_of_any_new_file(tmp_path):
+    """mkstemp creates 0600; a study's results must stay readable for the group (shared clusters)."""
+    import os
+    import stat
+
+    from radaug.io import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.csv", "x\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.csv").stat().st_mode) == 0o644
