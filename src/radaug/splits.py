@@ -13,11 +13,10 @@ fold's training data live here too.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from sklearn.model_selection import StratifiedGroupKFold
 
 from .errors import ConfigError, LeakageError
 
@@ -32,6 +31,49 @@ def fold_key(repeat: int, fold: int) -> str:
 def parse_fold_key(key: str) -> tuple[int, int]:
     r, f = key[1:].split("f")
     return int(r), int(f)
+
+
+def grouped_halves(groups: Sequence, seed: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint, seeded halves of a set of rows that never split a group.
+
+    The validation's real-vs-real baselines compare two halves of a fold's
+    training cases as "two independent real samples". Near-duplicates (and the
+    cases of one patient) are not independent: a pair straddling the halves
+    makes the halves look closer than two real samples are, and every baseline
+    too optimistic. Groups therefore go whole to one half: in a seeded random
+    order, each to the half that is smaller so far (ties to the first), so the
+    sizes differ by at most the largest group.
+
+    Parameters
+    ----------
+    groups
+        Group label per row (e.g. the ``group`` column of ``splits/folds.csv``);
+        distinct labels for independent rows.
+    seed
+        Seed of the group order (anything :func:`numpy.random.default_rng` takes).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Sorted row positions of the first and the second half.
+
+    Examples
+    --------
+    >>> a, b = grouped_halves(["g0", "g0", "g1", "g2"], seed=0)
+    >>> sorted(map(int, np.concatenate([a, b])))
+    [0, 1, 2, 3]
+    """
+    codes, _ = pd.factorize(pd.Series(list(groups), dtype=object).astype(str), sort=True)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    sizes = np.bincount(codes, minlength=n_groups)
+    half_of = np.zeros(n_groups, dtype=int)
+    filled = [0, 0]
+    for group in np.random.default_rng(seed).permutation(n_groups):
+        half = int(filled[1] < filled[0])
+        half_of[group] = half
+        filled[half] += sizes[group]
+    in_first = half_of[codes] == 0
+    return np.flatnonzero(in_first), np.flatnonzero(~in_first)
 
 
 def near_duplicate_pairs(hashes: list[str], max_bits: int, chunk: int = 2048) -> np.ndarray:
@@ -58,6 +100,9 @@ def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int) -> np.ndarray:
     cases
         Columns ``case_id, patient_id, group, phash`` (``group`` may be empty).
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n = len(cases)
     edges = [near_duplicate_pairs(cases["phash"].tolist(), near_duplicate_bits)]
     for column in ("patient_id", "group", "content_sha256"):
@@ -99,6 +144,8 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
     pandas.DataFrame
         :data:`FOLD_COLUMNS`, one row per case, repeat and fold.
     """
+    from sklearn.model_selection import StratifiedGroupKFold
+
     cases = cases.sort_values("case_id", ignore_index=True)
     components = leakage_groups(cases, near_duplicate_bits)
     group_names = np.array([f"g{c:05d}" for c in components])

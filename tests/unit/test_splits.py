@@ -70,3 +70,21 @@ def test_training_input_check_catches_leaks():
         check_training_input(folds, leaked, 0, 0, train)
     with pytest.raises(LeakageError, match="not in the split"):
         check_training_input(folds, cases, 0, 0, ["nobody"])
+
+
+def test_grouped_halves_keep_groups_whole_balanced_and_seeded():
+    from radaug.splits import grouped_halves
+
+    rng = np.random.default_rng(3)
+    groups = np.repeat([f"g{i}" for i in range(40)], rng.integers(1, 5, size=40))
+    a, b = grouped_halves(groups, seed=7)
+    assert sorted(np.concatenate([a, b]).tolist()) == list(range(len(groups)))
+    assert not set(groups[a]) & set(groups[b])
+    assert abs(len(a) - len(b)) <= 4
+    same_a, _ = grouped_halves(groups, seed=7)
+    other_a, _ = grouped_halves(groups, seed=8)
+    assert np.array_equal(a, same_a) and not np.array_equal(a, other_a)
+    # Independent rows: an even split of the rows.
+    a, b = grouped_halves([str(i) for i in range(9)], seed=0)
+    assert (len(a), len(b)) == (5, 4) or (len(a), len(b)) == (4, 5)
+    assert grouped_halves([], seed=0)[0].size == 0

@@ -55,7 +55,7 @@ def phantom():
     return sets, columns
 
 
-def _validate(phantom, candidate, images=None, masks=None):
+def _validate(phantom, candidate, images=None, masks=None, seed=3):
     sets, columns = phantom
     (train, train_images, train_masks), (holdout, holdout_images, holdout_masks) = sets["train"], sets["holdout"]
     patches = None
@@ -63,7 +63,7 @@ def _validate(phantom, candidate, images=None, masks=None):
         patches = Patches(train_images, train_masks, holdout_images, holdout_masks, images, masks,
                           PHYSICAL_HU_RANGE)
     summary = validate_arm(train, holdout, candidate, feature_columns=columns, train_other=sets["benign"][0],
-                           patches=patches, seed=3)
+                           patches=patches, seed=seed)
     return summary.set_index("metric")
 
 
@@ -74,9 +74,12 @@ def test_held_out_real_cases_pass_every_gate(phantom):
     assert (summary["verdict"] == "pass").all(), summary[summary["verdict"] != "pass"]
 
 
-def test_generator_missing_the_rare_mode_fails_coverage(phantom):
+@pytest.mark.parametrize("seed", [3, 4])
+def test_generator_missing_the_rare_mode_fails_coverage(phantom, seed):
+    """With one real-vs-real split the coverage baseline was a single noisy draw and this
+    verdict depended on the seed (it passed at seed 2); medians over splits steady it."""
     table, images, masks = phantom[0]["no_rare"]
-    summary = _validate(phantom, table, images, masks)
+    summary = _validate(phantom, table, images, masks, seed=seed)
     assert summary.loc["coverage", "value"] < 0.85 * summary.loc["coverage", "baseline"]
     assert summary.loc["coverage", "verdict"] == "fail"
     # Every sample it makes is a realistic lesion: precision and memorization do not object.

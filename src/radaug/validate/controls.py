@@ -111,14 +111,3 @@ def copy_control(train: pd.DataFrame, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     repeats = -(-n // len(train))
     return np.concatenate([rng.permutation(len(train)) for _ in range(repeats)])[:n]
-
-
-def positive_control_split(n_holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the held-out real rows used as the positive control and as its holdout.
-
-    Two disjoint seeded halves of ``range(n_holdout)``: the first plays the
-    candidate, the second the unseen real data the memorization checks compare with.
-    """
-    order = np.random.default_rng(seed).permutation(n_holdout)
-    half = n_holdout // 2
-    return np.sort(order[:half]), np.sort(order[half:])

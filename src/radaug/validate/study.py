@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from radaug.splits import fold_cases, fold_key
-from radaug.validate.controls import copy_control, noise_control, positive_control_split
+from radaug.splits import fold_cases, fold_key, grouped_halves
+from radaug.validate.controls import copy_control, noise_control
 from radaug.validate.summary import SUMMARY_COLUMNS, Patches, validate_arm
 
 STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
@@ -43,12 +43,27 @@ def _options(options: Mapping | None) -> dict:
         "thresholds": options.get("thresholds") or {},
         "alpha": options.get("alpha", 0.05),
         "nearest_k": options.get("nearest_k", 5),
+        "min_rows": options.get("min_rows", 10),
         "detection": options.get("detection", True),
+        "group_column": "group",
     }
 
 
+def _with_groups(table: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the leakage ``group`` of the case each row is (or derives from), by ``case_id``.
+
+    Rows without a known parent case get no group (each is its own, see
+    :func:`radaug.validate.summary.validate_arm`).
+    """
+    group_of = folds.drop_duplicates("case_id").set_index("case_id")["group"]
+    table = table.copy()
+    table["group"] = table["case_id"].map(group_of) if "case_id" in table.columns else np.nan
+    return table
+
+
 def _fold_sets(real: pd.DataFrame, folds: pd.DataFrame):
-    """Yield ``(repeat, fold, train, test)`` real feature rows of every fold."""
+    """Yield ``(repeat, fold, train, test)`` real feature rows of every fold, with their ``group``."""
+    real = _with_groups(real, folds)
     for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
         train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
         test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
@@ -115,6 +130,7 @@ def validate_study_arm(
         Columns :data:`STUDY_SUMMARY_COLUMNS`, one row per fold, class and metric.
     """
     opts = _options(options)
+    candidates = _with_groups(candidates, folds)
     rows = []
     for repeat, fold, train, test in _fold_sets(real, folds):
         fold_rows = candidates[(candidates["repeat"] == repeat) & (candidates["fold"] == fold)]
@@ -144,7 +160,8 @@ def validate_controls(
     """Score the control arms of :mod:`radaug.validate.controls` in every fold and class.
 
     * ``control_positive``: one seeded half of the fold's real test cases of the
-      class as the candidate, the other half as the memorization holdout.
+      class as the candidate, the other half as the memorization holdout (whole
+      near-duplicate groups, :func:`radaug.splits.grouped_halves`).
     * ``control_negative_noise``: as many noise rows as training rows.
     * ``control_negative_copy``: copies of as many training rows (and patches).
     * ``control_negative_label``: as many copies of other-class training rows.
@@ -159,7 +176,7 @@ def validate_controls(
             train_c, test_c = train[train["label"] == label], test[test["label"] == label]
             other = train[train["label"] != label]
             control_seed = [seed, repeat, fold, sorted(set(train["label"])).index(label)]
-            as_candidate, as_holdout = positive_control_split(len(test_c), int(np.random.SeedSequence(
+            as_candidate, as_holdout = grouped_halves(test_c["group"], int(np.random.SeedSequence(
                 control_seed).generate_state(1)[0]))
             positive, positive_holdout = test_c.iloc[as_candidate], test_c.iloc[as_holdout]
             copies = train_c.iloc[copy_control(train_c, len(train_c), seed)]

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from radaug.errors import ConfigError, RadaugError
+from radaug.splits import grouped_halves
 from radaug.validate.detection import detection_auc, label_disagreement
 from radaug.validate.images import image_memorization_ratio, plausibility
 from radaug.validate.manifold import prdc
@@ -192,13 +193,6 @@ def verdict(value: float, baseline: float, rule: Mapping[str, float]) -> str:
     return "warn" if value >= baseline * rule["fail_factor"] - rule["abs_tol"] else "fail"
 
 
-def _split_halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two disjoint halves of ``range(n)`` (the second one row larger if n is odd), seeded."""
-    order = np.random.default_rng(seed).permutation(n)
-    half = n // 2
-    return np.sort(order[:half]), np.sort(order[half:])
-
-
 @dataclass(frozen=True)
 class Patches:
     """Image patches of the three sets of one fold, arm and class, for the image-space checks.
@@ -222,11 +216,18 @@ class Patches:
     intensity_range: tuple[float, float] | None = None
 
 
-N_SUBSAMPLES = 25
-"""Seeded candidate subsamples whose median is reported for size-dependent metrics."""
+N_SPLITS = 5
+"""Seeded, group-preserving splits of the real training rows into halves A and B.
 
-N_DETECTION_SUBSAMPLES = 1
-"""Subsamples for ``detection_auc`` (a cross-validated forest per subsample is costly)."""
+One split is one draw of "two real samples"; with few cases per class a single
+draw made the baseline (and so the verdict) depend on which cases fell where.
+Values and baselines are medians over all splits."""
+
+N_SUBSAMPLES = 25
+"""Matched (candidate, half-B) subsample pairs in all, spread evenly over the splits."""
+
+N_DETECTION_SPLITS = 3
+"""Splits that ``detection_auc`` is computed on (one cross-validated forest each side per split)."""
 
 
 def validate_arm(
@@ -239,6 +240,7 @@ def validate_arm(
     alpha: float = 0.05,
     seed: int = 0,
     nearest_k: int = 5,
+    min_rows: int = 10,
     train_other: pd.DataFrame | None = None,
     patches: Patches | None = None,
     group_column: str | None = "case_id",
@@ -248,22 +250,25 @@ def validate_arm(
 
     The real training rows of the class are split into two seeded, disjoint
     halves A and B (the real-vs-real baseline of the issue: the same population,
-    no row shared).
+    no row shared), whole groups at a time (``group_column``, see
+    :func:`radaug.splits.grouped_halves`): near-duplicates split across the
+    halves would make the baseline look better than two independent real
+    samples can.
 
     * **Distribution metrics** (KS + FDR, Wasserstein-1, correlation distances,
       strong pairs, Fréchet and means-only Fréchet, precision/recall/density/
       coverage, detection AUC): ``value = metric(A, candidate)`` and
-      ``baseline = metric(A, B)``. These estimates depend on sample size, so a
-      candidate larger than B is compared in :data:`N_SUBSAMPLES` seeded
-      subsamples of B's size and the median is reported
-      (:data:`N_DETECTION_SUBSAMPLES` for the detection AUC). Features are
-      z-scored by A for Wasserstein, Fréchet and PRDC.
+      ``baseline = metric(A, B)``, each the median over :data:`N_SPLITS`
+      seeded splits into halves (:data:`N_DETECTION_SPLITS` for the detection
+      AUC). These estimates depend on sample size, so the larger of candidate
+      and B is subsampled to the other's size (:data:`N_SUBSAMPLES` matched
+      pairs in all). Features are z-scored by A for Wasserstein, Fréchet and PRDC.
     * **Memorization** (``memorization_ratio``, ``share_closer_than_holdout``,
       ``nndr_ratio`` and, given ``patches``, ``image_memorization_ratio``):
       ``value = metric(candidate, train_real, holdout_real)``, where the holdout
       is real data the generator never saw (the fold's test cases in the
-      workflow); ``baseline = metric(B, A, holdout_real)``: real rows that copy
-      nothing.
+      workflow); ``baseline = metric(B, A, holdout_real)``, median over the
+      splits: real rows that copy nothing.
     * ``label_disagreement`` (needs ``train_other``): see
       :func:`~radaug.validate.detection.label_disagreement`; the baseline is the
       out-of-fold disagreement on the real training rows.
@@ -294,14 +299,24 @@ def validate_arm(
         Seed of the halves, the subsamples and the classifiers.
     nearest_k
         k of the PRDC k-NN balls.
+    min_rows
+        Fewest rows a comparison needs for a verdict: the size-matched
+        candidate (distribution and image-plausibility metrics) or the holdout
+        (memorization metrics); below it the value and baseline are reported
+        with verdict ``"insufficient"``. The workflow uses config
+        ``validation.min_rows`` (10): with 8 rows per side one unusual real case
+        moved Fréchet distance and detection AUC past their gates for held-out
+        real data (the positive control) on Br35H.
     train_other
         Real training rows of the other classes; enables ``label_disagreement``.
     patches
         Image patches row-aligned with the three tables; enables the image-space checks.
     group_column
-        Column naming the real case a row is (or was derived from), used to
-        group the detection folds; rows where it is missing are their own group.
-        None: no grouping.
+        Column naming the group of dependent rows (the real case a row is or was
+        derived from, or its near-duplicate group: the workflow passes ``group``
+        of ``splits/folds.csv``). The real halves never split a group, and the
+        detection folds keep a group together; candidate rows where it is
+        missing are their own group. None: every row independent.
     detection
         Whether to compute ``detection_auc`` (the slowest metric).
 
@@ -334,23 +349,15 @@ def validate_arm(
             )
     rules = merge_thresholds(thresholds)
     train, holdout, cand = (t[feature_columns] for t in (train_real, holdout_real, candidate))
-    idx_a, idx_b = _split_halves(len(train), seed)
-    half_a, half_b = train.iloc[idx_a], train.iloc[idx_b]
-    # Compare like with like: candidate and baseline half enter at the same size, the larger
-    # one subsampled (median of seeded draws), so neither side gains power or coverage from size.
-    size = min(len(cand), len(half_b))
-    draws = _subsample_draws(len(cand), size, seed)
-    baseline_draws = _subsample_draws(len(half_b), size, seed + 1)
+    row_groups = _row_groups(train_real, group_column)
+    splits = [grouped_halves(row_groups, [seed, r]) for r in range(N_SPLITS)]
+    by_split = [_matched_pairs(a, b, len(cand), [seed, r]) for r, (a, b) in enumerate(splits)]
+    pairs = [pair for split_pairs in by_split for pair in split_pairs]
 
-    def matched(metric: Callable, n_draws: int = N_SUBSAMPLES) -> float:
-        if draws is None:
-            return metric(half_a, cand)
-        return _nanmedian([metric(half_a, cand.iloc[d]) for d in draws[:n_draws]])
-
-    def baseline(metric: Callable) -> float:
-        if baseline_draws is None:
-            return metric(half_a, half_b)
-        return _nanmedian([metric(half_a, half_b.iloc[d]) for d in baseline_draws])
+    def compared(metric: Callable) -> tuple[float, float]:
+        values = [metric(train.iloc[a], cand.iloc[c]) for a, c, _ in pairs]
+        baselines = [metric(train.iloc[a], train.iloc[b]) for a, _, b in pairs]
+        return _nanmedian(values), _nanmedian(baselines)
 
     ks = lambda r, c: ks_fdr(r, c, alpha)  # noqa: E731
     spearman = lambda r, c: correlation_distance(r, c, "spearman")  # noqa: E731
@@ -359,50 +366,41 @@ def validate_arm(
         "correlation_distance_spearman": spearman, "strong_pairs_kept": strong_pairs_kept,
         "frechet_distance": frechet_distance, "frechet_means_distance": frechet_means_distance,
     }
-    comparisons: dict[str, tuple[float, float]] = {
-        name: (matched(metric), baseline(metric)) for name, metric in distribution.items()
-    }
-    prdc_of = lambda r, c: _prdc_zscored(r, c, nearest_k)  # noqa: E731
-    names = ("precision", "recall", "density", "coverage")
-    values = [prdc_of(half_a, s) for s in ([cand] if draws is None else [cand.iloc[d] for d in draws])]
-    baselines = [prdc_of(half_a, s) for s in ([half_b] if baseline_draws is None
-                                               else [half_b.iloc[d] for d in baseline_draws])]
-    for name in names:
-        comparisons[name] = (_nanmedian([v[name] for v in values]), _nanmedian([b[name] for b in baselines]))
+    comparisons: dict[str, tuple[float, float]] = {name: compared(metric) for name, metric in distribution.items()}
+    prdc_values = [_prdc_zscored(train.iloc[a], cand.iloc[c], nearest_k) for a, c, _ in pairs]
+    prdc_baselines = [_prdc_zscored(train.iloc[a], train.iloc[b], nearest_k) for a, _, b in pairs]
+    for name in ("precision", "recall", "density", "coverage"):
+        comparisons[name] = (_nanmedian([v[name] for v in prdc_values]),
+                             _nanmedian([b[name] for b in prdc_baselines]))
     if detection:
         groups = _groups(train_real, candidate, group_column)
         g_train, g_cand = groups if groups else (None, None)
+        values, baselines = [], []
+        for a, c, b in (split_pairs[0] for split_pairs in by_split[:N_DETECTION_SPLITS]):
+            def auc(other: pd.DataFrame, other_groups) -> float:
+                return detection_auc(train.iloc[a], other, seed=seed,
+                                     groups_reference=None if g_train is None else g_train[a],
+                                     groups_candidate=other_groups)
 
-        def auc(other: pd.DataFrame, other_groups) -> float:
-            return detection_auc(
-                half_a, other,
-                groups_reference=None if g_train is None else g_train[idx_a],
-                groups_candidate=other_groups, seed=seed,
-            )
+            values.append(auc(cand.iloc[c], None if g_cand is None else g_cand[c]))
+            baselines.append(auc(train.iloc[b], None if g_train is None else g_train[b]))
+        comparisons["detection_auc"] = (_nanmedian(values), _nanmedian(baselines))
 
-        if draws is None:
-            value = auc(cand, g_cand)
-        else:
-            value = _nanmedian([auc(cand.iloc[d], None if g_cand is None else g_cand[d])
-                                for d in draws[:N_DETECTION_SUBSAMPLES]])
-        g_half_b = None if g_train is None else g_train[idx_b]
-        if baseline_draws is None:
-            base = auc(half_b, g_half_b)
-        else:
-            base = _nanmedian([auc(half_b.iloc[d], None if g_half_b is None else g_half_b[d])
-                               for d in baseline_draws[:N_DETECTION_SUBSAMPLES]])
-        comparisons["detection_auc"] = (value, base)
-    comparisons["memorization_ratio"] = (
-        memorization_ratio(cand, train, holdout), memorization_ratio(half_b, half_a, holdout))
-    comparisons["share_closer_than_holdout"] = (
-        share_closer_than_holdout(cand, train, holdout), share_closer_than_holdout(half_b, half_a, holdout))
-    comparisons["nndr_ratio"] = (nndr_ratio(cand, train, holdout), nndr_ratio(half_b, half_a, holdout))
+    def against_holdout(metric: Callable) -> tuple[float, float]:
+        """Candidate vs all training rows; baseline: each split's half B vs its half A."""
+        return metric(cand, train, holdout), _nanmedian(
+            [metric(train.iloc[b], train.iloc[a], holdout) for a, b in splits])
+
+    comparisons["memorization_ratio"] = against_holdout(memorization_ratio)
+    comparisons["share_closer_than_holdout"] = against_holdout(share_closer_than_holdout)
+    comparisons["nndr_ratio"] = against_holdout(nndr_ratio)
     if patches is not None:
         _check_patches(patches, train, holdout, cand)
+        train_images, train_masks = patches.train_images, patches.train_masks
         comparisons["image_memorization_ratio"] = (
-            image_memorization_ratio(patches.candidate_images, patches.train_images, patches.holdout_images),
-            image_memorization_ratio(patches.train_images[idx_b], patches.train_images[idx_a],
-                                     patches.holdout_images),
+            image_memorization_ratio(patches.candidate_images, train_images, patches.holdout_images),
+            _nanmedian([image_memorization_ratio(train_images[b], train_images[a], patches.holdout_images)
+                        for a, b in splits]),
         )
     if train_other is not None:
         comparisons["label_disagreement"] = label_disagreement(
@@ -410,17 +408,24 @@ def validate_arm(
     if patches is not None:
         comparisons["implausible_share"] = (
             _implausible_share(patches.candidate_images, patches.candidate_masks,
-                               patches.train_masks, patches.intensity_range),
-            _implausible_share(patches.train_images[idx_b], patches.train_masks[idx_b],
-                               patches.train_masks[idx_a], patches.intensity_range),
+                               train_masks, patches.intensity_range),
+            _nanmedian([_implausible_share(train_images[b], train_masks[b], train_masks[a],
+                                           patches.intensity_range) for a, b in splits]),
         )
+    compared_rows = min(len(cand), min((len(b) for b in splits[0]), default=0))
+    holdout_metrics = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio", "image_memorization_ratio")
+
+    def judged(name: str, value: float, baseline: float) -> str:
+        enough = (len(holdout) if name in holdout_metrics else compared_rows) >= min_rows
+        return verdict(value, baseline, rules[name]) if enough else "insufficient"
+
     rows = [
         {
             "metric": name,
             "value": value,
             "baseline": baseline,
             "direction": METRICS[name].direction,
-            "verdict": verdict(value, baseline, rules[name]),
+            "verdict": judged(name, value, baseline),
             "n_reference": len(train),
             "n_candidate": len(cand),
             "n_holdout": len(holdout),
@@ -437,15 +442,23 @@ def _nanmedian(values) -> float:
     return float(np.median(values[~np.isnan(values)])) if (~np.isnan(values)).any() else math.nan
 
 
-def _subsample_draws(n_candidate: int, size: int, seed: int) -> list[np.ndarray] | None:
-    """Row indices of :data:`N_SUBSAMPLES` seeded subsamples of ``size`` rows of a set of ``n_candidate``.
+def _matched_pairs(idx_a: np.ndarray, idx_b: np.ndarray, n_candidate: int, seed) -> list[tuple]:
+    """Size-matched comparisons of one split: ``(rows of A, candidate rows, rows of B)`` triples.
 
-    None when the set has at most ``size`` rows (or ``size`` < 2): then it is compared whole.
+    Compare like with like: the candidate and half B enter at the same size, the
+    larger one subsampled (seeded), so neither side gains power or coverage from
+    size. One triple if neither needs subsampling, else
+    ``ceil(N_SUBSAMPLES / N_SPLITS)`` triples with fresh subsamples.
     """
-    if n_candidate <= size or size < 2:
-        return None
-    rng = np.random.default_rng([seed, size, n_candidate])
-    return [np.sort(rng.choice(n_candidate, size=size, replace=False)) for _ in range(N_SUBSAMPLES)]
+    size = min(n_candidate, len(idx_b))
+    rng = np.random.default_rng([*seed, size, n_candidate, len(idx_b)])
+    whole_cand, whole_b = n_candidate <= size or size < 2, len(idx_b) <= size or size < 2
+    count = 1 if whole_cand and whole_b else -(-N_SUBSAMPLES // N_SPLITS)
+
+    def draw(n: int, whole: bool) -> np.ndarray:
+        return np.arange(n) if whole else np.sort(rng.choice(n, size=size, replace=False))
+
+    return [(idx_a, draw(n_candidate, whole_cand), idx_b[draw(len(idx_b), whole_b)]) for _ in range(count)]
 
 
 def _prdc_zscored(reference: pd.DataFrame, candidate: pd.DataFrame, nearest_k: int) -> dict[str, float]:
@@ -457,6 +470,15 @@ def _prdc_zscored(reference: pd.DataFrame, candidate: pd.DataFrame, nearest_k: i
     if ref.shape[1] == 0:
         return dict.fromkeys(("precision", "recall", "density", "coverage"), math.nan)
     return prdc(ref, cand, nearest_k).as_dict()
+
+
+def _row_groups(table: pd.DataFrame, column: str | None) -> np.ndarray:
+    """Group label of each row of ``table`` by ``column``; each row its own group if absent."""
+    if column is None or column not in table.columns:
+        return np.arange(len(table)).astype(str)
+    own = pd.Series([f"row-{i}" for i in range(len(table))], index=table.index)
+    values = table[column]
+    return values.where(values.notna() & (values.astype(str) != ""), own).astype(str).to_numpy()
 
 
 def _groups(train_real: pd.DataFrame, candidate: pd.DataFrame, column: str | None):
