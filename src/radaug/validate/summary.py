@@ -224,7 +224,7 @@ draw made the baseline (and so the verdict) depend on which cases fell where.
 Values and baselines are medians over all splits."""
 
 N_SUBSAMPLES = 25
-"""Matched (candidate, half-B) subsample pairs in all, spread evenly over the splits."""
+"""Size-matching subsamples of the larger side (candidate or half B) in all, spread evenly over the splits."""
 
 N_DETECTION_SPLITS = 3
 """Splits that ``detection_auc`` is computed on (one cross-validated forest each side per split)."""
@@ -261,8 +261,8 @@ def validate_arm(
       ``baseline = metric(A, B)``, each the median over :data:`N_SPLITS`
       seeded splits into halves (:data:`N_DETECTION_SPLITS` for the detection
       AUC). These estimates depend on sample size, so the larger of candidate
-      and B is subsampled to the other's size (:data:`N_SUBSAMPLES` matched
-      pairs in all). Features are z-scored by A for Wasserstein, Fréchet and PRDC.
+      and B is subsampled to the other's size (:data:`N_SUBSAMPLES` draws in
+      all). Features are z-scored by A for Wasserstein, Fréchet and PRDC.
     * **Memorization** (``memorization_ratio``, ``share_closer_than_holdout``,
       ``nndr_ratio`` and, given ``patches``, ``image_memorization_ratio``):
       ``value = metric(candidate, train_real, holdout_real)``, where the holdout
@@ -351,12 +351,14 @@ def validate_arm(
     train, holdout, cand = (t[feature_columns] for t in (train_real, holdout_real, candidate))
     row_groups = _row_groups(train_real, group_column)
     splits = [grouped_halves(row_groups, [seed, r]) for r in range(N_SPLITS)]
-    by_split = [_matched_pairs(a, b, len(cand), [seed, r]) for r, (a, b) in enumerate(splits)]
-    pairs = [pair for split_pairs in by_split for pair in split_pairs]
+    # Per split: half A, and size-matched draws of candidate rows and of half B's rows.
+    by_split = [(a, *_size_matched_draws(b, len(cand), [seed, r])) for r, (a, b) in enumerate(splits)]
+    candidate_sets = [(a, c) for a, draws, _ in by_split for c in draws]
+    baseline_sets = [(a, b) for a, _, draws in by_split for b in draws]
 
     def compared(metric: Callable) -> tuple[float, float]:
-        values = [metric(train.iloc[a], cand.iloc[c]) for a, c, _ in pairs]
-        baselines = [metric(train.iloc[a], train.iloc[b]) for a, _, b in pairs]
+        values = [metric(train.iloc[a], cand.iloc[c]) for a, c in candidate_sets]
+        baselines = [metric(train.iloc[a], train.iloc[b]) for a, b in baseline_sets]
         return _nanmedian(values), _nanmedian(baselines)
 
     ks = lambda r, c: ks_fdr(r, c, alpha)  # noqa: E731
@@ -367,8 +369,8 @@ def validate_arm(
         "frechet_distance": frechet_distance, "frechet_means_distance": frechet_means_distance,
     }
     comparisons: dict[str, tuple[float, float]] = {name: compared(metric) for name, metric in distribution.items()}
-    prdc_values = [_prdc_zscored(train.iloc[a], cand.iloc[c], nearest_k) for a, c, _ in pairs]
-    prdc_baselines = [_prdc_zscored(train.iloc[a], train.iloc[b], nearest_k) for a, _, b in pairs]
+    prdc_values = [_prdc_zscored(train.iloc[a], cand.iloc[c], nearest_k) for a, c in candidate_sets]
+    prdc_baselines = [_prdc_zscored(train.iloc[a], train.iloc[b], nearest_k) for a, b in baseline_sets]
     for name in ("precision", "recall", "density", "coverage"):
         comparisons[name] = (_nanmedian([v[name] for v in prdc_values]),
                              _nanmedian([b[name] for b in prdc_baselines]))
@@ -376,7 +378,7 @@ def validate_arm(
         groups = _groups(train_real, candidate, group_column)
         g_train, g_cand = groups if groups else (None, None)
         values, baselines = [], []
-        for a, c, b in (split_pairs[0] for split_pairs in by_split[:N_DETECTION_SPLITS]):
+        for a, (c, *_), (b, *_) in by_split[:N_DETECTION_SPLITS]:
             def auc(other: pd.DataFrame, other_groups) -> float:
                 return detection_auc(train.iloc[a], other, seed=seed,
                                      groups_reference=None if g_train is None else g_train[a],
@@ -442,23 +444,24 @@ def _nanmedian(values) -> float:
     return float(np.median(values[~np.isnan(values)])) if (~np.isnan(values)).any() else math.nan
 
 
-def _matched_pairs(idx_a: np.ndarray, idx_b: np.ndarray, n_candidate: int, seed) -> list[tuple]:
-    """Size-matched comparisons of one split: ``(rows of A, candidate rows, rows of B)`` triples.
+def _size_matched_draws(idx_b: np.ndarray, n_candidate: int, seed) -> tuple[list, list]:
+    """Row draws of the candidate and of half B (given by its rows) at the same size, for one split.
 
-    Compare like with like: the candidate and half B enter at the same size, the
-    larger one subsampled (seeded), so neither side gains power or coverage from
-    size. One triple if neither needs subsampling, else
-    ``ceil(N_SUBSAMPLES / N_SPLITS)`` triples with fresh subsamples.
+    Compare like with like: the larger of the two is subsampled (seeded) to the
+    other's size, so neither side gains power or coverage from size. A side
+    that needs no subsampling is one draw (all its rows); a subsampled side is
+    ``ceil(N_SUBSAMPLES / N_SPLITS)`` fresh draws.
     """
     size = min(n_candidate, len(idx_b))
     rng = np.random.default_rng([*seed, size, n_candidate, len(idx_b)])
-    whole_cand, whole_b = n_candidate <= size or size < 2, len(idx_b) <= size or size < 2
-    count = 1 if whole_cand and whole_b else -(-N_SUBSAMPLES // N_SPLITS)
+    per_split = -(-N_SUBSAMPLES // N_SPLITS)
 
-    def draw(n: int, whole: bool) -> np.ndarray:
-        return np.arange(n) if whole else np.sort(rng.choice(n, size=size, replace=False))
+    def draws(n: int) -> list[np.ndarray]:
+        if n <= size or size < 2:
+            return [np.arange(n)]
+        return [np.sort(rng.choice(n, size=size, replace=False)) for _ in range(per_split)]
 
-    return [(idx_a, draw(n_candidate, whole_cand), idx_b[draw(len(idx_b), whole_b)]) for _ in range(count)]
+    return draws(n_candidate), [idx_b[d] for d in draws(len(idx_b))]
 
 
 def _prdc_zscored(reference: pd.DataFrame, candidate: pd.DataFrame, nearest_k: int) -> dict[str, float]:
