@@ -21,7 +21,7 @@ import pytest
 from radaug.data.phantom import phantom_case
 from radaug.features import extract_patches, make_extractor
 from radaug.validate import PHYSICAL_HU_RANGE, Patches, copy_control, noise_control, validate_arm
-from radaug.validate.controls import EXPECTED_FAILURES, shuffle_control_patches
+from radaug.validate.controls import EXPECTED_FAILURES, shuffle_control_patches, shuffled_control_features
 
 PARAMS = Path(__file__).resolve().parents[2] / "workflow/resources/radiomics_2d_ct.yaml"
 MODES = ["fine", "coarse", "rare"]
@@ -116,10 +116,11 @@ def test_voxel_shuffled_training_cases_fail_the_manifold_gates(phantom):
     """Shuffled ROIs keep shape and first-order features exactly and fail the gates on the rest."""
     sets, columns = phantom
     train, train_images, train_masks = sets["train"]
-    sample_ids, images, masks = shuffle_control_patches(train["case_id"], train_images, train_masks, seed=11)
-    meta = train[["sample_id", "case_id", "source", "arm", "repeat", "fold", "label"]].assign(sample_id=sample_ids)
-    shuffled, failures = extract_patches(make_extractor(PARAMS), images, masks, (1.0, 1.0), meta)
+    shuffled, failures = shuffled_control_features(make_extractor(PARAMS), train["case_id"], train["label"],
+                                                   train_images, train_masks, (1.0, 1.0), seed=11)
     assert failures.empty, failures
+    assert (shuffled["case_id"] == train["case_id"].to_numpy()).all()
+    _, images, masks = shuffle_control_patches(train["case_id"], train_images, train_masks, seed=11)
     kept = [c for c in columns if "_shape2D_" in c or "_firstorder_" in c]
     np.testing.assert_allclose(shuffled[kept], train[kept], rtol=1e-6)  # shape and histogram untouched
     texture = [c for c in columns if c.split("_")[1] in {"glcm", "glrlm", "glszm", "ngtdm"}]

@@ -2,30 +2,25 @@
 
 The image-space negative control of validation (control_negative_shuffle): each case's
 ROI intensities are permuted once per study (seed from study.seed and the case id, see
-radaug.validate.controls.shuffle_control_patches), so shape and first-order histogram
+radaug.validate.controls.shuffled_control_features), so shape and first-order histogram
 are kept and texture is destroyed; validate_controls picks the fold's training cases.
 """
-import pandas as pd
-
 from radaug.errors import RadaugError
-from radaug.features import extract_patches, make_extractor, parse_spacing
+from radaug.features import make_extractor, parse_spacing
 from radaug.io import load_arrays, read_table, write_csv
 from radaug.provenance import run_job
-from radaug.validate.controls import shuffle_control_patches
+from radaug.validate.controls import shuffled_control_features
 
 
 def main(smk):
     cases = read_table(smk.input.table)
     arrays = load_arrays(smk.input.patches)
-    sample_ids, images, masks = shuffle_control_patches(arrays["case_id"], arrays["image"], arrays["mask"],
-                                                        smk.params.seed)
     labels = dict(zip(cases["case_id"].astype(str), cases["label"]))
-    meta = pd.DataFrame({"sample_id": sample_ids, "case_id": arrays["case_id"].astype(str),
-                         "source": "control", "arm": "control_negative_shuffle", "repeat": pd.NA,
-                         "fold": pd.NA, "label": [labels[str(c)] for c in arrays["case_id"]]})
+    case_ids = [str(c) for c in arrays["case_id"]]
     spacing = parse_spacing(cases["spacing"].iloc[0]) if len(cases) else ()
-    features, failures = extract_patches(make_extractor(smk.input.params_file), images, masks, spacing, meta,
-                                         threads=smk.threads)
+    features, failures = shuffled_control_features(make_extractor(smk.input.params_file), case_ids,
+                                                   [labels[c] for c in case_ids], arrays["image"], arrays["mask"],
+                                                   spacing, smk.params.seed, threads=smk.threads)
     write_csv(smk.output.failures, failures)
     if len(failures) > smk.params.max_failed:
         # The reasons go into the message: Snakemake removes a failed job's outputs, failures table included.

@@ -233,6 +233,39 @@ def shuffle_control_patches(case_ids, images: np.ndarray, masks: np.ndarray,
             np.stack(shuffled) if shuffled else np.asarray(images).copy(), np.asarray(masks))
 
 
+def shuffled_control_features(extractor, case_ids, labels, images: np.ndarray, masks: np.ndarray, spacing,
+                              seed: int, *, threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PyRadiomics features of the voxel-shuffled control of real cases (``control_negative_shuffle``).
+
+    Parameters
+    ----------
+    extractor
+        The study's extractor (:func:`radaug.features.make_extractor`).
+    case_ids, labels
+        The real cases and their classes, in the order of the patches.
+    images, masks, spacing
+        Their ``(N, *patch)`` patches and the patch spacing, as for
+        :func:`radaug.features.extract_patches`.
+    seed
+        Study seed (see :func:`shuffle_control_patches`).
+    threads
+        ITK threads of the extraction.
+
+    Returns
+    -------
+    features, failures
+        As :func:`radaug.features.extract_patches`: one row per case with
+        ``sample_id`` from :func:`shuffled_sample_id`, the parent ``case_id`` and
+        its ``label``, ``source`` ``control`` and ``arm`` ``control_negative_shuffle``.
+    """
+    from radaug.features import extract_patches
+
+    sample_ids, shuffled, masks = shuffle_control_patches(case_ids, images, masks, seed)
+    meta = pd.DataFrame({"sample_id": sample_ids, "case_id": [str(c) for c in case_ids], "source": "control",
+                         "arm": "control_negative_shuffle", "repeat": pd.NA, "fold": pd.NA, "label": list(labels)})
+    return extract_patches(extractor, shuffled, masks, spacing, meta, threads=threads)
+
+
 def positive_control_split(n_holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the held-out real rows used as the positive control and as its holdout.
 
