@@ -2,7 +2,7 @@
 
 A gate means something only if it fails data that is obviously wrong and passes
 data that is obviously right. The validation stage therefore scores, per fold
-and class, three control "arms" next to the real ones:
+and class, five control "arms" next to the real ones:
 
 * ``control_positive``: half of the fold's held-out real cases, judged with the
   other half as the holdout. Real data the generator never saw: **every gate
@@ -27,7 +27,9 @@ and class, three control "arms" next to the real ones:
   out unchanged) and everything outside the ROI; it destroys the spatial
   arrangement, so every texture matrix (GLCM, GLRLM, GLSZM, GLDM, NGTDM)
   changes. The shuffled rows therefore leave the real feature manifold: the
-  manifold gates must fail it (:data:`SHUFFLE_GATES`).
+  manifold gates must fail it (:data:`SHUFFLE_GATES`). The same safeguard
+  exposed a radiomic signature as a volume surrogate (Welch et al. 2019,
+  doi:10.1016/j.radonc.2018.10.027).
 
 No single negative control can fail every gate (copies are perfectly faithful,
 noise is perfectly novel), hence four, each with the gates it must fail
@@ -163,7 +165,10 @@ def shuffle_roi_voxels(image: np.ndarray, mask: np.ndarray, seed: int) -> np.nda
     :math:`x'_v = x_{\pi(v)}` for :math:`v \in R` and :math:`x'_v = x_v` outside.
     The ROI's intensity histogram (hence every first-order feature) and its shape
     (every shape feature) are kept exactly; its spatial structure (texture) is
-    destroyed. Works on 2D and 3D arrays alike.
+    destroyed. Works on 2D and 3D arrays alike. Welch et al. used such images with
+    randomly permuted voxels, "images without meaningful texture", to show that a
+    published radiomic signature was a surrogate for tumour volume (Radiother Oncol
+    130:2-9, 2019, doi:10.1016/j.radonc.2018.10.027).
 
     Parameters
     ----------
