@@ -38,8 +38,10 @@ SMOKE = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
 N_FOLDS, N_BATCHES = SMOKE["split"]["folds"], SMOKE["preprocess"]["batches"]
 N_MODELS, N_ARMS = len(SMOKE["generative"]["models"]), len(SMOKE["evaluation"]["arms"])
 assert "classical" in SMOKE["evaluation"]["arms"] and SMOKE["perturbation"]["enabled"]
+assert SMOKE.get("validation", {}).get("controls", True)  # features_shuffled_control runs in the batch group
 EXPECTED_JOBS = Counter({
-    "phantom": 1, "cohort": 1, "batch_features_real_perturb_features_preprocess": N_BATCHES,
+    "phantom": 1, "cohort": 1,
+    "batch_features_real_features_shuffled_control_perturb_features_preprocess": N_BATCHES,
     "index_case_index_split": 1, "features_real_table": 1, "train_generator": N_MODELS * N_FOLDS,
     "synthetic_features_synthetic_sample_synthetic": N_MODELS * N_FOLDS,
     "classical_augment_classical_features_classical": N_FOLDS, "invariance": N_FOLDS,

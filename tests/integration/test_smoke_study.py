@@ -6,6 +6,7 @@ in temporary working directories, twice, so it takes a few minutes.
 import re
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -13,6 +14,7 @@ import yaml
 from radaug.io import read_json
 from radaug.provenance import verify_study
 from radaug.validate import CONTROL_ARMS
+from radaug.validate.controls import EXPECTED_FAILURES
 
 from ..conftest import REPO
 from .conftest import run_snakemake
@@ -44,6 +46,32 @@ def test_contract_files_exist_and_verify(smoke):
     control = validation[(validation["arm"] == "oversample") & (validation["metric"] == "memorization_ratio")]
     assert len(control) and (control["verdict"] == "fail").all()
     assert set(pd.read_csv(study / "evaluation/summary.csv")["arm"]) == set(arms)
+
+
+def test_voxel_shuffled_control_is_extracted_once_and_fails_its_gates(smoke):
+    study = smoke[0]
+    real = pd.read_csv(study / "features/real.csv", dtype={"case_id": str})
+    shuffled = pd.concat([pd.read_csv(p, dtype={"case_id": str, "sample_id": str})
+                          for p in sorted(study.glob("features/shuffled_control/batch_*.csv"))])
+    # every real case once, named after its parent, with the same label
+    assert sorted(shuffled["case_id"]) == sorted(real["case_id"])
+    assert (shuffled["sample_id"] == "shuffled-" + shuffled["case_id"]).all()
+    merged = shuffled.merge(real, on="case_id", suffixes=("", "_real"))
+    assert (merged["label"] == merged["label_real"]).all()
+    # PyRadiomics sees the same ROI and histogram but another texture
+    for same in ("original_shape2D_PixelSurface", "original_firstorder_Mean", "original_firstorder_Variance"):
+        assert np.allclose(merged[same], merged[f"{same}_real"], rtol=1e-6), same
+    assert not np.allclose(merged["original_glcm_Contrast"], merged["original_glcm_Contrast_real"], rtol=1e-3)
+    validation = pd.read_csv(study / "validation/summary.csv")
+    control = validation[validation["arm"] == "control_negative_shuffle"]
+    folds = pd.read_csv(study / "splits/folds.csv")
+    assert len(control[["fold", "class"]].drop_duplicates()) == folds["fold"].nunique() * real["label"].nunique()
+    # the fold's training cases of the class, as many as the reference
+    assert (control["n_candidate"] == control["n_reference"]).all()
+    verdicts = pd.read_csv(study / "validation/arm_verdicts.csv").set_index("arm")
+    assert str(verdicts.loc["control_negative_shuffle", "control_ok"]).lower() == "true"
+    for gate in EXPECTED_FAILURES["control_negative_shuffle"]:
+        assert gate in verdicts.loc["control_negative_shuffle", "failing_metrics"].split(";"), gate
 
 
 def test_generators_never_saw_test_cases(smoke):

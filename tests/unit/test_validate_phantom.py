@@ -6,7 +6,8 @@ we know what each gate must say:
 * a "generator" that never produces the rare subtype: coverage drops and its gate fails;
 * copies (and lightly noised copies) of training cases: the memorization gates fail;
 * held-out real cases (the good sampler): every gate passes;
-* the negative controls fail the gates they are built to fail.
+* the negative controls fail the gates they are built to fail, the voxel-shuffled
+  one with real PyRadiomics features of shuffled phantom lesions.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from radaug.data.phantom import phantom_case
 from radaug.features import extract_patches, make_extractor
 from radaug.validate import PHYSICAL_HU_RANGE, Patches, copy_control, noise_control, validate_arm
-from radaug.validate.controls import EXPECTED_FAILURES
+from radaug.validate.controls import EXPECTED_FAILURES, shuffle_control_patches, shuffled_control_features
 
 PARAMS = Path(__file__).resolve().parents[2] / "workflow/resources/radiomics_2d_ct.yaml"
 MODES = ["fine", "coarse", "rare"]
@@ -112,3 +113,28 @@ def test_other_class_presented_as_this_class_fails_label_consistency(phantom):
     benign = phantom[0]["benign"][0]
     summary = _validate(phantom, benign.iloc[copy_control(benign, 60, seed=0)])
     assert summary.loc["label_disagreement", "verdict"] == "fail"
+
+
+def test_voxel_shuffled_training_cases_fail_the_manifold_gates(phantom):
+    """Shuffled ROIs keep shape and first-order features exactly and fail the gates on the rest."""
+    sets, columns = phantom
+    train, train_images, train_masks = sets["train"]
+    shuffled, failures = shuffled_control_features(make_extractor(PARAMS), train["case_id"], train["label"],
+                                                   train_images, train_masks, (1.0, 1.0), seed=11)
+    assert failures.empty, failures
+    assert (shuffled["case_id"] == train["case_id"].to_numpy()).all()
+    _, images, masks = shuffle_control_patches(train["case_id"], train_images, train_masks, seed=11)
+    kept = [c for c in columns if "_shape2D_" in c or "_firstorder_" in c]
+    np.testing.assert_allclose(shuffled[kept], train[kept], rtol=1e-6)  # shape and histogram untouched
+    texture = [c for c in columns if c.split("_")[1] in {"glcm", "glrlm", "glszm", "ngtdm"}]
+    assert not np.isclose(shuffled[texture], train[texture], rtol=1e-3).all(axis=0).any()  # every one moved
+    summary = _validate(phantom, shuffled, images, masks)
+    for gate in EXPECTED_FAILURES["control_negative_shuffle"]:
+        assert summary.loc[gate, "verdict"] == "fail", gate
+    # With 60 cases per set, the distribution gates see the texture shift too (the smoke
+    # study's 8-case classes cannot, so these are not required of the control).
+    for gate in ("ks_fdr", "frechet_means_distance", "detection_auc"):
+        assert summary.loc[gate, "verdict"] == "fail", gate
+    # Not a copy in feature space, and still a plausible image.
+    for gate in ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio", "implausible_share"):
+        assert summary.loc[gate, "verdict"] == "pass", gate

@@ -104,6 +104,7 @@ def study_provenance(include_report=True):
     records += expand(rules.validate.output.prov, arm=VALIDATED_ARMS)
     if config["validation"]["controls"]:
         records.append(rules.validate_controls.output.prov)
+        records += expand(rules.features_shuffled_control.output.prov, batch=BATCHES)
     records += expand(rules.evaluate.output.prov, arm=ARMS)
     if include_report:
         records.append(rules.report.output.prov)

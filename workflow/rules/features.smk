@@ -1,5 +1,6 @@
 # Stage 5: PyRadiomics features. Real cases once per study (in batches), synthetic
-# sets per fold and model.
+# sets per fold and model; the voxel-shuffled negative control of every real case once
+# per study (in the same batches), when validation.controls is on.
 
 
 rule features_real:
@@ -42,6 +43,30 @@ rule features_real_table:
         runtime=10,
     script:
         "../scripts/concat_tables.py"
+
+
+rule features_shuffled_control:
+    input:
+        patches=rules.preprocess.output.patches,
+        table=rules.preprocess.output.table,
+        params_file=RADIOMICS_PARAMS,
+    output:
+        features=f"{STUDY}/features/shuffled_control/batch_{{batch}}.csv",
+        failures=f"{STUDY}/features/shuffled_control/batch_{{batch}}.failures.csv",
+        prov=f"{PROV}/features_shuffled_control/batch_{{batch}}.json",
+    log:
+        f"{LOGS}/features_shuffled_control/batch_{{batch}}.log",
+    conda:
+        "../../envs/radaug.yaml"
+    params:
+        code=code("features_shuffled_control"),
+        max_failed=0,
+        seed=SEED,
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../scripts/features_shuffled_control.py"
 
 
 rule features_synthetic:

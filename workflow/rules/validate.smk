@@ -3,8 +3,8 @@
 # (distribution, correlation structure, Frechet, PRDC coverage, detection AUC,
 # memorization in feature and image space, label consistency, plausibility),
 # plus control arms that every gate must pass (held-out real) or fail (noise,
-# copies). The per-arm verdicts (arm_verdicts.csv) tell evaluation and report
-# which arms failed.
+# copies, other-class copies, voxel-shuffled real cases). The per-arm verdicts
+# (arm_verdicts.csv) tell evaluation and report which arms failed.
 
 
 rule validate:
@@ -41,6 +41,7 @@ rule validate_controls:
         folds=rules.split.output.folds,
         index=rules.case_index.output.index,
         patches=expand(rules.preprocess.output.patches, batch=BATCHES),
+        shuffled=expand(rules.features_shuffled_control.output.features, batch=BATCHES),
     output:
         table=f"{STUDY}/validation/arms/controls.csv",
         prov=f"{PROV}/validate_controls.json",

@@ -61,8 +61,9 @@ def main(smk):
     modality = index["modality"].mode().iloc[0] if len(index) else "other"
     intensity_range = physical_intensity_range(modality, intensity_normalised=modality != "CT")
     if smk.rule == "validate_controls":
+        shuffled = pd.concat([read_table(p) for p in smk.input.shuffled], ignore_index=True)
         table = validate_controls(real, folds, feature_columns=columns, options=opts, seed=smk.params.seed,
-                                  real_patches=real_patches, intensity_range=intensity_range)
+                                  real_patches=real_patches, intensity_range=intensity_range, shuffled=shuffled)
         write_csv(smk.output.table, table)
         return
     name = smk.wildcards.arm

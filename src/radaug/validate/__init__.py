@@ -5,7 +5,7 @@ columns) of real and candidate rows; :func:`validate_arm` turns them into
 verdicts against real-vs-real baselines. Usable without Snakemake.
 """
 
-from radaug.validate.controls import CONTROL_ARMS, copy_control, noise_control
+from radaug.validate.controls import CONTROL_ARMS, copy_control, noise_control, shuffle_roi_voxels
 from radaug.validate.detection import detection_auc, label_disagreement
 from radaug.validate.images import (
     PHYSICAL_HU_RANGE,
@@ -80,6 +80,7 @@ __all__ = [
     "plausibility",
     "prdc",
     "share_closer_than_holdout",
+    "shuffle_roi_voxels",
     "strong_pairs_kept",
     "validate_arm",
     "verdict",

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from radaug.splits import fold_cases, fold_key, grouped_halves
-from radaug.validate.controls import copy_control, noise_control
+from radaug.validate.controls import copy_control, noise_control, shuffle_control_patches
 from radaug.validate.summary import SUMMARY_COLUMNS, Patches, validate_arm
 
 STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
@@ -156,6 +156,7 @@ def validate_controls(
     seed: int = 0,
     real_patches: PatchSet | None = None,
     intensity_range: tuple[float, float] | None = None,
+    shuffled: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score the control arms of :mod:`radaug.validate.controls` in every fold and class.
 
@@ -165,10 +166,23 @@ def validate_controls(
     * ``control_negative_noise``: as many noise rows as training rows.
     * ``control_negative_copy``: copies of as many training rows (and patches).
     * ``control_negative_label``: as many copies of other-class training rows.
+    * ``control_negative_shuffle`` (given ``shuffled``): the voxel-shuffled
+      versions of the training cases, with their shuffled patches
+      (:func:`~radaug.validate.controls.shuffle_control_patches`, recomputed
+      from ``real_patches`` with ``seed``) for the image-space checks.
 
-    Parameters and return value as :func:`validate_study_arm`, without candidates.
+    Parameters
+    ----------
+    shuffled
+        Features of every real case's voxel-shuffled patch (``sample_id``,
+        ``case_id`` of the parent case, ``label``, feature columns); None
+        leaves ``control_negative_shuffle`` out.
+
+    Other parameters and the return value as :func:`validate_study_arm`, without candidates.
     """
     opts = _options(options)
+    shuffled_patches = shuffle_control_patches(*real_patches, seed) if (
+        shuffled is not None and real_patches is not None) else None
     rows = []
     for repeat, fold, train, test in _fold_sets(real, folds):
         key = fold_key(repeat, fold)
@@ -192,6 +206,11 @@ def validate_controls(
                     _take(real_patches, train_c["case_id"]), _take(real_patches, test_c["case_id"]),
                     _take(real_patches, copies["case_id"]), intensity_range)),
             }
+            if shuffled is not None:
+                shuffled_c = shuffled[shuffled["case_id"].isin(train_c["case_id"])]
+                controls["control_negative_shuffle"] = (shuffled_c, test_c, _patches(
+                    _take(real_patches, train_c["case_id"]), _take(real_patches, test_c["case_id"]),
+                    _take(shuffled_patches, shuffled_c["sample_id"]), intensity_range))
             for arm, (cand, holdout, patches) in controls.items():
                 table = validate_arm(train_c, holdout, cand, feature_columns=feature_columns, seed=seed,
                                      train_other=other, patches=patches, **opts)

@@ -1,0 +1,36 @@
+"""PyRadiomics features of the voxel-shuffled version of every real case of one batch.
+
+The image-space negative control of validation (control_negative_shuffle): each case's
+ROI intensities are permuted once per study (seed from study.seed and the case id, see
+radaug.validate.controls.shuffled_control_features), so shape and first-order histogram
+are kept and texture is destroyed; validate_controls picks the fold's training cases.
+"""
+from radaug.errors import RadaugError
+from radaug.features import make_extractor, parse_spacing
+from radaug.io import load_arrays, read_table, write_csv
+from radaug.provenance import run_job
+from radaug.validate.controls import shuffled_control_features
+
+
+def main(smk):
+    cases = read_table(smk.input.table)
+    arrays = load_arrays(smk.input.patches)
+    labels = dict(zip(cases["case_id"].astype(str), cases["label"]))
+    case_ids = [str(c) for c in arrays["case_id"]]
+    spacing = parse_spacing(cases["spacing"].iloc[0]) if len(cases) else ()
+    features, failures = shuffled_control_features(make_extractor(smk.input.params_file), case_ids,
+                                                   [labels[c] for c in case_ids], arrays["image"], arrays["mask"],
+                                                   spacing, smk.params.seed, threads=smk.threads)
+    write_csv(smk.output.failures, failures)
+    if len(failures) > smk.params.max_failed:
+        # The reasons go into the message: Snakemake removes a failed job's outputs, failures table included.
+        reasons = "; ".join(f"{r.sample_id}: {r.reason}" for r in failures.head(5).itertuples())
+        raise RadaugError(
+            f"feature extraction failed for {len(failures)} voxel-shuffled control case(s) of batch "
+            f"{smk.wildcards.batch} (first reasons: {reasons}). The ROI is the real case's, which extracted "
+            "fine, so this points at PyRadiomics settings that depend on texture (features.params)."
+        )
+    write_csv(smk.output.features, features)
+
+
+run_job(snakemake, main)  # noqa: F821
