@@ -17,6 +17,7 @@ import pandas as pd
 
 from radaug.splits import fold_cases, fold_key
 from radaug.validate.controls import copy_control, noise_control, positive_control_split
+from radaug.validate.details import ValidationDetails, collect_details, set_details
 from radaug.validate.summary import SUMMARY_COLUMNS, Patches, validate_arm
 
 STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
@@ -80,7 +81,8 @@ def validate_study_arm(
     real_patches: PatchSet | None = None,
     candidate_patches: PatchSet | None = None,
     intensity_range: tuple[float, float] | None = None,
-) -> pd.DataFrame:
+    return_details: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, ValidationDetails]:
     """Validate one arm's candidate rows in every fold and class.
 
     Parameters
@@ -108,14 +110,20 @@ def validate_study_arm(
     intensity_range
         Physical intensity range of the modality (see
         :func:`radaug.validate.images.physical_intensity_range`).
+    return_details
+        Also return the per-feature, per-pair and per-row detail of every fold
+        and class (:func:`radaug.validate.details.set_details`); the summary is
+        the same either way.
 
     Returns
     -------
     pandas.DataFrame
         Columns :data:`STUDY_SUMMARY_COLUMNS`, one row per fold, class and metric.
+    ValidationDetails
+        Only with ``return_details``: see :func:`radaug.validate.details.collect_details`.
     """
     opts = _options(options)
-    rows = []
+    rows, details = [], []
     for repeat, fold, train, test in _fold_sets(real, folds):
         fold_rows = candidates[(candidates["repeat"] == repeat) & (candidates["fold"] == fold)]
         for label in sorted(set(fold_rows["label"])):
@@ -128,7 +136,11 @@ def validate_study_arm(
             table = validate_arm(train_c, test_c, cand, feature_columns=feature_columns, seed=seed,
                                  train_other=train[train["label"] != label], patches=patches, **opts)
             rows.append(_label_table(table, fold_key(repeat, fold), arm, label))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+            if return_details:
+                details.append((fold_key(repeat, fold), arm, label, set_details(
+                    train_c, test_c, cand, feature_columns=feature_columns, alpha=opts["alpha"])))
+    summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+    return (summary, collect_details(details, feature_columns)) if return_details else summary
 
 
 def validate_controls(
@@ -140,7 +152,8 @@ def validate_controls(
     seed: int = 0,
     real_patches: PatchSet | None = None,
     intensity_range: tuple[float, float] | None = None,
-) -> pd.DataFrame:
+    return_details: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, ValidationDetails]:
     """Score the control arms of :mod:`radaug.validate.controls` in every fold and class.
 
     * ``control_positive``: one seeded half of the fold's real test cases of the
@@ -152,7 +165,7 @@ def validate_controls(
     Parameters and return value as :func:`validate_study_arm`, without candidates.
     """
     opts = _options(options)
-    rows = []
+    rows, details = [], []
     for repeat, fold, train, test in _fold_sets(real, folds):
         key = fold_key(repeat, fold)
         for label in sorted(set(train["label"])):
@@ -179,4 +192,8 @@ def validate_controls(
                 table = validate_arm(train_c, holdout, cand, feature_columns=feature_columns, seed=seed,
                                      train_other=other, patches=patches, **opts)
                 rows.append(_label_table(table, key, arm, label))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+                if return_details:
+                    details.append((key, arm, label, set_details(
+                        train_c, holdout, cand, feature_columns=feature_columns, alpha=opts["alpha"])))
+    summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+    return (summary, collect_details(details, feature_columns)) if return_details else summary
