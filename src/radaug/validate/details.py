@@ -28,6 +28,7 @@ file is read or written, and no Snakemake is needed.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -246,6 +247,26 @@ def correlation_from_arrays(arrays: dict[str, np.ndarray]) -> dict[tuple[str, st
         (str(arm), str(label)): pd.DataFrame(matrix.astype(float), index=features, columns=features)
         for arm, label, matrix in zip(arrays["arm"], arrays["class"], arrays["difference"])
     }
+
+
+def read_details(ks: str | os.PathLike, correlation: str | os.PathLike, dcr: str | os.PathLike) -> ValidationDetails:
+    """Read one validate job's detail files (``validation/details/<arm>/{ks.csv,correlation.npz,dcr.csv}``).
+
+    Parameters
+    ----------
+    ks, correlation, dcr
+        Paths of the three files the ``validate`` (or ``validate_controls``) rule writes.
+
+    Returns
+    -------
+    ValidationDetails
+        As :func:`collect_details` returned it (correlation matrices in float32 precision).
+    """
+    from radaug.io import load_arrays, read_table
+
+    return ValidationDetails(_concat([read_table(ks)], KS_COLUMNS),
+                             correlation_from_arrays(load_arrays(correlation)),
+                             _concat([read_table(dcr)], DCR_COLUMNS))
 
 
 _DTYPES = {"fold": str, "arm": str, "class": str, "feature": str, "ks_statistic": float, "p_value": float,
