@@ -447,11 +447,11 @@ def _validation_detail_figures(details: ValidationDetails, classes: list) -> lis
         figures.append(_figure(maps, (
             "Correlation-difference maps: candidate minus real Pearson correlation of every feature pair, "
             "averaged over folds, one panel per arm and class (features in feature-table order; thin lines "
-            "separate PyRadiomics feature classes, named on the left). One colour scale for every panel, "
-            "fixed to [-1, 1] (larger differences saturate): white no difference, red a more positive, blue a "
-            "more negative candidate correlation; in black and white, darker means a larger difference either "
-            "way. Grey: undefined (a feature constant in a set). A faithful candidate gives a pale panel; "
-            "copies of training rows a white one.")))
+            "separate PyRadiomics feature classes, named on the left). One stepped colour scale for every "
+            "panel, fixed to [-1, 1] with steps at ±0.1, 0.3, 0.5 and 0.7 (larger differences take the darkest "
+            "step): white |difference| < 0.1, red a more positive, blue a more negative candidate correlation; "
+            "in black and white, darker means a larger difference either way. Grey: undefined (a feature "
+            "constant in a set). A faithful candidate gives a pale panel; copies of training rows a white one.")))
     histograms = dcr_histograms(details.dcr)
     if histograms is not None:
         figures.append(_figure(histograms, (

@@ -87,7 +87,7 @@ def test_dcr_of_copies_is_zero_and_holdout_dcr_is_the_z_scored_nearest_distance(
     train, holdout = table(rng, 30), table(rng, 12)
     dcr = set_details(train, holdout, train.iloc[::2].copy(), feature_columns=FEATURES).dcr
     candidate = dcr[dcr["set"] == "candidate"]["distance"].to_numpy()
-    assert len(candidate) == 15 and np.all(candidate == 0.0)
+    assert len(candidate) == 15 and np.allclose(candidate, 0.0, atol=1e-6)  # k-NN round-off
     values = train[FEATURES].to_numpy()
     z = lambda m: (m - values.mean(axis=0)) / values.std(axis=0, ddof=1)  # noqa: E731
     brute = np.sqrt(((z(holdout[FEATURES].to_numpy())[:, None] - z(values)[None]) ** 2).sum(-1)).min(axis=1)
@@ -184,7 +184,7 @@ def test_control_details_show_what_failing_looks_like(study):
     _, details = validate_controls(real, folds, feature_columns=FEATURES, options=options, seed=3,
                                    return_details=True)
     dcr = details.dcr[details.dcr["set"] == "candidate"]
-    assert (dcr.loc[dcr["arm"] == "control_negative_copy", "distance"] == 0).all()
+    assert (dcr.loc[dcr["arm"] == "control_negative_copy", "distance"] < 1e-6).all()
     assert (dcr.loc[dcr["arm"] == "control_negative_noise", "distance"] > 0).all()
     share = details.ks.groupby("arm")["differs"].mean()
     assert share["control_negative_copy"] == 0.0  # copies match every marginal

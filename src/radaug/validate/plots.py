@@ -10,7 +10,7 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
 from radaug.validate.metrics import METRICS
@@ -69,8 +69,10 @@ def prdc_bars(summary: pd.DataFrame) -> Figure | None:
 KS_TOP_FEATURES = 30
 """Features shown by :func:`ks_heatmap`: the ones differing most often in the study arms."""
 
-CORRELATION_LIMIT = 1.0
-"""Colour scale of :func:`correlation_maps`: [-limit, limit] for every panel; larger differences saturate."""
+CORRELATION_LEVELS = (-1.0, -0.7, -0.5, -0.3, -0.1, 0.1, 0.3, 0.5, 0.7, 1.0)
+"""Colour steps of :func:`correlation_maps`, the same for every panel: white for |difference| < 0.1,
+then darker steps; differences beyond ±1 take the darkest step. Steps rather than a continuous scale
+read better in grey print and keep the embedded PNG small (few colours compress well)."""
 
 DCR_BINS = 30
 """Bins of each :func:`dcr_histograms` panel (shared by candidate and holdout)."""
@@ -166,9 +168,9 @@ def _family_blocks(ax, features: list[str], label: bool) -> None:
 def correlation_maps(correlation: dict, classes: list | None = None, ncols: int = 4) -> Figure | None:
     """Candidate-minus-real Pearson correlation, fold-averaged, one panel per arm and class.
 
-    Every panel shares one diverging scale fixed to
-    [-:data:`CORRELATION_LIMIT`, +:data:`CORRELATION_LIMIT`] (differences beyond
-    it saturate), so panels compare. Features keep the feature-table order, so
+    Every panel shares one diverging scale of fixed steps,
+    :data:`CORRELATION_LEVELS` over [-1, 1] (differences beyond it take the
+    darkest step), so panels compare. Features keep the feature-table order, so
     PyRadiomics feature classes form blocks, separated by thin lines and named
     on the left column. White: no difference; grey: undefined (a feature
     constant in a set). Arms and classes with no defined difference (fewer than
@@ -199,7 +201,9 @@ def correlation_maps(correlation: dict, classes: list | None = None, ncols: int 
     nrows = -(-len(keys) // ncols)
     fig = Figure(figsize=(0.6 + 1.9 * ncols, 0.4 + 1.95 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
-    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.75")
+    levels = np.asarray(CORRELATION_LEVELS)
+    cmap = matplotlib.colormaps["RdBu_r"].resampled(len(levels) - 1).with_extremes(bad="0.75")
+    norm = BoundaryNorm(levels, cmap.N)
     image = None
     for k, ax in enumerate(axes.flat):
         if k >= len(keys):
@@ -207,13 +211,14 @@ def correlation_maps(correlation: dict, classes: list | None = None, ncols: int 
             continue
         arm, label = keys[k]
         matrix = matrices[keys[k]]
-        image = ax.imshow(np.ma.masked_invalid(matrix.to_numpy(float)), cmap=cmap, vmin=-CORRELATION_LIMIT,
-                          vmax=CORRELATION_LIMIT, interpolation="nearest")
+        values = np.clip(matrix.to_numpy(float), levels[0], levels[-1])
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=norm,
+                          interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         _family_blocks(ax, list(matrix.index), label=k % ncols == 0)
         ax.set_title(f"{arm}\n{label}", fontsize="x-small")
-    fig.colorbar(image, ax=axes, shrink=0.5, label="candidate − real correlation")
+    fig.colorbar(image, ax=axes, shrink=0.5, ticks=levels, label="candidate − real correlation")
     return fig
 
 
