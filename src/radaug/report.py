@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from radaug.provenance import study_version
 from radaug.splits import fold_cases, fold_key
 from radaug.validate import METRICS, VERDICTS, overall_verdict
+from radaug.validate.details import ValidationDetails
 
 DPI = 100
 """Resolution of every embedded figure."""
@@ -365,7 +366,7 @@ def _verdict_cell(value, baseline, verdict: str) -> _Cell:
     return _Cell(f"{_esc(value)} ({_esc(baseline)}) <strong>{html.escape(verdict)}</strong>", css)
 
 
-def _validation_section(validation: pd.DataFrame, classes: list) -> str:
+def _validation_section(validation: pd.DataFrame, classes: list, details: ValidationDetails | None = None) -> str:
     if validation.empty:
         return _NO_DATA
     metrics = _ordered(validation["metric"], METRICS)
@@ -398,6 +399,8 @@ def _validation_section(validation: pd.DataFrame, classes: list) -> str:
             rows.append(row)
         parts.append(f"<h3>{html.escape(arm)}</h3>" + _table(header, rows))
     parts.extend(_validation_figures(validation))
+    if details is not None:
+        parts.extend(_validation_detail_figures(details, classes))
     described = [m for m in metrics if m in METRICS]
     if described:
         items = "".join(
@@ -422,6 +425,50 @@ def _validation_figures(validation: pd.DataFrame) -> list[str]:
                                      "over folds; black ticks: the real-vs-real baseline. Low coverage with "
                                      "high precision is the signature of mode collapse."))
     return figures
+
+
+def _validation_detail_figures(details: ValidationDetails, classes: list) -> list[str]:
+    """KS heat map, correlation-difference maps and DCR histograms of the validation details."""
+    from radaug.validate.plots import KS_TOP_FEATURES, correlation_maps, dcr_histograms, ks_heatmap
+
+    figures = []
+    heatmap = ks_heatmap(details.ks)
+    if heatmap is not None:
+        figures.append(_figure(heatmap, (
+            f"KS heat map: per arm (columns; study arms left of the vertical line, control arms right) and for "
+            f"the {KS_TOP_FEATURES} features that differ most often in the study arms (rows, most often first; "
+            "'original_' dropped from the names), the share of folds × classes in which the feature's "
+            "distribution differs from the fold's real training cases of the class (two-sample "
+            "Kolmogorov-Smirnov test, Benjamini-Hochberg FDR at the level validation.alpha). Grey level: "
+            "white never, black in every fold and class. control_negative_noise should be black, "
+            "control_positive and control_negative_copy white.")))
+    maps = correlation_maps(details.correlation, classes)
+    if maps is not None:
+        figures.append(_figure(maps, (
+            "Correlation-difference maps: candidate minus real Pearson correlation of every feature pair, "
+            "averaged over folds, one panel per arm and class (features in feature-table order; thin lines "
+            "separate PyRadiomics feature classes, named on the left). One stepped colour scale for every "
+            "panel, fixed to [-1, 1] with steps at ±0.1, 0.3, 0.5 and 0.7 (larger differences take the darkest "
+            "step): white |difference| < 0.1, red a more positive, blue a more negative candidate correlation; "
+            "in black and white, darker means a larger difference either way. Grey: undefined (a feature "
+            "constant in a set). A faithful candidate gives a pale panel; copies of training rows a white one.")))
+    histograms = dcr_histograms(details.dcr)
+    if histograms is not None:
+        figures.append(_figure(histograms, (
+            "Distance to the closest real training row of the fold and class (DCR, in the training "
+            "features' z-score units) of each candidate row (grey bars) and each unseen real test row "
+            "(black outline), folds and classes pooled, per arm. Bars are shares of each set's rows; both "
+            "sets share the panel's bins, the last of which also holds distances beyond the panel's 99th "
+            "percentile. Candidates as novel as unseen real data overlap the outline; copies of training "
+            "rows pile up at 0 (control_negative_copy, oversample); noise lies far to the right.")))
+    if not figures:
+        return []
+    note = _paragraph(
+        "The detail below compares each candidate set with all real training cases of its fold and class "
+        "(the verdicts above use half of them, at matched sample sizes, to have a real-vs-real baseline): "
+        "it shows which features and feature pairs differ and how close candidates sit to training cases; "
+        "it does not judge. Tables: validation/details/<arm>/ (ks.csv, correlation.npz, dcr.csv).")
+    return ["<h3>Validation details</h3>", note, *figures]
 
 
 def _loss_figure(losses: dict[tuple[str, str], pd.DataFrame]) -> str:
@@ -614,6 +661,7 @@ def build_report(
     sample_tables: pd.DataFrame,
     failures: pd.DataFrame,
     provenance: list[dict],
+    validation_details: ValidationDetails | None = None,
 ) -> str:
     """Render the standalone HTML report of one study.
 
@@ -651,6 +699,11 @@ def build_report(
         may be empty.
     provenance
         Job records with ``rule, code_version, packages, seed, seconds, host``.
+    validation_details
+        Per-feature KS tests, correlation differences and DCR of every validated
+        arm (:func:`radaug.validate.details.concat_details` of the validate jobs'
+        detail files); draws the KS heat map, correlation-difference maps and
+        DCR histograms. None: no detail figures.
 
     Returns
     -------
@@ -666,7 +719,7 @@ def build_report(
         "folds": _folds_section(folds, classes),
         "evaluation": _evaluation_section(evaluation),
         "roc": _roc_section(predictions),
-        "validation": _validation_section(validation, classes),
+        "validation": _validation_section(validation, classes, validation_details),
         "generators": _generators_section(
             losses, real_patches, synthetic, sample_tables, cohort, folds, classes),
         "failures": _failures_section(failures),

@@ -15,6 +15,7 @@ from radaug.io import read_json
 from radaug.provenance import verify_study
 from radaug.validate import CONTROL_ARMS
 from radaug.validate.controls import EXPECTED_FAILURES
+from radaug.validate.details import concat_details, read_details
 
 from ..conftest import REPO
 from .conftest import run_snakemake
@@ -72,6 +73,27 @@ def test_voxel_shuffled_control_is_extracted_once_and_fails_its_gates(smoke):
     assert str(verdicts.loc["control_negative_shuffle", "control_ok"]).lower() == "true"
     for gate in EXPECTED_FAILURES["control_negative_shuffle"]:
         assert gate in verdicts.loc["control_negative_shuffle", "failing_metrics"].split(";"), gate
+
+
+def test_validation_details_are_written_hashed_and_drawn(smoke):
+    study = smoke[0]
+    hashed = {a["path"] for a in read_json(study / "manifest.json")["artifacts"] if a["kind"] == "data"}
+    validation = pd.read_csv(study / "validation/summary.csv")
+    parts = []
+    for folder in [*sorted(set(validation["arm"]) - set(CONTROL_ARMS)), "controls"]:
+        paths = [f"validation/details/{folder}/{name}" for name in ("ks.csv", "correlation.npz", "dcr.csv")]
+        for rel in paths:
+            assert (study / rel).is_file() and rel in hashed, rel
+        parts.append(read_details(*(study / rel for rel in paths)))
+    details = concat_details(parts)
+    assert set(CONTROL_ARMS) <= set(details.ks["arm"]) <= set(validation["arm"])
+    assert set(details.ks["fold"]) == set(validation["fold"])
+    copies = details.dcr[(details.dcr["arm"] == "control_negative_copy") & (details.dcr["set"] == "candidate")]
+    assert len(copies) and (copies["distance"] < 1e-6).all()  # 0 up to float32 round-off
+    assert details.correlation and all(m.shape[0] == m.shape[1] for m in details.correlation.values())
+    report = (study / "report.html").read_text()
+    for caption in ("KS heat map", "Correlation-difference maps", "Distance to the closest real training row"):
+        assert caption in report
 
 
 def test_generators_never_saw_test_cases(smoke):

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from radaug.report import SECTIONS, build_report
+from radaug.validate.details import collect_details, set_details
 
 CLASSES = ("benign", "malignant")
 ARMS = ("real", "dcgan", "cvae")
@@ -35,6 +36,22 @@ def sample_table(model, repeat, fold, quota, rejected):
         "model_sha256": "ab" * 32, "checkpoint_step": 100, "repeat": repeat, "fold": fold,
         "quota": [quota[label] for label in labels], "rejected_in_class": [rejected[label] for label in labels],
     })
+
+
+def validation_details(rng):
+    """Details computed by radaug.validate.details for small feature tables: two arms, a copy control."""
+    features = [f"original_{family}_F{j}" for family in ("firstorder", "glcm") for j in range(4)]
+    sets = []
+    for key in FOLD_KEYS:
+        for label in CLASSES:
+            train = pd.DataFrame(rng.normal(size=(20, len(features))), columns=features)
+            holdout = pd.DataFrame(rng.normal(size=(8, len(features))), columns=features)
+            candidates = {"dcgan": train + rng.normal(scale=0.1, size=train.shape),
+                          "cvae": pd.DataFrame(rng.normal(1.0, 2.0, size=(15, len(features))), columns=features),
+                          "control_negative_copy": train.copy()}
+            sets += [(key, arm, label, set_details(train, holdout, cand, feature_columns=features))
+                     for arm, cand in candidates.items()]
+    return collect_details(sets, features)
 
 
 def make_inputs(depth=None):
@@ -104,7 +121,7 @@ def make_inputs(depth=None):
         "predictions": predictions, "losses": losses, "real_patches": (np.array(case_ids), *patches(12, rng, depth)),
         "synthetic": synthetic,
         "sample_tables": pd.concat([t for ts in tables.values() for t in ts], ignore_index=True),
-        "failures": failures, "provenance": provenance,
+        "failures": failures, "provenance": provenance, "validation_details": validation_details(rng),
     }
 
 
@@ -245,3 +262,20 @@ def test_a_study_with_no_results_yet_still_renders():
 def test_3d_patches_show_their_central_slice():
     page = build_report(**make_inputs(depth=4))
     assert section(page, "generators").count(PNG) == 3  # losses + two sample grids
+
+
+def test_validation_details_draw_ks_heat_map_correlation_maps_and_dcr_histograms(page):
+    validation = section(page, "validation")
+    assert "<h3>Validation details</h3>" in validation
+    assert validation.count(PNG) == 4  # verdict map + the three detail figures
+    for caption in ("KS heat map", "Correlation-difference maps", "Distance to the closest real training row"):
+        assert caption in validation
+    assert "white never, black in every fold and class" in validation  # captions say what grey levels mean
+    assert "fixed to [-1, 1]" in validation
+
+
+def test_no_validation_details_no_detail_figures():
+    inputs = make_inputs()
+    inputs["validation_details"] = None
+    validation = section(build_report(**inputs), "validation")
+    assert "Validation details" not in validation and validation.count(PNG) == 1

@@ -138,6 +138,18 @@ def validation_tables(wildcards):
     return tables
 
 
+def validation_details(kind):
+    """Input function: the ``kind`` detail tables (ks, correlation, dcr) of every validate job."""
+
+    def tables(wildcards):
+        paths = expand(getattr(rules.validate.output, kind), arm=VALIDATED_ARMS)
+        if config["validation"]["controls"]:
+            paths.append(getattr(rules.validate_controls.output, kind))
+        return paths
+
+    return tables
+
+
 def validation_verdicts(wildcards):
     """Per-arm validation verdicts (flag or leave out failing arms); none when no arm is validated."""
     return rules.validation_summary.output.arm_verdicts if VALIDATED_ARMS else []

@@ -4,7 +4,10 @@
 # memorization in feature and image space, label consistency, plausibility),
 # plus control arms that every gate must pass (held-out real) or fail (noise,
 # copies, other-class copies, voxel-shuffled real cases). The per-arm verdicts
-# (arm_verdicts.csv) tell evaluation and report which arms failed.
+# (arm_verdicts.csv) tell evaluation and report which arms failed. Each validate
+# job also writes details/<arm>/ks.csv, correlation.npz, dcr.csv (per-feature KS
+# tests, correlation differences, distances to the closest training row) for the
+# report's KS heat map, correlation-difference maps and DCR histograms.
 
 
 rule validate:
@@ -17,6 +20,9 @@ rule validate:
         arm=arm_features,
     output:
         table=f"{STUDY}/validation/arms/{{arm}}.csv",
+        ks=f"{STUDY}/validation/details/{{arm}}/ks.csv",
+        correlation=f"{STUDY}/validation/details/{{arm}}/correlation.npz",
+        dcr=f"{STUDY}/validation/details/{{arm}}/dcr.csv",
         prov=f"{PROV}/validate/{{arm}}.json",
     log:
         f"{LOGS}/validate/{{arm}}.log",
@@ -44,6 +50,9 @@ rule validate_controls:
         shuffled=expand(rules.features_shuffled_control.output.features, batch=BATCHES),
     output:
         table=f"{STUDY}/validation/arms/controls.csv",
+        ks=f"{STUDY}/validation/details/controls/ks.csv",
+        correlation=f"{STUDY}/validation/details/controls/correlation.npz",
+        dcr=f"{STUDY}/validation/details/controls/dcr.csv",
         prov=f"{PROV}/validate_controls.json",
     log:
         f"{LOGS}/validate_controls.log",

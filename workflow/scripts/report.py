@@ -5,6 +5,7 @@ from radaug.io import load_arrays, read_json, read_table, write_text
 from radaug.preprocess import load_patches
 from radaug.provenance import run_job
 from radaug.report import build_report
+from radaug.validate.details import concat_details, read_details
 
 
 def _concat(paths, **kwargs):
@@ -38,6 +39,8 @@ def main(smk):
         sample_tables=_concat(inp.sample_tables, dtype={"sample_id": str}),
         failures=_concat(inp.failures),
         provenance=[read_json(p) for p in inp.provenance],
+        validation_details=concat_details(
+            read_details(*paths) for paths in zip(inp.validation_ks, inp.validation_correlation, inp.validation_dcr)),
     )
     write_text(smk.output.html, html)
 

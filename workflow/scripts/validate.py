@@ -6,15 +6,18 @@ Memorization holdout: the fold's real test cases, which no generator saw.
 The rows validated are those the arm adds to each fold's training set in evaluation
 (radaug.evaluate.arm_added_rows): smote and combined arms included. Copies of real
 training cases (oversample) are scored against their parents' patches in image space.
+Next to the summary rows, the per-feature KS tests, fold-averaged correlation differences (npz) and
+per-row distances to the closest training row go to validation/details/<arm>/ (radaug.validate.details).
 """
 import numpy as np
 import pandas as pd
 
 from radaug.evaluate import arm_added_rows
 from radaug.features import feature_columns
-from radaug.io import load_arrays, read_table, write_csv
+from radaug.io import load_arrays, read_table, save_arrays, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import run_job
+from radaug.validate.details import correlation_arrays
 from radaug.validate.images import physical_intensity_range
 from radaug.validate.study import validate_controls, validate_study_arm
 
@@ -51,6 +54,12 @@ def candidate_patches(smk, candidates: pd.DataFrame):
     return np.concatenate(ids), np.concatenate(images), np.concatenate(masks)
 
 
+def write_details(smk, details) -> None:
+    write_csv(smk.output.ks, details.ks)
+    save_arrays(smk.output.correlation, **correlation_arrays(details.correlation))
+    write_csv(smk.output.dcr, details.dcr)
+
+
 def main(smk):
     real = read_table(smk.input.real)
     folds = read_table(smk.input.folds)
@@ -62,17 +71,22 @@ def main(smk):
     intensity_range = physical_intensity_range(modality, intensity_normalised=modality != "CT")
     if smk.rule == "validate_controls":
         shuffled = pd.concat([read_table(p) for p in smk.input.shuffled], ignore_index=True)
-        table = validate_controls(real, folds, feature_columns=columns, options=opts, seed=smk.params.seed,
-                                  real_patches=real_patches, intensity_range=intensity_range, shuffled=shuffled)
+        table, details = validate_controls(real, folds, feature_columns=columns, options=opts,
+                                           seed=smk.params.seed, real_patches=real_patches,
+                                           intensity_range=intensity_range, shuffled=shuffled,
+                                           return_details=True)
         write_csv(smk.output.table, table)
+        write_details(smk, details)
         return
     name = smk.wildcards.arm
     candidates = arm_candidates(smk, name, real, folds)
     patches = candidate_patches(smk, candidates) if real_patches is not None else None
-    table = validate_study_arm(real, folds, candidates, arm=name, feature_columns=columns, options=opts,
-                               seed=smk.params.seed, real_patches=real_patches,
-                               candidate_patches=patches, intensity_range=intensity_range)
+    table, details = validate_study_arm(real, folds, candidates, arm=name, feature_columns=columns,
+                                        options=opts, seed=smk.params.seed, real_patches=real_patches,
+                                        candidate_patches=patches, intensity_range=intensity_range,
+                                        return_details=True)
     write_csv(smk.output.table, table)
+    write_details(smk, details)
 
 
 run_job(snakemake, main)  # noqa: F821

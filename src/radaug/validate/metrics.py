@@ -213,6 +213,30 @@ class KSBreakdown:
     non_finite: tuple
 
 
+@dataclass(frozen=True)
+class CorrelationBreakdown:
+    """Per-pair result of :func:`correlation_breakdown`.
+
+    Attributes
+    ----------
+    distance
+        The :func:`correlation_distance` value; NaN if no correlation is defined.
+    reference, candidate
+        Square correlation matrices (DataFrames indexed both ways by feature
+        name, in the input's column order) of the features non-constant in both
+        sets; empty if none.
+    """
+
+    distance: float
+    reference: pd.DataFrame
+    candidate: pd.DataFrame
+
+    @property
+    def difference(self) -> pd.DataFrame:
+        """Candidate minus reference correlation, per feature pair, in [-2, 2]."""
+        return self.candidate - self.reference
+
+
 def _aligned(*sets: FeatureMatrix) -> tuple[list, list[np.ndarray], list]:
     """Align feature sets column-wise and drop columns that are non-finite in any set.
 
@@ -409,30 +433,71 @@ def correlation_distance(
        A. P. (2020). Generation and evaluation of synthetic patient data. BMC
        Medical Research Methodology, 20, 108. :doi:`10.1186/s12874-020-00977-1`
     """
+    return correlation_breakdown(reference, candidate, method).distance
+
+
+def correlation_breakdown(
+    reference: FeatureMatrix,
+    candidate: FeatureMatrix,
+    method: Literal["pearson", "spearman"] = "pearson",
+) -> CorrelationBreakdown:
+    """Both correlation matrices and their relative Frobenius distance.
+
+    The per-pair view of :func:`correlation_distance` (which returns its
+    ``distance``): ``breakdown.difference`` is the candidate-minus-reference
+    correlation of every feature pair, the matrix a correlation-difference map
+    draws. See :func:`correlation_distance` for the handling of constant and
+    non-finite features and the reference.
+
+    Parameters
+    ----------
+    reference, candidate
+        Feature matrices with the same features.
+    method
+        ``"pearson"`` or ``"spearman"``.
+
+    Returns
+    -------
+    CorrelationBreakdown
+        Matrices labelled with the feature names (column indices for plain
+        arrays); empty matrices and a NaN distance if a set has fewer than two
+        rows or no feature is non-constant in both.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(10.0)
+    >>> ref = np.column_stack([x, x ** 2])
+    >>> breakdown = correlation_breakdown(ref, ref)
+    >>> float(breakdown.distance), float(np.abs(breakdown.difference.to_numpy()).max())
+    (0.0, 0.0)
+    """
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    c_ref, c_cand = _correlation_matrices(reference, candidate, method)
+    names, c_ref, c_cand = _correlation_matrices(reference, candidate, method)
     if c_ref is None:
-        return math.nan
-    return float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(c_ref))
+        return CorrelationBreakdown(math.nan, pd.DataFrame(), pd.DataFrame())
+    distance = float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(c_ref))
+    return CorrelationBreakdown(distance, pd.DataFrame(c_ref, index=names, columns=names),
+                                pd.DataFrame(c_cand, index=names, columns=names))
 
 
 def _correlation_matrices(
     reference: FeatureMatrix, candidate: FeatureMatrix, method: str
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Correlation matrices of the features non-constant in both sets; (None, None) if none."""
-    _, (ref, cand), _ = _aligned(reference, candidate)
+) -> tuple[list, np.ndarray | None, np.ndarray | None]:
+    """Names and correlation matrices of the features non-constant in both sets; ([], None, None) if none."""
+    names, (ref, cand), _ = _aligned(reference, candidate)
     if not _enough_rows(ref, cand):
-        return None, None
+        return [], None, None
     keep = ~(_is_constant(ref) | _is_constant(cand))
     if not keep.any():
-        return None, None
+        return [], None, None
     ref, cand = ref[:, keep], cand[:, keep]
     if method == "spearman":
         ref, cand = rankdata(ref, axis=0), rankdata(cand, axis=0)
     c_ref = np.atleast_2d(np.corrcoef(ref, rowvar=False))
     c_cand = np.atleast_2d(np.corrcoef(cand, rowvar=False))
-    return c_ref, c_cand
+    return [n for n, k in zip(names, keep) if k], c_ref, c_cand
 
 
 def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -780,7 +845,7 @@ def strong_pairs_kept(
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
-    c_ref, c_cand = _correlation_matrices(reference, candidate, method)
+    _, c_ref, c_cand = _correlation_matrices(reference, candidate, method)
     if c_ref is None:
         return math.nan
     upper = np.triu(np.ones_like(c_ref, dtype=bool), k=1)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from radaug.splits import fold_cases, fold_key, grouped_halves
 from radaug.validate.controls import copy_control, noise_control, shuffle_control_patches
+from radaug.validate.details import ValidationDetails, collect_details, set_details
 from radaug.validate.summary import SUMMARY_COLUMNS, Patches, validate_arm
 
 STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
@@ -53,9 +54,11 @@ def _with_groups(table: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
     """``table`` with the leakage ``group`` of the case each row is (or derives from), by ``case_id``.
 
     Rows without a known parent case get no group (each is its own, see
-    :func:`radaug.validate.summary.validate_arm`).
+    :func:`radaug.validate.summary.validate_arm`); folds without a ``group``
+    column make each case its own group.
     """
-    group_of = folds.drop_duplicates("case_id").set_index("case_id")["group"]
+    unique = folds.drop_duplicates("case_id").set_index("case_id")
+    group_of = unique["group"] if "group" in unique.columns else unique.index.to_series()
     table = table.copy()
     table["group"] = table["case_id"].map(group_of) if "case_id" in table.columns else np.nan
     return table
@@ -95,7 +98,8 @@ def validate_study_arm(
     real_patches: PatchSet | None = None,
     candidate_patches: PatchSet | None = None,
     intensity_range: tuple[float, float] | None = None,
-) -> pd.DataFrame:
+    return_details: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, ValidationDetails]:
     """Validate one arm's candidate rows in every fold and class.
 
     Parameters
@@ -123,15 +127,21 @@ def validate_study_arm(
     intensity_range
         Physical intensity range of the modality (see
         :func:`radaug.validate.images.physical_intensity_range`).
+    return_details
+        Also return the per-feature, per-pair and per-row detail of every fold
+        and class (:func:`radaug.validate.details.set_details`); the summary is
+        the same either way.
 
     Returns
     -------
     pandas.DataFrame
         Columns :data:`STUDY_SUMMARY_COLUMNS`, one row per fold, class and metric.
+    ValidationDetails
+        Only with ``return_details``: see :func:`radaug.validate.details.collect_details`.
     """
     opts = _options(options)
     candidates = _with_groups(candidates, folds)
-    rows = []
+    rows, details = [], []
     for repeat, fold, train, test in _fold_sets(real, folds):
         fold_rows = candidates[(candidates["repeat"] == repeat) & (candidates["fold"] == fold)]
         for label in sorted(set(fold_rows["label"])):
@@ -144,7 +154,11 @@ def validate_study_arm(
             table = validate_arm(train_c, test_c, cand, feature_columns=feature_columns, seed=seed,
                                  train_other=train[train["label"] != label], patches=patches, **opts)
             rows.append(_label_table(table, fold_key(repeat, fold), arm, label))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+            if return_details:
+                details.append((fold_key(repeat, fold), arm, label, set_details(
+                    train_c, test_c, cand, feature_columns=feature_columns, alpha=opts["alpha"])))
+    summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+    return (summary, collect_details(details, feature_columns)) if return_details else summary
 
 
 def validate_controls(
@@ -157,7 +171,8 @@ def validate_controls(
     real_patches: PatchSet | None = None,
     intensity_range: tuple[float, float] | None = None,
     shuffled: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+    return_details: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, ValidationDetails]:
     """Score the control arms of :mod:`radaug.validate.controls` in every fold and class.
 
     * ``control_positive``: one seeded half of the fold's real test cases of the
@@ -183,7 +198,7 @@ def validate_controls(
     opts = _options(options)
     shuffled_patches = shuffle_control_patches(*real_patches, seed) if (
         shuffled is not None and real_patches is not None) else None
-    rows = []
+    rows, details = [], []
     for repeat, fold, train, test in _fold_sets(real, folds):
         key = fold_key(repeat, fold)
         for label in sorted(set(train["label"])):
@@ -215,4 +230,8 @@ def validate_controls(
                 table = validate_arm(train_c, holdout, cand, feature_columns=feature_columns, seed=seed,
                                      train_other=other, patches=patches, **opts)
                 rows.append(_label_table(table, key, arm, label))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+                if return_details:
+                    details.append((key, arm, label, set_details(
+                        train_c, holdout, cand, feature_columns=feature_columns, alpha=opts["alpha"])))
+    summary = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
+    return (summary, collect_details(details, feature_columns)) if return_details else summary
