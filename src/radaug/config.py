@@ -161,7 +161,7 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
                 "or add patients."
             )
 
-    from .validate.summary import merge_thresholds
+    from .validate.thresholds import merge_thresholds
 
     merge_thresholds(config["validation"]["thresholds"])  # raises ConfigError naming the metric and key
 

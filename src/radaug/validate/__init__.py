@@ -3,90 +3,74 @@
 Metrics compare feature matrices (numpy arrays or DataFrames of numeric
 columns) of real and candidate rows; :func:`validate_arm` turns them into
 verdicts against real-vs-real baselines. Usable without Snakemake.
+
+Names are imported lazily (PEP 562): ``import radaug.validate`` is cheap, and a
+submodule (with scipy or scikit-learn behind it) loads on first use of a name
+from it, so code that needs only the verdict rules (config checks at every
+Snakemake start) does not pay for the scientific stack.
 """
 
-from radaug.validate.controls import CONTROL_ARMS, copy_control, noise_control, shuffle_roi_voxels
-from radaug.validate.detection import detection_auc, label_disagreement
-from radaug.validate.images import (
-    PHYSICAL_HU_RANGE,
-    image_distances_to_train,
-    image_memorization_ratio,
-    patch_vectors,
-    physical_intensity_range,
-    plausibility,
-)
-from radaug.validate.manifold import PRDC, kth_neighbour_distances, prdc
-from radaug.validate.metrics import (
-    METRICS,
-    CorrelationBreakdown,
-    KSBreakdown,
-    MetricSpec,
-    correlation_breakdown,
-    correlation_distance,
-    distance_to_closest_record,
-    frechet_distance,
-    frechet_from_moments,
-    frechet_means_distance,
-    ks_fdr,
-    ks_fdr_breakdown,
-    memorization_ratio,
-    nearest_neighbour_distance_ratio,
-    nndr_ratio,
-    share_closer_than_holdout,
-    strong_pairs_kept,
-    wasserstein_distance,
-)
-from radaug.validate.summary import (
-    DEFAULT_THRESHOLDS,
-    SUMMARY_COLUMNS,
-    VERDICTS,
-    Patches,
-    arm_verdicts,
-    overall_verdict,
-    validate_arm,
-    verdict,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CONTROL_ARMS",
-    "DEFAULT_THRESHOLDS",
-    "METRICS",
-    "PHYSICAL_HU_RANGE",
-    "PRDC",
-    "SUMMARY_COLUMNS",
-    "VERDICTS",
-    "CorrelationBreakdown",
-    "KSBreakdown",
-    "MetricSpec",
-    "Patches",
-    "arm_verdicts",
-    "copy_control",
-    "correlation_breakdown",
-    "correlation_distance",
-    "detection_auc",
-    "distance_to_closest_record",
-    "frechet_distance",
-    "frechet_from_moments",
-    "frechet_means_distance",
-    "image_distances_to_train",
-    "image_memorization_ratio",
-    "kth_neighbour_distances",
-    "ks_fdr",
-    "ks_fdr_breakdown",
-    "label_disagreement",
-    "memorization_ratio",
-    "nearest_neighbour_distance_ratio",
-    "nndr_ratio",
-    "noise_control",
-    "overall_verdict",
-    "patch_vectors",
-    "physical_intensity_range",
-    "plausibility",
-    "prdc",
-    "share_closer_than_holdout",
-    "shuffle_roi_voxels",
-    "strong_pairs_kept",
-    "validate_arm",
-    "verdict",
-    "wasserstein_distance",
-]
+import importlib
+from typing import Any
+
+_SOURCES = {
+    "CONTROL_ARMS": "controls",
+    "CorrelationBreakdown": "metrics",
+    "DEFAULT_THRESHOLDS": "thresholds",
+    "KSBreakdown": "metrics",
+    "METRICS": "metrics",
+    "MetricSpec": "metrics",
+    "PHYSICAL_HU_RANGE": "images",
+    "PRDC": "manifold",
+    "Patches": "summary",
+    "SUMMARY_COLUMNS": "summary",
+    "VERDICTS": "thresholds",
+    "arm_verdicts": "summary",
+    "copy_control": "controls",
+    "correlation_breakdown": "metrics",
+    "correlation_distance": "metrics",
+    "detection_auc": "detection",
+    "distance_to_closest_record": "metrics",
+    "frechet_distance": "metrics",
+    "frechet_from_moments": "metrics",
+    "frechet_means_distance": "metrics",
+    "image_distances_to_train": "images",
+    "image_memorization_ratio": "images",
+    "ks_fdr": "metrics",
+    "ks_fdr_breakdown": "metrics",
+    "kth_neighbour_distances": "manifold",
+    "label_disagreement": "detection",
+    "memorization_ratio": "metrics",
+    "merge_thresholds": "thresholds",
+    "nearest_neighbour_distance_ratio": "metrics",
+    "nndr_ratio": "metrics",
+    "noise_control": "controls",
+    "overall_verdict": "thresholds",
+    "patch_vectors": "images",
+    "physical_intensity_range": "images",
+    "plausibility": "images",
+    "prdc": "manifold",
+    "share_closer_than_holdout": "metrics",
+    "shuffle_roi_voxels": "controls",
+    "strong_pairs_kept": "metrics",
+    "validate_arm": "summary",
+    "verdict": "thresholds",
+    "wasserstein_distance": "metrics",
+}
+"""Public name -> submodule of :mod:`radaug.validate` that defines it."""
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'radaug.validate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"radaug.validate.{_SOURCES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SOURCES])

@@ -14,7 +14,7 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
 from radaug.validate.metrics import METRICS
-from radaug.validate.summary import overall_verdict
+from radaug.validate.thresholds import overall_verdict
 
 VERDICT_CODES = {"insufficient": 0, "pass": 1, "warn": 2, "fail": 3}
 VERDICT_COLOURS = ["#d9d9d9", "#4daf4a", "#ffbf00", "#e41a1c"]
