@@ -19,6 +19,7 @@ folder with ``snakemake --cores 2``, as ``make study`` runs one. Figures:
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -116,28 +117,26 @@ def breakdown(workdir: Path, study: str, wall: float, cpu: float) -> dict:
 OVERHEAD_PATIENTS = 32
 
 
-def overhead_rows(quick: bool, tmp: Path, points: dict) -> list[dict]:
-    """Utilisation and rerun rows; the full run's figures are added to ``points`` (scaling) in quick mode."""
-    name = "bench_overhead"
-    # quick: the smoke study without generators; full: the smoke study as it is
-    config = study_config(name, OVERHEAD_PATIENTS, models=[] if quick else None)
-    workdir = tmp / name
-    workdir.mkdir()
+def overhead_rows(config: dict, workdir: Path, setting: str) -> tuple[list[dict], tuple]:
+    """Utilisation and rerun rows of the study ``config`` run in ``workdir``; and its (cases, wall, cpu, load)."""
+    name = config["study"]["name"]
+    workdir.mkdir(parents=True, exist_ok=True)
     load = load_average()
     full, full_cpu, _ = snakemake(workdir, config)
     b = breakdown(workdir, name, full, full_cpu)
-    if quick:
-        points[OVERHEAD_PATIENTS] = (case_count(workdir / "results" / name), full, full_cpu, load)
+    point = (case_count(workdir / "results" / name), full, full_cpu, load)
     noop, noop_cpu, out = snakemake(workdir, config)
     if "Nothing to be done" not in out:
         raise RuntimeError(f"the no-op rerun did work:\n{out[-2000:]}")
-    config["evaluation"]["classifier"]["k_features"] = config["evaluation"]["classifier"].get("k_features", 20) - 2
-    rerun, rerun_cpu, out = snakemake(workdir, config)
+    changed = copy.deepcopy(config)
+    changed["evaluation"]["classifier"]["k_features"] = config["evaluation"]["classifier"].get("k_features", 20) - 2
+    rerun, rerun_cpu, out = snakemake(workdir, changed)
     rerun_jobs = jobs_run(out)
+    snakemake(workdir, config)  # back to the configured classifier: the outputs match the config again
     capacity = full * CORES
     top = ", ".join(f"{k} {v:.1f} s" for k, v in list(b["by_rule"].items())[:4])
-    setting = f"{'phantom smoke study without generators' if quick else 'smoke study'}, {CORES} cores, {load}"
-    return [
+    setting = f"{setting}, {CORES} cores, {load}"
+    rows = [
         row(BENCH, "utilisation: compute / (wall x cores)", b["compute"] / capacity, "", target=">= 0.8",
             notes=f"{setting}; wall {full:.1f} s, {b['jobs']} jobs, compute {b['compute']:.1f} s, "
                   f"job overhead {b['job_overhead']:.1f} s (process start, imports, record hashing), "
@@ -157,10 +156,15 @@ def overhead_rows(quick: bool, tmp: Path, points: dict) -> list[dict]:
         row(BENCH, "classifier-only rerun / full study, CPU", rerun_cpu, "s", reference=full_cpu, target="<= 0.05",
             notes="CPU seconds of the rerun over those of the full study (robust to other load)"),
     ]
+    return rows, point
 
 
 def scaling_rows(quick: bool, tmp: Path, known: dict) -> list[dict]:
-    """Rows of study time at growing cohorts; ``known`` maps patients to (cases, wall, cpu, load) already run."""
+    """Rows of study time at growing cohorts; ``known`` maps patients to (cases, wall, cpu, load) already run.
+
+    Without generators: their training costs per step, not per case (``bench_generator``), and
+    would hide the per-case cost of the pipeline this measures.
+    """
     sizes = (16, OVERHEAD_PATIENTS, 64) if quick else (100, 300, 1000)
     base = "config/smoke.yaml" if quick else "config/phantom.yaml"
     points = []
@@ -171,14 +175,14 @@ def scaling_rows(quick: bool, tmp: Path, known: dict) -> list[dict]:
         name = f"bench_scale_{patients}"
         workdir = tmp / name
         workdir.mkdir()
-        config = study_config(name, patients, base=base, models=[] if quick else None)
+        config = study_config(name, patients, base=base, models=[])
         wall, cpu, _ = snakemake(workdir, config)
         points.append((patients, case_count(workdir / "results" / name), wall, cpu, load_average()))
     rows = []
     for patients, cases, wall, cpu, load in points:
         rows.append(row(BENCH, f"study wall time, {cases} cases ({patients} patients)", wall, "s",
                         notes=f"{wall / cases:.3f} s/case, {cpu:.1f} s CPU ({cpu / cases:.3f} s/case); {base} "
-                              f"settings{' without generators' if quick else ''}; {load}"))
+                              f"settings without generators; {load}"))
     # marginal CPU per case: robust to other load; wall time is in the rows above
     marginal = [((c1, c2), (u2 - u1) / (c2 - c1))
                 for (_, c1, _, u1, _), (_, c2, _, u2, _) in zip(points, points[1:])]
@@ -192,14 +196,27 @@ def scaling_rows(quick: bool, tmp: Path, known: dict) -> list[dict]:
     return rows
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, workdir: Path | None = None) -> list[dict]:
+    """All rows. Quick: the smoke study without generators for the overhead figures, small cohorts.
+    Full: the default study (``config.yaml``, Br35H, generators) for the overhead figures, in
+    ``workdir`` if given (e.g. the repository, as ``make study`` runs it; a temporary folder
+    otherwise), and phantom cohorts of 100, 300 and 1,000 patients for the scaling."""
     with tempfile.TemporaryDirectory(prefix="radaug-bench-") as tmp:
         tmp = Path(tmp)
         known = {}
-        rows = overhead_rows(quick, tmp, known)
+        if quick:
+            config = study_config("bench_overhead", OVERHEAD_PATIENTS, models=[])
+            rows, point = overhead_rows(config, tmp / "bench_overhead", "phantom smoke study without generators")
+            known[OVERHEAD_PATIENTS] = point
+        else:
+            config = yaml.safe_load((REPO / "config.yaml").read_text())
+            rows, _ = overhead_rows(config, workdir or tmp / "default", "default study (config.yaml)")
         return rows + scaling_rows(quick, tmp, known)
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    standalone(run)
+    if "--workdir" in sys.argv:
+        workdir = Path(sys.argv[sys.argv.index("--workdir") + 1]).resolve()
+        standalone(lambda quick: run(quick, workdir))
+    else:
+        standalone(run)
