@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from .errors import ConfigError
+from .errors import ConfigError, RadaugError
 
 META_COLUMNS = ("sample_id", "case_id", "source", "arm", "repeat", "fold", "label")
 FAILURE_COLUMNS = ("sample_id", "source", "arm", "repeat", "fold", "reason")
@@ -104,6 +104,45 @@ def extract_patches(extractor, images: np.ndarray, masks: np.ndarray, spacing, m
     if table.empty:
         table = pd.DataFrame(columns=list(META_COLUMNS))
     return table, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
+
+
+def write_extraction(features: pd.DataFrame, failures: pd.DataFrame, *, features_path, failures_path,
+                     max_failed: int, what: str, fix: str) -> None:
+    """Write an extraction job's outputs: the failures table, then the features if few enough failed.
+
+    Every feature job (real, synthetic, augmented, perturbed, control) ends this
+    way, so they share one tolerance rule and one message.
+
+    Parameters
+    ----------
+    features, failures
+        From :func:`extract_patches`.
+    features_path, failures_path
+        Output paths (written atomically).
+    max_failed
+        Failures tolerated (config ``study.max_failed_samples``, or 0).
+    what
+        What failed, for the message, e.g. ``"synthetic sample(s) of cvae r0f1"``.
+    fix
+        What the user can do about it, for the message.
+
+    Raises
+    ------
+    RadaugError
+        If more than ``max_failed`` samples failed; the features are then not
+        written. The first reasons are in the message: Snakemake removes a failed
+        job's outputs, failures table included.
+    """
+    from .io import write_csv
+
+    write_csv(failures_path, failures)
+    if len(failures) > max_failed:
+        reasons = "; ".join(f"{r.sample_id}: {r.reason}" for r in failures.head(5).itertuples())
+        raise RadaugError(
+            f"feature extraction failed for {len(failures)} {what}, more than study.max_failed_samples = "
+            f"{max_failed} (first reasons: {reasons}). {fix}"
+        )
+    write_csv(features_path, features)
 
 
 def feature_columns(table: pd.DataFrame) -> list[str]:

@@ -80,3 +80,19 @@ def test_itk_threads_leave_features_unchanged_and_are_restored():
     assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == before
     with pytest.raises(ValueError, match="at least 1"), itk_threads(0):
         pass
+
+
+def test_write_extraction_tolerates_up_to_max_failed_and_writes_nothing_beyond(tmp_path):
+    from radaug.errors import RadaugError
+    from radaug.features import write_extraction
+
+    features = pd.DataFrame({"sample_id": ["a"], "original_firstorder_Mean": [1.0]})
+    failures = pd.DataFrame({"sample_id": ["b", "c"], "reason": ["ValueError: empty ROI", "ValueError: 1 voxel"]})
+    paths = {"features_path": tmp_path / "f.csv", "failures_path": tmp_path / "f.failures.csv"}
+    write_extraction(features, failures, **paths, max_failed=2, what="samples", fix="Do X.")
+    pd.testing.assert_frame_equal(pd.read_csv(paths["features_path"]), features, check_dtype=False)
+    paths = {"features_path": tmp_path / "g.csv", "failures_path": tmp_path / "g.failures.csv"}
+    with pytest.raises(RadaugError, match=r"failed for 2 samples, more than study.max_failed_samples = 1 "
+                                          r"\(first reasons: b: ValueError: empty ROI; c: .*\)\. Do X\."):
+        write_extraction(features, failures, **paths, max_failed=1, what="samples", fix="Do X.")
+    assert not paths["features_path"].exists() and paths["failures_path"].exists()

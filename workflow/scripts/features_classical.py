@@ -1,8 +1,7 @@
 """PyRadiomics features of one fold's classical-augmentation set (same table format as the synthetic arms)."""
 
-from radaug.errors import RadaugError
-from radaug.features import META_COLUMNS, extract_patches, make_extractor, parse_spacing
-from radaug.io import load_arrays, read_table, write_csv
+from radaug.features import META_COLUMNS, extract_patches, make_extractor, parse_spacing, write_extraction
+from radaug.io import load_arrays, read_table
 from radaug.provenance import run_job
 
 
@@ -15,13 +14,12 @@ def main(smk):
         source="augmented", arm="classical")[list(META_COLUMNS)]
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
                                          arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta)
-    write_csv(smk.output.failures, failures)
-    if len(failures) > smk.params.max_failed:
-        raise RadaugError(
-            f"feature extraction failed for {len(failures)} augmented sample(s) of {smk.wildcards.fold}, more "
-            f"than study.max_failed_samples = {smk.params.max_failed}; reasons in {smk.output.failures}"
-        )
-    write_csv(smk.output.features, features)
+    write_extraction(
+        features, failures, features_path=smk.output.features, failures_path=smk.output.failures,
+        max_failed=smk.params.max_failed,
+        what=f"augmented sample(s) of {smk.wildcards.fold}",
+        fix="Raise study.max_failed_samples to tolerate them, or narrow the augmentation ranges that empty the ROI.",
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

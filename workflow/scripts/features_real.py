@@ -1,9 +1,8 @@
 """PyRadiomics features of one batch of real cases (each real case is extracted once per study)."""
 import pandas as pd
 
-from radaug.errors import RadaugError
-from radaug.features import extract_patches, make_extractor, parse_spacing
-from radaug.io import load_arrays, read_table, write_csv
+from radaug.features import extract_patches, make_extractor, parse_spacing, write_extraction
+from radaug.io import load_arrays, read_table
 from radaug.provenance import run_job
 
 
@@ -15,11 +14,12 @@ def main(smk):
     spacing = parse_spacing(cases["spacing"].iloc[0]) if len(cases) else ()
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
                                          arrays["mask"], spacing, meta, threads=smk.threads)
-    write_csv(smk.output.failures, failures)
-    if len(failures) > smk.params.max_failed:
-        raise RadaugError(f"feature extraction failed for real case(s): {failures.head(5).to_dict('records')}; "
-                          f"see {smk.output.failures}")
-    write_csv(smk.output.features, features)
+    write_extraction(
+        features, failures, features_path=smk.output.features, failures_path=smk.output.failures,
+        max_failed=smk.params.max_failed,
+        what="real case(s)",
+        fix="Check the listed cases' masks and images (validate the manifest), or raise study.max_failed_samples.",
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

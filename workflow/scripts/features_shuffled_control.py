@@ -5,9 +5,8 @@ ROI intensities are permuted once per study (seed from study.seed and the case i
 radaug.validate.controls.shuffled_control_features), so shape and first-order histogram
 are kept and texture is destroyed; validate_controls picks the fold's training cases.
 """
-from radaug.errors import RadaugError
-from radaug.features import make_extractor, parse_spacing
-from radaug.io import load_arrays, read_table, write_csv
+from radaug.features import make_extractor, parse_spacing, write_extraction
+from radaug.io import load_arrays, read_table
 from radaug.provenance import run_job
 from radaug.validate.controls import shuffled_control_features
 
@@ -21,16 +20,13 @@ def main(smk):
     features, failures = shuffled_control_features(make_extractor(smk.input.params_file), case_ids,
                                                    [labels[c] for c in case_ids], arrays["image"], arrays["mask"],
                                                    spacing, smk.params.seed, threads=smk.threads)
-    write_csv(smk.output.failures, failures)
-    if len(failures) > smk.params.max_failed:
-        # The reasons go into the message: Snakemake removes a failed job's outputs, failures table included.
-        reasons = "; ".join(f"{r.sample_id}: {r.reason}" for r in failures.head(5).itertuples())
-        raise RadaugError(
-            f"feature extraction failed for {len(failures)} voxel-shuffled control case(s) of batch "
-            f"{smk.wildcards.batch} (first reasons: {reasons}). The ROI is the real case's, which extracted "
-            "fine, so this points at PyRadiomics settings that depend on texture (features.params)."
-        )
-    write_csv(smk.output.features, features)
+    write_extraction(
+        features, failures, features_path=smk.output.features, failures_path=smk.output.failures,
+        max_failed=smk.params.max_failed,
+        what=f"voxel-shuffled control case(s) of batch {smk.wildcards.batch}",
+        fix=("The ROI is the real case's, which extracted fine, so this points at PyRadiomics settings "
+             "that depend on texture (features.params)."),
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -1,8 +1,7 @@
 """PyRadiomics features of one fold's synthetic set."""
 
-from radaug.errors import RadaugError
-from radaug.features import META_COLUMNS, extract_patches, make_extractor, parse_spacing
-from radaug.io import load_arrays, read_table, write_csv
+from radaug.features import META_COLUMNS, extract_patches, make_extractor, parse_spacing, write_extraction
+from radaug.io import load_arrays, read_table
 from radaug.provenance import run_job
 
 
@@ -17,17 +16,12 @@ def main(smk):
     features, failures = extract_patches(make_extractor(smk.input.params_file), arrays["image"],
                                          arrays["mask"], parse_spacing(index["spacing"].iloc[0]), meta,
                                          threads=smk.threads)
-    write_csv(smk.output.failures, failures)
-    if len(failures) > smk.params.max_failed:
-        # The reasons go into the message: Snakemake removes a failed job's outputs, failures table included.
-        reasons = "; ".join(f"{r.sample_id}: {r.reason}" for r in failures.head(5).itertuples())
-        raise RadaugError(
-            f"feature extraction failed for {len(failures)} synthetic sample(s) of {smk.wildcards.model} "
-            f"{smk.wildcards.fold}, more than study.max_failed_samples = {smk.params.max_failed} "
-            f"(first reasons: {reasons}). Raise study.max_failed_samples to tolerate them, or check the "
-            "generator's samples (degenerate masks)."
-        )
-    write_csv(smk.output.features, features)
+    write_extraction(
+        features, failures, features_path=smk.output.features, failures_path=smk.output.failures,
+        max_failed=smk.params.max_failed,
+        what=f"synthetic sample(s) of {smk.wildcards.model} {smk.wildcards.fold}",
+        fix="Raise study.max_failed_samples to tolerate them, or check the generator's samples (degenerate masks).",
+    )
 
 
 run_job(snakemake, main)  # noqa: F821

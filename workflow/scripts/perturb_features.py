@@ -3,8 +3,8 @@ import pandas as pd
 
 from radaug.augment import build_perturbation, perturb_case, perturbation_seed
 from radaug.errors import RadaugError
-from radaug.features import extract_patches, make_extractor, parse_spacing
-from radaug.io import load_arrays, read_table, write_csv
+from radaug.features import extract_patches, make_extractor, parse_spacing, write_extraction
+from radaug.io import load_arrays, read_table
 from radaug.provenance import log, run_job
 from radaug.validate.invariance import perturbation_sample_id
 
@@ -31,11 +31,12 @@ def main(smk):
     log.info("%d cases x %d perturbations", len(cases), opts["n"])
     features, failures = extract_patches(make_extractor(smk.input.params_file), images, masks, spacing,
                                          pd.DataFrame(meta))
-    write_csv(smk.output.failures, failures)
-    if len(failures) > smk.params.max_failed:
-        raise RadaugError(f"feature extraction failed for {len(failures)} perturbed sample(s), more than "
-                          f"study.max_failed_samples = {smk.params.max_failed}; reasons in {smk.output.failures}")
-    write_csv(smk.output.features, features)
+    write_extraction(
+        features, failures, features_path=smk.output.features, failures_path=smk.output.failures,
+        max_failed=smk.params.max_failed,
+        what="perturbed sample(s)",
+        fix="Raise study.max_failed_samples to tolerate them, or narrow the perturbation ranges (perturbation.*).",
+    )
 
 
 run_job(snakemake, main)  # noqa: F821
