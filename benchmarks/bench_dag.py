@@ -29,13 +29,17 @@ N_FOLDS = 10
 N_BATCHES = 20  # 50 cases per preprocess / feature batch
 
 
-def all_arms() -> list[str]:
-    """Every arm a configuration may name: the base arms and each generator the schema knows."""
-    from radaug.config import BASE_ARMS
-
+def all_models() -> list[str]:
+    """Every generative model the schema knows, but cyclegan (it needs two domains in the manifest)."""
     schema = yaml.safe_load((REPO / "src/radaug/schemas/config.schema.yaml").read_text())
-    models = schema["properties"]["generative"]["properties"]["models"]["items"]["enum"]
-    return [*BASE_ARMS, *models]
+    return [m for m in schema["properties"]["generative"]["properties"]["models"]["items"]["enum"] if m != "cyclegan"]
+
+
+def all_arms() -> list[str]:
+    """Every arm a configuration may name: the built-in arms, classical and each generator."""
+    from radaug.config import BUILTIN_ARMS, CLASSICAL_ARM
+
+    return [*BUILTIN_ARMS, CLASSICAL_ARM, *all_models()]
 
 
 def write_large_study(folder: Path, n_cases: int = N_CASES) -> Path:
@@ -56,7 +60,7 @@ def write_large_study(folder: Path, n_cases: int = N_CASES) -> Path:
         "features": {"params": str(REPO / "workflow/resources/radiomics_2d_mr.yaml")},
         "preprocess": {"patch_mode": "crop", "patch_size": 16, "batches": N_BATCHES},
         "split": {"folds": N_FOLDS},
-        "generative": {"models": [a for a in arms if a not in ("real", "oversample")]},
+        "generative": {"models": all_models()},
         "evaluation": {"arms": arms},
     }
     path = folder / "dagscale.yaml"
@@ -98,8 +102,8 @@ def run(quick: bool = False) -> list[dict]:
          "value": round(ref_seconds, 2), "unit": "s", "reference": None, "ratio": None, "target": None,
          "notes": f"{ref_jobs} jobs planned; {ref_cpu:.1f} CPU s"},
         {"benchmark": "dag", "figure": f"dry run of {study}", "value": round(seconds, 2), "unit": "s",
-         "reference": round(ref_seconds, 2), "ratio": round(seconds / ref_seconds, 2), "target": "value < 30 s",
-         "notes": f"{jobs} jobs planned; {cpu:.1f} CPU s; ratio = large / smoke dry-run time, same run"},
+         "reference": None, "ratio": None, "target": "< 30",
+         "notes": f"{jobs} jobs planned; {cpu:.1f} CPU s; {seconds / ref_seconds:.2f}x the smoke study's dry run"},
         {"benchmark": "dag", "figure": f"CPU time of the dry run of {study}", "value": round(cpu, 2), "unit": "s",
          "reference": round(ref_cpu, 2), "ratio": round(cpu / ref_cpu, 2), "target": None,
          "notes": "user + system seconds of the snakemake process: robust to other load on the machine"},

@@ -37,3 +37,10 @@ def test_study_benchmark_helpers():
     assert config["evaluation"]["arms"] == ["real", "oversample"]
     assert jobs_run("Job stats:\njob    count\n---\nevaluate    3\ntotal    5\n") == 5
     assert jobs_run("Nothing to be done (all requested files are present and up to date).") == 0
+
+
+def test_dag_benchmark_names_every_arm_the_config_allows():
+    from benchmarks.bench_dag import all_arms
+
+    arms = all_arms()
+    assert {"real", "oversample", "smote", "classical", "cvae", "dcgan", "lsgan", "wgan_gp"} <= set(arms)

@@ -118,7 +118,7 @@ def validate_study_arm(
         Features to compare.
     options
         The config's ``validation`` section (``thresholds``, ``alpha``,
-        ``nearest_k``, ``detection``).
+        ``nearest_k``, ``min_rows``, ``detection``).
     seed
         Study seed.
     real_patches, candidate_patches
