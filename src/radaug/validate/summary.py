@@ -12,7 +12,7 @@ classes and adds those columns.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,6 @@ from radaug.splits import grouped_halves
 from radaug.validate.detection import detection_auc, label_disagreement
 from radaug.validate.images import image_memorization_ratio, plausibility
 from radaug.validate.manifold import prdc
-from radaug.validate.thresholds import VERDICTS, merge_thresholds, overall_verdict, verdict
 from radaug.validate.metrics import (
     METRICS,
     _aligned,
@@ -38,6 +37,7 @@ from radaug.validate.metrics import (
     strong_pairs_kept,
     wasserstein_distance,
 )
+from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
 
 SUMMARY_COLUMNS = [
     "metric",
