@@ -13,7 +13,8 @@ from sklearn.metrics import (
 )
 
 from radaug.evaluate import (
-    METRICS, classification_metrics, evaluate_arm, paired_bootstrap_delta, standardised_effect, summarise,
+    METRICS, classification_metrics, evaluate_arm, holm_adjusted, paired_bootstrap_delta, standardised_effect, summarise,
+    weighted_classification_metrics,
 )
 
 from .test_evaluate import POSITIVE, make_folds, make_real
@@ -49,6 +50,28 @@ def test_classification_metrics_agree_with_sklearn_on_ties_and_random_tables():
         assert m["f1"] == pytest.approx(f1_score(y, pred, zero_division=0))
         assert m["brier"] == pytest.approx(brier_score_loss(y, score))
     assert math.isnan(classification_metrics([1, 1], [0.2, 0.8])["auc"])
+
+
+def test_weighted_metrics_equal_the_metrics_of_the_repeated_rows():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, size=25)
+    score = rng.choice([0.1, 0.3, 0.5, 0.7, 0.9], size=25)  # ties and the threshold itself
+    minority = rng.integers(0, 2, size=25)
+    weights = rng.integers(0, 4, size=(6, 25))
+    weights[1] = np.where(y == 1, weights[1], 0)  # a replicate without negatives: AUC undefined
+    weighted = weighted_classification_metrics(y, score, weights, minority)
+    for b, counts in enumerate(weights):
+        rows = np.repeat(np.arange(25), counts)
+        expected = classification_metrics(y[rows], score[rows], minority[rows])
+        for metric in METRICS:
+            np.testing.assert_allclose(weighted[metric][b], expected[metric], rtol=1e-12, err_msg=metric)
+    assert math.isnan(weighted["auc"][1]) and math.isnan(weighted["specificity"][1])
+
+
+def test_holm_adjustment_matches_hand_computation():
+    # sorted p 0.01, 0.02, 0.04 times 3, 2, 1 = 0.03, 0.04, 0.04 (running maximum)
+    np.testing.assert_allclose(holm_adjusted([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
+    np.testing.assert_allclose(holm_adjusted([0.5, 0.6]), [1.0, 1.0])
 
 
 def test_standardised_effect_matches_hand_computation():
