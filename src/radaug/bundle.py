@@ -43,7 +43,7 @@ from .provenance import CRATE_METADATA, MANIFEST, REFERENCED_TYPE
 
 BUNDLE_DIR = "bundle"
 """Folder, inside the bundle, of the files that are not study artifacts (config, environment, code)."""
-INTERMEDIATE_DIRS = ("models", "synthetic", "cases", "phantom")
+INTERMEDIATE_DIRS = ("models", "synthetic", "cases", "phantom", "report")
 """Top-level study folders of large intermediates: included only with ``include_intermediates``."""
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 

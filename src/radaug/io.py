@@ -149,6 +149,17 @@ def read_table(path: str | os.PathLike):
     return table
 
 
+def read_tables(paths):
+    """:func:`read_table` of each path, concatenated in order; tables without columns are skipped.
+
+    An empty DataFrame when no path has a table with columns.
+    """
+    import pandas as pd
+
+    frames = [table for table in map(read_table, paths) if len(table.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV atomically, with a fixed float format."""
     write_text(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.10g"))

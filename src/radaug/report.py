@@ -1,7 +1,10 @@
 """The standalone HTML study report.
 
 :func:`build_report` turns a study's tables, arrays and job records into one HTML
-page. Every figure is embedded as a base64 PNG and the styles are inline, so the
+page. It is :func:`assemble_report` of two sections rendered on their own,
+:func:`render_validation` and :func:`render_generators`: they hold most of the
+figures, and the workflow renders them in jobs of their own so that a change
+downstream of them (the classifier) only reassembles the page. Every figure is embedded as a base64 PNG and the styles are inline, so the
 file needs no network and no other file: it opens offline, can be archived or
 mailed as is, and prints legibly in black and white (verdicts are written out;
 colours only repeat them).
@@ -366,7 +369,18 @@ def _verdict_cell(value, baseline, verdict: str) -> _Cell:
     return _Cell(f"{_esc(value)} ({_esc(baseline)}) <strong>{html.escape(verdict)}</strong>", css)
 
 
-def _validation_section(validation: pd.DataFrame, classes: list, details: ValidationDetails | None = None) -> str:
+def render_validation(validation: pd.DataFrame, classes: list, details: ValidationDetails | None = None) -> str:
+    """HTML of the report's validation section: verdict tables and figures.
+
+    Parameters
+    ----------
+    validation
+        Validation summary (see :func:`build_report`); may be empty.
+    classes
+        Class labels in display order (:func:`report_classes`).
+    details
+        Per-feature detail tables (see :func:`build_report`); None: no detail figures.
+    """
     if validation.empty:
         return _NO_DATA
     metrics = _ordered(validation["metric"], METRICS)
@@ -583,7 +597,11 @@ def _sampling_table(sample_tables: pd.DataFrame) -> str:
     return note + _table(["model", "class", "folds", "samples", "quota", "rejected draws", "accepted"], rows)
 
 
-def _generators_section(losses, real_patches, synthetic, sample_tables, cohort, folds, classes) -> str:
+def render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes) -> str:
+    """HTML of the report's generators section: loss curves, sample grids, sampling counts.
+
+    Arguments as in :func:`build_report`; ``classes`` from :func:`report_classes`.
+    """
     grids = [_sample_grid(model, synthetic[model], real_patches, cohort, folds, classes)
              for model in sorted(synthetic)]
     return "\n".join([
@@ -645,6 +663,12 @@ def _provenance_section(provenance: list[dict], config: dict) -> str:
 # --------------------------------------------------------------------------- #
 # The page
 # --------------------------------------------------------------------------- #
+
+
+def report_classes(declared: Sequence, cohort: pd.DataFrame) -> list:
+    """Class labels in display order: ``declared`` (the config's ``data.classes``), then any other of the cohort."""
+    declared = list(declared)
+    return declared + sorted(set(cohort.get("label", ())).difference(declared), key=str)
 
 
 def build_report(
@@ -709,19 +733,51 @@ def build_report(
     -------
     str
         The HTML page; identical inputs give identical text.
+
+    Notes
+    -----
+    The page is :func:`assemble_report` of :func:`render_validation` and
+    :func:`render_generators`; the workflow renders those two sections in jobs of
+    their own, so a change that leaves them alone (the classifier, say) does not
+    redraw their figures.
+    """
+    classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
+    return assemble_report(
+        config=config, cohort=cohort, folds=folds, evaluation=evaluation, predictions=predictions,
+        failures=failures, provenance=provenance,
+        validation_html=render_validation(validation, classes, validation_details),
+        generators_html=render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes),
+    )
+
+
+def assemble_report(
+    *,
+    config: dict,
+    cohort: pd.DataFrame,
+    folds: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    predictions: pd.DataFrame,
+    failures: pd.DataFrame,
+    provenance: list[dict],
+    validation_html: str,
+    generators_html: str,
+) -> str:
+    """The report page from its data and the two sections rendered beforehand.
+
+    Arguments as in :func:`build_report`; ``validation_html`` and
+    ``generators_html`` come from :func:`render_validation` and
+    :func:`render_generators`. Identical inputs give identical text.
     """
     name = str(config["study"]["name"])
-    declared = list(config.get("data", {}).get("classes", ()))
-    classes = declared + sorted(set(cohort.get("label", ())).difference(declared), key=str)
+    classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
     bodies = {
         "config": _config_section(config),
         "cohort": _cohort_section(cohort, classes),
         "folds": _folds_section(folds, classes),
         "evaluation": _evaluation_section(evaluation),
         "roc": _roc_section(predictions),
-        "validation": _validation_section(validation, classes, validation_details),
-        "generators": _generators_section(
-            losses, real_patches, synthetic, sample_tables, cohort, folds, classes),
+        "validation": validation_html,
+        "generators": generators_html,
         "failures": _failures_section(failures),
         "provenance": _provenance_section(provenance, config),
     }

@@ -25,6 +25,7 @@ N_MODELS, N_ARMS, N_VALIDATED = len(MODELS), len(ARMS), len(ARMS) - 1  # every a
 N_GENERATED = sum(any(part in MODELS for part in arm.split("+")) for arm in ARMS)  # arms built on a generator
 assert "classical" in ARMS  # the expectations below count the classical arm's jobs
 FINISH = {"report": 1, "manifest": 1, "all": 1}
+SECTIONS = {"report_validation": 1, "report_generators": 1}  # the report's pre-rendered sections
 
 
 def planned_jobs(workdir, configfile, *args):
@@ -58,7 +59,8 @@ def test_forcerun_reruns_the_stage_and_downstream_only(study):
     jobs = planned_jobs(study, SMOKE, "--forcerun", "sample_synthetic")
     per_fold = N_MODELS * N_FOLDS
     assert jobs == {"sample_synthetic": per_fold, "features_synthetic": per_fold, "validate": N_GENERATED,
-                    "evaluate": N_GENERATED, "validation_summary": 1, "evaluation_summary": 1, **FINISH}
+                    "evaluate": N_GENERATED, "validation_summary": 1, "evaluation_summary": 1, **SECTIONS,
+                    **FINISH}
 
 
 def test_until_stops_at_the_named_rule(study):
@@ -91,23 +93,24 @@ def test_one_arm_is_rerun_for_real_and_reproduces_its_bytes(study, tmp_path):
 @pytest.mark.parametrize(
     "section, key, value, expected",
     [
-        # classifier only: the evaluation of every arm and what summarises it
+        # classifier only: the evaluation of every arm and what summarises it; the report's
+        # validation and generator sections are not redrawn
         ("evaluation", "classifier", {"k_features": 5},
          {"evaluate": N_ARMS, "evaluation_summary": 1, **FINISH}),
         # validation: every validated arm and the controls; the evaluation summary reads the verdicts
         ("validation", "alpha", 0.01,
          {"validate": N_VALIDATED, "validate_controls": 1, "validation_summary": 1, "evaluation_summary": 1,
-          **FINISH}),
+          "report_validation": 1, **FINISH}),
         # sampling quotas: synthetic draws, classical augmentation, and every arm's validation and evaluation
         ("sampling", "cap_per_case", 3,
          {"sample_synthetic": N_MODELS * N_FOLDS, "features_synthetic": N_MODELS * N_FOLDS,
           "augment_classical": N_FOLDS, "features_classical": N_FOLDS, "validate": N_VALIDATED,
-          "evaluate": N_ARMS, "validation_summary": 1, "evaluation_summary": 1, **FINISH}),
+          "evaluate": N_ARMS, "validation_summary": 1, "evaluation_summary": 1, **SECTIONS, **FINISH}),
         # training: every generator of every fold and the arms built on them, not the real features
         ("generative", "steps", 80,
          {"train_generator": N_MODELS * N_FOLDS, "sample_synthetic": N_MODELS * N_FOLDS,
           "features_synthetic": N_MODELS * N_FOLDS, "validate": N_GENERATED, "evaluate": N_GENERATED,
-          "validation_summary": 1, "evaluation_summary": 1, **FINISH}),
+          "validation_summary": 1, "evaluation_summary": 1, **SECTIONS, **FINISH}),
     ],
 )
 def test_config_change_reruns_exactly_what_depends_on_it(study, tmp_path, section, key, value, expected):

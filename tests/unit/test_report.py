@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radaug.report import SECTIONS, build_report
+from radaug.report import SECTIONS, assemble_report, build_report, render_generators, render_validation, report_classes
 from radaug.validate.details import collect_details, set_details
 
 CLASSES = ("benign", "malignant")
@@ -184,6 +184,19 @@ def test_text_is_escaped(page):
 
 def test_identical_inputs_give_identical_pages(page):
     assert build_report(**make_inputs()) == page
+
+
+def test_the_workflow_assembly_of_prerendered_sections_gives_the_same_page(page):
+    # the workflow renders the validation and generator sections in jobs of their own
+    inputs = make_inputs()
+    classes = report_classes(inputs["config"]["data"]["classes"], inputs["cohort"])
+    validation_html = render_validation(inputs["validation"], classes, inputs["validation_details"])
+    generators_html = render_generators(inputs["losses"], inputs["real_patches"], inputs["synthetic"],
+                                        inputs["sample_tables"], inputs["cohort"], inputs["folds"], classes)
+    light = {k: inputs[k] for k in ("config", "cohort", "folds", "evaluation", "predictions", "failures",
+                                    "provenance")}
+    assert assemble_report(**light, validation_html=validation_html, generators_html=generators_html) == page
+    assert validation_html in section(page, "validation") and generators_html in section(page, "generators")
 
 
 def test_validation_cells_show_median_baseline_and_worst_verdict(page):

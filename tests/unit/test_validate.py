@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from radaug.errors import ConfigError, RadaugError
+from radaug.errors import RadaugError
 from radaug.validate import (
     DEFAULT_THRESHOLDS,
     METRICS,

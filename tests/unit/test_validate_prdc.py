@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import subprocess
-import sys
 import tracemalloc
 
 import numpy as np

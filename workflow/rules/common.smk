@@ -106,6 +106,7 @@ def study_provenance(include_report=True):
         records.append(rules.validate_controls.output.prov)
         records += expand(rules.features_shuffled_control.output.prov, batch=BATCHES)
     records += expand(rules.evaluate.output.prov, arm=ARMS)
+    records += [rules.report_validation.output.prov, rules.report_generators.output.prov]
     if include_report:
         records.append(rules.report.output.prov)
     return records

@@ -1,21 +1,66 @@
-# Stage 8: the standalone HTML study report.
+# Stage 8: the standalone HTML study report. The validation and generators sections
+# are rendered by jobs of their own, so a change to the classifier (or anything else
+# downstream of validation) only redraws the evaluation figures and reassembles the page.
+
+
+rule report_validation:
+    input:
+        index=rules.case_index.output.index,
+        validation=rules.validation_summary.output.summary,
+        validation_ks=validation_details("ks"),
+        validation_correlation=validation_details("correlation"),
+        validation_dcr=validation_details("dcr"),
+    output:
+        html=f"{STUDY}/report/validation.html",
+        prov=f"{PROV}/report_validation.json",
+    log:
+        f"{LOGS}/report_validation.log",
+    conda:
+        "../../envs/radaug.yaml"
+    params:
+        code=code("report_validation"),
+        classes=config["data"]["classes"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/report_validation.py"
+
+
+rule report_generators:
+    input:
+        index=rules.case_index.output.index,
+        folds=rules.split.output.folds,
+        patches=expand(rules.preprocess.output.patches, batch=BATCHES),
+        losses=expand(rules.train_generator.output.losses, model=MODELS, fold=FOLDS),
+        samples=expand(rules.sample_synthetic.output.samples, model=MODELS, fold=FOLDS[:1]),
+        sample_tables=expand(rules.sample_synthetic.output.table, model=MODELS, fold=FOLDS),
+    output:
+        html=f"{STUDY}/report/generators.html",
+        prov=f"{PROV}/report_generators.json",
+    log:
+        f"{LOGS}/report_generators.log",
+    conda:
+        "../../envs/radaug.yaml"
+    params:
+        code=code("report_generators"),
+        classes=config["data"]["classes"],
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/report_generators.py"
 
 
 rule report:
     input:
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
-        patches=expand(rules.preprocess.output.patches, batch=BATCHES),
-        validation=rules.validation_summary.output.summary,
-        validation_ks=validation_details("ks"),
-        validation_correlation=validation_details("correlation"),
-        validation_dcr=validation_details("dcr"),
         evaluation=rules.evaluation_summary.output.summary,
         predictions=expand(rules.evaluate.output.predictions, arm=ARMS),
-        losses=expand(rules.train_generator.output.losses, model=MODELS, fold=FOLDS),
-        samples=expand(rules.sample_synthetic.output.samples, model=MODELS, fold=FOLDS[:1]),
-        sample_tables=expand(rules.sample_synthetic.output.table, model=MODELS, fold=FOLDS),
         failures=expand(rules.features_synthetic.output.failures, model=MODELS, fold=FOLDS),
+        validation_html=rules.report_validation.output.html,
+        generators_html=rules.report_generators.output.html,
         provenance=lambda wc: study_provenance(include_report=False),
     output:
         html=report(

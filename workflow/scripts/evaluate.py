@@ -1,8 +1,7 @@
 """Evaluate one arm: classifier fit on fold-train real (+ arm data), scored on fold-test real only."""
-import pandas as pd
 
 from radaug.evaluate import evaluate_arm
-from radaug.io import read_table, write_csv
+from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import run_job
 
 
@@ -11,10 +10,10 @@ def main(smk):
     folds = read_table(smk.input.folds)
     arm_data = None
     if smk.input.arm:
-        arm_data = pd.concat([read_table(p) for p in smk.input.arm], ignore_index=True)
+        arm_data = read_tables(smk.input.arm)
     invariance = None
     if smk.input.invariance:
-        invariance = pd.concat([read_table(p) for p in smk.input.invariance], ignore_index=True)
+        invariance = read_tables(smk.input.invariance)
     per_fold, predictions = evaluate_arm(
         real, folds, smk.wildcards.arm, positive_class=smk.params.positive_class, arm_data=arm_data,
         classifier=smk.params.classifier, invariance=invariance, target_ratio=smk.params.target_ratio,

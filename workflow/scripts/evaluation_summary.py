@@ -3,16 +3,15 @@
 Arms that failed validation are summarised and flagged, or left out when
 validation.evaluate_failing_arms is false (validation/arm_verdicts.csv decides).
 """
-import pandas as pd
 
 from radaug.evaluate import gate_by_validation, summarise
-from radaug.io import read_table, write_csv
+from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
 
 
 def main(smk):
-    per_fold = pd.concat([read_table(p) for p in smk.input.per_fold], ignore_index=True)
-    predictions = pd.concat([read_table(p) for p in smk.input.predictions], ignore_index=True)
+    per_fold = read_tables(smk.input.per_fold)
+    predictions = read_tables(smk.input.predictions)
     verdicts = read_table(smk.input.arm_verdicts) if smk.input.get("arm_verdicts") else None
     per_fold, predictions, gate = gate_by_validation(per_fold, predictions, verdicts)
     left_out = sorted(set(smk.params.arms) - set(gate["arm"]))

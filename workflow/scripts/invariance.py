@@ -1,8 +1,7 @@
 """ICC of every feature across perturbations of one fold's real training cases."""
-import pandas as pd
 
 from radaug.features import feature_columns
-from radaug.io import read_table, write_csv
+from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
 from radaug.splits import fold_cases, parse_fold_key
 from radaug.validate.invariance import invariance_table, perturbation_index
@@ -10,7 +9,7 @@ from radaug.validate.invariance import invariance_table, perturbation_index
 
 def main(smk):
     repeat, fold = parse_fold_key(smk.wildcards.fold)
-    perturbed = pd.concat([read_table(p) for p in smk.input.perturbed], ignore_index=True)
+    perturbed = read_tables(smk.input.perturbed)
     perturbed["perturbation"] = perturbation_index(perturbed["sample_id"])
     train = fold_cases(read_table(smk.input.folds), repeat, fold, "train")
     table = invariance_table(perturbed, feature_columns(perturbed.drop(columns="perturbation")), train["case_id"],

@@ -14,7 +14,7 @@ import pandas as pd
 
 from radaug.evaluate import arm_added_rows
 from radaug.features import feature_columns
-from radaug.io import load_arrays, read_table, save_arrays, write_csv
+from radaug.io import load_arrays, read_table, read_tables, save_arrays, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import run_job
 from radaug.validate.details import correlation_arrays
@@ -24,7 +24,7 @@ from radaug.validate.study import validate_controls, validate_study_arm
 
 def arm_candidates(smk, name: str, real: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
     """The rows the arm adds in every fold, with repeat and fold; copies of real cases get unique ids."""
-    arm_data = pd.concat([read_table(p) for p in smk.input.arm], ignore_index=True) if smk.input.arm else None
+    arm_data = read_tables(smk.input.arm) if smk.input.arm else None
     parts = []
     for (repeat, fold), fold_rows in folds.groupby(["repeat", "fold"]):
         train = real[real["case_id"].isin(fold_rows.loc[fold_rows["role"] == "train", "case_id"])]
@@ -70,7 +70,7 @@ def main(smk):
     modality = index["modality"].mode().iloc[0] if len(index) else "other"
     intensity_range = physical_intensity_range(modality, intensity_normalised=modality != "CT")
     if smk.rule == "validate_controls":
-        shuffled = pd.concat([read_table(p) for p in smk.input.shuffled], ignore_index=True)
+        shuffled = read_tables(smk.input.shuffled)
         table, details = validate_controls(real, folds, feature_columns=columns, options=opts,
                                            seed=smk.params.seed, real_patches=real_patches,
                                            intensity_range=intensity_range, shuffled=shuffled,
