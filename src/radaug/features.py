@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 
 from .errors import ConfigError, RadaugError
 
@@ -51,6 +50,8 @@ def itk_threads(threads: int):
     """Set SimpleITK's default number of threads for filters created inside the block, then restore it."""
     if int(threads) < 1:
         raise ValueError(f"ITK threads must be at least 1, got {threads}")
+    import SimpleITK as sitk  # here, not at the top: the table functions serve jobs that never read images
+
     previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(int(threads))
     try:
@@ -85,6 +86,8 @@ def extract_patches(extractor, images: np.ndarray, masks: np.ndarray, spacing, m
     """
     if len(meta) != len(images):
         raise ValueError(f"{len(meta)} metadata rows for {len(images)} patches")
+    import SimpleITK as sitk
+
     rows, failures = [], []
     for i, record in enumerate(meta.to_dict("records")):
         image = sitk.GetImageFromArray(np.asarray(images[i], dtype=np.float32))
