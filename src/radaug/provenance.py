@@ -349,4 +349,55 @@ def verify_study(study_dir: str | Path) -> list[str]:
             problems.append(f"unexpected: {rel} (not in the manifest)")
     if version != recorded_version:
         problems.append("manifest: study_version does not match its artifact list (manifest edited)")
+    trusted = {art["path"] for art in artifacts if art.get("kind") == "provenance"
+               and (study_dir / art["path"]).is_file() and sha256_file(study_dir / art["path"]) == art["sha256"]}
+    problems += _record_disagreements(study_dir, manifest, trusted)
+    return problems
+
+
+_JOB_FIELDS = ("rule", "wildcards", "code_version", "seconds")
+
+
+def _record_disagreements(study_dir: Path, manifest: dict, trusted: set[str]) -> list[str]:
+    """Manifest entries that the job records contradict.
+
+    The sha256 of each artifact is checked against the file; this checks the rest
+    of the manifest (sizes, producing rules, job list) against the job records it
+    was built from (:func:`build_manifest`), so an edit to any field is found. Only
+    records in ``trusted`` (present, matching their manifest sha256) are read: a
+    record that changed is reported already.
+    """
+    problems = []
+    jobs = {job.get("provenance"): job for job in manifest.get("jobs", [])}
+    by_record: dict[str, list[dict]] = {}
+    artifact_of = {art["path"]: art for art in manifest["artifacts"]}
+    for art in manifest["artifacts"]:
+        if art.get("provenance") not in jobs:
+            problems.append(f"manifest: {art['path']} names no job of the manifest (manifest edited)")
+        elif art.get("kind") == "data":
+            by_record.setdefault(art["provenance"], []).append(art)
+        elif art.get("kind") != "provenance" or art["path"] != art["provenance"]:
+            problems.append(f"manifest: {art['path']} has kind {art.get('kind')!r} (manifest edited)")
+    for rel_prov, job in sorted(jobs.items(), key=lambda kv: str(kv[0])):
+        if rel_prov not in trusted:
+            continue
+        record = read_json(study_dir / rel_prov)
+        for field in _JOB_FIELDS:
+            if job.get(field) != record.get(field):
+                problems.append(f"manifest: {field} of job {rel_prov} differs from its record (manifest edited)")
+        size = (study_dir / rel_prov).stat().st_size
+        if (artifact_of[rel_prov].get("bytes"), artifact_of[rel_prov].get("rule")) != (size, record.get("rule")):
+            problems.append(f"manifest: the entry of {rel_prov} differs from the record (manifest edited)")
+        outputs = record.get("outputs", [])
+        for art in by_record.get(rel_prov, []):
+            # Records hold paths as the job saw them (the study folder's path then, a common
+            # prefix); the shortest output path ending in the artifact's relative path is its own.
+            matches = [o for o in outputs if o["path"] == art["path"] or o["path"].endswith("/" + art["path"])]
+            out = min(matches, key=lambda o: len(o["path"])) if matches else None
+            if out is None:
+                problems.append(f"manifest: {art['path']} is not an output of its job record {rel_prov} "
+                                "(manifest edited)")
+            elif (out["sha256"], out["bytes"], record["rule"]) != (art["sha256"], art.get("bytes"), art.get("rule")):
+                problems.append(f"manifest: the entry of {art['path']} differs from its job record {rel_prov} "
+                                "(manifest edited)")
     return problems

@@ -92,3 +92,41 @@ def test_code_files_cache_follows_an_edited_script(tmp_path):
     script.write_text("from radaug.io import write_json\nfrom radaug.splits import fold_key\n# longer\n")
     after = {f.name for f in code_files(script)}
     assert "splits.py" in after and "splits.py" not in before
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda m: m["artifacts"][0].update(bytes=9), "manifest: the entry of a/data.csv differs from its job record"),
+    (lambda m: m["artifacts"][1].update(rule="other"), "manifest: the entry of b.txt differs from its job record"),
+    (lambda m: m["artifacts"][2].update(bytes=1), "manifest: the entry of provenance/r.json differs from the record"),
+    (lambda m: m["jobs"][0].update(seconds=0.5), "manifest: seconds of job provenance/r.json differs from its record"),
+    (lambda m: m["jobs"][0].update(code_version="x"), "manifest: code_version of job provenance/r.json differs"),
+    (lambda m: m["artifacts"][0].update(provenance="provenance/q.json"), "manifest: a/data.csv names no job"),
+    (lambda m: m["artifacts"][0].update(kind="provenance"), "manifest: a/data.csv has kind 'provenance'"),
+])
+def test_verify_checks_every_manifest_field_against_the_job_records(tmp_path, edit, expected):
+    """Edits that leave every sha256 and the study_version intact are found all the same."""
+    import json
+
+    study, manifest = _study(tmp_path)
+    assert [a["path"] for a in manifest["artifacts"]] == ["a/data.csv", "b.txt", "provenance/r.json"]
+    edit(manifest)
+    (study / "manifest.json").write_text(json.dumps(manifest))
+    problems = verify_study(study)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_a_data_artifact_that_no_record_wrote_is_found(tmp_path):
+    import json
+
+    from radaug.provenance import study_version
+
+    study, manifest = _study(tmp_path)
+    write_text(study / "c.txt", "planted")
+    from radaug.io import sha256_file
+
+    manifest["artifacts"].append({"path": "c.txt", "sha256": sha256_file(study / "c.txt"), "bytes": 7, "rule": "r",
+                                  "kind": "data", "provenance": "provenance/r.json"})
+    manifest["study_version"] = study_version(manifest["artifacts"])  # a careful forger updates the version
+    (study / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_study(study) == ["manifest: c.txt is not an output of its job record provenance/r.json "
+                                   "(manifest edited)"]
