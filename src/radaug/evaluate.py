@@ -478,7 +478,7 @@ def weighted_classification_metrics(y_true, score, weights, minority=1, threshol
     tn = weights @ (~y_pred & neg)
     # AUC: per distinct score (ascending), the weight of positives and negatives there;
     # a positive beats the negatives at lower scores and ties those at its own.
-    values, at_value = np.unique(score, return_inverse=True)
+    _, at_value = np.unique(score, return_inverse=True)
     order = np.argsort(at_value, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(at_value[order]) != 0]) if score.size else np.array([], int)
     pos_at = np.add.reduceat((weights * pos)[:, order], starts, axis=1) if score.size else weights[:, :0]

@@ -4,10 +4,12 @@
 page. It is :func:`assemble_report` of two sections rendered on their own,
 :func:`render_validation` and :func:`render_generators`: they hold most of the
 figures, and the workflow renders them in jobs of their own so that a change
-downstream of them (the classifier) only reassembles the page. Every figure is embedded as a base64 PNG and the styles are inline, so the
-file needs no network and no other file: it opens offline, can be archived or
-mailed as is, and prints legibly in black and white (verdicts are written out;
-colours only repeat them).
+downstream of them (the classifier) only reassembles the page.
+
+Every figure is embedded as a base64 PNG and the styles are inline, so the file
+needs no network and no other file: it opens offline, can be archived or mailed
+as is, and prints legibly in black and white (verdicts are written out; colours
+only repeat them).
 
 The page is deterministic: identical inputs give identical text (no timestamps,
 no random ids, PNGs written without the software stamp). Figures are drawn on
