@@ -311,7 +311,7 @@ def verify_study(study_dir: str | Path) -> list[str]:
     crate_path = study_dir / CRATE_METADATA
     in_crate, referenced = crate_files(study_dir) if crate_path.is_file() else ({}, {})  # an unpacked bundle
     problems = []
-    listed = set()
+    listed, intact = set(), set()
     root = study_dir.resolve()
     for art in artifacts:
         path = study_dir / art["path"]
@@ -326,6 +326,8 @@ def verify_study(study_dir: str | Path) -> list[str]:
                 problems.append(f"changed: {art['path']} (the bundle references another sha256 than the manifest)")
         elif sha256_file(path) != art["sha256"]:
             problems.append(f"changed: {art['path']} (sha256 differs from the manifest)")
+        else:
+            intact.add(art["path"])
     by_path = {art["path"]: art for art in artifacts}
     for name, entry in sorted(in_crate.items()):
         path = study_dir / name
@@ -349,8 +351,7 @@ def verify_study(study_dir: str | Path) -> list[str]:
             problems.append(f"unexpected: {rel} (not in the manifest)")
     if version != recorded_version:
         problems.append("manifest: study_version does not match its artifact list (manifest edited)")
-    trusted = {art["path"] for art in artifacts if art.get("kind") == "provenance"
-               and (study_dir / art["path"]).is_file() and sha256_file(study_dir / art["path"]) == art["sha256"]}
+    trusted = {art["path"] for art in artifacts if art.get("kind") == "provenance" and art["path"] in intact}
     problems += _record_disagreements(study_dir, manifest, trusted)
     return problems
 
