@@ -27,3 +27,7 @@ class VerifyError(RadaugError):
 
 class StorageError(RadaugError):
     """An artifact could not be written (disk full, read-only or unwritable folder); nothing was replaced."""
+
+
+class SamplingError(RadaugError):
+    """A trained generator cannot fill a class's quota with plausible samples; the message names the fix."""

@@ -181,8 +181,9 @@ def run_job(smk, main) -> None:
     """Run ``main(smk)`` as a Snakemake script job, then write its provenance record.
 
     Logging goes to the rule's log file and stderr. A :class:`RadaugError` ends the
-    job with its message (no traceback); Snakemake then removes the job's outputs,
-    so nothing half-written is left behind.
+    job with its message (no traceback); any other exception with its traceback,
+    written to the log file too, so the log Snakemake points to says what broke.
+    Snakemake then removes the job's outputs, so nothing half-written is left behind.
     """
     handlers = [logging.StreamHandler(sys.stderr)]
     if smk.log:
@@ -195,6 +196,9 @@ def run_job(smk, main) -> None:
         main(smk)
     except RadaugError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
+        sys.exit(1)
+    except Exception:
+        log.exception("rule %s failed", smk.rule)
         sys.exit(1)
     finished = time.time()
     write_json(smk.output.prov, job_record(smk, started, finished, time.process_time() - cpu_started))

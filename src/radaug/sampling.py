@@ -12,6 +12,8 @@ from typing import Mapping
 
 import numpy as np
 
+from radaug.errors import SamplingError
+
 
 def rebalancing_quotas(
     class_counts: Mapping[str, int],
@@ -86,7 +88,7 @@ def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi
 
     Raises
     ------
-    RuntimeError
+    SamplingError
         If a class cannot fill its quota within ``max_attempts`` rounds.
     """
     images, masks, records, rejected = [], [], [], {}
@@ -97,7 +99,7 @@ def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi
         attempt = 0
         while need > 0:
             if attempt >= max_attempts:
-                raise RuntimeError(
+                raise SamplingError(
                     f"{model_name} in fold {fold}: only {quotas[label] - need} of {quotas[label]} plausible "
                     f"'{label}' samples after {max_attempts} rounds ({rejected[label]} rejected); train longer "
                     "or raise sampling.max_attempts / sampling.roi_size_slack."

@@ -130,3 +130,27 @@ def test_a_data_artifact_that_no_record_wrote_is_found(tmp_path):
     (study / "manifest.json").write_text(json.dumps(manifest))
     assert verify_study(study) == ["manifest: c.txt is not an output of its job record provenance/r.json "
                                    "(manifest edited)"]
+
+
+@pytest.mark.parametrize("error, in_log, traceback", [
+    (ValueError("shape mismatch"), "ValueError: shape mismatch", True),
+    (__import__("radaug.errors").errors.SamplingError("train longer"), "SamplingError: train longer", False),
+])
+def test_a_failing_job_says_why_in_its_log_file(tmp_path, error, in_log, traceback):
+    """The log Snakemake points to after a failure holds the error: with its traceback unless it is ours."""
+    from types import SimpleNamespace
+
+    from radaug.provenance import run_job
+
+    log_file = tmp_path / "logs/job.log"
+    smk = SimpleNamespace(rule="r", log=[str(log_file)])
+
+    def main(_):
+        raise error
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(smk, main)
+    assert exit_info.value.code == 1
+    text = log_file.read_text()
+    assert in_log in text
+    assert ("Traceback" in text) is traceback

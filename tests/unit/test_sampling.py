@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from radaug.errors import SamplingError
 from radaug.sampling import plausible_masks, rebalancing_quotas, sample_seeds, sample_with_quotas
 
 
@@ -52,7 +53,7 @@ def test_sample_with_quotas_fills_quotas_reproducibly():
 
 
 def test_sampling_gives_up_with_clear_message():
-    with pytest.raises(RuntimeError, match="plausible 'a' samples"):
+    with pytest.raises(SamplingError, match="plausible 'a' samples"):
         sample_with_quotas(_Model(), {"a": 5}, ["a"], {"a": (1000, 2000)}, seed=0, fold="r0f0",
                            model_name="m", max_attempts=3)
 
