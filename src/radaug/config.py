@@ -7,6 +7,7 @@ stops the run before any job, with a message naming the key and the fix.
 from __future__ import annotations
 
 import copy
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -142,8 +143,9 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
     else:
         patients = _manifest_patients_per_class(data, classes, base_dir)
 
+    _check_preprocess(config)
     if source == "phantom" and config["preprocess"]["patch_mode"] == "crop":
-        if config["preprocess"]["patch_size"] > data["phantom"]["size"]:
+        if max(_patch_sizes(config["preprocess"]["patch_size"])) > data["phantom"]["size"]:
             raise ConfigError(
                 "config key 'preprocess.patch_size' is larger than 'data.phantom.size': "
                 "choose a patch no larger than the phantom field of view."
@@ -173,6 +175,46 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
 
     _check_data_root(data, base_dir)
     _check_params_file(config["features"]["params"], base_dir)
+
+
+def _patch_sizes(patch_size) -> list[int]:
+    return [patch_size] if isinstance(patch_size, int) else list(patch_size)
+
+
+def _check_preprocess(config: dict) -> None:
+    """Patch sizes the generators can use, ordered ranges, patches that fit in memory."""
+    pre = config["preprocess"]
+    sizes = _patch_sizes(pre["patch_size"])
+    models = config["generative"]["models"]
+    cubic_power_of_two = len(set(sizes)) == 1 and sizes[0] >= 16 and not sizes[0] & (sizes[0] - 1)
+    if models and not cubic_power_of_two:
+        raise ConfigError(
+            f"config key 'preprocess.patch_size' = {pre['patch_size']}: the generators {models} need a square or "
+            "cubic patch whose side is a power of two of at least 16 (16, 32, 64, 128): use such a size, or "
+            "remove the generators ('generative.models: []' and their arms) to keep per-axis patches."
+        )
+    if isinstance(pre["spacing"], list) and isinstance(pre["patch_size"], list) \
+            and len(pre["spacing"]) != len(pre["patch_size"]):
+        raise ConfigError(
+            f"config keys 'preprocess.spacing' {pre['spacing']} and 'preprocess.patch_size' {pre['patch_size']} "
+            "give different numbers of axes: give both per axis (x, y[, z]) for the same dimension."
+        )
+    dim = config["data"]["phantom"]["dim"] if config["data"]["source"] == "phantom" else 3
+    voxels = sizes[0] ** dim if len(sizes) == 1 else math.prod(sizes)
+    from .preprocess import MAX_PATCH_VOXELS
+
+    if voxels > MAX_PATCH_VOXELS:
+        raise ConfigError(
+            f"config key 'preprocess.patch_size' = {pre['patch_size']}: {voxels:,} voxels per patch "
+            f"({voxels * 5 / 2**20:.0f} MiB with its mask) exceed the limit of {MAX_PATCH_VOXELS:,} voxels; "
+            "every batch job holds many patches in memory. Use a smaller patch (or a coarser preprocess.spacing "
+            "so the ROI fits a smaller one)."
+        )
+    for key in ("percentiles", "resegment_range"):
+        bounds = pre[key]
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ConfigError(f"config key 'preprocess.{key}' = {bounds}: the first value must be below the "
+                              "second ([lo, hi]).")
 
 
 def _check_data_root(data: dict, base_dir: Path) -> None:

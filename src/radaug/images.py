@@ -20,6 +20,10 @@ _LUMA = (0.299, 0.587, 0.114)
 def read_image(path: str | Path, *, pixel_type=sitk.sitkFloat32) -> sitk.Image:
     """Read an image file or a DICOM series folder as a scalar image.
 
+    ``pixel_type`` is the SimpleITK pixel type to cast to; ``None`` keeps the
+    stored one (as PyRadiomics reads files), which preprocessing needs to
+    resample exactly as PyRadiomics does.
+
     Raises
     ------
     OSError
@@ -42,7 +46,7 @@ def read_image(path: str | Path, *, pixel_type=sitk.sitkFloat32) -> sitk.Image:
             raise OSError(f"SimpleITK cannot read {path}: {str(exc).strip().splitlines()[-1]}") from None
     image = _to_scalar(image)
     image = _squeeze(image)
-    return sitk.Cast(image, pixel_type)
+    return image if pixel_type is None else sitk.Cast(image, pixel_type)
 
 
 def geometry(image: sitk.Image) -> dict:

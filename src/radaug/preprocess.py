@@ -1,23 +1,58 @@
-"""Preprocessing of real cases: ROI, resampling, modality-aware intensities, patches.
+"""Preprocessing of real cases: ROI, lattice-exact crops or IBSI-style resampling, intensities, patches.
 
 A case becomes a fixed-size patch (image + binary mask), the representation every
 later stage uses (generators, features, validation), so real, augmented and
-synthetic data are always measured alike. The patch grid is built in physical
-space and the image is resampled onto it in one step:
+synthetic data are always measured alike. Real images must reach PyRadiomics as
+PyRadiomics itself would see them, so the patch is taken on the image's own
+voxel lattice whenever possible:
 
-* ``crop``: a ``patch_size`` grid at the study spacing, centred on the ROI's
-  bounding box (lesion plus context; the ROI must fit, else it is recorded as
-  truncated).
-* ``fit``: the ROI bounding box plus a margin, scaled into the patch
-  (nominal spacing 1.0; shape features are then in patch-voxel units).
+* ``crop`` at native spacing (``preprocess.spacing: null``, or a spacing equal to
+  the image's): a pure **index crop** of the original voxels, padded where the
+  patch leaves the image. No interpolation: ROI intensities are bit-identical to
+  the file's, and PyRadiomics features of the patch equal PyRadiomics features of
+  the original image and mask.
+* ``crop`` with a ``preprocess.spacing``: the case is resampled **once** onto the
+  lattice PyRadiomics' ``resampledPixelSpacing`` uses (``imageoperations.resampleImage``;
+  IBSI, Zwanenburg et al. 2020, doi:10.1148/radiol.2020191145): voxel ``k`` of the
+  new lattice sits at continuous index ``0.5 (s'/s - 1) + k s'/s`` of the original
+  image, i.e. the outer corner of the first original voxel and of the first new
+  voxel coincide. The image is interpolated in its stored pixel type (B-spline by
+  default, as PyRadiomics), the mask by nearest neighbour (PyRadiomics) or
+  linearly with a partial-volume threshold of 0.5 (IBSI). The patch is a window
+  of that lattice centred on the ROI, so features equal PyRadiomics' with
+  ``resampledPixelSpacing`` set.
+* ``fit``: the ROI bounding box plus a margin, scaled into the patch (nominal
+  spacing 1.0; shape features are then in patch-voxel units). For 2D photographs
+  without physical spacing (the Br35H example), not for radiomics of real lesions.
 
-Intensities: CT keeps Hounsfield units (padding with air, -1000 HU); MR and
-other modalities are z-scored within the ROI (padding with the image minimum
-before normalisation).
+Patch sizes are per axis, ``(x, y[, z])`` in SimpleITK's order, so anisotropic
+volumes need not be padded to cubes. A ROI that does not fit its patch is an
+error naming the case and the size that would fit, unless
+``preprocess.allow_truncation`` is set.
+
+Intensity normalisation (:data:`NORMALISATIONS`) is a recorded choice, per case
+in the case index (column ``normalisation``):
+
+* ``none``: stored intensities (CT: Hounsfield units);
+* ``image_zscore``: ``(x - mean) / sd`` over the **whole original image**, before
+  resampling, exactly PyRadiomics' ``normalize: true`` (``sitk.Normalize``);
+* ``percentile``: ``(x - p_lo) / (p_hi - p_lo)`` with percentiles of the whole
+  original image (``preprocess.percentiles``);
+* ``roi_zscore``: z-score within the patch's ROI (makes first-order Mean and
+  Variance constant: an explicit choice, no longer a default).
+
+``auto`` takes :data:`DEFAULT_NORMALISATION` per modality. Every method is a
+per-case map, fitted on nothing but the case itself, so no normalisation can leak
+information between folds. Synthetic and augmented patches live in the same
+normalised space as the real patches their models learned from;
+:func:`normalise_patch` re-applies the patch-level method (``roi_zscore``) to
+them, while the image-level methods, defined on a whole original image, were
+already applied to every patch a generator or augmenter saw.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import imagehash
@@ -32,6 +67,20 @@ from .io import load_arrays, sha256_array
 
 CT_AIR_HU = -1000.0
 ROI_METHOD = "otsu foreground; holes filled; largest connected component"
+INTERPOLATORS = {"bspline": sitk.sitkBSpline, "linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}
+"""Image interpolators of ``preprocess.interpolator`` (B-spline is PyRadiomics' default)."""
+MASK_INTERPOLATIONS = ("nearest", "linear")
+"""``nearest``: PyRadiomics; ``linear``: IBSI, partial-volume fraction >= :data:`MASK_THRESHOLD` is ROI."""
+MASK_THRESHOLD = 0.5
+NORMALISATIONS = ("none", "image_zscore", "percentile", "roi_zscore")
+DEFAULT_NORMALISATION = {"CT": "none", "MR": "image_zscore", "other": "image_zscore"}
+"""CT keeps Hounsfield units (physical, comparable across scanners); MR and other
+modalities have arbitrary units that vary per acquisition, so each image is
+z-scored over its whole field of view (PyRadiomics' ``normalize``), which keeps
+the ROI's mean and variance relative to the rest of the image as features."""
+IMAGE_LEVEL_NORMALISATIONS = ("image_zscore", "percentile")
+MAX_PATCH_VOXELS = 1 << 24
+"""Largest patch (voxels): 64 MiB of float32 per patch; batches hold many."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +89,50 @@ class Patch:
     mask: np.ndarray  # uint8 {0, 1}
     spacing: tuple[float, ...]  # (x, y[, z]) in mm, as SimpleITK orders it
     roi_truncated: bool
+
+
+class RoiTruncatedError(ValueError):
+    """A ROI does not fit its patch; the message names the patch size that would fit."""
+
+
+def patch_shape(patch_size, dim: int) -> tuple[int, ...]:
+    """Patch size per axis ``(x, y[, z])`` from ``preprocess.patch_size`` (one int, or one per axis).
+
+    Raises
+    ------
+    ValueError
+        If a list has another length than the image dimension.
+    """
+    if isinstance(patch_size, (int, np.integer)):
+        return (int(patch_size),) * dim
+    sizes = tuple(int(s) for s in patch_size)
+    if len(sizes) != dim:
+        raise ValueError(f"preprocess.patch_size {list(sizes)} has {len(sizes)} entries but the image is {dim}D: "
+                         f"give {dim} sizes (x, y{', z' if dim == 3 else ''}) or one number")
+    return sizes
+
+
+def target_spacing(spacing, dim: int) -> np.ndarray | None:
+    """``preprocess.spacing`` as one value per axis ``(x, y[, z])``, or None (native)."""
+    if spacing is None:
+        return None
+    if isinstance(spacing, (int, float, np.number)):
+        return np.full(dim, float(spacing))
+    values = np.array([float(s) for s in spacing])
+    if len(values) != dim:
+        raise ValueError(f"preprocess.spacing {values.tolist()} has {len(values)} entries but the image is {dim}D: "
+                         f"give {dim} spacings or one number")
+    return values
+
+
+def resolve_normalisation(method: str, modality: str) -> str:
+    """The normalisation a case gets: ``method``, or the modality's default for ``auto``."""
+    if method == "auto":
+        return DEFAULT_NORMALISATION.get(modality, DEFAULT_NORMALISATION["other"])
+    if method not in NORMALISATIONS:
+        raise ConfigError(f"config key 'preprocess.normalisation': unknown method {method!r}; "
+                          f"use auto or one of {list(NORMALISATIONS)}.")
+    return method
 
 
 def derive_roi(image: sitk.Image) -> sitk.Image:
@@ -61,28 +154,147 @@ def binarise_mask(mask: sitk.Image, mask_label: int | None) -> sitk.Image:
     return sitk.Cast(sitk.BinaryThreshold(mask, value - 0.5, value + 0.5, 1, 0), sitk.sitkUInt8)
 
 
-def patch_grid(mask: sitk.Image, *, patch_size: int, mode: str, spacing: float | None, margin: float) -> sitk.Image:
-    """The reference grid of a case's patch, in the mask's orientation."""
-    dim = mask.GetDimension()
+def normalise_image(image: sitk.Image, method: str, percentiles=(1.0, 99.0)) -> tuple[sitk.Image, float, float]:
+    """Image-level normalisation over the whole image; returns ``(image, scale, shift)``.
+
+    ``normalised = scale * stored + shift``. ``image_zscore`` is ``sitk.Normalize``,
+    the call behind PyRadiomics' ``normalize: true``, so the two agree voxel for
+    voxel. Other methods return the image unchanged (scale 1, shift 0).
+
+    Raises
+    ------
+    ValueError
+        If the image is constant (nothing to scale by).
+    """
+    if method == "image_zscore":
+        stats = sitk.StatisticsImageFilter()
+        stats.Execute(image)
+        if not stats.GetSigma() > 0:
+            raise ValueError("the image is constant, so it cannot be z-scored (preprocess.normalisation)")
+        return sitk.Normalize(image), 1.0 / stats.GetSigma(), -stats.GetMean() / stats.GetSigma()
+    if method == "percentile":
+        lo, hi = np.percentile(sitk.GetArrayViewFromImage(image), percentiles)
+        if not hi > lo:
+            raise ValueError(f"percentiles {list(percentiles)} of the image are equal ({lo:g}): nothing to scale by; "
+                             "choose other preprocess.percentiles or another preprocess.normalisation")
+        scale = 1.0 / (float(hi) - float(lo))
+        return sitk.ShiftScale(sitk.Cast(image, sitk.sitkFloat64), -float(lo), scale), scale, -float(lo) * scale
+    return image, 1.0, 0.0
+
+
+def normalise_patch(image: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
+    """Patch-level normalisation: ``roi_zscore`` z-scores within the ROI; other methods leave the patch as is.
+
+    Applied to real patches after cropping and to every synthetic and augmented
+    patch, so all are in one intensity space (see the module docstring).
+    """
+    image = np.asarray(image)
+    if method != "roi_zscore":
+        return image.astype(np.float32)
+    roi = image[mask > 0]
+    if not roi.size:
+        raise ValueError("roi_zscore needs a non-empty mask")
+    sd = float(roi.std())
+    return ((image - float(roi.mean())) / (sd if sd > 0 else 1.0)).astype(np.float32)
+
+
+def roi_box(mask: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Index start and size ``(x, y[, z])`` of the ROI's bounding box (label 1)."""
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(mask)
-    x0, *rest = stats.GetBoundingBox(1)  # index start (dim values) then size (dim values)
-    start = np.array([x0, *rest[: dim - 1]], dtype=float)
-    size = np.array(rest[dim - 1:], dtype=float)
+    if not stats.HasLabel(1):
+        raise ValueError("the mask is empty")
+    box = np.array(stats.GetBoundingBox(1))
+    dim = mask.GetDimension()
+    return box[:dim], box[dim:]
+
+
+def _centred_start(first: np.ndarray, extent: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """First index of a ``size`` window centred on ``extent`` voxels starting at ``first`` (integer lattice)."""
+    return first - (size - extent) // 2
+
+
+def _truncation_message(extent, size, spacing) -> str:
+    fits = [int(e) for e in extent]
+    return (f"the ROI spans {fits} voxels (x, y[, z]) at spacing {[float(f'{s:.6g}') for s in spacing]} mm, "
+            f"more than the patch {[int(s) for s in size]}: set preprocess.patch_size to at least {fits} "
+            f"(per axis; generators need a power of two such as {[1 << math.ceil(math.log2(max(f, 16))) for f in fits]}), "
+            "or a coarser preprocess.spacing, or preprocess.allow_truncation: true to cut the ROI")
+
+
+def crop_on_lattice(image: sitk.Image, start, size, pad: float, dtype=np.float32) -> np.ndarray:
+    """The voxels ``start .. start + size - 1`` (per axis, ``(x, y[, z])``) of an image, as a ``(z,) y, x`` array.
+
+    A pure index crop: voxels inside the image are copied unchanged (cast to
+    ``dtype``), voxels outside are ``pad``.
+    """
+    source = sitk.GetArrayViewFromImage(image)
+    start, size = np.asarray(start, int)[::-1], np.asarray(size, int)[::-1]  # array (z, y, x) order
+    out = np.full(tuple(size), pad, dtype=dtype)
+    lo = np.maximum(start, 0)
+    hi = np.minimum(start + size, source.shape)
+    if (hi > lo).all():
+        src = tuple(slice(a, b) for a, b in zip(lo, hi))
+        dst = tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, start))
+        out[dst] = source[src]
+    return out
+
+
+def _lattice_grid(image: sitk.Image, spacing: np.ndarray, start, size) -> sitk.Image:
+    """Reference grid of voxels ``start .. start + size - 1`` of the resampling lattice at ``spacing``.
+
+    The lattice is PyRadiomics' (``imageoperations.resampleImage``): new voxel ``k``
+    lies at continuous index ``0.5 (s' - s) / s + k / (s / s')`` of the image,
+    computed with the same floating-point expression so both land on the same
+    points.
+    """
+    native = np.array(image.GetSpacing())
+    origin_index = 0.5 * (spacing - native) / native + np.asarray(start, float) / (native / spacing)
+    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    grid.SetSpacing(spacing.tolist())
+    grid.SetDirection(image.GetDirection())
+    grid.SetOrigin(image.TransformContinuousIndexToPhysicalPoint(origin_index.tolist()))
+    return grid
+
+
+def _resample_mask(mask: sitk.Image, grid: sitk.Image, how: str) -> np.ndarray:
+    if how == "nearest":
+        out = sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        return sitk.GetArrayFromImage(out)
+    if how != "linear":
+        raise ValueError(f"unknown mask interpolation {how!r}; use one of {list(MASK_INTERPOLATIONS)}")
+    fraction = sitk.Resample(sitk.Cast(mask, sitk.sitkFloat32), grid, sitk.Transform(), sitk.sitkLinear, 0.0,
+                             sitk.sitkFloat32)
+    return (sitk.GetArrayFromImage(fraction) >= MASK_THRESHOLD).astype(np.uint8)
+
+
+def _resampled_window(image, mask, spacing, size, how) -> tuple[np.ndarray, np.ndarray]:
+    """First lattice index and extent of the resampled ROI (per axis ``(x, y[, z])``)."""
+    native = np.array(image.GetSpacing())
+    start, extent = roi_box(mask)
+    ratio = native / spacing
+    lo = np.floor((start - 0.5) * ratio).astype(int) - 1  # generous: the exact extent is measured below
+    hi = np.ceil((start + extent - 0.5) * ratio).astype(int) + 1
+    region = _resample_mask(mask, _lattice_grid(image, spacing, lo, hi - lo + 1), how)
+    if not region.any():
+        raise ValueError(f"the ROI vanished when resampled to spacing {spacing.tolist()} mm "
+                         "(thinner than one voxel): choose a finer preprocess.spacing")
+    nonzero = np.nonzero(region)  # (z, y, x) order
+    first = np.array([a.min() for a in nonzero])[::-1]
+    last = np.array([a.max() for a in nonzero])[::-1]
+    return lo + first, last - first + 1
+
+
+def fit_grid(mask: sitk.Image, size, margin: float) -> sitk.Image:
+    """``fit`` mode: the ROI's bounding box plus ``margin`` scaled into a ``size`` grid (isotropic spacing)."""
+    dim = mask.GetDimension()
+    start, extent = roi_box(mask)
     native = np.array(mask.GetSpacing())
     direction = np.array(mask.GetDirection()).reshape(dim, dim)
-    centre_index = start + (size - 1) / 2.0
-    centre = np.array(mask.TransformContinuousIndexToPhysicalPoint(centre_index.tolist()))
-    if mode == "fit":
-        extent = (size * native).max() * (1 + 2 * margin)
-        new_spacing = np.full(dim, extent / patch_size)
-    elif mode == "crop":
-        new_spacing = np.full(dim, spacing) if spacing else native
-    else:
-        raise ValueError(f"unknown patch mode {mode!r}")
-    half = (patch_size - 1) / 2.0 * new_spacing
-    origin = centre - direction @ half
-    grid = sitk.Image([patch_size] * dim, sitk.sitkUInt8)
+    centre = np.array(mask.TransformContinuousIndexToPhysicalPoint((start + (extent - 1) / 2.0).tolist()))
+    new_spacing = np.full(dim, (extent * native * (1 + 2 * margin) / np.asarray(size)).max())
+    origin = centre - direction @ ((np.asarray(size) - 1) / 2.0 * new_spacing)
+    grid = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
     grid.SetSpacing(new_spacing.tolist())
     grid.SetOrigin(origin.tolist())
     grid.SetDirection(direction.ravel().tolist())
@@ -94,49 +306,99 @@ def extract_patch(
     mask: sitk.Image,
     *,
     modality: str,
-    patch_size: int,
+    patch_size,
     mode: str = "crop",
-    spacing: float | None = None,
+    spacing=None,
     margin: float = 0.1,
+    interpolator: str = "bspline",
+    mask_interpolation: str = "nearest",
+    normalisation: str = "auto",
+    percentiles=(1.0, 99.0),
+    resegment_range=None,
+    allow_truncation: bool = False,
 ) -> Patch:
-    """Resample image (linear) and mask (nearest) onto the case's patch grid and set intensities."""
-    grid = patch_grid(mask, patch_size=patch_size, mode=mode, spacing=spacing, margin=margin)
-    array = sitk.GetArrayViewFromImage(image)
-    pad = CT_AIR_HU if modality == "CT" else float(array.min())
-    img = sitk.Resample(image, grid, sitk.Transform(), sitk.sitkLinear, pad, sitk.sitkFloat32)
-    msk = sitk.Resample(mask, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    img_arr = sitk.GetArrayFromImage(img).astype(np.float32)
-    msk_arr = sitk.GetArrayFromImage(msk).astype(np.uint8)
-    if not msk_arr.any():
-        raise ValueError("the ROI vanished when resampled onto the patch grid (ROI smaller than one patch voxel)")
-    img_arr = normalise_intensity(img_arr, msk_arr, modality)
-    out_spacing = (1.0,) * image.GetDimension() if mode == "fit" else tuple(grid.GetSpacing())
-    return Patch(img_arr, msk_arr, out_spacing, roi_truncated=not _roi_inside(mask, grid))
+    """A case's patch: normalise, crop on the lattice (or resample once, or fit), re-segment.
 
+    Parameters
+    ----------
+    image, mask
+        The case as stored (any pixel type; the mask binary uint8, with the
+        image's geometry).
+    modality
+        ``CT``, ``MR`` or ``other``: the padding (air for CT) and the ``auto``
+        normalisation.
+    patch_size
+        One size or one per axis ``(x, y[, z])``, in voxels.
+    mode
+        ``crop`` or ``fit`` (module docstring).
+    spacing
+        ``None`` (native lattice), one spacing or one per axis, in mm.
+    interpolator, mask_interpolation
+        Keys of :data:`INTERPOLATORS` and :data:`MASK_INTERPOLATIONS`.
+    normalisation, percentiles
+        One of ``auto`` and :data:`NORMALISATIONS`; percentiles for ``percentile``.
+    resegment_range
+        ``[lo, hi]`` in stored units (CT: HU) or ``None``: ROI voxels outside are
+        removed from the mask (IBSI re-segmentation; shape features then describe
+        the re-segmented ROI).
+    allow_truncation
+        Crop a ROI larger than the patch instead of refusing it.
 
-def _roi_inside(mask: sitk.Image, grid: sitk.Image) -> bool:
-    """Whether every corner of the ROI's bounding box falls inside the patch grid."""
-    dim = mask.GetDimension()
-    stats = sitk.LabelShapeStatisticsImageFilter()
-    stats.Execute(mask)
-    box = stats.GetBoundingBox(1)
-    start, size = np.array(box[:dim]), np.array(box[dim:])
-    lo, hi = start - 0.5, start + size - 0.5  # voxel edges
-    for corner in np.array(np.meshgrid(*zip(lo, hi))).T.reshape(-1, dim):
-        point = mask.TransformContinuousIndexToPhysicalPoint(corner.tolist())
-        index = np.array(grid.TransformPhysicalPointToContinuousIndex(point))
-        if (index < -0.5 - 1e-6).any() or (index > np.array(grid.GetSize()) - 0.5 + 1e-6).any():
-            return False
-    return True
-
-
-def normalise_intensity(image: np.ndarray, mask: np.ndarray, modality: str) -> np.ndarray:
-    """CT: unchanged (Hounsfield units). MR/other: z-score with the ROI's mean and SD."""
+    Raises
+    ------
+    RoiTruncatedError
+        If the ROI does not fit the patch (naming the size that would).
+    ValueError
+        If the ROI vanishes on the patch grid, or the image cannot be normalised.
+    """
+    dim = image.GetDimension()
+    size = np.array(patch_shape(patch_size, dim))
+    method = resolve_normalisation(normalisation, modality)
+    image, scale, shift = normalise_image(image, method, percentiles)
     if modality == "CT":
-        return image.astype(np.float32)
-    roi = image[mask > 0]
-    sd = float(roi.std())
-    return ((image - float(roi.mean())) / (sd if sd > 0 else 1.0)).astype(np.float32)
+        pad = CT_AIR_HU * scale + shift
+    else:
+        stats = sitk.MinimumMaximumImageFilter()
+        stats.Execute(image)
+        pad = stats.GetMinimum()
+    native = np.array(image.GetSpacing())
+    target = target_spacing(spacing, dim)
+    truncated = False
+    if mode == "crop" and (target is None or np.allclose(native, target)):
+        first, extent = roi_box(mask)
+        truncated = bool((extent > size).any())
+        if truncated and not allow_truncation:
+            raise RoiTruncatedError(_truncation_message(extent, size, native))
+        start = _centred_start(first, extent, size)
+        img_arr = crop_on_lattice(image, start, size, pad)
+        msk_arr = crop_on_lattice(mask, start, size, 0, dtype=np.uint8)
+        out_spacing = tuple(float(s) for s in native)
+    elif mode in ("crop", "fit"):
+        if mode == "crop":
+            first, extent = _resampled_window(image, mask, target, size, mask_interpolation)
+            truncated = bool((extent > size).any())
+            if truncated and not allow_truncation:
+                raise RoiTruncatedError(_truncation_message(extent, size, target))
+            grid = _lattice_grid(image, target, _centred_start(first, extent, size), size)
+        else:
+            grid = fit_grid(mask, size, margin)
+        if interpolator not in INTERPOLATORS:
+            raise ValueError(f"unknown interpolator {interpolator!r}; use one of {list(INTERPOLATORS)}")
+        resampled = sitk.Resample(image, grid, sitk.Transform(), INTERPOLATORS[interpolator], float(pad),
+                                  image.GetPixelID())
+        img_arr = sitk.GetArrayFromImage(resampled).astype(np.float32)
+        msk_arr = _resample_mask(mask, grid, mask_interpolation)
+        out_spacing = (1.0,) * dim if mode == "fit" else tuple(float(s) for s in grid.GetSpacing())
+    else:
+        raise ValueError(f"unknown patch mode {mode!r}; use crop or fit")
+    if resegment_range is not None:
+        lo, hi = (float(v) * scale + shift for v in resegment_range)
+        msk_arr = (msk_arr.astype(bool) & (img_arr >= lo) & (img_arr <= hi)).astype(np.uint8)
+    if not msk_arr.any():
+        raise ValueError("the ROI vanished on the patch grid (smaller than one patch voxel, or emptied by "
+                         "preprocess.resegment_range)")
+    img_arr = normalise_patch(img_arr, msk_arr, method)
+    return Patch(img_arr, msk_arr, out_spacing, roi_truncated=truncated)
 
 
 def perceptual_hash(image: np.ndarray) -> str:
@@ -151,19 +413,34 @@ def perceptual_hash(image: np.ndarray) -> str:
     return str(imagehash.phash(Image.fromarray((scaled * 255).astype(np.uint8))))
 
 
-def preprocess_case(row, *, patch_size: int, patch_mode: str, spacing: float | None, margin: float,
-                    mask_label: int | None) -> tuple[Patch, dict]:
-    """Read one cohort row, build its ROI and patch, and describe what was done."""
-    image = read_image(row.image)
+def patch_options(preprocess: dict) -> dict:
+    """Keyword arguments of :func:`extract_patch` from the config section ``preprocess``."""
+    return {
+        "patch_size": preprocess["patch_size"], "mode": preprocess["patch_mode"], "spacing": preprocess["spacing"],
+        "margin": preprocess["margin"], "interpolator": preprocess["interpolator"],
+        "mask_interpolation": preprocess["mask_interpolation"], "normalisation": preprocess["normalisation"],
+        "percentiles": tuple(preprocess["percentiles"]), "resegment_range": preprocess["resegment_range"],
+        "allow_truncation": preprocess["allow_truncation"],
+    }
+
+
+def read_case(row, mask_label: int | None) -> tuple[sitk.Image, sitk.Image, str]:
+    """A cohort row's image (stored pixel type), binary mask (or derived ROI) and ROI source."""
+    image = read_image(row.image, pixel_type=None)
     if row.mask:
         mask = binarise_mask(read_image(row.mask, pixel_type=sitk.sitkFloat64), mask_label)
         mask.CopyInformation(image)
-        roi_source = "mask"
-    else:
-        mask = derive_roi(image)
-        roi_source = ROI_METHOD
-    patch = extract_patch(image, mask, modality=row.modality, patch_size=patch_size,
-                          mode=patch_mode, spacing=spacing, margin=margin)
+        return image, mask, "mask"
+    return image, derive_roi(image), ROI_METHOD
+
+
+def preprocess_case(row, *, mask_label: int | None, **options) -> tuple[Patch, dict]:
+    """Read one cohort row, build its ROI and patch, and describe what was done.
+
+    ``options`` are :func:`extract_patch`'s keyword arguments (:func:`patch_options`).
+    """
+    image, mask, roi_source = read_case(row, mask_label)
+    patch = extract_patch(image, mask, modality=row.modality, **options)
     record = {
         "case_id": row.case_id, "patient_id": row.patient_id, "label": row.label,
         "modality": row.modality, "domain": row.domain, "group": row.group,
@@ -172,6 +449,7 @@ def preprocess_case(row, *, patch_size: int, patch_mode: str, spacing: float | N
         "phash": perceptual_hash(patch.image),
         "roi_source": roi_source, "roi_voxels": int(patch.mask.sum()),
         "roi_truncated": patch.roi_truncated,
+        "normalisation": resolve_normalisation(options.get("normalisation", "auto"), row.modality),
         "spacing": "x".join(f"{s:.6g}" for s in patch.spacing),
     }
     return patch, record

@@ -3,6 +3,7 @@ import pytest
 
 from radaug.augment import (GaussianBlur, RandomAffine, RandomChain, RandomGaussianBlur, RandomGaussianNoise,
                             apply_chain, check_ct_anchors)
+from radaug.augment.gain import RandomGain
 from radaug.augment.base import RandomTransform
 
 from .augment_cases import disc_case
@@ -58,11 +59,23 @@ def test_chain_replays_exactly_and_same_seed_same_output():
     assert [r["transform"] for r in a.chain] == ["Affine", "GaussianBlur", "GaussianNoise", "NormaliseIntensity"]
 
 
-def test_mr_chain_ends_z_scored_in_the_roi():
+def test_roi_zscore_chain_ends_z_scored_in_the_roi():
     image, mask = disc_case((32, 32), background=0.0, body=100.0, value=300.0)
-    result = RandomChain([], [], modality="MR")(image, mask, (1, 1), np.random.default_rng(0))
+    result = RandomChain([], [], modality="MR", normalisation="roi_zscore")(image, mask, (1, 1),
+                                                                            np.random.default_rng(0))
     assert result.image[mask > 0].mean() == pytest.approx(0, abs=1e-4)
     assert result.image[mask > 0].std() == pytest.approx(1, abs=1e-4)
+
+
+def test_image_level_normalisation_keeps_the_augmented_intensities():
+    """Real MR patches are z-scored over their whole image before cropping (image_zscore, the MR default);
+    an augmented patch stays in that space, so a gain change survives instead of being normalised away."""
+    image, mask = disc_case((32, 32), background=0.0, body=1.0, value=3.0)
+    result = RandomChain([], [RandomGain(0.2)], modality="MR")(image, mask, (1, 1), np.random.default_rng(0))
+    assert result.chain[-1] == {"transform": "NormaliseIntensity", "method": "image_zscore"}
+    gain = result.chain[0]["gain"]
+    background = result.chain[0]["background"]
+    np.testing.assert_allclose(result.image, background + gain * (image - background), rtol=1e-6)
 
 
 def test_unknown_record_refused():

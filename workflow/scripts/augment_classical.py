@@ -22,7 +22,8 @@ def main(smk):
                           "augmentation needs one (set preprocess.modality)")
     _, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
     try:
-        chain = build_augmentation(smk.params.options, modalities[0])
+        normalisation = index.set_index("case_id").loc[train["case_id"], "normalisation"].mode().iloc[0]
+        chain = build_augmentation(smk.params.options, modalities[0], normalisation)
         table, out_images, out_masks = augment_fold(
             train, images, masks, parse_spacing(index["spacing"].iloc[0]), chain,
             classes=smk.params.classes, seed=smk.params.seed, fold=smk.wildcards.fold,

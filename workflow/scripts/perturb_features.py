@@ -16,7 +16,7 @@ def main(smk):
     spacing = parse_spacing(cases["spacing"].iloc[0]) if len(cases) else ()
     images, masks, meta = [], [], []
     for i, case in enumerate(cases.itertuples(index=False)):
-        chain = build_perturbation(opts, case.modality)
+        chain = build_perturbation(opts, case.modality, case.normalisation)
         try:
             results = perturb_case(chain, arrays["image"][i], arrays["mask"][i], spacing, n=opts["n"],
                                    seed=perturbation_seed(smk.params.seed, case.case_id))

@@ -1,7 +1,7 @@
 """Preprocess one batch of real cases into patches."""
 
 from radaug.io import read_table, save_arrays, write_csv
-from radaug.preprocess import preprocess_batch
+from radaug.preprocess import patch_options, preprocess_batch
 from radaug.provenance import run_job
 
 
@@ -10,11 +10,8 @@ def main(smk):
     opts = smk.params.options
     if opts["modality"] != "auto":
         cohort["modality"] = opts["modality"]
-    table, arrays = preprocess_batch(
-        cohort, int(smk.wildcards.batch), smk.params.n_batches,
-        patch_size=opts["patch_size"], patch_mode=opts["patch_mode"], spacing=opts["spacing"],
-        margin=opts["margin"], mask_label=smk.params.mask_label,
-    )
+    table, arrays = preprocess_batch(cohort, int(smk.wildcards.batch), smk.params.n_batches,
+                                     mask_label=smk.params.mask_label, **patch_options(opts))
     save_arrays(smk.output.patches, **arrays)
     write_csv(smk.output.table, table)
 

@@ -7,7 +7,7 @@ from radaug.generative import TRANSLATION_MODELS, load_model
 from radaug.generative.cyclegan import translate_with_quotas
 from radaug.generative.training import generator_config_sha256
 from radaug.io import read_table, save_arrays, sha256_file, write_csv
-from radaug.preprocess import load_patches, normalise_intensity
+from radaug.preprocess import load_patches, normalise_patch
 from radaug.provenance import log, run_job
 from radaug.sampling import rebalancing_quotas, sample_with_quotas
 from radaug.splits import fold_cases, parse_fold_key
@@ -42,9 +42,9 @@ def main(smk):
             model, quotas, classes, roi_ranges, seed=smk.params.seed, fold=smk.wildcards.fold,
             model_name=smk.wildcards.model, max_attempts=opts["max_attempts"])
     log.info("quotas %s, rejected %s", quotas, rejected)
-    # The same intensity representation as the real patches (MR: z-scored within the ROI).
-    modality = index["modality"].mode().iloc[0]
-    images = [normalise_intensity(image, mask, modality) for image, mask in zip(images, masks)]
+    # The same intensity representation as the real patches (roi_zscore: z-scored within the ROI).
+    normalisation = index["normalisation"].mode().iloc[0]
+    images = [normalise_patch(image, mask, normalisation) for image, mask in zip(images, masks)]
     model_sha = sha256_file(smk.input.checkpoint)
     config_sha = generator_config_sha256(model.name, model.hyperparams, dict(smk.params.training))
     table = pd.DataFrame.from_records(records, columns=columns)

@@ -68,7 +68,8 @@ def main(smk):
     opts = smk.params.options
     real_patches = load_patches(smk.input.patches) if opts["image_checks"] else None
     modality = index["modality"].mode().iloc[0] if len(index) else "other"
-    intensity_range = physical_intensity_range(modality, intensity_normalised=modality != "CT")
+    normalisation = index["normalisation"].mode().iloc[0] if len(index) else "none"
+    intensity_range = physical_intensity_range(modality, intensity_normalised=normalisation != "none")
     if smk.rule == "validate_controls":
         shuffled = read_tables(smk.input.shuffled)
         table, details = validate_controls(real, folds, feature_columns=columns, options=opts,

@@ -12,28 +12,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..preprocess import normalise_intensity
+from ..preprocess import DEFAULT_NORMALISATION, normalise_patch
 from .base import RandomTransform, Transform, transform_from_record
 
 CT_ANCHORS_HU = {"air": -1000.0, "water": 0.0}
 
 
 class NormaliseIntensity(Transform):
-    """The study's intensity representation (:func:`radaug.preprocess.normalise_intensity`).
+    """The study's patch-level intensity normalisation (:func:`radaug.preprocess.normalise_patch`).
 
-    CT: unchanged (Hounsfield units). MR/other: z-score within the ROI, so an
-    augmented patch is measured exactly like a real one.
+    ``roi_zscore`` z-scores within the ROI; every other method leaves the patch in
+    the normalised space its real parent already lives in. So an augmented patch
+    is measured exactly like a real one.
     """
 
     name = "NormaliseIntensity"
 
-    def __init__(self, modality: str):
-        super().__init__(modality=str(modality))
+    def __init__(self, method: str):
+        super().__init__(method=str(method))
 
     def apply(self, image, mask, spacing):
         if not mask.any():
             raise ValueError("NormaliseIntensity: the mask is empty")
-        return normalise_intensity(image, mask, self.params["modality"]), mask
+        return normalise_patch(image, mask, self.params["method"]), mask
 
 
 def check_ct_anchors(before: np.ndarray, after: np.ndarray, mask: np.ndarray, *, anchor_tolerance_hu: float,
@@ -99,7 +100,10 @@ class RandomChain:
     spatial, photometric
         Random transforms, applied in order; each may reject draws itself.
     modality
-        ``"CT"``, ``"MR"`` or ``"other"``; decides the final normalisation.
+        ``"CT"``, ``"MR"`` or ``"other"``; CT enables the anchor checks.
+    normalisation
+        The patches' normalisation (the case index's ``normalisation``), re-applied
+        at the end (:class:`NormaliseIntensity`); ``None`` takes the modality's default.
     ct_tolerances
         For CT: ``{"anchor_tolerance_hu": .., "roi_tolerance_hu": ..}``. A
         photometric draw that moves an anchor or the ROI median further
@@ -110,8 +114,10 @@ class RandomChain:
     """
 
     def __init__(self, spatial: list[RandomTransform] = (), photometric: list[RandomTransform] = (), *,
-                 modality: str, ct_tolerances: dict | None = None, max_attempts: int = 100):
+                 modality: str, normalisation: str | None = None, ct_tolerances: dict | None = None,
+                 max_attempts: int = 100):
         self.spatial, self.photometric = list(spatial), list(photometric)
+        self.normalisation = normalisation or DEFAULT_NORMALISATION.get(modality, DEFAULT_NORMALISATION["other"])
         self.modality, self.ct_tolerances, self.max_attempts = modality, ct_tolerances, max_attempts
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, spacing, rng: np.random.Generator) -> Augmented:
@@ -142,7 +148,7 @@ class RandomChain:
                                f"{self.max_attempts} attempts; lower augmentation.photometric.noise_sd_hu "
                                "or blur_sigma_mm")
         chain += drawn
-        final = NormaliseIntensity(self.modality)
+        final = NormaliseIntensity(self.normalisation)
         image, mask = final(image, mask, spacing)
         chain.append(final.record())
         return Augmented(image, mask, chain, rejected)

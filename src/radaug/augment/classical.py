@@ -63,8 +63,11 @@ def photometric_settings(photometric: dict, modality: str) -> dict:
     return settings
 
 
-def build_augmentation(options: dict, modality: str) -> RandomChain:
-    """The random chain of the ``classical`` arm from the ``augmentation`` config section."""
+def build_augmentation(options: dict, modality: str, normalisation: str | None = None) -> RandomChain:
+    """The random chain of the ``classical`` arm from the ``augmentation`` config section.
+
+    ``normalisation`` is the patches' (case index column); ``None``: the modality's default.
+    """
     padding = CT_AIR_HU if modality == "CT" else None  # MR/other: the patch background (its minimum)
     interpolation, attempts = options["interpolation"], options["max_attempts"]
     spatial = []
@@ -89,7 +92,8 @@ def build_augmentation(options: dict, modality: str) -> RandomChain:
     if settings.get("rician_snr"):
         photometric.append(RandomRicianNoise(*settings["rician_snr"]))
     ct = options["ct_tolerances"] if modality == "CT" else None
-    return RandomChain(spatial, photometric, modality=modality, ct_tolerances=ct, max_attempts=attempts)
+    return RandomChain(spatial, photometric, modality=modality, normalisation=normalisation, ct_tolerances=ct,
+                       max_attempts=attempts)
 
 
 def augmentation_seed(seed: int, fold: str, label_index: int, k: int) -> int:

@@ -10,8 +10,10 @@ class Gain(Transform):
 
     MR intensities have no absolute unit, so a global gain is a realistic change;
     on CT it would break Hounsfield units and config validation refuses it.
-    Note that radaug's MR patches are z-scored within the ROI afterwards, which
-    removes a global gain; it matters in combination with noise and bias field.
+    With ``preprocess.normalisation: roi_zscore`` the patch is z-scored within the
+    ROI afterwards, which removes a global gain; with the MR default
+    (``image_zscore``, applied to the whole original image before cropping) the
+    gain is kept.
     """
 
     name = "Gain"

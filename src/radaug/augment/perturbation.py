@@ -20,8 +20,8 @@ from .translation import RandomTranslation
 from .volume_adaptation import RandomVolumeAdaptation
 
 
-def build_perturbation(options: dict, modality: str) -> RandomChain:
-    """The perturbation chain from the ``perturbation`` config section."""
+def build_perturbation(options: dict, modality: str, normalisation: str | None = None) -> RandomChain:
+    """The perturbation chain from the ``perturbation`` config section (``normalisation``: as the patches')."""
     padding = CT_AIR_HU if modality == "CT" else None
     spatial = []
     if options["translation_voxels"]:
@@ -35,7 +35,7 @@ def build_perturbation(options: dict, modality: str) -> RandomChain:
         photometric.append(RandomGaussianNoise(options["noise_sd_hu"]))
     if modality != "CT" and options["noise_snr"]:
         photometric.append(RandomRicianNoise(options["noise_snr"]))
-    return RandomChain(spatial, photometric, modality=modality)
+    return RandomChain(spatial, photometric, modality=modality, normalisation=normalisation)
 
 
 def perturbation_seed(seed: int, case_id: str) -> int:

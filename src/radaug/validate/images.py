@@ -25,13 +25,15 @@ PLAUSIBILITY_COLUMNS = ["empty_mask", "intensity_out_of_range", "roi_voxels", "r
 def physical_intensity_range(modality: str, intensity_normalised: bool) -> tuple[float, float] | None:
     """The physically possible intensity range of a modality, or None if there is none to check.
 
-    CT patches keep Hounsfield units: :data:`PHYSICAL_HU_RANGE`. MR magnitudes
-    are non-negative, but radaug z-scores MR patches within the ROI, so for
-    normalised MR (and for ``other``) no range applies.
+    CT patches that keep Hounsfield units: :data:`PHYSICAL_HU_RANGE`. MR
+    magnitudes are non-negative. Normalised intensities (any
+    ``preprocess.normalisation`` but ``none``) and ``other`` have no range.
     """
+    if intensity_normalised:
+        return None
     if modality == "CT":
         return PHYSICAL_HU_RANGE
-    if modality == "MR" and not intensity_normalised:
+    if modality == "MR":
         return (0.0, math.inf)
     return None
 
