@@ -246,12 +246,24 @@ def _check_params_file(params: str | None, base_dir: Path) -> None:
     from .features import make_extractor
 
     try:
-        make_extractor(path)
+        extractor = make_extractor(path)
     except ConfigError as exc:
         raise ConfigError(
             f"{exc}\nFix the file (keys and types: PyRadiomics documentation, 'Parameter File') or start from "
             "one of workflow/resources/radiomics_*.yaml."
         ) from None
+    done_in_preprocessing = {
+        "normalize": "preprocess.normalisation: image_zscore",
+        "resampledPixelSpacing": "preprocess.spacing",
+    }
+    for setting, key in done_in_preprocessing.items():
+        if extractor.settings.get(setting):
+            raise ConfigError(
+                f"config key 'features.params': {params} sets PyRadiomics' '{setting}', but radaug extracts "
+                f"features from patches that preprocessing already made (it would be applied twice, and to "
+                f"synthetic patches too). Remove '{setting}' from the file and set {key} instead: the patches "
+                "then equal what PyRadiomics computes with that setting on the original image."
+            )
 
 
 def _check_arms(arms: list[str], models: list[str]) -> None:

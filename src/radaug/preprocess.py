@@ -79,6 +79,8 @@ modalities have arbitrary units that vary per acquisition, so each image is
 z-scored over its whole field of view (PyRadiomics' ``normalize``), which keeps
 the ROI's mean and variance relative to the rest of the image as features."""
 IMAGE_LEVEL_NORMALISATIONS = ("image_zscore", "percentile")
+SUPPORT_MARGIN = {"bspline": 24, "linear": 2, "nearest": 2}
+"""Voxels beyond a grid's extent that interpolation reads (see :func:`_support`)."""
 MAX_PATCH_VOXELS = 1 << 24
 """Largest patch (voxels): 64 MiB of float32 per patch; batches hold many."""
 
@@ -285,6 +287,29 @@ def _resampled_window(image, mask, spacing, size, how) -> tuple[np.ndarray, np.n
     return lo + first, last - first + 1
 
 
+def _support(image: sitk.Image, grid: sitk.Image, margin: int) -> sitk.Image:
+    """The part of ``image`` that interpolation onto ``grid`` reads: the grid's extent plus ``margin`` voxels.
+
+    A cubic B-spline's coefficients come from a recursive filter over whole image
+    lines, but the influence of a voxel ``d`` voxels away decays as
+    ``(2 - sqrt 3)^d`` (Unser 1999, doi:10.1109/79.799930): at the
+    :data:`SUPPORT_MARGIN` of 24 voxels, 2e-14 of the image's range, far below
+    float32 resolution. Interpolating from this region instead of a whole CT
+    volume makes resampling several times faster; the fidelity tests check
+    that the features still equal PyRadiomics' (which interpolates from the
+    whole image) to 1e-6.
+    """
+    dim = image.GetDimension()
+    corners = np.array(np.meshgrid(*[[-0.5, n - 0.5] for n in grid.GetSize()])).T.reshape(-1, dim)
+    points = [grid.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners]
+    index = np.array([image.TransformPhysicalPointToContinuousIndex(p) for p in points])
+    lo = np.maximum(np.floor(index.min(axis=0)).astype(int) - margin, 0)
+    hi = np.minimum(np.ceil(index.max(axis=0)).astype(int) + margin, np.array(image.GetSize()) - 1)
+    if (hi < lo).any():
+        return image  # the grid lies outside the image: every voxel is padding
+    return sitk.RegionOfInterest(image, (hi - lo + 1).tolist(), lo.tolist())
+
+
 def fit_grid(mask: sitk.Image, size, margin: float) -> sitk.Image:
     """``fit`` mode: the ROI's bounding box plus ``margin`` scaled into a ``size`` grid (isotropic spacing)."""
     dim = mask.GetDimension()
@@ -384,7 +409,8 @@ def extract_patch(
             grid = fit_grid(mask, size, margin)
         if interpolator not in INTERPOLATORS:
             raise ValueError(f"unknown interpolator {interpolator!r}; use one of {list(INTERPOLATORS)}")
-        resampled = sitk.Resample(image, grid, sitk.Transform(), INTERPOLATORS[interpolator], float(pad),
+        source = _support(image, grid, SUPPORT_MARGIN[interpolator])
+        resampled = sitk.Resample(source, grid, sitk.Transform(), INTERPOLATORS[interpolator], float(pad),
                                   image.GetPixelID())
         img_arr = sitk.GetArrayFromImage(resampled).astype(np.float32)
         msk_arr = _resample_mask(mask, grid, mask_interpolation)

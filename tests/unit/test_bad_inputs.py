@@ -119,6 +119,18 @@ def _manifest(edit, **kwargs):
     return build
 
 
+def _preprocess(**options):
+    """A valid cohort preprocessed with ``options`` overriding the phantom defaults (the preprocess job's call)."""
+    def build(tmp_path):
+        from radaug.preprocess import patch_options, preprocess_batch
+
+        folder = tmp_path / "data"
+        cohort = validate_manifest(_cohort_files(folder), base_dir=folder, classes=CLASSES, source="m.csv")
+        pre = {**validate_config(_config())["preprocess"], **options}
+        return lambda: preprocess_batch(cohort, 0, 1, mask_label=None, **patch_options(pre))
+    return build
+
+
 def _set(column, row, value):
     def edit(folder, table):
         table.loc[row, column] = value
@@ -229,6 +241,23 @@ CATALOGUE = [
              ConfigError, r"params\.yaml.*settingz", r"Fix the file"),
     BadInput("config: params file PyRadiomics rejects (feature class)", _params_file("featureClass:\n  bogus: []\n"),
              ConfigError, r"params\.yaml.*bogus", r"Fix the file"),
+    # config: preprocessing (patches, normalisation) and what the params file must leave to it
+    BadInput("config: params file normalises (preprocessing does)", _params_file("setting:\n  normalize: true\n"),
+             ConfigError, r"features\.params.*'normalize'", r"preprocess\.normalisation: image_zscore"),
+    BadInput("config: params file resamples (preprocessing does)",
+             _params_file("setting:\n  resampledPixelSpacing: [1, 1, 1]\n"), ConfigError,
+             r"features\.params.*'resampledPixelSpacing'", r"set preprocess\.spacing"),
+    BadInput("config: per-axis patch with generators", _validate(preprocess__patch_size=[64, 64, 16]), ConfigError,
+             r"preprocess\.patch_size.*\[64, 64, 16\]", r"power of two.*remove the generators"),
+    BadInput("config: patch too large for memory",
+             _validate(preprocess__patch_size=[512, 512, 512], generative__models=[], evaluation__arms=["real"]),
+             ConfigError, r"preprocess\.patch_size.*exceed the limit", r"Use a smaller patch"),
+    BadInput("config: percentiles in the wrong order", _validate(preprocess__percentiles=[99, 1]), ConfigError,
+             r"preprocess\.percentiles", r"first value must be below"),
+    BadInput("config: unknown normalisation", _validate(preprocess__normalisation="histogram"), ConfigError,
+             r"preprocess\.normalisation", r"Correct the value"),
+    BadInput("preprocess: ROI larger than the patch", _preprocess(patch_size=4), ManifestError,
+             r"case 'c0'.*ROI spans \[7, 7\] voxels", r"set preprocess\.patch_size to at least \[7, 7\]"),
     BadInput("config: data_root for a non-manifest source", _validate(data__data_root="."), ConfigError,
              r"data\.data_root.*source is 'phantom'", r"remove the key"),
     BadInput("config: data_root does not exist", _manifest_config(6, 3, data_root="nowhere"), ConfigError,
