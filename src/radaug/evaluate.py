@@ -231,7 +231,18 @@ def data_components(arm: str) -> list[str]:
 
 
 def _check_arm_data(arm_data: pd.DataFrame, arm: str, features: list[str], classes: list[str]) -> None:
-    """Check an arm's data against the table contract (not the per-fold leakage rules)."""
+    """Check an arm's data against the table contract (not the per-fold leakage rules).
+
+    Arm data without rows is valid whatever its columns: a feature file of an arm
+    that added nothing (balanced training folds, ``sampling.cap_per_case: 0``) has
+    no feature columns, and the arm trains on the real cases alone.
+    """
+    if arm_data.empty:
+        return
+    missing_meta = sorted({"arm", "repeat", "fold", "label", "sample_id", "case_id"} - set(arm_data.columns))
+    if missing_meta:
+        raise RadaugError(f"arm {arm!r}: the arm data lacks columns {missing_meta}; pass a feature table "
+                          "(radaug.features.META_COLUMNS and feature columns)")
     if set(feature_columns(arm_data)) != set(features):
         missing = sorted(set(features) - set(feature_columns(arm_data)))
         extra = sorted(set(feature_columns(arm_data)) - set(features))
@@ -407,6 +418,8 @@ def arm_added_rows(
             continue
         if arm_data is None:
             raise ValueError(f"arm {arm!r} needs arm_data (the rows of {component!r} for every fold)")
+        if arm_data.empty:  # the component added nothing in any fold (its table may lack feature columns)
+            continue
         in_fold = (arm_data["arm"] == component) & (arm_data["repeat"] == repeat) & (arm_data["fold"] == fold)
         parts.append(arm_data[in_fold])
     parts = [p for p in parts if len(p)]
