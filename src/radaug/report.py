@@ -287,13 +287,15 @@ def _forest_figure(evaluation: pd.DataFrame, arms: list) -> str:
     axes[0].set_ylabel("arm")
     axes[0].invert_yaxis()
     axes[-1].legend(loc="lower right", fontsize="small")
+    tested = evaluation[evaluation["arm"].isin(arms) & evaluation["metric"].isin(metrics)]
+    undefined = (", or the test is undefined (NaN p-value, see the notes above the table)"
+                 if (tested["p_value"].isna() & (tested["delta_vs_real"] != 0)).any() else "")
     what = ("difference of the metric on pooled out-of-fold predictions with its 95% paired case-bootstrap "
             "interval" if pooled else "mean per-fold difference")
     return _figure(fig, (
         f"Forest plot of each arm's effect vs the real-only arm: {what}. Filled dots: the corrected "
         "resampled t-test (Nadeau & Bengio 2003) is significant after Holm correction across arms; "
-        "open dots: not significant, or the test is undefined (NaN p-value, see the notes above the table). "
-        "Dashed line: no effect."
+        f"open dots: not significant{undefined}. Dashed line: no effect."
     ))
 
 
