@@ -45,7 +45,8 @@ The cohort table keeps only :data:`MODALITIES`.
 """
 MASK_NONZERO = "nonzero"
 """``data.mask_label`` value: every non-zero mask voxel is ROI (masks mixing 1 and 255, say)."""
-_MODALITY_HINTS = {"PET": "PT", "MRI": "MR", "MAMMOGRAPHY": "MG", "ULTRASOUND": "US", "XRAY": "DX", "X-RAY": "DX"}# Columns of the validated cohort table every later stage reads.
+_MODALITY_HINTS = {"PET": "PT", "MRI": "MR", "MAMMOGRAPHY": "MG", "ULTRASOUND": "US", "XRAY": "DX", "X-RAY": "DX"}
+# Columns of the validated cohort table every later stage reads.
 COHORT_COLUMNS = ("case_id", "patient_id", "label", "modality", "domain", "group",
                   "image", "mask", "image_sha256", "mask_sha256", "dim")
 _MAX_LISTED = 25
