@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
 CONFIG ?= config.yaml
-STUDY  ?= $(shell $(PYTHON) -c "import re,sys; m=re.search(r'^  name: *([^ #\n]+)', open('$(CONFIG)').read(), re.M); print(m.group(1) if m else '')" 2>/dev/null)
+# study.name of CONFIG, read by the workflow's own YAML loader and validation (any YAML style);
+# `make verify STUDY=name` skips it. Expanded only when a recipe runs, after `setup` built the venv.
+STUDY  ?= $(shell $(BIN)/radaug study-name $(CONFIG))
 
 .PHONY: setup system-packages study test verify publish lint clean-study
 
@@ -29,6 +31,7 @@ test: setup system-packages
 	$(BIN)/python -m pytest
 
 verify: setup
+	@test -n "$(STUDY)" || { echo "make verify: no study name (give STUDY=name or a valid CONFIG=file)" >&2; exit 2; }
 	$(BIN)/radaug verify results/$(STUDY)
 
 # The study's RO-Crate bundle (runs the study first if needed): results/<study>/bundle.zip

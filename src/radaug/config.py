@@ -156,6 +156,13 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
 
     folds = config["split"]["folds"]
     for name, n in patients.items():
+        if n < 2:
+            raise ConfigError(
+                f"config key 'split.folds' = {folds} is impossible: class '{name}' has only {n} patient(s), and "
+                "cross-validation needs at least 2 folds (the schema's minimum), each testing at least one patient "
+                f"of every class. Add patients so that class '{name}' has at least {folds} (at least 2 for "
+                "split.folds: 2), or leave the class out of data.classes."
+            )
         if n < folds:
             raise ConfigError(
                 f"config key 'split.folds' = {folds} is impossible: class '{name}' has only {n} patient(s), "
@@ -383,6 +390,8 @@ def schema_markdown() -> str:
             kind = " or ".join(kind) if isinstance(kind, list) else kind
             if "enum" in sub:
                 kind = " / ".join("null" if v is None else str(v) for v in sub["enum"])
+            if "anyOf" in sub:
+                kind = " or ".join(alt.get("type", str(alt.get("const"))) for alt in sub["anyOf"])
             default = "" if "default" not in sub or sub["default"] == {} else f"`{sub['default']}`"
             required = " (required)" if name in node.get("required", []) else ""
             desc = sub.get("description", "").replace("|", "\\|")

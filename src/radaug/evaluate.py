@@ -231,7 +231,18 @@ def data_components(arm: str) -> list[str]:
 
 
 def _check_arm_data(arm_data: pd.DataFrame, arm: str, features: list[str], classes: list[str]) -> None:
-    """Check an arm's data against the table contract (not the per-fold leakage rules)."""
+    """Check an arm's data against the table contract (not the per-fold leakage rules).
+
+    Arm data without rows is valid whatever its columns: a feature file of an arm
+    that added nothing (balanced training folds, ``sampling.cap_per_case: 0``) has
+    no feature columns, and the arm trains on the real cases alone.
+    """
+    if arm_data.empty:
+        return
+    missing_meta = sorted({"arm", "repeat", "fold", "label", "sample_id", "case_id"} - set(arm_data.columns))
+    if missing_meta:
+        raise RadaugError(f"arm {arm!r}: the arm data lacks columns {missing_meta}; pass a feature table "
+                          "(radaug.features.META_COLUMNS and feature columns)")
     if set(feature_columns(arm_data)) != set(features):
         missing = sorted(set(features) - set(feature_columns(arm_data)))
         extra = sorted(set(feature_columns(arm_data)) - set(features))
@@ -407,6 +418,8 @@ def arm_added_rows(
             continue
         if arm_data is None:
             raise ValueError(f"arm {arm!r} needs arm_data (the rows of {component!r} for every fold)")
+        if arm_data.empty:  # the component added nothing in any fold (its table may lack feature columns)
+            continue
         in_fold = (arm_data["arm"] == component) & (arm_data["repeat"] == repeat) & (arm_data["fold"] == fold)
         parts.append(arm_data[in_fold])
     parts = [p for p in parts if len(p)]
@@ -650,6 +663,22 @@ def evaluate_arm(
     return per_fold, pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)]
 
 
+def _paired_differences(differences, what: str) -> np.ndarray:
+    """``differences`` as a 1-D float array, or ValueError naming the problem."""
+    array = np.asarray(differences, dtype=float)
+    if array.ndim != 1:
+        raise ValueError(f"{what} needs a 1-D sequence of per-fold differences, got an array of shape "
+                         f"{array.shape}; pass one difference per (repeat, fold)")
+    if np.isnan(array).any():
+        raise ValueError(f"{what}: differences {np.flatnonzero(np.isnan(array)).tolist()} are NaN; drop the "
+                         "folds whose metric is undefined (e.g. AUC of a single-class test fold) first")
+    return array
+
+
+ZERO_VARIANCE = "zero variance"
+"""Reason of a NaN :func:`corrected_resampled_ttest`: the per-fold differences are all equal and not zero."""
+
+
 def corrected_resampled_ttest(differences, n_train: float, n_test: float) -> tuple[float, float]:
     """Corrected resampled t-test for paired scores of two arms over cross-validation folds.
 
@@ -664,25 +693,37 @@ def corrected_resampled_ttest(differences, n_train: float, n_test: float) -> tup
     Parameters
     ----------
     differences
-        Per-fold score differences (arm − reference), one per ``(repeat, fold)``.
+        Per-fold score differences (arm − reference), one per ``(repeat, fold)``: a
+        1-D sequence without NaN.
     n_train, n_test
-        Training and test set sizes of a fold (means over folds if they vary).
+        Training and test set sizes of a fold (means over folds if they vary);
+        finite and positive.
 
     Returns
     -------
     t, p : float
         ``(nan, nan)`` when fewer than two differences. When all differences are
-        equal, ``(nan, 1.0)`` if they are all zero and ``(±inf, 0.0)`` otherwise.
+        equal the test is undefined (zero variance): ``(nan, 1.0)`` if they are all
+        zero (no difference at all) and ``(nan, nan)`` otherwise (see
+        :data:`ZERO_VARIANCE`; typical of few, small test folds, where a metric
+        takes few values), never a p-value of 0.
+
+    Raises
+    ------
+    ValueError
+        ``differences`` is not 1-D or holds NaN; ``n_train`` or ``n_test`` is not
+        finite and positive.
     """
-    if n_train <= 0 or n_test <= 0:
-        raise ValueError(f"n_train and n_test must be positive, got {n_train} and {n_test}")
-    differences = np.asarray(differences, dtype=float)
+    for name, value in (("n_train", n_train), ("n_test", n_test)):
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite positive number (a fold's mean set size), got {value}")
+    differences = _paired_differences(differences, "corrected_resampled_ttest")
     n = differences.size
     if n < 2:
         return float("nan"), float("nan")
     mean = differences.mean()
     if np.all(differences == differences[0]):  # zero variance (tested exactly: var() rounds)
-        return (float("nan"), 1.0) if mean == 0 else (float(np.copysign(np.inf, mean)), 0.0)
+        return float("nan"), (1.0 if mean == 0 else float("nan"))
     t = mean / np.sqrt((1 / n + n_test / n_train) * differences.var(ddof=1))
     return float(t), float(2 * stats.t.sf(abs(t), n - 1))
 
@@ -691,14 +732,19 @@ def standardised_effect(differences) -> float:
     """Cohen's d_z of paired differences: ``mean / sd`` (``ddof=1``).
 
     The paired-samples effect size (Lakens 2013, doi:10.3389/fpsyg.2013.00863). ``0``
-    when all differences are zero, ``±inf`` when they are equal and non-zero, NaN
-    for fewer than two.
+    when all differences are zero; NaN when they are equal and non-zero (zero
+    variance: undefined, not infinite) and for fewer than two.
+
+    Raises
+    ------
+    ValueError
+        ``differences`` is not 1-D or holds NaN.
     """
-    differences = np.asarray(differences, dtype=float)
+    differences = _paired_differences(differences, "standardised_effect")
     if differences.size < 2:
         return float("nan")
     if np.all(differences == differences[0]):
-        return 0.0 if differences[0] == 0 else float(np.copysign(np.inf, differences[0]))
+        return 0.0 if differences[0] == 0 else float("nan")
     return float(differences.mean() / differences.std(ddof=1))
 
 
@@ -852,7 +898,10 @@ def summarise(
           paired case bootstrap interval (:func:`paired_bootstrap_delta`);
         * ``holm_significant``: ``holm_p_value < alpha``.
 
-        The reference arm has ``delta_vs_real`` 0 and NaN tests.
+        The reference arm has ``delta_vs_real`` 0 and NaN tests. A test that is
+        undefined (all per-fold differences equal and non-zero, fewer than two
+        folds) has NaN ``p_value``, ``holm_p_value`` and ``effect_size`` and is
+        never ``holm_significant``; :func:`inference_notes` says why.
     """
     if metrics is None:
         metrics = [m for m in METRICS if m in per_fold.columns]
@@ -883,8 +932,11 @@ def summarise(
             else:
                 differences = values - reference[metric].reindex(scores.index).to_numpy(dtype=float)
                 delta = float(differences.mean())
-                _, p_value = corrected_resampled_ttest(differences, n_train=n_train, n_test=n_test)
-                effect = standardised_effect(differences)
+                if np.isnan(differences).any():  # a fold's metric is undefined: so is the test
+                    p_value, effect = float("nan"), float("nan")
+                else:
+                    _, p_value = corrected_resampled_ttest(differences, n_train=n_train, n_test=n_test)
+                    effect = standardised_effect(differences)
             boot = pooled.loc[metric].tolist() if pooled is not None else [float("nan")] * 3
             rows.append((arm, metric, float(values.mean()), low, high, delta, p_value, len(values),
                          float("nan"), effect, *boot))
@@ -897,19 +949,111 @@ def summarise(
     return summary
 
 
+MIN_TEST_CASES_PER_CLASS = 3
+"""Fewer test cases of a class in a fold make per-fold metrics too coarse for inference."""
+MIN_FOLDS = 3
+"""Fewer repeats × folds leave the corrected t-test with fewer than two degrees of freedom."""
+
+
+def inference_notes(summary: pd.DataFrame, folds: pd.DataFrame | None = None, per_fold: pd.DataFrame | None = None,
+                    *, reference_arm: str = "real") -> list[str]:
+    """Plain-language warnings about what a study's statistics can support.
+
+    Parameters
+    ----------
+    summary
+        :func:`summarise`'s table (``arm, metric, delta_vs_real, p_value, n_folds``).
+    folds
+        Fold table (``repeat, fold, label, role``); checks the test cases per class
+        and fold against :data:`MIN_TEST_CASES_PER_CLASS`.
+    per_fold
+        :func:`evaluate_arm`'s per-fold tables; names the arms that add no rows in
+        any fold (they train on the real cases alone and evaluate like the reference).
+
+    Returns
+    -------
+    list of str
+        One sentence per finding, empty when there is nothing to warn about.
+    """
+    for name, table, needed in (("summary", summary, {"arm", "metric", "delta_vs_real", "p_value", "n_folds"}),
+                                ("folds", folds, {"repeat", "fold", "label", "role"}),
+                                ("per_fold", per_fold, {"arm", "n_train_added"})):
+        if table is not None and not needed <= set(table.columns):
+            raise ValueError(f"inference_notes: the {name} table lacks columns {sorted(needed - set(table.columns))}")
+    notes = []
+    n_folds = int(summary["n_folds"].max()) if len(summary) else 0
+    if 0 < n_folds < MIN_FOLDS:
+        notes.append(
+            f"Only {n_folds} fold(s) (repeats × folds): the corrected resampled t-test has {max(n_folds - 1, 0)} "
+            f"degree(s) of freedom; p-values and intervals are not meaningful. Use at least {MIN_FOLDS} "
+            "folds or more repeats (split.folds, split.repeats) for inference."
+        )
+    if folds is not None and len(folds):
+        test = folds[folds["role"] == "test"]
+        counts = test.groupby(["repeat", "fold", "label"]).size().unstack(fill_value=0)
+        small = counts.min(axis=None) if len(counts) else 0
+        if len(counts) and small < MIN_TEST_CASES_PER_CLASS:
+            worst = counts.min().idxmin()
+            notes.append(
+                f"Folds are too small for inference: some test folds hold only {int(small)} case(s) of class "
+                f"'{worst}' (fewer than {MIN_TEST_CASES_PER_CLASS}), so per-fold sensitivity, specificity and "
+                "recall take only a few values and per-fold differences are often identical. Read the deltas as "
+                "descriptive; use fewer folds or more cases."
+            )
+    arms = summary[summary["arm"] != reference_arm]
+    undefined = arms[arms["p_value"].isna() & (arms["delta_vs_real"] != 0) & (arms["n_folds"] >= 2)]
+    for arm, rows in undefined.groupby("arm", sort=False):
+        notes.append(
+            f"Arm '{arm}': the per-fold differences of {', '.join(rows['metric'])} are identical in every fold "
+            f"({ZERO_VARIANCE}), so the t-test is undefined: p-value, Holm p-value and effect size are left "
+            "empty (NaN) and the difference is not called significant."
+        )
+    if per_fold is not None and len(per_fold):
+        added = per_fold.groupby("arm", sort=False)["n_train_added"].sum()
+        for arm in added.index[(added == 0).to_numpy()]:
+            if arm != reference_arm:
+                notes.append(
+                    f"Arm '{arm}' adds no rows in any fold (the training folds are already balanced, or "
+                    "sampling.cap_per_case is 0): it trains on the real cases alone and evaluates like "
+                    f"'{reference_arm}'."
+                )
+    return notes
+
+
 def holm_adjusted(p_values) -> np.ndarray:
     """Holm (1979) step-down adjusted p-values, by :func:`statsmodels.stats.multitest.multipletests`.
+
+    NaN entries (tests that could not be computed) stay NaN and do not count as
+    tests: ``[0.01, nan, 0.04]`` gives ``[0.02, nan, 0.04]``, as adjusting the two
+    real p-values alone does.
 
     Its Holm branch calls ``gc.collect()``, which walks every live object (about
     0.08 s per call in a job that has imported pandas and scikit-learn). The
     objects alive before the call are frozen for its duration, so the collection
     only sees what the call itself allocates.
+
+    Raises
+    ------
+    ValueError
+        ``p_values`` is not 1-D, or holds values outside [0, 1] (or infinite).
     """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"holm_adjusted needs a 1-D sequence of p-values, got an array of shape {p.shape}")
+    tested = ~np.isnan(p)
+    outside = np.flatnonzero(tested & ((p < 0) | (p > 1)))
+    if outside.size:
+        raise ValueError(f"holm_adjusted: p-values must lie in [0, 1]; positions {outside.tolist()[:5]} hold "
+                         f"{p[outside].tolist()[:5]}")
+    adjusted = np.full(p.shape, np.nan)
+    if not tested.any():
+        return adjusted
     gc.freeze()
     try:
-        return multipletests(np.asarray(p_values, dtype=float), method="holm")[1]
+        adjusted[tested] = multipletests(p[tested], method="holm")[1]
     finally:
         gc.unfreeze()
+    return adjusted
 
 
 def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_verdicts: pd.DataFrame | None,

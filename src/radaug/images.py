@@ -17,6 +17,15 @@ PHOTO_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 _LUMA = (0.299, 0.587, 0.114)
 
 
+GEOMETRY_TOLERANCE = 1e-4
+"""Spacing, origin and direction of an image and its mask may differ by this much per component,
+absolutely and relatively (``numpy.allclose(a, b, atol=tol, rtol=tol)``): float noise of writers."""
+
+
+class UnsupportedDimensionError(OSError):
+    """The file is an image, but not a 2D or 3D one (e.g. a 4D time series)."""
+
+
 def read_image(path: str | Path, *, pixel_type=sitk.sitkFloat32) -> sitk.Image:
     """Read an image file or a DICOM series folder as a scalar image.
 
@@ -26,6 +35,8 @@ def read_image(path: str | Path, *, pixel_type=sitk.sitkFloat32) -> sitk.Image:
 
     Raises
     ------
+    UnsupportedDimensionError
+        The image has more than three dimensions of size above 1 (a 4D series).
     OSError
         If SimpleITK cannot read it (message from SimpleITK included).
     """
@@ -44,9 +55,25 @@ def read_image(path: str | Path, *, pixel_type=sitk.sitkFloat32) -> sitk.Image:
             image = sitk.ReadImage(str(path))
         except RuntimeError as exc:
             raise OSError(f"SimpleITK cannot read {path}: {str(exc).strip().splitlines()[-1]}") from None
+    image = _three_dimensions(image, path)
     image = _to_scalar(image)
     image = _squeeze(image)
     return image if pixel_type is None else sitk.Cast(image, pixel_type)
+
+
+def _three_dimensions(image: sitk.Image, path: Path) -> sitk.Image:
+    """A 4D+ image whose extra axes have size 1 as 3D; otherwise UnsupportedDimensionError."""
+    dim = image.GetDimension()
+    if dim <= 3:
+        return image
+    size = list(image.GetSize())
+    if any(n != 1 for n in size[3:]):
+        raise UnsupportedDimensionError(
+            f"{path} is a {dim}D image of size {tuple(size)}; radaug reads 2D and 3D images. Extract the one "
+            "3D volume to analyse (e.g. a time point or echo: SimpleITK image[:, :, :, t], or fslroi) into its "
+            "own file and list that file in the manifest"
+        )
+    return sitk.Extract(image, size[:3] + [0] * (dim - 3), [0] * dim)
 
 
 def geometry(image: sitk.Image) -> dict:
@@ -58,8 +85,13 @@ def geometry(image: sitk.Image) -> dict:
     }
 
 
-def geometry_mismatch(a: dict, b: dict, *, tol: float = 1e-4) -> list[str]:
-    """Names of the geometry fields in which two headers differ (size exactly, the rest within tol)."""
+def geometry_mismatch(a: dict, b: dict, *, tol: float = GEOMETRY_TOLERANCE) -> list[str]:
+    """Names of the geometry fields in which two headers differ.
+
+    Size must be equal; spacing, origin and direction may differ per component by
+    ``tol`` absolutely plus ``tol`` relatively (:data:`GEOMETRY_TOLERANCE`), so
+    float noise of different writers (e.g. 0.7 vs 0.70000005 mm) is not a mismatch.
+    """
     diffs = []
     if a["size"] != b["size"]:
         return ["size"]

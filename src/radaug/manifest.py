@@ -24,12 +24,28 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .errors import ManifestError
-from .images import geometry, geometry_mismatch, read_image
+from .images import GEOMETRY_TOLERANCE, UnsupportedDimensionError, geometry, geometry_mismatch, read_image
 from .io import sha256_file
 
 REQUIRED_COLUMNS = ("case_id", "patient_id", "image", "label")
 OPTIONAL_COLUMNS = ("mask", "modality", "domain", "group")
 MODALITIES = ("CT", "MR", "other")
+DICOM_MODALITIES = {
+    "CT": "CT",
+    "MR": "MR",
+    **dict.fromkeys(("MG", "CR", "DX", "RG", "IO", "PX", "XA", "RF", "US", "PT", "NM", "OT", "SC", "OCT", "OP",
+                     "SM", "XC", "ES", "BMD", "TG", "DG"), "other"),
+}
+"""DICOM modality codes (DICOM PS3.3 C.7.3.1.1.1) and the intensity handling each gets.
+
+Only CT stores calibrated units shared across scanners (Hounsfield units, kept as
+they are); every other code is handled as ``other``: grey values z-scored within
+the ROI, like MR. PET (``PT``) is z-scored too: radaug has no SUV handling.
+The cohort table keeps only :data:`MODALITIES`.
+"""
+MASK_NONZERO = "nonzero"
+"""``data.mask_label`` value: every non-zero mask voxel is ROI (masks mixing 1 and 255, say)."""
+_MODALITY_HINTS = {"PET": "PT", "MRI": "MR", "MAMMOGRAPHY": "MG", "ULTRASOUND": "US", "XRAY": "DX", "X-RAY": "DX"}
 # Columns of the validated cohort table every later stage reads.
 COHORT_COLUMNS = ("case_id", "patient_id", "label", "modality", "domain", "group",
                   "image", "mask", "image_sha256", "mask_sha256", "dim")
@@ -101,7 +117,8 @@ def validate_manifest(
     allow_mixed_patient_labels
         If false, a patient with cases in two classes is an error.
     mask_label
-        ROI value in multi-label masks; ``None`` requires binary masks.
+        ROI value in multi-label masks; ``None`` requires binary masks;
+        ``"nonzero"`` (:data:`MASK_NONZERO`) takes every non-zero voxel as ROI.
     default_modality
         Modality for rows whose ``modality`` is empty.
     source
@@ -141,10 +158,15 @@ def validate_manifest(
     for case, label in table.loc[~table["label"].isin(classes), ["case_id", "label"]].itertuples(index=False):
         problems.append(f"case '{case}': label '{label}' is not one of the configured classes {classes}; "
                         "correct the label or data.classes.")
-    bad_mod = ~table["modality"].isin(MODALITIES + ("",))
-    for case, mod in table.loc[bad_mod, ["case_id", "modality"]].itertuples(index=False):
-        problems.append(f"case '{case}': modality '{mod}' is not one of {list(MODALITIES)}; use one of them "
-                        "or leave the cell empty.")
+    for case, mod in table.loc[table["modality"] != "", ["case_id", "modality"]].itertuples(index=False):
+        if canonical_modality(mod) is None:
+            hint = _MODALITY_HINTS.get(mod.upper())
+            hint = f" ('{mod}' is written '{hint}' in DICOM)" if hint else ""
+            problems.append(
+                f"case '{case}': modality '{mod}' is not one of {list(MODALITIES)} nor a DICOM modality code "
+                f"({', '.join(sorted(DICOM_MODALITIES))}){hint}; use CT for Hounsfield units, MR, the DICOM code, "
+                "'other' (grey values z-scored within the ROI), or leave the cell empty."
+            )
     if not allow_mixed_patient_labels:
         labels_per_patient = table.groupby("patient_id")["label"].nunique()
         for patient in labels_per_patient[labels_per_patient > 1].index:
@@ -162,7 +184,7 @@ def validate_manifest(
         row, row_problems = _check_case(rec, base_dir, mask_label, root)
         problems.extend(row_problems)
         if row is not None:
-            row["modality"] = rec.modality or default_modality
+            row["modality"] = canonical_modality(rec.modality) or default_modality
             rows.append(row)
 
     if problems:
@@ -178,6 +200,20 @@ def validate_manifest(
         for column in ("image", "mask"):
             cohort[column] = [_relative_if_inside(p, root) for p in cohort[column]]
     return cohort
+
+
+def canonical_modality(value: str) -> str | None:
+    """``CT``, ``MR`` or ``other`` for a manifest modality cell, or ``None`` if unknown (or empty).
+
+    Accepts :data:`MODALITIES` as written and DICOM modality codes in any case
+    (:data:`DICOM_MODALITIES`): ``MG`` → ``other``, ``ct`` → ``CT``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"modality must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if value in MODALITIES:
+        return value
+    return DICOM_MODALITIES.get(value.upper())
 
 
 def _relative_if_inside(path: str, root: Path) -> str:
@@ -263,6 +299,8 @@ def _read_checked(case: str, kind: str, path: Path, pixel_type) -> tuple[sitk.Im
                       "copy or export the file again.")
     try:
         return read_image(path, pixel_type=pixel_type), None
+    except UnsupportedDimensionError as exc:
+        return None, f"case '{case}': {kind} {exc}."
     except OSError as exc:
         return None, f"case '{case}': {kind} is unreadable ({exc}); replace the file with a readable image."
 
@@ -301,20 +339,28 @@ def _check_case(rec, base_dir: Path, mask_label: int | None, root: Path | None =
         if diffs:
             gi, gm = geometry(image), geometry(mask)
             detail = "; ".join(f"{d}: image {gi[d]} vs mask {gm[d]}" for d in diffs)
-            problems.append(f"case '{case}': image and mask geometry differ ({detail}); resample the mask onto the image.")
+            problems.append(f"case '{case}': image and mask geometry differ ({detail}; tolerance "
+                            f"{GEOMETRY_TOLERANCE:g} absolute + {GEOMETRY_TOLERANCE:g} relative per component); "
+                            "resample the mask onto the image.")
         else:
             values = np.unique(sitk.GetArrayViewFromImage(mask))
-            if mask_label is None:
+            if mask_label == MASK_NONZERO:
+                if not (values != 0).any():
+                    problems.append(f"case '{case}': mask {mpath} is empty (every voxel is 0); give a non-empty "
+                                    "ROI.")
+            elif mask_label is None:
                 if not set(values.tolist()) <= {0.0, 1.0}:
                     problems.append(
                         f"case '{case}': mask {mpath} is not binary (values {values[:6].tolist()}...); "
-                        "set data.mask_label to the ROI value."
+                        "set data.mask_label to the ROI value, or to 'nonzero' if every non-zero voxel is ROI "
+                        "(masks mixing 0/1 and 0/255)."
                     )
                 elif 1.0 not in values:
                     problems.append(f"case '{case}': mask {mpath} is empty (no voxel is 1); give a non-empty ROI.")
             elif float(mask_label) not in values:
-                problems.append(f"case '{case}': mask {mpath} has no voxel with data.mask_label = {mask_label}; "
-                                "check data.mask_label or the mask.")
+                problems.append(f"case '{case}': mask {mpath} has no voxel with data.mask_label = {mask_label} "
+                                f"(values {values[:6].tolist()}); check data.mask_label or the mask, or set "
+                                "data.mask_label: nonzero if masks use different ROI values (e.g. 1 and 255).")
         mask_path, mask_sha = str(mpath.resolve()), sha256_file(mpath) if mpath.is_file() else ""
     row = {
         "case_id": case, "patient_id": rec.patient_id, "label": rec.label, "modality": rec.modality,

@@ -151,7 +151,10 @@ def derive_roi(image: sitk.Image) -> sitk.Image:
     return largest
 
 
-def binarise_mask(mask: sitk.Image, mask_label: int | None) -> sitk.Image:
+def binarise_mask(mask: sitk.Image, mask_label: int | str | None) -> sitk.Image:
+    """The ROI as a 0/1 image: voxels equal to ``mask_label`` (1 if None), or non-zero for ``"nonzero"``."""
+    if mask_label == "nonzero":
+        return sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
     value = 1 if mask_label is None else mask_label
     return sitk.Cast(sitk.BinaryThreshold(mask, value - 0.5, value + 0.5, 1, 0), sitk.sitkUInt8)
 

@@ -287,16 +287,31 @@ def _forest_figure(evaluation: pd.DataFrame, arms: list) -> str:
     axes[0].set_ylabel("arm")
     axes[0].invert_yaxis()
     axes[-1].legend(loc="lower right", fontsize="small")
+    tested = evaluation[evaluation["arm"].isin(arms) & evaluation["metric"].isin(metrics)]
+    undefined = (", or the test is undefined (NaN p-value, see the notes above the table)"
+                 if (tested["p_value"].isna() & (tested["delta_vs_real"] != 0)).any() else "")
     what = ("difference of the metric on pooled out-of-fold predictions with its 95% paired case-bootstrap "
             "interval" if pooled else "mean per-fold difference")
     return _figure(fig, (
         f"Forest plot of each arm's effect vs the real-only arm: {what}. Filled dots: the corrected "
         "resampled t-test (Nadeau & Bengio 2003) is significant after Holm correction across arms; "
-        "open dots: not significant. Dashed line: no effect."
+        f"open dots: not significant{undefined}. Dashed line: no effect."
     ))
 
 
-def _evaluation_section(evaluation: pd.DataFrame) -> str:
+def _inference_notes(evaluation: pd.DataFrame, folds: pd.DataFrame, per_fold: pd.DataFrame | None) -> str:
+    """The warnings of :func:`radaug.evaluate.inference_notes` as a highlighted list (empty if none)."""
+    from radaug.evaluate import inference_notes
+
+    notes = inference_notes(evaluation, folds if len(folds) else None, per_fold, reference_arm=REFERENCE_ARM)
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes)
+    return f'<div class="notes"><p><strong>Limits of these statistics</strong></p><ul>{items}</ul></div>\n'
+
+
+def _evaluation_section(evaluation: pd.DataFrame, folds: pd.DataFrame | None = None,
+                        per_fold: pd.DataFrame | None = None) -> str:
     if evaluation.empty:
         return _NO_DATA
     arms = _ordered(evaluation["arm"], (REFERENCE_ARM,))
@@ -338,7 +353,8 @@ def _evaluation_section(evaluation: pd.DataFrame) -> str:
         figures = _evaluation_figure(evaluation, arms)
         if len(arms) > 1:
             figures += _forest_figure(evaluation, [a for a in arms if a != REFERENCE_ARM])
-    return note + _table(header, rows) + figures
+    notes = _inference_notes(evaluation, folds if folds is not None else pd.DataFrame(), per_fold)
+    return notes + note + _table(header, rows) + figures
 
 
 def _roc_section(predictions: pd.DataFrame) -> str:
@@ -688,6 +704,7 @@ def build_report(
     failures: pd.DataFrame,
     provenance: list[dict],
     validation_details: ValidationDetails | None = None,
+    per_fold: pd.DataFrame | None = None,
 ) -> str:
     """Render the standalone HTML report of one study.
 
@@ -730,6 +747,9 @@ def build_report(
         arm (:func:`radaug.validate.details.concat_details` of the validate jobs'
         detail files); draws the KS heat map, correlation-difference maps and
         DCR histograms. None: no detail figures.
+    per_fold
+        Per-fold evaluation tables of every arm (``arm, n_train_added, ...``); the
+        evaluation section names arms that added no rows. None: not checked.
 
     Returns
     -------
@@ -746,7 +766,7 @@ def build_report(
     classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
     return assemble_report(
         config=config, cohort=cohort, folds=folds, evaluation=evaluation, predictions=predictions,
-        failures=failures, provenance=provenance,
+        failures=failures, provenance=provenance, per_fold=per_fold,
         validation_html=render_validation(validation, classes, validation_details),
         generators_html=render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes),
     )
@@ -763,12 +783,15 @@ def assemble_report(
     provenance: list[dict],
     validation_html: str,
     generators_html: str,
+    per_fold: pd.DataFrame | None = None,
 ) -> str:
     """The report page from its data and the two sections rendered beforehand.
 
     Arguments as in :func:`build_report`; ``validation_html`` and
     ``generators_html`` come from :func:`render_validation` and
-    :func:`render_generators`. Identical inputs give identical text.
+    :func:`render_generators`; ``per_fold`` (the evaluate jobs' per-fold tables,
+    optional) lets the evaluation section name arms that added no rows.
+    Identical inputs give identical text.
     """
     name = str(config["study"]["name"])
     classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
@@ -776,7 +799,7 @@ def assemble_report(
         "config": _config_section(config),
         "cohort": _cohort_section(cohort, classes),
         "folds": _folds_section(folds, classes),
-        "evaluation": _evaluation_section(evaluation),
+        "evaluation": _evaluation_section(evaluation, folds, per_fold),
         "roc": _roc_section(predictions),
         "validation": validation_html,
         "generators": generators_html,

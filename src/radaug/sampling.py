@@ -71,6 +71,34 @@ def plausible_masks(mask_prob: np.ndarray, roi_range: tuple[float, float]) -> tu
     return masks, ok
 
 
+REJECTION_REASONS = ("empty mask", "ROI below range", "ROI above range")
+"""Why :func:`plausible_masks` rejects a sample, in the order they are checked."""
+
+
+def rejection_reasons(masks: np.ndarray, roi_range: tuple[float, float]) -> dict[str, int]:
+    """Count the binarised ``masks`` rejected per reason of :data:`REJECTION_REASONS`.
+
+    A mask is counted once: empty first, then below ``roi_range[0]``, then above
+    ``roi_range[1]`` voxels. The counts sum to the number rejected by
+    :func:`plausible_masks` with the same range.
+    """
+    masks = np.asarray(masks)
+    low, high = roi_range
+    if not low <= high:
+        raise ValueError(f"roi_range must be (low, high) with low <= high, got {roi_range}")
+    sizes = masks.reshape(masks.shape[0], int(np.prod(masks.shape[1:]))).astype(bool).sum(axis=1)
+    empty = sizes == 0
+    below = ~empty & (sizes < low)
+    above = ~empty & ~below & (sizes > high)
+    return {name: int(flags.sum()) for name, flags in zip(REJECTION_REASONS, (empty, below, above))}
+
+
+def _reasons_text(counts: Mapping[str, int], roi_range: tuple[float, float]) -> str:
+    parts = [f"{n} {name}" for name, n in counts.items() if n]
+    return (f"{', '.join(parts) or 'none'}; accepted ROI size range [{roi_range[0]:.4g}, {roi_range[1]:.4g}] "
+            "voxels (the class's real training ROI sizes widened by sampling.roi_size_slack)")
+
+
 def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi_ranges: Mapping[str, tuple],
                        *, seed: int, fold: str, model_name: str, max_attempts: int = 20):
     """Draw each class's quota of plausible synthetic samples from a trained model.
@@ -89,26 +117,33 @@ def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi
     Raises
     ------
     SamplingError
-        If a class cannot fill its quota within ``max_attempts`` rounds.
+        If a class cannot fill its quota within ``max_attempts`` rounds; the
+        message counts the rejections per reason (:data:`REJECTION_REASONS`) and
+        gives the accepted ROI size range.
     """
     images, masks, records, rejected = [], [], [], {}
     for label in classes:
         need = quotas.get(label, 0)
         c = classes.index(label)
         rejected[label] = 0
+        reasons = dict.fromkeys(REJECTION_REASONS, 0)
         attempt = 0
         while need > 0:
             if attempt >= max_attempts:
                 raise SamplingError(
                     f"{model_name} in fold {fold}: only {quotas[label] - need} of {quotas[label]} plausible "
-                    f"'{label}' samples after {max_attempts} rounds ({rejected[label]} rejected); train longer "
-                    "or raise sampling.max_attempts / sampling.roi_size_slack."
+                    f"'{label}' samples after {max_attempts} rounds ({rejected[label]} rejected: "
+                    f"{_reasons_text(reasons, roi_ranges[label])}). Train longer (generative.steps), or raise "
+                    "sampling.max_attempts / sampling.roi_size_slack (ROI size rejections), or drop the model "
+                    "from generative.models."
                 )
             seeds = sample_seeds(seed, fold, model_name, c, need, attempt)
             drawn = [model.sample(np.array([c]), seed=int(s)) for s in seeds]
             img = np.concatenate([d[0] for d in drawn])
             binary, ok = plausible_masks(np.concatenate([d[1] for d in drawn]), roi_ranges[label])
             rejected[label] += int((~ok).sum())
+            for name, n in rejection_reasons(binary[~ok], roi_ranges[label]).items():
+                reasons[name] += n
             for i in np.flatnonzero(ok):
                 images.append(img[i])
                 masks.append(binary[i])

@@ -84,7 +84,7 @@ def _config_file(content: bytes):
 # --- builders: manifest ---------------------------------------------------------------------
 
 def _write_image(path: Path, array: np.ndarray, spacing=None, origin=None, direction=None) -> None:
-    image = sitk.GetImageFromArray(array)
+    image = sitk.GetImageFromArray(array, isVector=False)  # a 4D array is a 4D scalar image, not vectors
     if spacing:
         image.SetSpacing(spacing)
     if origin:
@@ -284,13 +284,19 @@ CATALOGUE = [
     BadInput("manifest: unknown label", _manifest(_set("label", 2, "cancer")), ManifestError,
              r"case 'c2': label 'cancer'", r"correct the label or data\.classes"),
     BadInput("manifest: unknown modality", _manifest(_set("modality", 2, "PET")), ManifestError,
-             r"case 'c2': modality 'PET'", r"use one of them"),
+             r"case 'c2': modality 'PET' is not one of \['CT', 'MR', 'other'\] nor a DICOM modality code",
+             r"'PET' is written 'PT' in DICOM.*leave the cell empty"),
+    BadInput("manifest: unknown modality code", _manifest(_set("modality", 1, "XYZ")), ManifestError,
+             r"case 'c1': modality 'XYZ'.*MG", r"use CT for Hounsfield units, MR, the DICOM code, 'other'"),
     BadInput("manifest: single class", _manifest(_set("label", slice(None), "benign")), ManifestError,
              r"no case of class\(es\) \['malignant'\]", r"add cases of that class"),
     BadInput("manifest: patient in two classes", _manifest(_set("patient_id", 1, "p0")), ManifestError,
              r"patient 'p0' has cases in several classes", r"allow_mixed_patient_labels: true"),
     BadInput("manifest: class with fewer patients than folds", _manifest_config(4, 3), ConfigError,
              r"split\.folds.* class '(benign|malignant)' has only 2", r"Use at most 2 folds"),
+    BadInput("manifest: class with a single patient", _manifest_config(3, 2), ConfigError,
+             r"split\.folds' = 2 is impossible: class 'malignant' has only 1 patient",
+             r"Add patients so that class 'malignant' has at least 2"),
     # manifest: the files it names
     BadInput("manifest: image file missing", _manifest(_set("image", 1, "gone.nii.gz")), ManifestError,
              r"case 'c1': image file .*gone\.nii\.gz does not exist", r"correct the path"),
@@ -311,7 +317,8 @@ CATALOGUE = [
              r"case 'c1': image .*bad\.mha contains NaN or infinite", r"fix or drop the case"),
     BadInput("manifest: mask spacing differs", _manifest(_image_case((_multilabel() > 0).astype(np.uint8), "m.nii.gz", "mask",
                                                                     spacing=(2.0, 1.0))),
-             ManifestError, r"case 'c1': image and mask geometry differ \(spacing", r"resample the mask"),
+             ManifestError, r"case 'c1': image and mask geometry differ \(spacing.*tolerance 0\.0001 absolute",
+             r"resample the mask"),
     BadInput("manifest: mask origin differs", _manifest(_image_case((_multilabel() > 0).astype(np.uint8), "m.nii.gz",
                                                                    "mask", origin=(3.0, 0.0))),
              ManifestError, r"case 'c1': image and mask geometry differ \(origin", r"resample the mask"),
@@ -327,8 +334,17 @@ CATALOGUE = [
              r"resample the mask"),
     BadInput("manifest: empty mask", _manifest(_image_case(np.zeros((20, 20), np.uint8), "m.nii.gz", "mask")),
              ManifestError, r"case 'c1': mask .*m\.nii\.gz is empty", r"give a non-empty ROI"),
+    BadInput("manifest: 4D image (time series)", _manifest(_image_case(np.ones((2, 4, 20, 20), np.float32), "t.nii.gz")),
+             ManifestError, r"case 'c1': image .*t\.nii\.gz is a 4D image of size \(20, 20, 4, 2\)",
+             r"Extract the one 3D volume to analyse"),
+    BadInput("manifest: 4D mask", _manifest(_image_case(np.ones((2, 1, 20, 20), np.uint8), "m4.nii.gz", "mask")),
+             ManifestError, r"case 'c1': mask .*m4\.nii\.gz is a 4D image", r"Extract the one 3D volume"),
+    BadInput("manifest: mask_label matches only some masks",
+             _manifest(_image_case((_multilabel() > 0).astype(np.uint8) * 255, "m255.nii.gz", "mask"), mask_label=255),
+             ManifestError, r"case 'c0': mask .*mask\.nii\.gz has no voxel with data\.mask_label = 255 \(values \[0\.0, 1\.0\]\)",
+             r"data\.mask_label: nonzero"),
     BadInput("manifest: mask with several labels", _manifest(_image_case(_multilabel(), "m.nii.gz", "mask")),
-             ManifestError, r"case 'c1': mask .*m\.nii\.gz is not binary", r"set data\.mask_label"),
+             ManifestError, r"case 'c1': mask .*m\.nii\.gz is not binary", r"set data\.mask_label.*'nonzero'"),
     BadInput("manifest: mask_label absent from the mask",
              _manifest(_image_case(_multilabel(), "m.nii.gz", "mask", row=slice(None)), mask_label=3),
              ManifestError, r"case 'c0': mask .*no voxel with data\.mask_label = 3", r"check data\.mask_label"),
@@ -397,3 +413,44 @@ def test_all_problems_are_listed_at_once(tmp_path):
 def test_shipped_params_files_are_accepted():
     for params in sorted((REPO / "workflow/resources").glob("radiomics_*.yaml")):
         validate_config(_config(features__params=str(params)), base_dir=REPO)
+
+
+# --- issue 18: what the refusals above point to must work -----------------------------------
+
+def test_dicom_modality_codes_map_to_the_three_handlings(tmp_path):
+    folder = tmp_path / "data"
+    table = _cohort_files(folder)
+    table["modality"] = ["MG", "ct", "PT", "MR"]
+    cohort = validate_manifest(table, base_dir=folder, classes=CLASSES).set_index("case_id")
+    assert cohort["modality"].to_dict() == {"c0": "other", "c1": "CT", "c2": "other", "c3": "MR"}
+
+
+def test_mixed_mask_values_pass_with_nonzero_and_binarise_alike(tmp_path):
+    from radaug.preprocess import binarise_mask
+
+    folder = tmp_path / "data"
+    table = _image_case((_multilabel() > 0).astype(np.uint8) * 255, "m255.nii.gz", "mask")(folder, _cohort_files(folder))
+    cohort = validate_manifest(table, base_dir=folder, classes=CLASSES, mask_label="nonzero")
+    assert len(cohort) == 4
+    ones = sitk.ReadImage(str(folder / "mask.nii.gz"), sitk.sitkFloat64)
+    full = sitk.ReadImage(str(folder / "m255.nii.gz"), sitk.sitkFloat64)
+    for mask in (ones, full):
+        binary = sitk.GetArrayFromImage(binarise_mask(mask, "nonzero"))
+        assert set(np.unique(binary)) == {0, 1}
+        np.testing.assert_array_equal(binary, sitk.GetArrayFromImage(mask) != 0)
+    validate_config(_config(data__mask_label="nonzero"), base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="data.mask_label"):
+        validate_config(_config(data__mask_label="any"), base_dir=tmp_path)
+
+
+def test_mask_spacing_within_float_noise_is_accepted(tmp_path):
+    folder = tmp_path / "data"
+    noisy = _image_case((_multilabel() > 0).astype(np.uint8), "m.nii.gz", "mask", spacing=(1.00000005, 1.0))
+    table = noisy(folder, _cohort_files(folder))
+    assert len(validate_manifest(table, base_dir=folder, classes=CLASSES)) == 4
+
+
+def test_single_patient_class_does_not_advise_fewer_than_two_folds(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        _manifest_config(3, 2)(tmp_path)()
+    assert "at most 1" not in str(info.value)

@@ -1,4 +1,5 @@
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,39 @@ def test_bad_validation_thresholds_stop_before_any_job(thresholds, pattern):
 def test_alpha_of_one_is_refused():
     with pytest.raises(ConfigError, match="validation.alpha"):
         validate_config(_with(validation__alpha=1.0))
+
+
+# --- issue 18 item 5: the study name as the workflow reads it -------------------------------
+
+FLOW_STYLE = "study: {name: my_study, seed: 1}\ndata: {source: phantom, classes: [benign, malignant]}\n"
+
+
+def test_cli_study_name_reads_flow_style_yaml(tmp_path, capsys):
+    from radaug.cli import main
+
+    (tmp_path / "c.yaml").write_text(FLOW_STYLE)
+    assert main(["study-name", str(tmp_path / "c.yaml")]) == 0
+    assert capsys.readouterr().out == "my_study\n"
+    (tmp_path / "bad.yaml").write_text("study: {name: x, bogus: 1}\n")
+    assert main(["study-name", str(tmp_path / "bad.yaml")]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
+def test_makefile_uses_the_study_name_of_a_flow_style_config(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    (tmp_path / "c.yaml").write_text(FLOW_STYLE)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    bin_dir = Path(sys.executable).parent
+    out = subprocess.run(["make", "-n", "-C", str(repo), "verify", f"CONFIG={tmp_path / 'c.yaml'}", f"BIN={bin_dir}"],
+                         capture_output=True, text=True, env=env)
+    assert f"{bin_dir}/radaug verify results/my_study" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run(["make", "-n", "-C", str(repo), "verify", "STUDY=given", f"BIN={bin_dir}"],
+                         capture_output=True, text=True, env=env)
+    assert f"{bin_dir}/radaug verify results/given" in out.stdout, out.stdout + out.stderr

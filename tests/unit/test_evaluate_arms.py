@@ -129,3 +129,20 @@ def test_robust_features_restrict_each_fold(real, folds):
         robust_feature_set(invariance.assign(robust=False), 0, 0, features)
     with pytest.raises(RadaugError, match="no rows for repeat 0, fold 9"):
         robust_feature_set(invariance, 0, 9, features)
+
+
+def test_an_arm_that_adds_nothing_evaluates_like_real(real, folds):
+    """Issue 18: balanced folds or cap_per_case 0 leave an arm's feature file with no rows and no
+    feature columns (only the META_COLUMNS header); the arm is real plus nothing, not an error."""
+    from radaug.features import META_COLUMNS
+
+    empty = pd.DataFrame(columns=list(META_COLUMNS))
+    per_fold_real, pred_real = evaluate_arm(real, folds, "real", positive_class=POSITIVE)
+    for arm in ("classical", "classical+smote"):
+        per_fold, pred = evaluate_arm(real, folds, arm, positive_class=POSITIVE, arm_data=empty,
+                                      cap_per_case=0)
+        assert (per_fold["n_train_added"] == 0).all()
+        np.testing.assert_array_equal(pred["score"].to_numpy(), pred_real["score"].to_numpy())
+    # a table of several folds where only some folds added rows keeps working (NaN-free features)
+    assert evaluate_arm(real, folds, "classical", positive_class=POSITIVE, arm_data=pd.DataFrame(),
+                        cap_per_case=0)[0]["n_train_added"].eq(0).all()

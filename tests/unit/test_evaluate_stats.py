@@ -13,7 +13,8 @@ from sklearn.metrics import (
 )
 
 from radaug.evaluate import (
-    METRICS, classification_metrics, evaluate_arm, holm_adjusted, paired_bootstrap_delta, standardised_effect, summarise,
+    METRICS, ZERO_VARIANCE, classification_metrics, corrected_resampled_ttest, evaluate_arm, holm_adjusted,
+    inference_notes, paired_bootstrap_delta, standardised_effect, summarise,
     weighted_classification_metrics,
 )
 
@@ -78,7 +79,7 @@ def test_standardised_effect_matches_hand_computation():
     # mean 0.025, sd sqrt(0.0021 / 3) = 0.0264575...; d_z = 0.9449...
     assert standardised_effect([0.02, 0.05, -0.01, 0.04]) == pytest.approx(0.025 / math.sqrt(0.0007))
     assert standardised_effect([0.0, 0.0]) == 0.0
-    assert standardised_effect([0.1, 0.1]) == math.inf
+    assert math.isnan(standardised_effect([0.1, 0.1]))  # zero variance: undefined, not inf (issue 18)
     assert math.isnan(standardised_effect([0.1]))
 
 
@@ -201,3 +202,85 @@ def test_phantom_planted_effect_is_detected_and_an_identical_arm_is_not(phantom_
     null = summary.loc["null"]
     assert (null["delta_vs_real"] == 0).all() and not null["holm_significant"].any()
     assert (null[["pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high"]].to_numpy() == 0).all()
+
+
+# --------------------------------------------------------------------------- issue 18: bad input, zero variance
+
+
+def test_holm_leaves_nan_out_of_the_family_like_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    adjusted = holm_adjusted([0.01, float("nan"), 0.04])
+    reference = multipletests([0.01, 0.04], method="holm")[1]
+    np.testing.assert_allclose(adjusted[[0, 2]], reference)
+    np.testing.assert_allclose(adjusted[[0, 2]], [0.02, 0.04])
+    assert math.isnan(adjusted[1])
+    assert np.isnan(holm_adjusted([float("nan"), float("nan")])).all()
+
+
+@pytest.mark.parametrize("bad", [[0.01, 1.2], [-0.1, 0.5], [0.2, float("inf")]])
+def test_holm_refuses_p_values_outside_0_1(bad):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm_adjusted(bad)
+
+
+def test_holm_refuses_a_2d_input():
+    with pytest.raises(ValueError, match="1-D"):
+        holm_adjusted([[0.01, 0.02], [0.03, 0.04]])
+
+
+def test_ttest_refuses_2d_differences_and_nonfinite_sizes():
+    with pytest.raises(ValueError, match="1-D"):
+        corrected_resampled_ttest([[0.1, 0.2], [0.3, 0.1]], 48, 12)
+    with pytest.raises(ValueError, match="n_train"):
+        corrected_resampled_ttest([0.1, 0.2, 0.0], float("nan"), 12)
+    with pytest.raises(ValueError, match="n_test"):
+        corrected_resampled_ttest([0.1, 0.2, 0.0], 48, float("inf"))
+    with pytest.raises(ValueError, match="NaN"):
+        corrected_resampled_ttest([0.1, float("nan"), 0.0], 48, 12)
+    with pytest.raises(ValueError, match="1-D"):
+        standardised_effect([[0.1, 0.2]])
+
+
+def _identical_delta_per_fold():
+    """Two folds of three test cases: the arm's recall delta is +1/3 in both folds."""
+    rows = []
+    for fold in (0, 1):
+        rows.append({"arm": "real", "repeat": 0, "fold": fold, "n_train_real": 6, "n_train_added": 0,
+                     "n_test": 3, "minority_recall": 1 / 3, "auc": 0.5 + 0.1 * fold})
+        rows.append({"arm": "cvae", "repeat": 0, "fold": fold, "n_train_real": 6, "n_train_added": 4,
+                     "n_test": 3, "minority_recall": 2 / 3, "auc": 0.55 + 0.2 * fold})
+        rows.append({"arm": "classical", "repeat": 0, "fold": fold, "n_train_real": 6, "n_train_added": 0,
+                     "n_test": 3, "minority_recall": 1 / 3, "auc": 0.5 + 0.1 * fold})
+    return pd.DataFrame(rows)
+
+
+def test_identical_nonzero_deltas_are_undefined_and_never_significant():
+    per_fold = _identical_delta_per_fold()
+    summary = summarise(per_fold, metrics=["minority_recall", "auc"]).set_index(["arm", "metric"])
+    row = summary.loc[("cvae", "minority_recall")]
+    assert row["delta_vs_real"] == pytest.approx(1 / 3)
+    assert math.isnan(row["p_value"]) and math.isnan(row["holm_p_value"]) and math.isnan(row["effect_size"])
+    assert not row["holm_significant"]
+    # an arm identical to real: delta 0, p = 1, not significant
+    same = summary.loc[("classical", "minority_recall")]
+    assert same["delta_vs_real"] == 0 and same["p_value"] == 1.0 and not same["holm_significant"]
+
+
+def test_inference_notes_name_zero_variance_small_folds_and_empty_arms():
+    per_fold = _identical_delta_per_fold()
+    summary = summarise(per_fold, metrics=["minority_recall", "auc"])
+    folds = pd.DataFrame({
+        "case_id": [f"c{i}" for i in range(12)], "repeat": 0, "fold": [0] * 6 + [1] * 6,
+        "role": (["train"] * 3 + ["test"] * 3) * 2, "label": ["a", "b", "a", "a", "b", "b"] * 2,
+    })
+    notes = inference_notes(summary, folds, per_fold)
+    text = "\n".join(notes)
+    assert f"Arm 'cvae'" in text and ZERO_VARIANCE in text and "minority_recall" in text
+    assert "Only 2 fold(s)" in text
+    assert "fewer than 3" in text
+    assert "Arm 'classical' adds no rows" in text
+    assert "Arm 'cvae' adds no rows" not in text
+    assert inference_notes(summary.iloc[:0]) == []
+    with pytest.raises(ValueError, match="lacks columns"):
+        inference_notes(summary, folds.drop(columns="role"))

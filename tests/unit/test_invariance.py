@@ -78,3 +78,36 @@ def test_perturbation_ids_round_trip():
     assert perturbation_index(ids).tolist() == [3, 12]
     with pytest.raises(ValueError):
         perturbation_index(pd.Series(["plain"]))
+
+
+# --- issue 18: bad input is refused with a clear message ------------------------------------
+
+SHROUT_FLEISS = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
+
+
+def test_icc_refuses_nan_cells_instead_of_returning_all_nan():
+    y = np.array(SHROUT_FLEISS, dtype=float)
+    y[2, 1] = np.nan
+    with pytest.raises(ValueError, match=r"\[\[2, 1\]\] are NaN or infinite.*drop those targets"):
+        icc(y)
+    # what the message advises gives the ICC of the remaining targets
+    assert np.isfinite(icc(np.delete(y, 2, axis=0))["icc1"])
+
+
+def test_icc_refuses_1d_input_and_bad_alpha():
+    with pytest.raises(ValueError, match=r"got 1-D input of shape \(4,\)"):
+        icc([1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match="alpha"):
+        icc(SHROUT_FLEISS, alpha=1.5)
+
+
+def test_feature_iccs_refuses_empty_tables_missing_columns_and_duplicates():
+    table = _perturbed()
+    table["perturbation"] = perturbation_index(table["sample_id"])
+    with pytest.raises(ValueError, match="has no rows"):
+        feature_iccs(table.iloc[:0], ["stable"])
+    with pytest.raises(ValueError, match=r"lacks columns \['nope'\]"):
+        feature_iccs(table, ["nope"])
+    doubled = pd.concat([table, table.iloc[:1]], ignore_index=True)
+    with pytest.raises(ValueError, match=r"pairs \[\('.*', 0\)\] occur more than once"):
+        feature_iccs(doubled, ["stable"])

@@ -292,3 +292,24 @@ def test_no_validation_details_no_detail_figures():
     inputs["validation_details"] = None
     validation = section(build_report(**inputs), "validation")
     assert "Validation details" not in validation and validation.count(PNG) == 1
+
+
+def test_evaluation_states_the_limits_of_its_statistics():
+    """Issue 18: undefined tests, too few or too small folds and arms that add nothing are stated."""
+    inputs = make_inputs()
+    evaluation = inputs["evaluation"].copy()
+    arm = evaluation["arm"].drop_duplicates().iloc[1]
+    undefined = evaluation["arm"] == arm
+    evaluation.loc[undefined, ["p_value", "holm_p_value", "effect_size"]] = np.nan
+    evaluation.loc[undefined, "holm_significant"] = False
+    evaluation.loc[undefined, "delta_vs_real"] = 0.25
+    per_fold = pd.DataFrame({"arm": ["real", arm, "other"], "n_train_added": [0, 4, 0]})
+    light = {k: v for k, v in inputs.items() if k in ("config", "cohort", "folds", "predictions", "failures",
+                                                      "provenance")}
+    page = assemble_report(**light, evaluation=evaluation, per_fold=per_fold, validation_html="",
+                           generators_html="")
+    body = section(page, "evaluation")
+    assert "Limits of these statistics" in body and "Only 2 fold(s)" in body
+    assert f"Arm &#x27;{arm}&#x27;: the per-fold differences of" in body and "zero variance" in body
+    assert "Arm &#x27;other&#x27; adds no rows in any fold" in body
+    assert "or the test is undefined" in body

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from radaug.errors import SamplingError
-from radaug.sampling import plausible_masks, rebalancing_quotas, sample_seeds, sample_with_quotas
+from radaug.sampling import (
+    plausible_masks, rebalancing_quotas, rejection_reasons, sample_seeds, sample_with_quotas,
+)
 
 
 def test_quotas_balance_and_cap():
@@ -63,3 +65,28 @@ def test_sample_seeds_differ_by_coordinates():
     assert len(set(a)) == 5
     assert not np.array_equal(a, sample_seeds(0, "r0f1", "cvae", 1, 5, 0))
     assert not np.array_equal(a, sample_seeds(0, "r0f0", "dcgan", 1, 5, 0))
+
+
+def test_sampling_error_counts_rejections_per_reason_and_names_the_range():
+    # _Model draws masks of 0-7 rows x 4 columns: empty (0 rows) or 4-28 voxels, all below 1000
+    with pytest.raises(SamplingError) as caught:
+        sample_with_quotas(_Model(), {"a": 5}, ["a"], {"a": (1000, 2000)}, seed=0, fold="r0f0",
+                           model_name="m", max_attempts=3)
+    message = str(caught.value)
+    assert "ROI below range" in message and "[1000, 2000]" in message and "sampling.roi_size_slack" in message
+    with pytest.raises(SamplingError, match="ROI above range"):
+        sample_with_quotas(_Model(), {"a": 5}, ["a"], {"a": (1, 2)}, seed=0, fold="r0f0",
+                           model_name="m", max_attempts=3)
+
+
+def test_rejection_reasons_partition_the_rejected_masks():
+    masks = np.zeros((4, 4, 4), np.uint8)
+    masks[1, :1, :1] = 1  # 1 voxel: below
+    masks[2, :2, :2] = 1  # 4 voxels: accepted
+    masks[3] = 1  # 16 voxels: above
+    counts = rejection_reasons(masks, (2, 10))
+    assert counts == {"empty mask": 1, "ROI below range": 1, "ROI above range": 1}
+    _, ok = plausible_masks(masks.astype(np.float32), (2, 10))
+    assert sum(counts.values()) == int((~ok).sum())
+    with pytest.raises(ValueError, match="low <= high"):
+        rejection_reasons(masks, (10, 2))

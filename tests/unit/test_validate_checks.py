@@ -134,3 +134,19 @@ def test_arm_verdicts_flag_failing_arms_and_check_controls():
     assert not table.loc["control_positive", "evaluate"]
     strict = arm_verdicts(summary, evaluate_failing_arms=False).set_index("arm")
     assert not strict.loc["cvae", "evaluate"] and not strict.loc["cvae", "flagged"]
+
+
+def test_an_arm_without_rows_gets_its_own_verdict_and_is_evaluated():
+    """Issue 18: an arm that added nothing (balanced folds, cap_per_case 0) has no validation rows."""
+    from radaug.evaluate import gate_by_validation
+    from radaug.validate.summary import NOTHING_ADDED
+
+    summary = pd.DataFrame([("r0f0", "cvae", "a", "ks_fdr", "pass")],
+                           columns=["fold", "arm", "class", "metric", "verdict"])
+    table = arm_verdicts(summary, arms=["cvae", "classical"]).set_index("arm")
+    assert table.loc["classical", "verdict"] == NOTHING_ADDED
+    assert table.loc["classical", "evaluate"] and not table.loc["classical", "flagged"]
+    per_fold = pd.DataFrame({"arm": ["real", "classical"], "repeat": 0, "fold": 0})
+    kept, _, verdicts = gate_by_validation(per_fold, per_fold.assign(case_id="c"), table.reset_index())
+    assert list(kept["arm"]) == ["real", "classical"]
+    assert verdicts.set_index("arm").loc["classical", "validation_verdict"] == NOTHING_ADDED

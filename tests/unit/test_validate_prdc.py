@@ -75,3 +75,21 @@ def test_peak_memory_stays_far_below_a_full_distance_matrix():
         tracemalloc.stop()
     full_matrix = 4000 * 4000 * 8
     assert peak < full_matrix / 4, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_dataframes_are_aligned_by_column_name_and_different_columns_refused():
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    real = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    fake = pd.DataFrame(rng.normal(size=(30, 3)) + [3.0, 0.0, 0.0], columns=["a", "b", "c"])
+    expected = prdc(real.to_numpy(), fake.to_numpy())
+    assert prdc(real, fake[["c", "a", "b"]]) == expected  # same features, other order: same values
+    with pytest.raises(ValueError, match=r"fake lacks \['c'\], has extra \['d'\]"):
+        prdc(real, fake.rename(columns={"c": "d"}))
+    with pytest.raises(ValueError, match="both as DataFrames"):
+        prdc(real, fake.to_numpy())
+    bad = fake.copy()
+    bad.iloc[4, 1] = np.nan
+    with pytest.raises(ValueError, match=r"fake rows \[4\] hold NaN"):
+        prdc(real, bad)

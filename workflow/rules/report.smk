@@ -58,6 +58,7 @@ rule report:
         folds=rules.split.output.folds,
         evaluation=rules.evaluation_summary.output.summary,
         predictions=expand(rules.evaluate.output.predictions, arm=ARMS),
+        per_fold=expand(rules.evaluate.output.per_fold, arm=ARMS),
         failures=expand(rules.features_synthetic.output.failures, model=MODELS, fold=FOLDS),
         validation_html=rules.report_validation.output.html,
         generators_html=rules.report_generators.output.html,

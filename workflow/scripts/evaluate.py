@@ -2,7 +2,7 @@
 
 from radaug.evaluate import evaluate_arm
 from radaug.io import read_table, read_tables, write_csv
-from radaug.provenance import run_job
+from radaug.provenance import log, run_job
 
 
 def main(smk):
@@ -19,6 +19,9 @@ def main(smk):
         classifier=smk.params.classifier, invariance=invariance, target_ratio=smk.params.target_ratio,
         cap_per_case=smk.params.cap_per_case, seed=smk.params.seed,
     )
+    if smk.wildcards.arm != "real" and not per_fold["n_train_added"].any():
+        log.info("arm %s adds no rows in any fold (balanced training folds or sampling.cap_per_case 0): it trains "
+                 "on the real cases alone and evaluates like 'real'", smk.wildcards.arm)
     write_csv(smk.output.per_fold, per_fold)
     write_csv(smk.output.predictions, predictions)
 

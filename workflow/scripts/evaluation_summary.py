@@ -4,7 +4,7 @@ Arms that failed validation are summarised and flagged, or left out when
 validation.evaluate_failing_arms is false (validation/arm_verdicts.csv decides).
 """
 
-from radaug.evaluate import gate_by_validation, summarise
+from radaug.evaluate import gate_by_validation, inference_notes, summarise
 from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
 
@@ -19,6 +19,8 @@ def main(smk):
         log.info("arms left out because validation failed them: %s", left_out)
     summary = summarise(per_fold, predictions, reference_arm="real", alpha=smk.params.alpha,
                         n_bootstrap=smk.params.n_bootstrap, seed=smk.params.seed)
+    for note in inference_notes(summary, per_fold=per_fold):
+        log.warning("%s", note)
     write_csv(smk.output.summary, summary.merge(gate, on="arm", how="left"))
 
 

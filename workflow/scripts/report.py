@@ -14,6 +14,7 @@ def main(smk):
         folds=read_table(inp.folds),
         evaluation=read_table(inp.evaluation),
         predictions=read_tables(inp.predictions),
+        per_fold=read_tables(inp.per_fold),
         failures=read_tables(inp.failures),
         provenance=[read_json(p) for p in inp.provenance],
         validation_html=Path(inp.validation_html).read_text(encoding="utf-8"),

@@ -1,4 +1,6 @@
 """Concatenate the per-arm validation tables; write the per-arm verdicts evaluation and report read."""
+from pathlib import Path
+
 import pandas as pd
 
 from radaug.io import read_table, write_csv
@@ -11,8 +13,10 @@ def main(smk):
     frames = [read_table(p) for p in smk.input.tables]
     summary = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=STUDY_SUMMARY_COLUMNS)
     write_csv(smk.output.summary, summary)
+    # validation/arms/<arm>.csv: an arm whose table has no rows added nothing and gets its own verdict
+    arms = [Path(p).stem for p in smk.input.tables if Path(p).parent.name == "arms" and Path(p).stem != "controls"]
     write_csv(smk.output.arm_verdicts,
-              arm_verdicts(summary, evaluate_failing_arms=smk.params.evaluate_failing_arms))
+              arm_verdicts(summary, evaluate_failing_arms=smk.params.evaluate_failing_arms, arms=arms))
 
 
 run_job(snakemake, main)  # noqa: F821

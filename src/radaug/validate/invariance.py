@@ -64,6 +64,13 @@ def icc(values: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
         defined ICC (NaN); one without any error variance has ICC 1 with
         interval [1, 1].
 
+    Raises
+    ------
+    ValueError
+        Input that is not 2-D or 3-D, holds NaN or infinite values (which would
+        make every output NaN), has fewer than 2 targets or measurements, or
+        ``alpha`` outside (0, 1).
+
     Examples
     --------
     Shrout & Fleiss' (1979) six targets rated by four judges:
@@ -74,6 +81,15 @@ def icc(values: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
     (0.17, 0.71)
     """
     y = np.asarray(values, dtype=float)
+    if y.ndim not in (2, 3):
+        raise ValueError(f"icc needs a (targets, measurements) table or (targets, measurements, features) array, "
+                         f"got {y.ndim}-D input of shape {y.shape}")
+    if not np.isfinite(y).all():
+        cells = np.argwhere(~np.isfinite(y))[:5].tolist()
+        raise ValueError(f"icc: values at (target, measurement[, feature]) {cells} are NaN or infinite; drop those "
+                         "targets first (feature_iccs does, per feature)")
+    if not 0 < alpha < 1:
+        raise ValueError(f"icc: alpha must be in (0, 1), got {alpha}")
     n, k = y.shape[:2]
     ms = mean_squares(y)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -111,7 +127,27 @@ def feature_iccs(perturbed: pd.DataFrame, features: list[str], *, case_column: s
         ``feature, n_cases, n_perturbations`` and :data:`ICC_COLUMNS`. Per
         feature, cases with a missing (non-finite) value in any perturbation are
         left out.
+
+    Raises
+    ------
+    ValueError
+        The table lacks the case, perturbation or feature columns, has no rows,
+        or holds a (case, perturbation) pair more than once.
     """
+    needed = [case_column, perturbation_column, *features]
+    missing = [c for c in dict.fromkeys(needed) if c not in perturbed.columns]
+    if missing:
+        raise ValueError(f"feature_iccs: the perturbed table lacks columns {missing[:5]}; it needs one row per "
+                         f"({case_column}, {perturbation_column}) with the feature columns")
+    if perturbed.empty:
+        raise ValueError("feature_iccs: the perturbed table has no rows; ICCs need at least 2 cases with 2 "
+                         "perturbations each (check perturbation.n and the fold's training cases)")
+    duplicated = perturbed.duplicated([case_column, perturbation_column], keep=False)
+    if duplicated.any():
+        pairs = perturbed.loc[duplicated, [case_column, perturbation_column]].drop_duplicates().head(5)
+        raise ValueError(f"feature_iccs: ({case_column}, {perturbation_column}) pairs "
+                         f"{list(pairs.itertuples(index=False, name=None))} occur more than once; each case's "
+                         "perturbation must be measured once (drop duplicated rows)")
     wide = perturbed.pivot(index=case_column, columns=perturbation_column, values=list(features))
     k = perturbed[perturbation_column].nunique()
     rows = []

@@ -98,6 +98,24 @@ def kth_neighbour_distances(
     return np.concatenate(list(blocks))
 
 
+def _aligned_frames(real, fake):
+    """DataFrames of the same columns in any order: ``fake`` reordered to ``real``'s; different columns refused."""
+    import pandas as pd
+
+    frames = [isinstance(m, pd.DataFrame) for m in (real, fake)]
+    if not any(frames):
+        return real, fake
+    if not all(frames):
+        raise ValueError("prdc: pass real and fake both as DataFrames (aligned by column name) or both as arrays "
+                         "of the same column order, not one of each")
+    if set(real.columns) != set(fake.columns) or real.columns.has_duplicates or fake.columns.has_duplicates:
+        missing = sorted(map(str, set(real.columns) - set(fake.columns)))[:5]
+        extra = sorted(map(str, set(fake.columns) - set(real.columns)))[:5]
+        raise ValueError(f"prdc: real and fake must have the same, unique feature columns (fake lacks {missing}, "
+                         f"has extra {extra}); select the same features from both")
+    return real, fake[list(real.columns)]
+
+
 def prdc(
     real: np.ndarray,
     fake: np.ndarray,
@@ -111,7 +129,9 @@ def prdc(
     real, fake
         ``(N, F)`` and ``(M, F)`` matrices of the same features, already on a
         common scale (see :func:`radaug.validate.summary.validate_arm`, which
-        z-scores by the real training rows). No column handling is done here.
+        z-scores by the real training rows), without NaN. Two DataFrames are
+        aligned by column name (``fake``'s columns reordered to ``real``'s);
+        different column sets are refused.
     nearest_k
         k of the k-NN balls (Naeem et al. recommend 5).
     working_memory_mb
@@ -132,11 +152,17 @@ def prdc(
     """
     if int(nearest_k) != nearest_k or nearest_k < 1:
         raise ValueError(f"nearest_k must be a positive integer, got {nearest_k!r}")
+    real, fake = _aligned_frames(real, fake)
     real, fake = np.asarray(real, dtype=float), np.asarray(fake, dtype=float)
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(
             f"real {real.shape} and fake {fake.shape} must be 2-D with the same number of columns."
         )
+    for name, matrix in (("real", real), ("fake", fake)):
+        if not np.isfinite(matrix).all():
+            rows = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+            raise ValueError(f"prdc: {name} rows {rows[:5].tolist()} hold NaN or infinite values; impute or drop "
+                             "them first")
     if len(real) <= nearest_k or len(fake) <= nearest_k:
         return PRDC(math.nan, math.nan, math.nan, math.nan)
     real_radii = kth_neighbour_distances(real, nearest_k, working_memory_mb)

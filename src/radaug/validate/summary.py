@@ -384,7 +384,11 @@ ARM_VERDICT_COLUMNS = ["arm", "control", "verdict", "n_fail", "n_warn", "failing
 """Columns of :func:`arm_verdicts`' table (``validation/arm_verdicts.csv``)."""
 
 
-def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True) -> pd.DataFrame:
+NOTHING_ADDED = "nothing added"
+"""Verdict of an arm that adds no rows in any fold: nothing to validate, evaluated like ``real``."""
+
+
+def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, arms=None) -> pd.DataFrame:
     """One verdict per arm over all folds, classes and metrics, for evaluation and report.
 
     Parameters
@@ -406,6 +410,12 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True) -
         ``control_ok``: for a positive control, whether no gate fails; for a
         negative control, whether every gate it must fail does fail in every
         fold and class where it has a verdict; empty for real arms.
+
+        Every arm of ``arms`` without a row in ``summary`` (it added no rows in
+        any fold: balanced training folds, ``sampling.cap_per_case: 0``) gets the
+        verdict :data:`NOTHING_ADDED`, is evaluated and not flagged.
+    arms
+        The arms that were validated (optional); see above.
     """
     from radaug.validate.controls import CONTROL_ARMS, EXPECTED_FAILURES
 
@@ -433,4 +443,9 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True) -
             "flagged": evaluate and overall == "fail",
             "control_ok": control_ok,
         })
+    seen = {row["arm"] for row in rows}
+    for arm in arms or ():
+        if arm not in seen:
+            rows.append({"arm": arm, "control": False, "verdict": NOTHING_ADDED, "n_fail": 0, "n_warn": 0,
+                         "failing_metrics": "", "evaluate": True, "flagged": False, "control_ok": ""})
     return pd.DataFrame(rows, columns=ARM_VERDICT_COLUMNS)
