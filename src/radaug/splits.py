@@ -315,8 +315,9 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
                     extra_bits: int = 6) -> pd.DataFrame:
     """The near-duplicate audit table (``splits/duplicates.csv``).
 
-    Every pair within ``near_duplicate_bits + extra_bits`` bits: the grouped pairs
-    and the closest pairs that were *not* grouped, with their fold groups and
+    Every pair within ``near_duplicate_bits + extra_bits`` bits: ``grouped`` when
+    the two share a fold group (directly or through other links), so the rows with
+    ``grouped`` false are the closest pairs that were *not* grouped; with their fold groups and
     whether the two ever sit on opposite sides of a fold (``straddles``; always
     false for a grouped pair, which :func:`check_folds` guarantees).
     Sorted by distance, then case ids.
@@ -333,7 +334,7 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
     straddles = (role.loc[ca].to_numpy() != role.loc[cb].to_numpy()).any(axis=1) if len(a) else np.zeros(0, bool)
     table = pd.DataFrame({
         "case_a": ca, "case_b": cb, "label_a": labels[a], "label_b": labels[b],
-        "distance": pairs["distance"].to_numpy(), "grouped": pairs["distance"].to_numpy() <= near_duplicate_bits,
+        "distance": pairs["distance"].to_numpy(), "grouped": group_of.loc[ca].to_numpy() == group_of.loc[cb].to_numpy(),
         "group_a": group_of.loc[ca].to_numpy(), "group_b": group_of.loc[cb].to_numpy(), "straddles": straddles,
     }, columns=list(AUDIT_COLUMNS))
     return table.sort_values(["distance", "case_a", "case_b"], ignore_index=True)
