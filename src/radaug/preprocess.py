@@ -61,6 +61,7 @@ import pandas as pd
 import SimpleITK as sitk
 from PIL import Image
 
+from . import duplicates
 from .errors import ConfigError, ManifestError
 from .images import read_image
 from .io import load_arrays, sha256_array
@@ -476,6 +477,7 @@ def preprocess_case(row, *, mask_label: int | None, **options) -> tuple[Patch, d
         "image_sha256": row.image_sha256, "mask_sha256": row.mask_sha256,
         "content_sha256": sha256_array(np.stack([patch.image, patch.mask.astype(np.float32)])),
         "phash": perceptual_hash(patch.image),
+        "dup_hash": duplicates.signature(duplicates.canonical_array(image)),  # of the original image
         "roi_source": roi_source, "roi_voxels": int(patch.mask.sum()),
         "roi_truncated": patch.roi_truncated,
         "normalisation": resolve_normalisation(options.get("normalisation", "auto"), row.modality),

@@ -1,7 +1,8 @@
 """Patient-grouped, stratified K-fold splits that keep near-duplicates together.
 
-Cases are linked when they share a patient, a manifest ``group``, or a
-near-identical perceptual hash (Hamming distance ≤ ``near_duplicate_bits``);
+Cases are linked when they share a patient, a manifest ``group``, identical
+content, or a near-identical image (hashes of the original images within
+``near_duplicate_bits`` bits at the best flip/rotation, :mod:`radaug.duplicates`);
 the connected components of these links are the units that
 :class:`sklearn.model_selection.StratifiedGroupKFold` assigns to folds, so no
 patient and no near-duplicate pair ever straddles train and test.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from . import duplicates
 from .errors import ConfigError, LeakageError
 
 FOLD_COLUMNS = ("case_id", "patient_id", "group", "label", "repeat", "fold", "role")
@@ -76,36 +78,51 @@ def grouped_halves(groups: Sequence, seed: int | Sequence[int]) -> tuple[np.ndar
     return np.flatnonzero(in_first), np.flatnonzero(~in_first)
 
 
-def near_duplicate_pairs(hashes: list[str], max_bits: int, chunk: int = 2048) -> np.ndarray:
+def near_duplicate_pairs(hashes: list[str], max_bits: int, chunk: int = 4096) -> np.ndarray:
     """Index pairs (i < j) whose 64-bit hex hashes differ in at most ``max_bits`` bits.
 
-    Memory is bounded by ``chunk × N`` comparisons at a time.
+    Plain Hamming distance (no flips); multi-index search, memory linear in N
+    (:func:`radaug.duplicates.near_duplicate_pairs`).
     """
     values = np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-    pairs = []
-    for start in range(0, len(values), chunk):
-        block = values[start:start + chunk, None] ^ values[None, :]
-        i, j = np.nonzero(np.bitwise_count(block) <= max_bits)
-        i = i + start
-        keep = i < j
-        pairs.append(np.stack([i[keep], j[keep]], axis=1))
-    return np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=int)
+    return duplicates.near_duplicate_pairs(values, max_bits, dihedral=False, chunk=chunk)[0]
 
 
-def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int) -> np.ndarray:
-    """Component label per case linking patients, manifest groups and near-duplicates.
+def duplicate_pairs(cases: pd.DataFrame, max_bits: int) -> pd.DataFrame:
+    """Near-duplicate pairs of a case table: ``a, b`` (row positions, a < b) and ``distance`` in bits.
 
-    Parameters
-    ----------
-    cases
-        Columns ``case_id, patient_id, group, phash`` (``group`` may be empty).
+    Uses the original-image hash ``dup_hash`` (compared at the best flip/rotation)
+    when the table has it, else the patch hash ``phash`` of older case indexes.
     """
+    if "dup_hash" in cases:
+        values = duplicates.parse_hashes(cases["dup_hash"].tolist(), "dup_hash", cases["case_id"].tolist())
+        pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=True)
+    else:
+        values = np.empty(len(cases), dtype=np.uint64)
+        for i, (case, text) in enumerate(zip(cases["case_id"], cases["phash"])):
+            try:
+                values[i] = np.uint64(int(str(text), 16))
+            except ValueError:
+                raise ValueError(f"case {case!r}: column 'phash' = {text!r} is not a 64-bit hex hash") from None
+        pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=False)
+    return pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "distance": dist})
+
+
+def _components(n: int, edges: list[np.ndarray]) -> np.ndarray:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    n = len(cases)
-    edges = [near_duplicate_pairs(cases["phash"].tolist(), near_duplicate_bits)]
-    for column in ("patient_id", "group", "content_sha256"):
+    e = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=int)
+    e = e.reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels
+
+
+def _key_edges(cases: pd.DataFrame, columns) -> list[np.ndarray]:
+    """Edges linking each row to the first row sharing a non-empty value of a column."""
+    edges = []
+    for column in columns:
         if column not in cases:
             continue
         keys = cases[column].fillna("").astype(str)
@@ -118,14 +135,74 @@ def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int) -> np.ndarray:
         linked = [(first[code], i) for i, (code, ok) in enumerate(zip(codes, valid)) if ok and first[code] != i]
         if linked:
             edges.append(np.array(linked))
-    e = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=int)
-    graph = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    return labels
+    return edges
+
+
+def duplicate_groups(cases: pd.DataFrame, near_duplicate_bits: int,
+                     pairs: pd.DataFrame | None = None) -> np.ndarray:
+    """Component label per case over image links only: near-duplicate pairs and identical content."""
+    if pairs is None:
+        pairs = duplicate_pairs(cases, near_duplicate_bits)
+    edges = [pairs[["a", "b"]].to_numpy(dtype=int)] + _key_edges(cases, ("content_sha256",))
+    return _components(len(cases), edges)
+
+
+def check_label_mixing(cases: pd.DataFrame, dup_components: np.ndarray, allow: bool = False) -> pd.DataFrame:
+    """Near-duplicate groups whose images carry different labels; raise unless ``allow``.
+
+    The same image cannot be both classes: either the labels or the grouping are
+    wrong, and the user has to look. Patient groups may mix labels (one patient,
+    two lesions) and are not checked here.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``case_id, label, component`` of the cases in mixed groups (empty if none).
+
+    Raises
+    ------
+    LeakageError
+        Naming the cases of each mixed group, unless ``allow``.
+    """
+    labels = cases["label"].astype(str).to_numpy()
+    comp = pd.Series(dup_components)
+    n_labels = pd.Series(labels).groupby(comp.to_numpy()).nunique()
+    bad = sorted(n_labels.index[n_labels > 1])
+    rows = cases.loc[comp.isin(bad).to_numpy(), ["case_id", "label"]].assign(
+        component=comp[comp.isin(bad)].to_numpy())
+    if bad and not allow:
+        detail = "; ".join(
+            ", ".join(f"{c} ({lab})" for c, lab in zip(part["case_id"], part["label"]))
+            for _, part in rows.groupby("component", sort=True)
+        )
+        raise LeakageError(
+            f"{len(bad)} near-duplicate group(s) mix labels (the same image with two labels): {detail}. "
+            "Check these cases' labels, or set config key 'split.allow_mixed_label_duplicates: true' "
+            "to keep such groups (they still go to one side of every fold)."
+        )
+    return rows.reset_index(drop=True)
+
+
+def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int,
+                   pairs: pd.DataFrame | None = None) -> np.ndarray:
+    """Component label per case linking patients, manifest groups, identical content and near-duplicates.
+
+    Parameters
+    ----------
+    cases
+        Columns ``case_id, patient_id, group`` and ``dup_hash`` (or ``phash``); ``group`` may be empty.
+    pairs
+        Near-duplicate pairs from :func:`duplicate_pairs`, if already computed.
+    """
+    if pairs is None:
+        pairs = duplicate_pairs(cases, near_duplicate_bits)
+    edges = [pairs[["a", "b"]].to_numpy(dtype=int)]
+    edges += _key_edges(cases, ("patient_id", "group", "content_sha256"))
+    return _components(len(cases), edges)
 
 
 def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplicate_bits: int = 8,
-               seed: int = 0) -> pd.DataFrame:
+               seed: int = 0, allow_mixed_label_duplicates: bool = False) -> pd.DataFrame:
     """Assign cases to stratified, grouped folds.
 
     Parameters
@@ -136,6 +213,9 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
         K and R of repeated K-fold.
     near_duplicate_bits
         Hashes within this Hamming distance are grouped.
+    allow_mixed_label_duplicates
+        Keep near-duplicate groups whose images have different labels instead of
+        raising :class:`LeakageError` (:func:`check_label_mixing`).
     seed
         Repeat ``r`` shuffles with ``seed + r``.
 
@@ -147,7 +227,9 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
     from sklearn.model_selection import StratifiedGroupKFold
 
     cases = cases.sort_values("case_id", ignore_index=True)
-    components = leakage_groups(cases, near_duplicate_bits)
+    pairs = duplicate_pairs(cases, near_duplicate_bits)
+    check_label_mixing(cases, duplicate_groups(cases, near_duplicate_bits, pairs), allow_mixed_label_duplicates)
+    components = leakage_groups(cases, near_duplicate_bits, pairs)
     group_names = np.array([f"g{c:05d}" for c in components])
     y = cases["label"].to_numpy()
     per_class = pd.Series(components).groupby(y).nunique()
@@ -223,3 +305,36 @@ def check_training_input(folds: pd.DataFrame, cases: pd.DataFrame, repeat: int, 
         content = cases.set_index("case_id")["content_sha256"]
         if set(content[used]) & set(content[test_rows.index]):
             raise LeakageError(f"fold {fold_key(repeat, fold)}: training input has the same image content as a test case")
+
+
+AUDIT_COLUMNS = ("case_a", "case_b", "label_a", "label_b", "distance", "grouped", "group_a", "group_b",
+                 "straddles")
+
+
+def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bits: int,
+                    extra_bits: int = 6) -> pd.DataFrame:
+    """The near-duplicate audit table (``splits/duplicates.csv``).
+
+    Every pair within ``near_duplicate_bits + extra_bits`` bits: ``grouped`` when
+    the two share a fold group (directly or through other links), so the rows with
+    ``grouped`` false are the closest pairs that were *not* grouped; with their fold groups and
+    whether the two ever sit on opposite sides of a fold (``straddles``; always
+    false for a grouped pair, which :func:`check_folds` guarantees).
+    Sorted by distance, then case ids.
+    """
+    cases = cases.sort_values("case_id", ignore_index=True)
+    radius = min(int(near_duplicate_bits) + int(extra_bits), duplicates.N_BITS)
+    pairs = duplicate_pairs(cases, radius)
+    ids = cases["case_id"].to_numpy()
+    labels = cases["label"].astype(str).to_numpy()
+    group_of = folds.drop_duplicates("case_id").set_index("case_id")["group"]
+    role = folds.pivot_table(index="case_id", columns=["repeat", "fold"], values="role", aggfunc="first")
+    a, b = pairs["a"].to_numpy(), pairs["b"].to_numpy()
+    ca, cb = ids[a], ids[b]
+    straddles = (role.loc[ca].to_numpy() != role.loc[cb].to_numpy()).any(axis=1) if len(a) else np.zeros(0, bool)
+    table = pd.DataFrame({
+        "case_a": ca, "case_b": cb, "label_a": labels[a], "label_b": labels[b],
+        "distance": pairs["distance"].to_numpy(), "grouped": group_of.loc[ca].to_numpy() == group_of.loc[cb].to_numpy(),
+        "group_a": group_of.loc[ca].to_numpy(), "group_b": group_of.loc[cb].to_numpy(), "straddles": straddles,
+    }, columns=list(AUDIT_COLUMNS))
+    return table.sort_values(["distance", "case_a", "case_b"], ignore_index=True)

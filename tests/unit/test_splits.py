@@ -52,7 +52,7 @@ def test_too_few_groups_after_grouping():
     cases = _cases(12)
     cases["phash"] = "0000000000000000"  # everything is one near-duplicate group
     with pytest.raises(ConfigError, match="split.folds"):
-        make_folds(cases, folds=3)
+        make_folds(cases, folds=3, allow_mixed_label_duplicates=True)
 
 
 def test_training_input_check_catches_leaks():

@@ -10,6 +10,7 @@ rule split:
             caption="../report/folds.rst",
             category="Split",
         ),
+        duplicates=f"{STUDY}/splits/duplicates.csv",
         prov=f"{PROV}/split.json",
     log:
         f"{LOGS}/split.log",

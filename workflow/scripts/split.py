@@ -2,15 +2,17 @@
 
 from radaug.io import read_table, write_csv
 from radaug.provenance import run_job
-from radaug.splits import make_folds
+from radaug.splits import duplicate_audit, make_folds
 
 
 def main(smk):
     index = read_table(smk.input.index)
     opts = smk.params.options
     folds = make_folds(index, folds=opts["folds"], repeats=opts["repeats"],
-                       near_duplicate_bits=opts["near_duplicate_bits"], seed=smk.params.seed)
+                       near_duplicate_bits=opts["near_duplicate_bits"], seed=smk.params.seed,
+                       allow_mixed_label_duplicates=opts.get("allow_mixed_label_duplicates", False))
     write_csv(smk.output.folds, folds)
+    write_csv(smk.output.duplicates, duplicate_audit(index, folds, opts["near_duplicate_bits"]))
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -1,0 +1,161 @@
+"""Near-duplicate detection: ground truth (transformed copies are found, other images are not),
+the multi-index search against brute force, label-mixing groups, the audit table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from radaug import duplicates as D
+from radaug.data.phantom import phantom_case
+from radaug.errors import LeakageError
+from radaug.splits import check_folds, duplicate_audit, duplicate_pairs, make_folds
+
+MAX_BITS = 8
+
+
+def _scene(seed: int, size: int = 160) -> np.ndarray:
+    """A non-symmetric "slice": a phantom body, its lesion and a few seeded structures, 0-255."""
+    rng = np.random.default_rng(seed)
+    image, _ = phantom_case(rng, "malignant", "coarse", size=size, separation=1.0)
+    image = gaussian_filter(image, 2.0)  # tissue texture at the scale of a photograph, not pixel noise
+    yy, xx = np.mgrid[:size, :size] / size
+    for cy, cx, amp in zip(rng.uniform(0.3, 0.7, 4), rng.uniform(0.3, 0.7, 4), rng.uniform(-80, 300, 4)):
+        image = image + amp * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 0.01)  # anatomy-like structures
+    image = np.where(image > -900, image, -1000.0)
+    lo, hi = image.min(), image.max()
+    return (255.0 * (image - lo) / (hi - lo)).astype(np.float32)
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> int:
+    ha, hb = np.array([D.image_hash(a)], dtype=np.uint64), np.uint64(D.image_hash(b))
+    return int(np.bitwise_count(D.dihedral_variants(ha)[:, 0] ^ hb).min())
+
+
+# crop (2-10 % a side) and combined are below the goal (see BENCHMARKS.md); noise is tested
+# at 1 % below: on this synthetic fixture 4 % noise reaches 10-11 bits (Br35H: at most 6)
+@pytest.mark.parametrize("name", [t for t in D.TRANSFORMS if t not in ("crop", "combined", "noise")])
+def test_a_transformed_copy_is_a_near_duplicate(name):
+    rng = np.random.default_rng(7)
+    for seed in (1, 2):
+        image = _scene(seed)
+        assert _distance(image, D.transform(image, name, rng)) <= MAX_BITS, (name, seed)
+
+
+def test_mild_noise_is_a_near_duplicate():
+    image = _scene(1)
+    noisy = np.clip(image + np.random.default_rng(0).normal(0, 2.55, image.shape), 0, 255)
+    assert _distance(image, noisy) <= MAX_BITS
+
+
+def test_a_light_crop_is_a_near_duplicate():
+    image = _scene(3)
+    h, w = image.shape
+    assert _distance(image, image[4:h - 2, 3:w - 5]) <= MAX_BITS
+
+
+def test_flips_and_rotations_are_exact_bit_operations():
+    image = _scene(4)
+    h = np.array([D.image_hash(image)], dtype=np.uint64)
+    variants = D.dihedral_variants(h)[:, 0]
+    assert int(variants[0]) == int(h[0])
+    assert D.image_hash(image.T) == int(variants[4])  # transpose
+    assert len(set(variants.tolist())) == 8  # a non-symmetric image: 8 different hashes
+
+
+def test_different_images_of_the_same_anatomy_are_not_near_duplicates():
+    hashes = np.array([D.image_hash(_scene(seed)) for seed in range(10, 30)], dtype=np.uint64)
+    pairs, dist = D.near_duplicate_pairs(hashes, MAX_BITS)
+    assert len(pairs) == 0, dist
+
+
+def test_3d_volume_reoriented_and_restacked_is_a_near_duplicate():
+    volume, _ = phantom_case(np.random.default_rng(5), "malignant", "coarse", dim=3, size=32, separation=1.0)
+    other, _ = phantom_case(np.random.default_rng(6), "benign", "coarse", dim=3, size=32, separation=1.0)
+    assert _distance(volume, volume[:, ::-1, :]) <= MAX_BITS  # mirrored in-plane
+    assert _distance(volume, volume[2:-1]) <= MAX_BITS  # a few slices fewer
+    assert _distance(volume, volume[::-1]) == 0  # slice order does not matter
+    assert _distance(volume, other) > 0
+
+
+def test_canonical_orientation_of_a_flipped_direction():
+    sitk = pytest.importorskip("SimpleITK")
+    volume, _ = phantom_case(np.random.default_rng(5), "malignant", "coarse", dim=3, size=24, separation=1.0)
+    a = sitk.GetImageFromArray(volume)
+    b = sitk.GetImageFromArray(np.ascontiguousarray(volume[:, :, ::-1]))
+    b.SetDirection((-1, 0, 0, 0, 1, 0, 0, 0, 1))  # same anatomy, stored right-to-left
+    b.SetOrigin(a.TransformIndexToPhysicalPoint((23, 0, 0)))
+    np.testing.assert_array_equal(D.canonical_array(a), D.canonical_array(b))
+
+
+def test_multi_index_search_equals_brute_force():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2**63, size=300, dtype=np.int64).astype(np.uint64) & ~np.uint64(1)
+    # plant near-duplicates: flips of others, a few bits changed, and exact copies
+    near = D.dihedral_variants(base[:100])[rng.integers(0, 8, 100), np.arange(100)]
+    flips = np.zeros(100, dtype=np.uint64)
+    for k in range(100):
+        for bit in rng.choice(np.arange(1, 64), rng.integers(0, 12), replace=False):
+            flips[k] |= np.uint64(1) << np.uint64(bit)
+    hashes = np.concatenate([base, near ^ flips, base[:20]])
+    for max_bits in (0, 3, 8, 11):
+        for dihedral in (True, False):
+            got = D.near_duplicate_pairs(hashes, max_bits, dihedral=dihedral, chunk=64)
+            want = D.brute_force_pairs(hashes, max_bits, dihedral=dihedral)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_hashes_are_deterministic_and_formatted():
+    image = _scene(8)
+    assert D.signature(image) == D.signature(image.copy())
+    assert D.signature(image).startswith("dq1:") and len(D.signature(image)) == 20
+
+
+def test_bad_input_names_the_case():
+    with pytest.raises(ValueError, match="case 'c7'.*dup_hash"):
+        D.parse_hashes(["dq1:00000000000000ff", "zz"], case_ids=["c1", "c7"])
+    with pytest.raises(ValueError, match="NaN"):
+        D.image_hash(np.full((8, 8), np.nan))
+    with pytest.raises(ValueError, match="2D or 3D"):
+        D.image_hash(np.zeros(8))
+
+
+def _cases(hashes, labels):
+    n = len(hashes)
+    return pd.DataFrame({
+        "case_id": [f"c{i:02d}" for i in range(n)], "patient_id": [f"p{i:02d}" for i in range(n)],
+        "label": labels, "group": "", "dup_hash": [D.format_hash(h) for h in hashes],
+        "content_sha256": [f"s{i}" for i in range(n)],
+    })
+
+
+def _distinct(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 2**63, size=n, dtype=np.int64).astype(np.uint64) & ~np.uint64(1)
+
+
+def test_a_group_mixing_labels_stops_the_split_naming_the_cases():
+    hashes = _distinct(30)
+    hashes[7] = D.dihedral_variants(hashes[3:4])[1, 0]  # c07 is a mirrored c03
+    labels = ["a" if i % 3 else "b" for i in range(30)]
+    labels[3], labels[7] = "a", "b"
+    cases = _cases(hashes, labels)
+    with pytest.raises(LeakageError, match=r"c03 \(a\), c07 \(b\).*allow_mixed_label_duplicates"):
+        make_folds(cases, folds=3)
+    folds = make_folds(cases, folds=3, allow_mixed_label_duplicates=True)
+    roles = folds.pivot_table(index="case_id", columns=["repeat", "fold"], values="role", aggfunc="first")
+    assert (roles.loc["c03"] == roles.loc["c07"]).all()
+
+
+def test_mirrored_copy_never_straddles_and_audit_reports_it():
+    hashes = _distinct(40, seed=1)
+    hashes[11] = D.dihedral_variants(hashes[2:3])[5, 0] ^ np.uint64(0b110)  # rotated c02, 2 bits off
+    cases = _cases(hashes, ["a" if i % 4 else "b" for i in range(40)])
+    cases.loc[11, "label"] = cases.loc[2, "label"]
+    folds = make_folds(cases, folds=4, seed=2)
+    check_folds(folds, cases)
+    audit = duplicate_audit(cases, folds, MAX_BITS)
+    row = audit[(audit["case_a"] == "c02") & (audit["case_b"] == "c11")].iloc[0]
+    assert row["distance"] == 2 and row["grouped"] and not row["straddles"]
+    assert not audit.loc[audit["grouped"], "straddles"].any()
+    assert list(duplicate_pairs(cases, MAX_BITS)[["a", "b"]].itertuples(index=False, name=None)) == [(2, 11)]
