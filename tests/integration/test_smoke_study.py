@@ -14,7 +14,6 @@ import yaml
 from radaug.io import read_json
 from radaug.provenance import verify_study
 from radaug.validate import CONTROL_ARMS
-from radaug.validate.controls import EXPECTED_FAILURES
 from radaug.validate.details import concat_details, read_details
 
 from ..conftest import REPO
@@ -69,10 +68,17 @@ def test_voxel_shuffled_control_is_extracted_once_and_fails_its_gates(smoke):
     assert len(control[["fold", "class"]].drop_duplicates()) == folds["fold"].nunique() * real["label"].nunique()
     # the fold's training cases of the class, as many as the reference
     assert (control["n_candidate"] == control["n_reference"]).all()
+    # Coverage fails in every judged cell. Density falls below its baseline in every judged cell but, at the
+    # smoke study's 16 cases per class, only to 'warn' since patches are exact lattice crops of the phantom
+    # (sharper textures, wider k-NN balls than the interpolated patches before); at the default study's sizes
+    # it fails (README, Validation). So control_ok is not asserted here.
+    judged = control[control["verdict"] != "insufficient"].set_index(["fold", "class", "metric"])["verdict"]
+    coverage = judged.xs("coverage", level="metric")
+    assert len(coverage) and (coverage == "fail").all(), coverage
+    density = control[(control["metric"] == "density") & (control["verdict"] != "insufficient")]
+    assert len(density) and (density["verdict"] != "pass").all() and (density["value"] < density["baseline"]).all()
     verdicts = pd.read_csv(study / "validation/arm_verdicts.csv").set_index("arm")
-    assert str(verdicts.loc["control_negative_shuffle", "control_ok"]).lower() == "true"
-    for gate in EXPECTED_FAILURES["control_negative_shuffle"]:
-        assert gate in verdicts.loc["control_negative_shuffle", "failing_metrics"].split(";"), gate
+    assert "coverage" in verdicts.loc["control_negative_shuffle", "failing_metrics"].split(";")
 
 
 def test_validation_details_are_written_hashed_and_drawn(smoke):
