@@ -206,8 +206,9 @@ def _check_preprocess(config: dict) -> None:
             f"config keys 'preprocess.spacing' {pre['spacing']} and 'preprocess.patch_size' {pre['patch_size']} "
             "give different numbers of axes: give both per axis (x, y[, z]) for the same dimension."
         )
-    dim = config["data"]["phantom"]["dim"] if config["data"]["source"] == "phantom" else 3
-    voxels = sizes[0] ** dim if len(sizes) == 1 else math.prod(sizes)
+    # one size: the dimension is known for the phantom and Br35H (2D); a manifest's cases are checked when patched
+    dim = {"phantom": config["data"]["phantom"]["dim"], "br35h": 2}.get(config["data"]["source"])
+    voxels = math.prod(sizes) if len(sizes) > 1 else sizes[0] ** dim if dim else 0
     from .preprocess import MAX_PATCH_VOXELS
 
     if voxels > MAX_PATCH_VOXELS:

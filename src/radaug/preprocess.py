@@ -382,6 +382,10 @@ def extract_patch(
     """
     dim = image.GetDimension()
     size = np.array(patch_shape(patch_size, dim))
+    if np.prod(size) > MAX_PATCH_VOXELS:
+        raise ValueError(f"preprocess.patch_size {size.tolist()} makes {int(np.prod(size)):,} voxels per patch, more "
+                         f"than the limit of {MAX_PATCH_VOXELS:,}: use a smaller patch (or a coarser "
+                         "preprocess.spacing so the ROI fits a smaller one)")
     method = resolve_normalisation(normalisation, modality)
     image, scale, shift = normalise_image(image, method, percentiles)
     if modality == "CT":
