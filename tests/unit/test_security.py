@@ -209,6 +209,7 @@ _ALLOWED_DIRECT_WRITES = {
     ("src/radaug/data/phantom.py", "sitk.WriteImage"),  # onto atomic_path's temporary
     ("src/radaug/data/br35h.py", "os.replace"),  # temporary file then rename (wheel, extracted images)
     ("src/radaug/data/pyradiomics_cases.py", "os.replace"),  # the same for the public test cases
+    ("src/radaug/data/registry.py", "os.replace"),  # a verified download renamed out of its temporary folder
 }
 
 

