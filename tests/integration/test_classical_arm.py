@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_augmented_samples_derive_from_fold_training_cases_only(smoke):
-    study = smoke[0]
+    study = smoke
     folds = pd.read_csv(study / "splits/folds.csv")
     for path in sorted((study / "features/classical").glob("r*f*.csv")):
         if path.name.endswith("failures.csv"):
@@ -31,7 +31,7 @@ def test_augmented_samples_derive_from_fold_training_cases_only(smoke):
 
 
 def test_an_augmented_sample_is_recreated_exactly_from_its_record(smoke):
-    study = smoke[0]
+    study = smoke
     table = pd.read_csv(study / "augmented/classical/r0f0.csv")
     arrays = load_arrays(study / "augmented/classical/r0f0.npz")
     spacing = parse_spacing(pd.read_csv(study / "cases/index.csv")["spacing"].iloc[0])
@@ -44,7 +44,7 @@ def test_an_augmented_sample_is_recreated_exactly_from_its_record(smoke):
 
 
 def test_invariance_tables_follow_the_contract(smoke):
-    study = smoke[0]
+    study = smoke
     tables = sorted((study / "invariance").glob("r*f*.csv"))
     assert len(tables) == 3
     for path in tables:

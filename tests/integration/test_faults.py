@@ -72,7 +72,10 @@ def _recorded_outputs_intact(study: Path) -> None:
 def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(smoke, tmp_path):
     """Kill the whole Snakemake process group while a generator trains (after its first
     checkpoint); the rerun resumes from that checkpoint and the study is byte-identical
-    to an uninterrupted run, artifact by artifact."""
+    to an uninterrupted run, artifact by artifact.
+
+    This is also the suite's same-config-same-hashes check: the run here is a second,
+    independent run of config/smoke.yaml in another folder, compared with ``smoke``."""
     workdir = tmp_path / "killed"
     workdir.mkdir()
     cmd = SNAKEMAKE + ["--directory", str(workdir), "--configfile", str(SMOKE)]
@@ -105,7 +108,7 @@ def test_sigkill_mid_training_then_rerun_equals_an_uninterrupted_run(smoke, tmp_
         assert f"from step {step}" in log, (job, step, log[-2000:])
     assert not list(models.glob("*/*/checkpoint.partial.pt"))
     assert verify_study(study) == []
-    killed, clean = read_json(study / "manifest.json"), read_json(smoke[0] / "manifest.json")
+    killed, clean = read_json(study / "manifest.json"), read_json(smoke / "manifest.json")
     assert _data_hashes(killed) == _data_hashes(clean)
     assert killed["study_version"] == clean["study_version"]
 
@@ -161,7 +164,7 @@ def test_failing_synthetic_case_is_recorded_tolerated_and_reported(smoke, tmp_pa
     study.max_failed_samples = 0 the features job stops, naming the sample, the reason and
     the key, and earlier outputs stay; with the smoke study's 5 the case is recorded as failed
     with its reason, the study continues and the report says so."""
-    study = _copy_workdir(smoke[0], tmp_path / "w")
+    study = _copy_workdir(smoke, tmp_path / "w")
     samples = study / "synthetic/cvae/r0f0.npz"
     arrays = load_arrays(samples)
     arrays["mask"][0] = 0
@@ -192,7 +195,7 @@ def test_failing_synthetic_case_is_recorded_tolerated_and_reported(smoke, tmp_pa
 
 def test_verify_detects_a_flipped_byte_in_every_kind_of_artifact(smoke, tmp_path):
     study = tmp_path / "smoke"
-    shutil.copytree(smoke[1], study)
+    shutil.copytree(smoke, study)
     files = sorted(p for p in study.rglob("*") if p.is_file() and p.name != "manifest.json"
                    and "logs" not in p.relative_to(study).parts)
     rng = np.random.default_rng(20261123)
@@ -215,7 +218,7 @@ def test_verify_detects_a_flipped_byte_in_every_kind_of_artifact(smoke, tmp_path
 
 def test_verify_detects_deletion_addition_and_an_edited_manifest(smoke, tmp_path):
     study = tmp_path / "smoke"
-    shutil.copytree(smoke[1], study)
+    shutil.copytree(smoke, study)
     (study / "splits/folds.csv").rename(tmp_path / "folds.csv")
     (study / "features/extra.csv").write_text("a\n1\n")
     problems = verify_study(study)
@@ -233,7 +236,7 @@ def test_verify_detects_deletion_addition_and_an_edited_manifest(smoke, tmp_path
 # --- bad config over a finished study -------------------------------------------------------
 
 def test_invalid_config_stops_before_any_job_and_keeps_the_study(smoke, tmp_path):
-    study = _copy_workdir(smoke[0], tmp_path / "w")
+    study = _copy_workdir(smoke, tmp_path / "w")
     before = _hashes(study)
     out = run_snakemake(tmp_path / "w", _config(tmp_path, split__folds=9), check=False)
     assert "invalid configuration" in out and "split.folds" in out and "Use at most 8 folds" in out, out[-2000:]

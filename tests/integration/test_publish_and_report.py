@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
 def published(smoke, tmp_path_factory):
     """A copy of the smoke study's working directory with results/smoke/bundle.zip built."""
     workdir = tmp_path_factory.mktemp("publish") / "work"
-    shutil.copytree(smoke[0].parents[1], workdir, symlinks=True)
+    shutil.copytree(smoke.parents[1], workdir, symlinks=True)
     output = build_bundle(workdir)
     ran = set(re.findall(r"rule (\w+):", output))
     return workdir / "results/smoke", ran
@@ -86,7 +86,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
                                              "tests/system/install-packages.sh when run as root)")
 def test_report_renders_in_headless_chromium(smoke, tmp_path):
     report = tmp_path / "report.html"
-    shutil.copy(smoke[0] / "report.html", report)
+    shutil.copy(smoke / "report.html", report)
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars"]
     dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=180)

@@ -43,7 +43,7 @@ def planned_jobs(workdir, configfile, *args):
 def study(smoke, tmp_path_factory):
     """A private copy of a finished smoke study's working directory."""
     workdir = tmp_path_factory.mktemp("reruns") / "work"
-    shutil.copytree(smoke[0].parents[1], workdir, symlinks=True)
+    shutil.copytree(smoke.parents[1], workdir, symlinks=True)
     return workdir
 
 

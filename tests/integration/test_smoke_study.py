@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_contract_files_exist_and_verify(smoke):
-    study = smoke[0]
+    study = smoke
     for rel in ("manifest.json", "splits/folds.csv", "validation/summary.csv", "evaluation/summary.csv",
                 "report.html"):
         assert (study / rel).is_file(), rel
@@ -49,7 +49,7 @@ def test_contract_files_exist_and_verify(smoke):
 
 
 def test_voxel_shuffled_control_is_extracted_once_and_fails_its_gates(smoke):
-    study = smoke[0]
+    study = smoke
     real = pd.read_csv(study / "features/real.csv", dtype={"case_id": str})
     shuffled = pd.concat([pd.read_csv(p, dtype={"case_id": str, "sample_id": str})
                           for p in sorted(study.glob("features/shuffled_control/batch_*.csv"))])
@@ -82,7 +82,7 @@ def test_voxel_shuffled_control_is_extracted_once_and_fails_its_gates(smoke):
 
 
 def test_validation_details_are_written_hashed_and_drawn(smoke):
-    study = smoke[0]
+    study = smoke
     hashed = {a["path"] for a in read_json(study / "manifest.json")["artifacts"] if a["kind"] == "data"}
     validation = pd.read_csv(study / "validation/summary.csv")
     parts = []
@@ -103,7 +103,7 @@ def test_validation_details_are_written_hashed_and_drawn(smoke):
 
 
 def test_generators_never_saw_test_cases(smoke):
-    study = smoke[0]
+    study = smoke
     folds = pd.read_csv(study / "splits/folds.csv", dtype={"case_id": str})
     inputs = sorted(study.glob("models/*/r*f*/training_input.csv"))
     assert len(inputs) == 2 * 3
@@ -119,7 +119,7 @@ def test_generators_never_saw_test_cases(smoke):
 
 
 def test_only_real_test_cases_are_scored(smoke):
-    study = smoke[0]
+    study = smoke
     folds = pd.read_csv(study / "splits/folds.csv", dtype={"case_id": str})
     real_ids = set(pd.read_csv(study / "features/real.csv", dtype={"case_id": str})["case_id"])
     synthetic_ids = set()
@@ -134,7 +134,7 @@ def test_only_real_test_cases_are_scored(smoke):
 
 
 def test_synthetic_samples_are_traceable(smoke):
-    study = smoke[0]
+    study = smoke
     for path in study.glob("synthetic/*/*.csv"):
         table = pd.read_csv(path)
         assert {"model_sha256", "checkpoint_step", "seed", "label", "generator_config_sha256"} <= set(table.columns)
@@ -146,16 +146,8 @@ def test_synthetic_samples_are_traceable(smoke):
         assert table["seed"].is_unique
 
 
-def test_same_config_same_hashes(smoke):
-    one, two = (read_json(s / "manifest.json") for s in smoke)
-    data = lambda m: {a["path"]: a["sha256"] for a in m["artifacts"] if a["kind"] == "data"}
-    differing = sorted(p for p in data(one) if data(one)[p] != data(two).get(p))
-    assert differing == []
-    assert one["study_version"] == two["study_version"]
-
-
 def test_noop_rerun_and_classifier_change_reruns_only_evaluation(smoke, tmp_path):
-    workdir = smoke[0].parents[1]
+    workdir = smoke.parents[1]
     out = run_snakemake(workdir, REPO / "config/smoke.yaml", "-n")
     assert "Nothing to be done" in out
     changed = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
@@ -169,7 +161,7 @@ def test_noop_rerun_and_classifier_change_reruns_only_evaluation(smoke, tmp_path
 
 def test_verify_catches_a_flipped_byte(smoke, tmp_path):
     study = tmp_path / "smoke"
-    shutil.copytree(smoke[1], study)
+    shutil.copytree(smoke, study)
     target = study / "evaluation/summary.csv"
     data = bytearray(target.read_bytes())
     data[10] ^= 0x01
@@ -178,7 +170,7 @@ def test_verify_catches_a_flipped_byte(smoke, tmp_path):
 
 
 def test_snakemake_report(smoke, tmp_path):
-    workdir = smoke[0].parents[1]
+    workdir = smoke.parents[1]
     target = tmp_path / "report.zip"
     run_snakemake(workdir, REPO / "config/smoke.yaml", "--report", str(target))
     import zipfile
