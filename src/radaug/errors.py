@@ -18,7 +18,7 @@ class DataError(RadaugError):
 
 
 class LeakageError(RadaugError):
-    """A leakage invariant (DESIGN.md section 8) is broken: the run must stop."""
+    """A leakage invariant (ARCHITECTURE.md, "Invariants checked by code") is broken: the run must stop."""
 
 
 class VerifyError(RadaugError):

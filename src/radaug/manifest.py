@@ -1,6 +1,6 @@
 """The cohort manifest: reading and validating a user's CSV before anything is written.
 
-Columns (DESIGN.md section 3): ``case_id, patient_id, image, label`` and optional
+Columns (README, "Using your own data"): ``case_id, patient_id, image, label`` and optional
 ``mask, modality (CT|MR|other), domain, group``. Relative paths resolve against
 the manifest's folder. :func:`validate_manifest` checks every row and reports
 *all* problems at once, each naming the case and what to do, in one format::

