@@ -153,6 +153,7 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
 
     if "cyclegan" in models:
         _check_cyclegan_domains(config, base_dir)
+    _check_shape_model(config)
 
     folds = config["split"]["folds"]
     for name, n in patients.items():
@@ -300,6 +301,24 @@ def _check_arms(arms: list[str], models: list[str]) -> None:
         same = canonical.setdefault(frozenset(arm_components(arm)), arm)
         if same != arm:
             raise ConfigError(f"{key}: arms {same!r} and {arm!r} are the same combination; list it once.")
+
+
+def _check_shape_model(config: dict) -> None:
+    """A mask-conditioned study's shape model must do more than copy training masks."""
+    generative, augmentation = config["generative"], config["augmentation"]
+    noise_models = [m for m in generative["models"] if m != "cyclegan"]
+    if generative["conditioning"] == "joint" or not noise_models:
+        return
+    deforms = augmentation["affine"]["enabled"] or augmentation["elastic"]["enabled"]
+    if generative["shape_model"]["ssm_share"] == 0 and not deforms:
+        dims = {"phantom": config["data"]["phantom"]["dim"], "br35h": 2}.get(config["data"]["source"])
+        if generative["conditioning"] == "mask" or dims in (3, None):
+            raise ConfigError(
+                f"config key 'generative.shape_model.ssm_share' is 0 and both 'augmentation.affine.enabled' and "
+                f"'augmentation.elastic.enabled' are false: the mask-conditioned generators {noise_models} would be "
+                "given unaltered copies of training masks. Raise ssm_share, enable a spatial transform, or set "
+                "'generative.conditioning: joint'."
+            )
 
 
 def _check_cyclegan_domains(config: dict, base_dir: Path) -> None:

@@ -99,12 +99,35 @@ def _reasons_text(counts: Mapping[str, int], roi_range: tuple[float, float]) -> 
             "voxels (the class's real training ROI sizes widened by sampling.roi_size_slack)")
 
 
+def draw_samples(model, label: str, label_index: int, seeds: np.ndarray, shapes=None
+                 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """One sample of class ``label`` per seed: images, mask probabilities and each mask's origin.
+
+    A joint model draws ``model.sample([label_index], seed=s)``. A mask-conditioned
+    model is given ``shapes.sample(label, s)`` (an in-fold :class:`radaug.shape.ShapeModel`)
+    and synthesises the image for it; the origin (parent case and transform, or
+    shape-model coefficients and hash) is returned for the sample table. The
+    same seed reproduces both.
+    """
+    if shapes is None:
+        drawn = [model.sample(np.array([label_index]), seed=int(s)) for s in seeds]
+        origins = [{} for _ in seeds]
+    else:
+        drawn, origins = [], []
+        for s in seeds:
+            mask, origin = shapes.sample(label, int(s))
+            drawn.append(model.sample(np.array([label_index]), seed=int(s), masks=mask[None]))
+            origins.append(origin)
+    return np.concatenate([d[0] for d in drawn]), np.concatenate([d[1] for d in drawn]), origins
+
+
 def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi_ranges: Mapping[str, tuple],
-                       *, seed: int, fold: str, model_name: str, max_attempts: int = 20):
+                       *, seed: int, fold: str, model_name: str, max_attempts: int = 20, shapes=None):
     """Draw each class's quota of plausible synthetic samples from a trained model.
 
     Each sample is drawn with its own recorded seed, so ``model.sample([label],
-    seed=s)`` reproduces it exactly. Samples whose binarised mask is empty or
+    seed=s)`` (given ``shapes``, with the mask ``shapes.sample(label, s)``)
+    reproduces it exactly. Samples whose binarised mask is empty or
     whose ROI size falls outside the class's real range are rejected and
     redrawn, up to ``max_attempts`` rounds; rejections are counted.
 
@@ -112,7 +135,8 @@ def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi
     -------
     images, masks, records
         Arrays of accepted samples and one record per sample (label, seed,
-        attempt, roi_voxels), plus a dict of rejection counts per class.
+        attempt, roi_voxels and, given ``shapes``, the mask's origin:
+        :data:`radaug.shape.ORIGIN_COLUMNS`), plus a dict of rejection counts per class.
 
     Raises
     ------
@@ -138,9 +162,8 @@ def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi
                     "from generative.models."
                 )
             seeds = sample_seeds(seed, fold, model_name, c, need, attempt)
-            drawn = [model.sample(np.array([c]), seed=int(s)) for s in seeds]
-            img = np.concatenate([d[0] for d in drawn])
-            binary, ok = plausible_masks(np.concatenate([d[1] for d in drawn]), roi_ranges[label])
+            img, mask_prob, origins = draw_samples(model, label, c, seeds, shapes)
+            binary, ok = plausible_masks(mask_prob, roi_ranges[label])
             rejected[label] += int((~ok).sum())
             for name, n in rejection_reasons(binary[~ok], roi_ranges[label]).items():
                 reasons[name] += n
@@ -148,7 +171,7 @@ def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi
                 images.append(img[i])
                 masks.append(binary[i])
                 records.append({"label": label, "seed": int(seeds[i]), "attempt": attempt,
-                                "roi_voxels": int(binary[i].sum())})
+                                "roi_voxels": int(binary[i].sum()), **origins[i]})
             need -= int(ok.sum())
             attempt += 1
     return images, masks, records, rejected

@@ -20,7 +20,7 @@ def test_defaults_are_filled():
     assert "split" not in MINIMAL  # input untouched
 
 
-@pytest.mark.parametrize("path", ["config.yaml", "config/smoke.yaml", "config/phantom.yaml"])
+@pytest.mark.parametrize("path", ["config.yaml", "config/smoke.yaml", "config/phantom.yaml", "config/phantom3d.yaml"])
 def test_shipped_configs_validate(path):
     load_config(REPO / path, base_dir=REPO)
 
@@ -55,6 +55,11 @@ def _with(**changes):
     (_with(data__phantom={"n_patients": {"a": 30, "b": 30}}), "data.phantom.n_patients"),
     (_with(features__params="nope.yaml"), "features.params"),
     (_with(preprocess__patch_size=128), "preprocess.patch_size"),
+    (_with(generative__conditioning="spade"), "generative.conditioning"),
+    (_with(generative__shape_model={"max_sd": 5}), "generative.shape_model.max_sd"),
+    (_with(generative__conditioning="mask", generative__shape_model={"ssm_share": 0},
+           augmentation={"affine": {"enabled": False}, "elastic": {"enabled": False}}),
+     "generative.shape_model.ssm_share"),
 ])
 def test_bad_config_names_the_key(cfg, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -90,3 +90,38 @@ def test_rejection_reasons_partition_the_rejected_masks():
     assert sum(counts.values()) == int((~ok).sum())
     with pytest.raises(ValueError, match="low <= high"):
         rejection_reasons(masks, (10, 2))
+
+
+class _MaskModel:
+    """Stand-in mask-conditioned generator: the image is the given mask plus seeded noise."""
+
+    def sample(self, labels, seed, masks=None):
+        assert masks is not None and masks.shape == (len(labels), 8, 8)
+        noise = np.random.default_rng(seed).normal(size=masks.shape).astype(np.float32)
+        return masks + noise, masks.astype(np.float32)
+
+
+class _Shapes:
+    """Stand-in shape model: a square whose side follows the seed; origin names a parent."""
+
+    def sample(self, label, seed):
+        side = int(np.random.default_rng([seed, 1]).integers(1, 8))
+        mask = np.zeros((8, 8), np.uint8)
+        mask[:side, :side] = 1
+        return mask, {"mask_origin": "deformed", "parent_case_id": f"{label}-{side}", "mask_record": "{}",
+                      "shape_model_sha256": "abc"}
+
+
+def test_sample_with_quotas_passes_shape_model_masks_and_records_their_origin():
+    args = dict(seed=2, fold="r0f0", model_name="m", max_attempts=50, shapes=_Shapes())
+    images, masks, records, rejected = sample_with_quotas(_MaskModel(), {"a": 6}, ["a"], {"a": (9, 36)}, **args)
+    assert len(records) == 6 and rejected["a"] > 0  # squares of side 1-2 were rejected and redrawn
+    for image, mask, record in zip(images, masks, records):
+        side = int(np.sqrt(mask.sum()))
+        assert record["parent_case_id"] == f"a-{side}" and record["shape_model_sha256"] == "abc"
+        assert record["roi_voxels"] == mask.sum()
+        # the recorded seed reproduces mask and image together
+        again_mask, _ = _Shapes().sample("a", record["seed"])
+        again_image, _ = _MaskModel().sample(np.array([0]), seed=record["seed"], masks=again_mask[None])
+        np.testing.assert_array_equal(again_mask, mask)
+        np.testing.assert_array_equal(again_image[0], image)

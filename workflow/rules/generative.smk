@@ -22,6 +22,7 @@ rule train_generator:
         classes=config["data"]["classes"],
         training=generative_training_options(),
         hyperparams=lambda wc: config["generative"][wc.model],
+        conditioning=config["generative"]["conditioning"],
         seed=SEED,
     threads: config["generative"]["threads"]
     resources:
@@ -38,7 +39,7 @@ rule sample_synthetic:
         checkpoint=rules.train_generator.output.checkpoint,
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
-        patches=expand(rules.preprocess.output.patches, batch=BATCHES),  # parents of translation models
+        patches=expand(rules.preprocess.output.patches, batch=BATCHES),  # parents: translation, shape model
     output:
         samples=f"{STUDY}/synthetic/{{model}}/{{fold}}.npz",
         table=f"{STUDY}/synthetic/{{model}}/{{fold}}.csv",
@@ -52,6 +53,9 @@ rule sample_synthetic:
         classes=config["data"]["classes"],
         sampling=config["sampling"],
         training=generative_training_options(),
+        # masks of mask-conditioned models: the fold's shape model and the classical arm's spatial bounds
+        shape_model=config["generative"]["shape_model"],
+        augmentation=config["augmentation"],
         seed=SEED,
     resources:
         mem_mb=2000,

@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from radaug.features import parse_spacing
 from radaug.generative import TRANSLATION_MODELS, load_model
 from radaug.generative.cyclegan import translate_with_quotas
 from radaug.generative.training import generator_config_sha256
@@ -10,6 +11,7 @@ from radaug.io import read_table, save_arrays, sha256_file, write_csv
 from radaug.preprocess import load_patches, normalise_patch
 from radaug.provenance import log, run_job
 from radaug.sampling import rebalancing_quotas, sample_with_quotas
+from radaug.shape import ORIGIN_COLUMNS, check_mask_parents, fit_in_fold, shape_model_options
 from radaug.splits import fold_cases, parse_fold_key
 
 
@@ -38,9 +40,13 @@ def main(smk):
             log=log.info)
         columns += ["parent_case_id", "direction", "structure_agreement"]
     else:
+        shapes = fold_shape_model(smk, index, folds, train, repeat, fold) if model.condition_on_mask else None
         images, masks, records, rejected = sample_with_quotas(
             model, quotas, classes, roi_ranges, seed=smk.params.seed, fold=smk.wildcards.fold,
-            model_name=smk.wildcards.model, max_attempts=opts["max_attempts"])
+            model_name=smk.wildcards.model, max_attempts=opts["max_attempts"], shapes=shapes)
+        if shapes is not None:
+            columns += list(ORIGIN_COLUMNS)
+            check_mask_parents([r["parent_case_id"] for r in records], train["case_id"], repeat, fold)
     log.info("quotas %s, rejected %s", quotas, rejected)
     # The same intensity representation as the real patches (roi_zscore: z-scored within the ROI).
     normalisation = index["normalisation"].mode().iloc[0]
@@ -59,6 +65,18 @@ def main(smk):
                 image=np.stack(images) if n else np.zeros(0, np.float32),
                 mask=np.stack(masks) if n else np.zeros(0, np.uint8))
     write_csv(smk.output.table, table)
+
+
+def fold_shape_model(smk, index, folds, train, repeat, fold):
+    """The shape model of the fold's training masks (refused if a case is not a training case)."""
+    ids, _, train_masks = load_patches(smk.input.patches, list(train["case_id"]))
+    shapes = fit_in_fold(folds=folds, cases=index.reset_index(), repeat=repeat, fold=fold, case_ids=ids,
+                         masks=train_masks, labels=list(train.set_index("case_id").loc[ids, "label"]),
+                         spacing=parse_spacing(index["spacing"].iloc[0]),
+                         **shape_model_options(smk.params.shape_model, smk.params.augmentation))
+    log.info("shape model %s: %s", shapes.sha256[:12], {
+        label: f"{len(s.case_ids)} masks, {len(s.sd)} modes" for label, s in shapes.shapes.items()})
+    return shapes
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radaug.generative import TRANSLATION_MODELS, get_model
+from radaug.generative import TRANSLATION_MODELS, get_model, mask_conditioned
 from radaug.generative.cyclegan import domain_training_set
 from radaug.generative.training import fit_in_fold, loss_curve_png, training_seed
 from radaug.io import read_table, write_bytes, write_csv
@@ -30,8 +30,10 @@ def main(smk):
         train, labels = domain_training_set(train, hyper["source_domain"], hyper["target_domain"])
     ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
     opts = smk.params.training
+    mode = {} if smk.wildcards.model in TRANSLATION_MODELS else {
+        "condition_on_mask": mask_conditioned(smk.params.conditioning, images.ndim - 1)}
     model = get_model(smk.wildcards.model, patch_size=images.shape[-1], n_classes=len(classes),
-                      spatial_dims=images.ndim - 1, **smk.params.hyperparams)
+                      spatial_dims=images.ndim - 1, **mode, **smk.params.hyperparams)
     # Work-in-progress checkpoint beside the output: a killed job resumes from it when rerun.
     partial = Path(smk.output.checkpoint).with_name("checkpoint.partial.pt")
     losses, training_input = fit_in_fold(

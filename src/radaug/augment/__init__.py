@@ -10,7 +10,7 @@ from .base import RandomTransform, Transform, transform_from_record
 from .bias_field import BiasField, RandomBiasField
 from .chain import Augmented, NormaliseIntensity, RandomChain, apply_chain, check_ct_anchors
 from .classical import (AUGMENTED_COLUMNS, augment_fold, build_augmentation, photometric_settings,
-                        rejected_totals)
+                        rejected_totals, spatial_augmentation)
 from .contour_randomisation import ContourRandomisation, RandomContourRandomisation
 from .elastic_deformation import ElasticDeformation, RandomElasticDeformation, jacobian_determinant
 from .gain import Gain, RandomGain
@@ -28,5 +28,6 @@ __all__ = [
     "RandomGaussianNoise", "RandomRicianNoise", "RandomTransform", "RandomTranslation", "RandomVolumeAdaptation",
     "RicianNoise", "Transform", "VolumeAdaptation", "affine_matrix", "apply_chain", "augment_fold",
     "build_augmentation", "build_perturbation", "check_ct_anchors", "jacobian_determinant", "perturb_case",
-    "perturbation_seed", "photometric_settings", "rejected_totals", "rician_mean", "transform_from_record",
+    "perturbation_seed", "photometric_settings", "rejected_totals", "rician_mean", "spatial_augmentation",
+    "transform_from_record",
 ]

@@ -63,12 +63,13 @@ def photometric_settings(photometric: dict, modality: str) -> dict:
     return settings
 
 
-def build_augmentation(options: dict, modality: str, normalisation: str | None = None) -> RandomChain:
-    """The random chain of the ``classical`` arm from the ``augmentation`` config section.
+def spatial_augmentation(options: dict, padding: float | None = None) -> list:
+    """The enabled spatial stages (affine, then elastic) from the ``augmentation`` config section.
 
-    ``normalisation`` is the patches' (case index column); ``None``: the modality's default.
+    Each enforces its plausibility bound: ``affine.max_volume_change`` on ``|det(A) - 1|``,
+    ``elastic.min_jacobian`` on the Jacobian determinant of the dense field. Shared by the
+    classical arm and the shape model's deformed masks (:mod:`radaug.shape`).
     """
-    padding = CT_AIR_HU if modality == "CT" else None  # MR/other: the patch background (its minimum)
     interpolation, attempts = options["interpolation"], options["max_attempts"]
     spatial = []
     affine = options["affine"]
@@ -79,6 +80,17 @@ def build_augmentation(options: dict, modality: str, normalisation: str | None =
     if elastic["enabled"]:
         spatial.append(RandomElasticDeformation(elastic["control_points"], elastic["max_displacement_mm"],
                                                 elastic["min_jacobian"], interpolation, padding, attempts))
+    return spatial
+
+
+def build_augmentation(options: dict, modality: str, normalisation: str | None = None) -> RandomChain:
+    """The random chain of the ``classical`` arm from the ``augmentation`` config section.
+
+    ``normalisation`` is the patches' (case index column); ``None``: the modality's default.
+    """
+    padding = CT_AIR_HU if modality == "CT" else None  # MR/other: the patch background (its minimum)
+    attempts = options["max_attempts"]
+    spatial = spatial_augmentation(options, padding)
     settings = photometric_settings(options["photometric"], modality)
     photometric = []
     if settings.get("gain"):

@@ -27,10 +27,28 @@ MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, DCGA
 TRANSLATION_MODELS: dict[str, type[GenerativeModel]] = {CycleGAN.name: CycleGAN}
 """Model name → class, for the models that translate given patches between domains."""
 
+CONDITIONING_MODES = ("auto", "joint", "mask")
+"""Values of the ``generative.conditioning`` config key."""
+
 __all__ = [
-    "CVAE", "DCGAN", "LSGAN", "MODELS", "TRANSLATION_MODELS", "WGANGP", "ConditionalGAN", "CycleGAN",
-    "GenerativeModel", "IntensityMap", "get_model", "load_model", "select_device",
+    "CONDITIONING_MODES", "CVAE", "DCGAN", "LSGAN", "MODELS", "TRANSLATION_MODELS", "WGANGP", "ConditionalGAN",
+    "CycleGAN", "GenerativeModel", "IntensityMap", "get_model", "load_model", "mask_conditioned", "select_device",
 ]
+
+
+def mask_conditioned(conditioning: str, spatial_dims: int) -> bool:
+    """Whether a noise-to-image model runs mask-conditioned under ``generative.conditioning``.
+
+    ``"auto"`` is mask conditioning for 3D patches and joint generation for 2D:
+    small 3D cohorts give a generator too few shapes to invent plausible 3D lesion
+    masks from noise, while the default 2D study was measured in joint mode.
+
+    >>> mask_conditioned("auto", 3), mask_conditioned("auto", 2), mask_conditioned("mask", 2)
+    (True, False, True)
+    """
+    if conditioning not in CONDITIONING_MODES:
+        raise ValueError(f"conditioning must be one of {CONDITIONING_MODES}, got {conditioning!r}")
+    return conditioning == "mask" or (conditioning == "auto" and spatial_dims == 3)
 
 
 def _model_class(name: str) -> type[GenerativeModel]:

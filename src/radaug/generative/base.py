@@ -4,6 +4,12 @@ A model learns the joint distribution of an image patch and its ROI mask given a
 class label and samples new (image, mask) pairs per class. Everything that does
 not depend on the architecture lives here:
 
+* **Two modes.** *Joint* (default): the model generates image and mask from
+  noise and the label. *Mask-conditioned* (``condition_on_mask=True``): the
+  model is given a binary lesion mask and the label and generates only the
+  image (the mask is concatenated to the decoder's input at every scale, see
+  :class:`MaskConditionedDecoder`); ``sample`` then takes the masks, e.g. from
+  an in-fold shape model (:mod:`radaug.shape`). Training data are the same.
 * **Data contract.** ``fit`` takes ``images`` (N, S, S) or, for 3D models,
   (N, S, S, S) in physical units, binary ``masks`` of the same shape and integer
   ``labels`` (N,). Every network is dimension-generic: ``spatial_dims`` picks
@@ -44,6 +50,7 @@ from typing import Any, Callable, ClassVar, Iterator, Self
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from radaug.io import sha256_array, write_bytes
@@ -55,7 +62,7 @@ SPATIAL_DIMS = 2
 """Default number of spatial dimensions; every network also accepts 3 (cubic patches)."""
 
 PATCH_CHANNELS = 2
-"""Image and mask, generated jointly."""
+"""Image and mask: generated jointly, or the mask given and the image generated (mask conditioning)."""
 
 EMBED_DIM = 16
 """Size of the learned class-label embedding fed to the decoder networks."""
@@ -284,6 +291,62 @@ class ConditionalDecoder(nn.Module):
         return self.net(code.view(*code.shape, *(1,) * self.dims))
 
 
+def resize_mask(mask: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """Average-pool a (B, 1, S, S[, S]) mask in [-1, 1] to ``size``: the occupied fraction, rescaled."""
+    pool = F.adaptive_avg_pool3d if mask.dim() == 5 else F.adaptive_avg_pool2d
+    return mask if tuple(mask.shape[2:]) == tuple(size) else pool(mask, size)
+
+
+class MaskConditionedDecoder(nn.Module):
+    """Latent code, class label and lesion mask → raw 1-channel image (mask-conditioned generator).
+
+    The DCGAN decoder of :class:`ConditionalDecoder` with the conditioning mask
+    concatenated as one extra channel to the input of every transposed
+    convolution, at that layer's resolution (average-pooled: the fraction of the
+    coarse voxel inside the ROI), and once more at full resolution before a final
+    3-wide convolution. Re-injecting the mask at every scale, after the batch
+    norm that would otherwise wash a one-off input out, is the point of SPADE
+    (Park et al. 2019, arXiv:1903.07291), obtained here by concatenation, which
+    adds one input channel per layer instead of a modulation network per layer.
+
+    Parameters
+    ----------
+    latent_dim, n_classes, widths, dims
+        As for :class:`ConditionalDecoder`.
+    """
+
+    def __init__(self, latent_dim: int, n_classes: int, widths: list[int], *, dims: int = SPATIAL_DIMS) -> None:
+        super().__init__()
+        self.dims = dims
+        conv, conv_t, norm = _layer("Conv", dims), _layer("ConvTranspose", dims), _layer("BatchNorm", dims)
+        self.embed = nn.Embedding(n_classes, EMBED_DIM)
+        self.stem = nn.Sequential(conv_t(latent_dim + EMBED_DIM, widths[-1], 4, bias=False), norm(widths[-1]),
+                                  nn.ReLU())
+        self.ups = nn.ModuleList(
+            nn.Sequential(conv_t(wide + 1, narrow, 4, stride=2, padding=1, bias=False), norm(narrow), nn.ReLU())
+            for wide, narrow in zip(widths[::-1], widths[::-1][1:] + widths[:1])
+        )
+        self.head = conv(widths[0] + 1, 1, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Decode ``z`` (B, latent_dim) under ``labels`` (B,) and ``mask`` (B, 1, S, S[, S]) in [-1, 1].
+
+        Returns (B, 1, S, S[, S]) pre-activation image values.
+        """
+        code = torch.cat([z, self.embed(labels)], dim=1)
+        h = self.stem(code.view(*code.shape, *(1,) * self.dims))
+        for up in self.ups:
+            h = up(torch.cat([h, resize_mask(mask, h.shape[2:])], dim=1))
+        return self.head(torch.cat([h, mask], dim=1))
+
+
+def build_decoder(latent_dim: int, n_classes: int, widths: list[int], *, dims: int, condition_on_mask: bool
+                  ) -> nn.Module:
+    """The generator network of a mode: :class:`MaskConditionedDecoder` or :class:`ConditionalDecoder`."""
+    cls = MaskConditionedDecoder if condition_on_mask else ConditionalDecoder
+    return cls(latent_dim, n_classes, widths, dims=dims)
+
+
 # --------------------------------------------------------------------------- #
 # Loss log
 # --------------------------------------------------------------------------- #
@@ -344,6 +407,10 @@ class GenerativeModel(abc.ABC):
     spatial_dims
         2 for (S, S) patches, 3 for (S, S, S) patches; selects Conv2d or Conv3d
         layers, nothing else changes.
+    condition_on_mask
+        Mask-conditioned mode: :meth:`sample` takes the masks and generates the
+        images only. Recorded in ``hyperparams`` only when true, so a joint-mode
+        model keeps the checkpoint bytes it had before the mode existed.
     **extra_hyperparams
         Model-specific hyperparameters (plain Python values), already validated.
 
@@ -372,8 +439,12 @@ class GenerativeModel(abc.ABC):
         base_channels: int,
         lr: float,
         spatial_dims: int = SPATIAL_DIMS,
+        condition_on_mask: bool = False,
         **extra_hyperparams: Any,
     ) -> None:
+        if not isinstance(condition_on_mask, bool):
+            raise ValueError(f"condition_on_mask must be True or False, got {condition_on_mask!r}")
+        self.condition_on_mask = condition_on_mask
         self.patch_size = check_patch_size(patch_size)
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.n_classes = check_int("n_classes", n_classes, 1)
@@ -387,6 +458,7 @@ class GenerativeModel(abc.ABC):
             "base_channels": self.base_channels,
             "lr": self.lr,
             "spatial_dims": self.spatial_dims,
+            **({"condition_on_mask": True} if condition_on_mask else {}),
             **extra_hyperparams,
         }
         self.widths = channel_widths(self.patch_size, self.base_channels)
@@ -431,8 +503,14 @@ class GenerativeModel(abc.ABC):
         """
 
     @abc.abstractmethod
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _generate(
+        self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode latent codes ``z`` (B, latent_dim) under ``labels`` (B,).
+
+        ``masks`` (B, 1, S, S[, S]) in {-1, 1} are the conditioning masks of a
+        mask-conditioned model (None in joint mode); the returned mask
+        probability is then that mask in {0, 1}.
 
         Returns
         -------
@@ -650,7 +728,9 @@ class GenerativeModel(abc.ABC):
 
     # -- sampling ------------------------------------------------------------ #
 
-    def sample(self, labels: np.ndarray, *, seed: int, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def sample(
+        self, labels: np.ndarray, *, seed: int, batch_size: int = 256, masks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Draw one (image, mask) pair per requested label.
 
         Latent codes come from the prior N(0, I), all drawn up front from a
@@ -664,6 +744,9 @@ class GenerativeModel(abc.ABC):
             Seeds the latent codes.
         batch_size
             Samples decoded per forward pass.
+        masks
+            (M, S, S[, S]) binary masks to synthesise images for: required by a
+            mask-conditioned model (``condition_on_mask``), refused by a joint one.
 
         Returns
         -------
@@ -684,23 +767,43 @@ class GenerativeModel(abc.ABC):
         labels = self._check_labels(labels)
         seed = check_int("seed", seed, 0)
         batch_size = check_int("batch_size", batch_size, 1)
+        condition = self._check_condition_masks(masks, len(labels))
         z = torch.randn(len(labels), self.latent_dim, generator=torch.Generator().manual_seed(seed))
         images = np.empty((len(labels), *self.patch_shape), np.float32)
-        masks = np.empty_like(images)
+        out_masks = np.empty_like(images)
         was_training = self.nets.training
         self.nets.eval()
         try:
             with torch.inference_mode(), _deterministic(self.device), self._autocast():
                 for start in range(0, len(labels), batch_size):
                     chunk = slice(start, start + batch_size)
+                    given = None if condition is None else condition[chunk].to(self.device)
                     image, mask = self._generate(
-                        z[chunk].to(self.device), torch.from_numpy(labels[chunk]).to(self.device)
+                        z[chunk].to(self.device), torch.from_numpy(labels[chunk]).to(self.device), given
                     )
                     images[chunk] = image.float().cpu().numpy()
-                    masks[chunk] = mask.float().cpu().numpy()
+                    out_masks[chunk] = mask.float().cpu().numpy()
         finally:
             self.nets.train(was_training)
-        return self.intensity.from_unit(images), masks
+        return self.intensity.from_unit(images), out_masks
+
+    def _check_condition_masks(self, masks: np.ndarray | None, n: int) -> torch.Tensor | None:
+        """Validate the masks given to :meth:`sample`; return them as (M, 1, *S) in {-1, 1}, or None."""
+        if not self.condition_on_mask:
+            if masks is not None:
+                raise ValueError(f"{self.name} generates masks jointly (condition_on_mask=False); "
+                                 "sample() takes no masks")
+            return None
+        if masks is None:
+            raise ValueError(f"{self.name} is mask-conditioned: pass sample(..., masks=) with one binary mask "
+                             "per label (e.g. from radaug.shape.ShapeModel)")
+        masks = np.asarray(masks)
+        if masks.shape != (n, *self.patch_shape):
+            raise ValueError(f"masks must have shape ({n}, {', '.join(map(str, self.patch_shape))}), "
+                             f"got {masks.shape}")
+        if not np.isin(masks, (0, 1)).all():
+            raise ValueError("masks must be binary (values 0 and 1)")
+        return torch.from_numpy(masks.astype(np.float32) * 2 - 1).unsqueeze(1)
 
     # -- persistence --------------------------------------------------------- #
 

@@ -1,10 +1,15 @@
-"""Conditional variational autoencoder generating (image, mask) patches per class.
+"""Conditional variational autoencoder generating (image, mask) patches per class, or images for given masks.
 
 A variational autoencoder (Kingma & Welling 2014, arXiv:1312.6114) whose encoder
 and decoder both see the class label, i.e. a conditional VAE (Sohn, Lee & Yan
 2015, "Learning Structured Output Representation using Deep Conditional
 Generative Models", NeurIPS). New patches of a class are decoded from latent codes
 drawn from the prior N(0, I) under that class's label.
+
+With ``condition_on_mask`` the lesion mask is part of the condition: the encoder
+sees it (as the second input channel, as in joint mode), the decoder receives it
+at every scale (:class:`~radaug.generative.base.MaskConditionedDecoder`) and
+reconstructs the image only.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from torch import nn
 from .base import (
     EMBED_DIM,
     PATCH_CHANNELS,
-    ConditionalDecoder,
     GenerativeModel,
+    build_decoder,
     check_float,
     down_stack,
 )
@@ -84,8 +89,12 @@ class CVAE(GenerativeModel):
         Weight of the KL term (>= 0).
     spatial_dims
         2 or 3: 2D or 3D patches.
+    condition_on_mask
+        Mask-conditioned mode: the decoder is given the mask and the loss has no
+        mask term.
 
-    Logged losses: ``loss`` (total), ``recon_image``, ``recon_mask`` and ``kl``.
+    Logged losses: ``loss`` (total), ``recon_image``, ``recon_mask`` (joint mode
+    only) and ``kl``.
     """
 
     name = "cvae"
@@ -100,16 +109,19 @@ class CVAE(GenerativeModel):
         lr: float = 1e-3,
         beta: float = 1.0,
         spatial_dims: int = 2,
+        condition_on_mask: bool = False,
     ) -> None:
         super().__init__(
             patch_size, n_classes, latent_dim=latent_dim, base_channels=base_channels, lr=lr,
-            spatial_dims=spatial_dims, beta=check_float("beta", beta, minimum=0.0, inclusive=True),
+            spatial_dims=spatial_dims, condition_on_mask=condition_on_mask,
+            beta=check_float("beta", beta, minimum=0.0, inclusive=True),
         )
 
     def _build_networks(self) -> dict[str, nn.Module]:
         return {
             "encoder": ConditionalEncoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims),
-            "decoder": ConditionalDecoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims),
+            "decoder": build_decoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims,
+                                     condition_on_mask=self.condition_on_mask),
         }
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -120,17 +132,29 @@ class CVAE(GenerativeModel):
             mu, logvar = self.nets["encoder"](images, labels)
             mu, logvar = mu.float(), logvar.float()
             z = mu + torch.exp(0.5 * logvar) * self._noise(*mu.shape)
-            out = self.nets["decoder"](z, labels).float()
+            out = self._decode(z, labels, images[:, 1:2]).float()
         recon_image = _batch_mean_of_sums((torch.tanh(out[:, 0]) - images[:, 0]).square())
-        recon_mask = _batch_mean_of_sums(
-            F.binary_cross_entropy_with_logits(out[:, 1], (images[:, 1] + 1) / 2, reduction="none")
-        )
         kl = _batch_mean_of_sums(-0.5 * (1 + logvar - mu.square() - logvar.exp()))
-        loss = recon_image + recon_mask + self.hyperparams["beta"] * kl
+        terms = {"recon_image": recon_image}
+        if not self.condition_on_mask:
+            terms["recon_mask"] = _batch_mean_of_sums(
+                F.binary_cross_entropy_with_logits(out[:, 1], (images[:, 1] + 1) / 2, reduction="none")
+            )
+        terms["kl"] = kl
+        loss = sum(value for key, value in terms.items() if key != "kl") + self.hyperparams["beta"] * kl
         self._optimize(loss, "vae")
-        terms = {"loss": loss, "recon_image": recon_image, "recon_mask": recon_mask, "kl": kl}
-        return {key: value.item() for key, value in terms.items()}
+        return {key: value.item() for key, value in {"loss": loss, **terms}.items()}
 
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.nets["decoder"](z, labels)
+    def _decode(self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """Decoder output: 2 channels (image, mask logit) in joint mode, the image channel given ``masks``."""
+        if self.condition_on_mask:
+            return self.nets["decoder"](z, labels, masks)
+        return self.nets["decoder"](z, labels)
+
+    def _generate(
+        self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self._decode(z, labels, masks)
+        if self.condition_on_mask:
+            return torch.tanh(out[:, 0]), (masks[:, 0] + 1) / 2
         return torch.tanh(out[:, 0]), torch.sigmoid(out[:, 1])

@@ -397,12 +397,15 @@ class CycleGAN(GenerativeModel):
             self.nets.train(was_training)
         return self.intensity.from_unit(out)
 
-    def sample(self, labels: np.ndarray, *, seed: int, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, labels: np.ndarray, *, seed: int, batch_size: int = 256, masks: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Not available: a CycleGAN translates given patches; use :meth:`translate`."""
         raise TypeError("cyclegan does not sample from noise; translate source patches with translate() "
                         "or radaug.generative.cyclegan.translate_with_quotas")
 
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _generate(
+        self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         raise TypeError("cyclegan does not decode latent codes; use translate()")
 
 

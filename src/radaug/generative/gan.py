@@ -1,4 +1,4 @@
-"""Conditional GANs generating (image, mask) patches per class, with a selectable objective.
+"""Conditional GANs generating (image, mask) patches per class, or images for given masks, with a selectable objective.
 
 A generative adversarial network (Goodfellow et al. 2014, arXiv:1406.2661) with
 DCGAN architecture (Radford et al. 2016, arXiv:1511.06434), conditioned on the
@@ -22,6 +22,12 @@ projection term (Miyato & Koyama 2018, arXiv:1802.05637) or through a learned
 label embedding concatenated to its features (``conditioning="embedding"``); it can
 be spectrally normalised (Miyato et al. 2018, arXiv:1802.05957).
 
+With ``condition_on_mask`` the generator is given the lesion mask at every
+decoder scale (:class:`~radaug.generative.base.MaskConditionedDecoder`) and
+synthesises the image only; the discriminator still sees (image, mask) pairs, a
+real image with its mask against a generated image with the mask it was
+generated for, so it judges whether the image fits the mask.
+
 The networks are small enough to train on one CPU core in about a minute, and
 GANs that small collapse easily to one output per class. Two measures counter
 this: the discriminator is half as wide as the generator, and it sees the
@@ -43,8 +49,8 @@ from .base import (
     EMBED_DIM,
     PATCH_CHANNELS,
     SPATIAL_DIMS,
-    ConditionalDecoder,
     GenerativeModel,
+    build_decoder,
     check_float,
     check_int,
     down_stack,
@@ -210,6 +216,9 @@ class ConditionalGAN(GenerativeModel):
         Weight λ of the gradient penalty (Wasserstein objective only; >= 0).
     spatial_dims
         2 or 3: 2D or 3D patches.
+    condition_on_mask
+        Mask-conditioned mode: the generator is given the real batch's masks and
+        generates the images for them.
 
     Logged losses: ``loss_d`` (discriminator or critic), ``loss_g`` (generator),
     ``d_real`` and ``d_fake`` (mean discriminator probability, or mean output for
@@ -233,6 +242,7 @@ class ConditionalGAN(GenerativeModel):
         n_critic: int | None = None,
         gp_weight: float = 10.0,
         spatial_dims: int = 2,
+        condition_on_mask: bool = False,
     ) -> None:
         if not isinstance(spectral_norm, bool):
             raise ValueError(f"spectral_norm must be True or False, got {spectral_norm!r}")
@@ -247,12 +257,13 @@ class ConditionalGAN(GenerativeModel):
             raise ValueError(f"gp_weight applies to the Wasserstein objective (wgan_gp) only, not {self.name}")
         super().__init__(
             patch_size, n_classes, latent_dim=latent_dim, base_channels=base_channels, lr=lr,
-            spatial_dims=spatial_dims, **extra,
+            spatial_dims=spatial_dims, condition_on_mask=condition_on_mask, **extra,
         )
 
     def _build_networks(self) -> dict[str, nn.Module]:
         return {
-            "generator": ConditionalDecoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims),
+            "generator": build_decoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims,
+                                       condition_on_mask=self.condition_on_mask),
             "discriminator": ConditionalDiscriminator(
                 self.n_classes,
                 [max(1, width // 2) for width in self.widths],
@@ -283,7 +294,7 @@ class ConditionalGAN(GenerativeModel):
         return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
 
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        generator, discriminator = self.nets["generator"], self.nets["discriminator"]
+        discriminator = self.nets["discriminator"]
         objective, n_critic = self.objective, self.hyperparams["n_critic"]
         gp_total = 0.0
         for critic_step in range(n_critic):
@@ -291,7 +302,7 @@ class ConditionalGAN(GenerativeModel):
                 images, labels = self._draw_batch()
             z = self._noise(len(labels), self.latent_dim)
             with self._autocast():
-                fake = torch.tanh(generator(z, labels))
+                fake = self._fake(z, labels, images)
                 real_out = discriminator(images, labels).float()
                 fake_out = discriminator(fake.detach(), labels).float()
                 loss_d = objective.discriminator_loss(real_out, fake_out)
@@ -317,7 +328,18 @@ class ConditionalGAN(GenerativeModel):
             losses["gradient_penalty"] = gp_total / n_critic
         return losses
 
-    def _generate(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fake(self, z: torch.Tensor, labels: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """A generated (B, 2, ...) batch: both channels, or the image for the real batch's masks."""
+        if not self.condition_on_mask:
+            return torch.tanh(self.nets["generator"](z, labels))
+        masks = real[:, 1:2]
+        return torch.cat([torch.tanh(self.nets["generator"](z, labels, masks)), masks.to(real.dtype)], dim=1)
+
+    def _generate(
+        self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.condition_on_mask:
+            return torch.tanh(self.nets["generator"](z, labels, masks))[:, 0], (masks[:, 0] + 1) / 2
         out = torch.tanh(self.nets["generator"](z, labels))
         return out[:, 0], (out[:, 1] + 1) / 2
 
