@@ -27,8 +27,12 @@ study: setup
 system-packages:
 	bash tests/system/install-packages.sh
 
+# Two pytest workers (TEST_WORKERS=0: one process): the integration tests stay together on one
+# worker (they share the session's smoke study and each runs Snakemake on 2 cores), the unit tests
+# fill the cores that a study's single-job stages leave idle.
+TEST_WORKERS ?= 2
 test: setup system-packages
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 verify: setup
 	@test -n "$(STUDY)" || { echo "make verify: no study name (give STUDY=name or a valid CONFIG=file)" >&2; exit 2; }
