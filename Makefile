@@ -28,7 +28,7 @@ system-packages:
 	bash tests/system/install-packages.sh
 
 # Two pytest workers (TEST_WORKERS=0: one process): the integration tests stay together on one
-# worker (they share the session's smoke study and each runs Snakemake on 2 cores), the unit tests
+# worker (their xdist_group mark; they share the session's smoke study and each runs Snakemake on 2 cores), the unit tests
 # fill the cores that a study's single-job stages leave idle.
 TEST_WORKERS ?= 2
 test: setup system-packages

@@ -14,7 +14,9 @@ import yaml
 
 from .conftest import run_snakemake
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
+# the session's smoke study, which another worker would run again.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
 CONFIG = {
     "study": {"name": "balanced", "seed": 3},

@@ -11,7 +11,9 @@ from radaug.io import load_arrays
 from radaug.preprocess import load_patches
 from radaug.validate.invariance import INVARIANCE_COLUMNS
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
+# the session's smoke study, which another worker would run again.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
 
 def test_augmented_samples_derive_from_fold_training_cases_only(smoke):

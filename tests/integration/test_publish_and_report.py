@@ -30,7 +30,9 @@ def build_bundle(workdir) -> str:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
+# the session's smoke study, which another worker would run again.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
 
 @pytest.fixture(scope="module")

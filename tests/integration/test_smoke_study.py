@@ -19,7 +19,9 @@ from radaug.validate.details import concat_details, read_details
 from ..conftest import REPO
 from .conftest import run_snakemake
 
-pytestmark = pytest.mark.integration
+# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
+# the session's smoke study, which another worker would run again.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
 
 def test_contract_files_exist_and_verify(smoke):
