@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from radaug.io import read_json, sha256_file
+from radaug.splits import fold_key
 
 from ..conftest import REPO
 from ..slurm.cluster import ACCOUNT, PARTITION, ClusterError, SlurmCluster, missing_programs
@@ -46,7 +47,7 @@ assert "classical" in SMOKE["evaluation"]["arms"] and SMOKE["perturbation"]["ena
 ARM = "classical+cvae"
 assert ARM in SMOKE["evaluation"]["arms"]
 TARGETS = [f"results/smoke/validation/arms/{ARM}.csv", f"results/smoke/evaluation/per_fold/{ARM}.csv",
-           *(f"results/smoke/invariance/r0f{fold}.csv" for fold in range(N_FOLDS))]
+           *(f"results/smoke/invariance/{fold_key(0, fold)}.csv" for fold in range(N_FOLDS))]
 EXPECTED_JOBS = Counter({
     "phantom": 1, "cohort": 1,
     "batch_features_real_perturb_features_preprocess": N_BATCHES,

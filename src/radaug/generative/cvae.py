@@ -133,17 +133,15 @@ class CVAE(GenerativeModel):
             mu, logvar = mu.float(), logvar.float()
             z = mu + torch.exp(0.5 * logvar) * self._noise(*mu.shape)
             out = self._decode(z, labels, images[:, 1:2]).float()
-        recon_image = _batch_mean_of_sums((torch.tanh(out[:, 0]) - images[:, 0]).square())
-        kl = _batch_mean_of_sums(-0.5 * (1 + logvar - mu.square() - logvar.exp()))
-        terms = {"recon_image": recon_image}
+        recon = {"recon_image": _batch_mean_of_sums((torch.tanh(out[:, 0]) - images[:, 0]).square())}
         if not self.condition_on_mask:
-            terms["recon_mask"] = _batch_mean_of_sums(
+            recon["recon_mask"] = _batch_mean_of_sums(
                 F.binary_cross_entropy_with_logits(out[:, 1], (images[:, 1] + 1) / 2, reduction="none")
             )
-        terms["kl"] = kl
-        loss = sum(value for key, value in terms.items() if key != "kl") + self.hyperparams["beta"] * kl
+        kl = _batch_mean_of_sums(-0.5 * (1 + logvar - mu.square() - logvar.exp()))
+        loss = sum(recon.values()) + self.hyperparams["beta"] * kl
         self._optimize(loss, "vae")
-        return {key: value.item() for key, value in {"loss": loss, **terms}.items()}
+        return {key: value.item() for key, value in {"loss": loss, **recon, "kl": kl}.items()}
 
     def _decode(self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
         """Decoder output: 2 channels (image, mask logit) in joint mode, the image channel given ``masks``."""
