@@ -34,10 +34,19 @@ this: the discriminator is half as wide as the generator, and it sees the
 minibatch standard deviation of its features (Karras et al. 2018,
 arXiv:1710.10196, who also train it with WGAN-GP). Collapse is still possible for
 short runs, so check the diversity of the samples.
+
+Three small-data switches, off by default, target the same failure at its cause, a
+discriminator that memorises a few dozen training patches
+(:mod:`radaug.generative.small_data`): ``diffaugment`` (DiffAugment, Zhao et al.
+2020), ``r1_gamma`` (R1 penalty, Mescheder et al. 2018) and ``ema_beta`` (samples
+from a moving average of the generator's weights). Each is recorded in
+``hyperparams`` only when on, so a model trained without them keeps its
+checkpoint bytes and generator-config hash.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -45,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import small_data
 from .base import (
     EMBED_DIM,
     PATCH_CHANNELS,
@@ -219,11 +229,21 @@ class ConditionalGAN(GenerativeModel):
     condition_on_mask
         Mask-conditioned mode: the generator is given the real batch's masks and
         generates the images for them.
+    diffaugment
+        DiffAugment policy applied to every patch the discriminator sees, e.g.
+        ``"color,translation,cutout"`` (the authors' choice for few-shot data);
+        ``""`` is off (:func:`~radaug.generative.small_data.diff_augment`).
+    r1_gamma
+        Weight γ of the R1 penalty ``γ/2 · E‖∇ₓD(x)‖²`` on (augmented) real patches;
+        0 is off, the paper uses 10.
+    ema_beta
+        Decay β of the moving average of generator weights that :meth:`sample`
+        uses; 0 is off, 0.999 is usual.
 
     Logged losses: ``loss_d`` (discriminator or critic), ``loss_g`` (generator),
     ``d_real`` and ``d_fake`` (mean discriminator probability, or mean output for
     least squares and Wasserstein, on real and generated patches); for the
-    Wasserstein objective also ``gradient_penalty``.
+    Wasserstein objective also ``gradient_penalty``; with ``r1_gamma`` also ``r1``.
     """
 
     objective: ClassVar[Objective]
@@ -243,6 +263,9 @@ class ConditionalGAN(GenerativeModel):
         gp_weight: float = 10.0,
         spatial_dims: int = 2,
         condition_on_mask: bool = False,
+        diffaugment: str = "",
+        r1_gamma: float = 0.0,
+        ema_beta: float = 0.0,
     ) -> None:
         if not isinstance(spectral_norm, bool):
             raise ValueError(f"spectral_norm must be True or False, got {spectral_norm!r}")
@@ -255,13 +278,26 @@ class ConditionalGAN(GenerativeModel):
             extra["gp_weight"] = gp_weight
         elif gp_weight != 10.0:
             raise ValueError(f"gp_weight applies to the Wasserstein objective (wgan_gp) only, not {self.name}")
+        policy = small_data.parse_policy(diffaugment)
+        r1_gamma = check_float("r1_gamma", r1_gamma, minimum=0.0, inclusive=True)
+        ema_beta = check_float("ema_beta", ema_beta, minimum=0.0, inclusive=True)
+        if ema_beta >= 1.0:
+            raise ValueError(f"ema_beta must be below 1 (0 is off, 0.999 usual), got {ema_beta}")
+        # recorded only when on: a model without them keeps its checkpoint bytes and config hash
+        if policy:
+            extra["diffaugment"] = ",".join(policy)
+        if r1_gamma:
+            extra["r1_gamma"] = r1_gamma
+        if ema_beta:
+            extra["ema_beta"] = ema_beta
+        self._policy, self._r1_gamma, self._ema_beta = policy, r1_gamma, ema_beta
         super().__init__(
             patch_size, n_classes, latent_dim=latent_dim, base_channels=base_channels, lr=lr,
             spatial_dims=spatial_dims, condition_on_mask=condition_on_mask, **extra,
         )
 
     def _build_networks(self) -> dict[str, nn.Module]:
-        return {
+        nets = {
             "generator": build_decoder(self.latent_dim, self.n_classes, self.widths, dims=self.spatial_dims,
                                        condition_on_mask=self.condition_on_mask),
             "discriminator": ConditionalDiscriminator(
@@ -272,12 +308,21 @@ class ConditionalGAN(GenerativeModel):
                 dims=self.spatial_dims,
             ),
         }
+        if self.hyperparams.get("ema_beta"):
+            nets["generator_ema"] = copy.deepcopy(nets["generator"]).requires_grad_(False)
+        return nets
 
     def _build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {
-            key: torch.optim.Adam(net.parameters(), lr=self.lr, betas=self.objective.betas)
-            for key, net in self.nets.items()
+            key: torch.optim.Adam(self.nets[key].parameters(), lr=self.lr, betas=self.objective.betas)
+            for key in ("generator", "discriminator")
         }
+
+    def _judge(self, patches: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Discriminator outputs on ``patches``, through the DiffAugment policy (if any)."""
+        if self._policy:
+            patches = small_data.diff_augment(patches, self._policy, self._rng)
+        return self.nets["discriminator"](patches, labels).float()
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``E[(‖∇D(x̂)‖₂ - 1)²]`` at x̂ = ε·real + (1 - ε)·fake, ε ~ U(0, 1) per sample.
@@ -296,28 +341,36 @@ class ConditionalGAN(GenerativeModel):
     def _train_step(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
         discriminator = self.nets["discriminator"]
         objective, n_critic = self.objective, self.hyperparams["n_critic"]
-        gp_total = 0.0
+        gp_total = r1_total = 0.0
         for critic_step in range(n_critic):
             if critic_step:
                 images, labels = self._draw_batch()
             z = self._noise(len(labels), self.latent_dim)
+            real = images.detach().requires_grad_(True) if self._r1_gamma else images
             with self._autocast():
                 fake = self._fake(z, labels, images)
-                real_out = discriminator(images, labels).float()
-                fake_out = discriminator(fake.detach(), labels).float()
+                real_out = self._judge(real, labels)
+                fake_out = self._judge(fake.detach(), labels)
                 loss_d = objective.discriminator_loss(real_out, fake_out)
             if objective.gradient_penalty:
                 penalty = self._gradient_penalty(images, fake.detach().float(), labels)
                 loss_d = loss_d + self.hyperparams["gp_weight"] * penalty
                 gp_total += penalty.item()
+            if self._r1_gamma:
+                scale = self._scaler.get_scale() if self._scaler.is_enabled() else 1.0
+                r1 = small_data.r1_penalty(real_out, real, scale)
+                loss_d = loss_d + 0.5 * self._r1_gamma * r1
+                r1_total += r1.item()
             self._optimize(loss_d, "discriminator")
 
         # The generator has not changed since it made `fake`: its graph is still valid.
         discriminator.requires_grad_(False)
         with self._autocast():
-            loss_g = objective.generator_loss(discriminator(fake, labels).float())
+            loss_g = objective.generator_loss(self._judge(fake, labels))
         self._optimize(loss_g, "generator")
         discriminator.requires_grad_(True)
+        if self._ema_beta:
+            small_data.update_average(self.nets["generator_ema"], self.nets["generator"], self._ema_beta)
         losses = {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
@@ -326,6 +379,8 @@ class ConditionalGAN(GenerativeModel):
         }
         if objective.gradient_penalty:
             losses["gradient_penalty"] = gp_total / n_critic
+        if self._r1_gamma:
+            losses["r1"] = r1_total / n_critic
         return losses
 
     def _fake(self, z: torch.Tensor, labels: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -338,9 +393,10 @@ class ConditionalGAN(GenerativeModel):
     def _generate(
         self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = self.nets["generator_ema" if self._ema_beta else "generator"]
         if self.condition_on_mask:
-            return torch.tanh(self.nets["generator"](z, labels, masks))[:, 0], (masks[:, 0] + 1) / 2
-        out = torch.tanh(self.nets["generator"](z, labels))
+            return torch.tanh(generator(z, labels, masks))[:, 0], (masks[:, 0] + 1) / 2
+        out = torch.tanh(generator(z, labels))
         return out[:, 0], (out[:, 1] + 1) / 2
 
 
