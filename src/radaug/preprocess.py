@@ -454,26 +454,61 @@ def patch_options(preprocess: dict) -> dict:
         "margin": preprocess["margin"], "interpolator": preprocess["interpolator"],
         "mask_interpolation": preprocess["mask_interpolation"], "normalisation": preprocess["normalisation"],
         "percentiles": tuple(preprocess["percentiles"]), "resegment_range": preprocess["resegment_range"],
-        "allow_truncation": preprocess["allow_truncation"],
+        "allow_truncation": preprocess["allow_truncation"], "orientation": preprocess["orientation"],
     }
 
 
-def read_case(row, mask_label: int | None) -> tuple[sitk.Image, sitk.Image, str]:
-    """A cohort row's image (stored pixel type), binary mask (or derived ROI) and ROI source."""
+ORIENTATIONS = ("stored", "LPS")
+"""``preprocess.orientation``: keep the files' voxel order, or reorient volumes to LPS (:func:`orient`)."""
+
+
+def orientation_code(image: sitk.Image) -> str:
+    """The DICOM orientation code of a 3D image's voxel axes (e.g. ``LPS``, ``RAS``); ``""`` in 2D."""
+    if image.GetDimension() != 3:
+        return ""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
+
+
+def orient(image: sitk.Image, orientation: str) -> sitk.Image:
+    """A 3D image in the voxel order ``orientation`` asks for (:data:`ORIENTATIONS`); 2D unchanged.
+
+    ``LPS`` permutes and flips the voxel axes (``sitk.DICOMOrient``) so that
+    patch axis ``(x, y, z)`` is left-right, posterior-anterior,
+    inferior-superior whatever the file's order: a per-axis ``patch_size`` such
+    as ``[64, 64, 16]`` puts its 16 on the slice axis, and generators never see
+    part of a cohort mirrored. No voxel is interpolated; an oblique direction
+    keeps its obliquity, its axes going to the nearest canonical ones. It is not
+    the default because PyRadiomics' surface mesh (marching cubes) depends on the
+    voxel order: shape features of a reoriented volume can differ from
+    PyRadiomics' on the file by about 0.5% (every other feature class agrees to
+    1e-6).
+    """
+    if orientation not in ORIENTATIONS:
+        raise ValueError(f"unknown orientation {orientation!r}; use one of {list(ORIENTATIONS)}")
+    if image.GetDimension() != 3 or orientation == "stored":
+        return image
+    return sitk.DICOMOrient(image, orientation)
+
+
+def read_case(row, mask_label: int | None, orientation: str = "stored") -> tuple[sitk.Image, sitk.Image, str]:
+    """A cohort row's image (stored pixel type), binary mask (or derived ROI) and ROI source, in ``orientation``."""
     image = read_image(row.image, pixel_type=None)
     if row.mask:
         mask = binarise_mask(read_image(row.mask, pixel_type=sitk.sitkFloat64), mask_label)
         mask.CopyInformation(image)
-        return image, mask, "mask"
+        return orient(image, orientation), orient(mask, orientation), "mask"
+    image = orient(image, orientation)
     return image, derive_roi(image), ROI_METHOD
 
 
-def preprocess_case(row, *, mask_label: int | None, **options) -> tuple[Patch, dict]:
+def preprocess_case(row, *, mask_label: int | None, orientation: str = "stored", **options) -> tuple[Patch, dict]:
     """Read one cohort row, build its ROI and patch, and describe what was done.
 
-    ``options`` are :func:`extract_patch`'s keyword arguments (:func:`patch_options`).
+    ``orientation`` is ``preprocess.orientation`` (:func:`orient`); ``options`` are
+    :func:`extract_patch`'s keyword arguments (:func:`patch_options` gives both).
+    The record's ``orientation`` is the voxel order the patch was cut in.
     """
-    image, mask, roi_source = read_case(row, mask_label)
+    image, mask, roi_source = read_case(row, mask_label, orientation)
     patch = extract_patch(image, mask, modality=row.modality, **options)
     record = {
         "case_id": row.case_id, "patient_id": row.patient_id, "label": row.label,
@@ -486,6 +521,7 @@ def preprocess_case(row, *, mask_label: int | None, **options) -> tuple[Patch, d
         "roi_truncated": patch.roi_truncated,
         "normalisation": resolve_normalisation(options.get("normalisation", "auto"), row.modality),
         "spacing": "x".join(f"{s:.6g}" for s in patch.spacing),
+        "orientation": orientation_code(image),
     }
     return patch, record
 
@@ -549,12 +585,13 @@ def build_index(tables: list[pd.DataFrame]) -> pd.DataFrame:
     """The study's case index from the per-batch tables.
 
     Every later stage assumes one patch geometry per study, so cases must share
-    dimensionality and patch spacing.
+    dimensionality, patch spacing and (3D) the voxel order of the patches.
 
     Raises
     ------
     ConfigError
-        If patch spacings differ (set ``preprocess.spacing`` or use fit mode).
+        If patch spacings differ (set ``preprocess.spacing`` or use fit mode), or
+        volumes are stored in different orientations (set ``preprocess.orientation: LPS``).
     """
     index = pd.concat(tables, ignore_index=True).sort_values("case_id", ignore_index=True)
     batch_of = {case: i for i, t in enumerate(tables) for case in t["case_id"]}
@@ -566,5 +603,14 @@ def build_index(tables: list[pd.DataFrame]) -> pd.DataFrame:
         raise ConfigError(
             f"cases have different patch spacings ({detail}); set config key 'preprocess.spacing' "
             "to resample them to one spacing, or use preprocess.patch_mode: fit."
+        )
+    codes = index["orientation"].fillna("") if "orientation" in index else pd.Series([""])
+    if codes.nunique() > 1:
+        examples = index.assign(orientation=codes).drop_duplicates("orientation").head(3)
+        detail = ", ".join(f"case '{c}' {o}" for c, o in zip(examples["case_id"], examples["orientation"]))
+        raise ConfigError(
+            f"volumes are stored in different voxel orientations ({detail}): their patches would put "
+            "different anatomical axes on the same patch axis. Set config key 'preprocess.orientation: LPS' "
+            "to reorient every volume first (no interpolation), or store the images alike."
         )
     return index

@@ -90,6 +90,37 @@ def test_native_crop_is_an_index_crop_with_bit_identical_roi(extent, patch_size)
     assert patch.mask.sum() == roi.sum()
 
 
+@pytest.mark.parametrize("stored", ["RAS", "LPI", "SLP", "AIR"])
+def test_volumes_in_any_stored_orientation_give_the_lps_patch(stored, tmp_path):
+    """The same physical volume stored in another voxel order (RAS as NIfTI writes, axes permuted) gives the
+    patch of its LPS copy, voxel for voxel and with the same per-axis patch size (16 on the S axis)."""
+    from types import SimpleNamespace
+
+    from radaug.preprocess import preprocess_case
+
+    image, mask, _, _ = _box_case((5, 6, 3))
+    patches = {}
+    for code in ("LPS", stored):
+        for name, volume in (("image", image), ("mask", mask)):
+            sitk.WriteImage(sitk.DICOMOrient(volume, code), str(tmp_path / f"{name}_{code}.nrrd"))
+        row = SimpleNamespace(case_id=code, patient_id=code, label="a", modality="CT", domain="", group="",
+                              image=str(tmp_path / f"image_{code}.nrrd"), mask=str(tmp_path / f"mask_{code}.nrrd"),
+                              image_sha256="", mask_sha256="")
+        patches[code], record = preprocess_case(row, mask_label=None, patch_size=[16, 16, 8], mode="crop",
+                                                orientation="LPS")
+        assert record["orientation"] == "LPS"
+        stored_code = preprocess_case(row, mask_label=None, patch_size=[16, 16, 8], mode="crop")[1]["orientation"]
+        assert stored_code == code
+    stored_array = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"image_{stored}.nrrd")))
+    original = sitk.GetArrayFromImage(image)
+    assert stored_array.shape != original.shape or not np.array_equal(stored_array, original)  # really reordered
+    ref, other = patches["LPS"], patches[stored]
+    assert other.image.shape == ref.image.shape == (8, 16, 16)
+    np.testing.assert_array_equal(other.image, ref.image)
+    np.testing.assert_array_equal(other.mask, ref.mask)
+    assert other.spacing == pytest.approx(ref.spacing) == (0.7, 0.8, 2.5)
+
+
 def test_truncated_roi_is_an_error_naming_the_size_that_fits():
     image, mask, *_ = _box_case((20, 9, 3))
     with pytest.raises(RoiTruncatedError, match=r"at least \[20, 9, 3\]"):
@@ -200,6 +231,14 @@ def test_build_index_refuses_mixed_spacings():
     t = pd.DataFrame({"case_id": ["a", "b"], "spacing": ["1x1", "2x2"]})
     with pytest.raises(ConfigError, match="preprocess.spacing"):
         build_index([t])
+
+
+def test_build_index_refuses_mixed_orientations():
+    t = pd.DataFrame({"case_id": ["a", "b", "c"], "spacing": ["1x1x2"] * 3, "orientation": ["LPS", "RAS", "LPS"]})
+    with pytest.raises(ConfigError, match=r"case 'b' RAS.*preprocess.orientation: LPS"):
+        build_index([t])
+    assert len(build_index([t.assign(orientation="RAS")])) == 3
+    assert len(build_index([t.assign(orientation=np.nan)])) == 3  # 2D: no orientation (empty in the CSV)
 
 
 def test_load_patches_selects_cases(tmp_path):
