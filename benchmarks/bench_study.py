@@ -59,8 +59,9 @@ def snakemake(workdir: Path, config: dict, *extra: str) -> tuple[float, float, s
     path = workdir / ".snakemake" / "bench-study.yaml"  # Snakemake's own folder: nothing left in a repository
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # extra (targets, options) before --configfile, which would swallow trailing targets as config files
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(CORES),
-           "--directory", str(workdir), "--configfile", str(path), *extra]
+           "--directory", str(workdir), *extra, "--configfile", str(path)]
     with stopwatch() as t:
         proc = subprocess.run(cmd, capture_output=True, text=True)
     output = proc.stdout + proc.stderr

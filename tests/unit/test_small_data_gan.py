@@ -12,6 +12,7 @@ from radaug.generative.small_data import (
     TRANSLATION_RATIO,
     diff_augment,
     parse_policy,
+    ema_decay,
     r1_penalty,
     update_average,
 )
@@ -109,6 +110,13 @@ def test_r1_penalty_of_a_linear_discriminator_is_its_squared_weight_norm():
     outputs = (x * w).flatten(1).sum(dim=1)
     assert torch.isclose(r1_penalty(outputs, x), w.square().sum(), rtol=1e-5)
     assert torch.isclose(r1_penalty(outputs, x, scale=1024.0), w.square().sum(), rtol=1e-5)
+
+
+def test_moving_average_decay_warms_up_to_beta():
+    assert ema_decay(0.999, 0) == pytest.approx(0.1)  # the first update moves the average 90% of the way
+    assert ema_decay(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay(0.999, 10_000) == 0.999
+    assert ema_decay(0.5, 20) == 0.5
 
 
 def test_moving_average_update():

@@ -238,7 +238,8 @@ class ConditionalGAN(GenerativeModel):
         0 is off, the paper uses 10.
     ema_beta
         Decay β of the moving average of generator weights that :meth:`sample`
-        uses; 0 is off, 0.999 is usual.
+        uses, with a warm-up (:func:`~radaug.generative.small_data.ema_decay`);
+        0 is off, 0.999 is usual.
 
     Logged losses: ``loss_d`` (discriminator or critic), ``loss_g`` (generator),
     ``d_real`` and ``d_fake`` (mean discriminator probability, or mean output for
@@ -370,7 +371,8 @@ class ConditionalGAN(GenerativeModel):
         self._optimize(loss_g, "generator")
         discriminator.requires_grad_(True)
         if self._ema_beta:
-            small_data.update_average(self.nets["generator_ema"], self.nets["generator"], self._ema_beta)
+            beta = small_data.ema_decay(self._ema_beta, self.step)
+            small_data.update_average(self.nets["generator_ema"], self.nets["generator"], beta)
         losses = {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),

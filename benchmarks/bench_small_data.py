@@ -1,0 +1,117 @@
+"""Do the small-data GAN switches (issue 20) make better synthetic data? A controlled experiment.
+
+The 2D phantom study (``config/phantom.yaml``: 80 patients, 60 benign : 20
+malignant, 5 folds, 800 generator steps) is run twice in one temporary folder with
+the same seed, data, folds and budget, once with the GANs as configured by default
+and once with every small-data switch on (``diffaugment: color,translation,cutout``,
+``r1_gamma: 10``, ``ema_beta: 0.999``; the papers' settings). Only the generator
+arms are built (validation and evaluation of ``dcgan`` and ``lsgan``, plus ``real``
+for the Δ). Rows, per GAN and variant, medians over folds of the minority class
+(``malignant``), the class a rebalancing study depends on:
+
+* coverage, density, detection AUC, Fréchet radiomics distance (fidelity and
+  diversity; the real-vs-real baseline of each is in the notes),
+* memorization ratio (about 1 if nothing is copied),
+* cells failing validation (fold x class, any gate),
+* ΔAUC vs real (pooled over folds, from ``evaluation/summary.csv``),
+* training seconds per fold (the provenance record of ``train_generator``).
+
+``ratio`` of a switch row is its value over the default row of the same GAN, measured in
+the same run. No target is asserted: this is an experiment, run with
+``python -m benchmarks.bench_small_data`` (``--quick``: 3 folds, 300 steps, 40 patients).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from benchmarks import row, standalone
+from benchmarks.bench_study import REPO, snakemake
+
+BENCH = "small_data"
+GANS = ("dcgan", "lsgan")
+SWITCHES = {"diffaugment": "color,translation,cutout", "r1_gamma": 10.0, "ema_beta": 0.999}
+METRICS = ("coverage", "density", "detection_auc", "frechet_distance", "memorization_ratio")
+
+
+def configs(quick: bool) -> dict[str, dict]:
+    """The two study configs: ``default`` and ``switches``, equal but for the GANs' switches."""
+    base = yaml.safe_load((REPO / "config/phantom.yaml").read_text())
+    base["generative"]["models"] = list(GANS)
+    base["evaluation"]["arms"] = ["real", *GANS]
+    base["perturbation"]["enabled"] = False
+    if quick:
+        base["split"]["folds"] = 3
+        base["generative"]["steps"] = 300
+        base["data"]["phantom"]["n_patients"] = {"benign": 30, "malignant": 10}
+    out = {}
+    for variant in ("default", "switches"):
+        config = copy.deepcopy(base)
+        config["study"]["name"] = f"small_data_{variant}"
+        if variant == "switches":
+            for gan in GANS:
+                config["generative"][gan] = {**config["generative"].get(gan, {}), **SWITCHES}
+        out[variant] = config
+    return out
+
+
+def targets(config: dict) -> list[str]:
+    study = f"results/{config['study']['name']}"
+    return [f"{study}/validation/summary.csv", f"{study}/evaluation/summary.csv"]
+
+
+def figures(study: Path, minority: str) -> dict[str, dict[str, float]]:
+    """Per GAN: median over folds of each metric in the minority class, failing cells, ΔAUC, train s/fold."""
+    summary = pd.read_csv(study / "validation/summary.csv")
+    evaluation = pd.read_csv(study / "evaluation/summary.csv")
+    out: dict[str, dict[str, float]] = {}
+    for gan in GANS:
+        arm = summary[summary["arm"] == gan]
+        cells = arm[arm["class"] == minority]
+        fig = {m: float(cells.loc[cells["metric"] == m, "value"].median()) for m in METRICS}
+        fig.update({f"baseline_{m}": float(cells.loc[cells["metric"] == m, "baseline"].median()) for m in METRICS})
+        failing = arm.groupby(["fold", "class"])["verdict"].apply(lambda v: (v == "fail").any())
+        fig["failing_cells"] = float(failing.sum())
+        fig["cells"] = float(len(failing))
+        auc = evaluation[(evaluation["arm"] == gan) & (evaluation["metric"] == "auc")]
+        fig["delta_auc"] = float(auc["delta_vs_real"].iloc[0]) if len(auc) else float("nan")
+        records = [json.loads(p.read_text()) for p in (study / "provenance").rglob("*.json")]
+        train = [r["seconds"] for r in records if r.get("rule") == "train_generator"
+                 and r.get("wildcards", {}).get("model") == gan]
+        fig["train_seconds_per_fold"] = float(pd.Series(train).median()) if train else float("nan")
+        out[gan] = fig
+    return out
+
+
+def run(quick: bool = False) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="radaug-small-data-") as tmp:
+        workdir = Path(tmp)
+        results = {}
+        for variant, config in configs(quick).items():
+            wall, _, _ = snakemake(workdir, config, *targets(config))
+            results[variant] = figures(workdir / "results" / config["study"]["name"], minority="malignant")
+            results[variant]["_wall"] = wall
+        for gan in GANS:
+            plain, switched = results["default"][gan], results["switches"][gan]
+            for key in (*METRICS, "failing_cells", "delta_auc", "train_seconds_per_fold"):
+                notes = ""
+                if key in METRICS:
+                    notes = f"real-vs-real baseline {plain[f'baseline_{key}']:.3g}; malignant class, median over folds"
+                if key == "failing_cells":
+                    notes = f"of {plain['cells']:.0f} fold x class cells"
+                unit = "s" if key.endswith("seconds_per_fold") else ("cells" if key == "failing_cells" else "")
+                rows.append(row(BENCH, f"{gan}/default/{key}", plain[key], unit, notes=notes))
+                rows.append(row(BENCH, f"{gan}/switches/{key}", switched[key], unit, reference=plain[key],
+                                notes=notes + ("; " if notes else "") + ", ".join(f"{k}={v}" for k, v in SWITCHES.items())))
+    return rows
+
+
+if __name__ == "__main__":
+    standalone(run)
