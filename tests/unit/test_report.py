@@ -313,3 +313,25 @@ def test_evaluation_states_the_limits_of_its_statistics():
     assert f"Arm &#x27;{arm}&#x27;: the per-fold differences of" in body and "zero variance" in body
     assert "Arm &#x27;other&#x27; adds no rows in any fold" in body
     assert "or the test is undefined" in body
+
+
+def test_the_first_section_lists_every_arm_and_an_arm_that_could_not_generate():
+    """Issue 17: an arm whose generator fell short is listed with its note, and is not in the evaluation table."""
+    inputs = make_inputs()
+    evaluation = inputs["evaluation"].assign(validation_verdict="pass", flagged=False, evaluated=True, note="")
+    evaluation.loc[evaluation["arm"] == "real", "validation_verdict"] = "reference"
+    short = evaluation["arm"] == "cvae"
+    evaluation.loc[short, ["mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds"]] = np.nan
+    evaluation.loc[short, ["validation_verdict", "evaluated", "note"]] = [
+        "could not generate", False, "could not generate: cvae fell short of its quota: 'malignant' in r0f1: "
+        "0 of 3 plausible samples (60 drawn; rejected: 60 empty mask)"]
+    inputs["evaluation"] = evaluation
+    inputs["predictions"] = inputs["predictions"][inputs["predictions"]["arm"] != "cvae"]
+    page = build_report(**inputs)
+    assert page.index('<section id="arms">') < page.index('<section id="config">')
+    arms = section(page, "arms")
+    for arm, status in (("real", "reference"), ("dcgan", "evaluated"), ("cvae", "could not generate")):
+        assert re.search(f"<td>{arm}</td><td>{status}</td>", arms), (arm, arms)
+    assert "60 empty mask" in arms
+    evaluated = section(page, "evaluation")
+    assert "<td>cvae</td>" not in evaluated and "Not evaluated (see Arms and their status): cvae." in evaluated

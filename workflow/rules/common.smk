@@ -73,6 +73,17 @@ def arm_features(wildcards):
     return [path for p in parts for path in expand(f"{STUDY}/features/{p}/{{fold}}.csv", fold=FOLDS)]
 
 
+def arm_sampling_records(wildcards):
+    """Sampling records (every fold) of an arm's generators: whether the arm could generate (radaug.sampling)."""
+    models = [p for p in arm_components(wildcards.arm) if p in MODELS]
+    return expand(f"{STUDY}/synthetic/{{model}}/sampling/{{fold}}.csv", model=models, fold=FOLDS)
+
+
+def sampling_records(wildcards):
+    """Sampling records of every generator and fold."""
+    return expand(f"{STUDY}/synthetic/{{model}}/sampling/{{fold}}.csv", model=MODELS, fold=FOLDS)
+
+
 def invariance_tables(wildcards):
     """Per-fold invariance tables: an input of evaluation only when it uses the robust feature set."""
     if config["evaluation"]["classifier"]["robust_features"]:
