@@ -3,7 +3,7 @@ import re
 import sys
 from pathlib import Path
 
-from radaug.config import CLASSICAL_ARM, arm_components, resolve_params_file, validate_config
+from radaug.config import CLASSICAL_ARM, arm_components, model_conditioning, resolve_params_file, validate_config
 from radaug.errors import RadaugError
 from radaug.manifest import read_manifest_table
 from radaug.provenance import code_version

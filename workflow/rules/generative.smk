@@ -23,7 +23,7 @@ rule train_generator:
         classes=config["data"]["classes"],
         training=generative_training_options(),
         hyperparams=lambda wc: config["generative"][wc.model],
-        conditioning=config["generative"]["conditioning"],
+        conditioning=lambda wc: model_conditioning(config["generative"], wc.model),
         seed=SEED,
     threads: config["generative"]["threads"]
     resources:
