@@ -686,17 +686,48 @@ def _sampling_table(sample_tables: pd.DataFrame) -> str:
     return note + _table(["model", "class", "folds", "samples", "quota", "rejected draws", "accepted"], rows)
 
 
-def render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes) -> str:
+def _sampling_records_table(sampling: pd.DataFrame) -> str:
+    """Sampling records (``synthetic/<model>/sampling/``) summed over folds: requested, accepted, why rejected."""
+    from radaug.sampling import REASON_COLUMNS
+
+    if sampling.empty:
+        return _NO_DATA
+    reasons = [(reason, column) for reason, column in REASON_COLUMNS.items() if column in sampling.columns
+               and sampling[column].sum() > 0]
+    sampling = sampling.assign(short_fold=np.where(_truthy(sampling["short"]), sampling["fold"].astype(str), ""))
+    rows = []
+    for (model, label), part in sampling.groupby(["model", "label"], sort=True):
+        requested, accepted, drawn = (int(part[c].sum()) for c in ("requested", "accepted", "drawn"))
+        short = ", ".join(f for f in part["short_fold"] if f)
+        rows.append([model, label, requested, accepted, drawn, *(int(part[c].sum()) for _, c in reasons),
+                     f"{accepted / drawn:.1%}" if drawn else "n/a", short or "none"])
+    note = _paragraph(
+        "Synthetic samples per model and class, summed over folds: requested (the rebalancing quota), accepted "
+        "(plausible), drawn, and the rejected draws by reason (an empty mask, or an ROI size outside the "
+        "class's real range widened by sampling.roi_size_slack; cyclegan: structure agreement below "
+        "min_structure). Folds where a class fell short of its quota make the arm 'could not generate'.")
+    header = ["model", "class", "requested", "accepted", "drawn", *(f"rejected: {r}" for r, _ in reasons),
+              "accepted share", "short in folds"]
+    return note + _table(header, rows)
+
+
+def render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes,
+                      sampling: pd.DataFrame | None = None) -> str:
     """HTML of the report's generators section: loss curves, sample grids, sampling counts.
 
     Arguments as in :func:`build_report`; ``classes`` from :func:`report_classes`.
+    ``sampling``: the sampling records of every model and fold
+    (:data:`radaug.sampling.SAMPLING_COLUMNS` with ``model`` and ``fold``); given,
+    the sampling table counts requested, accepted and drawn samples and the
+    rejections per reason from them, including classes with no accepted sample.
     """
     grids = [_sample_grid(model, synthetic[model], real_patches, cohort, folds, classes)
              for model in sorted(synthetic)]
     return "\n".join([
         "<h3>Training losses</h3>", _loss_figure(losses) if losses else _NO_DATA,
         "<h3>Samples</h3>", *(grids or [_NO_DATA]),
-        "<h3>Sampling</h3>", _sampling_table(sample_tables),
+        "<h3>Sampling</h3>",
+        _sampling_table(sample_tables) if sampling is None else _sampling_records_table(sampling),
     ])
 
 

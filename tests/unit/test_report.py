@@ -335,3 +335,23 @@ def test_the_first_section_lists_every_arm_and_an_arm_that_could_not_generate():
     assert "60 empty mask" in arms
     evaluated = section(page, "evaluation")
     assert "<td>cvae</td>" not in evaluated and "Not evaluated (see Arms and their status): cvae." in evaluated
+
+
+def test_sampling_records_show_requested_accepted_and_why_rejected():
+    from radaug.sampling import class_record, sampling_table
+
+    inputs = make_inputs()
+    records = pd.concat([
+        sampling_table([class_record("benign", 0, 0, {}, ""),
+                        class_record("malignant", 3, 3 if model == "cvae" else 0,
+                                     {"empty mask": 4 * (model == "dcgan"), "ROI above range": 2}, "why")]
+                       ).assign(model=model, fold=fold)
+        for model in ("cvae", "dcgan") for fold in FOLD_KEYS], ignore_index=True)
+    html = render_generators(inputs["losses"], inputs["real_patches"], inputs["synthetic"], inputs["sample_tables"],
+                             inputs["cohort"], inputs["folds"], list(CLASSES), sampling=records)
+    assert "<th>rejected: empty mask</th><th>rejected: ROI above range</th>" in html
+    assert "rejected: ROI below range" not in html  # reasons that never occurred get no column
+    row = ('<tr><td>dcgan</td><td>malignant</td><td class="num">6</td><td class="num">0</td><td class="num">12</td>'
+           '<td class="num">8</td><td class="num">4</td><td>0.0%</td><td>r0f0, r0f1</td></tr>')
+    assert row in html
+    assert '<td>cvae</td><td>malignant</td><td class="num">6</td><td class="num">6</td>' in html
