@@ -127,7 +127,7 @@ draws), ``rejected`` (``drawn - accepted``) and its split per reason, ``short``
 (``accepted < requested``) and ``reasons``, the rejections in words with the
 accepted range, as the :class:`~radaug.errors.SamplingError` of ``on_shortfall:
 stop`` names them. The workflow writes it for every model and fold to
-``synthetic/<model>/sampling/<fold>.csv`` with ``model``, ``repeat`` and ``fold``.
+``synthetic/<model>/sampling/<fold>.csv`` with ``model`` and ``fold`` (the fold key).
 """
 
 
