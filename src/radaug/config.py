@@ -30,6 +30,11 @@ def arm_components(arm: str) -> list[str]:
     return arm.split(ARM_SEPARATOR)
 
 
+def model_conditioning(generative: dict, model: str) -> str:
+    """``generative.conditioning`` of one model: its ``generative.model_conditioning`` entry, else the study's."""
+    return generative.get("model_conditioning", {}).get(model, generative["conditioning"])
+
+
 def schema() -> dict:
     text = resources.files("radaug.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     return yaml.safe_load(text)
@@ -306,13 +311,14 @@ def _check_arms(arms: list[str], models: list[str]) -> None:
 def _check_shape_model(config: dict) -> None:
     """A mask-conditioned study's shape model must do more than copy training masks."""
     generative, augmentation = config["generative"], config["augmentation"]
-    noise_models = [m for m in generative["models"] if m != "cyclegan"]
-    if generative["conditioning"] == "joint" or not noise_models:
+    noise_models = [m for m in generative["models"]
+                    if m != "cyclegan" and model_conditioning(generative, m) != "joint"]
+    if not noise_models:
         return
     deforms = augmentation["affine"]["enabled"] or augmentation["elastic"]["enabled"]
     if generative["shape_model"]["ssm_share"] == 0 and not deforms:
         dims = {"phantom": config["data"]["phantom"]["dim"], "br35h": 2}.get(config["data"]["source"])
-        if generative["conditioning"] == "mask" or dims in (3, None):
+        if any(model_conditioning(generative, m) == "mask" for m in noise_models) or dims in (3, None):
             raise ConfigError(
                 f"config key 'generative.shape_model.ssm_share' is 0 and both 'augmentation.affine.enabled' and "
                 f"'augmentation.elastic.enabled' are false: the mask-conditioned generators {noise_models} would be "

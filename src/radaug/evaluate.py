@@ -1057,16 +1057,20 @@ def holm_adjusted(p_values) -> np.ndarray:
 
 
 def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_verdicts: pd.DataFrame | None,
-                       *, reference_arm: str = "real") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                       *, reference_arm: str = "real", arms=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Apply the validation stage's verdicts to the evaluation: keep, flag or leave out each arm.
 
     Parameters
     ----------
     per_fold, predictions
-        Concatenated tables of :func:`evaluate_arm` for every arm.
+        Concatenated tables of :func:`evaluate_arm` for every arm (an arm that
+        could not generate has none).
     arm_verdicts
         ``validation/arm_verdicts.csv`` (:func:`radaug.validate.summary.arm_verdicts`),
         or ``None`` when no arm was validated (every arm is kept, ``"not validated"``).
+    arms
+        Every arm of the study (config ``evaluation.arms``), in order; default:
+        the arms of ``per_fold``. Each gets a row in ``verdicts``, evaluated or not.
 
     Returns
     -------
@@ -1074,24 +1078,64 @@ def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_ve
         The rows of the arms that are evaluated (``evaluate`` true, and the
         reference arm, which is never validated).
     verdicts
-        One row per evaluated arm: ``arm``, ``validation_verdict`` (``"reference"``
-        for the reference arm) and ``flagged`` (evaluated although validation
-        failed), to join onto the summary.
+        One row per arm: ``arm``, ``validation_verdict`` (``"reference"`` for
+        the reference arm), ``flagged`` (evaluated although validation failed),
+        ``evaluated`` and ``note``: why an arm is not evaluated (its generator
+        could not generate, naming where and why; or validation failed it and
+        ``validation.evaluate_failing_arms`` is false), empty otherwise. Join it
+        onto the summary with :func:`summary_with_verdicts`.
+
+    Raises
+    ------
+    RadaugError
+        An arm has no validation verdict, or is to be evaluated but has no per-fold rows.
     """
-    arms = list(dict.fromkeys(per_fold["arm"]))
+    arms = list(dict.fromkeys(arms if arms is not None else per_fold["arm"]))
     table = pd.DataFrame({"arm": arms})
     if arm_verdicts is not None and len(arm_verdicts):
-        given = arm_verdicts[["arm", "verdict", "evaluate", "flagged"]]
+        given = arm_verdicts[[c for c in ("arm", "verdict", "evaluate", "flagged", "failing_metrics", "note")
+                              if c in arm_verdicts.columns]]
         table = table.merge(given, on="arm", how="left")
     else:
         table = table.assign(verdict="not validated", evaluate=True, flagged=False)
+    for column in ("failing_metrics", "note"):
+        table[column] = table[column].fillna("").astype(str) if column in table else ""
     is_reference = table["arm"] == reference_arm
     table.loc[is_reference, ["verdict", "evaluate", "flagged"]] = ["reference", True, False]
     missing = table.loc[table["verdict"].isna(), "arm"].tolist()
     if missing:
         raise RadaugError(f"arms {missing} have no validation verdict in arm_verdicts.csv; rerun validation")
-    keep = table.loc[table["evaluate"].astype(str).str.lower() == "true", "arm"]
-    verdicts = table[table["arm"].isin(keep)].rename(columns={"verdict": "validation_verdict"})
-    verdicts["flagged"] = verdicts["flagged"].astype(str).str.lower() == "true"
+    table["evaluated"] = table["evaluate"].astype(str).str.lower() == "true"
+    unscored = sorted(set(table.loc[table["evaluated"], "arm"]) - set(per_fold["arm"]))
+    if unscored:
+        raise RadaugError(f"arms {unscored} are to be evaluated but have no per-fold results; rerun evaluation")
+    left_out = ~table["evaluated"] & (table["note"] == "")
+    table.loc[left_out, "note"] = [
+        f"not evaluated: validation failed it ({metrics or 'see validation'}) and "
+        "validation.evaluate_failing_arms is false" for metrics in table.loc[left_out, "failing_metrics"]]
+    table["flagged"] = table["evaluated"] & (table["flagged"].astype(str).str.lower() == "true")
+    keep = table.loc[table["evaluated"], "arm"]
+    verdicts = table.rename(columns={"verdict": "validation_verdict"})
     return (per_fold[per_fold["arm"].isin(keep)], predictions[predictions["arm"].isin(keep)],
-            verdicts[["arm", "validation_verdict", "flagged"]])
+            verdicts[["arm", "validation_verdict", "flagged", "evaluated", "note"]].reset_index(drop=True))
+
+
+def summary_with_verdicts(summary: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation summary with every arm's verdict: evaluated arms' rows, then rows of those left out.
+
+    ``summary`` is :func:`summarise`'s table of the evaluated arms and
+    ``verdicts`` :func:`gate_by_validation`'s. Each arm left out (``evaluated``
+    false: it could not generate, or validation failed it) gets one row per
+    metric of ``summary`` with empty statistics, so it is never silently
+    missing: its ``validation_verdict`` (e.g. ``could not generate``) and
+    ``note`` say why.
+    """
+    table = summary.merge(verdicts, on="arm", how="left")
+    left_out = verdicts[~verdicts["evaluated"]]
+    if left_out.empty:
+        return table
+    metrics = list(dict.fromkeys(summary["metric"])) or list(METRICS)
+    rows = pd.DataFrame([{"arm": arm, "metric": metric} for arm in left_out["arm"] for metric in metrics])
+    rows = rows.merge(left_out, on="arm", how="left")
+    rows["holm_significant"] = False
+    return pd.concat([table, rows], ignore_index=True)[list(table.columns)]

@@ -41,6 +41,7 @@ DPI = 100
 """Resolution of every embedded figure."""
 
 SECTIONS = {
+    "arms": "Arms and their status",
     "config": "Configuration",
     "cohort": "Cohort",
     "folds": "Folds",
@@ -310,8 +311,76 @@ def _inference_notes(evaluation: pd.DataFrame, folds: pd.DataFrame, per_fold: pd
     return f'<div class="notes"><p><strong>Limits of these statistics</strong></p><ul>{items}</ul></div>\n'
 
 
+def _evaluated(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """The summary rows of evaluated arms (a summary without an ``evaluated`` column: all)."""
+    if "evaluated" not in evaluation.columns:
+        return evaluation
+    return evaluation[_truthy(evaluation["evaluated"])]
+
+
+def arm_status(evaluation: pd.DataFrame, arms: Sequence = ()) -> pd.DataFrame:
+    """One row per arm: what became of it (``arm, status, validation, note``).
+
+    Parameters
+    ----------
+    evaluation
+        The evaluation summary (:func:`radaug.evaluate.summary_with_verdicts`:
+        ``validation_verdict``, ``flagged``, ``evaluated`` and ``note``; each
+        optional).
+    arms
+        The study's arms (config ``evaluation.arms``), listed first and in
+        order; an arm without a row in ``evaluation`` is ``missing`` (which a
+        finished workflow never leaves).
+
+    Status: ``reference`` (the real-only arm), ``evaluated``, ``evaluated,
+    flagged`` (although validation failed it), ``could not generate`` (a
+    generator fell short of its quota: never evaluated as if it had data),
+    ``not evaluated`` (validation failed it), or ``missing``.
+    """
+    from radaug.sampling import COULD_NOT_GENERATE
+
+    rows = []
+    by_arm = {arm: part.iloc[0] for arm, part in evaluation.groupby("arm", sort=False)} if len(evaluation) else {}
+    for arm in dict.fromkeys([*arms, *by_arm]):
+        if arm not in by_arm:
+            rows.append([arm, "missing", "n/a", "no row in the evaluation summary"])
+            continue
+        r = by_arm[arm]
+        verdict = str(r.get("validation_verdict", "n/a")) if pd.notna(r.get("validation_verdict")) else "n/a"
+        note = str(r.get("note", "")) if pd.notna(r.get("note", "")) else ""
+        evaluated = _truthy(pd.Series([r.get("evaluated", True)])).iloc[0]
+        if arm == REFERENCE_ARM:
+            status = "reference"
+        elif verdict == COULD_NOT_GENERATE:
+            status = COULD_NOT_GENERATE
+        elif not evaluated:
+            status = "not evaluated"
+        elif str(r.get("flagged", "")).lower() == "true":
+            status = "evaluated, flagged"
+        else:
+            status = "evaluated"
+        rows.append([arm, status, verdict, note])
+    return pd.DataFrame(rows, columns=["arm", "status", "validation", "note"])
+
+
+def _arms_section(evaluation: pd.DataFrame, arms: Sequence) -> str:
+    table = arm_status(evaluation, arms)
+    if table.empty:
+        return _NO_DATA
+    note = _paragraph(
+        "Every arm of the study and what became of it. could not generate: a generator of the arm could not "
+        "fill its quota with plausible samples in some fold (sampling.on_shortfall: record; the note says where "
+        "and why, and synthetic/<model>/sampling/ holds the counts); such an arm is neither validated nor "
+        "evaluated. not evaluated: validation failed the arm and validation.evaluate_failing_arms is false. "
+        "evaluated, flagged: evaluated although validation failed it."
+    )
+    return note + _table(["arm", "status", "validation", "note"], table.itertuples(index=False))
+
+
 def _evaluation_section(evaluation: pd.DataFrame, folds: pd.DataFrame | None = None,
                         per_fold: pd.DataFrame | None = None) -> str:
+    left_out = sorted(set(evaluation["arm"]) - set(_evaluated(evaluation)["arm"])) if len(evaluation) else []
+    evaluation = _evaluated(evaluation)
     if evaluation.empty:
         return _NO_DATA
     arms = _ordered(evaluation["arm"], (REFERENCE_ARM,))
@@ -354,6 +423,8 @@ def _evaluation_section(evaluation: pd.DataFrame, folds: pd.DataFrame | None = N
         if len(arms) > 1:
             figures += _forest_figure(evaluation, [a for a in arms if a != REFERENCE_ARM])
     notes = _inference_notes(evaluation, folds if folds is not None else pd.DataFrame(), per_fold)
+    if left_out:
+        note += _paragraph(f"Not evaluated (see Arms and their status): {', '.join(left_out)}.")
     return notes + note + _table(header, rows) + figures
 
 
@@ -615,17 +686,48 @@ def _sampling_table(sample_tables: pd.DataFrame) -> str:
     return note + _table(["model", "class", "folds", "samples", "quota", "rejected draws", "accepted"], rows)
 
 
-def render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes) -> str:
+def _sampling_records_table(sampling: pd.DataFrame) -> str:
+    """Sampling records (``synthetic/<model>/sampling/``) summed over folds: requested, accepted, why rejected."""
+    from radaug.sampling import REASON_COLUMNS
+
+    if sampling.empty:
+        return _NO_DATA
+    reasons = [(reason, column) for reason, column in REASON_COLUMNS.items() if column in sampling.columns
+               and sampling[column].sum() > 0]
+    sampling = sampling.assign(short_fold=np.where(_truthy(sampling["short"]), sampling["fold"].astype(str), ""))
+    rows = []
+    for (model, label), part in sampling.groupby(["model", "label"], sort=True):
+        requested, accepted, drawn = (int(part[c].sum()) for c in ("requested", "accepted", "drawn"))
+        short = ", ".join(f for f in part["short_fold"] if f)
+        rows.append([model, label, requested, accepted, drawn, *(int(part[c].sum()) for _, c in reasons),
+                     f"{accepted / drawn:.1%}" if drawn else "n/a", short or "none"])
+    note = _paragraph(
+        "Synthetic samples per model and class, summed over folds: requested (the rebalancing quota), accepted "
+        "(plausible), drawn, and the rejected draws by reason (an empty mask, or an ROI size outside the "
+        "class's real range widened by sampling.roi_size_slack; cyclegan: structure agreement below "
+        "min_structure). Folds where a class fell short of its quota make the arm 'could not generate'.")
+    header = ["model", "class", "requested", "accepted", "drawn", *(f"rejected: {r}" for r, _ in reasons),
+              "accepted share", "short in folds"]
+    return note + _table(header, rows)
+
+
+def render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes,
+                      sampling: pd.DataFrame | None = None) -> str:
     """HTML of the report's generators section: loss curves, sample grids, sampling counts.
 
     Arguments as in :func:`build_report`; ``classes`` from :func:`report_classes`.
+    ``sampling``: the sampling records of every model and fold
+    (:data:`radaug.sampling.SAMPLING_COLUMNS` with ``model`` and ``fold``); given,
+    the sampling table counts requested, accepted and drawn samples and the
+    rejections per reason from them, including classes with no accepted sample.
     """
     grids = [_sample_grid(model, synthetic[model], real_patches, cohort, folds, classes)
              for model in sorted(synthetic)]
     return "\n".join([
         "<h3>Training losses</h3>", _loss_figure(losses) if losses else _NO_DATA,
         "<h3>Samples</h3>", *(grids or [_NO_DATA]),
-        "<h3>Sampling</h3>", _sampling_table(sample_tables),
+        "<h3>Sampling</h3>",
+        _sampling_table(sample_tables) if sampling is None else _sampling_records_table(sampling),
     ])
 
 
@@ -796,6 +898,7 @@ def assemble_report(
     name = str(config["study"]["name"])
     classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
     bodies = {
+        "arms": _arms_section(evaluation, config.get("evaluation", {}).get("arms", ())),
         "config": _config_section(config),
         "cohort": _cohort_section(cohort, classes),
         "folds": _folds_section(folds, classes),

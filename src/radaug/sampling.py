@@ -8,10 +8,12 @@ arms of a fold add the same number of samples per class and compare fairly.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
+import pandas as pd
 
+from radaug.config import arm_components
 from radaug.errors import SamplingError
 
 
@@ -93,10 +95,67 @@ def rejection_reasons(masks: np.ndarray, roi_range: tuple[float, float]) -> dict
     return {name: int(flags.sum()) for name, flags in zip(REJECTION_REASONS, (empty, below, above))}
 
 
+LOW_STRUCTURE = "structure below min_structure"
+"""Why a CycleGAN translation is rejected (:func:`radaug.generative.cyclegan.translate_with_quotas`)."""
+
+ON_SHORTFALL = ("record", "stop")
+"""Config ``sampling.on_shortfall``: what a generator that cannot fill a quota does.
+
+``record`` keeps the plausible samples it has, writes the shortfall to its sampling
+record and marks every arm it is part of :data:`COULD_NOT_GENERATE`; ``stop`` raises
+:class:`~radaug.errors.SamplingError` (the job, and so the study, stops).
+"""
+
+COULD_NOT_GENERATE = "could not generate"
+"""Verdict of an arm whose generator fell short of a quota in some fold (``on_shortfall: record``):
+it is neither validated nor evaluated, and validation, evaluation and the report say so."""
+
+
+def _reason_column(reason: str) -> str:
+    return "rejected_" + reason.lower().replace(" ", "_")
+
+
+REASON_COLUMNS = {reason: _reason_column(reason) for reason in (*REJECTION_REASONS, LOW_STRUCTURE)}
+"""Column of the sampling record that counts each rejection reason."""
+
+SAMPLING_COLUMNS = ("label", "requested", "accepted", "drawn", "rejected", *REASON_COLUMNS.values(),
+                    "short", "reasons")
+"""Columns of a sampling record: one row per class of one model and fold.
+
+``requested`` (the quota), ``accepted`` (plausible samples kept), ``drawn`` (all
+draws), ``rejected`` (``drawn - accepted``) and its split per reason, ``short``
+(``accepted < requested``) and ``reasons``, the rejections in words with the
+accepted range, as the :class:`~radaug.errors.SamplingError` of ``on_shortfall:
+stop`` names them. The workflow writes it for every model and fold to
+``synthetic/<model>/sampling/<fold>.csv`` with ``model`` and ``fold`` (the fold key).
+"""
+
+
 def _reasons_text(counts: Mapping[str, int], roi_range: tuple[float, float]) -> str:
     parts = [f"{n} {name}" for name, n in counts.items() if n]
     return (f"{', '.join(parts) or 'none'}; accepted ROI size range [{roi_range[0]:.4g}, {roi_range[1]:.4g}] "
             "voxels (the class's real training ROI sizes widened by sampling.roi_size_slack)")
+
+
+def class_record(label: str, requested: int, accepted: int, reasons: Mapping[str, int], text: str) -> dict:
+    """One row of a sampling record (:data:`SAMPLING_COLUMNS`); ``reasons`` counts rejections per reason."""
+    unknown = set(reasons) - set(REASON_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown rejection reasons {sorted(unknown)}; known: {list(REASON_COLUMNS)}")
+    rejected = int(sum(reasons.values()))
+    return {"label": label, "requested": int(requested), "accepted": int(accepted), "drawn": int(accepted) + rejected,
+            "rejected": rejected, **{column: int(reasons.get(reason, 0)) for reason, column in REASON_COLUMNS.items()},
+            "short": int(accepted) < int(requested), "reasons": text if rejected else ""}
+
+
+def sampling_table(rows: Iterable[dict]) -> pd.DataFrame:
+    """A sampling record from :func:`class_record` rows (no rows: the columns alone)."""
+    return pd.DataFrame(list(rows), columns=list(SAMPLING_COLUMNS))
+
+
+def check_on_shortfall(on_shortfall: str) -> None:
+    if on_shortfall not in ON_SHORTFALL:
+        raise ValueError(f"on_shortfall must be one of {ON_SHORTFALL}, got {on_shortfall!r}")
 
 
 def draw_samples(model, label: str, label_index: int, seeds: np.ndarray, shapes=None
@@ -122,49 +181,50 @@ def draw_samples(model, label: str, label_index: int, seeds: np.ndarray, shapes=
 
 
 def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi_ranges: Mapping[str, tuple],
-                       *, seed: int, fold: str, model_name: str, max_attempts: int = 20, shapes=None):
+                       *, seed: int, fold: str, model_name: str, max_attempts: int = 20, shapes=None,
+                       on_shortfall: str = "stop"):
     """Draw each class's quota of plausible synthetic samples from a trained model.
 
     Each sample is drawn with its own recorded seed, so ``model.sample([label],
     seed=s)`` (given ``shapes``, with the mask ``shapes.sample(label, s)``)
     reproduces it exactly. Samples whose binarised mask is empty or
     whose ROI size falls outside the class's real range are rejected and
-    redrawn, up to ``max_attempts`` rounds; rejections are counted.
+    redrawn, up to ``max_attempts`` rounds; rejections are counted per reason
+    (:data:`REJECTION_REASONS`).
+
+    Parameters
+    ----------
+    on_shortfall
+        What a class that is still short after ``max_attempts`` rounds does
+        (:data:`ON_SHORTFALL`): ``stop`` raises, ``record`` keeps the samples
+        drawn so far and marks the class ``short`` in the sampling record.
 
     Returns
     -------
-    images, masks, records
+    images, masks, records, sampling
         Arrays of accepted samples and one record per sample (label, seed,
         attempt, roi_voxels and, given ``shapes``, the mask's origin:
-        :data:`radaug.shape.ORIGIN_COLUMNS`), plus a dict of rejection counts per class.
+        :data:`radaug.shape.ORIGIN_COLUMNS`), plus the sampling record: one
+        row per class of ``classes`` (:data:`SAMPLING_COLUMNS`).
 
     Raises
     ------
     SamplingError
-        If a class cannot fill its quota within ``max_attempts`` rounds; the
-        message counts the rejections per reason (:data:`REJECTION_REASONS`) and
-        gives the accepted ROI size range.
+        With ``on_shortfall="stop"``, if a class cannot fill its quota within
+        ``max_attempts`` rounds; the message counts the rejections per reason
+        and gives the accepted ROI size range.
     """
-    images, masks, records, rejected = [], [], [], {}
+    check_on_shortfall(on_shortfall)
+    images, masks, records, rows = [], [], [], []
     for label in classes:
-        need = quotas.get(label, 0)
+        need = requested = quotas.get(label, 0)
         c = classes.index(label)
-        rejected[label] = 0
         reasons = dict.fromkeys(REJECTION_REASONS, 0)
         attempt = 0
-        while need > 0:
-            if attempt >= max_attempts:
-                raise SamplingError(
-                    f"{model_name} in fold {fold}: only {quotas[label] - need} of {quotas[label]} plausible "
-                    f"'{label}' samples after {max_attempts} rounds ({rejected[label]} rejected: "
-                    f"{_reasons_text(reasons, roi_ranges[label])}). Train longer (generative.steps), or raise "
-                    "sampling.max_attempts / sampling.roi_size_slack (ROI size rejections), or drop the model "
-                    "from generative.models."
-                )
+        while need > 0 and attempt < max_attempts:
             seeds = sample_seeds(seed, fold, model_name, c, need, attempt)
             img, mask_prob, origins = draw_samples(model, label, c, seeds, shapes)
             binary, ok = plausible_masks(mask_prob, roi_ranges[label])
-            rejected[label] += int((~ok).sum())
             for name, n in rejection_reasons(binary[~ok], roi_ranges[label]).items():
                 reasons[name] += n
             for i in np.flatnonzero(ok):
@@ -174,4 +234,49 @@ def sample_with_quotas(model, quotas: Mapping[str, int], classes: list[str], roi
                                 "roi_voxels": int(binary[i].sum()), **origins[i]})
             need -= int(ok.sum())
             attempt += 1
-    return images, masks, records, rejected
+        text = _reasons_text(reasons, roi_ranges[label]) if label in roi_ranges else ""
+        row = class_record(label, requested, requested - need, reasons, text)
+        rows.append(row)
+        if need > 0 and on_shortfall == "stop":
+            raise SamplingError(
+                f"{model_name} in fold {fold}: only {row['accepted']} of {requested} plausible "
+                f"'{label}' samples after {max_attempts} rounds ({row['rejected']} rejected: {text}). Train longer "
+                "(generative.steps), or raise sampling.max_attempts / sampling.roi_size_slack (ROI size "
+                "rejections), or drop the model from generative.models; sampling.on_shortfall: record keeps "
+                "the other arms of the study running."
+            )
+    return images, masks, records, sampling_table(rows)
+
+
+def shortfall_notes(sampling: pd.DataFrame, arms: Iterable[str]) -> dict[str, str]:
+    """The arms that could not generate, each with a note saying which generator fell short where and why.
+
+    Parameters
+    ----------
+    sampling
+        Sampling records of every model and fold (:data:`SAMPLING_COLUMNS` with
+        ``model`` and ``fold``, the fold key), concatenated; may be empty.
+    arms
+        Arm names; a combined arm (``classical+cvae``) could not generate when
+        any of its generators fell short.
+
+    Returns
+    -------
+    dict
+        Arm → note (:data:`COULD_NOT_GENERATE` and the short classes per
+        model and fold with the rejections per reason), for the arms concerned only.
+    """
+    if sampling.empty:
+        return {}
+    short = sampling[sampling["short"].astype(str).str.lower() == "true"]
+    by_model = {}
+    for model, rows in short.groupby("model", sort=True):
+        parts = [f"'{r.label}' in {r.fold}: {int(r.accepted)} of {int(r.requested)} plausible samples "
+                 f"({int(r.drawn)} drawn; rejected: {r.reasons or 'none'})" for r in rows.itertuples()]
+        by_model[model] = f"{model} fell short of its quota: " + "; ".join(parts)
+    notes = {}
+    for arm in arms:
+        fallen = [by_model[c] for c in arm_components(arm) if c in by_model]
+        if fallen:
+            notes[arm] = f"{COULD_NOT_GENERATE}: " + " | ".join(fallen)
+    return notes

@@ -25,7 +25,7 @@ def test_rows_breaking_the_contract_are_rejected_naming_the_module():
 
 
 def test_discover_selects_by_name():
-    assert {"features", "study"} <= set(discover())
+    assert {"features", "study", "plausible_masks"} <= set(discover())
     assert discover(["feat"]) == ["features"]
     with pytest.raises(SystemExit, match="no benchmark matches"):
         discover(["nonexistent-topic"])

@@ -17,6 +17,7 @@ def test_defaults_are_filled():
     assert cfg["generative"]["models"] == ["cvae", "dcgan", "lsgan"]
     assert cfg["evaluation"]["arms"] == ["real", "oversample", "cvae", "dcgan", "lsgan"]
     assert cfg["data"]["phantom"]["n_patients"] == {"benign": 30, "malignant": 10}
+    assert cfg["sampling"]["on_shortfall"] == "record"  # a weak generator does not stop the study
     assert "split" not in MINIMAL  # input untouched
 
 
@@ -56,6 +57,7 @@ def _with(**changes):
     (_with(features__params="nope.yaml"), "features.params"),
     (_with(preprocess__patch_size=128), "preprocess.patch_size"),
     (_with(generative__conditioning="spade"), "generative.conditioning"),
+    (_with(sampling__on_shortfall="ignore"), "sampling.on_shortfall"),
     (_with(generative__shape_model={"max_sd": 5}), "generative.shape_model.max_sd"),
     (_with(generative__conditioning="mask", generative__shape_model={"ssm_share": 0},
            augmentation={"affine": {"enabled": False}, "elastic": {"enabled": False}}),

@@ -15,7 +15,7 @@ import torch
 
 from radaug.config import load_config, validate_config
 from radaug.data.phantom import DOMAINS, make_phantom_cohort, phantom_case, scanner_b_appearance
-from radaug.errors import ConfigError
+from radaug.errors import ConfigError, SamplingError
 from radaug.generative import MODELS, TRANSLATION_MODELS, CycleGAN, get_model, load_model
 from radaug.generative.cyclegan import domain_training_set, structure_agreement, translate_with_quotas
 
@@ -220,8 +220,9 @@ def test_translations_keep_parent_masks_and_parents_are_source_training_cases(tr
     images, masks, _, _, _ = data
     candidates = candidates_table(data)
     quotas = {"benign": 0, "malignant": 11}
-    out_images, out_masks, records, rejected = translate_with_quotas(
+    out_images, out_masks, records, sampling = translate_with_quotas(
         model, quotas, candidates, images, masks, seed=7, fold="r0f1")
+    rejected = sampling.set_index("label")["rejected"].to_dict()
     assert len(out_images) == len(out_masks) == len(records) == 11
     by_id = candidates.set_index("case_id")
     for image, mask, record in zip(out_images, out_masks, records):
@@ -269,9 +270,12 @@ def test_translations_below_the_structure_threshold_are_rejected_and_counted(tra
               for p, t in zip(parents, model.translate(images[parents], masks[parents]))]
     threshold = float(np.median(scores))
     strict = _with_threshold(model, threshold)
-    _, _, records, rejected = translate_with_quotas(
+    _, _, records, sampling = translate_with_quotas(
         strict, {"benign": 5, "malignant": 0}, candidates, images, masks, seed=0, fold="f")
-    assert rejected["benign"] == sum(score < threshold for score in scores) > 0
+    benign = sampling.set_index("label").loc["benign"]
+    assert benign["rejected"] == benign["rejected_structure_below_min_structure"] == sum(
+        score < threshold for score in scores) > 0
+    assert not benign["short"]
     assert len(records) == 5 and all(r["structure_agreement"] >= threshold for r in records)
 
 
@@ -280,9 +284,17 @@ def test_a_translation_that_erases_the_image_fails_clearly(trained, data):
     images, masks, _, _, _ = data
     erasing = _with_threshold(model, 0.6)
     erasing.translate = lambda images, masks, **kwargs: np.zeros_like(images)  # no edges left: agreement 0
-    with pytest.raises(RuntimeError, match="min_structure"):
+    with pytest.raises(SamplingError, match="min_structure"):
         translate_with_quotas(erasing, {"benign": 2, "malignant": 0}, candidates_table(data), images, masks,
                               seed=0, fold="f")
+    # sampling.on_shortfall: record -> no sample of the class, and the record says why
+    out_images, _, records, sampling = translate_with_quotas(
+        erasing, {"benign": 2, "malignant": 0}, candidates_table(data), images, masks, seed=0, fold="f",
+        on_shortfall="record")
+    benign = sampling.set_index("label").loc["benign"]
+    assert out_images == [] and records == [] and benign["short"] and benign["accepted"] == 0
+    assert benign["rejected_structure_below_min_structure"] == benign["rejected"] > 0
+    assert "min_structure" in benign["reasons"]
 
 
 def test_class_without_source_parents_fails_naming_the_key(trained, data):

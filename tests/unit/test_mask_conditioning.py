@@ -147,8 +147,9 @@ def test_3d_plausible_share_at_the_phantom3d_budget(name):
     sizes = {c: masks[[i for i in train if names[i] == c]].reshape(-1, 16**3).sum(axis=1) for c in classes}
     ranges = {c: (s.min() / slack, s.max() * slack) for c, s in sizes.items()}
     quotas = {c: 15 for c in classes}
-    out_images, out_masks, records, rejected = sample_with_quotas(
+    out_images, out_masks, records, sampling = sample_with_quotas(
         model, quotas, classes, ranges, seed=13, fold="r0f0", model_name=name, max_attempts=5, shapes=shapes)
+    rejected = sampling.set_index("label")["rejected"].to_dict()
     for c in classes:
         share = quotas[c] / (quotas[c] + rejected[c])
         assert share > 0.9, (c, share, rejected)

@@ -313,3 +313,45 @@ def test_evaluation_states_the_limits_of_its_statistics():
     assert f"Arm &#x27;{arm}&#x27;: the per-fold differences of" in body and "zero variance" in body
     assert "Arm &#x27;other&#x27; adds no rows in any fold" in body
     assert "or the test is undefined" in body
+
+
+def test_the_first_section_lists_every_arm_and_an_arm_that_could_not_generate():
+    """Issue 17: an arm whose generator fell short is listed with its note, and is not in the evaluation table."""
+    inputs = make_inputs()
+    evaluation = inputs["evaluation"].assign(validation_verdict="pass", flagged=False, evaluated=True, note="")
+    evaluation.loc[evaluation["arm"] == "real", "validation_verdict"] = "reference"
+    short = evaluation["arm"] == "cvae"
+    evaluation.loc[short, ["mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds"]] = np.nan
+    evaluation.loc[short, ["validation_verdict", "evaluated", "note"]] = [
+        "could not generate", False, "could not generate: cvae fell short of its quota: 'malignant' in r0f1: "
+        "0 of 3 plausible samples (60 drawn; rejected: 60 empty mask)"]
+    inputs["evaluation"] = evaluation
+    inputs["predictions"] = inputs["predictions"][inputs["predictions"]["arm"] != "cvae"]
+    page = build_report(**inputs)
+    assert page.index('<section id="arms">') < page.index('<section id="config">')
+    arms = section(page, "arms")
+    for arm, status in (("real", "reference"), ("dcgan", "evaluated"), ("cvae", "could not generate")):
+        assert re.search(f"<td>{arm}</td><td>{status}</td>", arms), (arm, arms)
+    assert "60 empty mask" in arms
+    evaluated = section(page, "evaluation")
+    assert "<td>cvae</td>" not in evaluated and "Not evaluated (see Arms and their status): cvae." in evaluated
+
+
+def test_sampling_records_show_requested_accepted_and_why_rejected():
+    from radaug.sampling import class_record, sampling_table
+
+    inputs = make_inputs()
+    records = pd.concat([
+        sampling_table([class_record("benign", 0, 0, {}, ""),
+                        class_record("malignant", 3, 3 if model == "cvae" else 0,
+                                     {"empty mask": 4 * (model == "dcgan"), "ROI above range": 2}, "why")]
+                       ).assign(model=model, fold=fold)
+        for model in ("cvae", "dcgan") for fold in FOLD_KEYS], ignore_index=True)
+    html = render_generators(inputs["losses"], inputs["real_patches"], inputs["synthetic"], inputs["sample_tables"],
+                             inputs["cohort"], inputs["folds"], list(CLASSES), sampling=records)
+    assert "<th>rejected: empty mask</th><th>rejected: ROI above range</th>" in html
+    assert "rejected: ROI below range" not in html  # reasons that never occurred get no column
+    row = ('<tr><td>dcgan</td><td>malignant</td><td class="num">6</td><td class="num">0</td><td class="num">12</td>'
+           '<td class="num">8</td><td class="num">4</td><td>0.0%</td><td>r0f0, r0f1</td></tr>')
+    assert row in html
+    assert '<td>cvae</td><td>malignant</td><td class="num">6</td><td class="num">6</td>' in html

@@ -3,7 +3,8 @@ import pytest
 
 from radaug.errors import SamplingError
 from radaug.sampling import (
-    plausible_masks, rebalancing_quotas, rejection_reasons, sample_seeds, sample_with_quotas,
+    COULD_NOT_GENERATE, SAMPLING_COLUMNS, plausible_masks, rebalancing_quotas, rejection_reasons, sample_seeds,
+    sample_with_quotas, shortfall_notes,
 )
 
 
@@ -43,9 +44,12 @@ def test_sample_with_quotas_fills_quotas_reproducibly():
     args = dict(seed=1, fold="r0f0", model_name="m", max_attempts=50)
     ranges = {"a": (8, 24), "b": (8, 24)}
     first = sample_with_quotas(_Model(), {"a": 0, "b": 7}, ["a", "b"], ranges, **args)
-    images, masks, records, rejected = first
+    images, masks, records, sampling = first
     assert len(images) == 7 and all(r["label"] == "b" for r in records)
-    assert rejected["b"] > 0  # masks of 0 or 4 voxels were redrawn
+    counts = sampling.set_index("label")
+    assert counts.loc["b", "rejected"] > 0  # masks of 0 or 4 voxels were redrawn
+    assert counts.loc["b", "drawn"] == 7 + counts.loc["b", "rejected"] and not counts["short"].any()
+    assert counts.loc["a", ["requested", "accepted", "drawn"]].tolist() == [0, 0, 0]
     again = sample_with_quotas(_Model(), {"a": 0, "b": 7}, ["a", "b"], ranges, **args)
     np.testing.assert_array_equal(np.stack(images), np.stack(again[0]))
     # each recorded seed reproduces its sample alone
@@ -114,8 +118,9 @@ class _Shapes:
 
 def test_sample_with_quotas_passes_shape_model_masks_and_records_their_origin():
     args = dict(seed=2, fold="r0f0", model_name="m", max_attempts=50, shapes=_Shapes())
-    images, masks, records, rejected = sample_with_quotas(_MaskModel(), {"a": 6}, ["a"], {"a": (9, 36)}, **args)
-    assert len(records) == 6 and rejected["a"] > 0  # squares of side 1-2 were rejected and redrawn
+    images, masks, records, sampling = sample_with_quotas(_MaskModel(), {"a": 6}, ["a"], {"a": (9, 36)}, **args)
+    rejected = sampling.set_index("label").loc["a", "rejected"]
+    assert len(records) == 6 and rejected > 0  # squares of side 1-2 were rejected and redrawn
     for image, mask, record in zip(images, masks, records):
         side = int(np.sqrt(mask.sum()))
         assert record["parent_case_id"] == f"a-{side}" and record["shape_model_sha256"] == "abc"
@@ -125,3 +130,55 @@ def test_sample_with_quotas_passes_shape_model_masks_and_records_their_origin():
         again_image, _ = _MaskModel().sample(np.array([0]), seed=record["seed"], masks=again_mask[None])
         np.testing.assert_array_equal(again_mask, mask)
         np.testing.assert_array_equal(again_image[0], image)
+
+
+class _EmptyMaskModel:
+    """A generator that has learnt nothing: every mask it draws is empty."""
+
+    def sample(self, labels, seed):
+        image = np.random.default_rng(seed).normal(size=(len(labels), 8, 8)).astype(np.float32)
+        return image, np.full((len(labels), 8, 8), 0.2, np.float32)  # probabilities below 0.5
+
+
+def test_a_generator_of_empty_masks_records_its_shortfall_with_reasons():
+    images, masks, records, sampling = sample_with_quotas(
+        _EmptyMaskModel(), {"a": 0, "b": 4}, ["a", "b"], {"a": (4, 20), "b": (4, 20)}, seed=0, fold="r0f1",
+        model_name="cvae", max_attempts=3, on_shortfall="record")
+    assert images == [] and masks == [] and records == []
+    assert list(sampling.columns) == list(SAMPLING_COLUMNS)
+    b = sampling.set_index("label").loc["b"]
+    # each of the 3 rounds redraws the 4 missing samples, all rejected as empty
+    assert (b["requested"], b["accepted"], b["drawn"], b["rejected"]) == (4, 0, 12, 12)
+    assert b["rejected_empty_mask"] == 12 and b["rejected_roi_below_range"] == b["rejected_roi_above_range"] == 0
+    assert b["short"] and "12 empty mask" in b["reasons"] and "[4, 20]" in b["reasons"]
+    assert not sampling.set_index("label").loc["a", "short"]  # a quota of 0 is never short
+
+    # the arms the generator is part of could not generate, and the note says why; other arms are not named
+    notes = shortfall_notes(sampling.assign(model="cvae", fold="r0f1"), ["real", "cvae", "classical+cvae", "dcgan"])
+    assert set(notes) == {"cvae", "classical+cvae"}
+    assert notes["cvae"].startswith(COULD_NOT_GENERATE)
+    assert "'b' in r0f1: 0 of 4 plausible samples (12 drawn; rejected: 12 empty mask" in notes["cvae"]
+    assert shortfall_notes(sampling.iloc[:0].assign(model="cvae", fold="r0f1"), ["cvae"]) == {}
+
+
+def test_a_partial_shortfall_keeps_the_plausible_samples():
+    # _Model's masks are 0-28 voxels: within (20, 28) only a few draws pass, so 30 cannot be filled in 2 rounds
+    images, _, records, sampling = sample_with_quotas(
+        _Model(), {"a": 30}, ["a"], {"a": (20, 28)}, seed=0, fold="r0f0", model_name="m", max_attempts=2,
+        on_shortfall="record")
+    a = sampling.set_index("label").loc["a"]
+    assert 0 < a["accepted"] == len(images) == len(records) < 30 and a["short"]
+    assert a["rejected"] == a["rejected_empty_mask"] + a["rejected_roi_below_range"] + a["rejected_roi_above_range"]
+    assert a["drawn"] == a["accepted"] + a["rejected"]
+
+
+def test_on_shortfall_stop_raises_naming_the_reasons():
+    with pytest.raises(SamplingError) as caught:
+        sample_with_quotas(_EmptyMaskModel(), {"a": 2}, ["a"], {"a": (4, 20)}, seed=0, fold="r0f0",
+                           model_name="cvae", max_attempts=2, on_shortfall="stop")
+    message = str(caught.value)
+    assert "only 0 of 2 plausible 'a' samples after 2 rounds" in message
+    assert "4 rejected: 4 empty mask" in message and "sampling.on_shortfall" in message
+    with pytest.raises(ValueError, match="on_shortfall"):
+        sample_with_quotas(_EmptyMaskModel(), {"a": 2}, ["a"], {"a": (4, 20)}, seed=0, fold="r0f0",
+                           model_name="cvae", on_shortfall="ignore")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radaug.errors import RadaugError
 from radaug.validate import (
     PHYSICAL_HU_RANGE,
     arm_verdicts,
@@ -150,3 +151,46 @@ def test_an_arm_without_rows_gets_its_own_verdict_and_is_evaluated():
     kept, _, verdicts = gate_by_validation(per_fold, per_fold.assign(case_id="c"), table.reset_index())
     assert list(kept["arm"]) == ["real", "classical"]
     assert verdicts.set_index("arm").loc["classical", "validation_verdict"] == NOTHING_ADDED
+
+
+def test_an_arm_whose_generator_fell_short_could_not_generate_in_validation_evaluation_and_report():
+    """Issue 17: a generator of only empty masks -> a shortfall record -> 'could not generate' at every stage."""
+    from radaug.evaluate import gate_by_validation, summary_with_verdicts
+    from radaug.report import arm_status
+    from radaug.sampling import COULD_NOT_GENERATE, sample_with_quotas, shortfall_notes
+
+    class EmptyMasks:
+        def sample(self, labels, seed):
+            return np.zeros((len(labels), 8, 8), np.float32), np.zeros((len(labels), 8, 8), np.float32)
+
+    _, _, _, sampling = sample_with_quotas(EmptyMasks(), {"a": 0, "b": 3}, ["a", "b"], {"a": (4, 9), "b": (4, 9)},
+                                           seed=0, fold="r0f0", model_name="cvae", max_attempts=2,
+                                           on_shortfall="record")
+    arms = ["real", "oversample", "cvae", "classical+cvae"]
+    notes = shortfall_notes(sampling.assign(model="cvae", fold="r0f0"), arms[1:])
+    summary = pd.DataFrame([("r0f0", arm, "b", "ks_fdr", "pass") for arm in ("oversample", "cvae")],
+                           columns=["fold", "arm", "class", "metric", "verdict"])
+    verdicts = arm_verdicts(summary, arms=arms[1:], could_not_generate=notes).set_index("arm")
+    for arm in ("cvae", "classical+cvae"):
+        assert verdicts.loc[arm, "verdict"] == COULD_NOT_GENERATE and not verdicts.loc[arm, "evaluate"]
+        assert "6 empty mask" in verdicts.loc[arm, "note"]  # 2 rounds of 3 draws, why they were rejected
+    assert verdicts.loc["oversample", "verdict"] == "pass" and verdicts.loc["oversample", "note"] == ""
+
+    # the evaluate jobs of arms that could not generate write no rows; the summary still lists them
+    per_fold = pd.DataFrame({"arm": ["real", "oversample"], "repeat": 0, "fold": 0, "auc": [0.7, 0.8]})
+    kept, _, gate = gate_by_validation(per_fold, per_fold.assign(case_id="c"), verdicts.reset_index(), arms=arms)
+    assert list(kept["arm"]) == ["real", "oversample"]
+    assert gate.set_index("arm")["evaluated"].to_dict() == {
+        "real": True, "oversample": True, "cvae": False, "classical+cvae": False}
+    stats = pd.DataFrame({"arm": ["real", "oversample"], "metric": "auc", "mean": [0.7, 0.8], "n_folds": 1,
+                          "holm_significant": False})
+    table = summary_with_verdicts(stats, gate)
+    assert list(table["arm"]) == arms and table.loc[table["arm"] == "cvae", "mean"].isna().all()
+    assert (table.set_index("arm").loc["cvae", "validation_verdict"] == COULD_NOT_GENERATE)
+    status = arm_status(table, arms).set_index("arm")["status"].to_dict()
+    assert status == {"real": "reference", "oversample": "evaluated", "cvae": COULD_NOT_GENERATE,
+                      "classical+cvae": COULD_NOT_GENERATE}
+
+    # an arm to be evaluated without results is an error, not a silent gap
+    with pytest.raises(RadaugError, match="no per-fold results"):
+        gate_by_validation(per_fold, per_fold, verdicts.assign(evaluate=True).reset_index(), arms=arms)

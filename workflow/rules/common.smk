@@ -3,7 +3,7 @@ import re
 import sys
 from pathlib import Path
 
-from radaug.config import CLASSICAL_ARM, arm_components, resolve_params_file, validate_config
+from radaug.config import CLASSICAL_ARM, arm_components, model_conditioning, resolve_params_file, validate_config
 from radaug.errors import RadaugError
 from radaug.manifest import read_manifest_table
 from radaug.provenance import code_version
@@ -71,6 +71,17 @@ def arm_features(wildcards):
     """
     parts = [p for p in arm_components(wildcards.arm) if p in MODELS or p == CLASSICAL_ARM]
     return [path for p in parts for path in expand(f"{STUDY}/features/{p}/{{fold}}.csv", fold=FOLDS)]
+
+
+def arm_sampling_records(wildcards):
+    """Sampling records (every fold) of an arm's generators: whether the arm could generate (radaug.sampling)."""
+    models = [p for p in arm_components(wildcards.arm) if p in MODELS]
+    return expand(f"{STUDY}/synthetic/{{model}}/sampling/{{fold}}.csv", model=models, fold=FOLDS)
+
+
+def sampling_records(wildcards):
+    """Sampling records of every generator and fold."""
+    return expand(f"{STUDY}/synthetic/{{model}}/sampling/{{fold}}.csv", model=MODELS, fold=FOLDS)
 
 
 def invariance_tables(wildcards):

@@ -8,6 +8,7 @@ rule evaluate:
         folds=rules.split.output.folds,
         arm=arm_features,
         invariance=invariance_tables,
+        sampling=arm_sampling_records,
     output:
         per_fold=f"{STUDY}/evaluation/per_fold/{{arm}}.csv",
         predictions=f"{STUDY}/evaluation/predictions/{{arm}}.csv",

@@ -1,5 +1,6 @@
 # Stage 3-4: train each generative model on each fold's training cases only, then
-# sample synthetic cases with rebalancing quotas. Training resumes from its last
+# sample synthetic cases with rebalancing quotas; a generator that cannot fill a quota
+# records the shortfall (sampling.on_shortfall: record) or stops the study (stop). Training resumes from its last
 # checkpoint when a killed job is rerun.
 
 rule train_generator:
@@ -22,7 +23,7 @@ rule train_generator:
         classes=config["data"]["classes"],
         training=generative_training_options(),
         hyperparams=lambda wc: config["generative"][wc.model],
-        conditioning=config["generative"]["conditioning"],
+        conditioning=lambda wc: model_conditioning(config["generative"], wc.model),
         seed=SEED,
     threads: config["generative"]["threads"]
     resources:
@@ -43,6 +44,8 @@ rule sample_synthetic:
     output:
         samples=f"{STUDY}/synthetic/{{model}}/{{fold}}.npz",
         table=f"{STUDY}/synthetic/{{model}}/{{fold}}.csv",
+        # per class: requested, accepted, drawn, rejected per reason (radaug.sampling.SAMPLING_COLUMNS)
+        sampling=f"{STUDY}/synthetic/{{model}}/sampling/{{fold}}.csv",
         prov=f"{PROV}/sample_synthetic/{{model}}/{{fold}}.json",
     log:
         f"{LOGS}/sample_synthetic/{{model}}/{{fold}}.log",

@@ -35,6 +35,7 @@ rule report_generators:
         losses=expand(rules.train_generator.output.losses, model=MODELS, fold=FOLDS),
         samples=expand(rules.sample_synthetic.output.samples, model=MODELS, fold=FOLDS[:1]),
         sample_tables=expand(rules.sample_synthetic.output.table, model=MODELS, fold=FOLDS),
+        sampling=sampling_records,
     output:
         html=f"{STUDY}/report/generators.html",
         prov=f"{PROV}/report_generators.json",

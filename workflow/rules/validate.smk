@@ -4,7 +4,8 @@
 # memorization in feature and image space, label consistency, plausibility),
 # plus control arms that every gate must pass (held-out real) or fail (noise,
 # copies, other-class copies, voxel-shuffled real cases). The per-arm verdicts
-# (arm_verdicts.csv) tell evaluation and report which arms failed. Each validate
+# (arm_verdicts.csv) tell evaluation and report which arms failed, and which could not
+# generate (a generator short of a quota in some fold: synthetic/<model>/sampling/). Each validate
 # job also writes details/<arm>/ks.csv, correlation.npz, dcr.csv (per-feature KS
 # tests, correlation differences, distances to the closest training row) for the
 # report's KS heat map, correlation-difference maps and DCR histograms.
@@ -18,6 +19,7 @@ rule validate:
         index=rules.case_index.output.index,
         patches=expand(rules.preprocess.output.patches, batch=BATCHES),
         arm=arm_features,
+        sampling=arm_sampling_records,
     output:
         table=f"{STUDY}/validation/arms/{{arm}}.csv",
         ks=f"{STUDY}/validation/details/{{arm}}/ks.csv",
@@ -72,6 +74,7 @@ rule validate_controls:
 rule validation_summary:
     input:
         tables=validation_tables,
+        sampling=sampling_records,
     output:
         summary=report(
             f"{STUDY}/validation/summary.csv",

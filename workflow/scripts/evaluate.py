@@ -1,11 +1,23 @@
-"""Evaluate one arm: classifier fit on fold-train real (+ arm data), scored on fold-test real only."""
+"""Evaluate one arm: classifier fit on fold-train real (+ arm data), scored on fold-test real only.
 
-from radaug.evaluate import evaluate_arm
+An arm whose generator fell short of a quota in some fold (its sampling records) is not
+evaluated: its tables have no rows, and the evaluation summary says why.
+"""
+import pandas as pd
+
+from radaug.evaluate import PER_FOLD_COLUMNS, PREDICTION_COLUMNS, evaluate_arm
 from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
+from radaug.sampling import shortfall_notes
 
 
 def main(smk):
+    short = shortfall_notes(read_tables(smk.input.sampling), [smk.wildcards.arm])
+    if short:
+        log.warning("arm %s is not evaluated: %s", smk.wildcards.arm, short[smk.wildcards.arm])
+        write_csv(smk.output.per_fold, pd.DataFrame(columns=list(PER_FOLD_COLUMNS)))
+        write_csv(smk.output.predictions, pd.DataFrame(columns=list(PREDICTION_COLUMNS)))
+        return
     real = read_table(smk.input.real)
     folds = read_table(smk.input.folds)
     arm_data = None

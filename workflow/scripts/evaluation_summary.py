@@ -2,9 +2,11 @@
 
 Arms that failed validation are summarised and flagged, or left out when
 validation.evaluate_failing_arms is false (validation/arm_verdicts.csv decides).
+Arms left out, and arms that could not generate, keep rows with empty statistics
+and a note saying why (radaug.evaluate.summary_with_verdicts).
 """
 
-from radaug.evaluate import gate_by_validation, inference_notes, summarise
+from radaug.evaluate import gate_by_validation, inference_notes, summarise, summary_with_verdicts
 from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
 
@@ -13,15 +15,14 @@ def main(smk):
     per_fold = read_tables(smk.input.per_fold)
     predictions = read_tables(smk.input.predictions)
     verdicts = read_table(smk.input.arm_verdicts) if smk.input.get("arm_verdicts") else None
-    per_fold, predictions, gate = gate_by_validation(per_fold, predictions, verdicts)
-    left_out = sorted(set(smk.params.arms) - set(gate["arm"]))
-    if left_out:
-        log.info("arms left out because validation failed them: %s", left_out)
+    per_fold, predictions, gate = gate_by_validation(per_fold, predictions, verdicts, arms=smk.params.arms)
+    for row in gate[~gate["evaluated"]].itertuples():
+        log.warning("arm %s is not evaluated: %s", row.arm, row.note)
     summary = summarise(per_fold, predictions, reference_arm="real", alpha=smk.params.alpha,
                         n_bootstrap=smk.params.n_bootstrap, seed=smk.params.seed)
     for note in inference_notes(summary, per_fold=per_fold):
         log.warning("%s", note)
-    write_csv(smk.output.summary, summary.merge(gate, on="arm", how="left"))
+    write_csv(smk.output.summary, summary_with_verdicts(summary, gate))
 
 
 run_job(snakemake, main)  # noqa: F821

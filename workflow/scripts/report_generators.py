@@ -19,7 +19,8 @@ def main(smk):
         synthetic[model] = (arrays["image"], arrays["mask"], table)
     cohort, folds = read_table(inp.index), read_table(inp.folds)
     html = render_generators(losses, load_patches(inp.patches), synthetic, read_tables(inp.sample_tables),
-                             cohort, folds, report_classes(smk.params.classes, cohort))
+                             cohort, folds, report_classes(smk.params.classes, cohort),
+                             sampling=read_tables(inp.sampling))
     write_text(smk.output.html, html)
 
 

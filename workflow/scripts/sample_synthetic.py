@@ -1,4 +1,10 @@
-"""Sample one fold's synthetic set from a trained model, with rebalancing quotas."""
+"""Sample one fold's synthetic set from a trained model, with rebalancing quotas.
+
+Besides the samples and their table, writes the fold's sampling record
+(radaug.sampling.SAMPLING_COLUMNS: per class requested, accepted, drawn, rejected
+per reason). With sampling.on_shortfall: record a generator that cannot fill a
+quota keeps what it has and the record says so; stop raises SamplingError.
+"""
 import numpy as np
 import pandas as pd
 import torch
@@ -35,19 +41,25 @@ def main(smk):
         # Translate fold-train cases of the source domain; each sample keeps its parent's mask and case_id.
         candidates = train.assign(domain=index.loc[train["case_id"], "domain"].to_numpy())
         _, real_images, real_masks = load_patches(smk.input.patches, list(candidates["case_id"]))
-        images, masks, records, rejected = translate_with_quotas(
+        images, masks, records, sampling = translate_with_quotas(
             model, quotas, candidates, real_images, real_masks, seed=smk.params.seed, fold=smk.wildcards.fold,
-            log=log.info)
+            log=log.info, on_shortfall=opts["on_shortfall"])
         columns += ["parent_case_id", "direction", "structure_agreement"]
     else:
         shapes = fold_shape_model(smk, index, folds, train, repeat, fold) if model.condition_on_mask else None
-        images, masks, records, rejected = sample_with_quotas(
+        images, masks, records, sampling = sample_with_quotas(
             model, quotas, classes, roi_ranges, seed=smk.params.seed, fold=smk.wildcards.fold,
-            model_name=smk.wildcards.model, max_attempts=opts["max_attempts"], shapes=shapes)
+            model_name=smk.wildcards.model, max_attempts=opts["max_attempts"], shapes=shapes,
+            on_shortfall=opts["on_shortfall"])
         if shapes is not None:
             columns += list(ORIGIN_COLUMNS)
             check_mask_parents([r["parent_case_id"] for r in records], train["case_id"], repeat, fold)
+    rejected = sampling.set_index("label")["rejected"].to_dict()
     log.info("quotas %s, rejected %s", quotas, rejected)
+    for row in sampling[sampling["short"]].itertuples():
+        log.warning("%s %s: only %d of %d plausible '%s' samples (%s); the arm is reported as could not generate "
+                    "(sampling.on_shortfall: record)", smk.wildcards.model, smk.wildcards.fold, row.accepted,
+                    row.requested, row.label, row.reasons)
     # The same intensity representation as the real patches (roi_zscore: z-scored within the ROI).
     normalisation = index["normalisation"].mode().iloc[0]
     images = [normalise_patch(image, mask, normalisation) for image, mask in zip(images, masks)]
@@ -60,11 +72,14 @@ def main(smk):
                          generator_config_sha256=config_sha,
                          repeat=repeat, fold=fold, quota=table["label"].map(quotas),
                          rejected_in_class=table["label"].map(rejected))
+    sampling.insert(0, "fold", smk.wildcards.fold)
+    sampling.insert(0, "model", smk.wildcards.model)
     save_arrays(smk.output.samples,
                 sample_id=table["sample_id"].to_numpy(dtype=str) if n else np.zeros(0, dtype="<U1"),
                 image=np.stack(images) if n else np.zeros(0, np.float32),
                 mask=np.stack(masks) if n else np.zeros(0, np.uint8))
     write_csv(smk.output.table, table)
+    write_csv(smk.output.sampling, sampling)
 
 
 def fold_shape_model(smk, index, folds, train, repeat, fold):

@@ -8,6 +8,8 @@ The rows validated are those the arm adds to each fold's training set in evaluat
 training cases (oversample) are scored against their parents' patches in image space.
 Next to the summary rows, the per-feature KS tests, fold-averaged correlation differences (npz) and
 per-row distances to the closest training row go to validation/details/<arm>/ (radaug.validate.details).
+An arm whose generator fell short of a quota in some fold (its sampling records) is not validated:
+its tables are empty and validation_summary gives it the verdict 'could not generate'.
 """
 import numpy as np
 import pandas as pd
@@ -16,7 +18,8 @@ from radaug.evaluate import arm_added_rows
 from radaug.features import feature_columns
 from radaug.io import load_arrays, read_table, read_tables, save_arrays, write_csv
 from radaug.preprocess import load_patches
-from radaug.provenance import run_job
+from radaug.provenance import log, run_job
+from radaug.sampling import shortfall_notes
 from radaug.validate.details import correlation_arrays
 from radaug.validate.images import physical_intensity_range
 from radaug.validate.study import validate_controls, validate_study_arm
@@ -81,6 +84,10 @@ def main(smk):
         return
     name = smk.wildcards.arm
     candidates = arm_candidates(smk, name, real, folds)
+    short = shortfall_notes(read_tables(smk.input.sampling), [name])
+    if short:
+        log.warning("arm %s is not validated: %s", name, short[name])
+        candidates = candidates.iloc[:0]
     patches = candidate_patches(smk, candidates) if real_patches is not None else None
     table, details = validate_study_arm(real, folds, candidates, arm=name, feature_columns=columns,
                                         options=opts, seed=smk.params.seed, real_patches=real_patches,

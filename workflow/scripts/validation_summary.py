@@ -1,10 +1,14 @@
-"""Concatenate the per-arm validation tables; write the per-arm verdicts evaluation and report read."""
+"""Concatenate the per-arm validation tables; write the per-arm verdicts evaluation and report read.
+
+An arm whose generator fell short of a quota (the sampling records) gets the verdict 'could not generate'.
+"""
 from pathlib import Path
 
 import pandas as pd
 
-from radaug.io import read_table, write_csv
+from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import run_job
+from radaug.sampling import shortfall_notes
 from radaug.validate.study import STUDY_SUMMARY_COLUMNS
 from radaug.validate.summary import arm_verdicts
 
@@ -15,8 +19,9 @@ def main(smk):
     write_csv(smk.output.summary, summary)
     # validation/arms/<arm>.csv: an arm whose table has no rows added nothing and gets its own verdict
     arms = [Path(p).stem for p in smk.input.tables if Path(p).parent.name == "arms" and Path(p).stem != "controls"]
-    write_csv(smk.output.arm_verdicts,
-              arm_verdicts(summary, evaluate_failing_arms=smk.params.evaluate_failing_arms, arms=arms))
+    short = shortfall_notes(read_tables(smk.input.sampling), arms)
+    write_csv(smk.output.arm_verdicts, arm_verdicts(
+        summary, evaluate_failing_arms=smk.params.evaluate_failing_arms, arms=arms, could_not_generate=short))
 
 
 run_job(snakemake, main)  # noqa: F821

@@ -40,6 +40,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from ..errors import SamplingError
 from .base import SPATIAL_DIMS, GenerativeModel, _deterministic, _layer, check_float, check_int
 
 DOMAIN_CODES = {"source": 0, "target": 1}
@@ -510,7 +511,8 @@ def translate_with_quotas(
     seed: int,
     fold: str,
     log: Callable[[str], object] = lambda message: None,
-) -> tuple[list[np.ndarray], list[np.ndarray], list[dict], dict[str, int]]:
+    on_shortfall: str = "stop",
+) -> tuple[list[np.ndarray], list[np.ndarray], list[dict], pd.DataFrame]:
     """Fill each class's quota with translations of its source-domain training cases.
 
     For each class with a positive quota, the parents are the ``candidates`` of
@@ -541,13 +543,19 @@ def translate_with_quotas(
         Fold key (part of the seed derivation and of error messages).
     log
         Receives a progress message per class.
+    on_shortfall
+        ``sampling.on_shortfall`` (:data:`radaug.sampling.ON_SHORTFALL`): when
+        every parent of a class is rejected, ``stop`` raises and ``record``
+        leaves the class empty and ``short`` in the sampling record.
 
     Returns
     -------
-    images, masks, records, rejected
+    images, masks, records, sampling
         Accepted translated images and their (parent) masks; one record per
         sample with ``label, seed, attempt, roi_voxels, parent_case_id,
-        direction, structure_agreement``; the number of rejected parents per class.
+        direction, structure_agreement``; the sampling record, one row per
+        class (:data:`radaug.sampling.SAMPLING_COLUMNS`; ``rejected`` counts the
+        parents whose translation scores below ``min_structure``, each translated once).
         ``seed`` is the class seed of the permutations and ``attempt`` the
         round: a sample with ``attempt > 0`` repeats a parent, and because the
         translation is deterministic its image equals that parent's earlier
@@ -557,10 +565,13 @@ def translate_with_quotas(
     Raises
     ------
     RuntimeError
-        If a class with a positive quota has no source-domain parent, or every
-        parent was rejected.
+        If a class with a positive quota has no source-domain parent.
+    SamplingError
+        With ``on_shortfall="stop"``, if every parent of a class was rejected.
     """
-    from radaug.sampling import sample_seeds
+    from radaug.sampling import LOW_STRUCTURE, check_on_shortfall, class_record, sample_seeds, sampling_table
+
+    check_on_shortfall(on_shortfall)
 
     source = model.hyperparams["source_domain"]
     threshold = model.hyperparams["min_structure"]
@@ -568,10 +579,10 @@ def translate_with_quotas(
         raise ValueError(f"candidates ({len(candidates)}), images {images.shape} and masks {masks.shape} disagree")
     labels = candidates["label"].to_numpy()
     in_source = candidates["domain"].to_numpy() == source
-    out_images, out_masks, records, rejected = [], [], [], {}
+    out_images, out_masks, records, rows = [], [], [], []
     for label_index, (label, quota) in enumerate(quotas.items()):
-        rejected[label] = 0
         if quota <= 0:
+            rows.append(class_record(label, quota, 0, {}, ""))
             continue
         parents = np.flatnonzero(in_source & (labels == label))
         if not len(parents):
@@ -582,13 +593,19 @@ def translate_with_quotas(
         translated = model.translate(images[parents], masks[parents])
         scores = np.array([structure_agreement(images[p], t, masks[p]) for p, t in zip(parents, translated)])
         accepted = scores >= threshold
-        rejected[label] = int((~accepted).sum())
+        rejected = int((~accepted).sum())
+        text = (f"{rejected} {LOW_STRUCTURE} of translation (generative.cyclegan.min_structure = {threshold}, "
+                f"best {scores.max():.3f})")
         if not accepted.any():
-            raise RuntimeError(
-                f"cyclegan in fold {fold}: all {len(parents)} '{label}' translations score below "
-                f"generative.cyclegan.min_structure = {threshold} (best {scores.max():.3f}); train longer or "
-                "lower the threshold."
-            )
+            if on_shortfall == "stop":
+                raise SamplingError(
+                    f"cyclegan in fold {fold}: all {len(parents)} '{label}' translations score below "
+                    f"generative.cyclegan.min_structure = {threshold} (best {scores.max():.3f}); train longer or "
+                    "lower the threshold (sampling.on_shortfall: record keeps the other arms running)."
+                )
+            rows.append(class_record(label, quota, 0, {LOW_STRUCTURE: rejected}, text))
+            log(f"cyclegan {fold} {label}: 0 of {quota} samples, all {len(parents)} parents rejected")
+            continue
         class_seed = int(sample_seeds(seed, fold, model.name, label_index, 1, 0)[0])
         rng = np.random.default_rng(class_seed)
         usable = np.flatnonzero(accepted)
@@ -605,7 +622,8 @@ def translate_with_quotas(
                 })
             need -= min(need, len(usable))
             attempt += 1
+        rows.append(class_record(label, quota, quota, {LOW_STRUCTURE: rejected}, text))
         log(f"cyclegan {fold} {label}: {quota} samples from {len(usable)} of {len(parents)} "
-            f"{source} parents ({rejected[label]} rejected, min_structure={threshold})")
-    return out_images, out_masks, records, rejected
+            f"{source} parents ({rejected} rejected, min_structure={threshold})")
+    return out_images, out_masks, records, sampling_table(rows)
 

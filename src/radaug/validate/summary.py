@@ -383,7 +383,7 @@ def _implausible_share(images, masks, real_masks, intensity_range) -> float:
 
 
 ARM_VERDICT_COLUMNS = ["arm", "control", "verdict", "n_fail", "n_warn", "failing_metrics",
-                       "evaluate", "flagged", "control_ok"]
+                       "evaluate", "flagged", "control_ok", "note"]
 """Columns of :func:`arm_verdicts`' table (``validation/arm_verdicts.csv``)."""
 
 
@@ -391,7 +391,8 @@ NOTHING_ADDED = "nothing added"
 """Verdict of an arm that adds no rows in any fold: nothing to validate, evaluated like ``real``."""
 
 
-def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, arms=None) -> pd.DataFrame:
+def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, arms=None,
+                 could_not_generate: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One verdict per arm over all folds, classes and metrics, for evaluation and report.
 
     Parameters
@@ -417,13 +418,28 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
         Every arm of ``arms`` without a row in ``summary`` (it added no rows in
         any fold: balanced training folds, ``sampling.cap_per_case: 0``) gets the
         verdict :data:`NOTHING_ADDED`, is evaluated and not flagged.
+
+        Every arm of ``could_not_generate`` gets the verdict
+        :data:`radaug.sampling.COULD_NOT_GENERATE` whatever its rows in
+        ``summary``, is not evaluated, and its ``note`` says which generator
+        fell short where and why. ``note`` is empty for the other arms.
     arms
         The arms that were validated (optional); see above.
+    could_not_generate
+        Arm → note of the arms whose generator fell short of a quota in some
+        fold (:func:`radaug.sampling.shortfall_notes`).
     """
+    from radaug.sampling import COULD_NOT_GENERATE
     from radaug.validate.controls import CONTROL_ARMS, EXPECTED_FAILURES
 
+    could_not_generate = dict(could_not_generate or {})
     rows = []
+    for arm, note in could_not_generate.items():
+        rows.append({"arm": arm, "control": False, "verdict": COULD_NOT_GENERATE, "n_fail": 0, "n_warn": 0,
+                     "failing_metrics": "", "evaluate": False, "flagged": False, "control_ok": "", "note": note})
     for arm, table in summary.groupby("arm", sort=False):
+        if arm in could_not_generate:
+            continue
         overall = overall_verdict(table["verdict"])
         failing = sorted(set(table.loc[table["verdict"] == "fail", "metric"]))
         control = arm in CONTROL_ARMS
@@ -445,10 +461,11 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
             "evaluate": evaluate,
             "flagged": evaluate and overall == "fail",
             "control_ok": control_ok,
+            "note": "",
         })
     seen = {row["arm"] for row in rows}
     for arm in arms or ():
         if arm not in seen:
             rows.append({"arm": arm, "control": False, "verdict": NOTHING_ADDED, "n_fail": 0, "n_warn": 0,
-                         "failing_metrics": "", "evaluate": True, "flagged": False, "control_ok": ""})
+                         "failing_metrics": "", "evaluate": True, "flagged": False, "control_ok": "", "note": ""})
     return pd.DataFrame(rows, columns=ARM_VERDICT_COLUMNS)
