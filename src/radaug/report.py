@@ -41,8 +41,8 @@ DPI = 100
 """Resolution of every embedded figure."""
 
 SECTIONS = {
+    "summary": "Summary",
     "arms": "Arms and their status",
-    "config": "Configuration",
     "cohort": "Cohort",
     "folds": "Folds",
     "evaluation": "Downstream evaluation",
@@ -50,6 +50,7 @@ SECTIONS = {
     "validation": "Validation of synthetic data",
     "generators": "Generators",
     "failures": "Feature-extraction failures",
+    "config": "Configuration",
     "provenance": "Provenance",
 }
 """Section ids (HTML anchors) and titles, in page order."""
@@ -74,7 +75,8 @@ _INTRO = (
 _CSS = """
 body{font-family:system-ui,"Segoe UI",Helvetica,Arial,sans-serif;max-width:72em;margin:1em auto;
 padding:0 1em;color:#111;line-height:1.4}
-table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}
+table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em;display:block;max-width:100%;overflow-x:auto}
+p.reading{font-size:1.1em;font-weight:600}
 th,td{border:1px solid #888;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#eee}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -177,7 +179,7 @@ def _ordered(values: Iterable, first: Iterable = ()) -> list:
 
 def _config_section(config: dict) -> str:
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    return f"<pre>{html.escape(text)}</pre>"
+    return f"<details><summary>The study's configuration (YAML)</summary><pre>{html.escape(text)}</pre></details>"
 
 
 def _truthy(series: pd.Series) -> pd.Series:
@@ -257,8 +259,16 @@ def _evaluation_figure(evaluation: pd.DataFrame, arms: list) -> str:
     ))
 
 
-def _forest_figure(evaluation: pd.DataFrame, arms: list) -> str:
-    """Forest plot: per arm and metric, the delta vs real with its interval; 0 = no effect."""
+VERDICT_COLOURS = {"pass": "#009E73", "warn": "#E69F00", "fail": "#D55E00"}
+"""Okabe-Ito colours (colour-blind safe) of validation verdicts; other verdicts are black."""
+
+
+def _forest_figure(evaluation: pd.DataFrame, arms: list, verdicts: dict | None = None) -> str:
+    """Forest plot: per arm and metric, the delta vs real with its interval; 0 = no effect.
+
+    With ``verdicts`` (arm → validation verdict) each arm is drawn in its verdict's
+    colour (:data:`VERDICT_COLOURS`) and its tick label names the verdict.
+    """
     metrics = [m for m in PLOT_METRICS if m in set(evaluation["metric"])]
     pooled = "pooled_delta" in evaluation.columns and evaluation["pooled_delta"].notna().any()
     column, low, high = (("pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high") if pooled
@@ -276,15 +286,21 @@ def _forest_figure(evaluation: pd.DataFrame, arms: list) -> str:
             error = np.nan_to_num(error)
         else:
             error = None
+        colours = [VERDICT_COLOURS.get((verdicts or {}).get(arm, ""), "black") for arm in arms]
         for filled in (True, False):
-            pick = significant == filled
-            ax.errorbar(delta[pick], positions[pick], xerr=None if error is None else error[:, pick], fmt="o",
-                        color="black", markerfacecolor="black" if filled else "white", capsize=3,
-                        label="Holm p < α" if filled else "not significant")
+            for colour in dict.fromkeys(colours):
+                pick = (significant == filled) & (np.array(colours) == colour)
+                if not pick.any():
+                    continue
+                ax.errorbar(delta[pick], positions[pick], xerr=None if error is None else error[:, pick],
+                            fmt="o", color=colour, markerfacecolor=colour if filled else "white", capsize=3)
+        ax.errorbar([], [], fmt="o", color="black", markerfacecolor="black", label="Holm p < α")
+        ax.errorbar([], [], fmt="o", color="black", markerfacecolor="white", label="not significant")
         ax.axvline(0, color="grey", linestyle="--", linewidth=1)
         ax.set_xlabel(f"Δ {metric.replace('_', ' ')} vs real")
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(positions, arms)
+    labels = [f"{arm} ({verdicts[arm]})" if verdicts and arm in verdicts else arm for arm in arms]
+    axes[0].set_yticks(positions, labels)
     axes[0].set_ylabel("arm")
     axes[0].invert_yaxis()
     axes[-1].legend(loc="lower right", fontsize="small")
@@ -293,10 +309,12 @@ def _forest_figure(evaluation: pd.DataFrame, arms: list) -> str:
                  if (tested["p_value"].isna() & (tested["delta_vs_real"] != 0)).any() else "")
     what = ("difference of the metric on pooled out-of-fold predictions with its 95% paired case-bootstrap "
             "interval" if pooled else "mean per-fold difference")
+    coloured = (" Colour and label: the arm's validation verdict (green pass, orange warn, vermillion fail, "
+                "black other)." if verdicts else "")
     return _figure(fig, (
         f"Forest plot of each arm's effect vs the real-only arm: {what}. Filled dots: the corrected "
         "resampled t-test (Nadeau & Bengio 2003) is significant after Holm correction across arms; "
-        f"open dots: not significant{undefined}. Dashed line: no effect."
+        f"open dots: not significant{undefined}. Dashed line: no effect.{coloured}"
     ))
 
 
@@ -361,6 +379,35 @@ def arm_status(evaluation: pd.DataFrame, arms: Sequence = ()) -> pd.DataFrame:
             status = "evaluated"
         rows.append([arm, status, verdict, note])
     return pd.DataFrame(rows, columns=["arm", "status", "validation", "note"])
+
+
+def _summary_section(evaluation: pd.DataFrame, validation: pd.DataFrame | None, arm_verdicts: pd.DataFrame | None,
+                     cohort: pd.DataFrame, folds: pd.DataFrame, failures: pd.DataFrame, arms: Sequence) -> str:
+    """The study's answer first: the overall reading, one line per arm, controls, data quality, a forest plot."""
+    from radaug import findings
+
+    if evaluation.empty:
+        return _NO_DATA
+    table = findings.arm_findings(evaluation, validation, arms)
+    reading = _paragraph(findings.overall_reading(table), "reading")
+    rows = table[["arm", "auc", "minority_recall", "verdict", "why"]].itertuples(index=False)
+    lines = [findings.control_findings(arm_verdicts),
+             *findings.data_quality_lines(cohort, folds, failures)]
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    rules = _paragraph(
+        "Generated from the study's tables by fixed rules (radaug.findings): an arm improved or lowered a metric "
+        "only when the corrected resampled t-test is significant after Holm correction across arms; Δ is the "
+        "difference on pooled out-of-fold predictions with its paired bootstrap 95% interval. The validation "
+        "column names each failing gate family by the defect it detects, with the median value against the "
+        "median real-vs-real baseline over the fold × class cells where it failed.", "empty")
+    forest = ""
+    evaluated = _evaluated(evaluation)
+    shown = [a for a in _ordered(evaluated["arm"], (REFERENCE_ARM,)) if a != REFERENCE_ARM]
+    if shown and {"auc", "minority_recall"} & set(evaluated["metric"]):
+        verdicts = dict(zip(table["arm"], table["verdict"]))
+        forest = _forest_figure(evaluated, shown, verdicts)
+    return (reading + _table(["arm", "Δ AUC vs real", "Δ minority recall vs real", "validation", "why"], rows)
+            + f"<ul>{items}</ul>" + forest + rules)
 
 
 def _arms_section(evaluation: pd.DataFrame, arms: Sequence) -> str:
@@ -868,7 +915,7 @@ def build_report(
     classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
     return assemble_report(
         config=config, cohort=cohort, folds=folds, evaluation=evaluation, predictions=predictions,
-        failures=failures, provenance=provenance, per_fold=per_fold,
+        failures=failures, provenance=provenance, per_fold=per_fold, validation=validation,
         validation_html=render_validation(validation, classes, validation_details),
         generators_html=render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes),
     )
@@ -886,20 +933,25 @@ def assemble_report(
     validation_html: str,
     generators_html: str,
     per_fold: pd.DataFrame | None = None,
+    validation: pd.DataFrame | None = None,
+    arm_verdicts: pd.DataFrame | None = None,
 ) -> str:
     """The report page from its data and the two sections rendered beforehand.
 
     Arguments as in :func:`build_report`; ``validation_html`` and
     ``generators_html`` come from :func:`render_validation` and
     :func:`render_generators`; ``per_fold`` (the evaluate jobs' per-fold tables,
-    optional) lets the evaluation section name arms that added no rows.
-    Identical inputs give identical text.
+    optional) lets the evaluation section name arms that added no rows;
+    ``validation`` (the validation summary) and ``arm_verdicts`` (its per-arm
+    verdicts, with the controls) let the summary name failing gates and say
+    whether the controls behaved. Identical inputs give identical text.
     """
     name = str(config["study"]["name"])
     classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
+    arms = config.get("evaluation", {}).get("arms", ())
     bodies = {
-        "arms": _arms_section(evaluation, config.get("evaluation", {}).get("arms", ())),
-        "config": _config_section(config),
+        "summary": _summary_section(evaluation, validation, arm_verdicts, cohort, folds, failures, arms),
+        "arms": _arms_section(evaluation, arms),
         "cohort": _cohort_section(cohort, classes),
         "folds": _folds_section(folds, classes),
         "evaluation": _evaluation_section(evaluation, folds, per_fold),
@@ -907,19 +959,19 @@ def assemble_report(
         "validation": validation_html,
         "generators": generators_html,
         "failures": _failures_section(failures),
+        "config": _config_section(config),
         "provenance": _provenance_section(provenance, config),
     }
     nav = "".join(f'<li><a href="#{key}">{html.escape(title)}</a></li>' for key, title in SECTIONS.items())
-    sections = "\n".join(
-        f'<section id="{key}">\n<h2>{html.escape(SECTIONS[key])}</h2>\n{body}\n</section>'
-        for key, body in bodies.items()
-    )
+    rendered = [f'<section id="{key}">\n<h2>{html.escape(SECTIONS[key])}</h2>\n{body}\n</section>'
+                for key, body in bodies.items()]
+    first, rest = rendered[0], "\n".join(rendered[1:])  # the summary before the table of contents
     title = html.escape(name)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{title} – radaug study report</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<h1>{title}</h1>\n<nav><ol>{nav}</ol></nav>\n"
+        f"<h1>{title}</h1>\n{first}\n<nav><ol>{nav}</ol></nav>\n"
         f'<section id="how-to-read">\n<h2>How to read this report</h2>\n{_paragraph(_INTRO)}\n</section>\n'
-        f"{sections}\n</body>\n</html>\n"
+        f"{rest}\n</body>\n</html>\n"
     )

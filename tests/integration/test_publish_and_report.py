@@ -4,6 +4,8 @@ Reuses the session's smoke study (copies only): builds bundle.zip with the publi
 rule, checks it is deterministic and verifies an unpacked copy in another folder;
 renders report.html in headless Chromium and checks every section and the pixels.
 """
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -111,3 +113,39 @@ def test_report_renders_in_headless_chromium(smoke, tmp_path):
     for quarter in np.array_split(dark, 4):
         assert (quarter > 0.005).sum() > 20
     assert pixels.std() > 0.05
+
+
+_PROBE = """<script>addEventListener('load', () => {
+  const page = document.documentElement, summary = document.getElementById('summary').getBoundingClientRect();
+  const wide = [...document.querySelectorAll('table, img, pre, figure, p')]
+    .filter(e => e.getBoundingClientRect().right > innerWidth + 1).map(e => e.tagName);
+  document.body.setAttribute('data-probe', JSON.stringify({scrollWidth: page.scrollWidth, width: innerWidth,
+    height: innerHeight, summaryTop: summary.top, wide: wide.slice(0, 5)}));
+});</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian 'chromium' is not installed")
+@pytest.mark.parametrize("width", [1024, 1600])
+def test_report_summary_is_on_the_first_screen_and_nothing_overflows(smoke, tmp_path, width):
+    """At 1024 and 1600 px the page is no wider than the window and the summary starts on the first screen."""
+    page = (smoke / "report.html").read_text(encoding="utf-8")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", f"--window-size={width},800"]
+    dom = subprocess.run([*flags, "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=180)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'data-probe="([^"]*)"', dom.stdout)
+    assert found, "the probe script did not run"
+    probe = json.loads(html.unescape(found.group(1)))
+    assert probe["width"] == width
+    assert probe["scrollWidth"] <= width and not probe["wide"], probe
+    assert probe["summaryTop"] < probe["height"] / 2, probe
+    shot = tmp_path / f"first-screen-{width}.png"
+    proc = subprocess.run([*flags, f"--screenshot={shot}", (smoke / "report.html").as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (800, width) and pixels.std() > 0.05  # the first screen shows content

@@ -194,7 +194,7 @@ def test_the_workflow_assembly_of_prerendered_sections_gives_the_same_page(page)
     generators_html = render_generators(inputs["losses"], inputs["real_patches"], inputs["synthetic"],
                                         inputs["sample_tables"], inputs["cohort"], inputs["folds"], classes)
     light = {k: inputs[k] for k in ("config", "cohort", "folds", "evaluation", "predictions", "failures",
-                                    "provenance")}
+                                    "provenance", "validation")}
     assert assemble_report(**light, validation_html=validation_html, generators_html=generators_html) == page
     assert validation_html in section(page, "validation") and generators_html in section(page, "generators")
 
@@ -355,3 +355,11 @@ def test_sampling_records_show_requested_accepted_and_why_rejected():
            '<td class="num">8</td><td class="num">4</td><td>0.0%</td><td>r0f0, r0f1</td></tr>')
     assert row in html
     assert '<td>cvae</td><td>malignant</td><td class="num">6</td><td class="num">6</td>' in html
+
+
+def test_the_summary_comes_first_and_configuration_last(page):
+    assert page.index('<section id="summary">') < page.index('<section id="arms">') < page.index('<section id="cohort">')
+    assert page.index('<section id="config">') > page.index('<section id="failures">')
+    summary = section(page, "summary")
+    assert "improved AUC" in summary and "Controls:" in summary and "Leakage:" in summary
+    assert "<details><summary>" in section(page, "config")

@@ -58,6 +58,8 @@ rule report:
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
         evaluation=rules.evaluation_summary.output.summary,
+        validation=rules.validation_summary.output.summary,
+        arm_verdicts=rules.validation_summary.output.arm_verdicts,
         predictions=expand(rules.evaluate.output.predictions, arm=ARMS),
         per_fold=expand(rules.evaluate.output.per_fold, arm=ARMS),
         failures=expand(rules.features_synthetic.output.failures, model=MODELS, fold=FOLDS),

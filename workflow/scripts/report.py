@@ -15,6 +15,8 @@ def main(smk):
         evaluation=read_table(inp.evaluation),
         predictions=read_tables(inp.predictions),
         per_fold=read_tables(inp.per_fold),
+        validation=read_table(inp.validation),
+        arm_verdicts=read_table(inp.arm_verdicts),
         failures=read_tables(inp.failures),
         provenance=[read_json(p) for p in inp.provenance],
         validation_html=Path(inp.validation_html).read_text(encoding="utf-8"),
