@@ -363,8 +363,8 @@ def check_training_input(folds: pd.DataFrame, cases: pd.DataFrame, repeat: int, 
             raise LeakageError(f"fold {fold_key(repeat, fold)}: training input has the same image content as a test case")
 
 
-AUDIT_COLUMNS = ("case_a", "case_b", "label_a", "label_b", "distance", "similarity", "rule", "grouped",
-                 "group_a", "group_b", "straddles")
+AUDIT_COLUMNS = ("case_a", "case_b", "label_a", "label_b", "distance", "similarity", "rule", "linked",
+                 "grouped", "group_a", "group_b", "straddles")
 
 
 def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bits: int,
@@ -374,7 +374,9 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
 
     Every pair within ``near_duplicate_bits + extra_bits`` bits, and every
     window-rule candidate (:func:`duplicate_pairs`) whose similarity is at least
-    ``min_similarity - similarity_margin``: ``grouped`` when the two share a fold
+    ``min_similarity - similarity_margin``: ``linked`` when a near-duplicate rule
+    joins the pair itself (within ``near_duplicate_bits``, or a verified window
+    candidate), ``grouped`` when the two share a fold
     group (directly or through other links), so the rows with ``grouped`` false
     are the closest pairs that were *not* grouped; with their fold groups and
     whether the two ever sit on opposite sides of a fold (``straddles``; always
@@ -384,6 +386,10 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
     cases = cases.sort_values("case_id", ignore_index=True)
     radius = min(int(near_duplicate_bits) + int(extra_bits), duplicates.N_BITS)
     pairs = duplicate_pairs(cases, radius, verify_bits=verify_bits, min_similarity=min_similarity, candidates=True)
+    by_hash = duplicate_pairs(cases, near_duplicate_bits)  # cheap: the hash rule alone
+    linked_codes = set(zip(by_hash["a"], by_hash["b"]))
+    linked_codes |= set(zip(pairs["a"][pairs["similarity"] >= float(min_similarity)],
+                            pairs["b"][pairs["similarity"] >= float(min_similarity)]))
     near = pairs["rule"].str.contains("hash") | (pairs["similarity"] >= float(min_similarity) - similarity_margin)
     pairs = pairs[near.to_numpy()]
     ids = cases["case_id"].to_numpy()
@@ -396,7 +402,7 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
     table = pd.DataFrame({
         "case_a": ca, "case_b": cb, "label_a": labels[a], "label_b": labels[b],
         "distance": pairs["distance"].to_numpy(), "similarity": pairs["similarity"].to_numpy().round(4),
-        "rule": pairs["rule"].to_numpy(),
+        "rule": pairs["rule"].to_numpy(), "linked": [(x, y) in linked_codes for x, y in zip(a, b)],
         "grouped": group_of.loc[ca].to_numpy() == group_of.loc[cb].to_numpy(),
         "group_a": group_of.loc[ca].to_numpy(), "group_b": group_of.loc[cb].to_numpy(), "straddles": straddles,
     }, columns=list(AUDIT_COLUMNS))

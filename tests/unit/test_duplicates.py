@@ -258,10 +258,11 @@ def test_a_cropped_copy_never_straddles_and_the_audit_lists_the_closest_ungroupe
     assert (roles.loc["c03"] == roles.loc["c16"]).all()
     audit = duplicate_audit(cases, folds, MAX_BITS, verify_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
     top = audit.iloc[0]
-    assert (top["case_a"], top["case_b"], top["grouped"], top["straddles"]) == ("c03", "c16", True, False)
+    assert (top["case_a"], top["case_b"], top["linked"], top["grouped"], top["straddles"]) == \
+        ("c03", "c16", True, True, False)
     assert top["similarity"] >= MIN_SIMILARITY
     rest = audit[~audit["grouped"]]
-    assert len(rest) and (rest["similarity"].fillna(0) < MIN_SIMILARITY).all()
+    assert len(rest) and (rest["similarity"].fillna(0) < MIN_SIMILARITY).all() and not rest["linked"].any()
     assert not audit.loc[audit["grouped"], "straddles"].any()
     # without the window rule the same split puts them apart in some fold
     apart = make_folds(cases, folds=4, seed=0, verify_bits=0)

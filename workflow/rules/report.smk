@@ -56,6 +56,7 @@ rule report:
     input:
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
+        duplicates=rules.split.output.duplicates,
         evaluation=rules.evaluation_summary.output.summary,
         predictions=expand(rules.evaluate.output.predictions, arm=ARMS),
         per_fold=expand(rules.evaluate.output.per_fold, arm=ARMS),
