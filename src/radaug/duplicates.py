@@ -519,7 +519,9 @@ def window_cuts(levels=WINDOW_CUTS) -> np.ndarray:
 
 
 def _window_matrices(lo, hi, n: int = THUMB) -> np.ndarray:
-    """(K, n, n) matrices that area-resample the spans [lo, hi) (fractions cut off each end) of an n-pixel axis to n pixels.
+    """(K, n, n) matrices that area-resample spans of an n-pixel axis to n pixels.
+
+    Span k leaves out the fraction ``lo[k]`` at the start and ``hi[k]`` at the end.
 
     Exact area averaging of piecewise-constant pixels: their cumulative sum is
     piecewise linear, so it is interpolated linearly at the new pixel edges and differenced.
@@ -613,7 +615,7 @@ def _dihedral_index(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def _similarity_vectors(x: np.ndarray) -> np.ndarray:
-    """(..., THUMB, THUMB) thumbnails to unit vectors whose dot product is the Spearman correlation of :func:`similarity`."""
+    """Thumbnails (..., THUMB, THUMB) to unit vectors whose dot products are :func:`similarity`."""
     x = np.asarray(x, dtype=np.float64)
     x = x.reshape(*x.shape[:-2], THUMB // 2, 2, THUMB // 2, 2).mean(axis=(-3, -1))
     r = _ranks(x).reshape(*x.shape[:-2], -1)
@@ -634,7 +636,7 @@ def _block_keys(h: np.ndarray, lo: int) -> np.ndarray:
 
 
 def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
-                      chunk: int = 1024) -> np.ndarray:
+                      chunk: int = 1024, queries=None) -> np.ndarray:
     """Candidate pairs of the window rule: some flip/rotation of image i's full-frame hash near a window of image j.
 
     A candidate is an ordered pair (i, j), i != j, with a variant ``k`` of
@@ -650,6 +652,8 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
         (N,) full-frame hashes (uint64).
     windows
         (N, W) window hashes (:func:`window_hashes`).
+    queries
+        Row numbers of the images to look up (default: all); the benchmark times a subset.
 
     Returns
     -------
@@ -662,20 +666,21 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
     flat = windows.ravel()
     variants = dihedral_variants(hashes)
     flips = _flip_masks(BLOCK_BITS, block_radius).astype(np.int64)
-    tables = []
+    tables = []  # per block: sorted 16-bit keys and their entries (uint16 + int32: 6 bytes an entry)
     for lo in range(0, N_BITS, BLOCK_BITS):
-        keys = _block_keys(flat, lo)
-        order = np.argsort(keys, kind="stable")
+        keys = _block_keys(flat, lo).astype(np.uint16)
+        order = np.argsort(keys, kind="stable").astype(np.int32)
         tables.append((lo, keys[order], order))
     found = []
-    for start in range(0, n, chunk):
-        q_idx = np.arange(start, min(start + chunk, n))
+    queries = np.arange(n) if queries is None else np.asarray(queries, dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        q_idx = queries[start:start + chunk]
         rows = []
         for k, variant in enumerate(variants):
             q = variant[q_idx]
             owners, entries = [], []
             for lo, sorted_keys, order in tables:
-                qk = (_block_keys(q, lo)[:, None] ^ flips[None, :]).ravel()
+                qk = (_block_keys(q, lo)[:, None] ^ flips[None, :]).ravel().astype(np.uint16)
                 left = np.searchsorted(sorted_keys, qk, side="left")
                 counts = np.searchsorted(sorted_keys, qk, side="right") - left
                 if not counts.any():
@@ -686,7 +691,7 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
             if not owners:
                 continue
             i = np.concatenate(owners)
-            e = np.concatenate(entries)
+            e = np.concatenate(entries).astype(np.int64)
             j = e // n_windows
             d = np.bitwise_count(variant[i] ^ flat[e]).astype(np.int64)
             keep = (d <= max_bits) & (i != j)
@@ -780,8 +785,13 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
 
 
 def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: float,
-                  block_radius: int = 1, refine_margin: float = REFINE_MARGIN, cuts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  block_radius: int = 1, refine_margin: float = REFINE_MARGIN,
+                  cuts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (a < b) joined by the window rule: a hash candidate whose aligned thumbnails correlate.
+
+    Candidates (:func:`window_candidates` within ``max_bits``) are verified by
+    :func:`verify_candidates`; those within ``refine_margin`` below
+    ``min_similarity`` at their grid window get their framing refined.
 
     Returns
     -------
