@@ -1,22 +1,24 @@
 """Near-duplicate detection: recall and precision per transformation, hashing cost, pair search at scale.
 
-Figures (rows of the benchmark contract):
+Figures (rows of the benchmark contract), for the split's two rules together
+(hash: ``MAX_BITS``; window: ``VERIFY_BITS`` and ``MIN_SIMILARITY``):
 
 * ``recall_<transform>``: labelled duplicate pairs (a source image and a copy
-  made by :func:`radaug.duplicates.transform`) found within ``MAX_BITS`` bits,
-  over ``N_BR35H`` Br35H images and ``N_PHANTOM`` phantom slices (target ``>= 0.99``).
-* ``precision_<transform>``: TP / (TP + FP) when each positive pair meets one
-  hard negative: the source's *closest* image of the other class (Br35H: a
-  tumour vs a no-tumour slice of the same anatomy) or the closest other phantom
-  (same body shape, other texture and lesion).
-* ``false_pairs_br35h_cross_class``: pairs within ``MAX_BITS`` among all
-  1,500 x 1,500 tumour/no-tumour pairs; ``false_pairs_phantom``: among all pairs
-  of distinct phantoms.
-* ``hash_vs_preprocess``: seconds to hash an original image / seconds of
-  :func:`radaug.preprocess.preprocess_case` on the same images (ratio, same run).
-* ``search_seconds_<n>``: multi-index pair search of ``n`` hashes drawn around the
-  Br35H hashes; reference: brute force (chunked, all 8 variants) at 10,000 in
-  the same run; peak memory of the search process.
+  made by :func:`radaug.duplicates.transform`, or ``crop_<pct>``: each side cut
+  by up to pct of the image) grouped by either rule, over ``N_BR35H`` Br35H
+  images and ``N_PHANTOM`` phantom slices (target ``>= 0.99``).
+* ``precision_<transform>``: TP / (TP + FP), FP = sources whose hardest
+  negative is grouped (Br35H: any image of the other class, so a tumour vs a
+  no-tumour slice of the same anatomy; phantoms: any other phantom).
+* ``false_pairs_br35h_cross_class``: pairs grouped among all 1,500 x 1,500
+  tumour/no-tumour pairs; ``false_pairs_phantom``: among all pairs of distinct phantoms.
+* ``hash_vs_preprocess``, ``windows_vs_preprocess``: seconds per image for the
+  hash and thumbnail (in preprocessing) and the 81 window hashes (in the split)
+  / seconds of :func:`radaug.preprocess.preprocess_case` on the same images (same run).
+* ``search_seconds_<n>``: hash-rule multi-index search of ``n`` hashes drawn
+  around the Br35H hashes (reference: brute force at 10,000);
+  ``window_search_seconds_<n>``: the window rule's candidate search, a random
+  2,000 queries against all ``n`` x 81 windows timed and scaled; peak memory.
 
 Br35H is fetched with :mod:`radaug.data.br35h` into ``$RADAUG_BR35H_DIR``
 (default ``~/.cache/radaug/br35h``). Run alone:
@@ -36,8 +38,10 @@ import numpy as np
 
 from benchmarks import row
 
-MAX_BITS = 8
+MAX_BITS = 8  # split.near_duplicate_bits: the hash rule
+VERIFY_BITS, MIN_SIMILARITY = 16, 0.94  # split.verify_bits, split.min_similarity: the window rule
 N_BR35H, N_PHANTOM = 300, 100
+CROP_LEVELS = (0.05, 0.10, 0.15, 0.20)  # crop_<pct>: each side cut by uniform(0, pct) of the image
 
 
 def _br35h():
@@ -66,11 +70,6 @@ def _phantoms(n: int):
     return out
 
 
-def _min_dist(variants: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """(N,) best-variant distance of each source (variants (8, N)) to its copy h (N,)."""
-    return np.bitwise_count(variants ^ h[None, :]).min(axis=0)
-
-
 def _all_dist(hashes: np.ndarray, others: np.ndarray) -> np.ndarray:
     from radaug.duplicates import dihedral_variants
 
@@ -78,74 +77,150 @@ def _all_dist(hashes: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.min(np.stack([np.bitwise_count(x[:, None] ^ others[None, :]) for x in v]), axis=0)
 
 
+class _Signed(SimpleNamespace):
+    """Hashes, stored (quantised) thumbnails and window hashes of a list of images, as the split sees them."""
+
+
+def _sign(images) -> _Signed:
+    from radaug import duplicates as D
+
+    thumbs = np.stack([D.thumbnail(a) for a in images])
+    hashes = D.thumbnail_hashes(thumbs)
+    stored = D.decode_thumbnails([D.encode_thumbnail(t) for t in thumbs])
+    return _Signed(hashes=hashes, thumbs=stored, windows=D.window_hashes(stored))
+
+
+def _window_links(sig: _Signed, queries=None) -> tuple[np.ndarray, np.ndarray]:
+    """Verified window-rule candidates (i, j rows) and their similarities."""
+    from radaug import duplicates as D
+
+    cand = D.window_candidates(sig.hashes, sig.windows, VERIFY_BITS, queries=queries)
+    sim = D.verify_candidates(sig.thumbs, cand, refine=(MIN_SIMILARITY - D.REFINE_MARGIN, MIN_SIMILARITY))
+    return cand, sim
+
+
+def _pair_found(src: _Signed, copy: _Signed) -> tuple[np.ndarray, np.ndarray]:
+    """Per source k: is (source k, copy k) grouped by either rule; best window similarity (-1: no candidate)."""
+    from radaug import duplicates as D
+
+    n = len(src.hashes)
+    by_hash = np.bitwise_count(D.dihedral_variants(src.hashes) ^ copy.hashes[None, :]).min(axis=0) <= MAX_BITS
+    both = _Signed(hashes=np.concatenate([src.hashes, copy.hashes]), thumbs=np.concatenate([src.thumbs, copy.thumbs]),
+                   windows=np.concatenate([src.windows, copy.windows]))
+    cand = D.window_candidates(both.hashes, both.windows, VERIFY_BITS)
+    cand = cand[np.abs(cand[:, 0] - cand[:, 1]) == n]
+    sim = D.verify_candidates(both.thumbs, cand, refine=(MIN_SIMILARITY - D.REFINE_MARGIN, MIN_SIMILARITY))
+    best = np.full(n, -1.0)
+    np.maximum.at(best, np.minimum(cand[:, 0], cand[:, 1]), sim)
+    return by_hash | (best >= MIN_SIMILARITY), best
+
+
+def _crop_level(a: np.ndarray, level: float, rng) -> np.ndarray:
+    h, w = a.shape
+    t, b, l, r = (rng.uniform(0, level, 4) * [h, h, w, w]).astype(int)
+    return a[t:h - b, l:w - r].copy()
+
+
 def _quality(quick: bool) -> list[dict]:
     from radaug import duplicates as D
 
     images, labels, _ = _br35h()
-    hashes = np.array([D.image_hash(a) for a in images], dtype=np.uint64)
-    cross = _all_dist(hashes[labels == "no_tumour"], hashes[labels == "tumour"])
-    rows = [row("duplicates", "false_pairs_br35h_cross_class", int((cross <= MAX_BITS).sum()), "pairs",
-                target="<= 0", notes=f"all {cross.size:,} tumour x no-tumour pairs; closest at {int(cross.min())} bits")]
+    sig = _sign(images)
+    rows = []
+    # hard negatives 1: every tumour x no-tumour pair of Br35H (different images by construction)
+    cross_hash = _all_dist(sig.hashes[labels == "no_tumour"], sig.hashes[labels == "tumour"])
+    start = time.perf_counter()
+    cand, sim = _window_links(sig)
+    verify_seconds = time.perf_counter() - start
+    cross = labels[cand[:, 0]] != labels[cand[:, 1]]
+    false_window = cand[cross & (sim >= MIN_SIMILARITY)]
+    n_cross = int((cross_hash <= MAX_BITS).sum()) + len({(min(a, b), max(a, b)) for a, b in false_window[:, :2]})
+    rows.append(row("duplicates", "false_pairs_br35h_cross_class", n_cross, "pairs", target="<= 0",
+                    notes=f"all {cross_hash.size:,} tumour x no-tumour pairs; hash rule: closest at "
+                          f"{int(cross_hash.min())} bits; window rule: {int(cross.sum()):,} candidates, most similar "
+                          f"{float(sim[cross].max()):.3f} (threshold {MIN_SIMILARITY})"))
+    rows.append(row("duplicates", "window_rule_seconds_br35h", verify_seconds, "s",
+                    notes=f"search + verification of all {len(images):,} Br35H images: {len(cand):,} candidates "
+                          f"({verify_seconds / max(len(cand), 1) * 1e3:.2f} ms each)"))
+    bad_sources = set(false_window[:, 0]) | set(false_window[:, 1])
+    # hard negatives 2: all pairs of distinct phantoms (same body shape, other texture and lesion)
     phantoms = _phantoms(N_PHANTOM // 2 if quick else N_PHANTOM)
-    ph_hashes = np.array([D.image_hash(a) for a in phantoms], dtype=np.uint64)
-    ph = _all_dist(ph_hashes, ph_hashes)
-    np.fill_diagonal(ph, 64)
-    iu = np.triu_indices(len(ph), 1)
-    rows.append(row("duplicates", "false_pairs_phantom", int((ph[iu] <= MAX_BITS).sum()), "pairs", target="<= 0",
-                    notes=f"all {len(iu[0]):,} pairs of distinct phantoms; closest at {int(ph[iu].min())} bits"))
+    ph = _sign(phantoms)
+    ph_dist = _all_dist(ph.hashes, ph.hashes)
+    iu = np.triu_indices(len(ph_dist), 1)
+    ph_cand, ph_sim = _window_links(ph)
+    ph_false = ph_cand[ph_sim >= MIN_SIMILARITY]
+    rows.append(row("duplicates", "false_pairs_phantom",
+                    int((ph_dist[iu] <= MAX_BITS).sum()) + len(ph_false) // 2, "pairs", target="<= 0",
+                    notes=f"all {len(iu[0]):,} pairs of distinct phantoms; hash rule closest at {int(ph_dist[iu].min())} "
+                          f"bits; window rule most similar {float(ph_sim.max()) if len(ph_sim) else float('nan'):.3f}"))
+    np.fill_diagonal(ph_dist, 64)
+    ph_bad = (ph_dist.min(axis=1) <= MAX_BITS)
+    ph_bad[np.unique(ph_false[:, :2])] = True if len(ph_false) else False
     rng = np.random.default_rng(16)
     n = N_BR35H // 3 if quick else N_BR35H
     src = np.sort(rng.choice(len(images), n, replace=False))
-    # hardest negative of each source: its closest image of the other class / other phantom
-    d_all = _all_dist(hashes[src], hashes)
-    other = labels[None, :] != labels[src][:, None]
-    hard_br = np.where(other, d_all, 64).min(axis=1)
-    hard_ph = ph.min(axis=1)
-    sources = [(images[i], "br35h") for i in src] + [(a, "phantom") for a in phantoms]
-    hard = np.concatenate([hard_br, hard_ph])
-    src_hashes = np.concatenate([hashes[src], ph_hashes])
-    variants = D.dihedral_variants(src_hashes)
-    fp = int((hard <= MAX_BITS).sum())
-    for name in D.TRANSFORMS:
-        copies = np.array([D.image_hash(D.transform(a, name, rng)) for a, _ in sources], dtype=np.uint64)
-        d = _min_dist(variants, copies)
-        tp = int((d <= MAX_BITS).sum())
-        by_set = {s: float(np.mean(d[[k for k, (_, t) in enumerate(sources) if t == s]] <= MAX_BITS))
-                  for s in ("br35h", "phantom")}
-        rows.append(row("duplicates", f"recall_{name}", tp / len(d), "fraction", target=">= 0.99",
-                        notes=f"br35h {by_set['br35h']:.3f}, phantom {by_set['phantom']:.3f}; "
-                              f"max {int(d.max())} bits, median {float(np.median(d)):.0f}"))
+    # a source counts as a false positive when its hardest negative (any other-class image) is grouped
+    fp = sum(int(i in bad_sources) for i in src) + int(ph_bad.sum())
+    sources = [images[i] for i in src] + phantoms
+    source_sig = _Signed(hashes=np.concatenate([sig.hashes[src], ph.hashes]),
+                         thumbs=np.concatenate([sig.thumbs[src], ph.thumbs]),
+                         windows=np.concatenate([sig.windows[src], ph.windows]))
+    is_br = np.arange(len(sources)) < n
+    names = list(D.TRANSFORMS) + [f"crop_{int(100 * c):02d}" for c in CROP_LEVELS]
+    for name in names:
+        if name.startswith("crop_"):
+            level = int(name[5:]) / 100
+            copies = [_crop_level(a, level, rng) for a in sources]
+        else:
+            copies = [D.transform(a, name, rng) for a in sources]
+        found, best = _pair_found(source_sig, _sign(copies))
+        tp = int(found.sum())
+        rows.append(row("duplicates", f"recall_{name}", tp / len(found), "fraction", target=">= 0.99",
+                        notes=f"br35h {found[is_br].mean():.3f}, phantom {found[~is_br].mean():.3f}; window rule "
+                              f"alone {float(np.mean(best >= MIN_SIMILARITY)):.3f}"))
         rows.append(row("duplicates", f"precision_{name}", tp / max(tp + fp, 1), "fraction", target=">= 0.99",
-                        notes=f"{fp} of {len(hard)} hardest negatives within {MAX_BITS} bits"))
+                        notes=f"{fp} of {len(found)} sources' hardest negatives grouped"))
     return rows
 
 
-def _cost() -> dict:
+def _cost() -> list[dict]:
     from radaug import duplicates as D
     from radaug.images import read_image
     from radaug.preprocess import preprocess_case
 
     _, labels, files = _br35h()
     picked = files[::60]
-    t_hash = t_pre = 0.0
+    t_sig = t_pre = t_win = 0.0
     for f in picked:
         r = SimpleNamespace(case_id="c", patient_id="c", label="x", modality="MR", domain="", group="",
                             image=str(f), mask="", image_sha256="", mask_sha256="")
         start = time.perf_counter()
-        preprocess_case(r, patch_size=64, patch_mode="fit", spacing=None, margin=0.05, mask_label=None)
+        preprocess_case(r, patch_size=64, mode="fit", spacing=None, margin=0.05, mask_label=None)
         t_pre += time.perf_counter() - start
         image = read_image(f)
         start = time.perf_counter()
-        D.signature(D.canonical_array(image))
-        t_hash += time.perf_counter() - start
-    return row("duplicates", "hash_vs_preprocess", t_hash / len(picked), "s/image", reference=t_pre / len(picked),
-               notes=f"{len(picked)} Br35H images; reference: preprocess_case (which includes the hash) per image")
+        _, thumb = D.thumbnail_signature(D.canonical_array(image))
+        t_sig += time.perf_counter() - start
+        start = time.perf_counter()
+        D.window_hashes(D.decode_thumbnails([thumb]))
+        t_win += time.perf_counter() - start
+    k = len(picked)
+    return [row("duplicates", "hash_vs_preprocess", t_sig / k, "s/image", reference=t_pre / k,
+                notes=f"{k} Br35H images: hash + thumbnail (preprocessing) per image; reference: preprocess_case "
+                      "(which includes them) per image"),
+            row("duplicates", "windows_vs_preprocess", t_win / k, "s/image", reference=t_pre / k,
+                notes="81 window hashes per image (split job), same images; reference: preprocess_case per image")]
 
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import numpy as np
 from radaug import duplicates as D
+def peak_mib():  # VmHWM: this process's own peak (ru_maxrss would carry the parent's over fork + exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 n, impl = int(sys.argv[1]), sys.argv[2]
 seeds = np.load(sys.argv[3])
 rng = np.random.default_rng(n)
@@ -158,8 +233,57 @@ start = time.perf_counter()
 pairs = (D.near_duplicate_pairs if impl == "mih" else D.brute_force_pairs)(hashes, %d)[0]
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "pairs": len(pairs),
-                  "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mib": peak_mib()}))
 """ % MAX_BITS
+
+
+_WINDOW_CHILD = r"""
+import json, sys, time
+import numpy as np
+from radaug import duplicates as D
+def peak_mib():  # VmHWM: this process's own peak (ru_maxrss would carry the parent's over fork + exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+n, n_queries = int(sys.argv[1]), int(sys.argv[2])
+seeds = np.load(sys.argv[3])  # (S, W) window hashes of real images
+rng = np.random.default_rng(n)
+noise = np.zeros(n, dtype=np.uint64)
+for k in range(12):  # about 12 random bit flips, the same in every window of an image
+    noise ^= np.uint64(1) << rng.integers(1, 64, n).astype(np.uint64)
+windows = seeds[rng.integers(0, len(seeds), n)] ^ noise[:, None]
+hashes = windows[:, 0].copy()
+queries = np.sort(rng.choice(n, min(n_queries, n), replace=False))
+start = time.perf_counter()
+cand = D.window_candidates(hashes, windows, %d, queries=queries)
+seconds = time.perf_counter() - start
+print(json.dumps({"seconds": seconds, "queries": len(queries), "candidates": len(cand),
+                  "peak_mib": peak_mib()}))
+""" % VERIFY_BITS
+
+
+def _window_search(quick: bool) -> list[dict]:
+    """The window rule's candidate search at scale: the time of a random subset of queries, scaled to all."""
+    import subprocess
+    import tempfile
+
+    images, _, _ = _br35h()
+    seeds = _sign(images[::3]).windows
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "windows.npy"
+        np.save(path, seeds)
+        for n in (10_000, 30_000) if quick else (10_000, 100_000):
+            q = 2_000
+            out = subprocess.run([sys.executable, "-c", _WINDOW_CHILD, str(n), str(q), str(path)],
+                                 check=True, capture_output=True, text=True)
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            scale = n / got["queries"]
+            rows.append(row("duplicates", f"window_search_seconds_{n}", got["seconds"] * scale, "s",
+                            notes=f"{got['queries']:,} of {n:,} images' queries timed ({got['seconds']:.1f} s) "
+                                  f"and scaled; about {got['candidates'] * scale:,.0f} candidates to verify; "
+                                  f"peak {got['peak_mib']:.0f} MiB ({n:,} x 81 window hashes indexed)"))
+    return rows
 
 
 def _search(quick: bool) -> list[dict]:
@@ -193,7 +317,7 @@ def _search(quick: bool) -> list[dict]:
 
 
 def run(quick: bool = False) -> list[dict]:
-    return _quality(quick) + [_cost()] + _search(quick)
+    return _quality(quick) + _cost() + _search(quick) + _window_search(quick)
 
 
 if __name__ == "__main__":

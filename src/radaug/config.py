@@ -130,6 +130,16 @@ def load_config(path: str | Path, *, base_dir: str | Path = ".") -> dict:
     return validate_config(raw, base_dir=base_dir)
 
 
+def _check_split(split: dict) -> None:
+    """The window rule's radius must reach beyond the plain hash rule's, or be off."""
+    verify, plain = split["verify_bits"], split["near_duplicate_bits"]
+    if 0 < verify <= plain:
+        raise ConfigError(
+            f"config key 'split.verify_bits' = {verify} is not above 'split.near_duplicate_bits' = {plain}: "
+            "the window rule would only re-check pairs already grouped. Set it above, or to 0 to turn it off."
+        )
+
+
 def _check_semantics(config: dict, base_dir: Path) -> None:
     data, classes = config["data"], config["data"]["classes"]
     models = config["generative"]["models"]
@@ -160,6 +170,7 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
         _check_cyclegan_domains(config, base_dir)
     _check_shape_model(config)
 
+    _check_split(config["split"])
     folds = config["split"]["folds"]
     for name, n in patients.items():
         if n < 2:

@@ -32,6 +32,15 @@ Pairs within ``max_bits`` are found by multi-index hashing (Norouzi et al.
 2012): the hash is cut into ``m`` blocks so that any pair within ``max_bits``
 agrees within ``max_bits // m`` bits on some block; candidates come from sorted
 block tables, never from an N x N matrix (:func:`near_duplicate_pairs`).
+
+Crops that cut into the anatomy move the foreground box and escape the hash.
+The **window rule** catches them: the case index also stores the thumbnail
+(``dup_thumb``); at split time each thumbnail gives the hashes of 81 crop
+windows of its box (:func:`window_hashes`), every image's full-frame hash (8
+flips/rotations) is looked up among all windows by multi-index hashing
+(:func:`window_candidates`), and each candidate is verified by the Spearman
+correlation of the aligned thumbnails, with the window framing refined
+(:func:`verify_candidates`, :func:`similar_pairs`).
 """
 
 from __future__ import annotations
@@ -438,3 +447,366 @@ def transform(image: np.ndarray, name: str, rng: np.random.Generator) -> np.ndar
             a = transform(a, step, rng)
         return a
     raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
+
+
+# ---------------------------------------------------------------- crop windows and verification
+#
+# A crop that cuts into the anatomy moves the foreground box, so the full-frame
+# hashes of an image and of its crop differ in many bits. The crop is, however,
+# (close to) a *window* of the original's foreground box. Each image therefore
+# also gets the hashes of a small grid of windows of its thumbnail (each side cut
+# by one of ``WINDOW_CUTS``); every image's full-frame hash, at each of the 8
+# flips/rotations, is looked up among all windows of all other images. A hash hit
+# is only a candidate: it is grouped when the Spearman correlation of the aligned
+# thumbnails (the matching window vs the other image's full thumbnail, at the
+# matching flip/rotation) reaches ``min_similarity``. The correlation looks at
+# every pixel, so it keeps precision where 64 bits alone would not.
+
+THUMB_VERSION = "dt1"
+WINDOW_CUTS = (0.0, 0.1, 0.2)
+BLOCK_BITS = 16  # multi-index block width of the window search
+
+
+def encode_thumbnail(thumb: np.ndarray) -> str:
+    """A ``THUMB`` x ``THUMB`` rank thumbnail as stored in the case index: ``dt1:`` + base64 of uint8 levels."""
+    import base64
+
+    levels = np.clip(np.rint(np.asarray(thumb, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
+    if levels.shape != (THUMB, THUMB):
+        raise ValueError(f"a thumbnail must be {THUMB} x {THUMB}, got {levels.shape}")
+    return f"{THUMB_VERSION}:" + base64.b64encode(levels.tobytes()).decode("ascii")
+
+
+def decode_thumbnails(values, name: str = "dup_thumb", case_ids=None) -> np.ndarray:
+    """Stored thumbnails (:func:`encode_thumbnail`) to an (N, THUMB, THUMB) float array in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Naming the case of a malformed value.
+    """
+    import base64
+    import binascii
+
+    out = np.empty((len(values), THUMB, THUMB), dtype=np.float64)
+    for i, text in enumerate(values):
+        prefix, _, body = str(text).partition(":")
+        try:
+            if prefix != THUMB_VERSION:
+                raise ValueError
+            raw = np.frombuffer(base64.b64decode(body, validate=True), dtype=np.uint8)
+            if raw.size != THUMB * THUMB:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            who = f"case {case_ids[i]!r}" if case_ids is not None else f"row {i}"
+            raise ValueError(f"{who}: column '{name}' is not a '{THUMB_VERSION}:' near-duplicate thumbnail; "
+                             "rebuild the case index with this radaug version") from None
+        out[i] = raw.reshape(THUMB, THUMB) / 255.0
+    return out
+
+
+def thumbnail_signature(array: np.ndarray) -> tuple[str, str]:
+    """``(dup_hash, dup_thumb)`` of an original image, from one thumbnail."""
+    thumb = thumbnail(array)
+    return format_hash(int(_pack(_coefficients(thumb) > 0))), encode_thumbnail(thumb)
+
+
+def window_cuts(levels=WINDOW_CUTS) -> np.ndarray:
+    """All (top, bottom, left, right) side cuts from ``levels``, shape (W, 4); row 0 is the full frame."""
+    grid = np.array(np.meshgrid(levels, levels, levels, levels, indexing="ij")).reshape(4, -1).T
+    grid = grid[np.lexsort(grid.T[::-1])]
+    return grid[(grid[:, 0] + grid[:, 1] < 0.9) & (grid[:, 2] + grid[:, 3] < 0.9)]
+
+
+def _window_matrices(lo, hi, n: int = THUMB) -> np.ndarray:
+    """(K, n, n) matrices that area-resample spans of an n-pixel axis to n pixels.
+
+    Span k leaves out the fraction ``lo[k]`` at the start and ``hi[k]`` at the end.
+
+    Exact area averaging of piecewise-constant pixels: their cumulative sum is
+    piecewise linear, so it is interpolated linearly at the new pixel edges and differenced.
+    """
+    lo = np.atleast_1d(np.asarray(lo, dtype=np.float64))
+    hi = np.atleast_1d(np.asarray(hi, dtype=np.float64))
+    t = np.linspace(0.0, 1.0, n + 1)
+    edges = (lo[:, None] + (1 - hi - lo)[:, None] * t[None, :]) * n  # (K, n + 1)
+    base = np.floor(edges).astype(int).clip(0, n - 1)
+    frac = edges - base
+    interp = np.zeros((len(lo), n + 1, n + 1))  # integral at the new edges from the integral at the old edges
+    k_idx = np.arange(len(lo))[:, None]
+    r_idx = np.arange(n + 1)[None, :]
+    interp[k_idx, r_idx, base] = 1 - frac
+    interp[k_idx, r_idx, base + 1] += frac
+    cumulate = np.tril(np.ones((n + 1, n)), -1)  # integral at old edges from pixel values
+    return np.diff(interp @ cumulate, axis=1) / (edges[:, 1:2, None] - edges[:, 0:1, None])
+
+
+def _window_matrix(lo: float, hi: float, n: int = THUMB) -> np.ndarray:
+    return _window_matrices(lo, hi, n)[0]
+
+
+def crop_thumbnails(thumbs: np.ndarray, cuts: np.ndarray, *, equalise: bool = True) -> np.ndarray:
+    """Window of each thumbnail (K, THUMB, THUMB) at its own cuts (K, 4: top, bottom, left, right).
+
+    Rank-equalised unless ``equalise`` is false (:func:`similarity` ranks again anyway).
+    """
+    cuts = np.asarray(cuts, dtype=np.float64).reshape(-1, 4)
+    rows = _window_matrices(cuts[:, 0], cuts[:, 1])
+    cols = _window_matrices(cuts[:, 2], cuts[:, 3])
+    out = rows @ np.asarray(thumbs) @ np.swapaxes(cols, 1, 2)
+    return _ranks(out) if equalise else out
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Tie-averaged ranks in [0, 1] over the last two axes (the histogram equalisation of :func:`thumbnail`).
+
+    Vectorised over the leading axes: one sort, and each run of equal values gets its mean position.
+    """
+    flat = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-2] * x.shape[-1])
+    m, size = flat.shape
+    order = np.argsort(flat, axis=-1)  # any order within a run of ties: the run shares its mean rank
+    s = np.take_along_axis(flat, order, axis=-1)
+    start = np.ones((m, size), dtype=bool)
+    start[:, 1:] = s[:, 1:] != s[:, :-1]
+    run = np.cumsum(start.ravel()) - 1  # run id of each sorted position
+    pos = np.tile(np.arange(size, dtype=np.float64), m)
+    first = pos[start.ravel()]
+    mean_pos = first + (np.bincount(run) - 1) / 2.0
+    ranks = np.empty((m, size))
+    np.put_along_axis(ranks, order, mean_pos[run].reshape(m, size), axis=-1)
+    return (ranks / (size - 1)).reshape(x.shape)
+
+
+def window_thumbnails(thumbs: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Rank-equalised window thumbnails, shape (N, W, THUMB, THUMB), of (N, THUMB, THUMB) thumbnails."""
+    rows = np.stack([_window_matrix(t, b) for t, b, _, _ in cuts])
+    cols = np.stack([_window_matrix(l, r) for _, _, l, r in cuts])
+    return _ranks(np.matmul(np.matmul(rows[None], np.asarray(thumbs)[:, None]), np.swapaxes(cols, 1, 2)[None]))
+
+
+def thumbnail_hashes(thumbs: np.ndarray) -> np.ndarray:
+    """The 64-bit hash of each rank thumbnail of an (..., THUMB, THUMB) array (as :func:`image_hash`)."""
+    from scipy.fft import dctn
+
+    coef = dctn(np.asarray(thumbs) - 0.5, axes=(-2, -1), norm="ortho")[..., :BLOCK, :BLOCK]
+    bits = (coef > 0).reshape(*coef.shape[:-2], N_BITS)
+    bits[..., 0] = False
+    return np.bitwise_or.reduce(np.where(bits, _WEIGHTS, np.uint64(0)), axis=-1)
+
+
+def window_hashes(thumbs: np.ndarray, cuts: np.ndarray | None = None, chunk: int = 256) -> np.ndarray:
+    """Hashes (N, W) of the :func:`window_cuts` windows of each thumbnail; column 0 is the full frame."""
+    cuts = window_cuts() if cuts is None else cuts
+    out = np.empty((len(thumbs), len(cuts)), dtype=np.uint64)
+    for start in range(0, len(thumbs), chunk):
+        out[start:start + chunk] = thumbnail_hashes(window_thumbnails(thumbs[start:start + chunk], cuts))
+    return out
+
+
+def _dihedral_index(a: np.ndarray, k: int) -> np.ndarray:
+    """Variant ``k`` of :func:`dihedral_variants` applied to the last two axes of an array."""
+    if k & 1:
+        a = a[..., :, ::-1]
+    if k & 2:
+        a = a[..., ::-1, :]
+    if k & 4:
+        a = np.swapaxes(a, -1, -2)
+    return a
+
+
+def _similarity_vectors(x: np.ndarray) -> np.ndarray:
+    """Thumbnails (..., THUMB, THUMB) to unit vectors whose dot products are :func:`similarity`."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x.reshape(*x.shape[:-2], THUMB // 2, 2, THUMB // 2, 2).mean(axis=(-3, -1))
+    r = _ranks(x).reshape(*x.shape[:-2], -1)
+    r = r - r.mean(axis=-1, keepdims=True)
+    return r / np.maximum(np.linalg.norm(r, axis=-1, keepdims=True), 1e-12)
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman correlation of paired thumbnails (..., THUMB, THUMB), each smoothed 2 x 2 first.
+
+    The 2 x 2 average forgives the sub-pixel blur of a window cut from a thumbnail.
+    """
+    return np.sum(_similarity_vectors(a) * _similarity_vectors(b), axis=-1)
+
+
+def _block_keys(h: np.ndarray, lo: int) -> np.ndarray:
+    return ((h >> np.uint64(lo)) & np.uint64((1 << BLOCK_BITS) - 1)).astype(np.int64)
+
+
+def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
+                      chunk: int = 1024, queries=None) -> np.ndarray:
+    """Candidate pairs of the window rule: some flip/rotation of image i's full-frame hash near a window of image j.
+
+    A candidate is an ordered pair (i, j), i != j, with a variant ``k`` of
+    ``hashes[i]`` (:func:`dihedral_variants`) and a window ``w`` of j such that
+    the two agree within ``block_radius`` bits on at least one of the four
+    16-bit blocks (the multi-index key) and within ``max_bits`` bits in all.
+    Of each ordered pair, the (k, w) at the smallest distance is kept (ties: lowest w, then k).
+    Memory is O(N W + candidates of one chunk of queries).
+
+    Parameters
+    ----------
+    hashes
+        (N,) full-frame hashes (uint64).
+    windows
+        (N, W) window hashes (:func:`window_hashes`).
+    queries
+        Row numbers of the images to look up (default: all); the benchmark times a subset.
+
+    Returns
+    -------
+    numpy.ndarray
+        (K, 5) int64 rows ``i, j, k, w, distance`` sorted by i, j.
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    windows = np.asarray(windows, dtype=np.uint64)
+    n, n_windows = windows.shape
+    flat = windows.ravel()
+    variants = dihedral_variants(hashes)
+    flips = _flip_masks(BLOCK_BITS, block_radius).astype(np.int64)
+    tables = []  # per block: sorted 16-bit keys and their entries (uint16 + int32: 6 bytes an entry)
+    for lo in range(0, N_BITS, BLOCK_BITS):
+        keys = _block_keys(flat, lo).astype(np.uint16)
+        order = np.argsort(keys, kind="stable").astype(np.int32)
+        tables.append((lo, keys[order], order))
+    found = []
+    queries = np.arange(n) if queries is None else np.asarray(queries, dtype=np.int64)
+    for start in range(0, len(queries), chunk):
+        q_idx = queries[start:start + chunk]
+        rows = []
+        for k, variant in enumerate(variants):
+            q = variant[q_idx]
+            owners, entries = [], []
+            for lo, sorted_keys, order in tables:
+                qk = (_block_keys(q, lo)[:, None] ^ flips[None, :]).ravel().astype(np.uint16)
+                left = np.searchsorted(sorted_keys, qk, side="left")
+                counts = np.searchsorted(sorted_keys, qk, side="right") - left
+                if not counts.any():
+                    continue
+                offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+                owners.append(np.repeat(np.repeat(q_idx, len(flips)), counts))
+                entries.append(order[np.repeat(left, counts) + offsets])
+            if not owners:
+                continue
+            i = np.concatenate(owners)
+            e = np.concatenate(entries).astype(np.int64)
+            j = e // n_windows
+            d = np.bitwise_count(variant[i] ^ flat[e]).astype(np.int64)
+            keep = (d <= max_bits) & (i != j)
+            rows.append(np.stack([i[keep], j[keep], np.full(keep.sum(), k), e[keep] % n_windows, d[keep]], axis=1))
+        if rows:
+            found.append(_best_per_pair(np.concatenate(rows)))
+    if not found:
+        return np.zeros((0, 5), dtype=np.int64)
+    return np.concatenate(found).astype(np.int64)
+
+
+def _best_per_pair(rows: np.ndarray) -> np.ndarray:
+    """Rows ``i, j, k, w, d``: the smallest (d, w, k) of each (i, j), sorted by i, j."""
+    order = np.lexsort((rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 1], rows[:, 0]))
+    rows = rows[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:, 0] != rows[:-1, 0]) | (rows[1:, 1] != rows[:-1, 1])
+    return rows[first]
+
+
+def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1) -> np.ndarray:
+    """Reference O(N^2 W) version of :func:`window_candidates` (tests only)."""
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    windows = np.asarray(windows, dtype=np.uint64)
+    n, n_windows = windows.shape
+    variants = dihedral_variants(hashes)
+    rows = []
+    for k in range(8):
+        x = variants[k][:, None, None] ^ windows[None, :, :]  # (i, j, w)
+        d = np.bitwise_count(x).astype(np.int64)
+        block_ok = np.zeros(x.shape, dtype=bool)
+        for lo in range(0, N_BITS, BLOCK_BITS):
+            block_ok |= np.bitwise_count((x >> np.uint64(lo)) & np.uint64((1 << BLOCK_BITS) - 1)) <= block_radius
+        i, j, w = np.nonzero(block_ok & (d <= max_bits))
+        keep = i != j
+        rows.append(np.stack([i[keep], j[keep], np.full(keep.sum(), k), w[keep], d[i, j, w][keep]], axis=1))
+    rows = np.concatenate(rows) if rows else np.zeros((0, 5), dtype=np.int64)
+    return _best_per_pair(rows.astype(np.int64)) if len(rows) else rows.astype(np.int64)
+
+
+REFINE_STEP = 0.025
+REFINE_MARGIN = 0.3  # candidates this far below the threshold are refined
+REFINE_ROUNDS = 3
+
+
+def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarray | None = None,
+                      chunk: int = 4096, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
+                      ) -> np.ndarray:
+    """Spearman similarity (:func:`similarity`) of each candidate's aligned thumbnails.
+
+    For a row ``i, j, k, w``: variant ``k`` of image i's full thumbnail against
+    a window of image j. The window starts at grid window ``w``; a candidate
+    whose similarity there lies in ``[refine[0], refine[1])`` is refined:
+    up to ``rounds`` rounds of moving each side by ``REFINE_STEP`` (of the box)
+    in or out while the similarity grows, so a crop between two grid windows is
+    compared at (about) its own framing. (Refining only the undecided ones saves
+    time: a pair already above the threshold stays above it.)
+    """
+    cuts = window_cuts() if cuts is None else cuts
+    out = np.empty(len(candidates))
+    for start in range(0, len(candidates), chunk):
+        c = candidates[start:start + chunk]
+        if not len(c):
+            continue
+        full = _similarity_vectors(np.stack([_dihedral_index(thumbs[i], k) for i, k in zip(c[:, 0], c[:, 2])]))
+        other = thumbs[c[:, 1]]
+
+        def score(sel, at):
+            window = _similarity_vectors(crop_thumbnails(other[sel], at, equalise=False))
+            return np.sum(full[sel] * window, axis=-1)
+
+        best = score(slice(None), cuts[c[:, 3]])
+        todo = np.flatnonzero((best >= refine[0]) & (best < refine[1]))
+        at, sub = cuts[c[todo, 3]].astype(np.float64), best[todo]
+        for _ in range(rounds if len(todo) else 0):
+            moved = False
+            for side in range(4):
+                for step in (REFINE_STEP, -REFINE_STEP):
+                    trial = at.copy()
+                    trial[:, side] = np.clip(trial[:, side] + step, 0.0, 0.4)
+                    sim = score(todo, trial)
+                    better = sim > sub + 1e-9
+                    if better.any():
+                        moved = True
+                        at[better], sub[better] = trial[better], sim[better]
+            if not moved:
+                break
+        best[todo] = sub
+        out[start:start + chunk] = best
+    return out
+
+
+def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: float,
+                  block_radius: int = 1, refine_margin: float = REFINE_MARGIN,
+                  cuts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (a < b) joined by the window rule: a hash candidate whose aligned thumbnails correlate.
+
+    Candidates (:func:`window_candidates` within ``max_bits``) are verified by
+    :func:`verify_candidates`; those within ``refine_margin`` below
+    ``min_similarity`` at their grid window get their framing refined.
+
+    Returns
+    -------
+    pairs, distances, similarities
+        ``pairs`` (K, 2) sorted; of a pair found in both directions, the more similar direction.
+        Every verified candidate is returned with its similarity; the caller keeps
+        those with ``similarity >= min_similarity`` (the audit wants the rest too).
+    """
+    cuts = window_cuts() if cuts is None else cuts
+    cand = window_candidates(hashes, window_hashes(thumbs, cuts), max_bits, block_radius=block_radius)
+    sim = verify_candidates(thumbs, cand, cuts, refine=(min_similarity - refine_margin, min_similarity))
+    a = np.minimum(cand[:, 0], cand[:, 1])
+    b = np.maximum(cand[:, 0], cand[:, 1])
+    order = np.lexsort((-sim, b, a))
+    a, b, d, sim = a[order], b[order], cand[order, 4], sim[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return np.stack([a[first], b[first]], axis=1).reshape(-1, 2), d[first], sim[first]

@@ -135,7 +135,7 @@ def read_json(path: str | os.PathLike):
 # Columns that are identifiers or labels: always text, even when they look like
 # numbers ("001", a class called "1", an all-digit hash), and "" when empty.
 TEXT_COLUMNS = ("case_id", "patient_id", "sample_id", "group", "label", "class", "arm", "source", "modality",
-                "domain", "image", "mask", "phash", "dup_hash", "content_sha256", "image_sha256", "mask_sha256",
+                "domain", "image", "mask", "phash", "dup_hash", "dup_thumb", "content_sha256", "image_sha256", "mask_sha256",
                 "model_sha256", "spacing", "fold_key")
 
 

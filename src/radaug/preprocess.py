@@ -510,13 +510,14 @@ def preprocess_case(row, *, mask_label: int | None, orientation: str = "stored",
     """
     image, mask, roi_source = read_case(row, mask_label, orientation)
     patch = extract_patch(image, mask, modality=row.modality, **options)
+    dup_hash, dup_thumb = duplicates.thumbnail_signature(duplicates.canonical_array(image))  # the original image
     record = {
         "case_id": row.case_id, "patient_id": row.patient_id, "label": row.label,
         "modality": row.modality, "domain": row.domain, "group": row.group,
         "image_sha256": row.image_sha256, "mask_sha256": row.mask_sha256,
         "content_sha256": sha256_array(np.stack([patch.image, patch.mask.astype(np.float32)])),
         "phash": perceptual_hash(patch.image),
-        "dup_hash": duplicates.signature(duplicates.canonical_array(image)),  # of the original image
+        "dup_hash": dup_hash, "dup_thumb": dup_thumb,
         "roi_source": roi_source, "roi_voxels": int(patch.mask.sum()),
         "roi_truncated": patch.roi_truncated,
         "normalisation": resolve_normalisation(options.get("normalisation", "auto"), row.modality),

@@ -33,6 +33,8 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from radaug.provenance import study_version
+from radaug import duplicates as dup
+from radaug.errors import LeakageError
 from radaug.splits import fold_cases, fold_key
 from radaug.validate import METRICS, VERDICTS, overall_verdict
 from radaug.validate.details import ValidationDetails
@@ -45,6 +47,7 @@ SECTIONS = {
     "arms": "Arms and their status",
     "cohort": "Cohort",
     "folds": "Folds",
+    "duplicates": "Near-duplicates",
     "evaluation": "Downstream evaluation",
     "roc": "ROC curves",
     "validation": "Validation of synthetic data",
@@ -233,6 +236,145 @@ def _folds_section(folds: pd.DataFrame, classes: list) -> str:
         "between train and test, so the last column must read 0."
     )
     return note + _table(header, rows)
+
+
+STRIP_GROUPS, STRIP_WIDTH, STRIP_PAIRS = 4, 8, 6
+"""Thumbnail strips of the near-duplicate section: largest groups (images each) and closest ungrouped pairs."""
+
+
+def duplicate_components(case_ids: Sequence, audit: pd.DataFrame) -> pd.Series:
+    """Near-duplicate group of each case: connected components of the audit's ``linked`` pairs (singletons too).
+
+    Group names are ``d<first case id>`` so the labelling does not depend on row order.
+    """
+    ids = list(case_ids)
+    parent = {c: c for c in ids}
+
+    def root(c):
+        while parent[c] != c:
+            parent[c] = parent[parent[c]]
+            c = parent[c]
+        return c
+
+    if len(audit):
+        for a, b in audit.loc[_truthy(audit["linked"]), ["case_a", "case_b"]].itertuples(index=False):
+            if a in parent and b in parent:
+                ra, rb = root(a), root(b)
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+    return pd.Series({c: f"d{root(c)}" for c in ids}, name="dup_group")
+
+
+def straddling_groups(components: pd.Series, folds: pd.DataFrame) -> list[str]:
+    """Near-duplicate groups whose cases sit on both sides (train and test) of some fold."""
+    if folds.empty:
+        return []
+    roles = folds.assign(dup_group=folds["case_id"].map(components))
+    sides = roles.groupby(["repeat", "fold", "dup_group"])["role"].nunique()
+    return sorted(set(sides[sides > 1].index.get_level_values("dup_group")))
+
+
+def _thumb(cohort: pd.DataFrame, case_id) -> np.ndarray | None:
+    if "dup_thumb" not in cohort:
+        return None
+    text = cohort.loc[cohort["case_id"] == case_id, "dup_thumb"]
+    if text.empty or not str(text.iloc[0]):
+        return None
+    return dup.decode_thumbnails([text.iloc[0]])[0]
+
+
+def _thumb_strip(rows: list[tuple[str, list[tuple[str, np.ndarray | None]]]], caption: str) -> str:
+    """One figure row per entry ``(title, [(case label, thumbnail), ...])``."""
+    width = max(len(items) for _, items in rows)
+    fig = Figure(figsize=(1.3 * width, 1.55 * len(rows)))
+    for r, (title, items) in enumerate(rows):
+        for k, (label, image) in enumerate(items):
+            ax = fig.add_subplot(len(rows), width, r * width + k + 1)
+            if image is not None:
+                ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel(label, fontsize=6)
+            if k == 0:
+                ax.set_title(title, fontsize=7, loc="left")
+    fig.tight_layout()
+    return _figure(fig, caption)
+
+
+def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.DataFrame | None,
+                        classes: list, split: dict) -> str:
+    """Near-duplicate groups per class, strips of the largest groups and closest ungrouped pairs, the straddle check.
+
+    Raises
+    ------
+    LeakageError
+        If a near-duplicate group sits on both sides of a fold (the split's own
+        check makes this impossible unless files were changed by hand).
+    """
+    if audit is None or cohort.empty:
+        return _NO_DATA
+    components = duplicate_components(cohort["case_id"], audit)
+    table = cohort[["case_id", "label"]].assign(dup_group=cohort["case_id"].map(components))
+    sizes = table.groupby("dup_group")["case_id"].transform("size")
+    rules = (f"Images are near-duplicates when their 64-bit hashes (of the original image's foreground box, "
+             f"rank-equalised, best of the 8 flips/rotations) differ in at most {split.get('near_duplicate_bits')} "
+             f"bits, or when one image's hash lies within {split.get('verify_bits')} bits of a crop window of the "
+             f"other and the aligned thumbnails correlate at {split.get('min_similarity')} or more (Spearman). "
+             "Linked images form a group; groups go whole to one side of every fold.")
+
+    def row(label, part: pd.DataFrame, part_sizes: pd.Series) -> list:
+        groups = part.groupby("dup_group")["case_id"].size()
+        multi = groups[groups > 1]
+        return [label, len(part), len(groups), len(multi), int(multi.sum()),
+                int(groups.max()) if len(groups) else 0]
+
+    header = ["class", "images", "near-duplicate groups", "multi-image groups", "images in multi-image groups",
+              "largest group"]
+    rows = [row(label, table[table["label"] == label], sizes) for label in classes]
+    rows.append(row(_Cell("<strong>all</strong>"), table, sizes))
+    parts = [_paragraph(rules), _table(header, rows)]
+
+    mixed = table.groupby("dup_group")["label"].nunique()
+    mixed = sorted(mixed[mixed > 1].index)
+    if mixed:
+        parts.append(_paragraph(
+            f"{len(mixed)} group(s) mix labels (kept because split.allow_mixed_label_duplicates is true): "
+            + "; ".join(", ".join(f"{c} ({lab})" for c, lab in table.loc[table["dup_group"] == g,
+                                                                          ["case_id", "label"]].to_numpy())
+                        for g in mixed)))
+
+    straddle = straddling_groups(components, folds)
+    if straddle:
+        raise LeakageError(f"near-duplicate group(s) {straddle[:5]} sit in both train and test of a fold; "
+                           "rerun the split (splits/folds.csv no longer matches splits/duplicates.csv)")
+    n_folds = folds[["repeat", "fold"]].drop_duplicates().shape[0] if not folds.empty else 0
+    n_linked = int(_truthy(audit["linked"]).sum()) if len(audit) else 0
+    parts.append(_paragraph(
+        f"Checked: no near-duplicate group straddles train and test in any of the {n_folds} folds "
+        f"({n_linked} linked pairs, {int((sizes > 1).sum())} images in multi-image groups)."))
+
+    largest = (table[sizes > 1].groupby("dup_group")["case_id"].agg(list)
+               .sort_values(key=lambda s: -s.str.len(), kind="stable").head(STRIP_GROUPS))
+    if len(largest) and "dup_thumb" in cohort:
+        strip = [(f"{len(members)} images", [(str(c), _thumb(cohort, c)) for c in members[:STRIP_WIDTH]])
+                 for members in largest]
+        parts.append(_thumb_strip(strip, f"The {len(largest)} largest near-duplicate groups (thumbnails of the "
+                                         f"original images' foreground boxes, rank-equalised; at most {STRIP_WIDTH} "
+                                         "per group)."))
+    apart = audit[~_truthy(audit["grouped"])].head(STRIP_PAIRS) if len(audit) else audit
+    if len(apart) and "dup_thumb" in cohort:
+        strip = [(f"sim {_fmt(r.similarity, '.3f')}, {int(r.distance)} bits",
+                  [(str(r.case_a), _thumb(cohort, r.case_a)), (str(r.case_b), _thumb(cohort, r.case_b))])
+                 for r in apart.itertuples(index=False)]
+        parts.append(_thumb_strip(strip, "The closest pairs that were not grouped (highest similarity first): "
+                                         "look for a missed duplicate here."))
+    if len(apart):
+        parts.append(_table(["case a", "case b", "labels", "hash bits", "similarity", "found by"], [
+            [r.case_a, r.case_b, f"{r.label_a} / {r.label_b}" if "label_a" in apart else "", int(r.distance),
+             _fmt(r.similarity, ".3f"), r.rule] for r in apart.itertuples(index=False)]))
+    elif not len(apart):
+        parts.append(_paragraph("No candidate pair was left ungrouped.", "empty"))
+    return "\n".join(parts)
 
 
 def _evaluation_figure(evaluation: pd.DataFrame, arms: list) -> str:
@@ -854,6 +996,7 @@ def build_report(
     provenance: list[dict],
     validation_details: ValidationDetails | None = None,
     per_fold: pd.DataFrame | None = None,
+    duplicates: pd.DataFrame | None = None,
 ) -> str:
     """Render the standalone HTML report of one study.
 
@@ -899,6 +1042,9 @@ def build_report(
     per_fold
         Per-fold evaluation tables of every arm (``arm, n_train_added, ...``); the
         evaluation section names arms that added no rows. None: not checked.
+    duplicates
+        The split's near-duplicate audit (``splits/duplicates.csv``, :func:`radaug.splits.duplicate_audit`);
+        with the cohort's ``dup_thumb`` column it fills the near-duplicate section. None: "no data".
 
     Returns
     -------
@@ -916,6 +1062,7 @@ def build_report(
     return assemble_report(
         config=config, cohort=cohort, folds=folds, evaluation=evaluation, predictions=predictions,
         failures=failures, provenance=provenance, per_fold=per_fold, validation=validation,
+        duplicates=duplicates,
         validation_html=render_validation(validation, classes, validation_details),
         generators_html=render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes),
     )
@@ -935,6 +1082,7 @@ def assemble_report(
     per_fold: pd.DataFrame | None = None,
     validation: pd.DataFrame | None = None,
     arm_verdicts: pd.DataFrame | None = None,
+    duplicates: pd.DataFrame | None = None,
 ) -> str:
     """The report page from its data and the two sections rendered beforehand.
 
@@ -944,7 +1092,8 @@ def assemble_report(
     optional) lets the evaluation section name arms that added no rows;
     ``validation`` (the validation summary) and ``arm_verdicts`` (its per-arm
     verdicts, with the controls) let the summary name failing gates and say
-    whether the controls behaved. Identical inputs give identical text.
+    whether the controls behaved; ``duplicates`` (``splits/duplicates.csv``,
+    optional) fills the near-duplicate section. Identical inputs give identical text.
     """
     name = str(config["study"]["name"])
     classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
@@ -954,6 +1103,7 @@ def assemble_report(
         "arms": _arms_section(evaluation, arms),
         "cohort": _cohort_section(cohort, classes),
         "folds": _folds_section(folds, classes),
+        "duplicates": _duplicates_section(cohort, folds, duplicates, classes, config.get("split", {})),
         "evaluation": _evaluation_section(evaluation, folds, per_fold),
         "roc": _roc_section(predictions),
         "validation": validation_html,

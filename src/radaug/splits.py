@@ -1,9 +1,11 @@
 """Patient-grouped, stratified K-fold splits that keep near-duplicates together.
 
 Cases are linked when they share a patient, a manifest ``group``, identical
-content, or a near-identical image (hashes of the original images within
-``near_duplicate_bits`` bits at the best flip/rotation, :mod:`radaug.duplicates`);
-the connected components of these links are the units that
+content, or a near-identical image (:mod:`radaug.duplicates`): hashes of the
+original images within ``near_duplicate_bits`` bits at the best flip/rotation,
+or (crops, strong contrast changes) a full-frame hash within ``verify_bits`` of
+a crop window of the other image whose aligned thumbnails correlate at
+``min_similarity`` or more; the connected components of these links are the units that
 :class:`sklearn.model_selection.StratifiedGroupKFold` assigns to folds, so no
 patient and no near-duplicate pair ever straddles train and test.
 
@@ -88,24 +90,69 @@ def near_duplicate_pairs(hashes: list[str], max_bits: int, chunk: int = 4096) ->
     return duplicates.near_duplicate_pairs(values, max_bits, dihedral=False, chunk=chunk)[0]
 
 
-def duplicate_pairs(cases: pd.DataFrame, max_bits: int) -> pd.DataFrame:
-    """Near-duplicate pairs of a case table: ``a, b`` (row positions, a < b) and ``distance`` in bits.
+PAIR_COLUMNS = ("a", "b", "distance", "similarity", "rule", "linked")
 
-    Uses the original-image hash ``dup_hash`` (compared at the best flip/rotation)
-    when the table has it, else the patch hash ``phash`` of older case indexes.
-    """
+
+def _hash_values(cases: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """The near-duplicate hashes of a case table and whether they are dihedral (``dup_hash``) or patch ``phash``."""
     if "dup_hash" in cases:
-        values = duplicates.parse_hashes(cases["dup_hash"].tolist(), "dup_hash", cases["case_id"].tolist())
-        pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=True)
-    else:
-        values = np.empty(len(cases), dtype=np.uint64)
-        for i, (case, text) in enumerate(zip(cases["case_id"], cases["phash"])):
-            try:
-                values[i] = np.uint64(int(str(text), 16))
-            except ValueError:
-                raise ValueError(f"case {case!r}: column 'phash' = {text!r} is not a 64-bit hex hash") from None
-        pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=False)
-    return pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "distance": dist})
+        return duplicates.parse_hashes(cases["dup_hash"].tolist(), "dup_hash", cases["case_id"].tolist()), True
+    values = np.empty(len(cases), dtype=np.uint64)
+    for i, (case, text) in enumerate(zip(cases["case_id"], cases["phash"])):
+        try:
+            values[i] = np.uint64(int(str(text), 16))
+        except ValueError:
+            raise ValueError(f"case {case!r}: column 'phash' = {text!r} is not a 64-bit hex hash") from None
+    return values, False
+
+
+def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0, min_similarity: float = 1.0,
+                    candidates: bool = False) -> pd.DataFrame:
+    """Near-duplicate pairs of a case table (row positions ``a < b``), by two rules.
+
+    * ``hash``: the original-image hashes ``dup_hash`` differ in at most
+      ``max_bits`` bits at the best flip/rotation (the patch hash ``phash``,
+      without flips, for older case indexes).
+    * ``window`` (tables with ``dup_thumb``, and ``verify_bits > 0``): a flip or
+      rotation of one image's full-frame hash lies within ``verify_bits`` bits
+      of a crop window of the other's (:func:`radaug.duplicates.window_candidates`)
+      and the aligned thumbnails have a Spearman correlation of at least
+      ``min_similarity`` (:func:`radaug.duplicates.verify_candidates`).
+
+    Parameters
+    ----------
+    candidates
+        Also return the window candidates that failed verification (``linked`` false), for the audit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`PAIR_COLUMNS`: ``distance`` in bits (full-frame for ``hash``,
+        to the window for ``window``), ``similarity`` (NaN for a pair found
+        only by ``hash``), ``rule`` (``hash``, ``window`` or ``hash+window``), ``linked``.
+    """
+    values, dihedral = _hash_values(cases)
+    pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=dihedral)
+    table = pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "distance": dist, "similarity": np.nan,
+                          "rule": "hash", "linked": True})
+    if dihedral and "dup_thumb" in cases and int(verify_bits) > 0:
+        thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", cases["case_id"].tolist())
+        wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
+                                              min_similarity=float(min_similarity))
+        window = pd.DataFrame({"a": wp[:, 0], "b": wp[:, 1], "distance": wd, "similarity": ws,
+                               "rule": "window", "linked": ws >= float(min_similarity)})
+        table = pd.concat([table, window], ignore_index=True)
+        both = table.groupby(["a", "b"], sort=True)
+        table = pd.DataFrame({
+            "distance": both["distance"].min(), "similarity": both["similarity"].max(),
+            "rule": both["rule"].agg(lambda r: "+".join(sorted(set(r)))),
+            "linked": both["linked"].any(),
+        }).reset_index()
+    if not candidates:
+        table = table[table["linked"]]
+    table = table.sort_values(["a", "b"], ignore_index=True)
+    table[["a", "b", "distance"]] = table[["a", "b", "distance"]].astype(np.int64)
+    return table[list(PAIR_COLUMNS)]
 
 
 def _components(n: int, edges: list[np.ndarray]) -> np.ndarray:
@@ -139,10 +186,13 @@ def _key_edges(cases: pd.DataFrame, columns) -> list[np.ndarray]:
 
 
 def duplicate_groups(cases: pd.DataFrame, near_duplicate_bits: int,
-                     pairs: pd.DataFrame | None = None) -> np.ndarray:
-    """Component label per case over image links only: near-duplicate pairs and identical content."""
+                     pairs: pd.DataFrame | None = None, **rules) -> np.ndarray:
+    """Component label per case over image links only: near-duplicate pairs and identical content.
+
+    ``rules`` are :func:`duplicate_pairs`' ``verify_bits`` and ``min_similarity``.
+    """
     if pairs is None:
-        pairs = duplicate_pairs(cases, near_duplicate_bits)
+        pairs = duplicate_pairs(cases, near_duplicate_bits, **rules)
     edges = [pairs[["a", "b"]].to_numpy(dtype=int)] + _key_edges(cases, ("content_sha256",))
     return _components(len(cases), edges)
 
@@ -184,7 +234,7 @@ def check_label_mixing(cases: pd.DataFrame, dup_components: np.ndarray, allow: b
 
 
 def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int,
-                   pairs: pd.DataFrame | None = None) -> np.ndarray:
+                   pairs: pd.DataFrame | None = None, **rules) -> np.ndarray:
     """Component label per case linking patients, manifest groups, identical content and near-duplicates.
 
     Parameters
@@ -193,16 +243,19 @@ def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int,
         Columns ``case_id, patient_id, group`` and ``dup_hash`` (or ``phash``); ``group`` may be empty.
     pairs
         Near-duplicate pairs from :func:`duplicate_pairs`, if already computed.
+    rules
+        :func:`duplicate_pairs`' ``verify_bits`` and ``min_similarity``.
     """
     if pairs is None:
-        pairs = duplicate_pairs(cases, near_duplicate_bits)
+        pairs = duplicate_pairs(cases, near_duplicate_bits, **rules)
     edges = [pairs[["a", "b"]].to_numpy(dtype=int)]
     edges += _key_edges(cases, ("patient_id", "group", "content_sha256"))
     return _components(len(cases), edges)
 
 
 def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplicate_bits: int = 8,
-               seed: int = 0, allow_mixed_label_duplicates: bool = False) -> pd.DataFrame:
+               verify_bits: int = 0, min_similarity: float = 1.0, seed: int = 0,
+               allow_mixed_label_duplicates: bool = False) -> pd.DataFrame:
     """Assign cases to stratified, grouped folds.
 
     Parameters
@@ -213,6 +266,9 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
         K and R of repeated K-fold.
     near_duplicate_bits
         Hashes within this Hamming distance are grouped.
+    verify_bits, min_similarity
+        The window rule of :func:`duplicate_pairs` (config keys ``split.verify_bits``,
+        ``split.min_similarity``; ``verify_bits`` 0 turns it off).
     allow_mixed_label_duplicates
         Keep near-duplicate groups whose images have different labels instead of
         raising :class:`LeakageError` (:func:`check_label_mixing`).
@@ -227,7 +283,7 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
     from sklearn.model_selection import StratifiedGroupKFold
 
     cases = cases.sort_values("case_id", ignore_index=True)
-    pairs = duplicate_pairs(cases, near_duplicate_bits)
+    pairs = duplicate_pairs(cases, near_duplicate_bits, verify_bits=verify_bits, min_similarity=min_similarity)
     check_label_mixing(cases, duplicate_groups(cases, near_duplicate_bits, pairs), allow_mixed_label_duplicates)
     components = leakage_groups(cases, near_duplicate_bits, pairs)
     group_names = np.array([f"g{c:05d}" for c in components])
@@ -307,24 +363,35 @@ def check_training_input(folds: pd.DataFrame, cases: pd.DataFrame, repeat: int, 
             raise LeakageError(f"fold {fold_key(repeat, fold)}: training input has the same image content as a test case")
 
 
-AUDIT_COLUMNS = ("case_a", "case_b", "label_a", "label_b", "distance", "grouped", "group_a", "group_b",
-                 "straddles")
+AUDIT_COLUMNS = ("case_a", "case_b", "label_a", "label_b", "distance", "similarity", "rule", "linked",
+                 "grouped", "group_a", "group_b", "straddles")
 
 
 def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bits: int,
-                    extra_bits: int = 6) -> pd.DataFrame:
+                    extra_bits: int = 6, *, verify_bits: int = 0, min_similarity: float = 1.0,
+                    similarity_margin: float = 0.1) -> pd.DataFrame:
     """The near-duplicate audit table (``splits/duplicates.csv``).
 
-    Every pair within ``near_duplicate_bits + extra_bits`` bits: ``grouped`` when
-    the two share a fold group (directly or through other links), so the rows with
-    ``grouped`` false are the closest pairs that were *not* grouped; with their fold groups and
+    Every pair within ``near_duplicate_bits + extra_bits`` bits, and every
+    window-rule candidate (:func:`duplicate_pairs`) whose similarity is at least
+    ``min_similarity - similarity_margin``: ``linked`` when a near-duplicate rule
+    joins the pair itself (within ``near_duplicate_bits``, or a verified window
+    candidate), ``grouped`` when the two share a fold
+    group (directly or through other links), so the rows with ``grouped`` false
+    are the closest pairs that were *not* grouped; with their fold groups and
     whether the two ever sit on opposite sides of a fold (``straddles``; always
     false for a grouped pair, which :func:`check_folds` guarantees).
-    Sorted by distance, then case ids.
+    Sorted by similarity (highest first, pairs without one last), then distance and case ids.
     """
     cases = cases.sort_values("case_id", ignore_index=True)
     radius = min(int(near_duplicate_bits) + int(extra_bits), duplicates.N_BITS)
-    pairs = duplicate_pairs(cases, radius)
+    pairs = duplicate_pairs(cases, radius, verify_bits=verify_bits, min_similarity=min_similarity, candidates=True)
+    by_hash = duplicate_pairs(cases, near_duplicate_bits)  # cheap: the hash rule alone
+    linked_codes = set(zip(by_hash["a"], by_hash["b"]))
+    linked_codes |= set(zip(pairs["a"][pairs["similarity"] >= float(min_similarity)],
+                            pairs["b"][pairs["similarity"] >= float(min_similarity)]))
+    near = pairs["rule"].str.contains("hash") | (pairs["similarity"] >= float(min_similarity) - similarity_margin)
+    pairs = pairs[near.to_numpy()]
     ids = cases["case_id"].to_numpy()
     labels = cases["label"].astype(str).to_numpy()
     group_of = folds.drop_duplicates("case_id").set_index("case_id")["group"]
@@ -334,7 +401,12 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
     straddles = (role.loc[ca].to_numpy() != role.loc[cb].to_numpy()).any(axis=1) if len(a) else np.zeros(0, bool)
     table = pd.DataFrame({
         "case_a": ca, "case_b": cb, "label_a": labels[a], "label_b": labels[b],
-        "distance": pairs["distance"].to_numpy(), "grouped": group_of.loc[ca].to_numpy() == group_of.loc[cb].to_numpy(),
+        "distance": pairs["distance"].to_numpy(), "similarity": pairs["similarity"].to_numpy().round(4),
+        "rule": pairs["rule"].to_numpy(), "linked": [(x, y) in linked_codes for x, y in zip(a, b)],
+        "grouped": group_of.loc[ca].to_numpy() == group_of.loc[cb].to_numpy(),
         "group_a": group_of.loc[ca].to_numpy(), "group_b": group_of.loc[cb].to_numpy(), "straddles": straddles,
     }, columns=list(AUDIT_COLUMNS))
-    return table.sort_values(["distance", "case_a", "case_b"], ignore_index=True)
+    table["_s"] = table["similarity"].fillna(-2.0)
+    table = table.sort_values(["_s", "distance", "case_a", "case_b"], ascending=[False, True, True, True],
+                              ignore_index=True)
+    return table.drop(columns="_s")

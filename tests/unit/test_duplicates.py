@@ -159,3 +159,112 @@ def test_mirrored_copy_never_straddles_and_audit_reports_it():
     assert row["distance"] == 2 and row["grouped"] and not row["straddles"]
     assert not audit.loc[audit["grouped"], "straddles"].any()
     assert list(duplicate_pairs(cases, MAX_BITS)[["a", "b"]].itertuples(index=False, name=None)) == [(2, 11)]
+
+
+# ---------------------------------------------------------------- window rule (crops)
+
+MIN_SIMILARITY, VERIFY_BITS = 0.94, 16
+
+
+def _crop(image, t, b, l, r):
+    h, w = image.shape
+    return image[int(t * h):h - int(b * h), int(l * w):w - int(r * w)].copy()
+
+
+def _window_rule(images):
+    thumbs = np.stack([D.thumbnail(a) for a in images])
+    thumbs = D.decode_thumbnails([D.encode_thumbnail(t) for t in thumbs])  # as stored in the case index
+    hashes = np.array([D.image_hash(a) for a in images], dtype=np.uint64)
+    pairs, dist, sim = D.similar_pairs(hashes, thumbs, max_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    return {(int(a), int(b)): s for (a, b), s in zip(pairs, sim)}
+
+
+@pytest.mark.parametrize("cuts", [(0.15, 0.0, 0.1, 0.0), (0.0, 0.2, 0.0, 0.15), (0.1, 0.1, 0.1, 0.1)])
+def test_a_crop_into_the_anatomy_is_found_by_the_window_rule(cuts):
+    image = _scene(21)
+    copy = D.transform(_crop(image, *cuts), "flip_lr", np.random.default_rng(0))
+    found = _window_rule([image, copy, _scene(22)])
+    assert found.get((0, 1), 0) >= MIN_SIMILARITY, found
+
+
+def test_the_window_rule_does_not_link_different_images_of_the_same_anatomy():
+    images = [_scene(seed) for seed in range(40, 56)]
+    images += [_crop(a, 0.1, 0.0, 0.0, 0.1) for a in images[:4]]  # crops of others, to tempt the windows
+    found = _window_rule(images)
+    false = {p: s for p, s in found.items() if s >= MIN_SIMILARITY and not (p[1] - p[0] == 16 and p[0] < 4)}
+    assert not false, false
+    assert all(found.get((i, i + 16), 0) >= MIN_SIMILARITY for i in range(4))
+
+
+def test_window_search_equals_brute_force():
+    rng = np.random.default_rng(3)
+    n, w = 60, 5
+    windows = rng.integers(0, 2**63, size=(n, w), dtype=np.int64).astype(np.uint64) & ~np.uint64(1)
+    hashes = windows[:, 0].copy()
+    # plant: image 2k+1's full hash is a flipped, perturbed window of image 2k
+    for k in range(0, n - 1, 2):
+        h = D.dihedral_variants(windows[k:k + 1, rng.integers(w)])[rng.integers(8), 0]
+        for bit in rng.choice(np.arange(1, 64), rng.integers(0, 14), replace=False):
+            h ^= np.uint64(1) << np.uint64(bit)
+        hashes[k + 1] = h
+    windows[:, 0] = hashes
+    for max_bits in (4, 12, 20):
+        for radius in (0, 1, 2):
+            got = D.window_candidates(hashes, windows, max_bits, block_radius=radius, chunk=7)
+            want = D.brute_force_window_candidates(hashes, windows, max_bits, block_radius=radius)
+            np.testing.assert_array_equal(got, want)
+            assert len(want) > 0
+
+
+def test_window_hashes_agree_with_the_image_hash_and_windows_are_exact_area_averages():
+    image = _scene(9)
+    thumb = D.thumbnail(image)
+    assert D.window_hashes(thumb[None])[0, 0] == D.image_hash(image)  # window 0 is the full frame
+    # a window at whole-pixel cuts of a thumbnail is the area average of those pixels
+    cut = D.crop_thumbnails(thumb[None], [[0.25, 0.25, 0.5, 0.0]], equalise=False)[0]
+    block = thumb[8:24, 16:32]
+    np.testing.assert_allclose(cut, np.repeat(np.repeat(block, 2, axis=0), 2, axis=1), atol=1e-12)
+
+
+def test_thumbnails_round_trip_and_bad_ones_name_the_case():
+    thumb = D.thumbnail(_scene(5))
+    back = D.decode_thumbnails([D.encode_thumbnail(thumb)])[0]
+    assert np.abs(back - thumb).max() <= 0.5 / 255 + 1e-12
+    with pytest.raises(ValueError, match="case 'c2'.*dup_thumb"):
+        D.decode_thumbnails([D.encode_thumbnail(thumb), "dt1:AAAA"], case_ids=["c1", "c2"])
+
+
+def _image_cases(images, labels):
+    sigs = [D.thumbnail_signature(a) for a in images]
+    n = len(images)
+    return pd.DataFrame({
+        "case_id": [f"c{i:02d}" for i in range(n)], "patient_id": [f"p{i:02d}" for i in range(n)],
+        "label": labels, "group": "", "dup_hash": [h for h, _ in sigs], "dup_thumb": [t for _, t in sigs],
+        "content_sha256": [f"s{i}" for i in range(n)],
+    })
+
+
+def test_a_cropped_copy_never_straddles_and_the_audit_lists_the_closest_ungrouped_pairs():
+    images = [_scene(seed) for seed in range(60, 76)]
+    images.append(D.transform(_crop(images[3], 0.0, 0.18, 0.12, 0.0), "rot90", np.random.default_rng(1)))
+    cases = _image_cases(images, ["a" if i % 2 else "b" for i in range(16)] + ["a"])
+    plain = duplicate_pairs(cases, MAX_BITS)
+    assert (3, 16) not in set(zip(plain["a"], plain["b"]))  # the hash rule alone misses this crop
+    pairs = duplicate_pairs(cases, MAX_BITS, verify_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    assert list(zip(pairs["a"], pairs["b"], pairs["rule"])) == [(3, 16, "window")]
+    folds = make_folds(cases, folds=4, seed=0, verify_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    check_folds(folds, cases)
+    roles = folds.pivot_table(index="case_id", columns=["repeat", "fold"], values="role", aggfunc="first")
+    assert (roles.loc["c03"] == roles.loc["c16"]).all()
+    audit = duplicate_audit(cases, folds, MAX_BITS, verify_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    top = audit.iloc[0]
+    assert (top["case_a"], top["case_b"], top["linked"], top["grouped"], top["straddles"]) == \
+        ("c03", "c16", True, True, False)
+    assert top["similarity"] >= MIN_SIMILARITY
+    rest = audit[~audit["grouped"]]
+    assert len(rest) and (rest["similarity"].fillna(0) < MIN_SIMILARITY).all() and not rest["linked"].any()
+    assert not audit.loc[audit["grouped"], "straddles"].any()
+    # without the window rule the same split puts them apart in some fold
+    apart = make_folds(cases, folds=4, seed=0, verify_bits=0)
+    roles = apart.pivot_table(index="case_id", columns=["repeat", "fold"], values="role", aggfunc="first")
+    assert (roles.loc["c03"] != roles.loc["c16"]).any()

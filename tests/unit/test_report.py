@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radaug.errors import LeakageError
 from radaug.report import SECTIONS, assemble_report, build_report, render_generators, render_validation, report_classes
 from radaug.validate.details import collect_details, set_details
 
@@ -363,3 +364,45 @@ def test_the_summary_comes_first_and_configuration_last(page):
     summary = section(page, "summary")
     assert "improved AUC" in summary and "Controls:" in summary and "Leakage:" in summary
     assert "<details><summary>" in section(page, "config")
+
+
+def _duplicate_inputs():
+    """make_inputs with thumbnails in the cohort and an audit: case00~case04~case08 linked, case01/case05 close."""
+    from radaug import duplicates as D
+
+    inputs = make_inputs()
+    rng = np.random.default_rng(1)
+    thumbs = [D._ranks(rng.random((D.THUMB, D.THUMB))) for _ in range(12)]
+    inputs["cohort"] = inputs["cohort"].assign(dup_thumb=[D.encode_thumbnail(t) for t in thumbs])
+    rows = [("case00", "case04", "benign", "benign", 3, np.nan, "hash", True, True),
+            ("case04", "case08", "benign", "benign", 14, 0.97, "window", True, True),
+            ("case01", "case05", "benign", "benign", 15, 0.88, "window", False, False)]
+    audit = pd.DataFrame(rows, columns=["case_a", "case_b", "label_a", "label_b", "distance", "similarity", "rule",
+                                        "linked", "grouped"])
+    audit["straddles"] = False
+    # folds by case-number parity keep case00, case04 and case08 on one side
+    folds = inputs["folds"]
+    folds["role"] = np.where((folds["case_id"].str[-2:].astype(int) % 2) == folds["fold"], "test", "train")
+    return inputs, audit
+
+
+def test_near_duplicate_section_counts_groups_shows_strips_and_checks_straddling():
+    inputs, audit = _duplicate_inputs()
+    body = section(build_report(**inputs, duplicates=audit), "duplicates")
+    # benign: case00, case04, case08 in one group of 3 (8 benign images, 6 groups)
+    assert "<td>benign</td><td class=\"num\">9</td><td class=\"num\">7</td><td class=\"num\">1</td>" \
+           "<td class=\"num\">3</td><td class=\"num\">3</td>" in body
+    assert "Checked: no near-duplicate group straddles train and test in any of the 2 folds (2 linked pairs" in body
+    assert body.count(PNG) == 2  # the largest groups and the closest ungrouped pairs
+    assert "closest pairs that were not grouped" in body
+    assert "<td>case01</td><td>case05</td><td>benign / benign</td><td class=\"num\">15</td><td>0.880</td>" in body
+    # a group on both sides of a fold stops the report
+    folds = inputs["folds"].copy()
+    folds.loc[(folds["case_id"] == "case04") & (folds["fold"] == 0), "role"] = "train"
+    folds.loc[(folds["case_id"] == "case00") & (folds["fold"] == 0), "role"] = "test"
+    with pytest.raises(LeakageError, match="near-duplicate group"):
+        build_report(**{**inputs, "folds": folds}, duplicates=audit)
+
+
+def test_near_duplicate_section_without_an_audit_reads_no_data(page):
+    assert "no data" in section(page, "duplicates")

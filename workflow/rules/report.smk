@@ -57,6 +57,7 @@ rule report:
     input:
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
+        duplicates=rules.split.output.duplicates,
         evaluation=rules.evaluation_summary.output.summary,
         validation=rules.validation_summary.output.summary,
         arm_verdicts=rules.validation_summary.output.arm_verdicts,

@@ -12,6 +12,7 @@ def main(smk):
         config=smk.params.config,
         cohort=read_table(inp.index),
         folds=read_table(inp.folds),
+        duplicates=read_table(inp.duplicates),
         evaluation=read_table(inp.evaluation),
         predictions=read_tables(inp.predictions),
         per_fold=read_tables(inp.per_fold),

@@ -9,10 +9,13 @@ def main(smk):
     index = read_table(smk.input.index)
     opts = smk.params.options
     folds = make_folds(index, folds=opts["folds"], repeats=opts["repeats"],
-                       near_duplicate_bits=opts["near_duplicate_bits"], seed=smk.params.seed,
+                       near_duplicate_bits=opts["near_duplicate_bits"], verify_bits=opts["verify_bits"],
+                       min_similarity=opts["min_similarity"], seed=smk.params.seed,
                        allow_mixed_label_duplicates=opts.get("allow_mixed_label_duplicates", False))
     write_csv(smk.output.folds, folds)
-    write_csv(smk.output.duplicates, duplicate_audit(index, folds, opts["near_duplicate_bits"]))
+    write_csv(smk.output.duplicates, duplicate_audit(index, folds, opts["near_duplicate_bits"],
+                                                     verify_bits=opts["verify_bits"],
+                                                     min_similarity=opts["min_similarity"]))
 
 
 run_job(snakemake, main)  # noqa: F821
