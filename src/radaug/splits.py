@@ -113,7 +113,7 @@ def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0,
     * ``hash``: the original-image hashes ``dup_hash`` differ in at most
       ``max_bits`` bits at the best flip/rotation (the patch hash ``phash``,
       without flips, for older case indexes).
-    * ``window`` (tables with ``dup_thumb``, and ``verify_bits > 0``): a flip or
+    * ``window`` (tables with a ``dup_thumb`` for every case: 2D images, and ``verify_bits > 0``): a flip or
       rotation of one image's full-frame hash lies within ``verify_bits`` bits
       of a crop window of the other's (:func:`radaug.duplicates.window_candidates`)
       and the aligned thumbnails have a Spearman correlation of at least
@@ -135,7 +135,8 @@ def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0,
     pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=dihedral)
     table = pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "distance": dist, "similarity": np.nan,
                           "rule": "hash", "linked": True})
-    if dihedral and "dup_thumb" in cases and int(verify_bits) > 0:
+    thumbs_known = "dup_thumb" in cases and cases["dup_thumb"].fillna("").astype(str).str.len().gt(0).all()
+    if dihedral and thumbs_known and int(verify_bits) > 0:
         thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", cases["case_id"].tolist())
         wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
                                               min_similarity=float(min_similarity))

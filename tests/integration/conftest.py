@@ -19,7 +19,8 @@ def run_snakemake(workdir, configfile, *extra, check=True):
     With ``check`` a non-zero exit fails the test and shows the end of the output.
     """
     cmd = SNAKEMAKE + ["--directory", str(workdir), "--configfile", str(configfile), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # UTF-8 whatever the locale: job logs quote reports and file names (Δ, ×, non-ASCII paths)
+    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr

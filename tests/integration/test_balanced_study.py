@@ -53,9 +53,10 @@ def test_a_balanced_cohort_runs_end_to_end(tmp_path):
     verdicts = pd.read_csv(study / "validation/arm_verdicts.csv").set_index("arm")
     assert (verdicts.loc[["classical", "cvae"], "verdict"] == "nothing added").all()
 
-    report = (study / "report.html").read_text()
+    report = (study / "report.html").read_text(encoding="utf-8")
     for arm in ("oversample", "classical", "cvae"):
         assert f"Arm &#x27;{arm}&#x27; adds no rows in any fold" in report
     assert "Only 2 fold(s)" in report
-    verify = subprocess.run([sys.executable, "-m", "radaug.cli", "verify", str(study)], capture_output=True, text=True)
+    verify = subprocess.run([sys.executable, "-m", "radaug.cli", "verify", str(study)],
+                            capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert verify.returncode == 0, verify.stdout + verify.stderr

@@ -188,7 +188,7 @@ def test_failing_synthetic_case_is_recorded_tolerated_and_reported(smoke, tmp_pa
     assert failures["sample_id"].tolist() == [sample_id] and failures["reason"].str.len().gt(0).all()
     features = pd.read_csv(study / "features/cvae/r0f0.csv", dtype=str)
     assert sample_id not in set(features["sample_id"])
-    report = (study / "report.html").read_text()
+    report = (study / "report.html").read_text(encoding="utf-8")
     section = report.rsplit("Feature-extraction failures", 1)[1][:3000]
     assert "cvae" in section and failures["reason"].iloc[0].split(":")[0] in section
 

@@ -28,7 +28,7 @@ def build_bundle(workdir) -> str:
     """Run the workflow up to results/smoke/bundle.zip in ``workdir``; return its output."""
     # the target goes before --configfile, which takes every following word as a config file
     cmd = [*SNAKEMAKE, "results/smoke/bundle.zip", "--directory", str(workdir), "--configfile", str(CONFIG)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr
 
@@ -68,7 +68,8 @@ def test_bundle_is_reproducible_and_verifies_elsewhere(published, tmp_path):
                 "bundle/code.json", "evaluation/summary.csv", "validation/summary.csv", "report.html"):
         assert rel in names, rel
     assert not any(n.startswith(("models/", "synthetic/")) for n in names)  # referenced by sha256 only
-    proc = subprocess.run([str(REPO / ".venv/bin/radaug"), "verify", str(unpacked)], capture_output=True, text=True)
+    proc = subprocess.run([str(REPO / ".venv/bin/radaug"), "verify", str(unpacked)],
+                          capture_output=True, text=True, encoding="utf-8", errors="replace")
     assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
     target = unpacked / "evaluation/summary.csv"
     data = bytearray(target.read_bytes())
@@ -93,7 +94,8 @@ def test_report_renders_in_headless_chromium(smoke, tmp_path):
     shutil.copy(smoke / "report.html", report)
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars"]
-    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=180)
+    dom = subprocess.run([*flags, "--dump-dom", report.as_uri()],
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=180)
     assert dom.returncode == 0, dom.stderr[-2000:]
     for key in SECTIONS:  # every section rendered, with its heading
         assert re.search(f'<section id="{key}">\\s*<h2>', dom.stdout), key
@@ -102,7 +104,7 @@ def test_report_renders_in_headless_chromium(smoke, tmp_path):
     assert "http://" not in dom.stdout.replace("http://www.w3.org", "") and "https://" not in dom.stdout
     shot = tmp_path / "shot.png"
     proc = subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,4000", report.as_uri()],
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=180)
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     from matplotlib.image import imread
 
@@ -133,7 +135,8 @@ def test_report_summary_is_on_the_first_screen_and_nothing_overflows(smoke, tmp_
     probed.write_text(page.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
              f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", f"--window-size={width},800"]
-    dom = subprocess.run([*flags, "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=180)
+    dom = subprocess.run([*flags, "--dump-dom", probed.as_uri()],
+                         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=180)
     assert dom.returncode == 0, dom.stderr[-2000:]
     found = re.search(r'data-probe="([^"]*)"', dom.stdout)
     assert found, "the probe script did not run"
@@ -143,7 +146,7 @@ def test_report_summary_is_on_the_first_screen_and_nothing_overflows(smoke, tmp_
     assert probe["summaryTop"] < probe["height"] / 2, probe
     shot = tmp_path / f"first-screen-{width}.png"
     proc = subprocess.run([*flags, f"--screenshot={shot}", (smoke / "report.html").as_uri()],
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=180)
     assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
     from matplotlib.image import imread
 

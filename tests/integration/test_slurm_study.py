@@ -124,7 +124,7 @@ def kill_first_training_job(cluster, proc, timeout=900):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         queue = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], env=cluster.env,
-                               capture_output=True, text=True).stdout
+                               capture_output=True, text=True, encoding="utf-8", errors="replace").stdout
         for line in queue.splitlines():
             job_id, _, comment = line.partition(" ")
             if not comment.startswith("rule_train_generator"):

@@ -99,7 +99,7 @@ def test_validation_details_are_written_hashed_and_drawn(smoke):
     copies = details.dcr[(details.dcr["arm"] == "control_negative_copy") & (details.dcr["set"] == "candidate")]
     assert len(copies) and (copies["distance"] < 1e-6).all()  # 0 up to float32 round-off
     assert details.correlation and all(m.shape[0] == m.shape[1] for m in details.correlation.values())
-    report = (study / "report.html").read_text()
+    report = (study / "report.html").read_text(encoding="utf-8")
     for caption in ("KS heat map", "Correlation-difference maps", "Distance to the closest real training row"):
         assert caption in report
 

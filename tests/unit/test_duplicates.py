@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
+from pandas.testing import assert_frame_equal
 
 from radaug import duplicates as D
 from radaug.data.phantom import phantom_case
@@ -268,3 +269,36 @@ def test_a_cropped_copy_never_straddles_and_the_audit_lists_the_closest_ungroupe
     apart = make_folds(cases, folds=4, seed=0, verify_bits=0)
     roles = apart.pivot_table(index="case_id", columns=["repeat", "fold"], values="role", aggfunc="first")
     assert (roles.loc["c03"] != roles.loc["c16"]).any()
+
+
+def test_volumes_have_no_thumbnail_and_are_grouped_by_the_hash_rule_only():
+    """A volume's thumbnail is a mean projection, alike for every body of one anatomy: preprocessing stores none
+    for 3D images, and the split then uses the hash rule alone (the window rule would link distinct volumes)."""
+    images = [_scene(seed) for seed in range(60, 76)]
+    images.append(D.transform(_crop(images[3], 0.0, 0.18, 0.12, 0.0), "rot90", np.random.default_rng(1)))
+    cases = _image_cases(images, ["a" if i % 2 else "b" for i in range(16)] + ["a"]).assign(dup_thumb="")
+    pairs = duplicate_pairs(cases, MAX_BITS, verify_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    assert_frame_equal(pairs, duplicate_pairs(cases.drop(columns="dup_thumb"), MAX_BITS))
+
+
+def test_preprocessing_stores_a_thumbnail_for_2d_images_only(tmp_path):
+    from types import SimpleNamespace
+
+    import SimpleITK as sitk
+
+    from radaug.preprocess import preprocess_case
+
+    for dim, size in ((2, [16, 16]), (3, [16, 16, 8])):
+        shape = (24, 40, 40)[3 - dim:]
+        image = np.random.default_rng(0).normal(0, 50, shape).astype(np.int16)
+        mask = np.zeros(shape, np.uint8)
+        mask[(slice(4, 8),) * dim] = 1
+        paths = {}
+        for name, array in (("image", image), ("mask", mask)):
+            paths[name] = tmp_path / f"{name}{dim}.nrrd"
+            sitk.WriteImage(sitk.GetImageFromArray(array), str(paths[name]))
+        row = SimpleNamespace(case_id="c", patient_id="p", label="a", modality="CT", domain="", group="",
+                              image=str(paths["image"]), mask=str(paths["mask"]), image_sha256="", mask_sha256="")
+        record = preprocess_case(row, mask_label=None, patch_size=size)[1]
+        assert record["dup_hash"].startswith(D.HASH_VERSION + ":")
+        assert bool(record["dup_thumb"]) == (dim == 2)
