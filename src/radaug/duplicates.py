@@ -257,7 +257,7 @@ def _flip_masks(width: int, radius: int) -> np.ndarray:
 
 
 def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
-                         chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                         chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """All pairs (i < j) whose hashes differ in at most ``max_bits`` bits (at the best flip/rotation).
 
     Multi-index hashing: the 64 bits are cut into 4 blocks; a pair within
