@@ -257,7 +257,7 @@ def _flip_masks(width: int, radius: int) -> np.ndarray:
 
 
 def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
-                         chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+                         chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """All pairs (i < j) whose hashes differ in at most ``max_bits`` bits (at the best flip/rotation).
 
     Multi-index hashing: the 64 bits are cut into 4 blocks; a pair within
@@ -732,9 +732,9 @@ def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radiu
     return _best_per_pair(rows.astype(np.int64)) if len(rows) else rows.astype(np.int64)
 
 
-REFINE_STEP = 0.025
+REFINE_STEP = 0.0125
 REFINE_MARGIN = 0.3  # candidates this far below the threshold are refined
-REFINE_ROUNDS = 3
+REFINE_ROUNDS = 12
 
 
 def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarray | None = None,

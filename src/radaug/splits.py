@@ -80,7 +80,7 @@ def grouped_halves(groups: Sequence, seed: int | Sequence[int]) -> tuple[np.ndar
     return np.flatnonzero(in_first), np.flatnonzero(~in_first)
 
 
-def near_duplicate_pairs(hashes: list[str], max_bits: int, chunk: int = 4096) -> np.ndarray:
+def near_duplicate_pairs(hashes: list[str], max_bits: int, chunk: int = 512) -> np.ndarray:
     """Index pairs (i < j) whose 64-bit hex hashes differ in at most ``max_bits`` bits.
 
     Plain Hamming distance (no flips); multi-index search, memory linear in N
