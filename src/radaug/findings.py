@@ -169,11 +169,15 @@ def overall_reading(findings: pd.DataFrame) -> str:
     if len(lost):
         sentences.append(f"Not evaluated: {_names(list(lost['arm']))} (see the status table).")
     passing = list(findings.loc[findings["verdict"] == "pass", "arm"])
-    judged = findings[~findings["verdict"].isin(["n/a", "could not generate", "nothing added"])]
+    judged = findings[findings["verdict"].isin(["pass", "warn", "fail"])]
     if len(judged):
         sentences.append(f"{_names(passing)} passed validation." if passing
                          else "No augmented or synthetic arm passed validation: its data can be told apart "
                               "from real, or fails another gate (below).")
+    unjudged = list(findings.loc[findings["verdict"] == "insufficient", "arm"])
+    if unjudged:
+        sentences.append(f"{_names(unjudged)} could not be judged by validation (too few rows per cell; "
+                         "validation.min_rows).")
     return " ".join(sentences)
 
 

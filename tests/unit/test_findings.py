@@ -71,6 +71,13 @@ def test_no_improvement_and_no_passing_arm():
     assert "No augmented or synthetic arm passed validation" in reading
 
 
+def test_arms_too_small_to_judge_are_not_called_failures():
+    table = findings.arm_findings(_evaluation({"cvae": (NOTHING[0], "insufficient")}), None)
+    reading = findings.overall_reading(table)
+    assert "passed validation" not in reading
+    assert "cvae could not be judged by validation (too few rows per cell" in reading
+
+
 def test_an_arm_that_could_not_generate_is_named_not_judged():
     evaluation = _evaluation({"cvae": HELPS})
     evaluation = pd.concat([evaluation, pd.DataFrame([{
