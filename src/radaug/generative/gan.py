@@ -347,10 +347,14 @@ class ConditionalGAN(GenerativeModel):
             if critic_step:
                 images, labels = self._draw_batch()
             z = self._noise(len(labels), self.latent_dim)
-            real = images.detach().requires_grad_(True) if self._r1_gamma else images
+            real = images
+            if self._r1_gamma:  # R1 differentiates D at its input: the augmented real patches
+                real = (small_data.diff_augment(images, self._policy, self._rng) if self._policy else images)
+                real = real.detach().requires_grad_(True)
             with self._autocast():
                 fake = self._fake(z, labels, images)
-                real_out = self._judge(real, labels)
+                real_out = (discriminator(real, labels).float() if self._r1_gamma
+                            else self._judge(real, labels))
                 fake_out = self._judge(fake.detach(), labels)
                 loss_d = objective.discriminator_loss(real_out, fake_out)
             if objective.gradient_penalty:
