@@ -127,8 +127,16 @@ def arm_findings(evaluation: pd.DataFrame, validation: pd.DataFrame | None, arms
                                        "recall_direction", "recall_delta"])
 
 
-def control_findings(arm_verdicts: pd.DataFrame | None) -> str:
-    """One line on the control arms: whether each behaved as designed."""
+def control_findings(arm_verdicts: pd.DataFrame | None, validation: pd.DataFrame | None = None) -> str:
+    """One line on the control arms: whether each behaved as designed, and where one did not.
+
+    A negative control misbehaves when a gate designed to fail it
+    (:data:`radaug.validate.controls.EXPECTED_FAILURES`) passes in some judged cell;
+    the positive control (held-out real data) when any gate fails it. With
+    ``validation`` the line names those gates and cells.
+    """
+    from radaug.validate.controls import EXPECTED_FAILURES
+
     if arm_verdicts is None or arm_verdicts.empty or "control" not in arm_verdicts:
         return "Controls: none were run."
     controls = arm_verdicts[arm_verdicts["control"].map(_is_true)]
@@ -137,10 +145,23 @@ def control_findings(arm_verdicts: pd.DataFrame | None) -> str:
     bad = controls[~controls["control_ok"].map(_is_true)]
     if bad.empty:
         return f"Controls: all {len(controls)} behaved as designed ({', '.join(controls['arm'])})."
-    detail = ", ".join(f"{r.arm} (failing: {str(r.failing_metrics).replace(';', ', ') or 'none'})"
-                       for r in bad.itertuples())
-    return (f"Controls: {len(controls) - len(bad)} of {len(controls)} behaved as designed; not: {detail}. "
-            "Read the validation verdicts with this in mind (the validation section has the cells).")
+    details = []
+    for r in bad.itertuples():
+        cells = pd.DataFrame(columns=["metric", "verdict"])
+        if validation is not None and not validation.empty:
+            cells = validation[(validation["arm"] == r.arm) & (validation["verdict"] != "insufficient")]
+        if r.arm in EXPECTED_FAILURES:
+            missed = cells[cells["metric"].isin(EXPECTED_FAILURES[r.arm]) & (cells["verdict"] != "fail")]
+            what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
+                             for m, n in missed.groupby("metric", sort=True).size().items())
+            details.append(f"{r.arm} passed gates designed to fail it ({what or 'see the validation section'})")
+        else:
+            failed = cells[cells["verdict"] == "fail"]
+            what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
+                             for m, n in failed.groupby("metric", sort=True).size().items())
+            details.append(f"{r.arm} failed {what or str(r.failing_metrics).replace(';', ', ')}")
+    return (f"Controls: {len(controls) - len(bad)} of {len(controls)} behaved as designed; not: "
+            f"{'; '.join(details)}. Read the validation verdicts with this in mind.")
 
 
 def _names(arms: Sequence[str]) -> str:

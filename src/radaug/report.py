@@ -533,7 +533,7 @@ def _summary_section(evaluation: pd.DataFrame, validation: pd.DataFrame | None, 
     table = findings.arm_findings(evaluation, validation, arms)
     reading = _paragraph(findings.overall_reading(table), "reading")
     rows = table[["arm", "auc", "minority_recall", "verdict", "why"]].itertuples(index=False)
-    lines = [findings.control_findings(arm_verdicts),
+    lines = [findings.control_findings(arm_verdicts, validation),
              *findings.data_quality_lines(cohort, folds, failures)]
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
     rules = _paragraph(

@@ -90,11 +90,20 @@ def test_an_arm_that_could_not_generate_is_named_not_judged():
 
 
 def test_control_and_data_quality_lines():
-    verdicts = pd.DataFrame({"arm": ["control_copies", "control_holdout", "cvae"], "control": [True, True, False],
-                             "control_ok": ["True", "False", ""], "failing_metrics": ["", "coverage;ks_fdr", ""]})
-    line = findings.control_findings(verdicts)
-    assert line.startswith("Controls: 1 of 2 behaved as designed; not: control_holdout (failing: coverage, ks_fdr)")
-    assert findings.control_findings(verdicts.iloc[[0]]) == "Controls: all 1 behaved as designed (control_copies)."
+    verdicts = pd.DataFrame({"arm": ["control_negative_copy", "control_positive", "control_negative_noise", "cvae"],
+                             "control": [True, True, True, False], "control_ok": ["True", "False", "False", ""],
+                             "failing_metrics": ["", "coverage;ks_fdr", "coverage", ""]})
+    validation = pd.concat([
+        _validation("control_positive", [("coverage", 0.3, 0.9, "fail"), ("ks_fdr", 0.1, 0.0, "pass")]),
+        _validation("control_negative_noise", [("coverage", 0.1, 0.9, "fail"), ("precision", 0.8, 0.9, "pass"),
+                                               ("density", 0.2, 1.0, "insufficient")]),
+    ])
+    line = findings.control_findings(verdicts, validation)
+    assert line.startswith("Controls: 1 of 3 behaved as designed; not: control_positive failed coverage in 2 cells; "
+                           "control_negative_noise passed gates designed to fail it (precision in 2 cells).")
+    assert "control_positive failed coverage, ks_fdr" in findings.control_findings(verdicts)  # without the cells
+    assert findings.control_findings(verdicts.iloc[[0]]) == \
+        "Controls: all 1 behaved as designed (control_negative_copy)."
     folds = pd.DataFrame({"case_id": list("abcde"), "group": ["g1", "g1", "g1", "g2", "g3"]})
     cohort = pd.DataFrame({"case_id": list("abcde"), "roi_truncated": [False, True, False, False, False]})
     lines = findings.data_quality_lines(cohort, folds, pd.DataFrame({"sample_id": ["s1"]}))
