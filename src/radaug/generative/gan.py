@@ -319,11 +319,13 @@ class ConditionalGAN(GenerativeModel):
             for key in ("generator", "discriminator")
         }
 
+    def _augment(self, patches: torch.Tensor) -> torch.Tensor:
+        """``patches`` through the DiffAugment policy; unchanged without one."""
+        return small_data.diff_augment(patches, self._policy, self._rng) if self._policy else patches
+
     def _judge(self, patches: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Discriminator outputs on ``patches``, through the DiffAugment policy (if any)."""
-        if self._policy:
-            patches = small_data.diff_augment(patches, self._policy, self._rng)
-        return self.nets["discriminator"](patches, labels).float()
+        return self.nets["discriminator"](self._augment(patches), labels).float()
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``E[(‖∇D(x̂)‖₂ - 1)²]`` at x̂ = ε·real + (1 - ε)·fake, ε ~ U(0, 1) per sample.
@@ -347,14 +349,11 @@ class ConditionalGAN(GenerativeModel):
             if critic_step:
                 images, labels = self._draw_batch()
             z = self._noise(len(labels), self.latent_dim)
-            real = images
-            if self._r1_gamma:  # R1 differentiates D at its input: the augmented real patches
-                real = (small_data.diff_augment(images, self._policy, self._rng) if self._policy else images)
-                real = real.detach().requires_grad_(True)
+            # R1 differentiates D at its input, the augmented real patches: augment before D, outside _judge
+            real = self._augment(images).detach().requires_grad_(True) if self._r1_gamma else images
             with self._autocast():
                 fake = self._fake(z, labels, images)
-                real_out = (discriminator(real, labels).float() if self._r1_gamma
-                            else self._judge(real, labels))
+                real_out = discriminator(real, labels).float() if self._r1_gamma else self._judge(real, labels)
                 fake_out = self._judge(fake.detach(), labels)
                 loss_d = objective.discriminator_loss(real_out, fake_out)
             if objective.gradient_penalty:
