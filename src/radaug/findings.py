@@ -24,9 +24,11 @@ the rules are fixed so that two studies are read alike:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
+
+from .io import truthy
 
 REFERENCE_ARM = "real"
 
@@ -46,10 +48,6 @@ GATE_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
 """Gate family → (the defect in words, its metrics, the first one quoted)."""
 
 _METRIC_WORDS = {"auc": "AUC", "minority_recall": "minority recall"}
-
-
-def _is_true(value) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes")
 
 
 def _fmt(x: float) -> str:
@@ -80,7 +78,7 @@ def effect(evaluation: pd.DataFrame, arm: str, metric: str) -> dict:
     low = float(r.get("pooled_delta_ci_low", math.nan)) if pooled else math.nan
     high = float(r.get("pooled_delta_ci_high", math.nan)) if pooled else math.nan
     holm = float(r.get("holm_p_value", r.get("p_value", math.nan)))
-    significant = _is_true(r.get("holm_significant", False))
+    significant = bool(truthy([r.get("holm_significant", False)]).iloc[0])
     mean_delta = float(r["delta_vs_real"])
     direction = ("up" if mean_delta > 0 else "down") if significant and mean_delta != 0 else "none"
     interval = f"95% CI {low:.2f} to {high:.2f}; " if pooled and not math.isnan(low) else ""
@@ -139,10 +137,10 @@ def control_findings(arm_verdicts: pd.DataFrame | None, validation: pd.DataFrame
 
     if arm_verdicts is None or arm_verdicts.empty or "control" not in arm_verdicts:
         return "Controls: none were run."
-    controls = arm_verdicts[arm_verdicts["control"].map(_is_true)]
+    controls = arm_verdicts[truthy(arm_verdicts["control"]).to_numpy()]
     if controls.empty:
         return "Controls: none were run."
-    bad = controls[~controls["control_ok"].map(_is_true)]
+    bad = controls[~truthy(controls["control_ok"]).to_numpy()]
     if bad.empty:
         return f"Controls: all {len(controls)} behaved as designed ({', '.join(controls['arm'])})."
     details = []
@@ -202,8 +200,7 @@ def overall_reading(findings: pd.DataFrame) -> str:
     return " ".join(sentences)
 
 
-def data_quality_lines(cohort: pd.DataFrame, folds: pd.DataFrame, failures: pd.DataFrame | None = None,
-                       sampling: Mapping[str, str] | None = None) -> list[str]:
+def data_quality_lines(cohort: pd.DataFrame, folds: pd.DataFrame, failures: pd.DataFrame | None = None) -> list[str]:
     """One line each: leakage grouping, truncated ROIs, failed samples."""
     lines = []
     if folds is not None and len(folds) and "group" in folds:
@@ -214,7 +211,7 @@ def data_quality_lines(cohort: pd.DataFrame, folds: pd.DataFrame, failures: pd.D
                      f"near-duplicate images kept whole); {int(multi.sum())} cases in {len(multi)} multi-case "
                      f"groups, the largest {int(sizes.max())}; no group is on both sides of a fold (checked).")
     if cohort is not None and "roi_truncated" in cohort:
-        truncated = int(cohort["roi_truncated"].map(_is_true).sum())
+        truncated = int(truthy(cohort["roi_truncated"]).sum())
         lines.append(f"Truncated ROIs: {truncated} of {len(cohort)} cases." if truncated
                      else "Truncated ROIs: none.")
     if failures is not None:

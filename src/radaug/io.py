@@ -160,6 +160,13 @@ def read_tables(paths):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def truthy(values):
+    """Booleans of a flag column read from CSV as bool, number or text (``True``, ``1``, ``1.0``, ``yes``)."""
+    import pandas as pd
+
+    return pd.Series(values).astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+
+
 def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV atomically, with a fixed float format."""
     write_text(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.10g"))

@@ -35,6 +35,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from radaug.provenance import study_version
 from radaug import duplicates as dup
 from radaug.errors import LeakageError
+from radaug.io import truthy
 from radaug.splits import fold_cases, fold_key
 from radaug.validate import METRICS, VERDICTS, overall_verdict
 from radaug.validate.details import ValidationDetails
@@ -185,11 +186,6 @@ def _config_section(config: dict) -> str:
     return f"<details><summary>The study's configuration (YAML)</summary><pre>{html.escape(text)}</pre></details>"
 
 
-def _truthy(series: pd.Series) -> pd.Series:
-    """Booleans of a flag column read from CSV as bool, number or text."""
-    return series.astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
-
-
 def _cohort_section(cohort: pd.DataFrame, classes: list) -> str:
     if cohort.empty:
         return _NO_DATA
@@ -199,7 +195,7 @@ def _cohort_section(cohort: pd.DataFrame, classes: list) -> str:
             label, part["case_id"].nunique(), part["patient_id"].nunique(),
             ", ".join(sorted(part["modality"].astype(str).unique())),
             ", ".join(sorted(part["roi_source"].astype(str).unique())),
-            float(part["roi_voxels"].median()), int(_truthy(part["roi_truncated"]).sum()),
+            float(part["roi_voxels"].median()), int(truthy(part["roi_truncated"]).sum()),
         ]
 
     header = ["class", "cases", "patients", "modality", "ROI method", "median ROI voxels", "truncated ROIs"]
@@ -257,7 +253,7 @@ def duplicate_components(case_ids: Sequence, audit: pd.DataFrame) -> pd.Series:
         return c
 
     if len(audit):
-        for a, b in audit.loc[_truthy(audit["linked"]), ["case_a", "case_b"]].itertuples(index=False):
+        for a, b in audit.loc[truthy(audit["linked"]), ["case_a", "case_b"]].itertuples(index=False):
             if a in parent and b in parent:
                 ra, rb = root(a), root(b)
                 if ra != rb:
@@ -348,7 +344,7 @@ def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.Dat
         raise LeakageError(f"near-duplicate group(s) {straddle[:5]} sit in both train and test of a fold; "
                            "rerun the split (splits/folds.csv no longer matches splits/duplicates.csv)")
     n_folds = folds[["repeat", "fold"]].drop_duplicates().shape[0] if not folds.empty else 0
-    n_linked = int(_truthy(audit["linked"]).sum()) if len(audit) else 0
+    n_linked = int(truthy(audit["linked"]).sum()) if len(audit) else 0
     parts.append(_paragraph(
         f"Checked: no near-duplicate group straddles train and test in any of the {n_folds} folds "
         f"({n_linked} linked pairs, {int((sizes > 1).sum())} images in multi-image groups)."))
@@ -361,7 +357,7 @@ def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.Dat
         parts.append(_thumb_strip(strip, f"The {len(largest)} largest near-duplicate groups (thumbnails of the "
                                          f"original images' foreground boxes, rank-equalised; at most {STRIP_WIDTH} "
                                          "per group)."))
-    apart = audit[~_truthy(audit["grouped"])].head(STRIP_PAIRS) if len(audit) else audit
+    apart = audit[~truthy(audit["grouped"])].head(STRIP_PAIRS) if len(audit) else audit
     if len(apart) and "dup_thumb" in cohort:
         strip = [(f"sim {_fmt(r.similarity, '.3f')}, {int(r.distance)} bits",
                   [(str(r.case_a), _thumb(cohort, r.case_a)), (str(r.case_b), _thumb(cohort, r.case_b))])
@@ -475,7 +471,7 @@ def _evaluated(evaluation: pd.DataFrame) -> pd.DataFrame:
     """The summary rows of evaluated arms (a summary without an ``evaluated`` column: all)."""
     if "evaluated" not in evaluation.columns:
         return evaluation
-    return evaluation[_truthy(evaluation["evaluated"])]
+    return evaluation[truthy(evaluation["evaluated"])]
 
 
 def arm_status(evaluation: pd.DataFrame, arms: Sequence = ()) -> pd.DataFrame:
@@ -508,7 +504,7 @@ def arm_status(evaluation: pd.DataFrame, arms: Sequence = ()) -> pd.DataFrame:
         r = by_arm[arm]
         verdict = str(r.get("validation_verdict", "n/a")) if pd.notna(r.get("validation_verdict")) else "n/a"
         note = str(r.get("note", "")) if pd.notna(r.get("note", "")) else ""
-        evaluated = _truthy(pd.Series([r.get("evaluated", True)])).iloc[0]
+        evaluated = truthy(pd.Series([r.get("evaluated", True)])).iloc[0]
         if arm == REFERENCE_ARM:
             status = "reference"
         elif verdict == COULD_NOT_GENERATE:
@@ -883,7 +879,7 @@ def _sampling_records_table(sampling: pd.DataFrame) -> str:
         return _NO_DATA
     reasons = [(reason, column) for reason, column in REASON_COLUMNS.items() if column in sampling.columns
                and sampling[column].sum() > 0]
-    sampling = sampling.assign(short_fold=np.where(_truthy(sampling["short"]), sampling["fold"].astype(str), ""))
+    sampling = sampling.assign(short_fold=np.where(truthy(sampling["short"]), sampling["fold"].astype(str), ""))
     rows = []
     for (model, label), part in sampling.groupby(["model", "label"], sort=True):
         requested, accepted, drawn = (int(part[c].sum()) for c in ("requested", "accepted", "drawn"))
