@@ -34,6 +34,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from radaug.provenance import study_version
 from radaug import duplicates as dup
+from radaug.config import CLASSICAL_ARM
 from radaug.errors import LeakageError
 from radaug.io import truthy
 from radaug.splits import fold_cases, fold_key
@@ -52,7 +53,7 @@ SECTIONS = {
     "evaluation": "Downstream evaluation",
     "roc": "ROC curves",
     "validation": "Validation of synthetic data",
-    "generators": "Generators",
+    "generators": "Generators and augmented samples",
     "failures": "Feature-extraction failures",
     "config": "Configuration",
     "provenance": "Provenance",
@@ -66,6 +67,8 @@ LOWER_IS_BETTER = ("brier",)
 
 REFERENCE_ARM = "real"
 SAMPLES_PER_SIDE = 6
+NEAREST_PER_CLASS = 3
+"""Samples per class shown beside their nearest real training patch."""
 _NOT_LOSSES = ("step", "images_per_s")
 _SIZES = {"n_reference": "real train", "n_candidate": "synthetic", "n_holdout": "real test"}
 _LINESTYLES = ("-", "--", "-.", (0, (1, 1)))
@@ -780,11 +783,19 @@ def _central_slice(array: np.ndarray) -> np.ndarray:
     return array[array.shape[0] // 2] if array.ndim == 3 else array
 
 
-def _draw_patch(ax, image: np.ndarray, mask: np.ndarray) -> None:
-    """Grey image scaled to its 1st-99th percentile, with the mask outline in red."""
+def _window(images: Sequence[np.ndarray]) -> tuple[float, float]:
+    """One grey-level window for ``images``: the 1st-99th percentile of their pooled (central-slice) values."""
+    values = np.concatenate([np.ravel(_central_slice(np.asarray(a, dtype=float))) for a in images]) \
+        if len(images) else np.zeros(1)
+    low, high = np.nanpercentile(values, [1, 99])
+    return float(low), float(high if high > low else low + 1)
+
+
+def _draw_patch(ax, image: np.ndarray, mask: np.ndarray, window: tuple[float, float] | None = None) -> None:
+    """Grey image in ``window`` (default: its own 1st-99th percentile), with the mask outline in red."""
     image, mask = _central_slice(image), _central_slice(mask).astype(float)
-    low, high = np.nanpercentile(image, [1, 99])
-    ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1, interpolation="nearest")
+    low, high = window or _window([image])
+    ax.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
     if mask.min() < 0.5 < mask.max():
         ax.contour(mask, levels=[0.5], colors="red", linewidths=0.8)
 
@@ -794,8 +805,9 @@ def _spread(count: int, n: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(n, count)).round().astype(int))
 
 
-def _panel_grid(subfig, title: str, panels: dict, classes: list) -> None:
-    """One row of patches per class under ``title``; ``panels[label]`` is ``(images, masks)``."""
+def _panel_grid(subfig, title: str, panels: dict, classes: list, windows: dict) -> None:
+    """One row of patches per class under ``title``; ``panels[label]`` is ``(images, masks)``,
+    drawn in the grey-level window ``windows[label]``."""
     subfig.suptitle(title)
     axes = subfig.subplots(len(classes), SAMPLES_PER_SIDE, squeeze=False)
     for row, label in zip(axes, classes):
@@ -804,7 +816,7 @@ def _panel_grid(subfig, title: str, panels: dict, classes: list) -> None:
             ax.set_xticks([])
             ax.set_yticks([])
             if k < len(images):
-                _draw_patch(ax, images[k], masks[k])
+                _draw_patch(ax, images[k], masks[k], windows[label])
             else:
                 ax.set_frame_on(False)
         if not len(images):
@@ -819,39 +831,146 @@ def _sample_folds(table: pd.DataFrame) -> list[tuple[int, int]]:
     return sorted(set(zip(table["repeat"].astype(int), table["fold"].astype(int))))
 
 
+def _real_labels(case_ids: np.ndarray, cohort: pd.DataFrame) -> np.ndarray:
+    return pd.Series(case_ids).map(dict(zip(cohort["case_id"].astype(str), cohort["label"]))).to_numpy()
+
+
+def _fold_roles(case_ids: np.ndarray, folds: pd.DataFrame, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the real patches that are training and test cases of fold ``key``."""
+    return tuple(np.isin(case_ids, fold_cases(folds, *key, role)["case_id"].astype(str))
+                 for role in ("train", "test"))
+
+
+def _kind(arm: str) -> str:
+    return "augmented" if arm == CLASSICAL_ARM else "synthetic"
+
+
 def _sample_grid(model: str, synthetic: tuple, real_patches: tuple, cohort: pd.DataFrame,
                  folds: pd.DataFrame, classes: list) -> str:
-    """Real (left) and synthetic (right) patches of one model, one row per class.
+    """Real (left) and synthetic or augmented (right) patches of one arm, one row per class.
 
     When the samples come from a single fold, the real patches are that fold's
-    training cases, i.e. what the generator learned from.
+    training cases, i.e. what the generator learned from (or what was augmented).
+    Both sides of a class row share one grey-level window, that of the real
+    patches shown, so a shift in intensity is seen as such.
     """
     images, masks, table = synthetic
     case_ids, real_images, real_masks = real_patches
     case_ids = np.asarray(case_ids, dtype=str)
-    real_labels = pd.Series(case_ids).map(dict(zip(cohort["case_id"].astype(str), cohort["label"]))).to_numpy()
+    real_labels = _real_labels(case_ids, cohort)
     keys = _sample_folds(table)
+    kind = _kind(model)
+    made = "augmented from" if kind == "augmented" else f"of the {model} trained on"
     if len(keys) == 1 and not folds.empty:
-        eligible = np.isin(case_ids, fold_cases(folds, *keys[0], "train")["case_id"].astype(str))
+        eligible = _fold_roles(case_ids, folds, keys[0])[0]
         caption = (f"{model}, fold {fold_key(*keys[0])}: real training cases of the fold (left) and "
-                   f"synthetic samples of the {model} trained on it (right), one row per class.")
+                   f"{kind} samples {made} them (right), one row per class.")
     else:
         eligible = np.ones(case_ids.size, bool)
         shown = ", ".join(fold_key(*k) for k in keys) or "not recorded"
-        caption = f"{model}, fold {shown}: real cases (left) and synthetic samples (right), one row per class."
-    real, synth = {}, {}
+        caption = f"{model}, fold {shown}: real cases (left) and {kind} samples (right), one row per class."
+    real, synth, windows = {}, {}, {}
     for label in classes:
         take = np.flatnonzero(eligible & (real_labels == label))
         take = take[_spread(take.size, SAMPLES_PER_SIDE)]
         real[label] = (real_images[take], real_masks[take])
         take = np.flatnonzero(table["label"].to_numpy() == label)[:SAMPLES_PER_SIDE]
         synth[label] = (images[take], masks[take])
+        windows[label] = _window(list(real[label][0]) or list(synth[label][0]))
     fig = Figure(figsize=(1.9 * SAMPLES_PER_SIDE + 0.5, 0.5 + 1.05 * len(classes)), layout="constrained")
     left, right = fig.subfigures(1, 2, wspace=0.03)
-    _panel_grid(left, "real", real, classes)
-    _panel_grid(right, "synthetic", synth, classes)
-    return _figure(fig, caption + " Red: ROI mask outline; grey levels scaled per image (1st-99th "
-                   "percentile); 3-D patches show their central slice.")
+    _panel_grid(left, "real", real, classes, windows)
+    _panel_grid(right, kind, synth, classes, windows)
+    return _figure(fig, caption + " Red: ROI mask outline; grey levels: one window per class row (1st-99th "
+                   "percentile of the real patches shown), the same on both sides; 3-D patches show their "
+                   "central slice.")
+
+
+CLOSEST_COLUMNS = ["label", "sample", "sample_id", "parent", "nearest", "nearest_case", "distance", "held_out_median"]
+"""Columns of :func:`closest_to_training`."""
+
+
+def closest_to_training(synthetic: tuple, real_patches: tuple, cohort: pd.DataFrame, folds: pd.DataFrame,
+                        classes: list, per_class: int = NEAREST_PER_CLASS) -> pd.DataFrame:
+    """The ``per_class`` samples of one arm closest to a real training patch of their class and fold.
+
+    Distances are those of the image memorization check
+    (:func:`radaug.validate.images.nearest_training_patches`), per class as in
+    validation: each sample against the fold's real training patches of its
+    class. ``held_out_median`` is the median distance of the fold's real test
+    patches of the class to the same training patches, the distance an unseen
+    real case typically has. ``sample`` and ``nearest`` are positions in the
+    samples and in ``real_patches``; ``parent`` is the sample's parent case when
+    its table records one (augmented samples), else empty. Empty when the
+    samples do not come from a single fold.
+    """
+    from radaug.validate.images import image_distances_to_train, nearest_training_patches
+
+    images, _, table = synthetic
+    keys = _sample_folds(table)
+    if len(keys) != 1 or folds.empty:
+        return pd.DataFrame(columns=CLOSEST_COLUMNS)
+    case_ids, real_images, _ = real_patches
+    case_ids = np.asarray(case_ids, dtype=str)
+    real_labels = _real_labels(case_ids, cohort)
+    train, test = _fold_roles(case_ids, folds, keys[0])
+    labels = table["label"].to_numpy()
+    sample_ids = table["sample_id"].astype(str).to_numpy() if "sample_id" in table else np.arange(len(table)).astype(str)
+    parents = table["case_id"].astype(str).to_numpy() if "case_id" in table else np.full(len(table), "")
+    rows = []
+    for label in classes:
+        cand = np.flatnonzero(labels == label)
+        ref = np.flatnonzero(train & (real_labels == label))
+        if not cand.size or not ref.size:
+            continue
+        distances, nearest = nearest_training_patches(images[cand], real_images[ref])
+        held = real_images[test & (real_labels == label)]
+        d_holdout = image_distances_to_train(images[cand[:1]], real_images[ref], held)[1]
+        typical = float(np.median(d_holdout)) if d_holdout.size else math.nan
+        for k in np.argsort(distances, kind="stable")[:per_class]:
+            s, r = int(cand[k]), int(ref[nearest[k]])
+            rows.append([label, s, sample_ids[s], parents[s], r, case_ids[r], float(distances[k]), typical])
+    return pd.DataFrame(rows, columns=CLOSEST_COLUMNS)
+
+
+def _nearest_grid(model: str, synthetic: tuple, real_patches: tuple, cohort: pd.DataFrame,
+                  folds: pd.DataFrame, classes: list) -> str:
+    """:func:`closest_to_training` of one arm: each sample above its nearest real training patch, and a table."""
+    closest = closest_to_training(synthetic, real_patches, cohort, folds, classes)
+    if closest.empty:
+        return ""
+    images, masks, table = synthetic
+    _, real_images, real_masks = real_patches
+    kind = _kind(model)
+    fig = Figure(figsize=(0.3 + 1.6 * len(closest), 3.9), layout="constrained")
+    axes = fig.subplots(2, len(closest), squeeze=False)
+    for row, top, bottom in zip(closest.itertuples(), axes[0], axes[1]):
+        window = _window([real_images[row.nearest]])
+        _draw_patch(top, images[row.sample], masks[row.sample], window)
+        _draw_patch(bottom, real_images[row.nearest], real_masks[row.nearest], window)
+        top.set_title(f"{row.label}\nd = {row.distance:.3f}", fontsize="small")
+        bottom.set_title(str(row.nearest_case), fontsize="x-small")
+        for ax in (top, bottom):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_ylabel(kind)
+    axes[1][0].set_ylabel("nearest real\ntraining patch")
+    key = fold_key(*_sample_folds(table)[0])
+    figure = _figure(fig, (
+        f"{model}, fold {key}: the {NEAREST_PER_CLASS} {kind} samples per class closest to a real training patch "
+        f"of their class (top, with their distance d) and that training patch (bottom, its case id). d: the "
+        f"root-mean-square difference of the two patches' z-scored intensities, the distance of the image "
+        f"memorization check. Grey levels: the training patch's 1st-99th percentile, the same for both."))
+    rows = [[r.label, r.sample_id, *([r.parent or "-"] if kind == "augmented" else []), r.nearest_case,
+             r.distance, r.held_out_median] for r in closest.itertuples()]
+    header = ["class", "sample", *(["parent case"] if kind == "augmented" else []), "nearest training case",
+              "d", "held-out median d"]
+    note = ("A sample far closer to a training patch than the fold's held-out real cases usually are "
+            "(held-out median d: their median distance to the same training patches) looks like a copy of "
+            "training data. ")
+    if kind == "augmented":
+        note += "Augmented samples are made from a training case (their parent), so small distances are expected."
+    return figure + _paragraph(note) + _table(header, rows)
 
 
 def _sampling_table(sample_tables: pd.DataFrame) -> str:
@@ -898,19 +1017,24 @@ def _sampling_records_table(sampling: pd.DataFrame) -> str:
 
 def render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes,
                       sampling: pd.DataFrame | None = None) -> str:
-    """HTML of the report's generators section: loss curves, sample grids, sampling counts.
+    """HTML of the report's generators section: loss curves, sample grids, the samples
+    closest to training beside their nearest real training patch, sampling counts.
 
-    Arguments as in :func:`build_report`; ``classes`` from :func:`report_classes`.
+    Arguments as in :func:`build_report`; ``classes`` from :func:`report_classes`;
+    ``synthetic`` may hold the classical arm's augmented samples under ``"classical"``
+    (shown after the generators).
     ``sampling``: the sampling records of every model and fold
     (:data:`radaug.sampling.SAMPLING_COLUMNS` with ``model`` and ``fold``); given,
     the sampling table counts requested, accepted and drawn samples and the
     rejections per reason from them, including classes with no accepted sample.
     """
-    grids = [_sample_grid(model, synthetic[model], real_patches, cohort, folds, classes)
-             for model in sorted(synthetic)]
+    arms = sorted(synthetic, key=lambda arm: (arm == CLASSICAL_ARM, arm))
+    grids = [_sample_grid(arm, synthetic[arm], real_patches, cohort, folds, classes) for arm in arms]
+    nearest = [_nearest_grid(arm, synthetic[arm], real_patches, cohort, folds, classes) for arm in arms]
     return "\n".join([
         "<h3>Training losses</h3>", _loss_figure(losses) if losses else _NO_DATA,
         "<h3>Samples</h3>", *(grids or [_NO_DATA]),
+        "<h3>Closest to training</h3>", *([g for g in nearest if g] or [_NO_DATA]),
         "<h3>Sampling</h3>",
         _sampling_table(sample_tables) if sampling is None else _sampling_records_table(sampling),
     ])
@@ -1021,7 +1145,8 @@ def build_report(
         ``(N, D, H, W)``; labels come from ``cohort``.
     synthetic
         Samples of one fold per model: ``(images, masks, table)``, the table with
-        ``label`` per sample and, when known, its ``repeat`` and ``fold``.
+        ``label`` per sample and, when known, its ``repeat`` and ``fold``; the
+        classical arm's augmented samples of one fold may join under ``"classical"``.
     sample_tables
         All synthetic sample tables of all models and folds, with ``model, label,
         repeat, fold, quota, rejected_in_class``; may be empty.

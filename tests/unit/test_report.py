@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from radaug.errors import LeakageError
-from radaug.report import SECTIONS, assemble_report, build_report, render_generators, render_validation, report_classes
+from radaug.report import (SECTIONS, assemble_report, build_report, closest_to_training, render_generators,
+                           render_validation, report_classes)
 from radaug.validate.details import collect_details, set_details
 
 CLASSES = ("benign", "malignant")
@@ -269,7 +270,7 @@ def test_a_study_with_no_results_yet_still_renders():
     page = build_report(**inputs)
     for key in ("evaluation", "roc", "validation", "provenance"):
         assert "no data" in section(page, key)
-    assert section(page, "generators").count("no data") == 3
+    assert section(page, "generators").count("no data") == 4  # losses, samples, closest to training, sampling
     assert PNG not in page
 
 
@@ -406,3 +407,44 @@ def test_near_duplicate_section_counts_groups_shows_strips_and_checks_straddling
 
 def test_near_duplicate_section_without_an_audit_reads_no_data(page):
     assert "no data" in section(page, "duplicates")
+
+
+def test_the_samples_closest_to_training_are_found_with_their_nearest_training_patch():
+    """Fold 0's malignant cases: case03 and case07 train, case11 test (moved there). Sample 1 copies
+    case07 (plus noise far below patch contrast), sample 2 copies the held-out case11, sample 0 is noise:
+    the copy of case07 comes first at a distance near 0; the copy of case11 is not matched to it."""
+    inputs = make_inputs()
+    folds = inputs["folds"].copy()
+    folds.loc[(folds["fold"] == 0) & (folds["case_id"] == "case11"), "role"] = "test"
+    case_ids, real_images, real_masks = inputs["real_patches"]
+    images, masks, table = inputs["synthetic"]["cvae"]  # fold r0f0, three malignant samples
+    rng = np.random.default_rng(1)
+    images = images.copy()
+    images[0] = rng.normal(size=images[0].shape)
+    images[1] = real_images[7] + rng.normal(0, 1e-3, real_images[7].shape)
+    images[2] = real_images[11]
+    closest = closest_to_training((images, masks, table), inputs["real_patches"], inputs["cohort"],
+                                  folds, list(CLASSES), per_class=3)
+    assert list(closest["label"]) == ["malignant"] * 3 and list(closest["sample"])[0] == 1
+    first = closest.iloc[0]
+    assert first["nearest_case"] == "case07" and first["sample_id"] == "cvae-r0f0-00001" and first["distance"] < 1e-3
+    assert set(closest["nearest_case"]) <= {"case03", "case07"}  # never a test case, never another class
+    assert closest.set_index("sample").loc[2, "distance"] > 0.1
+    held_out = closest["held_out_median"].iloc[0]  # case11's distance to its nearest training case
+    assert held_out == pytest.approx(closest.set_index("sample").loc[2, "distance"])
+
+
+def test_classical_samples_are_shown_after_the_generators_with_their_parent_case():
+    inputs = make_inputs()
+    images, masks, table = inputs["synthetic"]["cvae"]
+    augmented = table.assign(sample_id=[f"classical-r0f0-{i:05d}" for i in range(len(table))],
+                             case_id=["case03", "case07", "case11"])
+    inputs["synthetic"]["classical"] = (images, masks, augmented)
+    html = render_generators(inputs["losses"], inputs["real_patches"], inputs["synthetic"], inputs["sample_tables"],
+                             inputs["cohort"], inputs["folds"], list(CLASSES))
+    samples, closest = html.split("<h3>Closest to training</h3>")
+    assert samples.index("classical, fold r0f0: real training cases") > samples.index("dcgan, fold r0f0")
+    assert "augmented samples augmented from them" in samples
+    assert "the same on both sides" in samples
+    assert closest.count("<figure>") == 3  # cvae, dcgan, classical
+    assert "<th>parent case</th>" in closest and "<td>classical-r0f0-00000</td><td>case03</td>" in closest

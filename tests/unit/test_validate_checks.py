@@ -16,7 +16,9 @@ from radaug.validate import (
     frechet_means_distance,
     image_memorization_ratio,
     label_disagreement,
+    image_distances_to_train,
     nearest_neighbour_distance_ratio,
+    nearest_training_patches,
     patch_vectors,
     physical_intensity_range,
     plausibility,
@@ -103,6 +105,17 @@ def test_patch_distance_ignores_intensity_scale_and_catches_copies(rng):
     train, holdout = images[:20], images[20:]
     assert image_memorization_ratio(train[:10] * 2 + 5, train, holdout) == pytest.approx(0.0, abs=1e-6)
     assert image_memorization_ratio(rng.normal(size=(10, 12, 12)), train, holdout) == pytest.approx(1.0, abs=0.2)
+
+
+def test_nearest_training_patch_is_the_copied_one_at_the_memorization_distance(rng):
+    train = rng.normal(size=(20, 12, 12))
+    candidate = np.stack([train[7] * 2 + 5, rng.normal(size=(12, 12)), train[3]])
+    distances, nearest = nearest_training_patches(candidate, train)
+    assert nearest[0] == 7 and nearest[2] == 3 and distances[[0, 2]] == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_allclose(distances, image_distances_to_train(candidate, train, train[:2])[0])
+    brute = np.linalg.norm(patch_vectors(candidate)[:, None] - patch_vectors(train)[None], axis=2)
+    assert nearest[1] == brute[1].argmin() and distances[1] == pytest.approx(brute[1].min())
+    assert [a.size for a in nearest_training_patches(candidate[:0], train)] == [0, 0]
 
 
 def test_verdict_rules_of_each_kind():

@@ -31,6 +31,7 @@ FOLDS = [
 MODELS = config["generative"]["models"]
 ARMS = config["evaluation"]["arms"]
 VALIDATED_ARMS = [a for a in ARMS if a != "real"]  # oversample: the copying negative control
+CLASSICAL_USED = any(CLASSICAL_ARM in arm_components(arm) for arm in ARMS)  # alone or in a combined arm
 
 
 wildcard_constraints:
@@ -106,7 +107,7 @@ def study_provenance(include_report=True):
     records += expand(rules.features_real.output.prov, batch=BATCHES)
     for rule_name in ("train_generator", "sample_synthetic", "features_synthetic"):
         records += expand(getattr(rules, rule_name).output.prov, model=MODELS, fold=FOLDS)
-    if "classical" in ARMS:
+    if CLASSICAL_USED:
         records += expand(rules.augment_classical.output.prov, fold=FOLDS)
         records += expand(rules.features_classical.output.prov, fold=FOLDS)
     if config["perturbation"]["enabled"]:

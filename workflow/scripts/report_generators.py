@@ -12,7 +12,7 @@ def main(smk):
         model, fold = path.split("/")[-3:-1]
         losses[(model, fold)] = read_table(path)
     synthetic = {}
-    for path in inp.samples:
+    for path in [*inp.samples, *inp.augmented]:  # synthetic/<model>/<fold>.npz, augmented/classical/<fold>.npz
         model = path.split("/")[-2]
         arrays = load_arrays(path)
         table = read_table(path.removesuffix(".npz") + ".csv")

@@ -45,6 +45,7 @@ _SOURCES = {
     "memorization_ratio": "metrics",
     "merge_thresholds": "thresholds",
     "nearest_neighbour_distance_ratio": "metrics",
+    "nearest_training_patches": "images",
     "nndr_ratio": "metrics",
     "noise_control": "controls",
     "overall_verdict": "thresholds",

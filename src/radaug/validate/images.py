@@ -124,6 +124,22 @@ def image_distances_to_train(
             index.kneighbors(patch_vectors(holdout))[0][:, 0])
 
 
+def nearest_training_patches(candidate: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate patch's closest training patch in the distance of :func:`patch_vectors`.
+
+    Returns
+    -------
+    distances, indices
+        ``(N_candidate,)`` distances and positions in ``train`` (ties: the first);
+        empty arrays if either set is empty.
+    """
+    if min(len(candidate), len(train)) == 0:
+        return np.empty(0), np.empty(0, dtype=int)
+    distances, indices = NearestNeighbors(n_neighbors=1).fit(patch_vectors(train)).kneighbors(
+        patch_vectors(candidate))
+    return distances[:, 0], indices[:, 0]
+
+
 def image_memorization_ratio(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarray) -> float:
     """Median image-space DCR of candidate patches over that of holdout patches.
 
