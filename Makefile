@@ -27,12 +27,13 @@ study: setup
 system-packages:
 	bash tests/system/install-packages.sh
 
-# Two pytest workers (TEST_WORKERS=0: one process): the integration tests stay together on one
-# worker (their xdist_group mark; they share the session's smoke study and each runs Snakemake on 2 cores), the unit tests
-# fill the cores that a study's single-job stages leave idle.
+# Two pytest workers (TEST_WORKERS=0: one process), each taking whole test files (--dist loadfile, so a
+# module's fixtures are built once). The integration tests' smoke study is made once per session, in
+# the folder the workers share, under a file lock (tests/integration/conftest.py). Not --dist loadgroup:
+# with pytest 9.2 and pytest-xdist 3.8 it silently stops grouping (pytest-xdist issue 1386).
 TEST_WORKERS ?= 2
 test: setup system-packages
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 verify: setup
 	@test -n "$(STUDY)" || { echo "make verify: no study name (give STUDY=name or a valid CONFIG=file)" >&2; exit 2; }

@@ -3,6 +3,7 @@
 Tests must treat ``smoke`` studies as read-only (copy one with
 ``shutil.copytree`` before changing it): other test modules read them too.
 """
+import fcntl
 import subprocess
 import sys
 
@@ -27,13 +28,34 @@ def run_snakemake(workdir, configfile, *extra, check=True):
 
 
 @pytest.fixture(scope="session")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, worker_id):
     """config/smoke.yaml run once: the finished study folder (``<workdir>/results/smoke``).
+
+    Once per session, not once per pytest-xdist worker: under xdist the study is
+    made in the folder the workers share, under a file lock, and a worker that
+    needs it while another makes it waits for it (a failed run is remembered, so
+    the other worker fails at once with the same output instead of running it again).
 
     That the same config gives the same hashes in another folder is checked by
     test_faults' SIGKILL test (a second, interrupted and resumed run) and by the
     SLURM test, each against this run.
     """
-    workdir = tmp_path_factory.mktemp("run1")
-    run_snakemake(workdir, REPO / "config/smoke.yaml")
+    if worker_id == "master":  # no xdist
+        workdir = tmp_path_factory.mktemp("run1")
+        run_snakemake(workdir, REPO / "config/smoke.yaml")
+        return workdir / "results/smoke"
+    shared = tmp_path_factory.getbasetemp().parent  # this session's folder, above every worker's
+    workdir, done, failed = shared / "smoke-run1", shared / "smoke-run1.done", shared / "smoke-run1.failed"
+    with open(shared / "smoke-run1.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if failed.exists():
+            pytest.fail(f"the smoke study failed in another worker:\n{failed.read_text(encoding='utf-8')}")
+        if not done.exists():
+            workdir.mkdir(exist_ok=True)
+            try:
+                run_snakemake(workdir, REPO / "config/smoke.yaml")
+            except Exception as exc:
+                failed.write_text(str(exc)[-8000:], encoding="utf-8")
+                raise
+            done.touch()
     return workdir / "results/smoke"

@@ -17,9 +17,7 @@ from radaug.io import sha256_file
 from ..conftest import REPO
 from .conftest import run_snakemake
 
-# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
-# the session's smoke study, which another worker would run again.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.integration
 
 CLASSES = ["benign", "malignant"]
 PARAMS = str(REPO / "workflow/resources/radiomics_2d_ct.yaml")

@@ -11,9 +11,7 @@ from radaug.io import load_arrays
 from radaug.preprocess import load_patches
 from radaug.validate.invariance import INVARIANCE_COLUMNS
 
-# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
-# the session's smoke study, which another worker would run again.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.integration
 
 
 def test_augmented_samples_derive_from_fold_training_cases_only(smoke):

@@ -28,9 +28,7 @@ from ..mounts import remount_read_only, tmpfs
 from .conftest import SNAKEMAKE, run_snakemake
 from .test_bad_inputs_workflow import _study, user_cohort  # noqa: F401 (a fixture)
 
-# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
-# the session's smoke study, which another worker would run again.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.integration
 
 SMOKE = REPO / "config/smoke.yaml"
 

@@ -32,9 +32,7 @@ def build_bundle(workdir) -> str:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr
 
-# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
-# the session's smoke study, which another worker would run again.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")

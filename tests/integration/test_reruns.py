@@ -15,9 +15,7 @@ from radaug.io import read_json
 from ..conftest import REPO
 from .conftest import run_snakemake
 
-# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
-# the session's smoke study, which another worker would run again.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.integration
 
 SMOKE = REPO / "config/smoke.yaml"
 CONFIG = yaml.safe_load(SMOKE.read_text())

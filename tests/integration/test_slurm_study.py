@@ -34,9 +34,7 @@ from radaug.splits import fold_key
 from ..conftest import REPO
 from ..slurm.cluster import ACCOUNT, PARTITION, ClusterError, SlurmCluster, missing_programs
 
-# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
-# the session's smoke study, which another worker would run again.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.integration
 
 # One SLURM job per job or group job of config/smoke.yaml under profiles/slurm; the
 # plugin's job comment is rule_<rule, or group and its sorted rules>[_wildcards_<values>].

@@ -19,9 +19,7 @@ from radaug.validate.details import concat_details, read_details
 from ..conftest import REPO
 from .conftest import run_snakemake
 
-# One pytest-xdist worker runs every integration test (make test: --dist loadgroup): they share
-# the session's smoke study, which another worker would run again.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
+pytestmark = pytest.mark.integration
 
 
 def test_contract_files_exist_and_verify(smoke):
