@@ -785,9 +785,8 @@ def _central_slice(array: np.ndarray) -> np.ndarray:
 
 def _window(images: Sequence[np.ndarray]) -> tuple[float, float]:
     """One grey-level window for ``images``: the 1st-99th percentile of their pooled (central-slice) values."""
-    values = np.concatenate([np.ravel(_central_slice(np.asarray(a, dtype=float))) for a in images]) \
-        if len(images) else np.zeros(1)
-    low, high = np.nanpercentile(values, [1, 99])
+    values = [np.ravel(_central_slice(np.asarray(a, dtype=float))) for a in images]
+    low, high = np.nanpercentile(np.concatenate(values) if values else np.zeros(1), [1, 99])
     return float(low), float(high if high > low else low + 1)
 
 
@@ -904,7 +903,7 @@ def closest_to_training(synthetic: tuple, real_patches: tuple, cohort: pd.DataFr
     its table records one (augmented samples), else empty. Empty when the
     samples do not come from a single fold.
     """
-    from radaug.validate.images import image_distances_to_train, nearest_training_patches
+    from radaug.validate.images import nearest_training_patches
 
     images, _, table = synthetic
     keys = _sample_folds(table)
@@ -924,8 +923,7 @@ def closest_to_training(synthetic: tuple, real_patches: tuple, cohort: pd.DataFr
         if not cand.size or not ref.size:
             continue
         distances, nearest = nearest_training_patches(images[cand], real_images[ref])
-        held = real_images[test & (real_labels == label)]
-        d_holdout = image_distances_to_train(images[cand[:1]], real_images[ref], held)[1]
+        d_holdout = nearest_training_patches(real_images[test & (real_labels == label)], real_images[ref])[0]
         typical = float(np.median(d_holdout)) if d_holdout.size else math.nan
         for k in np.argsort(distances, kind="stable")[:per_class]:
             s, r = int(cand[k]), int(ref[nearest[k]])
