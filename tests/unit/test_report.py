@@ -276,7 +276,7 @@ def test_a_study_with_no_results_yet_still_renders():
 
 def test_3d_patches_show_their_central_slice():
     page = build_report(**make_inputs(depth=4))
-    assert section(page, "generators").count(PNG) == 3  # losses + two sample grids
+    assert section(page, "generators").count(PNG) == 5  # losses + two sample grids + two closest-to-training
 
 
 def test_validation_details_draw_ks_heat_map_correlation_maps_and_dcr_histograms(page):
