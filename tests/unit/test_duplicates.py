@@ -302,3 +302,25 @@ def test_preprocessing_stores_a_thumbnail_for_2d_images_only(tmp_path):
         record = preprocess_case(row, mask_label=None, patch_size=size)[1]
         assert record["dup_hash"].startswith(D.HASH_VERSION + ":")
         assert bool(record["dup_thumb"]) == (dim == 2)
+
+
+def test_the_split_searches_the_window_rule_once_and_reuses_it(monkeypatch):
+    from radaug.splits import window_links
+
+    images = [_scene(seed) for seed in range(60, 76)]
+    images.append(D.transform(_crop(images[3], 0.0, 0.18, 0.12, 0.0), "rot90", np.random.default_rng(1)))
+    cases = _image_cases(images, ["a" if i % 2 else "b" for i in range(16)] + ["a"])
+    rules = dict(verify_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    folds = make_folds(cases, folds=4, seed=0, **rules)
+    audit = duplicate_audit(cases, folds, MAX_BITS, **rules)
+    window = window_links(cases.sample(frac=1.0, random_state=0), **rules)  # row order does not matter
+    assert ("c03", "c16") in set(zip(window["case_a"], window["case_b"]))
+    calls = []
+    real = D.similar_pairs
+    monkeypatch.setattr(D, "similar_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert_frame_equal(make_folds(cases, folds=4, seed=0, window=window, **rules), folds)
+    assert_frame_equal(duplicate_audit(cases, folds, MAX_BITS, window=window, **rules), audit)
+    assert calls == []  # both reused the links
+    assert window_links(cases, verify_bits=0, min_similarity=MIN_SIMILARITY).empty and calls == []
+    with pytest.raises(ValueError, match="not in the case table"):
+        make_folds(cases.iloc[:10], folds=2, seed=0, window=window, **rules)
