@@ -164,7 +164,7 @@ def test_mirrored_copy_never_straddles_and_audit_reports_it():
 
 # ---------------------------------------------------------------- window rule (crops)
 
-MIN_SIMILARITY, VERIFY_BITS = 0.94, 16
+MIN_SIMILARITY, VERIFY_BITS = 0.90, 16
 
 
 def _crop(image, t, b, l, r):
