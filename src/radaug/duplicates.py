@@ -38,8 +38,8 @@ The **window rule** catches them: the case index also stores the thumbnail
 (``dup_thumb``); at split time each thumbnail gives the hashes of 81 crop
 windows of its box (:func:`window_hashes`), every image's full-frame hash (8
 flips/rotations) is looked up among all windows by multi-index hashing
-(:func:`window_candidates`), and each candidate is verified by the Spearman
-correlation of the aligned thumbnails, with the window framing refined
+(:func:`window_candidates`), and each candidate is verified by the band-pass
+correlation (:func:`similarity`) of the aligned thumbnails, with the window framing refined
 (:func:`verify_candidates`, :func:`similar_pairs`).
 """
 
@@ -457,7 +457,7 @@ def transform(image: np.ndarray, name: str, rng: np.random.Generator) -> np.ndar
 # also gets the hashes of a small grid of windows of its thumbnail (each side cut
 # by one of ``WINDOW_CUTS``); every image's full-frame hash, at each of the 8
 # flips/rotations, is looked up among all windows of all other images. A hash hit
-# is only a candidate: it is grouped when the Spearman correlation of the aligned
+# is only a candidate: it is grouped when the band-pass correlation of the aligned
 # thumbnails (the matching window vs the other image's full thumbnail, at the
 # matching flip/rotation) reaches ``min_similarity``. The correlation looks at
 # every pixel, so it keeps precision where 64 bits alone would not.
@@ -749,14 +749,14 @@ def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radiu
 
 
 REFINE_STEP = 0.0125
-REFINE_MARGIN = 0.4  # candidates this far below the threshold are refined
-REFINE_ROUNDS = 16  # up to 16 x 1.25 % = 20 % of the box per side from the grid window
+REFINE_MARGIN = 0.6  # candidates this far below the threshold are refined (a grid window 5 % off can score 0.4)
+REFINE_ROUNDS = 20  # up to 20 x 1.25 % = 25 % of the box per side from the grid window
 
 
 def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarray | None = None,
                       chunk: int = 4096, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
                       ) -> np.ndarray:
-    """Spearman similarity (:func:`similarity`) of each candidate's aligned thumbnails.
+    """Band-pass similarity (:func:`similarity`) of each candidate's aligned thumbnails.
 
     For a row ``i, j, k, w``: variant ``k`` of image i's full thumbnail against
     a window of image j. The window starts at grid window ``w``; a candidate

@@ -152,7 +152,7 @@ def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0,
     * ``window`` (tables with a ``dup_thumb`` for every case: 2D images, and ``verify_bits > 0``): a flip or
       rotation of one image's full-frame hash lies within ``verify_bits`` bits
       of a crop window of the other's (:func:`radaug.duplicates.window_candidates`)
-      and the aligned thumbnails have a Spearman correlation of at least
+      and the aligned thumbnails have a band-pass correlation (:func:`radaug.duplicates.similarity`) of at least
       ``min_similarity`` (:func:`radaug.duplicates.verify_candidates`).
 
     Parameters
