@@ -38,8 +38,8 @@ The **window rule** catches them: the case index also stores the thumbnail
 (``dup_thumb``); at split time each thumbnail gives the hashes of 81 crop
 windows of its box (:func:`window_hashes`), every image's full-frame hash (8
 flips/rotations) is looked up among all windows by multi-index hashing
-(:func:`window_candidates`), and each candidate is verified by the Spearman
-correlation of the aligned thumbnails, with the window framing refined
+(:func:`window_candidates`), and each candidate is verified by the band-pass
+correlation (:func:`similarity`) of the aligned thumbnails, with the window framing refined
 (:func:`verify_candidates`, :func:`similar_pairs`).
 """
 
@@ -457,7 +457,7 @@ def transform(image: np.ndarray, name: str, rng: np.random.Generator) -> np.ndar
 # also gets the hashes of a small grid of windows of its thumbnail (each side cut
 # by one of ``WINDOW_CUTS``); every image's full-frame hash, at each of the 8
 # flips/rotations, is looked up among all windows of all other images. A hash hit
-# is only a candidate: it is grouped when the Spearman correlation of the aligned
+# is only a candidate: it is grouped when the band-pass correlation of the aligned
 # thumbnails (the matching window vs the other image's full thumbnail, at the
 # matching flip/rotation) reaches ``min_similarity``. The correlation looks at
 # every pixel, so it keeps precision where 64 bits alone would not.
@@ -465,6 +465,7 @@ def transform(image: np.ndarray, name: str, rng: np.random.Generator) -> np.ndar
 THUMB_VERSION = "dt1"
 WINDOW_CUTS = (0.0, 0.1, 0.2)
 BLOCK_BITS = 16  # multi-index block width of the window search
+BLOCK_RADIUS = 2  # a candidate agrees within this many bits on one block: pigeonhole-complete to 4 * 3 - 1 = 11 bits
 
 
 def encode_thumbnail(thumb: np.ndarray) -> str:
@@ -614,19 +615,32 @@ def _dihedral_index(a: np.ndarray, k: int) -> np.ndarray:
     return a
 
 
+SIMILARITY_SIGMAS = (1.0, 4.0)  # difference of Gaussians, in thumbnail pixels
+
+
 def _similarity_vectors(x: np.ndarray) -> np.ndarray:
     """Thumbnails (..., THUMB, THUMB) to unit vectors whose dot products are :func:`similarity`."""
+    from scipy.ndimage import gaussian_filter
+
     x = np.asarray(x, dtype=np.float64)
-    x = x.reshape(*x.shape[:-2], THUMB // 2, 2, THUMB // 2, 2).mean(axis=(-3, -1))
-    r = _ranks(x).reshape(*x.shape[:-2], -1)
+    fine, coarse = ([0.0] * (x.ndim - 2) + [s, s] for s in SIMILARITY_SIGMAS)
+    band = gaussian_filter(x, fine, mode="nearest") - gaussian_filter(x, coarse, mode="nearest")
+    r = band.reshape(*x.shape[:-2], -1)
     r = r - r.mean(axis=-1, keepdims=True)
     return r / np.maximum(np.linalg.norm(r, axis=-1, keepdims=True), 1e-12)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman correlation of paired thumbnails (..., THUMB, THUMB), each smoothed 2 x 2 first.
+    """Band-pass correlation of paired rank thumbnails (..., THUMB, THUMB).
 
-    The 2 x 2 average forgives the sub-pixel blur of a window cut from a thumbnail.
+    The Pearson correlation of the difference of Gaussians (``SIMILARITY_SIGMAS``:
+    1 and 4 thumbnail pixels) of the two rank thumbnails. The fine Gaussian forgives
+    noise, JPEG blocks and the sub-pixel blur of a window cut from a thumbnail; taking
+    away the coarse one removes what every slice of one anatomy shares (a bright
+    ellipse on a dark field), so two different brain slices correlate far less than two
+    copies of one (measured: BENCHMARKS.md, README "Near-duplicates"). Both
+    thumbnails are rank-equalised, so the measure stays invariant to increasing
+    intensity maps.
     """
     return np.sum(_similarity_vectors(a) * _similarity_vectors(b), axis=-1)
 
@@ -635,7 +649,7 @@ def _block_keys(h: np.ndarray, lo: int) -> np.ndarray:
     return ((h >> np.uint64(lo)) & np.uint64((1 << BLOCK_BITS) - 1)).astype(np.int64)
 
 
-def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
+def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLOCK_RADIUS,
                       chunk: int = 1024, queries=None) -> np.ndarray:
     """Candidate pairs of the window rule: some flip/rotation of image i's full-frame hash near a window of image j.
 
@@ -643,7 +657,9 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
     ``hashes[i]`` (:func:`dihedral_variants`) and a window ``w`` of j such that
     the two agree within ``block_radius`` bits on at least one of the four
     16-bit blocks (the multi-index key) and within ``max_bits`` bits in all.
-    Of each ordered pair, the (k, w) at the smallest distance is kept (ties: lowest w, then k).
+    Of each ordered pair and flip/rotation ``k``, the window ``w`` at the smallest distance is kept
+    (ties: lowest w): the closest *variant* alone is not enough, as a left-right symmetric anatomy
+    (an axial brain slice) can hash closer mirrored than as it is.
     Memory is O(N W + candidates of one chunk of queries).
 
     Parameters
@@ -658,7 +674,7 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
     Returns
     -------
     numpy.ndarray
-        (K, 5) int64 rows ``i, j, k, w, distance`` sorted by i, j.
+        (K, 5) int64 rows ``i, j, k, w, distance`` sorted by i, j, k (up to 8 rows per pair).
     """
     hashes = np.asarray(hashes, dtype=np.uint64)
     windows = np.asarray(windows, dtype=np.uint64)
@@ -704,15 +720,15 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1,
 
 
 def _best_per_pair(rows: np.ndarray) -> np.ndarray:
-    """Rows ``i, j, k, w, d``: the smallest (d, w, k) of each (i, j), sorted by i, j."""
-    order = np.lexsort((rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 1], rows[:, 0]))
+    """Rows ``i, j, k, w, d``: the smallest (d, w) of each (i, j, k), sorted by i, j, k."""
+    order = np.lexsort((rows[:, 3], rows[:, 4], rows[:, 2], rows[:, 1], rows[:, 0]))
     rows = rows[order]
     first = np.ones(len(rows), dtype=bool)
-    first[1:] = (rows[1:, 0] != rows[:-1, 0]) | (rows[1:, 1] != rows[:-1, 1])
+    first[1:] = (rows[1:, 0] != rows[:-1, 0]) | (rows[1:, 1] != rows[:-1, 1]) | (rows[1:, 2] != rows[:-1, 2])
     return rows[first]
 
 
-def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radius: int = 1) -> np.ndarray:
+def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLOCK_RADIUS) -> np.ndarray:
     """Reference O(N^2 W) version of :func:`window_candidates` (tests only)."""
     hashes = np.asarray(hashes, dtype=np.uint64)
     windows = np.asarray(windows, dtype=np.uint64)
@@ -733,14 +749,14 @@ def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radiu
 
 
 REFINE_STEP = 0.0125
-REFINE_MARGIN = 0.3  # candidates this far below the threshold are refined
-REFINE_ROUNDS = 12
+REFINE_MARGIN = 0.6  # candidates this far below the threshold are refined (a grid window 5 % off can score 0.4)
+REFINE_ROUNDS = 20  # up to 20 x 1.25 % = 25 % of the box per side from the grid window
 
 
 def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarray | None = None,
                       chunk: int = 4096, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
                       ) -> np.ndarray:
-    """Spearman similarity (:func:`similarity`) of each candidate's aligned thumbnails.
+    """Band-pass similarity (:func:`similarity`) of each candidate's aligned thumbnails.
 
     For a row ``i, j, k, w``: variant ``k`` of image i's full thumbnail against
     a window of image j. The window starts at grid window ``w``; a candidate
@@ -785,7 +801,7 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
 
 
 def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: float,
-                  block_radius: int = 1, refine_margin: float = REFINE_MARGIN,
+                  block_radius: int = BLOCK_RADIUS, refine_margin: float = REFINE_MARGIN,
                   cuts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (a < b) joined by the window rule: a hash candidate whose aligned thumbnails correlate.
 

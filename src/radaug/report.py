@@ -318,7 +318,8 @@ def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.Dat
     rules = (f"Images are near-duplicates when their 64-bit hashes (of the original image's foreground box, "
              f"rank-equalised, best of the 8 flips/rotations) differ in at most {split.get('near_duplicate_bits')} "
              f"bits, or when one image's hash lies within {split.get('verify_bits')} bits of a crop window of the "
-             f"other and the aligned thumbnails correlate at {split.get('min_similarity')} or more (Spearman). "
+             f"other and the aligned thumbnails correlate at {split.get('min_similarity')} or more "
+             "(band-pass correlation of the rank thumbnails). "
              "Linked images form a group; groups go whole to one side of every fold.")
 
     def row(label, part: pd.DataFrame, part_sizes: pd.Series) -> list:

@@ -106,8 +106,44 @@ def _hash_values(cases: pd.DataFrame) -> tuple[np.ndarray, bool]:
     return values, False
 
 
+WINDOW_COLUMNS = ("case_a", "case_b", "distance", "similarity")
+
+
+def _thumbs_known(cases: pd.DataFrame) -> bool:
+    return "dup_thumb" in cases and cases["dup_thumb"].fillna("").astype(str).str.len().gt(0).all()
+
+
+def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float) -> pd.DataFrame:
+    """Every verified candidate of the window rule, by case id: the split's one expensive search.
+
+    Run it once per split and hand the table to :func:`make_folds` and
+    :func:`duplicate_audit` (``window=``), which otherwise each run it again.
+    Empty (no search) when the rule is off (``verify_bits`` 0), for tables
+    without a ``dup_thumb`` for every case (3D volumes) and for old ``phash`` indexes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`WINDOW_COLUMNS`, ``case_a < case_b`` in row order of the table
+        sorted by case id; ``similarity`` of every candidate (linked when at least
+        ``min_similarity``; :func:`radaug.duplicates.similar_pairs` refines the framing
+        of those just below it).
+    """
+    empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(WINDOW_COLUMNS, (object, object, np.int64, float))})
+    cases = cases.sort_values("case_id", ignore_index=True)
+    if int(verify_bits) <= 0 or "dup_hash" not in cases or not _thumbs_known(cases):
+        return empty
+    values, _ = _hash_values(cases)
+    thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", cases["case_id"].tolist())
+    wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
+                                          min_similarity=float(min_similarity))
+    ids = cases["case_id"].to_numpy()
+    return pd.DataFrame({"case_a": ids[wp[:, 0]], "case_b": ids[wp[:, 1]], "distance": wd.astype(np.int64),
+                         "similarity": ws}, columns=list(WINDOW_COLUMNS))
+
+
 def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0, min_similarity: float = 1.0,
-                    candidates: bool = False) -> pd.DataFrame:
+                    candidates: bool = False, window: pd.DataFrame | None = None) -> pd.DataFrame:
     """Near-duplicate pairs of a case table (row positions ``a < b``), by two rules.
 
     * ``hash``: the original-image hashes ``dup_hash`` differ in at most
@@ -116,13 +152,16 @@ def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0,
     * ``window`` (tables with a ``dup_thumb`` for every case: 2D images, and ``verify_bits > 0``): a flip or
       rotation of one image's full-frame hash lies within ``verify_bits`` bits
       of a crop window of the other's (:func:`radaug.duplicates.window_candidates`)
-      and the aligned thumbnails have a Spearman correlation of at least
+      and the aligned thumbnails have a band-pass correlation (:func:`radaug.duplicates.similarity`) of at least
       ``min_similarity`` (:func:`radaug.duplicates.verify_candidates`).
 
     Parameters
     ----------
     candidates
         Also return the window candidates that failed verification (``linked`` false), for the audit.
+    window
+        The window rule's candidates already found (:func:`window_links` of this
+        table with the same ``verify_bits`` and ``min_similarity``), so the search runs once per split.
 
     Returns
     -------
@@ -135,14 +174,20 @@ def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0,
     pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=dihedral)
     table = pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "distance": dist, "similarity": np.nan,
                           "rule": "hash", "linked": True})
-    thumbs_known = "dup_thumb" in cases and cases["dup_thumb"].fillna("").astype(str).str.len().gt(0).all()
-    if dihedral and thumbs_known and int(verify_bits) > 0:
-        thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", cases["case_id"].tolist())
-        wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
-                                              min_similarity=float(min_similarity))
-        window = pd.DataFrame({"a": wp[:, 0], "b": wp[:, 1], "distance": wd, "similarity": ws,
-                               "rule": "window", "linked": ws >= float(min_similarity)})
-        table = pd.concat([table, window], ignore_index=True)
+    if dihedral and _thumbs_known(cases) and int(verify_bits) > 0:
+        if window is None:
+            window = window_links(cases, verify_bits, min_similarity)
+        position = pd.Series(np.arange(len(cases)), index=cases["case_id"].to_numpy())
+        unknown = sorted(set(window["case_a"]).union(window["case_b"]) - set(position.index))
+        if unknown:
+            raise ValueError(f"the window-rule links name cases not in the case table: {', '.join(unknown[:5])}; "
+                             "compute them with window_links() of this table")
+        pa, pb = position.loc[window["case_a"]].to_numpy(), position.loc[window["case_b"]].to_numpy()
+        ws = window["similarity"].to_numpy(dtype=float)
+        found = pd.DataFrame({"a": np.minimum(pa, pb), "b": np.maximum(pa, pb),
+                              "distance": window["distance"].to_numpy(dtype=np.int64), "similarity": ws,
+                              "rule": "window", "linked": ws >= float(min_similarity)})
+        table = pd.concat([table, found], ignore_index=True)
         both = table.groupby(["a", "b"], sort=True)
         table = pd.DataFrame({
             "distance": both["distance"].min(), "similarity": both["similarity"].max(),
@@ -256,7 +301,7 @@ def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int,
 
 def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplicate_bits: int = 8,
                verify_bits: int = 0, min_similarity: float = 1.0, seed: int = 0,
-               allow_mixed_label_duplicates: bool = False) -> pd.DataFrame:
+               allow_mixed_label_duplicates: bool = False, window: pd.DataFrame | None = None) -> pd.DataFrame:
     """Assign cases to stratified, grouped folds.
 
     Parameters
@@ -275,6 +320,8 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
         raising :class:`LeakageError` (:func:`check_label_mixing`).
     seed
         Repeat ``r`` shuffles with ``seed + r``.
+    window
+        The window rule's candidates (:func:`window_links`), when the caller already searched them.
 
     Returns
     -------
@@ -284,7 +331,8 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
     from sklearn.model_selection import StratifiedGroupKFold
 
     cases = cases.sort_values("case_id", ignore_index=True)
-    pairs = duplicate_pairs(cases, near_duplicate_bits, verify_bits=verify_bits, min_similarity=min_similarity)
+    pairs = duplicate_pairs(cases, near_duplicate_bits, verify_bits=verify_bits, min_similarity=min_similarity,
+                            window=window)
     check_label_mixing(cases, duplicate_groups(cases, near_duplicate_bits, pairs), allow_mixed_label_duplicates)
     components = leakage_groups(cases, near_duplicate_bits, pairs)
     group_names = np.array([f"g{c:05d}" for c in components])
@@ -370,7 +418,7 @@ AUDIT_COLUMNS = ("case_a", "case_b", "label_a", "label_b", "distance", "similari
 
 def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bits: int,
                     extra_bits: int = 6, *, verify_bits: int = 0, min_similarity: float = 1.0,
-                    similarity_margin: float = 0.1) -> pd.DataFrame:
+                    similarity_margin: float = 0.1, window: pd.DataFrame | None = None) -> pd.DataFrame:
     """The near-duplicate audit table (``splits/duplicates.csv``).
 
     Every pair within ``near_duplicate_bits + extra_bits`` bits, and every
@@ -383,10 +431,12 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
     whether the two ever sit on opposite sides of a fold (``straddles``; always
     false for a grouped pair, which :func:`check_folds` guarantees).
     Sorted by similarity (highest first, pairs without one last), then distance and case ids.
+    ``window``: the window rule's candidates (:func:`window_links`) if already searched (the split's folds did).
     """
     cases = cases.sort_values("case_id", ignore_index=True)
     radius = min(int(near_duplicate_bits) + int(extra_bits), duplicates.N_BITS)
-    pairs = duplicate_pairs(cases, radius, verify_bits=verify_bits, min_similarity=min_similarity, candidates=True)
+    pairs = duplicate_pairs(cases, radius, verify_bits=verify_bits, min_similarity=min_similarity, candidates=True,
+                            window=window)
     by_hash = duplicate_pairs(cases, near_duplicate_bits)  # cheap: the hash rule alone
     linked_codes = set(zip(by_hash["a"], by_hash["b"]))
     linked_codes |= set(zip(pairs["a"][pairs["similarity"] >= float(min_similarity)],

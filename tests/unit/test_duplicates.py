@@ -164,7 +164,7 @@ def test_mirrored_copy_never_straddles_and_audit_reports_it():
 
 # ---------------------------------------------------------------- window rule (crops)
 
-MIN_SIMILARITY, VERIFY_BITS = 0.94, 16
+MIN_SIMILARITY, VERIFY_BITS = 0.90, 16
 
 
 def _crop(image, t, b, l, r):
@@ -302,3 +302,55 @@ def test_preprocessing_stores_a_thumbnail_for_2d_images_only(tmp_path):
         record = preprocess_case(row, mask_label=None, patch_size=size)[1]
         assert record["dup_hash"].startswith(D.HASH_VERSION + ":")
         assert bool(record["dup_thumb"]) == (dim == 2)
+
+
+def test_the_split_searches_the_window_rule_once_and_reuses_it(monkeypatch):
+    from radaug.splits import window_links
+
+    images = [_scene(seed) for seed in range(60, 76)]
+    images.append(D.transform(_crop(images[3], 0.0, 0.18, 0.12, 0.0), "rot90", np.random.default_rng(1)))
+    cases = _image_cases(images, ["a" if i % 2 else "b" for i in range(16)] + ["a"])
+    rules = dict(verify_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    folds = make_folds(cases, folds=4, seed=0, **rules)
+    audit = duplicate_audit(cases, folds, MAX_BITS, **rules)
+    window = window_links(cases.sample(frac=1.0, random_state=0), **rules)  # row order does not matter
+    assert ("c03", "c16") in set(zip(window["case_a"], window["case_b"]))
+    calls = []
+    real = D.similar_pairs
+    monkeypatch.setattr(D, "similar_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert_frame_equal(make_folds(cases, folds=4, seed=0, window=window, **rules), folds)
+    assert_frame_equal(duplicate_audit(cases, folds, MAX_BITS, window=window, **rules), audit)
+    assert calls == []  # both reused the links
+    assert window_links(cases, verify_bits=0, min_similarity=MIN_SIMILARITY).empty and calls == []
+    with pytest.raises(ValueError, match="not in the case table"):
+        make_folds(cases.iloc[:10], folds=2, seed=0, window=window, **rules)
+
+
+def test_window_candidates_keep_the_best_window_of_every_flip_or_rotation():
+    """A left-right symmetric slice can hash closer mirrored than as it is: each variant is verified, not just the closest."""
+    rng = np.random.default_rng(11)
+    windows = rng.integers(0, 2**63, size=(3, 6), dtype=np.int64).astype(np.uint64) & ~np.uint64(1)
+    hashes = windows[:, 0].copy()
+    hashes[1] = windows[0, 2]  # image 1 as it is: window 2 of image 0
+    windows[0, 4] = D.dihedral_variants(hashes[1:2])[1, 0] ^ np.uint64(1 << 5)  # and mirrored, 1 bit off: window 4
+    windows[1, 0] = hashes[1]
+    cand = D.window_candidates(hashes, windows, 8)
+    rows = {(int(i), int(k)): (int(w), int(d)) for i, j, k, w, d in cand if (i, j) == (1, 0)}
+    assert rows[(1, 0)] == (2, 0) and rows[(1, 1)] == (4, 1)
+
+
+def test_similarity_is_the_band_pass_correlation_and_separates_copies_from_other_slices():
+    from scipy.ndimage import gaussian_filter
+    from scipy.stats import pearsonr
+
+    a, b = D.thumbnail(_scene(30)), D.thumbnail(_scene(31))
+    fine, coarse = D.SIMILARITY_SIGMAS
+    band = [gaussian_filter(t, fine, mode="nearest") - gaussian_filter(t, coarse, mode="nearest") for t in (a, b)]
+    assert D.similarity(a, b) == pytest.approx(pearsonr(band[0].ravel(), band[1].ravel())[0], abs=1e-12)
+    assert D.similarity(a, a) == pytest.approx(1.0)
+    rng = np.random.default_rng(4)
+    image = _scene(30)
+    for name in ("noise", "jpeg", "gamma", "contrast"):
+        assert D.similarity(a, D.thumbnail(D.transform(image, name, rng))) >= MIN_SIMILARITY, name
+    others = [D.similarity(a, D.thumbnail(_scene(s))) for s in range(31, 41)]
+    assert max(others) < MIN_SIMILARITY - 0.05
