@@ -48,8 +48,11 @@ def candidate_patches(smk, candidates: pd.DataFrame):
         _, image, mask = load_patches(smk.input.patches, list(copies["case_id"]))
         ids.append(copies["sample_id"].astype(str).to_numpy()), images.append(image), masks.append(mask)
     for table_path, samples_path in zip(smk.input.sample_tables, smk.input.samples):
+        table = read_table(table_path)
+        if table.empty:  # a fold where a generator that could not generate accepted nothing
+            continue
         arrays = load_arrays(samples_path)
-        ids.append(read_table(table_path)["sample_id"].astype(str).to_numpy())
+        ids.append(table["sample_id"].astype(str).to_numpy())
         images.append(arrays["image"]), masks.append(arrays["mask"])
     known = set(np.concatenate(ids)) if ids else set()
     if not known or not set(candidates["sample_id"].astype(str)) <= known:
