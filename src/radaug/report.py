@@ -634,7 +634,8 @@ def _confusion_section(predictions: pd.DataFrame) -> str:
     parts = [_paragraph(
         "Confusion matrices of the pooled out-of-fold predictions of each arm over all repeats and folds: rows "
         "are the true classes, columns the predicted class (the most probable one); a case counts once per "
-        "repeat. The recall of a class is its diagonal cell over its row total.")]
+        "repeat. The recall of a class is its diagonal cell over its row total. (A study with more than two "
+        "classes has no single positive class, so this section shows these instead of ROC curves.)")]
     matrices = confusion_matrices(predictions)
     for arm in _ordered(predictions["arm"], (REFERENCE_ARM,)):
         matrix = matrices[arm]
