@@ -29,6 +29,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_selection import SelectKBest, SelectorMixin, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -45,8 +46,51 @@ SELECTIONS = ("univariate", "l1")
 METRICS = ("auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall")
 """Per-fold metrics: the positive class is ``data.classes[1]``; ``minority_recall`` is the
 recall of the class with fewer real training cases in the fold; ``brier`` is lower-is-better."""
-PER_FOLD_COLUMNS = ("arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test", *METRICS)
+MULTICLASS_METRICS = ("auc", "balanced_accuracy", "f1", "brier", "minority_recall")
+"""Per-fold metrics of a study with K > 2 classes (plus the per-class ones of :func:`metric_names`):
+``auc`` is the one-vs-rest macro AUC, ``f1`` the macro F1, ``brier`` the multi-class Brier score
+halved (range [0, 1]) and ``minority_recall`` the recall of the class with fewest real training
+cases in the fold; there is no positive class, so no sensitivity or specificity."""
+PER_CLASS_PREFIXES = ("recall_", "auc_")
+"""Per-class metric columns of a K-class study: ``recall_<class>`` and one-vs-rest ``auc_<class>``."""
+PER_FOLD_ID_COLUMNS = ("arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test")
+PER_FOLD_COLUMNS = (*PER_FOLD_ID_COLUMNS, *METRICS)
 PREDICTION_COLUMNS = ("arm", "repeat", "fold", "case_id", "label", "y_true", "score", "minority")
+PROBABILITY_PREFIX = "proba_"
+"""Prediction columns of a K-class study: ``proba_<class>``, the predicted probability of each class."""
+
+
+def metric_names(classes) -> tuple[str, ...]:
+    """The per-fold metrics of a study with ``classes``: :data:`METRICS` for two classes, else
+    :data:`MULTICLASS_METRICS`, then ``recall_<class>`` and ``auc_<class>`` per class in order."""
+    classes = [str(c) for c in classes]
+    if len(classes) == 2:
+        return METRICS
+    return (*MULTICLASS_METRICS, *(f"recall_{c}" for c in classes), *(f"auc_{c}" for c in classes))
+
+
+def per_fold_columns(classes) -> tuple[str, ...]:
+    """Columns of :func:`evaluate_arm`'s per-fold table for ``classes`` (:data:`PER_FOLD_COLUMNS` for two)."""
+    return (*PER_FOLD_ID_COLUMNS, *metric_names(classes))
+
+
+def prediction_columns(classes) -> tuple[str, ...]:
+    """Columns of :func:`evaluate_arm`'s predictions for ``classes`` (:data:`PREDICTION_COLUMNS` for two).
+
+    With K > 2 classes ``y_true`` is the index of the true class in ``classes``, ``score`` the
+    predicted probability of the true class, ``minority`` the index of the fold's smallest
+    class, ``predicted`` the predicted class (largest probability) and ``proba_<class>``
+    each class's probability."""
+    classes = [str(c) for c in classes]
+    if len(classes) == 2:
+        return PREDICTION_COLUMNS
+    return (*PREDICTION_COLUMNS, "predicted", *(f"{PROBABILITY_PREFIX}{c}" for c in classes))
+
+
+def summary_metrics(per_fold: pd.DataFrame) -> list[str]:
+    """The metric columns of a per-fold table: those of :data:`METRICS` in that order, then the per-class ones."""
+    return ([m for m in METRICS if m in per_fold.columns]
+            + [c for c in per_fold.columns if str(c).startswith(PER_CLASS_PREFIXES)])
 SUMMARY_COLUMNS = (
     "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds",
     "holm_p_value", "effect_size", "pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high",
@@ -107,6 +151,9 @@ class _SelectL1(SelectorMixin, BaseEstimator):
     @staticmethod
     def _weights(X, y, C):
         model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, max_iter=5000)
+        if np.unique(y).size > 2:  # liblinear is binary: one L1 model per class, a feature's largest weight
+            fitted = OneVsRestClassifier(model).fit(X, y)
+            return np.max([np.abs(e.coef_[0]) for e in fitted.estimators_], axis=0)
         return model.fit(X, y).coef_[0]
 
     def _get_support_mask(self):
@@ -489,7 +536,24 @@ def weighted_classification_metrics(y_true, score, weights, minority=1, threshol
     n_pos, n_neg = weights @ pos, weights @ neg
     tp, fp, fn = weights @ (y_pred & pos), weights @ (y_pred & neg), weights @ (~y_pred & pos)
     tn = weights @ (~y_pred & neg)
-    # AUC: per distinct score (ascending), the weight of positives and negatives there;
+    f1_denominator = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sensitivity, specificity = tp / n_pos, tn / n_neg
+        return {
+            "auc": _weighted_auc(score, pos, neg, weights),
+            "balanced_accuracy": (sensitivity + specificity) / 2,
+            "sensitivity": sensitivity,
+            "specificity": specificity,
+            "f1": np.where(f1_denominator > 0, 2 * tp / f1_denominator, 0.0),
+            "brier": weights @ (score - y_true) ** 2 / weights.sum(axis=1),
+            "minority_recall": (weights @ (in_minority & (y_pred == pos))) / (weights @ in_minority),
+        }
+
+
+def _weighted_auc(score: np.ndarray, pos: np.ndarray, neg: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted Mann-Whitney ROC area (ties counted half) per weight row; NaN without both classes."""
+    n_pos, n_neg = weights @ pos, weights @ neg
+    # per distinct score (ascending), the weight of positives and negatives there;
     # a positive beats the negatives at lower scores and ties those at its own.
     _, at_value = np.unique(score, return_inverse=True)
     order = np.argsort(at_value, kind="stable")
@@ -498,17 +562,78 @@ def weighted_classification_metrics(y_true, score, weights, minority=1, threshol
     neg_at = np.add.reduceat((weights * neg)[:, order], starts, axis=1) if score.size else weights[:, :0]
     neg_below = np.cumsum(neg_at, axis=1) - neg_at
     wins = np.sum(pos_at * (neg_below + 0.5 * neg_at), axis=1)
-    f1_denominator = 2 * tp + fp + fn
     with np.errstate(invalid="ignore", divide="ignore"):
-        sensitivity, specificity = tp / n_pos, tn / n_neg
+        return np.where((n_pos > 0) & (n_neg > 0), wins / (n_pos * n_neg), np.nan)
+
+
+def multiclass_metrics(y_true, proba, classes, minority=0) -> dict[str, float]:
+    """The per-fold metrics of a K-class study (:func:`metric_names`) from class indices and probabilities.
+
+    Parameters
+    ----------
+    y_true
+        Index of each row's true class in ``classes``.
+    proba
+        ``(n, K)`` predicted class probabilities (columns in ``classes`` order); the
+        predicted class is the most probable one (ties: the first).
+    classes
+        The K class names.
+    minority
+        Index of the minority class (the fold's smallest), scalar or per row.
+
+    Returns
+    -------
+    dict
+        ``auc`` (one-vs-rest macro AUC: the mean of ``auc_<class>``, each the ROC area
+        of that class's probability against all other classes), ``balanced_accuracy``
+        (mean per-class recall), ``f1`` (macro F1, a class never predicted nor present
+        counting 0), ``brier`` (``mean_i sum_k (p_ik - [y_i = k])² / 2``, the
+        multi-class Brier score halved to lie in [0, 1]; for two classes it equals the
+        binary score), ``minority_recall``, ``recall_<class>`` and ``auc_<class>``.
+        These equal scikit-learn's ``roc_auc_score(multi_class="ovr", average="macro")``,
+        ``balanced_accuracy_score``, ``f1_score(average="macro")``, ``recall_score(average=None)``
+        and ``brier_score_loss(scale_by_half=True)``. A metric that needs a class absent
+        from ``y_true`` is NaN.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    weighted = weighted_multiclass_metrics(y_true, proba, np.ones((1, y_true.size)), classes, minority)
+    return {metric: float(values[0]) for metric, values in weighted.items()}
+
+
+def weighted_multiclass_metrics(y_true, proba, weights, classes, minority=0) -> dict[str, np.ndarray]:
+    """:func:`multiclass_metrics` of rows counted with ``(B, n)`` weights, for the case bootstrap.
+
+    As :func:`weighted_classification_metrics`: row ``i`` counts ``weights[b, i]`` times
+    in replicate ``b``, so bootstrap counts as weights give the resampled rows' metrics.
+    """
+    y_true = np.asarray(y_true, dtype=int)
+    proba = np.asarray(proba, dtype=float)
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    classes = [str(c) for c in classes]
+    if proba.ndim != 2 or proba.shape != (y_true.size, len(classes)):
+        raise ValueError(f"proba must have shape (n rows, {len(classes)} classes) = ({y_true.size}, {len(classes)}), "
+                         f"got {proba.shape}")
+    minority = np.broadcast_to(np.asarray(minority, dtype=int), y_true.shape)
+    y_pred = np.argmax(proba, axis=1)
+    correct = y_pred == y_true
+    recall, auc, f1 = {}, {}, {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k, name in enumerate(classes):
+            pos = y_true == k
+            tp, fp, fn = weights @ (pos & correct), weights @ (~pos & (y_pred == k)), weights @ (pos & ~correct)
+            recall[name] = tp / (weights @ pos)
+            auc[name] = _weighted_auc(proba[:, k], pos, ~pos, weights)
+            f1[name] = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        one_hot = y_true[:, None] == np.arange(len(classes))[None, :]
+        in_minority = y_true == minority
         return {
-            "auc": np.where((n_pos > 0) & (n_neg > 0), wins / (n_pos * n_neg), np.nan),
-            "balanced_accuracy": (sensitivity + specificity) / 2,
-            "sensitivity": sensitivity,
-            "specificity": specificity,
-            "f1": np.where(f1_denominator > 0, 2 * tp / f1_denominator, 0.0),
-            "brier": weights @ (score - y_true) ** 2 / weights.sum(axis=1),
-            "minority_recall": (weights @ (in_minority & (y_pred == pos))) / (weights @ in_minority),
+            "auc": np.mean([auc[c] for c in classes], axis=0),
+            "balanced_accuracy": np.mean([recall[c] for c in classes], axis=0),
+            "f1": np.mean([f1[c] for c in classes], axis=0),
+            "brier": weights @ (np.sum((proba - one_hot) ** 2, axis=1) / 2) / weights.sum(axis=1),
+            "minority_recall": (weights @ (in_minority & correct)) / (weights @ in_minority),
+            **{f"recall_{c}": recall[c] for c in classes},
+            **{f"auc_{c}": auc[c] for c in classes},
         }
 
 
@@ -539,6 +664,7 @@ def evaluate_arm(
     arm: str,
     *,
     positive_class: str,
+    classes=None,
     arm_data: pd.DataFrame | None = None,
     classifier: dict | None = None,
     invariance: pd.DataFrame | None = None,
@@ -566,7 +692,13 @@ def evaluate_arm(
     arm
         Arm name, e.g. ``"real"``, ``"smote"``, ``"cvae"``, ``"classical+cvae"``.
     positive_class
-        Class name counted as positive for AUC, sensitivity and F1.
+        Class name counted as positive for AUC, sensitivity and F1 (two classes;
+        not used with more).
+    classes
+        The study's classes in order (config ``data.classes``); default: the real
+        labels, sorted. With more than two the metrics are those of
+        :func:`multiclass_metrics` (:func:`metric_names`) and the predictions have
+        the columns of :func:`prediction_columns`.
     arm_data
         Rows of the arm's file-backed components for all folds; required exactly
         when the arm has such a component (see :func:`data_components`).
@@ -586,11 +718,13 @@ def evaluate_arm(
     -------
     per_fold : pandas.DataFrame
         One row per fold with columns ``PER_FOLD_COLUMNS``: fold identity, training
-        and test sizes and the :data:`METRICS` of :func:`classification_metrics`.
+        and test sizes and the :data:`METRICS` of :func:`classification_metrics`
+        (K > 2 classes: :func:`per_fold_columns`).
     predictions : pandas.DataFrame
         One row per test case and fold with columns ``PREDICTION_COLUMNS``;
         ``y_true`` is 1 for the positive class, ``score`` its predicted
-        probability and ``minority`` the ``y_true`` value of the fold's minority class.
+        probability and ``minority`` the ``y_true`` value of the fold's minority class
+        (K > 2 classes: :func:`prediction_columns`).
 
     Raises
     ------
@@ -606,8 +740,13 @@ def evaluate_arm(
         for one with them, robust features without an invariance table).
     """
     features = feature_columns(real)
-    classes = sorted(set(real["label"]))
-    if len(classes) != 2 or positive_class not in classes:
+    labels = sorted(set(real["label"]))
+    classes = labels if classes is None else [str(c) for c in classes]
+    if sorted(classes) != labels:
+        raise RadaugError(f"the real features have labels {labels} but the study's classes (data.classes) are "
+                          f"{classes}; extract the features of this cohort again or fix data.classes")
+    multiclass = len(classes) > 2
+    if not multiclass and (len(classes) != 2 or positive_class not in classes):
         raise ValueError(f"need two classes including positive_class {positive_class!r}; real labels are {classes}")
     if data_components(arm):
         if arm_data is None:
@@ -641,6 +780,12 @@ def evaluate_arm(
             if set(part["label"]) != set(classes):
                 raise RadaugError(f"{where}: the {name} set has classes {sorted(set(part['label']))}, needs {classes}")
         used = robust_feature_set(invariance, repeat, fold, features) if use_robust else features
+        if multiclass:
+            fold_row, prediction = _fit_multiclass(options, train, train_real, test, used, classes)
+            fold_rows.append({"arm": arm, "repeat": repeat, "fold": fold, "n_train_real": len(train_real),
+                              "n_train_added": len(added), "n_test": len(test), **fold_row})
+            predictions.append(pd.DataFrame({"arm": arm, "repeat": repeat, "fold": fold, **prediction}))
+            continue
         pipeline = build_classifier(**options).fit(
             train[used].to_numpy(dtype=float), (train["label"] == positive_class).to_numpy(dtype=int)
         )
@@ -659,8 +804,28 @@ def evaluate_arm(
             "case_id": test["case_id"].to_numpy(), "label": test["label"].to_numpy(),
             "y_true": y_true, "score": score, "minority": minority,
         }))
-    per_fold = pd.DataFrame(fold_rows, columns=list(PER_FOLD_COLUMNS))
-    return per_fold, pd.concat(predictions, ignore_index=True)[list(PREDICTION_COLUMNS)]
+    per_fold = pd.DataFrame(fold_rows, columns=list(per_fold_columns(classes)))
+    return per_fold, pd.concat(predictions, ignore_index=True)[list(prediction_columns(classes))]
+
+
+def _fit_multiclass(options: dict, train: pd.DataFrame, train_real: pd.DataFrame, test: pd.DataFrame,
+                    used: list[str], classes: list[str]) -> tuple[dict, dict]:
+    """One fold of a K-class study: its metrics and its prediction columns."""
+    index = {name: k for k, name in enumerate(classes)}
+    pipeline = build_classifier(**options).fit(train[used].to_numpy(dtype=float),
+                                                train["label"].map(index).to_numpy(dtype=int))
+    proba = np.zeros((len(test), len(classes)))
+    proba[:, pipeline.classes_] = pipeline.predict_proba(test[used].to_numpy(dtype=float))
+    y_true = test["label"].map(index).to_numpy(dtype=int)
+    counts = _class_counts(train_real)
+    minority = min(range(len(classes)), key=lambda k: counts.get(classes[k], 0))  # ties: the first in order
+    prediction = {
+        "case_id": test["case_id"].to_numpy(), "label": test["label"].to_numpy(), "y_true": y_true,
+        "score": proba[np.arange(len(test)), y_true], "minority": minority,
+        "predicted": np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)],
+        **{f"{PROBABILITY_PREFIX}{c}": proba[:, k] for k, c in enumerate(classes)},
+    }
+    return multiclass_metrics(y_true, proba, classes, minority), prediction
 
 
 def _paired_differences(differences, what: str) -> np.ndarray:
@@ -819,12 +984,23 @@ def paired_bootstrap_delta(
     s_arm = a["score"].to_numpy(float)[order].reshape(shape)
     s_ref = b["score"].to_numpy(float)[order].reshape(shape)
     minority = (a["minority"].to_numpy(int) if "minority" in a else np.ones(len(a), int))[order].reshape(shape)
+    classes = probability_classes(predictions)
+    if classes:  # K > 2 classes: metrics of the class probabilities
+        columns = [f"{PROBABILITY_PREFIX}{c}" for c in classes]
+        p_arm, p_ref = a[columns].to_numpy(float)[order], b[columns].to_numpy(float)[order]
+
+        def scores(weights):
+            return (weighted_multiclass_metrics(y.ravel(), p_arm, weights, classes, minority.ravel()),
+                    weighted_multiclass_metrics(y.ravel(), p_ref, weights, classes, minority.ravel()))
+    else:
+        def scores(weights):
+            return (weighted_classification_metrics(y.ravel(), s_arm.ravel(), weights, minority.ravel()),
+                    weighted_classification_metrics(y.ravel(), s_ref.ravel(), weights, minority.ravel()))
 
     def delta(case_counts: np.ndarray) -> np.ndarray:
         """(replicates, metrics) differences arm - reference, cases counted ``case_counts`` times."""
         weights = np.repeat(case_counts, shape[1], axis=1)  # rows are case-major: (case, repeat)
-        ma = weighted_classification_metrics(y.ravel(), s_arm.ravel(), weights, minority.ravel())
-        mb = weighted_classification_metrics(y.ravel(), s_ref.ravel(), weights, minority.ravel())
+        ma, mb = scores(weights)
         return np.stack([ma[m] - mb[m] for m in metrics], axis=1)
 
     point = delta(np.ones((1, cases.size)))[0]
@@ -840,6 +1016,11 @@ def paired_bootstrap_delta(
     with np.errstate(invalid="ignore"):
         low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0) if n_bootstrap else (point * np.nan,) * 2
     return pd.DataFrame({"pooled_delta": point, "ci_low": low, "ci_high": high}, index=pd.Index(metrics, name="metric"))
+
+
+def probability_classes(predictions: pd.DataFrame) -> list[str]:
+    """The classes of a K-class study's predictions (its ``proba_<class>`` columns); empty for two classes."""
+    return [c[len(PROBABILITY_PREFIX):] for c in predictions.columns if str(c).startswith(PROBABILITY_PREFIX)]
 
 
 def summarise(
@@ -866,8 +1047,8 @@ def summarise(
     reference_arm
         Arm the others are compared with.
     metrics
-        Metric columns of ``per_fold`` to summarise; default: those of
-        :data:`METRICS` present.
+        Metric columns of ``per_fold`` to summarise; default: :func:`summary_metrics`
+        (those of :data:`METRICS` present, then the per-class metrics of a K-class study).
     confidence
         Level of the confidence intervals.
     alpha
@@ -904,7 +1085,7 @@ def summarise(
         never ``holm_significant``; :func:`inference_notes` says why.
     """
     if metrics is None:
-        metrics = [m for m in METRICS if m in per_fold.columns]
+        metrics = summary_metrics(per_fold)
     metrics = list(metrics)
     arms = list(dict.fromkeys(per_fold["arm"]))
     if reference_arm not in arms:

@@ -167,7 +167,23 @@ def _names(arms: Sequence[str]) -> str:
     return arms[0] if len(arms) == 1 else ", ".join(arms[:-1]) + " and " + arms[-1]
 
 
-def overall_reading(findings: pd.DataFrame) -> str:
+def smallest_class(cohort: pd.DataFrame | None) -> str | None:
+    """The class with fewest cases of a cohort with more than two classes (ties: the first in sorted order);
+    ``None`` for two classes, whose summary speaks of "minority recall"."""
+    if cohort is None or "label" not in cohort:
+        return None
+    counts = cohort["label"].astype(str).value_counts()
+    if len(counts) <= 2:
+        return None
+    return str(min(sorted(counts.index), key=lambda c: counts[c]))
+
+
+def recall_words(smallest: str | None) -> str:
+    """How the summary names ``minority_recall``: "minority recall" (two classes) or the smallest class's recall."""
+    return "minority recall" if smallest is None else f"recall of the smallest class '{smallest}'"
+
+
+def overall_reading(findings: pd.DataFrame, recall_name: str = "minority recall") -> str:
     """The study's answer in a few sentences, by the fixed rules of this module's docstring."""
     if findings.empty:
         return "Only the real-only arm was run: there is no augmentation to judge."
@@ -181,7 +197,7 @@ def overall_reading(findings: pd.DataFrame) -> str:
     threshold = evaluated[(evaluated["recall_direction"] == "up") & (evaluated["auc_direction"] == "none")]
     if len(threshold):
         deltas = "/".join(_fmt(d) for d in threshold["recall_delta"])
-        sentences.append(f"{_names(list(threshold['arm']))} moved the decision threshold: minority recall "
+        sentences.append(f"{_names(list(threshold['arm']))} moved the decision threshold: {recall_name} "
                          f"{deltas} at an AUC not significantly changed.")
     lost = findings[findings["verdict"].isin(["could not generate", "not evaluated"])
                     | findings["auc"].eq("not evaluated")]

@@ -531,7 +531,9 @@ def _summary_section(evaluation: pd.DataFrame, validation: pd.DataFrame | None, 
     if evaluation.empty:
         return _NO_DATA
     table = findings.arm_findings(evaluation, validation, arms)
-    reading = _paragraph(findings.overall_reading(table), "reading")
+    smallest = findings.smallest_class(cohort)
+    recall_words = findings.recall_words(smallest)
+    reading = _paragraph(findings.overall_reading(table, recall_words), "reading")
     rows = table[["arm", "auc", "minority_recall", "verdict", "why"]].itertuples(index=False)
     lines = [findings.control_findings(arm_verdicts, validation),
              *findings.data_quality_lines(cohort, folds, failures)]
@@ -548,7 +550,7 @@ def _summary_section(evaluation: pd.DataFrame, validation: pd.DataFrame | None, 
     if shown and {"auc", "minority_recall"} & set(evaluated["metric"]):
         verdicts = dict(zip(table["arm"], table["verdict"]))
         forest = _forest_figure(evaluated, shown, verdicts)
-    return (reading + _table(["arm", "Δ AUC vs real", "Δ minority recall vs real", "validation", "why"], rows)
+    return (reading + _table(["arm", "Δ AUC vs real", f"Δ {recall_words} vs real", "validation", "why"], rows)
             + f"<ul>{items}</ul>" + forest + rules)
 
 
@@ -617,9 +619,42 @@ def _evaluation_section(evaluation: pd.DataFrame, folds: pd.DataFrame | None = N
     return notes + note + _table(header, rows) + figures
 
 
+def confusion_matrices(predictions: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per arm, the confusion matrix of a K-class study's predictions pooled over repeats and folds.
+
+    Rows are the true classes, columns the predicted ones (the most probable class), both
+    in the order of the ``proba_<class>`` columns; a case tested in R repeats counts R times.
+    """
+    from radaug.evaluate import probability_classes
+
+    classes = probability_classes(predictions)
+    return {arm: pd.crosstab(pd.Categorical(part["label"].astype(str), classes),
+                             pd.Categorical(part["predicted"].astype(str), classes), dropna=False)
+            for arm, part in predictions.groupby("arm", sort=False)}
+
+
+def _confusion_section(predictions: pd.DataFrame) -> str:
+    """K-class studies: one confusion matrix per arm (they have no single positive class for a ROC curve)."""
+    parts = [_paragraph(
+        "Confusion matrices of the pooled out-of-fold predictions of each arm over all repeats and folds: rows "
+        "are the true classes, columns the predicted class (the most probable one); a case counts once per "
+        "repeat. The recall of a class is its diagonal cell over its row total. (A study with more than two "
+        "classes has no single positive class, so this section shows these instead of ROC curves.)")]
+    matrices = confusion_matrices(predictions)
+    for arm in _ordered(predictions["arm"], (REFERENCE_ARM,)):
+        matrix = matrices[arm]
+        parts.append(f"<h4>{html.escape(str(arm))}</h4>")
+        parts.append(_table(["true \\ predicted", *matrix.columns.astype(str)],
+                            [[label, *(int(v) for v in row)] for label, row in zip(matrix.index.astype(str),
+                                                                                    matrix.to_numpy())]))
+    return "".join(parts)
+
+
 def _roc_section(predictions: pd.DataFrame) -> str:
     if predictions.empty:
         return _NO_DATA
+    if "predicted" in predictions.columns:  # K > 2 classes
+        return _confusion_section(predictions)
     fig = Figure(figsize=(5.5, 5.2), layout="constrained")
     ax = fig.add_subplot()
     for i, arm in enumerate(_ordered(predictions["arm"], (REFERENCE_ARM,))):

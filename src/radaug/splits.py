@@ -381,7 +381,10 @@ def check_folds(folds: pd.DataFrame, cases: pd.DataFrame) -> None:
                 raise LeakageError(f"fold {fold_key(repeat, fold)}: identical image content in train and test")
         missing = set(part["label"]) - set(test["label"])
         if missing:
-            raise LeakageError(f"fold {fold_key(repeat, fold)}: test set has no case of class(es) {sorted(missing)}")
+            raise LeakageError(
+                f"fold {fold_key(repeat, fold)}: test set has no case of class(es) {sorted(missing)}: the cohort has "
+                "too few independent groups (patients, manifest groups, near-duplicates) of that class to give "
+                "every test fold one. Use fewer folds (split.folds) or add patients of that class.")
 
 
 def check_training_input(folds: pd.DataFrame, cases: pd.DataFrame, repeat: int, fold: int,

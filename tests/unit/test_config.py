@@ -21,7 +21,8 @@ def test_defaults_are_filled():
     assert "split" not in MINIMAL  # input untouched
 
 
-@pytest.mark.parametrize("path", ["config.yaml", "config/smoke.yaml", "config/phantom.yaml", "config/phantom3d.yaml"])
+@pytest.mark.parametrize("path", ["config.yaml", "config/smoke.yaml", "config/phantom.yaml", "config/phantom3d.yaml",
+                                  "config/phantom_multiclass.yaml"])
 def test_shipped_configs_validate(path):
     load_config(REPO / path, base_dir=REPO)
 
@@ -166,3 +167,17 @@ def test_makefile_uses_the_study_name_of_a_flow_style_config(tmp_path):
     out = subprocess.run(["make", "-n", "-C", str(repo), "verify", "STUDY=given", f"BIN={bin_dir}"],
                          capture_output=True, text=True, env=env)
     assert f"{bin_dir}/radaug verify results/given" in out.stdout, out.stdout + out.stderr
+
+
+def test_more_than_two_classes_validate_and_a_small_class_is_named():
+    """Issue 23: data.classes takes K >= 2 labels; a class with fewer patients than folds is named."""
+    cfg = copy.deepcopy(MINIMAL)
+    cfg["data"]["classes"] = ["benign", "malignant", "borderline"]
+    cfg["data"]["phantom"] = {"n_patients": {"benign": 10, "malignant": 8, "borderline": 6}}
+    assert validate_config(cfg)["data"]["classes"] == ["benign", "malignant", "borderline"]
+    cfg["data"]["phantom"]["n_patients"]["borderline"] = 3
+    with pytest.raises(ConfigError, match="class 'borderline' has only 3 patient"):
+        validate_config(cfg)
+    cfg["data"]["classes"] = ["benign"]
+    with pytest.raises(ConfigError, match="data.classes"):
+        validate_config(cfg)

@@ -110,3 +110,15 @@ def test_control_and_data_quality_lines():
     assert lines[0].startswith("Leakage: 5 cases in 3 groups") and "3 cases in 1 multi-case groups, the largest 3" in lines[0]
     assert lines[1] == "Truncated ROIs: 1 of 5 cases."
     assert lines[2].startswith("Feature extraction failed for 1 synthetic")
+
+
+def test_k_class_summary_names_the_smallest_class():
+    """Issue 23: with more than two classes the summary names the smallest class's recall."""
+    three = pd.DataFrame({"label": ["a"] * 5 + ["b"] * 3 + ["c"] * 2})
+    assert findings.smallest_class(three) == "c"
+    assert findings.smallest_class(three.iloc[:8]) is None  # two classes: "minority recall"
+    assert findings.recall_words(None) == "minority recall"
+    table = pd.DataFrame([{"arm": "oracle", "auc": "+0.01", "minority_recall": "+0.30", "verdict": "pass", "why": "",
+                           "auc_direction": "none", "recall_direction": "up", "recall_delta": 0.3}])
+    reading = findings.overall_reading(table, findings.recall_words("c"))
+    assert "moved the decision threshold: recall of the smallest class 'c' +0.30" in reading

@@ -123,6 +123,29 @@ def test_never_trains_on_a_test_fold_case(name, cohort):
     assert model.step == 0 and model.intensity is None  # refused before any training
 
 
+@pytest.mark.parametrize("n_classes", [3, 4])
+def test_conditions_on_more_than_two_classes(name, n_classes, tmp_path):
+    """K-class studies: a model trains on labels 0 .. K-1 and samples each class reproducibly (2D, 2 steps)."""
+    rng = np.random.default_rng(n_classes)
+    labels = np.arange(4 * n_classes) % n_classes
+    names = ["benign", "malignant", "borderline", "borderline"]  # the phantom has three classes; the 4th reuses one
+    pairs = [phantom_case(rng, names[c], "fine", dim=2, size=SIZE) for c in labels]
+    images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    model = get_model(name, patch_size=SIZE, n_classes=n_classes, spatial_dims=2, **TINY)
+    log = model.fit(images, masks, labels.astype(np.int64), steps=2, seed=1, **FIT)
+    assert np.isfinite(log.drop(columns="step").to_numpy()).all()
+    requested = np.arange(n_classes).repeat(2)
+    kwargs = {"masks": masks[:len(requested)]} if model.condition_on_mask else {}
+    drawn = model.sample(requested, seed=5, **kwargs)
+    assert drawn[0].shape == (len(requested), SIZE, SIZE) and np.isfinite(drawn[0]).all()
+    for x, y in zip(model.sample(requested, seed=5, **kwargs), drawn):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        model.sample(np.array([n_classes]), seed=5, **({"masks": masks[:1]} if model.condition_on_mask else {}))
+    model.save(tmp_path / "model.pt")
+    assert load_model(tmp_path / "model.pt").n_classes == n_classes
+
+
 _TRAIN_SCRIPT = textwrap.dedent("""
     import sys, torch
     sys.path.insert(0, {tests!r})

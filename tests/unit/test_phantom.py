@@ -105,7 +105,7 @@ def test_zero_separation_makes_the_label_invisible():
 def class_statistics(separation, dim=2, size=64, n=40):
     """Mean solidity and median within-lesion HU std per class over ``n`` non-rare cases."""
     out = {}
-    for label in LABELS:
+    for label in ("benign", "malignant"):  # the borderline class has its own test
         shapes, spreads = [], []
         for seed in range(n):
             image, mask = case(seed, label, SUBTYPES[seed % 2], dim=dim, size=size, separation=separation)
@@ -270,3 +270,30 @@ def test_invalid_case_arguments_name_the_key():
         case(0, "unknown")
     with pytest.raises(ConfigError, match="subtype"):
         case(0, "benign", "smooth")
+
+
+def test_borderline_lesions_are_darker_and_more_homogeneous_with_the_benign_shape():
+    """Issue 23: the third class has a distinct, known texture effect (mean -20 h HU, sd x exp(-0.5 h))."""
+    means, spreads, shapes = {}, {}, {}
+    for label in ("benign", "borderline"):
+        cases = [case(seed, label, "fine", separation=1.0) for seed in range(30)]
+        means[label] = np.median([image[mask == 1].mean() for image, mask in cases])
+        spreads[label] = np.median([image[mask == 1].std() for image, mask in cases])
+        shapes[label] = [mask for _, mask in cases]
+    assert means["borderline"] < means["benign"] - 12  # planted: 20 HU darker
+    assert spreads["borderline"] < 0.8 * spreads["benign"]  # planted: sd x exp(-0.5) = 0.61
+    # the same random state draws the same (benign) shape: only the texture differs
+    assert all(np.array_equal(a, b) for a, b in zip(shapes["benign"], shapes["borderline"]))
+    zero = case(3, "borderline", separation=0.0), case(3, "benign", separation=0.0)
+    assert np.array_equal(zero[0][0], zero[1][0])
+
+
+def test_a_third_class_leaves_the_two_class_cohort_unchanged(tmp_path):
+    two = make_phantom_cohort(tmp_path / "two", n_patients={"benign": 3, "malignant": 2}, size=16, seed=4)
+    three = make_phantom_cohort(tmp_path / "three", n_patients={"benign": 3, "malignant": 2, "borderline": 2},
+                                size=16, seed=4)
+    assert set(three["label"]) == {"benign", "malignant", "borderline"}
+    kept = three[three["label"] != "borderline"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, two)
+    for rel in two["image"]:
+        assert (tmp_path / "two" / rel).read_bytes() == (tmp_path / "three" / rel).read_bytes()

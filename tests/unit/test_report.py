@@ -448,3 +448,22 @@ def test_classical_samples_are_shown_after_the_generators_with_their_parent_case
     assert "the same on both sides" in samples
     assert closest.count("<figure>") == 3  # cvae, dcgan, classical
     assert "<th>parent case</th>" in closest and "<td>classical-r0f0-00000</td><td>case03</td>" in closest
+
+
+def test_k_class_confusion_matrices_pool_repeats_and_folds():
+    """Issue 23: one confusion matrix per arm, true classes as rows, predicted as columns, in class order."""
+    from radaug.report import _roc_section, confusion_matrices
+
+    classes = ["benign", "malignant", "borderline"]
+    rows = [("real", 0, "benign", "benign"), ("real", 0, "borderline", "benign"), ("real", 1, "borderline", "benign"),
+            ("real", 1, "malignant", "malignant"), ("smote", 0, "borderline", "borderline")]
+    predictions = pd.DataFrame([{"arm": a, "repeat": r, "fold": 0, "case_id": f"c{i}", "label": t, "predicted": p,
+                                 **{f"proba_{c}": float(c == p) for c in classes}}
+                                for i, (a, r, t, p) in enumerate(rows)])
+    matrices = confusion_matrices(predictions)
+    real = matrices["real"]
+    assert list(real.index) == classes and list(real.columns) == classes
+    assert real.loc["borderline", "benign"] == 2 and real.to_numpy().sum() == 4
+    assert matrices["smote"].loc["borderline", "borderline"] == 1
+    html_text = _roc_section(predictions)
+    assert "Confusion matrices" in html_text and html_text.count("<table>") == 2

@@ -182,3 +182,11 @@ def test_on_shortfall_stop_raises_naming_the_reasons():
     with pytest.raises(ValueError, match="on_shortfall"):
         sample_with_quotas(_EmptyMaskModel(), {"a": 2}, ["a"], {"a": (4, 20)}, seed=0, fold="r0f0",
                            model_name="cvae", on_shortfall="ignore")
+
+
+def test_quotas_fill_every_smaller_class_towards_the_largest():
+    """Issue 23: K classes, the same target_ratio and cap_per_case rule for each."""
+    counts = {"grade1": 40, "grade2": 25, "grade3": 10, "grade4": 2}
+    assert rebalancing_quotas(counts) == {"grade1": 0, "grade2": 15, "grade3": 30, "grade4": 8}
+    assert rebalancing_quotas(counts, target_ratio=0.5, cap_per_case=10) == {
+        "grade1": 0, "grade2": 0, "grade3": 10, "grade4": 18}

@@ -88,3 +88,16 @@ def test_grouped_halves_keep_groups_whole_balanced_and_seeded():
     a, b = grouped_halves([str(i) for i in range(9)], seed=0)
     assert (len(a), len(b)) == (5, 4) or (len(a), len(b)) == (4, 5)
     assert grouped_halves([], seed=0)[0].size == 0
+
+
+def test_three_class_folds_test_every_class_and_a_small_class_is_named():
+    """Issue 23: stratified grouped folds over K classes; too few groups of a class names it."""
+    cases = _cases(60)
+    cases["label"] = ["a", "b", "c"] * 20
+    cases["patient_id"] = [f"p{i:03d}" for i in range(60)]
+    folds = make_folds(cases, folds=4, seed=1)
+    test = folds[folds["role"] == "test"].groupby(["fold", "label"]).size().unstack(fill_value=0)
+    assert (test >= 4).all(axis=None), test
+    few = cases[(cases["label"] != "c") | (cases.index < 9)]  # 3 patients of class c
+    with pytest.raises(ConfigError, match="'c': 3"):
+        make_folds(few, folds=4)

@@ -20,6 +20,7 @@ rule evaluate:
     params:
         code=code("evaluate"),
         positive_class=config["data"]["classes"][1],
+        classes=config["data"]["classes"],
         classifier=config["evaluation"]["classifier"],
         target_ratio=config["sampling"]["target_ratio"],
         cap_per_case=config["sampling"]["cap_per_case"],

@@ -5,7 +5,7 @@ evaluated: its tables have no rows, and the evaluation summary says why.
 """
 import pandas as pd
 
-from radaug.evaluate import PER_FOLD_COLUMNS, PREDICTION_COLUMNS, evaluate_arm
+from radaug.evaluate import evaluate_arm, per_fold_columns, prediction_columns
 from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
 from radaug.sampling import shortfall_notes
@@ -15,8 +15,8 @@ def main(smk):
     short = shortfall_notes(read_tables(smk.input.sampling), [smk.wildcards.arm])
     if short:
         log.warning("arm %s is not evaluated: %s", smk.wildcards.arm, short[smk.wildcards.arm])
-        write_csv(smk.output.per_fold, pd.DataFrame(columns=list(PER_FOLD_COLUMNS)))
-        write_csv(smk.output.predictions, pd.DataFrame(columns=list(PREDICTION_COLUMNS)))
+        write_csv(smk.output.per_fold, pd.DataFrame(columns=list(per_fold_columns(smk.params.classes))))
+        write_csv(smk.output.predictions, pd.DataFrame(columns=list(prediction_columns(smk.params.classes))))
         return
     real = read_table(smk.input.real)
     folds = read_table(smk.input.folds)
@@ -27,7 +27,8 @@ def main(smk):
     if smk.input.invariance:
         invariance = read_tables(smk.input.invariance)
     per_fold, predictions = evaluate_arm(
-        real, folds, smk.wildcards.arm, positive_class=smk.params.positive_class, arm_data=arm_data,
+        real, folds, smk.wildcards.arm, positive_class=smk.params.positive_class, classes=smk.params.classes,
+        arm_data=arm_data,
         classifier=smk.params.classifier, invariance=invariance, target_ratio=smk.params.target_ratio,
         cap_per_case=smk.params.cap_per_case, seed=smk.params.seed,
     )

@@ -18,6 +18,11 @@ Classes (:data:`LABELS`) differ in shape and texture by an amount set by
 ``m = separation`` for malignant, so ``separation = 0`` makes the label invisible
 (same random state gives the same arrays for both labels) and ``separation = 1``
 gives a strong effect; per-case random variation makes the classes overlap.
+The third class, ``"borderline"`` (for studies with more than two classes), has
+the benign shape and its own texture effect ``h = separation``: lesion mean about
+``LESION_HU - 20 h`` HU and ``sd`` about ``10 * exp(-0.5 h)`` HU, so borderline
+lesions are darker and more homogeneous than benign ones (malignant: brighter and
+more heterogeneous); ``separation = 0`` makes it identical to benign too.
 
 * **Shape**: the lesion radius along direction ``u`` is
   ``r0 * (1 + sum_j a_j cos(k_j * angle(u, v_j)))`` (four harmonics, ``k_j`` in
@@ -67,7 +72,8 @@ from scipy import ndimage
 from radaug.errors import ConfigError
 from radaug.io import atomic_path, write_csv
 
-LABELS = ("benign", "malignant")
+LABELS = ("benign", "malignant", "borderline")
+"""Phantom classes; the third is appended so a two-class cohort keeps its seeds and patient numbers."""
 SUBTYPES = ("fine", "coarse", "rare")
 RARE_SUBTYPE = "rare"
 IMAGE_FORMATS = ("nii.gz", "nii", "nrrd", "mha")
@@ -149,7 +155,7 @@ def phantom_case(
     ----------
     rng : numpy.random.Generator
         Source of randomness; the same state and arguments give identical arrays.
-    label : {"benign", "malignant"}
+    label : {"benign", "malignant", "borderline"}
         Lesion class.
     subtype : {"fine", "coarse", "rare"}
         Lesion texture subtype.
@@ -176,12 +182,13 @@ def phantom_case(
     elif len(body.semi_axes) != dim:
         raise ConfigError(f"body has {len(body.semi_axes)} semi-axes but dim={dim}; pass a Body made for dim={dim}")
     m = separation if label == "malignant" else 0.0
+    hypodense = separation if label == "borderline" else 0.0
     shape = (size,) * dim
 
     inside_body = _body_mask(body, shape)
     tissue = body.tissue_hu + body.noise_hu * _unit_noise(rng, shape, sigma=1.0)
     lesion = _lesion_mask(rng, inside_body, m)
-    lesion_hu = _lesion_texture(rng, lesion, subtype, m)
+    lesion_hu = _lesion_texture(rng, lesion, subtype, m, hypodense)
 
     image = np.full(shape, AIR_HU, dtype=np.float32)
     image[inside_body] = tissue[inside_body]
@@ -363,10 +370,19 @@ def _lesion_mask(rng: np.random.Generator, inside_body: np.ndarray, m: float) ->
     return components == components[tuple(centre)]
 
 
-def _lesion_texture(rng: np.random.Generator, lesion: np.ndarray, subtype: str, m: float) -> np.ndarray:
-    """Lesion HU over the whole grid (only values inside ``lesion`` are used)."""
-    mean = LESION_HU + 15.0 * m + rng.normal(0.0, 10.0)
-    sd = 10.0 * np.exp(0.5 * m + rng.normal(0.0, 0.3))
+def _lesion_texture(rng: np.random.Generator, lesion: np.ndarray, subtype: str, m: float,
+                    hypodense: float = 0.0) -> np.ndarray:
+    """Lesion HU over the whole grid (only values inside ``lesion`` are used).
+
+    ``m`` is the malignant shift (brighter, more heterogeneous), ``hypodense`` the
+    borderline one (darker, more homogeneous); at most one of them is non-zero.
+    """
+    if hypodense:
+        mean = LESION_HU - 20.0 * hypodense + rng.normal(0.0, 10.0)
+        sd = 10.0 * np.exp(-0.5 * hypodense + rng.normal(0.0, 0.3))
+    else:
+        mean = LESION_HU + 15.0 * m + rng.normal(0.0, 10.0)
+        sd = 10.0 * np.exp(0.5 * m + rng.normal(0.0, 0.3))
     hu = mean + sd * _unit_noise(rng, lesion.shape, _TEXTURE_SIGMA[subtype])
     if subtype == RARE_SUBTYPE:
         hu += _calcifications(rng, lesion)
