@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from radaug.provenance import study_version
 from radaug import duplicates as dup
@@ -616,6 +615,8 @@ def _evaluation_section(evaluation: pd.DataFrame, folds: pd.DataFrame | None = N
 def _roc_section(predictions: pd.DataFrame) -> str:
     if predictions.empty:
         return _NO_DATA
+    from sklearn.metrics import roc_auc_score, roc_curve  # only the study report draws ROC curves
+
     fig = Figure(figsize=(5.5, 5.2), layout="constrained")
     ax = fig.add_subplot()
     for i, arm in enumerate(_ordered(predictions["arm"], (REFERENCE_ARM,))):
