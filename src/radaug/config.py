@@ -7,14 +7,18 @@ stops the run before any job, with a message naming the key and the fix.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import jsonschema
 import yaml
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_FILE = "config.schema.yaml"
 BUILTIN_ARMS = ("real", "oversample", "smote")
@@ -40,6 +44,15 @@ def schema() -> dict:
     return yaml.safe_load(text)
 
 
+@functools.cache
+def _validator_class():
+    """The schema validator that fills defaults; jsonschema is imported here, on first
+    validation, not by every job that imports this module for a constant."""
+    import jsonschema
+
+    return _fill_defaults(jsonschema.Draft202012Validator)
+
+
 def _fill_defaults(validator_class):
     """Extend a validator so it fills ``default`` values while validating (jsonschema FAQ recipe)."""
     validate_properties = validator_class.VALIDATORS["properties"]
@@ -51,10 +64,9 @@ def _fill_defaults(validator_class):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
+    import jsonschema
+
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-_Validator = _fill_defaults(jsonschema.Draft202012Validator)
 
 
 def _key(path) -> str:
@@ -97,7 +109,7 @@ def validate_config(config: dict, *, base_dir: str | Path = ".") -> dict:
         Naming the offending key and the fix.
     """
     config = copy.deepcopy(config) if config is not None else {}
-    errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator_class()(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError("\n".join(_schema_error_message(e) for e in errors))
     _check_semantics(config, Path(base_dir))

@@ -19,27 +19,18 @@ The leakage invariants are checked in code for every fold and break the run with
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn.base import BaseEstimator
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.feature_selection import SelectKBest, SelectorMixin, VarianceThreshold, f_classif
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
-from sklearn.utils.validation import validate_data
-from statsmodels.stats.multitest import multipletests
 
 from radaug.config import BUILTIN_ARMS, arm_components
 from radaug.errors import LeakageError, RadaugError
 from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 MODELS = ("logistic_regression", "random_forest", "svm")
 SELECTIONS = ("univariate", "l1")
@@ -98,95 +89,9 @@ SUMMARY_COLUMNS = (
 )
 """Contract columns first (``arm`` … ``n_folds``), then the additional statistics."""
 
-
-class _SelectUpToK(SelectorMixin, BaseEstimator):
-    """Keep the ``k`` features with the largest ANOVA F statistic, or all when fewer remain.
-
-    Unlike :class:`~sklearn.feature_selection.SelectKBest`, ``k`` is clipped to the
-    number of features that reach this step, which is only known at fit time
-    (earlier steps of the pipeline may drop constant features).
-    """
-
-    def __init__(self, k: int = 20):
-        self.k = k
-
-    def fit(self, X, y):
-        X, y = validate_data(self, X, y)
-        self.selector_ = SelectKBest(f_classif, k=min(self.k, X.shape[1])).fit(X, y)
-        return self
-
-    def _get_support_mask(self):
-        return self.selector_.get_support()
-
-
-class _SelectL1(SelectorMixin, BaseEstimator):
-    """Keep the features with non-zero weight in an L1-penalised logistic regression.
-
-    At most ``k`` of them (the largest absolute weights); when the penalty zeroes
-    every weight, the single feature with the largest weight magnitude of a weaker
-    penalty (``C × 100``) is kept, so the model after this step always has input.
-    Tibshirani (1996), doi:10.1111/j.2517-6161.1996.tb02080.x.
-    """
-
-    def __init__(self, k: int | None = 20, C: float = 1.0):
-        self.k = k
-        self.C = C
-
-    def fit(self, X, y):
-        X, y = validate_data(self, X, y)
-        weights = np.abs(self._weights(X, y, self.C))
-        if not np.any(weights > 0):
-            weights = np.abs(self._weights(X, y, self.C * 100))
-            keep = np.zeros(X.shape[1], dtype=bool)
-            keep[int(np.argmax(weights))] = True
-            self.support_ = keep
-            return self
-        order = np.argsort(-weights, kind="stable")
-        n = int(np.sum(weights > 0)) if self.k is None else min(self.k, int(np.sum(weights > 0)))
-        keep = np.zeros(X.shape[1], dtype=bool)
-        keep[order[:n]] = True
-        self.support_ = keep
-        return self
-
-    @staticmethod
-    def _weights(X, y, C):
-        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, max_iter=5000)
-        if np.unique(y).size > 2:  # liblinear is binary: one L1 model per class, a feature's largest weight
-            fitted = OneVsRestClassifier(model).fit(X, y)
-            return np.max([np.abs(e.coef_[0]) for e in fitted.estimators_], axis=0)
-        return model.fit(X, y).coef_[0]
-
-    def _get_support_mask(self):
-        return self.support_
-
-
-class _CorrelationFilter(SelectorMixin, BaseEstimator):
-    """Drop features highly correlated with an earlier kept feature.
-
-    Features are visited in column order; one is kept unless its absolute Pearson
-    correlation with an already kept feature exceeds ``threshold`` (fitted on the
-    training rows only). Constant columns are kept here (a variance filter removes
-    them earlier in :func:`build_classifier`).
-    """
-
-    def __init__(self, threshold: float = 0.95):
-        self.threshold = threshold
-
-    def fit(self, X, y=None):
-        X = validate_data(self, X)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = np.abs(np.corrcoef(X, rowvar=False)) if X.shape[1] > 1 else np.ones((1, 1))
-        corr = np.nan_to_num(np.atleast_2d(corr), nan=0.0)
-        keep: list[int] = []
-        for j in range(X.shape[1]):
-            if all(corr[j, i] <= self.threshold for i in keep):
-                keep.append(j)
-        self.support_ = np.zeros(X.shape[1], dtype=bool)
-        self.support_[keep] = True
-        return self
-
-    def _get_support_mask(self):
-        return self.support_
+# scikit-learn, scipy.stats and statsmodels are imported in the functions that use them: a job
+# that imports this module for one helper (validation, the evaluation summary, the report) does
+# not pay seconds of imports for the classifier or the statistics it never runs.
 
 
 def build_classifier(
@@ -237,6 +142,17 @@ def build_classifier(
         enabled), ``scale``, ``select`` (unless univariate with ``k_features=None``)
         and ``model``.
     """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.feature_selection import VarianceThreshold
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    from radaug.selectors import CorrelationFilter, SelectL1, SelectUpToK
+
     valid_k = isinstance(k_features, int) and not isinstance(k_features, bool) and k_features >= 1
     if k_features is not None and not valid_k:
         raise ValueError(f"k_features must be a positive integer or None, got {k_features!r}")
@@ -257,12 +173,12 @@ def build_classifier(
         ("variance", VarianceThreshold()),
     ]
     if correlation_threshold is not None:
-        steps.append(("correlation", _CorrelationFilter(threshold=correlation_threshold)))
+        steps.append(("correlation", CorrelationFilter(threshold=correlation_threshold)))
     steps.append(("scale", StandardScaler()))
     if selection == "l1":
-        steps.append(("select", _SelectL1(k=k_features, C=C)))
+        steps.append(("select", SelectL1(k=k_features, C=C)))
     elif k_features is not None:
-        steps.append(("select", _SelectUpToK(k=k_features)))
+        steps.append(("select", SelectUpToK(k=k_features)))
     steps.append(("model", estimator))
     return Pipeline(steps)
 
@@ -387,6 +303,8 @@ def smote(
         A class that needs new rows has fewer than two training cases.
     """
     from imblearn.over_sampling import SMOTE
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import StandardScaler
 
     features = feature_columns(train_real)
     counts = _class_counts(train_real)
@@ -889,6 +807,8 @@ def corrected_resampled_ttest(differences, n_train: float, n_test: float) -> tup
     mean = differences.mean()
     if np.all(differences == differences[0]):  # zero variance (tested exactly: var() rounds)
         return float("nan"), (1.0 if mean == 0 else float("nan"))
+    from scipy import stats
+
     t = mean / np.sqrt((1 / n + n_test / n_train) * differences.var(ddof=1))
     return float(t), float(2 * stats.t.sf(abs(t), n - 1))
 
@@ -927,6 +847,8 @@ def _corrected_interval(values: np.ndarray, n_train: float, n_test: float,
     scale = np.sqrt((1.0 / values.size + n_test / n_train) * values.var(ddof=1))
     if scale == 0:
         return float(mean), float(mean)
+    from scipy import stats
+
     low, high = stats.t.interval(confidence, values.size - 1, loc=mean, scale=scale)
     return float(max(low, 0.0)), float(min(high, 1.0))
 
@@ -1229,6 +1151,8 @@ def holm_adjusted(p_values) -> np.ndarray:
     adjusted = np.full(p.shape, np.nan)
     if not tested.any():
         return adjusted
+    from statsmodels.stats.multitest import multipletests
+
     gc.freeze()
     try:
         adjusted[tested] = multipletests(p[tested], method="holm")[1]

@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.figure import Figure
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from radaug.provenance import study_version
 from radaug import duplicates as dup
@@ -655,6 +654,8 @@ def _roc_section(predictions: pd.DataFrame) -> str:
         return _NO_DATA
     if "predicted" in predictions.columns:  # K > 2 classes
         return _confusion_section(predictions)
+    from sklearn.metrics import roc_auc_score, roc_curve  # only the study report draws ROC curves
+
     fig = Figure(figsize=(5.5, 5.2), layout="constrained")
     ax = fig.add_subplot()
     for i, arm in enumerate(_ordered(predictions["arm"], (REFERENCE_ARM,))):

@@ -44,3 +44,24 @@ def test_dag_benchmark_names_every_arm_the_config_allows():
 
     arms = all_arms()
     assert {"real", "oversample", "smote", "classical", "cvae", "dcgan", "lsgan", "wgan_gp"} <= set(arms)
+
+
+def test_job_overhead_concurrency_splits_wall_time_by_running_jobs():
+    from benchmarks.bench_job_overhead import concurrency
+
+    # a alone 0-2, a+b 2-3, b alone 3-5, nothing 5-6 and before 0
+    spans = [("a", 10.0, 13.0), ("b", 12.0, 15.0)]
+    by_level, alone = concurrency(spans, 9.0, 16.0)
+    assert by_level == {0: 2.0, 1: 4.0, 2: 1.0}
+    assert alone == {"a": 2.0, "b": 2.0}
+
+
+def test_job_overhead_maps_rules_to_their_scripts():
+    from benchmarks.bench_job_overhead import REPO, rule_scripts, script_imports
+
+    scripts = rule_scripts()
+    assert scripts["features_real_table"] == "concat_tables"
+    assert scripts["validate_controls"] == "validate"
+    assert "all" not in scripts  # no script
+    assert all((REPO / "workflow/scripts" / f"{s}.py").is_file() for s in scripts.values())
+    assert "from radaug.evaluate import" in script_imports(REPO / "workflow/scripts/evaluate.py")

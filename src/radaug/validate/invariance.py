@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 ICC_COLUMNS = ("icc1", "icc1_low", "icc1_high", "icc3", "icc3_low", "icc3_high")
 INVARIANCE_COLUMNS = ("repeat", "fold", "feature", *ICC_COLUMNS, "robust")  # (contract) invariance/<fold>.csv
@@ -90,6 +89,8 @@ def icc(values: np.ndarray, alpha: float = 0.05) -> dict[str, np.ndarray]:
                          "targets first (feature_iccs does, per feature)")
     if not 0 < alpha < 1:
         raise ValueError(f"icc: alpha must be in (0, 1), got {alpha}")
+    from scipy import stats  # here, not at module level: the perturbation jobs import this module for ids only
+
     n, k = y.shape[:2]
     ms = mean_squares(y)
     with np.errstate(divide="ignore", invalid="ignore"):
