@@ -152,14 +152,44 @@ def control_findings(arm_verdicts: pd.DataFrame | None, validation: pd.DataFrame
             missed = cells[cells["metric"].isin(EXPECTED_FAILURES[r.arm]) & (cells["verdict"] != "fail")]
             what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
                              for m, n in missed.groupby("metric", sort=True).size().items())
-            details.append(f"{r.arm} passed gates designed to fail it ({what or 'see the validation section'})")
+            details.append(f"{r.arm} passed gates designed to fail it ({what or 'see the validation section'})"
+                           + _underpowered(missed))
         else:
             failed = cells[cells["verdict"] == "fail"]
             what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
                              for m, n in failed.groupby("metric", sort=True).size().items())
-            details.append(f"{r.arm} failed {what or str(r.failing_metrics).replace(';', ', ')}")
+            details.append(f"{r.arm} failed {what or str(r.failing_metrics).replace(';', ', ')}"
+                           + _chance_failures(cells, failed))
     return (f"Controls: {len(controls) - len(bad)} of {len(controls)} behaved as designed; not: "
             f"{'; '.join(details)}. Read the validation verdicts with this in mind.")
+
+
+def _underpowered(missed: pd.DataFrame) -> str:
+    """Where a negative control's missed gates could not have failed it: no power at those cells' sizes.
+
+    A missed cell is *underpowered* when its ``min_detectable`` (radaug.validate.null) says the gate
+    misses even the largest simulated defect of its kind at that cell's sizes.
+    """
+    if "min_detectable" not in missed.columns or missed.empty:
+        return ""
+    weak = missed[missed["min_detectable"].fillna("").astype(str).str.startswith("none up to")]
+    if weak.empty:
+        return ""
+    sizes = f"{int(weak['n_reference'].min())}-{int(weak['n_reference'].max())}" \
+        if "n_reference" in weak.columns else "these"
+    return (f"; underpowered in {len(weak)} of those {len(missed)} (with {sizes} real training cases the "
+            f"gate misses even its largest simulated defect)")
+
+
+def _chance_failures(cells: pd.DataFrame, failed: pd.DataFrame) -> str:
+    """How many failing cells real data gives by chance at the null rule's level (``p_adjusted`` present)."""
+    if "p_adjusted" not in cells.columns or not cells["p_adjusted"].notna().any() or failed.empty:
+        return ""
+    n_cells = len(cells[["fold", "class"]].drop_duplicates()) if {"fold", "class"} <= set(cells.columns) else 0
+    n_failed = len(failed[["fold", "class"]].drop_duplicates()) if {"fold", "class"} <= set(failed.columns) else 0
+    return (f" ({n_failed} of {n_cells} cells; the null rule fails real data in at most 5% of cells at the "
+            f"default level 0.05, about {0.05 * n_cells:.1f} cells here, so this alone is not evidence "
+            f"of a broken gate)") if n_cells else ""
 
 
 def _names(arms: Sequence[str]) -> str:
