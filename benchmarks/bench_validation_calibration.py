@@ -19,8 +19,9 @@ is judged with each of:
 Both rules are read off the same rows (the factor rules from value and baseline),
 so their rates compare like with like. The detection AUC (a forest per draw) and
 the power simulation are left out to keep the run short; the null has the
-default 200 draws. Run: ``nice -n 10 .venv/bin/python -m benchmarks.bench_validation_calibration
-[--quick]``; writes ``benchmarks/bench_validation_calibration.json`` and prints
+default 200 draws. Run: ``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m
+benchmarks.bench_validation_calibration [--quick]`` (or parts in parallel with
+``--sizes 10,20,40 --repeats 6,6,6``, then ``--merge``); writes ``benchmarks/bench_validation_calibration.json`` and prints
 the BENCHMARKS.md table.
 """
 
@@ -35,11 +36,12 @@ import numpy as np
 import pandas as pd
 
 SIZES = (10, 20, 40, 100, 300)
-REPEATS = {10: 10, 20: 10, 40: 10, 100: 6, 300: 3}
+REPEATS = {10: 10, 20: 10, 40: 10, 100: 5, 300: 2}
 QUICK_REPEATS = {10: 4, 20: 4, 40: 4, 100: 2, 300: 1}
 POOL = 900
 MODES, WEIGHTS = ["fine", "coarse", "rare"], [0.35, 0.35, 0.30]
 LEVEL = 0.05
+PARTIAL = Path(__file__).resolve().parent / "out" / "calibration_rows.csv"
 CACHE = Path(__file__).resolve().parent / "out" / "phantom_pool.csv"
 PARAMS = Path(__file__).resolve().parents[1] / "workflow/resources/radiomics_2d_ct.yaml"
 
@@ -86,7 +88,7 @@ def _cells(pool: pd.DataFrame, features: list[str], n: int, repeat: int) -> dict
             "shift_0.5sd": shifted, "_train": train, "_holdout": holdout}
 
 
-def run(quick: bool = False) -> pd.DataFrame:
+def run(quick: bool = False, sizes=SIZES, repeats=None) -> pd.DataFrame:
     from radaug.validate.summary import validate_arm
     from radaug.validate.thresholds import merge_thresholds, verdict
 
@@ -95,8 +97,9 @@ def run(quick: bool = False) -> pd.DataFrame:
                                                      "label", "subtype"}]
     rules = merge_thresholds(None)
     rows = []
-    for n in SIZES:
-        for repeat in range((QUICK_REPEATS if quick else REPEATS)[n]):
+    partial = PARTIAL.with_name(f"calibration_rows_{'_'.join(map(str, sizes))}.csv")
+    for n in sizes:
+        for repeat in range((repeats or (QUICK_REPEATS if quick else REPEATS))[n]):
             cells = _cells(pool, features, n, repeat)
             for kind, candidate in cells.items():
                 if kind.startswith("_"):
@@ -112,6 +115,7 @@ def run(quick: bool = False) -> pd.DataFrame:
                                  "verdict": r.verdict, "factor_verdict": factor, "p_value": r.p_value,
                                  "p_adjusted": r.p_adjusted, "seconds": seconds})
             print(f"n={n} repeat={repeat} done", file=sys.stderr, flush=True)
+        partial.write_text(pd.DataFrame(rows).to_csv(index=False))  # what a run cut short still leaves
     return pd.DataFrame(rows)
 
 
@@ -141,9 +145,17 @@ def rates(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
+    """``[--quick] [--sizes 10,20 --repeats 6,6] [--merge]``: run (some sizes), or tabulate the saved rows of runs."""
     argv = sys.argv[1:] if argv is None else argv
     start = time.perf_counter()
-    results = run(quick="--quick" in argv)
+    if "--merge" in argv:
+        results = pd.concat([pd.read_csv(p) for p in sorted(PARTIAL.parent.glob("calibration_rows_*.csv"))])
+    elif "--sizes" in argv:
+        sizes = [int(x) for x in argv[argv.index("--sizes") + 1].split(",")]
+        counts = [int(x) for x in argv[argv.index("--repeats") + 1].split(",")]
+        results = run(sizes=sizes, repeats=dict(zip(sizes, counts)))
+    else:
+        results = run(quick="--quick" in argv)
     table = rates(results)
     path = Path(__file__).resolve().parent / "bench_validation_calibration.json"
     path.write_text(json.dumps({"rows": table.to_dict("records"), "seconds": time.perf_counter() - start,

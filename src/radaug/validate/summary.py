@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from radaug.errors import RadaugError
 from radaug.splits import grouped_halves
@@ -322,12 +323,13 @@ def validate_arm(
                .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
                null_splits, null_detection_splits, detection, power_repeats, level)
         if key not in _NULL_CACHE:
-            null = _null_draws(train, holdout, len(cand), row_groups, tested, distribution, nearest_k=nearest_k,
-                               seed=seed, n_splits=null_splits, n_detection=null_detection_splits if detection else 0,
-                               groups=_groups(train_real, train_real, group_column))
-            min_p = null.min_p()
-            detectable = _power(train, holdout, len(cand), row_groups, null, critical_p(min_p, level), distribution,
-                                nearest_k=nearest_k, seed=seed, repeats=power_repeats) if power_repeats else {}
+            # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
+            # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
+            with threadpool_limits(1):
+                null, min_p, detectable = _null_and_power(
+                    train, holdout, len(cand), row_groups, tested, distribution, nearest_k=nearest_k, seed=seed,
+                    null_splits=null_splits, n_detection=null_detection_splits if detection else 0,
+                    groups=_groups(train_real, train_real, group_column), level=level, power_repeats=power_repeats)
             while len(_NULL_CACHE) >= _NULL_CACHE_SIZE:
                 _NULL_CACHE.pop(next(iter(_NULL_CACHE)))
             _NULL_CACHE[key] = (null, min_p, detectable)
@@ -418,6 +420,17 @@ def _holdout_scores(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarra
         "share_closer_than_holdout": float(np.mean(d_cand[:, 0] < np.quantile(d_hold[:, 0], 0.05))),
         "nndr_ratio": float(np.median(nndr_cand) / nndr_scale) if nndr_scale > 0 else math.nan,
     }
+
+
+def _null_and_power(train, holdout, n_candidate, row_groups, tested, distribution, *, nearest_k, seed, null_splits,
+                    n_detection, groups, level, power_repeats):
+    """The cell's null draws, the min-P null and each gate's ``min_detectable``."""
+    null = _null_draws(train, holdout, n_candidate, row_groups, tested, distribution, nearest_k=nearest_k,
+                       seed=seed, n_splits=null_splits, n_detection=n_detection, groups=groups)
+    min_p = null.min_p()
+    detectable = _power(train, holdout, n_candidate, row_groups, null, critical_p(min_p, level), distribution,
+                        nearest_k=nearest_k, seed=seed, repeats=power_repeats) if power_repeats else {}
+    return null, min_p, detectable
 
 
 def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
@@ -568,7 +581,7 @@ NOTHING_ADDED = "nothing added"
 
 
 def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, arms=None,
-                 could_not_generate: Mapping[str, str] | None = None) -> pd.DataFrame:
+                 could_not_generate: Mapping[str, str] | None = None, level: float = 0.05) -> pd.DataFrame:
     """One verdict per arm over all folds, classes and metrics, for evaluation and report.
 
     Parameters
@@ -598,12 +611,20 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
         Every arm of ``could_not_generate`` gets the verdict
         :data:`radaug.sampling.COULD_NOT_GENERATE` whatever its rows in
         ``summary``, is not evaluated, and its ``note`` says which generator
-        fell short where and why. ``note`` is empty for the other arms.
+        fell short where and why. ``note`` is empty for the other real arms (controls: see ``level``).
     arms
         The arms that were validated (optional); see above.
     could_not_generate
         Arm → note of the arms whose generator fell short of a quota in some
         fold (:func:`radaug.sampling.shortfall_notes`).
+    level
+        Config ``validation.level``. Under the null rule (a ``p_adjusted``
+        column) real data fails up to this share of fold x class cells by
+        design, so the positive control is ``control_ok`` unless its failing
+        cells are more than chance explains (one-sided binomial test at 0.05);
+        its ``note`` gives the count and the chance rate. A negative control's
+        ``note`` names the missed cells where the gate had no power
+        (``min_detectable`` "none up to ...").
     """
     from radaug.sampling import COULD_NOT_GENERATE
     from radaug.validate.controls import CONTROL_ARMS, EXPECTED_FAILURES
@@ -619,11 +640,13 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
         overall = overall_verdict(table["verdict"])
         failing = sorted(set(table.loc[table["verdict"] == "fail", "metric"]))
         control = arm in CONTROL_ARMS
+        note = ""
         if arm == "control_positive":
-            control_ok = "true" if not failing else "false"
+            control_ok, note = _positive_control_ok(table, level)
         elif arm in EXPECTED_FAILURES:
             judged = table[table["metric"].isin(EXPECTED_FAILURES[arm]) & (table["verdict"] != "insufficient")]
             control_ok = "true" if len(judged) and (judged["verdict"] == "fail").all() else "false"
+            note = _underpowered_note(judged[judged["verdict"] != "fail"])
         else:
             control_ok = ""
         evaluate = not control and (overall != "fail" or evaluate_failing_arms)
@@ -637,7 +660,7 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
             "evaluate": evaluate,
             "flagged": evaluate and overall == "fail",
             "control_ok": control_ok,
-            "note": "",
+            "note": note,
         })
     seen = {row["arm"] for row in rows}
     for arm in arms or ():
@@ -645,3 +668,36 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
             rows.append({"arm": arm, "control": False, "verdict": NOTHING_ADDED, "n_fail": 0, "n_warn": 0,
                          "failing_metrics": "", "evaluate": True, "flagged": False, "control_ok": "", "note": ""})
     return pd.DataFrame(rows, columns=ARM_VERDICT_COLUMNS)
+
+
+def _positive_control_ok(table: pd.DataFrame, level: float) -> tuple[str, str]:
+    """``control_ok`` and note of the positive control: no failing cell, or (null rule) no more than chance."""
+    failing = table[table["verdict"] == "fail"]
+    if failing.empty:
+        return "true", ""
+    if "p_adjusted" not in table.columns or not table["p_adjusted"].notna().any() or "fold" not in table.columns:
+        return "false", ""
+    from scipy.stats import binomtest
+
+    judged = table[table["verdict"] != "insufficient"]
+    n_cells = len(judged[["fold", "class"]].drop_duplicates())
+    n_failed = len(failing[["fold", "class"]].drop_duplicates())
+    p = binomtest(n_failed, max(n_cells, n_failed), level, alternative="greater").pvalue
+    note = (f"{n_failed} of {n_cells} cells failed; real data fails up to {level:g} of cells by design "
+            f"(binomial p = {p:.2g} for this many or more)")
+    return ("true" if p > 0.05 else "false"), note
+
+
+def _underpowered_note(missed: pd.DataFrame) -> str:
+    """Where a negative control's gates passed although designed to fail it, and had no power there."""
+    if missed.empty:
+        return ""
+    weak = missed
+    if "min_detectable" in missed.columns:
+        weak = missed[missed["min_detectable"].fillna("").astype(str).str.startswith("none up to")]
+    n = len(missed)
+    if "min_detectable" not in missed.columns or weak.empty:
+        return f"{n} designed failures missed"
+    return (f"{n} designed failures missed, {len(weak)} of them underpowered (the gate misses even its "
+            f"largest simulated defect at that cell's {int(weak['n_reference'].min())}-"
+            f"{int(weak['n_reference'].max())} real training cases)")
