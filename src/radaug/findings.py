@@ -15,7 +15,9 @@ the rules are fixed so that two studies are read alike:
   value against the median real-vs-real baseline over the fold x class cells
   where it failed.
 * **Controls** (from ``validation/arm_verdicts.csv``): whether each control arm
-  behaved as designed (``control_ok``).
+  behaved as designed (``control_ok``); for the positive control under the null
+  rule, whether it failed more cells than chance explains (its ``note``), and for a
+  negative control, where a gate that passed it had no power at that cell's sizes.
 * **Overall reading**: one sentence per rule: which arms improved AUC (or none),
   which lowered it, which moved the decision threshold (minority recall up at
   an AUC not significantly changed), and which passed validation.
@@ -158,8 +160,9 @@ def control_findings(arm_verdicts: pd.DataFrame | None, validation: pd.DataFrame
             failed = cells[cells["verdict"] == "fail"]
             what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
                              for m, n in failed.groupby("metric", sort=True).size().items())
+            note = str(getattr(r, "note", "") or "") if pd.notna(getattr(r, "note", "")) else ""
             details.append(f"{r.arm} failed {what or str(r.failing_metrics).replace(';', ', ')}"
-                           + _chance_failures(cells, failed))
+                           + (f" ({note})" if note else ""))
     return (f"Controls: {len(controls) - len(bad)} of {len(controls)} behaved as designed; not: "
             f"{'; '.join(details)}. Read the validation verdicts with this in mind.")
 
@@ -179,17 +182,6 @@ def _underpowered(missed: pd.DataFrame) -> str:
         if "n_reference" in weak.columns else "these"
     return (f"; underpowered in {len(weak)} of those {len(missed)} (with {sizes} real training cases the "
             f"gate misses even its largest simulated defect)")
-
-
-def _chance_failures(cells: pd.DataFrame, failed: pd.DataFrame) -> str:
-    """How many failing cells real data gives by chance at the null rule's level (``p_adjusted`` present)."""
-    if "p_adjusted" not in cells.columns or not cells["p_adjusted"].notna().any() or failed.empty:
-        return ""
-    n_cells = len(cells[["fold", "class"]].drop_duplicates()) if {"fold", "class"} <= set(cells.columns) else 0
-    n_failed = len(failed[["fold", "class"]].drop_duplicates()) if {"fold", "class"} <= set(failed.columns) else 0
-    return (f" ({n_failed} of {n_cells} cells; the null rule fails real data in at most 5% of cells at the "
-            f"default level 0.05, about {0.05 * n_cells:.1f} cells here, so this alone is not evidence "
-            f"of a broken gate)") if n_cells else ""
 
 
 def _names(arms: Sequence[str]) -> str:

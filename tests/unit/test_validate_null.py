@@ -129,3 +129,52 @@ def test_minimum_detectable_reads_the_first_size_with_enough_power():
     rates = {0.1: 0.2, 0.2: 0.5, 0.3: 0.85, 0.5: 1.0}
     assert minimum_detectable("missing_mode", rates.get) == "a missing mode of >= 30% of cases"
     assert minimum_detectable("missing_mode", lambda s: 0.1).startswith("none up to a missing mode of 50%")
+
+
+def _control_summary(arm, verdicts, *, metric="coverage", with_null=True, detectable="a missing mode of >= 30% of cases"):
+    rows = [{"fold": f"r0f{i // 2}", "arm": arm, "class": i % 2, "metric": metric, "value": 0.9, "baseline": 0.95,
+             "direction": "maximize", "verdict": v, "n_reference": 16, "n_candidate": 16, "n_holdout": 8,
+             "p_value": 0.5, "p_adjusted": 0.9, "n_null": 200, "min_detectable": detectable}
+            for i, v in enumerate(verdicts)]
+    table = pd.DataFrame(rows)
+    return table if with_null else table.drop(columns=["p_value", "p_adjusted", "n_null", "min_detectable"])
+
+
+def test_positive_control_failing_no_more_cells_than_chance_is_ok_and_says_so():
+    from radaug.validate.summary import arm_verdicts
+
+    one_of_40 = _control_summary("control_positive", ["fail"] + ["pass"] * 39)
+    row = arm_verdicts(one_of_40).set_index("arm").loc["control_positive"]
+    assert row["control_ok"] == "true" and "1 of 40 cells failed" in row["note"]
+    many = _control_summary("control_positive", ["fail"] * 8 + ["pass"] * 32)
+    assert arm_verdicts(many).set_index("arm").loc["control_positive", "control_ok"] == "false"
+    factor_rule = _control_summary("control_positive", ["fail"] + ["pass"] * 39, with_null=False)
+    assert arm_verdicts(factor_rule).set_index("arm").loc["control_positive", "control_ok"] == "false"
+
+
+def test_a_negative_control_missed_where_the_gate_had_no_power_is_called_underpowered():
+    from radaug.findings import control_findings
+    from radaug.validate.summary import arm_verdicts
+
+    table = _control_summary("control_negative_shuffle", ["fail", "pass", "fail", "pass"],
+                             detectable="none up to a missing mode of 50% of cases")
+    table.loc[table["verdict"] == "fail", "min_detectable"] = "a missing mode of >= 30% of cases"
+    density = table.assign(metric="density", verdict="fail")
+    verdicts = arm_verdicts(pd.concat([table, density]))
+    row = verdicts.set_index("arm").loc["control_negative_shuffle"]
+    assert row["control_ok"] == "false"
+    assert "2 designed failures missed, 2 of them underpowered" in row["note"]
+    line = control_findings(verdicts, pd.concat([table, density]))
+    assert "underpowered in 2 of those 2" in line
+
+
+def test_the_report_states_the_power_beside_the_verdicts():
+    from radaug.report import power_phrases, render_validation
+
+    table = _control_summary("cvae", ["pass"] * 4)
+    phrases = power_phrases(table, [0, 1])
+    assert phrases[0] == ("With 16 real training cases of class 0 (16 candidate rows): coverage detects "
+                          "a missing mode of >= 30% of cases.")
+    weak = table.assign(min_detectable="none up to a missing mode of 50% of cases")
+    assert "coverage misses even a missing mode of 50% of cases" in power_phrases(weak, [0, 1])[0]
+    assert "Power at these sizes" in render_validation(table, [0, 1])
