@@ -21,7 +21,7 @@ so their rates compare like with like. The detection AUC (a forest per draw) and
 the power simulation are left out to keep the run short; the null has the
 default 200 draws. Run: ``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m
 benchmarks.bench_validation_calibration [--quick]`` (or parts in parallel with
-``--sizes 10,20,40 --repeats 6,6,6``, then ``--merge``); writes ``benchmarks/bench_validation_calibration.json`` and prints
+``--sizes 10,20,40 --repeats 6,6,6 [--start 0]``, then ``--merge``); writes ``benchmarks/bench_validation_calibration.json`` and prints
 the BENCHMARKS.md table.
 """
 
@@ -88,7 +88,7 @@ def _cells(pool: pd.DataFrame, features: list[str], n: int, repeat: int) -> dict
             "shift_0.5sd": shifted, "_train": train, "_holdout": holdout}
 
 
-def run(quick: bool = False, sizes=SIZES, repeats=None) -> pd.DataFrame:
+def run(quick: bool = False, sizes=SIZES, repeats=None, start: int = 0) -> pd.DataFrame:
     from radaug.validate.summary import validate_arm
     from radaug.validate.thresholds import merge_thresholds, verdict
 
@@ -97,9 +97,9 @@ def run(quick: bool = False, sizes=SIZES, repeats=None) -> pd.DataFrame:
                                                      "label", "subtype"}]
     rules = merge_thresholds(None)
     rows = []
-    partial = PARTIAL.with_name(f"calibration_rows_{'_'.join(map(str, sizes))}.csv")
+    partial = PARTIAL.with_name(f"calibration_rows_{'_'.join(map(str, sizes))}_from{start}.csv")
     for n in sizes:
-        for repeat in range((repeats or (QUICK_REPEATS if quick else REPEATS))[n]):
+        for repeat in range(start, start + (repeats or (QUICK_REPEATS if quick else REPEATS))[n]):
             cells = _cells(pool, features, n, repeat)
             for kind, candidate in cells.items():
                 if kind.startswith("_"):
@@ -153,7 +153,8 @@ def main(argv=None) -> None:
     elif "--sizes" in argv:
         sizes = [int(x) for x in argv[argv.index("--sizes") + 1].split(",")]
         counts = [int(x) for x in argv[argv.index("--repeats") + 1].split(",")]
-        results = run(sizes=sizes, repeats=dict(zip(sizes, counts)))
+        first = int(argv[argv.index("--start") + 1]) if "--start" in argv else 0
+        results = run(sizes=sizes, repeats=dict(zip(sizes, counts)), start=first)
     else:
         results = run(quick="--quick" in argv)
     table = rates(results)
