@@ -72,7 +72,10 @@ def test_held_out_real_cases_pass_every_gate(phantom):
     table, images, masks = phantom[0]["held_out_real"]
     summary = _validate(phantom, table, images, masks)
     assert len(summary) == 18  # every metric, the image-space ones included
-    assert (summary["verdict"] == "pass").all(), summary[summary["verdict"] != "pass"]
+    # Null rule: real data fails a cell at most 5% of the time and warns (adjusted p <= 0.10)
+    # a little more often; strong_pairs_kept warns here (adjusted p between 0.05 and 0.10).
+    assert (summary["verdict"] != "fail").all(), summary[summary["verdict"] == "fail"]
+    assert (summary["verdict"] == "pass").sum() >= 17, summary[summary["verdict"] != "pass"]
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -133,8 +136,11 @@ def test_voxel_shuffled_training_cases_fail_the_manifold_gates(phantom):
         assert summary.loc[gate, "verdict"] == "fail", gate
     # With 60 cases per set, the distribution gates see the texture shift too (the smoke
     # study's 8-case classes cannot, so these are not required of the control).
-    for gate in ("ks_fdr", "frechet_means_distance", "detection_auc"):
+    for gate in ("frechet_means_distance", "detection_auc"):
         assert summary.loc[gate, "verdict"] == "fail", gate
+    # KS failed under the factor rules; under the null rule's adjustment across 14 gates it only warns
+    # at 60 cases (a measured loss of power, README Limitations).
+    assert summary.loc["ks_fdr", "verdict"] in ("fail", "warn")
     # Not a copy in feature space, and still a plausible image.
     for gate in ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio", "implausible_share"):
         assert summary.loc[gate, "verdict"] == "pass", gate
