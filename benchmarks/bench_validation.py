@@ -14,6 +14,11 @@ Figures (rows of the benchmark contract):
   where its full distance matrices fit (1,000 and 5,000); ``ratio`` is
   radaug / prdc measured in the same run (time: ``<= 1.5`` wanted, memory: ``< 1``).
 
+* ``null_validation_seconds_<n>``: one cell's ``validate_arm`` (``n`` training
+  and candidate rows) with the null distributions and power of issue 21 at
+  their defaults; ``ratio``: over the same cell without them (before issue 21),
+  same run.
+
 Run alone: ``.venv/bin/python -m benchmarks.bench_validation [--quick]``.
 ``quick`` skips the 50,000 size (about 3 × 50k × 50k × 100 multiply-adds).
 """
@@ -76,8 +81,41 @@ def _full_validation_seconds() -> float:
     return time.perf_counter() - start
 
 
+def _null_cost(n_train: int, n_holdout: int) -> tuple[float, float]:
+    """Seconds of one cell's ``validate_arm`` with the default null and power, and without (factor rules only).
+
+    Both in the same process on the same data: ``null_splits=0, power_repeats=0``
+    is the validation before issue 21 (values and baselines only).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from radaug.validate import validate_arm
+    from radaug.validate.summary import _NULL_CACHE
+
+    rng = np.random.default_rng(2)
+    columns = [f"f{i}" for i in range(N_FEATURES)]
+    mixing = rng.normal(size=(N_FEATURES, N_FEATURES)) / np.sqrt(N_FEATURES)
+    draw = lambda n: pd.DataFrame(rng.normal(size=(n, N_FEATURES)) @ mixing, columns=columns)  # noqa: E731
+    train, holdout, candidate, other = draw(n_train), draw(n_holdout), draw(n_train), draw(n_train)
+    seconds = []
+    for options in ({"null_splits": 0, "power_repeats": 0}, {}):
+        _NULL_CACHE.clear()
+        start = time.perf_counter()
+        validate_arm(train, holdout, candidate, feature_columns=columns, train_other=other, seed=0, **options)
+        seconds.append(time.perf_counter() - start)
+    return seconds[1], seconds[0]
+
+
 def run(quick: bool = False) -> list[dict]:
-    rows = [_row("full_validation_seconds", _full_validation_seconds(), "s", target="<= 60",
+    rows = []
+    for n_train, n_holdout in ((64, 16),) if quick else ((64, 16), (320, 80)):
+        with_null, without = _null_cost(n_train, n_holdout)
+        rows.append(_row(f"null_validation_seconds_{n_train}", with_null, "s", without, None,
+                         f"validate_arm of one cell ({n_train} train / {n_train} candidate / {n_holdout} holdout, "
+                         f"{N_FEATURES} features) with the default null (200 draws, 10 for detection AUC) and "
+                         "power (20 repeats); reference: the same cell without null and power, same run"))
+    rows += [_row("full_validation_seconds", _full_validation_seconds(), "s", target="<= 60",
                  notes="validate_arm, 1000 train / 1000 synthetic / 250 holdout / 1000 other-class rows, "
                        "100 features, all feature-space metrics")]
     for n in (1000, 5000):

@@ -15,7 +15,9 @@ the rules are fixed so that two studies are read alike:
   value against the median real-vs-real baseline over the fold x class cells
   where it failed.
 * **Controls** (from ``validation/arm_verdicts.csv``): whether each control arm
-  behaved as designed (``control_ok``).
+  behaved as designed (``control_ok``); for the positive control under the null
+  rule, whether it failed more cells than chance explains (its ``note``), and for a
+  negative control, where a gate that passed it had no power at that cell's sizes.
 * **Overall reading**: one sentence per rule: which arms improved AUC (or none),
   which lowered it, which moved the decision threshold (minority recall up at
   an AUC not significantly changed), and which passed validation.
@@ -152,14 +154,34 @@ def control_findings(arm_verdicts: pd.DataFrame | None, validation: pd.DataFrame
             missed = cells[cells["metric"].isin(EXPECTED_FAILURES[r.arm]) & (cells["verdict"] != "fail")]
             what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
                              for m, n in missed.groupby("metric", sort=True).size().items())
-            details.append(f"{r.arm} passed gates designed to fail it ({what or 'see the validation section'})")
+            details.append(f"{r.arm} passed gates designed to fail it ({what or 'see the validation section'})"
+                           + _underpowered(missed))
         else:
             failed = cells[cells["verdict"] == "fail"]
             what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
                              for m, n in failed.groupby("metric", sort=True).size().items())
-            details.append(f"{r.arm} failed {what or str(r.failing_metrics).replace(';', ', ')}")
+            note = str(getattr(r, "note", "") or "") if pd.notna(getattr(r, "note", "")) else ""
+            details.append(f"{r.arm} failed {what or str(r.failing_metrics).replace(';', ', ')}"
+                           + (f" ({note})" if note else ""))
     return (f"Controls: {len(controls) - len(bad)} of {len(controls)} behaved as designed; not: "
             f"{'; '.join(details)}. Read the validation verdicts with this in mind.")
+
+
+def _underpowered(missed: pd.DataFrame) -> str:
+    """Where a negative control's missed gates could not have failed it: no power at those cells' sizes.
+
+    A missed cell is *underpowered* when its ``min_detectable`` (radaug.validate.null) says the gate
+    misses even the largest simulated defect of its kind at that cell's sizes.
+    """
+    if "min_detectable" not in missed.columns or missed.empty:
+        return ""
+    weak = missed[missed["min_detectable"].fillna("").astype(str).str.startswith("none up to")]
+    if weak.empty:
+        return ""
+    sizes = f"{int(weak['n_reference'].min())}-{int(weak['n_reference'].max())}" \
+        if "n_reference" in weak.columns else "these"
+    return (f"; underpowered in {len(weak)} of those {len(missed)} (with {sizes} real training cases the "
+            f"gate misses even its largest simulated defect)")
 
 
 def _names(arms: Sequence[str]) -> str:

@@ -683,6 +683,39 @@ def _verdict_cell(value, baseline, verdict: str) -> _Cell:
     return _Cell(f"{_esc(value)} ({_esc(baseline)}) <strong>{html.escape(verdict)}</strong>", css)
 
 
+POWER_GATES = ("coverage", "frechet_distance", "correlation_distance", "memorization_ratio")
+"""Gates whose minimum detectable defect the report quotes: one per defect family (mode, shift, correlation, copies)."""
+
+
+def power_phrases(validation: pd.DataFrame, classes: list) -> list[str]:
+    """Per class, what the quoted gates detect with 80% power, from ``min_detectable`` (most common over folds).
+
+    E.g. ``"With 16 real training cases of class 1 (16 candidate rows): coverage detects a missing
+    mode of >= 30% of cases; ..."``. Empty without a ``min_detectable`` column.
+    """
+    if "min_detectable" not in validation.columns:
+        return []
+    phrases = []
+    for label in _ordered(validation["class"], classes):
+        rows = validation[(validation["class"] == label) & validation["metric"].isin(POWER_GATES)
+                          & validation["min_detectable"].fillna("").astype(str).ne("")
+                          & (validation["verdict"] != "insufficient")]
+        if rows.empty:
+            continue
+        parts = []
+        for metric in POWER_GATES:
+            found = rows.loc[rows["metric"] == metric, "min_detectable"].astype(str)
+            if len(found):
+                text = found.mode().iloc[0]
+                verb = "misses even" if text.startswith("none up to") else "detects"
+                parts.append(f"{metric.replace('_', ' ')} {verb} {text.replace('none up to ', '')}")
+        n_ref = int(rows["n_reference"].median()) if "n_reference" in rows else 0
+        n_cand = int(rows["n_candidate"].median()) if "n_candidate" in rows else 0
+        phrases.append(f"With {n_ref} real training cases of class {label} ({n_cand} candidate rows): "
+                       + "; ".join(parts) + ".")
+    return phrases
+
+
 def render_validation(validation: pd.DataFrame, classes: list, details: ValidationDetails | None = None) -> str:
     """HTML of the report's validation section: verdict tables and figures.
 
@@ -714,6 +747,11 @@ def render_validation(validation: pd.DataFrame, classes: list, details: Validati
         f"Each cell: the median value over the {validation['fold'].nunique()} folds, the median "
         "real-vs-real baseline in parentheses, and the worst verdict of any fold (fail, then warn, "
         "then pass; 'insufficient', too little data for a verdict, only when no fold has one)."
+        + (" Verdicts from each gate's null distribution (real data at the candidate's size, simulated "
+           "per fold and class): fail when the p-value adjusted across the cell's gates (min-P) is at most "
+           "the level, so real data fails a whole cell at most that often; warn when it is at most "
+           "twice the level. Gates without a p-value keep the factor rules on the baseline."
+           if "p_adjusted" in validation.columns and validation["p_adjusted"].notna().any() else "")
     )]
     for arm in _ordered(validation["arm"]):
         rows = []
@@ -726,6 +764,10 @@ def render_validation(validation: pd.DataFrame, classes: list, details: Validati
                 row.append(" / ".join(_fmt(n, ".0f") for n in sizes.loc[(arm, label)]))
             rows.append(row)
         parts.append(f"<h3>{html.escape(arm)}</h3>" + _table(header, rows))
+        power = power_phrases(validation[validation["arm"] == arm], classes)
+        if power:
+            parts.append(_paragraph("Power at these sizes (80% of simulated defective cells fail; "
+                                    "radaug.validate.null): " + " ".join(power)))
     parts.extend(_validation_figures(validation))
     if details is not None:
         parts.extend(_validation_detail_figures(details, classes))

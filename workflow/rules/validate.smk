@@ -90,6 +90,7 @@ rule validation_summary:
     params:
         code=code("validation_summary"),
         evaluate_failing_arms=config["validation"]["evaluate_failing_arms"],
+        level=config["validation"]["level"],
     resources:
         mem_mb=1000,
         runtime=10,

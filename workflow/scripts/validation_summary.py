@@ -21,7 +21,8 @@ def main(smk):
     arms = [Path(p).stem for p in smk.input.tables if Path(p).parent.name == "arms" and Path(p).stem != "controls"]
     short = shortfall_notes(read_tables(smk.input.sampling), arms)
     write_csv(smk.output.arm_verdicts, arm_verdicts(
-        summary, evaluate_failing_arms=smk.params.evaluate_failing_arms, arms=arms, could_not_generate=short))
+        summary, evaluate_failing_arms=smk.params.evaluate_failing_arms, arms=arms, could_not_generate=short,
+        level=smk.params.level))
 
 
 run_job(snakemake, main)  # noqa: F821

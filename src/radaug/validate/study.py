@@ -46,6 +46,11 @@ def _options(options: Mapping | None) -> dict:
         "nearest_k": options.get("nearest_k", 5),
         "min_rows": options.get("min_rows", 10),
         "detection": options.get("detection", True),
+        "rule": options.get("rule", "null"),
+        "level": options.get("level", 0.05),
+        "null_splits": options.get("null_splits", 200),
+        "null_detection_splits": options.get("null_detection_splits", 10),
+        "power_repeats": options.get("power_repeats", 20),
         "group_column": "group",
     }
 
@@ -118,7 +123,8 @@ def validate_study_arm(
         Features to compare.
     options
         The config's ``validation`` section (``thresholds``, ``alpha``,
-        ``nearest_k``, ``min_rows``, ``detection``).
+        ``nearest_k``, ``min_rows``, ``detection``, ``rule``, ``level``,
+        ``null_splits``, ``null_detection_splits``, ``power_repeats``).
     seed
         Study seed.
     real_patches, candidate_patches

@@ -11,18 +11,21 @@ classes and adds those columns.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from radaug.errors import RadaugError
 from radaug.splits import grouped_halves
 from radaug.validate.detection import detection_auc, label_disagreement
 from radaug.validate.images import image_memorization_ratio, plausibility
 from radaug.validate.manifold import prdc
+from radaug.validate.null import GATE_DEFECTS, NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
 from radaug.validate.metrics import (
     METRICS,
     _aligned,
@@ -48,6 +51,10 @@ SUMMARY_COLUMNS = [
     "n_reference",
     "n_candidate",
     "n_holdout",
+    "p_value",
+    "p_adjusted",
+    "n_null",
+    "min_detectable",
 ]
 """Columns of the table :func:`validate_arm` returns, in order."""
 
@@ -103,6 +110,11 @@ def validate_arm(
     patches: Patches | None = None,
     group_column: str | None = "case_id",
     detection: bool = True,
+    rule: str = "null",
+    level: float = 0.05,
+    null_splits: int = 200,
+    null_detection_splits: int = 10,
+    power_repeats: int = 20,
 ) -> pd.DataFrame:
     """Validate the candidate rows of one fold, arm and class against real data.
 
@@ -177,12 +189,31 @@ def validate_arm(
         missing are their own group. None: every row independent.
     detection
         Whether to compute ``detection_auc`` (the slowest metric).
+    rule
+        ``"null"``: a gate fails when its min-P adjusted p-value against the
+        null draws is at most ``level``, warns when it is at most ``2 * level``,
+        and passes otherwise (gates without a null, ``label_disagreement`` and the
+        image-space checks, keep the factor rule); ``"factor"``: every gate by
+        the factor rules of ``thresholds``. See :mod:`radaug.validate.null`.
+    level
+        Level of the null rule: the whole-cell false-fail rate it allows.
+    null_splits
+        Null draws (seeded group-preserving splits) per cell for every gate but
+        the detection AUC; 0 computes no null (p-values NaN, factor verdicts).
+    null_detection_splits
+        Null draws of the detection AUC (a cross-validated forest each).
+    power_repeats
+        Simulated defective cells per defect size for ``min_detectable``; 0 skips
+        the power simulation.
 
     Returns
     -------
     pandas.DataFrame
         One row per computed metric, in :data:`~radaug.validate.metrics.METRICS`
-        order, with columns :data:`SUMMARY_COLUMNS`.
+        order, with columns :data:`SUMMARY_COLUMNS`: ``p_value`` (per gate),
+        ``p_adjusted`` (min-P across the cell's gates), ``n_null`` (null draws)
+        and ``min_detectable`` (the smallest defect the gate fails with 80%
+        power at this cell's sizes, in words; empty where not simulated).
 
     Raises
     ------
@@ -205,6 +236,8 @@ def validate_arm(
                 f"validate_arm: {name} lacks feature columns {missing[:5]} "
                 f"({len(missing)} in all); pass tables extracted with the same feature set."
             )
+    if rule not in ("null", "factor"):
+        raise RadaugError(f"validate_arm: rule must be 'null' or 'factor', got {rule!r} (config validation.rule).")
     rules = merge_thresholds(thresholds)
     # Float matrices once, in feature_columns order: every metric below takes many row
     # subsets of them, and pandas indexing there cost about a third of validation's time.
@@ -278,9 +311,40 @@ def validate_arm(
     compared_rows = min(len(cand), min((len(b) for b in splits[0]), default=0))
     holdout_metrics = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio", "image_memorization_ratio")
 
+    def enough(name: str) -> bool:
+        return (len(holdout) if name in holdout_metrics else compared_rows) >= min_rows
+
+    tested = [name for name in comparisons if name in _NULL_GATES and enough(name)]
+    null, min_p, detectable = None, np.zeros(0), {}
+    if null_splits > 0 and tested:
+        # The null and the power depend on the real rows and the candidate's size, not on the candidate:
+        # control arms of one cell (same size and holdout) share them.
+        key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
+               .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
+               null_splits, null_detection_splits, detection, power_repeats, level)
+        if key not in _NULL_CACHE:
+            # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
+            # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
+            with threadpool_limits(1):
+                null, min_p, detectable = _null_and_power(
+                    train, holdout, len(cand), row_groups, tested, distribution, nearest_k=nearest_k, seed=seed,
+                    null_splits=null_splits, n_detection=null_detection_splits if detection else 0,
+                    groups=_groups(train_real, train_real, group_column), level=level, power_repeats=power_repeats)
+            while len(_NULL_CACHE) >= _NULL_CACHE_SIZE:
+                _NULL_CACHE.pop(next(iter(_NULL_CACHE)))
+            _NULL_CACHE[key] = (null, min_p, detectable)
+        null, min_p, detectable = _NULL_CACHE[key]
+    p_values = {name: null.p_value(name, comparisons[name][0]) for name in tested} if null else {}
+    adjusted = min_p_adjusted(p_values, min_p) if null else {}
+
     def judged(name: str, value: float, baseline: float) -> str:
-        enough = (len(holdout) if name in holdout_metrics else compared_rows) >= min_rows
-        return verdict(value, baseline, rules[name]) if enough else "insufficient"
+        if not enough(name):
+            return "insufficient"
+        if rule == "factor" or math.isnan(adjusted.get(name, math.nan)):
+            return verdict(value, baseline, rules[name])
+        if math.isnan(value):
+            return "insufficient"
+        return "fail" if adjusted[name] <= level else "warn" if adjusted[name] <= 2 * level else "pass"
 
     rows = [
         {
@@ -292,12 +356,137 @@ def validate_arm(
             "n_reference": len(train),
             "n_candidate": len(cand),
             "n_holdout": len(holdout),
+            "p_value": p_values.get(name, math.nan),
+            "p_adjusted": adjusted.get(name, math.nan),
+            "n_null": int(np.isfinite(null.values[name]).sum()) if null and name in null.values else 0,
+            "min_detectable": detectable.get(name, ""),
         }
         for name in METRICS
         if name in comparisons
         for value, baseline in [comparisons[name]]
     ]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+_NULL_CACHE: dict = {}
+"""Null draws, min-P null and power of recent cells (see :func:`validate_arm`), by a hash of their inputs."""
+
+_NULL_CACHE_SIZE = 8
+
+_PRDC = ("precision", "recall", "density", "coverage")
+_HOLDOUT_GATES = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio")
+_SET_GATES = ("ks_fdr", "wasserstein_distance", "correlation_distance", "correlation_distance_spearman",
+              "strong_pairs_kept", "frechet_distance", "frechet_means_distance")
+_NULL_GATES = (*_SET_GATES, *_PRDC, "detection_auc", *_HOLDOUT_GATES)
+"""Gates with a simulated null (:mod:`radaug.validate.null`); the others keep the factor rule."""
+
+
+def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, names, distribution: Mapping,
+            nearest_k: int) -> dict[str, float]:
+    """The gates ``names`` (no detection) of one candidate set against one reference."""
+    scores = {name: distribution[name](reference, candidate) for name in names if name in distribution}
+    if any(name in _PRDC for name in names):
+        scores.update(_prdc_zscored(reference, candidate, nearest_k))
+    if any(name in _HOLDOUT_GATES for name in names):
+        scores.update(_holdout_scores(candidate, reference, holdout))
+    return {name: scores[name] for name in names if name in scores}
+
+
+def _holdout_scores(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarray) -> dict[str, float]:
+    """``memorization_ratio``, ``share_closer_than_holdout`` and ``nndr_ratio`` from one distance computation.
+
+    The same values as the functions of :mod:`radaug.validate.metrics` (same
+    alignment, z-scoring and nearest neighbours, checked in the unit tests), but
+    brute-force with :func:`scipy.spatial.distance.cdist` instead of a k-d tree
+    per function: the null draws call it hundreds of times on small sets, where
+    the index set-up dominated.
+    """
+    from scipy.spatial.distance import cdist
+
+    nan = dict.fromkeys(_HOLDOUT_GATES, math.nan)
+    _, (cand, tr, hold), _ = _aligned(candidate, train, holdout)
+    if len(cand) < 2 or len(tr) < 2 or len(hold) < 2:
+        return nan
+    cand, tr, hold = _zscore([cand, tr, hold], by=tr)
+    if tr.shape[1] == 0:
+        return nan
+    d_cand, d_hold = (np.sort(np.partition(cdist(x, tr), 1, axis=1)[:, :2], axis=1) for x in (cand, hold))
+    scale = np.median(d_hold[:, 0])
+    nndr_cand, nndr_hold = (np.where(d[:, 1] > 0, d[:, 0] / np.where(d[:, 1] > 0, d[:, 1], 1), 0.0)
+                            for d in (d_cand, d_hold))
+    nndr_scale = np.median(nndr_hold)
+    return {
+        "memorization_ratio": float(np.median(d_cand[:, 0]) / scale) if scale > 0 else math.nan,
+        "share_closer_than_holdout": float(np.mean(d_cand[:, 0] < np.quantile(d_hold[:, 0], 0.05))),
+        "nndr_ratio": float(np.median(nndr_cand) / nndr_scale) if nndr_scale > 0 else math.nan,
+    }
+
+
+def _null_and_power(train, holdout, n_candidate, row_groups, tested, distribution, *, nearest_k, seed, null_splits,
+                    n_detection, groups, level, power_repeats):
+    """The cell's null draws, the min-P null and each gate's ``min_detectable``."""
+    null = _null_draws(train, holdout, n_candidate, row_groups, tested, distribution, nearest_k=nearest_k,
+                       seed=seed, n_splits=null_splits, n_detection=n_detection, groups=groups)
+    min_p = null.min_p()
+    detectable = _power(train, holdout, n_candidate, row_groups, null, critical_p(min_p, level), distribution,
+                        nearest_k=nearest_k, seed=seed, repeats=power_repeats) if power_repeats else {}
+    return null, min_p, detectable
+
+
+def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
+    """Half A and B's rows drawn to the candidate's matched size, for null draw ``draw``."""
+    a, b = grouped_halves(row_groups, [seed, 7919, draw])
+    size = min(n_candidate, len(b))
+    if len(b) > size >= 2:
+        b = np.sort(np.random.default_rng([seed, 7919, draw]).choice(b, size=size, replace=False))
+    return a, b
+
+
+def _null_draws(train, holdout, n_candidate, row_groups, gates, distribution, *, nearest_k, seed, n_splits,
+                n_detection, groups) -> NullDraws:
+    """``n_splits`` draws of every gate in ``gates`` (``n_detection`` of ``detection_auc``) for a real candidate."""
+    values = {name: np.full(n_splits, np.nan) for name in gates}
+    cheap = [name for name in gates if name != "detection_auc"]
+    g_train = groups[0] if groups else None
+    for draw in range(n_splits):
+        a, b = _null_split(row_groups, n_candidate, seed, draw)
+        for name, score in _scores(train[a], train[b], holdout, cheap, distribution, nearest_k).items():
+            values[name][draw] = score
+        if "detection_auc" in values and draw < n_detection:
+            values["detection_auc"][draw] = detection_auc(
+                train[a], train[b], seed=seed, groups_reference=None if g_train is None else g_train[a],
+                groups_candidate=None if g_train is None else g_train[b])
+    if "detection_auc" in values:
+        values["detection_auc"] = values["detection_auc"][:n_detection]
+    return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset({"detection_auc"}))
+
+
+def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: float, distribution, *,
+           nearest_k, seed, repeats) -> dict[str, str]:
+    """``min_detectable`` of every gate with a defect in :data:`~radaug.validate.null.GATE_DEFECTS`."""
+    from radaug.validate.null import DEFECTS
+
+    by_kind: dict[str, list[str]] = {}
+    for name in null.values:
+        if name in GATE_DEFECTS:
+            by_kind.setdefault(GATE_DEFECTS[name], []).append(name)
+    splits = [_null_split(row_groups, n_candidate, seed, draw) for draw in range(repeats)]
+    found = {}
+    for kind, names in by_kind.items():
+        rates: dict[float, dict[str, float]] = {}
+        for size in DEFECTS[kind][1]:
+            fails = dict.fromkeys(names, 0)
+            for draw, (a, b) in enumerate(splits):
+                rng = np.random.default_rng([seed, 104729, draw, int(size * 1000)])
+                bad = defective(kind, size, train[a], train[b], len(b), rng)
+                for name, value in _scores(train[a], bad, holdout, names, distribution, nearest_k).items():
+                    fails[name] += null.p_value(name, value) <= critical
+            rates[size] = {name: fails[name] / max(len(splits), 1) for name in names}
+            if all(rate >= 0.8 for rate in rates[size].values()):
+                break
+        for name in names:
+            found[name] = minimum_detectable(kind, lambda s, n=name: rates.get(s, {}).get(n, 1.0))
+    return found
 
 
 def _nanmedian(values) -> float:
@@ -392,7 +581,7 @@ NOTHING_ADDED = "nothing added"
 
 
 def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, arms=None,
-                 could_not_generate: Mapping[str, str] | None = None) -> pd.DataFrame:
+                 could_not_generate: Mapping[str, str] | None = None, level: float = 0.05) -> pd.DataFrame:
     """One verdict per arm over all folds, classes and metrics, for evaluation and report.
 
     Parameters
@@ -422,12 +611,20 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
         Every arm of ``could_not_generate`` gets the verdict
         :data:`radaug.sampling.COULD_NOT_GENERATE` whatever its rows in
         ``summary``, is not evaluated, and its ``note`` says which generator
-        fell short where and why. ``note`` is empty for the other arms.
+        fell short where and why. ``note`` is empty for the other real arms (controls: see ``level``).
     arms
         The arms that were validated (optional); see above.
     could_not_generate
         Arm → note of the arms whose generator fell short of a quota in some
         fold (:func:`radaug.sampling.shortfall_notes`).
+    level
+        Config ``validation.level``. Under the null rule (a ``p_adjusted``
+        column) real data fails up to this share of fold x class cells by
+        design, so the positive control is ``control_ok`` unless its failing
+        cells are more than chance explains (one-sided binomial test at 0.05);
+        its ``note`` gives the count and the chance rate. A negative control's
+        ``note`` names the missed cells where the gate had no power
+        (``min_detectable`` "none up to ...").
     """
     from radaug.sampling import COULD_NOT_GENERATE
     from radaug.validate.controls import CONTROL_ARMS, EXPECTED_FAILURES
@@ -443,11 +640,13 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
         overall = overall_verdict(table["verdict"])
         failing = sorted(set(table.loc[table["verdict"] == "fail", "metric"]))
         control = arm in CONTROL_ARMS
+        note = ""
         if arm == "control_positive":
-            control_ok = "true" if not failing else "false"
+            control_ok, note = _positive_control_ok(table, level)
         elif arm in EXPECTED_FAILURES:
             judged = table[table["metric"].isin(EXPECTED_FAILURES[arm]) & (table["verdict"] != "insufficient")]
             control_ok = "true" if len(judged) and (judged["verdict"] == "fail").all() else "false"
+            note = _underpowered_note(judged[judged["verdict"] != "fail"])
         else:
             control_ok = ""
         evaluate = not control and (overall != "fail" or evaluate_failing_arms)
@@ -461,7 +660,7 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
             "evaluate": evaluate,
             "flagged": evaluate and overall == "fail",
             "control_ok": control_ok,
-            "note": "",
+            "note": note,
         })
     seen = {row["arm"] for row in rows}
     for arm in arms or ():
@@ -469,3 +668,36 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
             rows.append({"arm": arm, "control": False, "verdict": NOTHING_ADDED, "n_fail": 0, "n_warn": 0,
                          "failing_metrics": "", "evaluate": True, "flagged": False, "control_ok": "", "note": ""})
     return pd.DataFrame(rows, columns=ARM_VERDICT_COLUMNS)
+
+
+def _positive_control_ok(table: pd.DataFrame, level: float) -> tuple[str, str]:
+    """``control_ok`` and note of the positive control: no failing cell, or (null rule) no more than chance."""
+    failing = table[table["verdict"] == "fail"]
+    if failing.empty:
+        return "true", ""
+    if "p_adjusted" not in table.columns or not table["p_adjusted"].notna().any() or "fold" not in table.columns:
+        return "false", ""
+    from scipy.stats import binomtest
+
+    judged = table[table["verdict"] != "insufficient"]
+    n_cells = len(judged[["fold", "class"]].drop_duplicates())
+    n_failed = len(failing[["fold", "class"]].drop_duplicates())
+    p = binomtest(n_failed, max(n_cells, n_failed), level, alternative="greater").pvalue
+    note = (f"{n_failed} of {n_cells} cells failed; real data fails up to {level:g} of cells by design "
+            f"(binomial p = {p:.2g} for this many or more)")
+    return ("true" if p > 0.05 else "false"), note
+
+
+def _underpowered_note(missed: pd.DataFrame) -> str:
+    """Where a negative control's gates passed although designed to fail it, and had no power there."""
+    if missed.empty:
+        return ""
+    weak = missed
+    if "min_detectable" in missed.columns:
+        weak = missed[missed["min_detectable"].fillna("").astype(str).str.startswith("none up to")]
+    n = len(missed)
+    if "min_detectable" not in missed.columns or weak.empty:
+        return f"{n} designed failures missed"
+    return (f"{n} designed failures missed, {len(weak)} of them underpowered (the gate misses even its "
+            f"largest simulated defect at that cell's {int(weak['n_reference'].min())}-"
+            f"{int(weak['n_reference'].max())} real training cases)")

@@ -1,0 +1,220 @@
+"""Null distributions of the validation gates, p-values from them, and the power of each gate.
+
+"Is this candidate set different from real data?" is asked of every gate of a
+cell (fold x class) as a test against the null hypothesis *the candidate is a
+real sample of the same population*. Under that null a candidate of ``m`` rows is
+exchangeable with ``m`` real rows the generator never saw, so the null
+distribution of a gate's statistic is simulated on the fold's own real training
+rows: in each of ``n_splits`` seeded splits into two halves A and B (whole
+near-duplicate groups at a time, :func:`radaug.splits.grouped_halves`, as the
+baseline), B is subsampled to the candidate's matched size and scored against A
+exactly as the candidate is.
+
+* **Per-gate p-value** (``p_value``): the empirical upper tail of the null with
+  the +1 correction of Phipson & Smyth (2010), ``(1 + #{null at least as bad})
+  / (1 + N)``; "bad" is the metric's direction (higher for a metric to
+  minimise, lower for one to maximise). ``detection_auc`` has fewer null draws
+  (a cross-validated forest each): its p-value is the normal upper tail at the
+  null draws' mean and standard deviation, since ``1 / (1 + 20)`` cannot resolve
+  the levels the adjustment needs.
+* **Multiplicity** (``p_adjusted``): single-step min-P adjustment of Westfall &
+  Young (1993) across all gates of the cell, from the same null draws: a gate's
+  adjusted p-value is the share of null draws whose *smallest* per-gate p-value
+  is at most the gate's own. It controls the chance that a real candidate fails
+  *any* gate of the cell (the whole-cell false-fail rate) at the level, and,
+  unlike Bonferroni or Holm, gains from the strong correlation of the gates
+  (Fréchet, Wasserstein and KS move together).
+* **Power** (``min_detectable``): the smallest defect on a coarse grid that the
+  gate fails in at least :data:`POWER_TARGET` of simulated cells of this size,
+  each defect built from a null draw's half B (see :data:`DEFECTS`), judged
+  against the gate's critical value (the value at which its adjusted p-value
+  reaches the level).
+
+The candidate's ``value`` is a median over several reference halves (see
+:func:`radaug.validate.summary.validate_arm`) and so varies less than the single
+split a null draw is: the test is conservative, and its false-fail rate is
+measured in ``benchmarks/bench_validation_calibration.py`` (BENCHMARKS.md).
+
+References: B. Phipson, G. K. Smyth, Stat Appl Genet Mol Biol 9:39 (2010),
+doi:10.2202/1544-6115.1585; P. H. Westfall, S. S. Young, *Resampling-based
+multiple testing* (Wiley 1993).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+POWER_TARGET = 0.8
+"""Share of simulated defective cells a gate must fail for the defect to count as detected."""
+
+DEFECTS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "missing_mode": ("a missing mode of >= {:.0%} of cases", (0.1, 0.2, 0.3, 0.5)),
+    "mean_shift": ("a mean shift of >= {:g} SD in every feature", (0.1, 0.25, 0.5, 1.0)),
+    "variance_shrink": ("a spread shrunk by >= {:.0%}", (0.1, 0.25, 0.5, 0.75)),
+    "decorrelation": ("correlations broken in >= {:.0%} of rows", (0.1, 0.25, 0.5, 1.0)),
+    "copies": ("copies of training rows in >= {:.0%} of rows", (0.1, 0.25, 0.5, 1.0)),
+}
+"""Defect kind -> (phrase with the size, coarse grid of sizes); each built by :func:`defective`.
+
+* ``missing_mode``: the share ``s`` of half B nearest (z-scored by A) to one of
+  its rows, drawn at random, is left out; the rest is drawn to the matched size.
+* ``mean_shift``: every feature shifted by ``s`` standard deviations of A.
+* ``variance_shrink``: every row pulled towards A's mean by the factor ``1 - s``.
+* ``decorrelation``: in a share ``s`` of rows, every feature's value is taken
+  from a different, random row (marginals kept, correlations broken).
+* ``copies``: a share ``s`` of rows replaced by rows of A (the reference the
+  memorization gates compare with).
+"""
+
+GATE_DEFECTS: dict[str, str] = {
+    "ks_fdr": "mean_shift",
+    "wasserstein_distance": "mean_shift",
+    "frechet_distance": "mean_shift",
+    "frechet_means_distance": "mean_shift",
+    "precision": "mean_shift",
+    "density": "mean_shift",
+    "correlation_distance": "decorrelation",
+    "correlation_distance_spearman": "decorrelation",
+    "strong_pairs_kept": "decorrelation",
+    "coverage": "missing_mode",
+    "recall": "variance_shrink",
+    "memorization_ratio": "copies",
+    "share_closer_than_holdout": "copies",
+    "nndr_ratio": "copies",
+}
+"""Gate -> the defect its power is stated for (the defect it is designed to see).
+
+``detection_auc`` has no power simulation (a cross-validated forest per draw
+and defect size is too slow for every cell); its ``min_detectable`` is empty."""
+
+
+@dataclass
+class NullDraws:
+    """Null draws of one cell: ``values[gate]`` is an array over draws (NaN where not computed)."""
+
+    values: dict[str, np.ndarray]
+    directions: dict[str, str]
+    normal_tail: frozenset = frozenset()
+
+    def p_value(self, gate: str, value: float) -> float:
+        """Per-gate p-value of ``value`` against this gate's null draws; NaN without draws."""
+        return p_value(value, self.values[gate], self.directions[gate], normal=gate in self.normal_tail)
+
+    def null_p_values(self) -> dict[str, np.ndarray]:
+        """The per-gate p-value of every null draw against the draws (for the min-P adjustment)."""
+        return {g: np.array([p_value(v, null, self.directions[g], normal=g in self.normal_tail)
+                             if np.isfinite(v) else math.nan for v in null])
+                for g, null in self.values.items()}
+
+    def min_p(self) -> np.ndarray:
+        """Per null draw, the smallest per-gate p-value over the gates computed in that draw."""
+        table = self.null_p_values()
+        if not table:
+            return np.zeros(0)
+        n = max(len(v) for v in table.values())
+        stacked = np.full((len(table), n), np.nan)
+        for row, values in enumerate(table.values()):
+            stacked[row, :len(values)] = values
+        finite = np.isfinite(stacked).any(axis=0)
+        return np.nanmin(stacked[:, finite], axis=0) if finite.any() else np.zeros(0)
+
+
+def p_value(value: float, null: np.ndarray, direction: str, *, normal: bool = False) -> float:
+    """Upper-tail p-value of ``value`` under ``null`` in the "worse" direction of the metric.
+
+    Parameters
+    ----------
+    value
+        The candidate's statistic.
+    null
+        Null draws (NaNs ignored).
+    direction
+        ``"minimize"`` (higher is worse) or ``"maximize"`` (lower is worse).
+    normal
+        Normal tail at the draws' mean and SD instead of the empirical one.
+
+    Returns
+    -------
+    float
+        ``(1 + #{draws at least as bad}) / (1 + N)``, or the normal tail; NaN if
+        ``value`` is NaN or there are no finite draws.
+    """
+    null = np.asarray(null, dtype=float)
+    null = null[np.isfinite(null)]
+    if math.isnan(value) or len(null) == 0:
+        return math.nan
+    sign = 1.0 if direction == "minimize" else -1.0
+    if normal:
+        sd = float(np.std(null, ddof=1)) if len(null) > 1 else 0.0
+        if sd == 0:
+            return 1.0 if sign * (value - null.mean()) <= 0 else 1.0 / (1 + len(null))
+        return float(stats.norm.sf(sign * (value - null.mean()) / sd))
+    worse = int(np.sum(sign * null >= sign * value - 1e-12))
+    return (1 + worse) / (1 + len(null))
+
+
+def min_p_adjusted(p_values: Mapping[str, float], min_p: np.ndarray) -> dict[str, float]:
+    """Single-step Westfall-Young min-P adjusted p-values: ``(1 + #{min_p <= p}) / (1 + N)``."""
+    n = len(min_p)
+    return {g: math.nan if math.isnan(p) or n == 0 else (1 + int(np.sum(min_p <= p + 1e-12))) / (1 + n)
+            for g, p in p_values.items()}
+
+
+def critical_p(min_p: np.ndarray, level: float) -> float:
+    """Largest per-gate p-value whose adjusted p-value is at most ``level`` (0 if none)."""
+    n = len(min_p)
+    if n == 0:
+        return 0.0
+    allowed = int(math.floor(level * (1 + n))) - 1  # draws with min_p <= p allowed
+    if allowed < 0:
+        return 0.0
+    ordered = np.sort(min_p)
+    # p must stay below the (allowed + 1)-th smallest min_p
+    return float(ordered[allowed] - 1e-12) if allowed < n else 1.0
+
+
+def defective(kind: str, size: float, reference: np.ndarray, pool: np.ndarray, n: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """``n`` rows drawn from ``pool`` (real rows unseen by ``reference``) with one defect of ``size``.
+
+    See :data:`DEFECTS`. ``reference`` gives the scale (its mean and SD) and, for
+    ``copies``, the rows copied.
+    """
+    mean = np.nanmean(reference, axis=0)
+    sd = np.nanstd(reference, axis=0, ddof=1)
+    sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+    if kind == "missing_mode":
+        z = (pool - mean) / sd
+        anchor = z[rng.integers(len(z))]
+        distance = np.nansum((z - anchor) ** 2, axis=1)
+        keep = np.argsort(distance)[int(round(size * len(pool))):]
+        take = rng.choice(keep, size=n, replace=len(keep) < n)
+        return pool[take]
+    rows = pool[rng.choice(len(pool), size=n, replace=len(pool) < n)].copy()
+    if kind == "mean_shift":
+        return rows + size * sd
+    if kind == "variance_shrink":
+        return mean + (rows - mean) * (1 - size)
+    changed = rng.random(n) < size
+    if kind == "decorrelation":
+        for column in range(rows.shape[1]):
+            rows[changed, column] = pool[rng.integers(len(pool), size=int(changed.sum())), column]
+        return rows
+    if kind == "copies":
+        rows[changed] = reference[rng.integers(len(reference), size=int(changed.sum()))]
+        return rows
+    raise ValueError(f"unknown defect {kind!r}; use one of {sorted(DEFECTS)}")
+
+
+def minimum_detectable(kind: str, fails: Callable[[float], float]) -> str:
+    """Phrase of the smallest grid size of ``kind`` whose fail rate ``fails(size)`` reaches :data:`POWER_TARGET`."""
+    phrase, grid = DEFECTS[kind]
+    for size in grid:
+        if fails(size) >= POWER_TARGET:
+            return phrase.format(size)
+    return "none up to " + phrase.format(grid[-1]).replace(">= ", "")

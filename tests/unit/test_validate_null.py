@@ -1,0 +1,180 @@
+"""Null-based verdicts (radaug.validate.null): p-values, min-P adjustment, power, on data with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from radaug.validate.metrics import memorization_ratio, nndr_ratio, share_closer_than_holdout
+from radaug.validate.null import critical_p, defective, min_p_adjusted, minimum_detectable, p_value
+from radaug.validate.summary import _holdout_scores, _null_draws, _null_split, _scores, validate_arm
+
+FEATURES = [f"f{i}" for i in range(4)]
+FAST = {"detection": False, "null_splits": 100, "power_repeats": 0}
+
+
+def _real(rng, n, *, drop_mode=False):
+    """Rows of a two-mode population: 70% around 0, 30% around 4 in every feature (correlated)."""
+    cov = 0.5 + 0.5 * np.eye(len(FEATURES))
+    second = np.zeros(n, bool) if drop_mode else rng.random(n) < 0.3
+    rows = rng.multivariate_normal(np.zeros(len(FEATURES)), cov, size=n) + 4.0 * second[:, None]
+    return pd.DataFrame(rows, columns=FEATURES)
+
+
+def test_p_value_counts_the_worse_tail_with_the_plus_one_correction():
+    null = np.arange(1.0, 100.0)  # 99 draws
+    assert p_value(1000.0, null, "minimize") == pytest.approx(1 / 100)
+    assert p_value(-1000.0, null, "minimize") == pytest.approx(1.0)
+    assert p_value(-1000.0, null, "maximize") == pytest.approx(1 / 100)
+    assert p_value(50.0, null, "minimize") == pytest.approx(51 / 100)  # 50..99 at least as bad
+    assert np.isnan(p_value(np.nan, null, "minimize"))
+    assert np.isnan(p_value(1.0, np.full(3, np.nan), "minimize"))
+    assert p_value(3.0, np.array([0.0, 1.0, 2.0]), "minimize", normal=True) == pytest.approx(stats.norm.sf(2.0))
+
+
+def test_critical_p_agrees_with_the_adjusted_p_value():
+    min_p = np.random.default_rng(0).uniform(size=199)
+    critical = critical_p(min_p, 0.05)
+    for p in np.linspace(0, 0.2, 401):
+        adjusted = min_p_adjusted({"g": p}, min_p)["g"]
+        assert (adjusted <= 0.05) == (p <= critical), p
+
+
+def test_fast_holdout_scores_equal_the_library_metrics():
+    rng = np.random.default_rng(3)
+    train, holdout = rng.normal(size=(30, 6)), rng.normal(size=(12, 6))
+    candidate = np.vstack([train[:5], rng.normal(size=(15, 6))])
+    fast = _holdout_scores(candidate, train, holdout)
+    assert fast["memorization_ratio"] == pytest.approx(memorization_ratio(candidate, train, holdout))
+    assert fast["share_closer_than_holdout"] == pytest.approx(share_closer_than_holdout(candidate, train, holdout))
+    assert fast["nndr_ratio"] == pytest.approx(nndr_ratio(candidate, train, holdout))
+
+
+def test_p_values_of_real_candidates_are_uniform_under_the_null():
+    """Fresh real sets scored like a null draw give p-values indistinguishable from uniform (KS, tolerant)."""
+    rng = np.random.default_rng(11)
+    train = _real(rng, 60).to_numpy()
+    groups = np.arange(60).astype(str)
+    gates = ["wasserstein_distance", "frechet_means_distance"]
+    from radaug.validate.metrics import frechet_means_distance, wasserstein_distance
+
+    distribution = {"wasserstein_distance": wasserstein_distance, "frechet_means_distance": frechet_means_distance}
+    null = _null_draws(train, train[:10], 30, groups, gates, distribution, nearest_k=5, seed=1, n_splits=300,
+                       n_detection=0, groups=None)
+    p = {g: [] for g in gates}
+    for draw in range(150):
+        a, _ = _null_split(groups, 30, 2, draw)
+        fresh = _real(rng, 30).to_numpy()
+        for gate, value in _scores(train[a], fresh, train[:10], gates, distribution, 5).items():
+            p[gate].append(null.p_value(gate, value))
+    for gate, values in p.items():
+        assert stats.kstest(values, "uniform").pvalue > 0.001, gate
+        assert 0.01 <= np.mean(np.asarray(values) <= 0.1) <= 0.25, gate
+
+
+def test_a_generator_of_fresh_real_rows_passes_at_the_nominal_rate():
+    """Whole-cell false fails of fresh real candidates stay at or below the level (0.05) over 20 seeds."""
+    cell_fails = 0
+    for seed in range(20):
+        rng = np.random.default_rng([5, seed])
+        train, holdout, candidate = _real(rng, 40), _real(rng, 12), _real(rng, 40)
+        table = validate_arm(train, holdout, candidate, feature_columns=FEATURES, seed=seed, **FAST)
+        tested = table[table["p_value"].notna()]
+        assert len(tested) >= 10 and tested["n_null"].max() == 100 and (tested["n_null"] > 50).all()
+        assert (tested["p_adjusted"] >= tested["p_value"] - 1e-12).all()
+        cell_fails += bool((table["verdict"] == "fail").any())
+    # expected <= 1 at level 0.05; P(X >= 4 | 20, 0.05) = 0.016
+    assert cell_fails <= 3
+
+
+def test_a_generator_missing_a_30_percent_mode_fails_at_n_100():
+    rng = np.random.default_rng(21)
+    train, holdout = _real(rng, 100), _real(rng, 30)
+    collapsed = _real(rng, 100, drop_mode=True)
+    table = validate_arm(train, holdout, collapsed, feature_columns=FEATURES, seed=0,
+                         **{**FAST, "power_repeats": 10}).set_index("metric")
+    assert table.loc["coverage", "verdict"] == "fail"
+    assert table.loc["coverage", "p_adjusted"] <= 0.05
+    assert table.loc["coverage", "min_detectable"].startswith("a missing mode of >=")
+
+
+def test_the_factor_rule_stays_available_and_a_bad_rule_is_named():
+    rng = np.random.default_rng(2)
+    train, holdout, candidate = _real(rng, 30), _real(rng, 10), _real(rng, 30)
+    factor = validate_arm(train, holdout, candidate, feature_columns=FEATURES, rule="factor", **FAST)
+    assert factor["p_value"].notna().any()  # p-values are reported with either rule
+    with pytest.raises(Exception, match="validation.rule"):
+        validate_arm(train, holdout, candidate, feature_columns=FEATURES, rule="fixed", **FAST)
+
+
+@pytest.mark.parametrize("kind", ["missing_mode", "mean_shift", "variance_shrink", "decorrelation", "copies"])
+def test_defects_change_what_they_say(kind):
+    rng = np.random.default_rng(4)
+    reference, pool = rng.normal(size=(200, 3)), rng.normal(size=(200, 3))
+    none = defective(kind, 0.0, reference, pool, 100, np.random.default_rng(0))
+    full = defective(kind, 0.5 if kind != "decorrelation" else 1.0, reference, pool, 100, np.random.default_rng(0))
+    assert none.shape == full.shape == (100, 3)
+    if kind == "mean_shift":
+        assert full.mean() - none.mean() == pytest.approx(0.5 * reference.std(ddof=1), rel=0.2)
+    if kind == "variance_shrink":
+        assert full.std() == pytest.approx(0.5 * none.std(), rel=0.05)
+    if kind == "copies":
+        shared = {tuple(r) for r in reference}
+        assert 0.3 <= np.mean([tuple(r) in shared for r in full]) <= 0.7
+
+
+def test_minimum_detectable_reads_the_first_size_with_enough_power():
+    rates = {0.1: 0.2, 0.2: 0.5, 0.3: 0.85, 0.5: 1.0}
+    assert minimum_detectable("missing_mode", rates.get) == "a missing mode of >= 30% of cases"
+    assert minimum_detectable("missing_mode", lambda s: 0.1).startswith("none up to a missing mode of 50%")
+
+
+def _control_summary(arm, verdicts, *, metric="coverage", with_null=True, detectable="a missing mode of >= 30% of cases"):
+    rows = [{"fold": f"r0f{i // 2}", "arm": arm, "class": i % 2, "metric": metric, "value": 0.9, "baseline": 0.95,
+             "direction": "maximize", "verdict": v, "n_reference": 16, "n_candidate": 16, "n_holdout": 8,
+             "p_value": 0.5, "p_adjusted": 0.9, "n_null": 200, "min_detectable": detectable}
+            for i, v in enumerate(verdicts)]
+    table = pd.DataFrame(rows)
+    return table if with_null else table.drop(columns=["p_value", "p_adjusted", "n_null", "min_detectable"])
+
+
+def test_positive_control_failing_no_more_cells_than_chance_is_ok_and_says_so():
+    from radaug.validate.summary import arm_verdicts
+
+    one_of_40 = _control_summary("control_positive", ["fail"] + ["pass"] * 39)
+    row = arm_verdicts(one_of_40).set_index("arm").loc["control_positive"]
+    assert row["control_ok"] == "true" and "1 of 40 cells failed" in row["note"]
+    many = _control_summary("control_positive", ["fail"] * 8 + ["pass"] * 32)
+    assert arm_verdicts(many).set_index("arm").loc["control_positive", "control_ok"] == "false"
+    factor_rule = _control_summary("control_positive", ["fail"] + ["pass"] * 39, with_null=False)
+    assert arm_verdicts(factor_rule).set_index("arm").loc["control_positive", "control_ok"] == "false"
+
+
+def test_a_negative_control_missed_where_the_gate_had_no_power_is_called_underpowered():
+    from radaug.findings import control_findings
+    from radaug.validate.summary import arm_verdicts
+
+    table = _control_summary("control_negative_shuffle", ["fail", "pass", "fail", "pass"],
+                             detectable="none up to a missing mode of 50% of cases")
+    table.loc[table["verdict"] == "fail", "min_detectable"] = "a missing mode of >= 30% of cases"
+    density = table.assign(metric="density", verdict="fail")
+    verdicts = arm_verdicts(pd.concat([table, density]))
+    row = verdicts.set_index("arm").loc["control_negative_shuffle"]
+    assert row["control_ok"] == "false"
+    assert "2 designed failures missed, 2 of them underpowered" in row["note"]
+    line = control_findings(verdicts, pd.concat([table, density]))
+    assert "underpowered in 2 of those 2" in line
+
+
+def test_the_report_states_the_power_beside_the_verdicts():
+    from radaug.report import power_phrases, render_validation
+
+    table = _control_summary("cvae", ["pass"] * 4)
+    phrases = power_phrases(table, [0, 1])
+    assert phrases[0] == ("With 16 real training cases of class 0 (16 candidate rows): coverage detects "
+                          "a missing mode of >= 30% of cases.")
+    weak = table.assign(min_detectable="none up to a missing mode of 50% of cases")
+    assert "coverage misses even a missing mode of 50% of cases" in power_phrases(weak, [0, 1])[0]
+    assert "Power at these sizes" in render_validation(table, [0, 1])
