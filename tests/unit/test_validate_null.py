@@ -12,7 +12,7 @@ from radaug.validate.null import critical_p, defective, min_p_adjusted, minimum_
 from radaug.validate.summary import _holdout_scores, _null_draws, _null_split, _scores, validate_arm
 
 FEATURES = [f"f{i}" for i in range(4)]
-FAST = {"detection": False, "null_splits": 100, "power_repeats": 0}
+FAST = {"detection": False, "null_splits": 100, "power_repeats": 0, "rule": "null"}
 
 
 def _real(rng, n, *, drop_mode=False):
@@ -103,10 +103,12 @@ def test_a_generator_missing_a_30_percent_mode_fails_at_n_100():
 def test_the_factor_rule_stays_available_and_a_bad_rule_is_named():
     rng = np.random.default_rng(2)
     train, holdout, candidate = _real(rng, 30), _real(rng, 10), _real(rng, 30)
-    factor = validate_arm(train, holdout, candidate, feature_columns=FEATURES, rule="factor", **FAST)
-    assert factor["p_value"].notna().any()  # p-values are reported with either rule
+    factor = validate_arm(train, holdout, candidate, feature_columns=FEATURES, **{**FAST, "rule": "factor"})
+    assert factor["p_value"].isna().all() and (factor["min_detectable"] == "").all()  # no null simulated
+    default = validate_arm(train, holdout, candidate, feature_columns=FEATURES, detection=False)
+    pd.testing.assert_frame_equal(default, factor)  # the factor rule is the default
     with pytest.raises(Exception, match="validation.rule"):
-        validate_arm(train, holdout, candidate, feature_columns=FEATURES, rule="fixed", **FAST)
+        validate_arm(train, holdout, candidate, feature_columns=FEATURES, **{**FAST, "rule": "fixed"})
 
 
 @pytest.mark.parametrize("kind", ["missing_mode", "mean_shift", "variance_shrink", "decorrelation", "copies"])

@@ -110,7 +110,7 @@ def validate_arm(
     patches: Patches | None = None,
     group_column: str | None = "case_id",
     detection: bool = True,
-    rule: str = "null",
+    rule: str = "factor",
     level: float = 0.05,
     null_splits: int = 200,
     null_detection_splits: int = 10,
@@ -316,7 +316,7 @@ def validate_arm(
 
     tested = [name for name in comparisons if name in _NULL_GATES and enough(name)]
     null, min_p, detectable = None, np.zeros(0), {}
-    if null_splits > 0 and tested:
+    if rule == "null" and null_splits > 0 and tested:
         # The null and the power depend on the real rows and the candidate's size, not on the candidate:
         # control arms of one cell (same size and holdout) share them.
         key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
