@@ -289,7 +289,7 @@ class DDPM(GenerativeModel):
         n_classes: int,
         *,
         latent_dim: int = 64,
-        base_channels: int = 16,
+        base_channels: int = 8,
         lr: float = 2e-4,
         diffusion_steps: int = 1000,
         prediction: str = "v",
