@@ -3,19 +3,23 @@
 Per model, with the schema's default hyperparameters, 2D 64×64 patches, batch 32,
 one CPU thread: seconds per training step (``fit``'s own throughput log, after a
 warm-up), and seconds per sample of ``sample`` one sample at a time (as
-``sample_synthetic`` draws them: one seed per sample). ``ratio`` is ddpm over cvae.
-No target is asserted; run with ``python -m benchmarks.bench_ddpm_cost [--quick]``.
+``sample_synthetic`` draws them: one seed per sample). Rows: ``ddpm/train_step`` and
+``ddpm/sample`` with the cvae figure as reference (``ratio`` is ddpm over cvae). No
+target: it is a cost figure for choosing the arm, run with ``python -m
+benchmarks.bench_ddpm_cost [--quick]``.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 import torch
 
+from benchmarks import row, standalone
 from radaug.generative import get_model
+
+BENCH = "ddpm_cost"
 
 SIZE, BATCH = 64, 32
 
@@ -40,16 +44,22 @@ def measure(name: str, steps: int, samples: int) -> dict:
     return {"model": name, "train_step_s": step_s, "sample_s": (time.perf_counter() - start) / samples}
 
 
-def main(quick: bool) -> None:
+def run(quick: bool = False) -> list[dict]:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    steps, samples = (10, 3) if quick else (40, 10)
-    rows = [measure(name, steps, samples) for name in ("cvae", "ddpm")]
-    for row in rows:
-        print(f"{row['model']}: {1000 * row['train_step_s']:.0f} ms per training step, "
-              f"{1000 * row['sample_s']:.0f} ms per sample")
-    print(f"ratio ddpm / cvae: training step {rows[1]['train_step_s'] / rows[0]['train_step_s']:.1f}x, "
-          f"sample {rows[1]['sample_s'] / rows[0]['sample_s']:.0f}x")
+    try:
+        steps, samples = (10, 3) if quick else (40, 10)
+        cvae, ddpm = (measure(name, steps, samples) for name in ("cvae", "ddpm"))
+    finally:
+        torch.set_num_threads(threads)
+    notes = f"2D {SIZE}x{SIZE}, batch {BATCH}, 1 CPU thread, schema defaults; reference: cvae in the same run"
+    return [
+        row(BENCH, "ddpm/train_step", 1000 * ddpm["train_step_s"], "ms", reference=1000 * cvae["train_step_s"],
+            notes=notes),
+        row(BENCH, "ddpm/sample", 1000 * ddpm["sample_s"], "ms", reference=1000 * cvae["sample_s"],
+            notes="one sample per call, as sample_synthetic draws them"),
+    ]
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv)
+    standalone(run)
