@@ -137,9 +137,8 @@ def ddim_timesteps(diffusion_steps: int, sample_steps: int) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-def _norm(channels: int, dims: int) -> nn.GroupNorm:
-    """Group norm with up to 8 groups that divide ``channels`` (the spatial dims do not matter)."""
-    del dims
+def _norm(channels: int) -> nn.GroupNorm:
+    """Group norm with up to 8 groups that divide ``channels`` (for any number of spatial dims)."""
     return nn.GroupNorm(math.gcd(channels, 8), channels)
 
 
@@ -157,9 +156,9 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, embed_dim: int, dims: int) -> None:
         super().__init__()
         conv = _layer("Conv", dims)
-        self.norm1, self.conv1 = _norm(in_channels, dims), conv(in_channels, out_channels, 3, padding=1)
+        self.norm1, self.conv1 = _norm(in_channels), conv(in_channels, out_channels, 3, padding=1)
         self.embed = nn.Linear(embed_dim, out_channels)
-        self.norm2, self.conv2 = _norm(out_channels, dims), conv(out_channels, out_channels, 3, padding=1)
+        self.norm2, self.conv2 = _norm(out_channels), conv(out_channels, out_channels, 3, padding=1)
         self.skip = nn.Identity() if in_channels == out_channels else conv(in_channels, out_channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -224,7 +223,7 @@ class ConditionalUNet(nn.Module):
                           widths[level], embed_dim, dims)
             for level in range(len(widths) - 1, -1, -1)
         )
-        self.head = nn.Sequential(_norm(widths[0], dims), nn.SiLU(), conv(widths[0], out_channels, 3, padding=1))
+        self.head = nn.Sequential(_norm(widths[0]), nn.SiLU(), conv(widths[0], out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``x`` (B, in_channels, S, ...), ``t`` (B,) steps 1..T, ``labels`` (B,) with n_classes = no label."""
