@@ -46,8 +46,10 @@ def name(request) -> str:
 
 
 def make(name: str, **hyperparams) -> GenerativeModel:
-    """A small model (narrow networks, and 2 rather than 5 critic steps for wgan_gp, keep the tests fast)."""
-    small = {"base_channels": 8, "latent_dim": 16, **({"n_critic": 2} if name == "wgan_gp" else {})}
+    """A small model (narrow networks, 2 rather than 5 critic steps for wgan_gp, a narrower U-Net and 4 rather
+    than 50 DDIM steps for ddpm, keep the tests fast)."""
+    small = {"base_channels": 8, "latent_dim": 16, **({"n_critic": 2} if name == "wgan_gp" else {}),
+             **({"sample_steps": 4, "base_channels": 4} if name == "ddpm" else {})}
     return get_model(name, patch_size=SIZE, n_classes=2, **{**small, **hyperparams})
 
 

@@ -32,6 +32,8 @@ from radaug.io import sha256_file
 SIZE = 16
 CLASSES = ["benign", "malignant"]
 TINY = {"base_channels": 4, "latent_dim": 4}
+FEWER_STEPS = {"ddpm": {"sample_steps": 4}}
+"""Model-specific settings that only shorten the test (ddpm: 4 DDIM steps per sample instead of 50)."""
 FIT = {"batch_size": 4, "device": "cpu", "log": lambda message: None}
 
 
@@ -55,7 +57,7 @@ def name(request) -> str:
 
 
 def make(name: str, dims: int):
-    return get_model(name, patch_size=SIZE, n_classes=2, spatial_dims=dims, **TINY)
+    return get_model(name, patch_size=SIZE, n_classes=2, spatial_dims=dims, **TINY, **FEWER_STEPS.get(name, {}))
 
 
 def split_tables(ids, images, masks, labels):

@@ -7,7 +7,7 @@ checkpoints and ``save``/``load`` but ``translate`` given patches instead of
 sampling from noise.
 
 >>> sorted(MODELS)
-['cvae', 'dcgan', 'lsgan', 'wgan_gp']
+['cvae', 'dcgan', 'ddpm', 'lsgan', 'wgan_gp']
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any
 from .base import GenerativeModel, IntensityMap, read_checkpoint, select_device
 from .cvae import CVAE
 from .cyclegan import CycleGAN
+from .ddpm import DDPM
 from .gan import DCGAN, LSGAN, WGANGP, ConditionalGAN
 
-MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, DCGAN, LSGAN, WGANGP)}
+MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, DCGAN, DDPM, LSGAN, WGANGP)}
 """Model name → class, for the models that sample new pairs per class; each passes the shared conformance tests."""
 
 TRANSLATION_MODELS: dict[str, type[GenerativeModel]] = {CycleGAN.name: CycleGAN}
@@ -31,7 +32,7 @@ CONDITIONING_MODES = ("auto", "joint", "mask")
 """Values of the ``generative.conditioning`` config key."""
 
 __all__ = [
-    "CONDITIONING_MODES", "CVAE", "DCGAN", "LSGAN", "MODELS", "TRANSLATION_MODELS", "WGANGP", "ConditionalGAN",
+    "CONDITIONING_MODES", "CVAE", "DCGAN", "DDPM", "LSGAN", "MODELS", "TRANSLATION_MODELS", "WGANGP", "ConditionalGAN",
     "CycleGAN", "GenerativeModel", "IntensityMap", "get_model", "load_model", "mask_conditioned", "select_device",
 ]
 

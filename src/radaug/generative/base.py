@@ -506,7 +506,7 @@ class GenerativeModel(abc.ABC):
     def _generate(
         self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode latent codes ``z`` (B, latent_dim) under ``labels`` (B,).
+        """Decode latent codes ``z`` (B, *:meth:`_latent_shape`) under ``labels`` (B,).
 
         ``masks`` (B, 1, S, S[, S]) in {-1, 1} are the conditioning masks of a
         mask-conditioned model (None in joint mode); the returned mask
@@ -517,6 +517,15 @@ class GenerativeModel(abc.ABC):
         image, mask_prob
             (B, S, S[, S]) tensors: image in [-1, 1], mask probability in [0, 1].
         """
+
+    def _latent_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's latent draw handed to :meth:`_generate`: a code of ``latent_dim``.
+
+        A model whose sampling needs more randomness (a diffusion model's initial
+        noise and per-step noise) widens it, so that it is all drawn up front from
+        the sample seed.
+        """
+        return (self.latent_dim,)
 
     # -- helpers for subclasses -------------------------------------------- #
 
@@ -768,7 +777,7 @@ class GenerativeModel(abc.ABC):
         seed = check_int("seed", seed, 0)
         batch_size = check_int("batch_size", batch_size, 1)
         condition = self._check_condition_masks(masks, len(labels))
-        z = torch.randn(len(labels), self.latent_dim, generator=torch.Generator().manual_seed(seed))
+        z = torch.randn(len(labels), *self._latent_shape(), generator=torch.Generator().manual_seed(seed))
         images = np.empty((len(labels), *self.patch_shape), np.float32)
         out_masks = np.empty_like(images)
         was_training = self.nets.training
