@@ -180,6 +180,8 @@ def _check_semantics(config: dict, base_dir: Path) -> None:
 
     if "cyclegan" in models:
         _check_cyclegan_domains(config, base_dir)
+    if "ddpm" in models:
+        _check_ddpm(config["generative"]["ddpm"])
     _check_shape_model(config)
 
     _check_split(config["split"])
@@ -329,6 +331,20 @@ def _check_arms(arms: list[str], models: list[str]) -> None:
         same = canonical.setdefault(frozenset(arm_components(arm)), arm)
         if same != arm:
             raise ConfigError(f"{key}: arms {same!r} and {arm!r} are the same combination; list it once.")
+
+
+def _check_ddpm(ddpm: dict) -> None:
+    """Settings of the diffusion arm that only make sense together (else every training job would fail)."""
+    if ddpm["sample_steps"] > ddpm["diffusion_steps"]:
+        raise ConfigError(
+            f"config key 'generative.ddpm.sample_steps' = {ddpm['sample_steps']} exceeds "
+            f"'generative.ddpm.diffusion_steps' = {ddpm['diffusion_steps']}: DDIM samples on a subset of the "
+            "training schedule's steps; lower sample_steps or raise diffusion_steps.")
+    if ddpm["guidance_scale"] > 0 and ddpm["label_dropout"] == 0:
+        raise ConfigError(
+            "config key 'generative.ddpm.guidance_scale' > 0 needs 'generative.ddpm.label_dropout' > 0: without "
+            "label dropout the model never learns the unconditional prediction that guidance extrapolates from; "
+            "set label_dropout (0.1 usual) or guidance_scale: 0.")
 
 
 def _check_shape_model(config: dict) -> None:

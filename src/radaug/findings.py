@@ -189,20 +189,29 @@ def _names(arms: Sequence[str]) -> str:
     return arms[0] if len(arms) == 1 else ", ".join(arms[:-1]) + " and " + arms[-1]
 
 
-def smallest_class(cohort: pd.DataFrame | None) -> str | None:
-    """The class with fewest cases of a cohort with more than two classes (ties: the first in sorted order);
-    ``None`` for two classes, whose summary speaks of "minority recall"."""
-    if cohort is None or "label" not in cohort:
+def smallest_class(folds: pd.DataFrame | None, classes: Sequence[str] = ()) -> str | None:
+    """The class whose recall ``minority_recall`` is, in a study with more than two classes.
+
+    As :mod:`radaug.evaluate` picks it: per fold, the class with fewest training cases
+    (ties: the first in ``classes``, the config's ``data.classes``). ``""`` when the folds
+    disagree; ``None`` for two classes, whose summary speaks of "minority recall".
+    """
+    if folds is None or not {"label", "role", "repeat", "fold"} <= set(folds.columns):
         return None
-    counts = cohort["label"].astype(str).value_counts()
-    if len(counts) <= 2:
+    labels = list(classes) or sorted(folds["label"].astype(str).unique())
+    if len(labels) <= 2:
         return None
-    return str(min(sorted(counts.index), key=lambda c: counts[c]))
+    train = folds[folds["role"] == "train"]
+    picked = {min(labels, key=lambda c: int((part["label"].astype(str) == c).sum()))
+              for _, part in train.groupby(["repeat", "fold"])}
+    return picked.pop() if len(picked) == 1 else ""
 
 
 def recall_words(smallest: str | None) -> str:
     """How the summary names ``minority_recall``: "minority recall" (two classes) or the smallest class's recall."""
-    return "minority recall" if smallest is None else f"recall of the smallest class '{smallest}'"
+    if smallest is None:
+        return "minority recall"
+    return f"recall of the smallest class '{smallest}'" if smallest else "recall of each fold's smallest class"
 
 
 def overall_reading(findings: pd.DataFrame, recall_name: str = "minority recall") -> str:

@@ -523,14 +523,15 @@ def arm_status(evaluation: pd.DataFrame, arms: Sequence = ()) -> pd.DataFrame:
 
 
 def _summary_section(evaluation: pd.DataFrame, validation: pd.DataFrame | None, arm_verdicts: pd.DataFrame | None,
-                     cohort: pd.DataFrame, folds: pd.DataFrame, failures: pd.DataFrame, arms: Sequence) -> str:
+                     cohort: pd.DataFrame, folds: pd.DataFrame, failures: pd.DataFrame, arms: Sequence,
+                     classes: Sequence = ()) -> str:
     """The study's answer first: the overall reading, one line per arm, controls, data quality, a forest plot."""
     from radaug import findings
 
     if evaluation.empty:
         return _NO_DATA
     table = findings.arm_findings(evaluation, validation, arms)
-    smallest = findings.smallest_class(cohort)
+    smallest = findings.smallest_class(folds, classes)
     recall_words = findings.recall_words(smallest)
     reading = _paragraph(findings.overall_reading(table, recall_words), "reading")
     rows = table[["arm", "auc", "minority_recall", "verdict", "why"]].itertuples(index=False)
@@ -938,7 +939,7 @@ def _sample_grid(model: str, synthetic: tuple, real_patches: tuple, cohort: pd.D
     real_labels = _real_labels(case_ids, cohort)
     keys = _sample_folds(table)
     kind = _kind(model)
-    made = "augmented from" if kind == "augmented" else f"of the {model} trained on"
+    made = "made from" if kind == "augmented" else f"of the {model} trained on"
     if len(keys) == 1 and not folds.empty:
         eligible = _fold_roles(case_ids, folds, keys[0])[0]
         caption = (f"{model}, fold {fold_key(*keys[0])}: real training cases of the fold (left) and "
@@ -1297,7 +1298,7 @@ def assemble_report(
     classes = report_classes(config.get("data", {}).get("classes", ()), cohort)
     arms = config.get("evaluation", {}).get("arms", ())
     bodies = {
-        "summary": _summary_section(evaluation, validation, arm_verdicts, cohort, folds, failures, arms),
+        "summary": _summary_section(evaluation, validation, arm_verdicts, cohort, folds, failures, arms, classes),
         "arms": _arms_section(evaluation, arms),
         "cohort": _cohort_section(cohort, classes),
         "folds": _folds_section(folds, classes),

@@ -66,7 +66,8 @@ class SelectL1(SelectorMixin, BaseEstimator):
 
     @staticmethod
     def _weights(X, y, C):
-        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, max_iter=5000)
+        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, max_iter=5000,
+                                   random_state=0)  # liblinear shuffles: fixed, not the global RNG
         if np.unique(y).size > 2:  # liblinear is binary: one L1 model per class, a feature's largest weight
             fitted = OneVsRestClassifier(model).fit(X, y)
             return np.max([np.abs(e.coef_[0]) for e in fitted.estimators_], axis=0)

@@ -65,6 +65,11 @@ def _with(**changes):
     (_with(generative__conditioning="mask", generative__shape_model={"ssm_share": 0},
            augmentation={"affine": {"enabled": False}, "elastic": {"enabled": False}}),
      "generative.shape_model.ssm_share"),
+    (_with(generative={"models": ["ddpm"], "ddpm": {"diffusion_steps": 20, "sample_steps": 50}},
+           evaluation__arms=["real", "ddpm"]),
+     "generative.ddpm.sample_steps"),
+    (_with(generative={"models": ["ddpm"], "ddpm": {"label_dropout": 0}}, evaluation__arms=["real", "ddpm"]),
+     "generative.ddpm.guidance_scale"),
 ])
 def test_bad_config_names_the_key(cfg, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -114,9 +114,18 @@ def test_control_and_data_quality_lines():
 
 def test_k_class_summary_names_the_smallest_class():
     """Issue 23: with more than two classes the summary names the smallest class's recall."""
-    three = pd.DataFrame({"label": ["a"] * 5 + ["b"] * 3 + ["c"] * 2})
+    def folds(counts_per_fold):  # training cases per class in each fold, as radaug.evaluate counts them
+        return pd.DataFrame([{"repeat": 0, "fold": k, "role": "train", "label": label}
+                             for k, counts in enumerate(counts_per_fold) for label, n in counts.items()
+                             for _ in range(n)])
+
+    three = folds([{"a": 5, "b": 3, "c": 2}, {"a": 4, "b": 3, "c": 2}])
     assert findings.smallest_class(three) == "c"
-    assert findings.smallest_class(three.iloc[:8]) is None  # two classes: "minority recall"
+    assert findings.smallest_class(three[three["label"] != "c"]) is None  # two classes: "minority recall"
+    tie = folds([{"a": 5, "b": 2, "c": 2}])  # ties go to the first of data.classes, as in evaluation
+    assert findings.smallest_class(tie, ["a", "c", "b"]) == "c" and findings.smallest_class(tie, ["a", "b", "c"]) == "b"
+    assert findings.smallest_class(folds([{"a": 5, "b": 2, "c": 3}, {"a": 5, "b": 3, "c": 2}])) == ""
+    assert findings.recall_words("") == "recall of each fold's smallest class"
     assert findings.recall_words(None) == "minority recall"
     table = pd.DataFrame([{"arm": "oracle", "auc": "+0.01", "minority_recall": "+0.30", "verdict": "pass", "why": "",
                            "auc_direction": "none", "recall_direction": "up", "recall_delta": 0.3}])

@@ -444,7 +444,7 @@ def test_classical_samples_are_shown_after_the_generators_with_their_parent_case
                              inputs["cohort"], inputs["folds"], list(CLASSES))
     samples, closest = html.split("<h3>Closest to training</h3>")
     assert samples.index("classical, fold r0f0: real training cases") > samples.index("dcgan, fold r0f0")
-    assert "augmented samples augmented from them" in samples
+    assert "augmented samples made from them" in samples
     assert "the same on both sides" in samples
     assert closest.count("<figure>") == 3  # cvae, dcgan, classical
     assert "<th>parent case</th>" in closest and "<td>classical-r0f0-00000</td><td>case03</td>" in closest

@@ -152,6 +152,11 @@ def test_positive_control_failing_no_more_cells_than_chance_is_ok_and_says_so():
     assert arm_verdicts(many).set_index("arm").loc["control_positive", "control_ok"] == "false"
     factor_rule = _control_summary("control_positive", ["fail"] + ["pass"] * 39, with_null=False)
     assert arm_verdicts(factor_rule).set_index("arm").loc["control_positive", "control_ok"] == "false"
+    # a failing gate without a null (label disagreement, image checks: factor rule) is never chance
+    no_null = one_of_40.copy()
+    no_null.loc[no_null["verdict"] == "fail", "p_adjusted"] = float("nan")
+    row = arm_verdicts(no_null).set_index("arm").loc["control_positive"]
+    assert row["control_ok"] == "false" and "without a null" in row["note"]
 
 
 def test_a_negative_control_missed_where_the_gate_had_no_power_is_called_underpowered():

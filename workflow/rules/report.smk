@@ -35,6 +35,7 @@ rule report_generators:
         losses=expand(rules.train_generator.output.losses, model=MODELS, fold=FOLDS),
         samples=expand(rules.sample_synthetic.output.samples, model=MODELS, fold=FOLDS[:1]),
         augmented=expand(rules.augment_classical.output.samples, fold=FOLDS[:1]) if CLASSICAL_USED else [],
+        augmented_tables=expand(rules.augment_classical.output.table, fold=FOLDS[:1]) if CLASSICAL_USED else [],
         sample_tables=expand(rules.sample_synthetic.output.table, model=MODELS, fold=FOLDS),
         sampling=sampling_records,
     output:

@@ -12,10 +12,12 @@ def main(smk):
         model, fold = path.split("/")[-3:-1]
         losses[(model, fold)] = read_table(path)
     synthetic = {}
-    for path in [*inp.samples, *inp.augmented]:  # synthetic/<model>/<fold>.npz, augmented/classical/<fold>.npz
+    pairs = [(path, path.removesuffix(".npz") + ".csv") for path in inp.samples]  # tables among inp.sample_tables
+    pairs += zip(inp.augmented, inp.augmented_tables)  # augmented/classical/<fold>.npz and .csv
+    for path, table_path in pairs:
         model = path.split("/")[-2]
         arrays = load_arrays(path)
-        table = read_table(path.removesuffix(".npz") + ".csv")
+        table = read_table(table_path)
         synthetic[model] = (arrays["image"], arrays["mask"], table)
     cohort, folds = read_table(inp.index), read_table(inp.folds)
     html = render_generators(losses, load_patches(inp.patches), synthetic, read_tables(inp.sample_tables),

@@ -671,12 +671,21 @@ def arm_verdicts(summary: pd.DataFrame, *, evaluate_failing_arms: bool = True, a
 
 
 def _positive_control_ok(table: pd.DataFrame, level: float) -> tuple[str, str]:
-    """``control_ok`` and note of the positive control: no failing cell, or (null rule) no more than chance."""
+    """``control_ok`` and note of the positive control: no failing cell, or (null rule) no more than chance.
+
+    Only gates judged against their null carry the level's promise: a failure of a gate that
+    kept its factor rule (no ``p_adjusted``: label disagreement, the image-space checks) is
+    never put down to chance.
+    """
     failing = table[table["verdict"] == "fail"]
     if failing.empty:
         return "true", ""
     if "p_adjusted" not in table.columns or not table["p_adjusted"].notna().any() or "fold" not in table.columns:
         return "false", ""
+    factor_failures = failing[failing["p_adjusted"].isna()]
+    if len(factor_failures):
+        return "false", ("fails gates without a null (factor rule): "
+                         + ", ".join(sorted(set(factor_failures["metric"].astype(str)))))
     from scipy.stats import binomtest
 
     judged = table[table["verdict"] != "insufficient"]
