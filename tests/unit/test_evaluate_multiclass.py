@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,11 +15,10 @@ from radaug.evaluate import (
     prediction_columns, summarise, weighted_multiclass_metrics,
 )
 from radaug.errors import RadaugError
-from radaug.features import META_COLUMNS
 
+from .phantom_features import phantom_lesion_features
 from .test_evaluate import make_folds
 
-REPO = Path(__file__).resolve().parents[2]
 CLASSES = ["benign", "malignant", "borderline"]
 
 
@@ -124,22 +122,7 @@ def test_evaluate_arm_refuses_classes_that_differ_from_the_labels():
 @pytest.fixture(scope="module")
 def phantom_features():
     """PyRadiomics features of 2D phantom lesions: 40 benign, 30 malignant, 30 borderline."""
-    from radaug.data.phantom import phantom_case
-    from radaug.features import extract_patches, make_extractor
-
-    labels = ["benign"] * 40 + ["malignant"] * 30 + ["borderline"] * 30
-    images, masks = [], []
-    for i, label in enumerate(labels):
-        image, mask = phantom_case(np.random.default_rng([2027, i]), label, "fine", dim=2, size=48)
-        images.append(image)
-        masks.append(mask)
-    ids = [f"p{i:03d}" for i in range(len(labels))]
-    meta = pd.DataFrame({"sample_id": ids, "case_id": ids, "source": "real", "arm": "real",
-                         "repeat": np.nan, "fold": np.nan, "label": labels})[list(META_COLUMNS)]
-    extractor = make_extractor(REPO / "workflow/resources/radiomics_2d_ct.yaml")
-    features, failures = extract_patches(extractor, np.stack(images), np.stack(masks).astype(np.uint8), (1.0, 1.0), meta)
-    assert failures.empty
-    return features
+    return phantom_lesion_features(["benign"] * 40 + ["malignant"] * 30 + ["borderline"] * 30, seed=2027)
 
 
 def test_phantom_three_classes_oracle_raises_smallest_recall_and_identical_arm_changes_nothing(phantom_features):

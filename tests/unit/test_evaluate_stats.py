@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,9 +17,8 @@ from radaug.evaluate import (
     weighted_classification_metrics,
 )
 
+from .phantom_features import phantom_lesion_features
 from .test_evaluate import POSITIVE, make_folds, make_real
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_classification_metrics_match_hand_computation():
@@ -149,22 +147,7 @@ def test_summary_keeps_contract_columns_first_and_flags_holm_significance():
 @pytest.fixture(scope="module")
 def phantom_features():
     """PyRadiomics features of 2D phantom lesions: 60 benign, 40 malignant (one rng per case)."""
-    from radaug.data.phantom import phantom_case
-    from radaug.features import META_COLUMNS, extract_patches, make_extractor
-
-    labels = ["benign"] * 60 + ["malignant"] * 40
-    images, masks = [], []
-    for i, label in enumerate(labels):
-        image, mask = phantom_case(np.random.default_rng([2026, i]), label, "fine", dim=2, size=48)
-        images.append(image)
-        masks.append(mask)
-    ids = [f"p{i:03d}" for i in range(len(labels))]
-    meta = pd.DataFrame({"sample_id": ids, "case_id": ids, "source": "real", "arm": "real",
-                         "repeat": np.nan, "fold": np.nan, "label": labels})[list(META_COLUMNS)]
-    extractor = make_extractor(REPO / "workflow/resources/radiomics_2d_ct.yaml")
-    features, failures = extract_patches(extractor, np.stack(images), np.stack(masks).astype(np.uint8), (1.0, 1.0), meta)
-    assert failures.empty
-    return features
+    return phantom_lesion_features(["benign"] * 60 + ["malignant"] * 40, seed=2026)
 
 
 def test_phantom_planted_effect_is_detected_and_an_identical_arm_is_not(phantom_features):
