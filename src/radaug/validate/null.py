@@ -8,7 +8,11 @@ distribution of a gate's statistic is simulated on the fold's own real training
 rows: in each of ``n_splits`` seeded splits into two halves A and B (whole
 near-duplicate groups at a time, :func:`radaug.splits.grouped_halves`, as the
 baseline), B is subsampled to the candidate's matched size and scored against A
-exactly as the candidate is.
+as the candidate is. One difference: the holdout gates (memorization ratio, share
+closer than holdout, NNDR ratio) score the candidate's rows against *all* training
+rows, a null draw scores half B against half A; their expected values agree, but
+the null is wider than the candidate's own spread when the candidate outnumbers B,
+which makes those gates conservative.
 
 * **Per-gate p-value** (``p_value``): the empirical upper tail of the null with
   the +1 correction of Phipson & Smyth (2010), ``(1 + #{null at least as bad})
