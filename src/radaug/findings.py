@@ -152,19 +152,23 @@ def control_findings(arm_verdicts: pd.DataFrame | None, validation: pd.DataFrame
             cells = validation[(validation["arm"] == r.arm) & (validation["verdict"] != "insufficient")]
         if r.arm in EXPECTED_FAILURES:
             missed = cells[cells["metric"].isin(EXPECTED_FAILURES[r.arm]) & (cells["verdict"] != "fail")]
-            what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
-                             for m, n in missed.groupby("metric", sort=True).size().items())
+            what = _cells_per_metric(missed)
             details.append(f"{r.arm} passed gates designed to fail it ({what or 'see the validation section'})"
                            + _underpowered(missed))
         else:
-            failed = cells[cells["verdict"] == "fail"]
-            what = ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
-                             for m, n in failed.groupby("metric", sort=True).size().items())
-            note = str(getattr(r, "note", "") or "") if pd.notna(getattr(r, "note", "")) else ""
+            what = _cells_per_metric(cells[cells["verdict"] == "fail"])
+            note = getattr(r, "note", "")
+            note = "" if pd.isna(note) else str(note)
             details.append(f"{r.arm} failed {what or str(r.failing_metrics).replace(';', ', ')}"
                            + (f" ({note})" if note else ""))
     return (f"Controls: {len(controls) - len(bad)} of {len(controls)} behaved as designed; not: "
             f"{'; '.join(details)}. Read the validation verdicts with this in mind.")
+
+
+def _cells_per_metric(cells: pd.DataFrame) -> str:
+    """"coverage in 2 cells, ks fdr in 1 cell": how many of ``cells`` each metric has, in metric order."""
+    return ", ".join(f"{m.replace('_', ' ')} in {n} cell{'s' * (n > 1)}"
+                     for m, n in cells.groupby("metric", sort=True).size().items())
 
 
 def _underpowered(missed: pd.DataFrame) -> str:
@@ -175,7 +179,9 @@ def _underpowered(missed: pd.DataFrame) -> str:
     """
     if "min_detectable" not in missed.columns or missed.empty:
         return ""
-    weak = missed[missed["min_detectable"].fillna("").astype(str).str.startswith("none up to")]
+    from radaug.validate.null import underpowered
+
+    weak = missed[underpowered(missed["min_detectable"])]
     if weak.empty:
         return ""
     sizes = f"{int(weak['n_reference'].min())}-{int(weak['n_reference'].max())}" \

@@ -694,6 +694,8 @@ def power_phrases(validation: pd.DataFrame, classes: list) -> list[str]:
     E.g. ``"With 16 real training cases of class 1 (16 candidate rows): coverage detects a missing
     mode of >= 30% of cases; ..."``. Empty without a ``min_detectable`` column.
     """
+    from radaug.validate.null import UNDETECTABLE
+
     if "min_detectable" not in validation.columns:
         return []
     phrases = []
@@ -708,8 +710,8 @@ def power_phrases(validation: pd.DataFrame, classes: list) -> list[str]:
             found = rows.loc[rows["metric"] == metric, "min_detectable"].astype(str)
             if len(found):
                 text = found.mode().iloc[0]
-                verb = "misses even" if text.startswith("none up to") else "detects"
-                parts.append(f"{metric.replace('_', ' ')} {verb} {text.replace('none up to ', '')}")
+                verb = "misses even" if text.startswith(UNDETECTABLE) else "detects"
+                parts.append(f"{metric.replace('_', ' ')} {verb} {text.removeprefix(UNDETECTABLE)}")
         n_ref = int(rows["n_reference"].median()) if "n_reference" in rows else 0
         n_cand = int(rows["n_candidate"].median()) if "n_candidate" in rows else 0
         phrases.append(f"With {n_ref} real training cases of class {label} ({n_cand} candidate rows): "

@@ -53,6 +53,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+UNDETECTABLE = "none up to "
+"""How ``min_detectable`` begins where a gate misses even the largest simulated defect of its grid."""
+
 POWER_TARGET = 0.8
 """Share of simulated defective cells a gate must fail for the defect to count as detected."""
 
@@ -221,4 +224,9 @@ def minimum_detectable(kind: str, fails: Callable[[float], float]) -> str:
     for size in grid:
         if fails(size) >= POWER_TARGET:
             return phrase.format(size)
-    return "none up to " + phrase.format(grid[-1]).replace(">= ", "")
+    return UNDETECTABLE + phrase.format(grid[-1]).replace(">= ", "")
+
+
+def underpowered(min_detectable) -> np.ndarray:
+    """Which ``min_detectable`` entries (a column of ``validation/summary.csv``) say the gate had no power."""
+    return np.array([str(v).startswith(UNDETECTABLE) for v in min_detectable], dtype=bool)

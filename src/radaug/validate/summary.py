@@ -25,7 +25,8 @@ from radaug.splits import grouped_halves
 from radaug.validate.detection import detection_auc, label_disagreement
 from radaug.validate.images import image_memorization_ratio, plausibility
 from radaug.validate.manifold import prdc
-from radaug.validate.null import GATE_DEFECTS, NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
+from radaug.validate.null import (GATE_DEFECTS, NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable,
+                                  underpowered)
 from radaug.validate.metrics import (
     METRICS,
     _aligned,
@@ -703,7 +704,7 @@ def _underpowered_note(missed: pd.DataFrame) -> str:
         return ""
     weak = missed
     if "min_detectable" in missed.columns:
-        weak = missed[missed["min_detectable"].fillna("").astype(str).str.startswith("none up to")]
+        weak = missed[underpowered(missed["min_detectable"])]
     n = len(missed)
     if "min_detectable" not in missed.columns or weak.empty:
         return f"{n} designed failures missed"
