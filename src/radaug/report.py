@@ -1313,8 +1313,11 @@ def assemble_report(
         "config": _config_section(config),
         "provenance": _provenance_section(provenance, config),
     }
-    nav = "".join(f'<li><a href="#{key}">{html.escape(title)}</a></li>' for key, title in SECTIONS.items())
-    rendered = [f'<section id="{key}">\n<h2>{html.escape(SECTIONS[key])}</h2>\n{body}\n</section>'
+    titles = dict(SECTIONS)
+    if "predicted" in predictions.columns:  # K > 2 classes: the section shows confusion matrices
+        titles["roc"] = "Confusion matrices"
+    nav = "".join(f'<li><a href="#{key}">{html.escape(title)}</a></li>' for key, title in titles.items())
+    rendered = [f'<section id="{key}">\n<h2>{html.escape(titles[key])}</h2>\n{body}\n</section>'
                 for key, body in bodies.items()]
     first, rest = rendered[0], "\n".join(rendered[1:])  # the summary before the table of contents
     title = html.escape(name)

@@ -50,6 +50,7 @@ def test_a_three_class_study_runs_end_to_end(tmp_path):
 
     report = (study / "report.html").read_text(encoding="utf-8")
     assert "Confusion matrices of the pooled out-of-fold predictions" in report
+    assert '<h2>Confusion matrices</h2>' in report and "ROC curves</" not in report  # K > 2: no ROC heading
     assert "recall of the smallest class &#x27;borderline&#x27;" in report
     verify = subprocess.run([sys.executable, "-m", "radaug.cli", "verify", str(study)],
                             capture_output=True, text=True, encoding="utf-8", errors="replace")

@@ -144,6 +144,7 @@ def test_every_section_is_present(page):
         assert f'<section id="{key}">' in page
         assert f'href="#{key}"' in page
     assert "How to read this report" in page
+    assert "<h2>ROC curves</h2>" in page  # binary study; K > 2 titles it "Confusion matrices"
 
 
 def test_evaluation_has_forest_plot_effect_sizes_and_bootstrap_intervals(page):
