@@ -172,6 +172,50 @@ def write_csv(path: str | os.PathLike, frame) -> None:
     write_text(path, frame.to_csv(index=False, lineterminator="\n", float_format="%.10g"))
 
 
+def concat_csv_text(paths) -> str:
+    """The CSV files ``paths`` (each written by :func:`write_csv`) as one CSV text: one header, rows in order.
+
+    Joined as text, not re-read and re-written: every row keeps its exact
+    characters (a value re-parsed and re-formatted could change, e.g. a text
+    ``1.0`` read as the number 1), so parts of one table written by separate
+    jobs join to the bytes one job would have written, given that each column
+    has the same type in every part. A part with no rows adds nothing.
+
+    Parameters
+    ----------
+    paths
+        CSV files with the same header line, in the order their rows should appear.
+
+    Returns
+    -------
+    str
+        The first file's header line and every file's rows (also when a row's
+        quoted text holds a newline: only the header line is split off).
+
+    Raises
+    ------
+    RadaugError
+        If ``paths`` is empty or the header lines differ (naming both files).
+    """
+    from .errors import RadaugError
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise RadaugError("concat_csv_text: no CSV files to join; pass the parts of one table.")
+    header, parts = None, []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        first, newline, body = text.partition("\n")
+        if header is None:
+            header, first_path = first, path
+        elif first != header:
+            raise RadaugError(f"concat_csv_text: {path} has the header {first[:200]!r}, but {first_path} has "
+                              f"{header[:200]!r}; the parts of one table must have the same columns "
+                              "(were they written by different code versions? rerun the jobs that wrote them).")
+        parts.append(body if newline else "")
+    return header + "\n" + "".join(parts)
+
+
 def save_arrays(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Save arrays as an ``.npz`` readable by :func:`numpy.load`, byte-deterministically.
 

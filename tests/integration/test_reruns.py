@@ -99,8 +99,8 @@ def test_one_arm_is_rerun_for_real_and_reproduces_its_bytes(study, tmp_path):
          {"evaluate": N_ARMS, "evaluation_summary": 1, **FINISH}),
         # validation: every validated arm and the controls; the evaluation summary reads the verdicts
         ("validation", "alpha", 0.01,
-         {"validate": N_VALIDATED, "validate_controls": 1, "validation_summary": 1, "evaluation_summary": 1,
-          "report_validation": 1, **FINISH}),
+         {"validate": N_VALIDATED, "validate_controls_fold": N_FOLDS, "validate_controls": 1,
+          "validation_summary": 1, "evaluation_summary": 1, "report_validation": 1, **FINISH}),
         # sampling quotas: synthetic draws, classical augmentation, and every arm's validation and evaluation
         ("sampling", "cap_per_case", 3,
          {"sample_synthetic": N_MODELS * N_FOLDS, "features_synthetic": N_MODELS * N_FOLDS,

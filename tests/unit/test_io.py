@@ -1,7 +1,18 @@
 import numpy as np
+import pandas as pd
 import pytest
 
-from radaug.io import atomic_path, load_arrays, save_arrays, sha256_file, write_json, write_text
+from radaug.errors import RadaugError
+from radaug.io import (
+    atomic_path,
+    concat_csv_text,
+    load_arrays,
+    save_arrays,
+    sha256_file,
+    write_csv,
+    write_json,
+    write_text,
+)
 
 
 def test_save_arrays_is_byte_deterministic(tmp_path):
@@ -106,3 +117,24 @@ def test_artifacts_get_the_permissions_of_any_new_file(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.csv").stat().st_mode) == 0o644
+
+
+def test_csv_parts_join_to_the_bytes_of_the_whole_table(tmp_path):
+    whole = pd.DataFrame({"fold": ["r0f0", "r0f0", "r0f1", "r0f2"], "value": [0.1, 1 / 3, np.nan, 2.0],
+                          "note": ["a", "line one\nline two", "", "1.0"], "n": [1, 2, 3, 4]})
+    write_csv(tmp_path / "whole.csv", whole)
+    parts = []
+    for key in ("r0f0", "r0f1", "r0f2", "r0f3"):  # r0f3: a part with no rows
+        parts.append(tmp_path / f"{key}.csv")
+        write_csv(parts[-1], whole[whole["fold"] == key])
+    assert concat_csv_text(parts) == (tmp_path / "whole.csv").read_text()
+    assert concat_csv_text(parts[-1:]) == "fold,value,note,n\n"
+
+
+def test_csv_parts_with_other_columns_are_refused(tmp_path):
+    write_csv(tmp_path / "a.csv", pd.DataFrame({"x": [1]}))
+    write_csv(tmp_path / "b.csv", pd.DataFrame({"y": [1]}))
+    with pytest.raises(RadaugError, match="b.csv has the header 'y'.*a.csv has 'x'"):
+        concat_csv_text([tmp_path / "a.csv", tmp_path / "b.csv"])
+    with pytest.raises(RadaugError, match="no CSV files"):
+        concat_csv_text([])

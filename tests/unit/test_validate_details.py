@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import false_discovery_control, ks_2samp
 
 from radaug.errors import RadaugError
-from radaug.io import save_arrays, write_csv
+from radaug.io import concat_csv_text, load_arrays, save_arrays, sha256_file, write_csv, write_text
 from radaug.validate.details import (
     DCR_COLUMNS,
     KS_COLUMNS,
@@ -16,6 +16,7 @@ from radaug.validate.details import (
     concat_details,
     correlation_arrays,
     correlation_from_arrays,
+    fold_means,
     read_details,
     set_details,
 )
@@ -198,6 +199,39 @@ def test_control_details_show_what_failing_looks_like(study):
     assert len(shown) == len(FEATURES) and not any(s.startswith("original_") for s in shown)
     assert correlation_maps(details.correlation, ["a", "b"]) is not None
     assert dcr_histograms(details.dcr) is not None
+
+
+def write_control_files(folder, table, details, dtype=np.float32):
+    folder.mkdir()
+    write_csv(folder / "summary.csv", table)
+    write_csv(folder / "ks.csv", details.ks)
+    save_arrays(folder / "correlation.npz", **correlation_arrays(details.correlation, dtype))
+    write_csv(folder / "dcr.csv", details.dcr)
+
+
+def test_controls_per_fold_join_to_the_files_of_one_call_over_every_fold(study, tmp_path):
+    """What validate_controls_fold and validate_controls write: the bytes of one job over every fold."""
+    real, folds, _ = study
+    # a feature constant in one fold's class: its correlations are undefined there, the mean takes the other fold
+    real = real.assign(**{FEATURES[4]: np.where(real["case_id"].isin(
+        folds.loc[(folds["fold"] == 1) & (folds["role"] == "train"), "case_id"]) & (real["label"] == "a"),
+        1.0, real[FEATURES[4]])})
+    options = {"detection": False, "null_splits": 0}
+    kwargs = dict(feature_columns=FEATURES, options=options, seed=3, return_details=True)
+    write_control_files(tmp_path / "whole", *validate_controls(real, folds, **kwargs))
+    keys = ["r0f0", "r0f1"]
+    for key in keys:
+        write_control_files(tmp_path / key, *validate_controls(real, folds, fold=key, **kwargs), np.float64)
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    for name in ("summary.csv", "ks.csv", "dcr.csv"):
+        write_text(joined / name, concat_csv_text([tmp_path / key / name for key in keys]))
+    parts = [correlation_from_arrays(load_arrays(tmp_path / key / "correlation.npz")) for key in keys]
+    save_arrays(joined / "correlation.npz", **correlation_arrays(fold_means(parts, FEATURES)))
+    for name in ("summary.csv", "ks.csv", "dcr.csv", "correlation.npz"):
+        assert sha256_file(joined / name) == sha256_file(tmp_path / "whole" / name), name
+    with pytest.raises(RadaugError, match="fold 'r0f7' is not in the folds table .*r0f0, r0f1"):
+        validate_controls(real, folds, fold="r0f7", **kwargs)
 
 
 def test_figures_order_features_and_arms_and_skip_empty_inputs():

@@ -115,6 +115,7 @@ def study_provenance(include_report=True):
         records += expand(rules.invariance.output.prov, fold=FOLDS)
     records += expand(rules.validate.output.prov, arm=VALIDATED_ARMS)
     if config["validation"]["controls"]:
+        records += expand(rules.validate_controls_fold.output.prov, fold=FOLDS)
         records.append(rules.validate_controls.output.prov)
         records += expand(rules.features_shuffled_control.output.prov, batch=BATCHES)
     records += expand(rules.evaluate.output.prov, arm=ARMS)

@@ -3,7 +3,8 @@
 # (distribution, correlation structure, Frechet, PRDC coverage, detection AUC,
 # memorization in feature and image space, label consistency, plausibility),
 # plus control arms that every gate must pass (held-out real) or fail (noise,
-# copies, other-class copies, voxel-shuffled real cases). The per-arm verdicts
+# copies, other-class copies, voxel-shuffled real cases), scored one job per fold
+# (validate_controls_fold) and joined by validate_controls. The per-arm verdicts
 # (arm_verdicts.csv) tell evaluation and report which arms failed, and which could not
 # generate (a generator short of a quota in some fold: synthetic/<model>/sampling/). Each validate
 # job also writes details/<arm>/ks.csv, correlation.npz, dcr.csv (per-feature KS
@@ -43,7 +44,12 @@ rule validate:
         "../scripts/validate.py"
 
 
-rule validate_controls:
+rule validate_controls_fold:
+    # The control arms of one fold: their work spreads over the cores (one job per fold
+    # instead of one for the study, which ran alone for minutes at the end of small
+    # studies). Per fold, not per control arm: the null rule's draws of a cell are shared
+    # by its negative controls (radaug.validate.summary._NULL_CACHE) within one process.
+    # Correlation differences stay float64 here; validate_controls averages them.
     input:
         real=rules.features_real_table.output.features,
         folds=rules.split.output.folds,
@@ -51,13 +57,13 @@ rule validate_controls:
         patches=expand(rules.preprocess.output.patches, batch=BATCHES),
         shuffled=expand(rules.features_shuffled_control.output.features, batch=BATCHES),
     output:
-        table=f"{STUDY}/validation/arms/controls.csv",
-        ks=f"{STUDY}/validation/details/controls/ks.csv",
-        correlation=f"{STUDY}/validation/details/controls/correlation.npz",
-        dcr=f"{STUDY}/validation/details/controls/dcr.csv",
-        prov=f"{PROV}/validate_controls.json",
+        table=f"{STUDY}/validation/controls/{{fold}}/summary.csv",
+        ks=f"{STUDY}/validation/controls/{{fold}}/ks.csv",
+        correlation=f"{STUDY}/validation/controls/{{fold}}/correlation.npz",
+        dcr=f"{STUDY}/validation/controls/{{fold}}/dcr.csv",
+        prov=f"{PROV}/validate_controls_fold/{{fold}}.json",
     log:
-        f"{LOGS}/validate_controls.log",
+        f"{LOGS}/validate_controls_fold/{{fold}}.log",
     conda:
         "../../envs/radaug.yaml"
     params:
@@ -69,6 +75,33 @@ rule validate_controls:
         runtime=20,
     script:
         "../scripts/validate.py"
+
+
+rule validate_controls:
+    # The per-fold control tables joined in fold order: byte for byte what one job over
+    # every fold writes (radaug.io.concat_csv_text, radaug.validate.details.fold_means).
+    input:
+        table=expand(rules.validate_controls_fold.output.table, fold=FOLDS),
+        ks=expand(rules.validate_controls_fold.output.ks, fold=FOLDS),
+        correlation=expand(rules.validate_controls_fold.output.correlation, fold=FOLDS),
+        dcr=expand(rules.validate_controls_fold.output.dcr, fold=FOLDS),
+    output:
+        table=f"{STUDY}/validation/arms/controls.csv",
+        ks=f"{STUDY}/validation/details/controls/ks.csv",
+        correlation=f"{STUDY}/validation/details/controls/correlation.npz",
+        dcr=f"{STUDY}/validation/details/controls/dcr.csv",
+        prov=f"{PROV}/validate_controls.json",
+    log:
+        f"{LOGS}/validate_controls.log",
+    conda:
+        "../../envs/radaug.yaml"
+    params:
+        code=code("validate_controls"),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/validate_controls.py"
 
 
 rule validation_summary:

@@ -1,5 +1,5 @@
-"""Validate one arm's added data (rule validate) or the control arms (rule validate_controls)
-in every fold and class against real-vs-real baselines.
+"""Validate one arm's added data in every fold and class (rule validate), or the control arms
+in one fold's classes (rule validate_controls_fold), against real-vs-real baselines.
 
 Reference: the fold's real training cases; baselines: two halves of them.
 Memorization holdout: the fold's real test cases, which no generator saw.
@@ -7,7 +7,9 @@ The rows validated are those the arm adds to each fold's training set in evaluat
 (radaug.evaluate.arm_added_rows): smote and combined arms included. Copies of real
 training cases (oversample) are scored against their parents' patches in image space.
 Next to the summary rows, the per-feature KS tests, fold-averaged correlation differences (npz) and
-per-row distances to the closest training row go to validation/details/<arm>/ (radaug.validate.details).
+per-row distances to the closest training row go to validation/details/<arm>/ (radaug.validate.details);
+a control fold's go to validation/controls/<fold>/ with correlation differences in float64, for
+validate_controls to average over the folds.
 An arm whose generator fell short of a quota in some fold (its sampling records) is not validated:
 its tables are empty and validation_summary gives it the verdict 'could not generate'.
 """
@@ -60,9 +62,9 @@ def candidate_patches(smk, candidates: pd.DataFrame):
     return np.concatenate(ids), np.concatenate(images), np.concatenate(masks)
 
 
-def write_details(smk, details) -> None:
+def write_details(smk, details, dtype=np.float32) -> None:
     write_csv(smk.output.ks, details.ks)
-    save_arrays(smk.output.correlation, **correlation_arrays(details.correlation))
+    save_arrays(smk.output.correlation, **correlation_arrays(details.correlation, dtype))
     write_csv(smk.output.dcr, details.dcr)
 
 
@@ -76,14 +78,14 @@ def main(smk):
     modality = index["modality"].mode().iloc[0] if len(index) else "other"
     normalisation = index["normalisation"].mode().iloc[0] if len(index) else "none"
     intensity_range = physical_intensity_range(modality, intensity_normalised=normalisation != "none")
-    if smk.rule == "validate_controls":
+    if smk.rule == "validate_controls_fold":
         shuffled = read_tables(smk.input.shuffled)
         table, details = validate_controls(real, folds, feature_columns=columns, options=opts,
                                            seed=smk.params.seed, real_patches=real_patches,
                                            intensity_range=intensity_range, shuffled=shuffled,
-                                           return_details=True)
+                                           return_details=True, fold=smk.wildcards.fold)
         write_csv(smk.output.table, table)
-        write_details(smk, details)
+        write_details(smk, details, np.float64)
         return
     name = smk.wildcards.arm
     candidates = arm_candidates(smk, name, real, folds)

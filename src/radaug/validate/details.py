@@ -185,15 +185,46 @@ def collect_details(
     sets = list(sets)
     ks = _concat([_labelled(d.ks, fold, arm, label) for fold, arm, label, d in sets], KS_COLUMNS)
     dcr = _concat([_labelled(d.dcr, fold, arm, label) for fold, arm, label, d in sets], DCR_COLUMNS)
-    differences: dict[tuple[str, str], list[pd.DataFrame]] = {}
-    for _, arm, label, d in sets:
-        differences.setdefault((arm, label), []).append(d.correlation_difference)
-    correlation = {key: _mean_difference(frames, feature_columns) for key, frames in differences.items()}
+    correlation = fold_means([{(arm, label): d.correlation_difference} for _, arm, label, d in sets],
+                             feature_columns)
     return ValidationDetails(ks, correlation, dcr)
 
 
+def fold_means(correlations: Iterable[dict[tuple[str, str], pd.DataFrame]],
+               feature_columns: list[str]) -> dict[tuple[str, str], pd.DataFrame]:
+    """Per ``(arm, class)``: the mean of its correlation differences over folds, where defined.
+
+    Parameters
+    ----------
+    correlations
+        Per fold, in fold order: ``(arm, class)`` -> a square DataFrame indexed
+        both ways by feature (a :attr:`SetDetails.correlation_difference`, or a
+        fold's :attr:`ValidationDetails.correlation`).
+    feature_columns
+        Features, in order, of the result.
+
+    Returns
+    -------
+    dict
+        ``(arm, class)`` in order of first appearance -> a matrix over
+        ``feature_columns``: the mean over the folds that define each entry,
+        NaN where none does. A fold's own mean is its matrix (NaN where
+        undefined), so the workflow's per-fold ``validate_controls_fold`` jobs
+        store their folds' means in float64 and ``validate_controls`` averages
+        them here: bit for bit what :func:`collect_details` over every fold gives.
+    """
+    frames: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for correlation in correlations:
+        for key, frame in correlation.items():
+            frames.setdefault(key, []).append(frame)
+    return {key: _mean_difference(kept, feature_columns) for key, kept in frames.items()}
+
+
 def concat_details(parts: Iterable[ValidationDetails]) -> ValidationDetails:
-    """One :class:`ValidationDetails` of several (e.g. the per-arm files of a study), rows kept in order."""
+    """One :class:`ValidationDetails` of several (e.g. the per-arm files of a study), rows kept in order.
+
+    The parts hold different arms; per-fold correlations of the same arms are averaged by :func:`fold_means`.
+    """
     parts = list(parts)
 
     correlation = {key: matrix for p in parts for key, matrix in p.correlation.items()}
@@ -201,20 +232,24 @@ def concat_details(parts: Iterable[ValidationDetails]) -> ValidationDetails:
                              _concat([p.dcr for p in parts], DCR_COLUMNS))
 
 
-def correlation_arrays(correlation: dict[tuple[str, str], pd.DataFrame]) -> dict[str, np.ndarray]:
+def correlation_arrays(correlation: dict[tuple[str, str], pd.DataFrame],
+                       dtype=np.float32) -> dict[str, np.ndarray]:
     """The fold-averaged correlation differences as plain arrays, for :func:`radaug.io.save_arrays`.
 
     Parameters
     ----------
     correlation
         :attr:`ValidationDetails.correlation`; every matrix over the same features.
+    dtype
+        Of ``difference``: float32 (default) keeps the file small and is exact
+        to well below the 0.01 a map shows; float64 for per-fold parts that are
+        averaged again (:func:`fold_means`).
 
     Returns
     -------
     dict
         ``feature`` (F,), ``arm`` and ``class`` (K,) text arrays and
-        ``difference`` (K, F, F) float32, one matrix per arm and class; float32
-        keeps the file small and is exact to well below the 0.01 a map shows.
+        ``difference`` (K, F, F) of ``dtype``, one matrix per arm and class.
 
     Raises
     ------
@@ -226,8 +261,7 @@ def correlation_arrays(correlation: dict[tuple[str, str], pd.DataFrame]) -> dict
     if any(list(m.index) != features or list(m.columns) != features for m in correlation.values()):
         raise RadaugError("correlation_arrays: the matrices do not share their features; "
                           "build them with collect_details from one feature list.")
-    stack = np.stack([correlation[k].to_numpy(np.float32) for k in keys]) if keys else \
-        np.zeros((0, 0, 0), np.float32)
+    stack = np.stack([correlation[k].to_numpy(dtype) for k in keys]) if keys else np.zeros((0, 0, 0), dtype)
     return {
         "feature": np.array(features, dtype=str),
         "arm": np.array([k[0] for k in keys], dtype=str),

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from radaug.errors import RadaugError
 from radaug.splits import fold_cases, fold_key, grouped_halves
 from radaug.validate.controls import copy_control, noise_control, shuffle_control_patches
 from radaug.validate.details import ValidationDetails, collect_details, set_details
@@ -69,10 +70,19 @@ def _with_groups(table: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _fold_sets(real: pd.DataFrame, folds: pd.DataFrame):
-    """Yield ``(repeat, fold, train, test)`` real feature rows of every fold, with their ``group``."""
+def _fold_sets(real: pd.DataFrame, folds: pd.DataFrame, only: str | None = None):
+    """Yield ``(repeat, fold, train, test)`` real feature rows of every fold, with their ``group``.
+
+    ``only``: the key (:func:`radaug.splits.fold_key`) of the one fold to yield; None yields every fold.
+    """
     real = _with_groups(real, folds)
+    keys = [fold_key(r, f) for (r, f), _ in folds.groupby(["repeat", "fold"])]
+    if only is not None and only not in keys:
+        raise RadaugError(f"fold {only!r} is not in the folds table (its folds: {', '.join(keys) or 'none'}); "
+                          "pass a fold key of splits/folds.csv, e.g. r0f0.")
     for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
+        if only is not None and fold_key(repeat, fold) != only:
+            continue
         train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
         test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
         yield repeat, fold, train, test
@@ -178,6 +188,7 @@ def validate_controls(
     intensity_range: tuple[float, float] | None = None,
     shuffled: pd.DataFrame | None = None,
     return_details: bool = False,
+    fold: str | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, ValidationDetails]:
     """Score the control arms of :mod:`radaug.validate.controls` in every fold and class.
 
@@ -198,19 +209,30 @@ def validate_controls(
         Features of every real case's voxel-shuffled patch (``sample_id``,
         ``case_id`` of the parent case, ``label``, feature columns); None
         leaves ``control_negative_shuffle`` out.
+    fold
+        Score only the fold with this key (``r<repeat>f<fold>``, :func:`radaug.splits.fold_key`);
+        None scores every fold. Every random choice is seeded per fold and class (from ``seed``,
+        the repeat, the fold and the class), never drawn from a stream shared across folds, so
+        the folds' results stacked in fold order (the workflow's ``validate_controls_fold`` jobs,
+        joined by :func:`radaug.io.concat_csv_text` and :func:`radaug.validate.details.fold_means`) are those of one call over every fold, row for row.
 
     Other parameters and the return value as :func:`validate_study_arm`, without candidates.
+
+    Raises
+    ------
+    RadaugError
+        If ``fold`` is not a fold of ``folds``.
     """
     opts = _options(options)
     shuffled_patches = shuffle_control_patches(*real_patches, seed) if (
         shuffled is not None and real_patches is not None) else None
     rows, details = [], []
-    for repeat, fold, train, test in _fold_sets(real, folds):
-        key = fold_key(repeat, fold)
+    for repeat, fold_number, train, test in _fold_sets(real, folds, only=fold):
+        key = fold_key(repeat, fold_number)
         for label in sorted(set(train["label"])):
             train_c, test_c = train[train["label"] == label], test[test["label"] == label]
             other = train[train["label"] != label]
-            control_seed = [seed, repeat, fold, sorted(set(train["label"])).index(label)]
+            control_seed = [seed, repeat, fold_number, sorted(set(train["label"])).index(label)]
             as_candidate, as_holdout = grouped_halves(test_c["group"], int(np.random.SeedSequence(
                 control_seed).generate_state(1)[0]))
             positive, positive_holdout = test_c.iloc[as_candidate], test_c.iloc[as_holdout]
