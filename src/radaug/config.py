@@ -249,6 +249,15 @@ def _check_preprocess(config: dict) -> None:
             "every batch job holds many patches in memory. Use a smaller patch (or a coarser preprocess.spacing "
             "so the ROI fits a smaller one)."
         )
+    modality = pre["modality"] if pre["modality"] != "auto" else {"phantom": "CT", "br35h": "MR"}.get(
+        config["data"]["source"], "auto")
+    if pre["normalisation"] == "nyul" and modality == "CT":
+        raise ConfigError(
+            "config key 'preprocess.normalisation' = nyul: histogram standardisation is for images in arbitrary "
+            "units such as MR, but the study's modality is CT (preprocess.modality, or the phantom's CT under "
+            "auto), whose Hounsfield units are already a standard scale. Use normalisation none (or auto) for "
+            "CT, or set preprocess.modality: MR for MR images."
+        )
     for key in ("percentiles", "resegment_range"):
         bounds = pre[key]
         if bounds is not None and not bounds[0] < bounds[1]:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from radaug.config import BUILTIN_ARMS, arm_components
 from radaug.errors import LeakageError, RadaugError
-from radaug.features import feature_columns
+from radaug.features import feature_columns, fold_rows
 from radaug.sampling import rebalancing_quotas
 
 if TYPE_CHECKING:
@@ -688,8 +688,9 @@ def evaluate_arm(
         repeat, fold = int(repeat), int(fold)
         where = f"arm {arm!r}, repeat {repeat}, fold {fold}"
         train_cases = set(split.loc[split["role"] == "train", "case_id"])
-        train_real = real[real["case_id"].isin(train_cases)]
-        test = real[real["case_id"].isin(set(split.loc[split["role"] == "test", "case_id"]))]
+        fold_real = fold_rows(real, repeat, fold)  # all rows, or this fold's (standardised intensities)
+        train_real = fold_real[fold_real["case_id"].isin(train_cases)]
+        test = fold_real[fold_real["case_id"].isin(set(split.loc[split["role"] == "test", "case_id"]))]
         added = arm_added_rows(arm, train_real, arm_data, repeat=repeat, fold=fold, seed=seed,
                                target_ratio=target_ratio, cap_per_case=cap_per_case)
         train = pd.concat([train_real, added], ignore_index=True)
