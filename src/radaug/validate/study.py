@@ -219,14 +219,18 @@ def validate_controls(
     Other parameters and the return value as :func:`validate_study_arm`, without candidates.
     """
     opts = _options(options)
+    per_fold = isinstance(real_patches, Mapping)
+    study_shuffled = shuffle_control_patches(*real_patches, seed) if (
+        shuffled is not None and real_patches is not None and not per_fold) else None
     rows, details = [], []
     for repeat, fold, train, test in _fold_sets(real, folds):
         key = fold_key(repeat, fold)
         fold_patches = _fold_patch_set(real_patches, repeat, fold)
-        # Shuffling permutes ROI voxels and standardisation maps each voxel alone, so the two commute:
-        # the fold's shuffled patches are the shuffled fold patches.
-        shuffled_patches = shuffle_control_patches(*fold_patches, seed) if (
-            shuffled is not None and fold_patches is not None) else None
+        shuffled_patches = study_shuffled
+        if per_fold and shuffled is not None:
+            # Shuffling permutes ROI voxels and standardisation maps each voxel alone, so the two
+            # commute: the fold's shuffled patches are its standardised patches, shuffled.
+            shuffled_patches = shuffle_control_patches(*fold_patches, seed)
         fold_shuffled = fold_rows(shuffled, repeat, fold) if shuffled is not None else None
         for label in sorted(set(train["label"])):
             train_c, test_c = train[train["label"] == label], test[test["label"] == label]
