@@ -213,10 +213,12 @@ def test_preprocess_records_landmarks_of_the_whole_original_image_and_keeps_stor
 
 
 def test_config_refuses_nyul_for_ct():
-    from radaug.config import validate_config
+    from radaug.config import resolve_params_file, validate_config
 
     base = {"study": {"name": "u"}, "data": {"source": "phantom", "classes": ["benign", "malignant"]},
             "preprocess": {"normalisation": "nyul"}}
     with pytest.raises(ConfigError, match="preprocess.normalisation' = nyul.*CT"):
         validate_config(base)
-    validate_config({**base, "preprocess": {"normalisation": "nyul", "modality": "MR"}})
+    config = validate_config({**base, "preprocess": {"normalisation": "nyul", "modality": "MR"}})
+    # the default parameter file bins the standard scale (0-100), not z-scores
+    assert resolve_params_file(config, "workflow").name == "radiomics_2d_nyul.yaml"
