@@ -249,6 +249,13 @@ def _check_preprocess(config: dict) -> None:
             "every batch job holds many patches in memory. Use a smaller patch (or a coarser preprocess.spacing "
             "so the ROI fits a smaller one)."
         )
+    if pre["normalisation"] == "nyul" and study_modality(config) == "CT":
+        raise ConfigError(
+            "config key 'preprocess.normalisation' = nyul: histogram standardisation is for images in arbitrary "
+            "units such as MR, but the study's modality is CT (preprocess.modality, or the phantom's CT under "
+            "auto), whose Hounsfield units are already a standard scale. Use normalisation none (or auto) for "
+            "CT, or set preprocess.modality: MR for MR images."
+        )
     for key in ("percentiles", "resegment_range"):
         bounds = pre[key]
         if bounds is not None and not bounds[0] < bounds[1]:
@@ -424,9 +431,10 @@ def study_modality(config: dict) -> str | None:
 def resolve_params_file(config: dict, workflow_dir: str | Path) -> Path:
     """The PyRadiomics parameter file of a study: the configured one or the shipped default.
 
-    Defaults (``workflow/resources/radiomics_{2d,3d}_{ct,mr}.yaml``) exist for the
+    Defaults (``workflow/resources/radiomics_{2d,3d}_{ct,mr,nyul}.yaml``) exist for the
     example and phantom sources; a user manifest must name its file, because the
-    right bin width depends on the modality and intensity range of the data.
+    right bin width depends on the modality and intensity range of the data
+    (``nyul``: the histogram-standardised scale, 0-100 over the 1st-99th percentile).
     """
     if config["features"]["params"]:
         return Path(config["features"]["params"])
@@ -438,6 +446,8 @@ def resolve_params_file(config: dict, workflow_dir: str | Path) -> Path:
         )
     dim = config["data"]["phantom"]["dim"] if source == "phantom" else 2
     modality = "ct" if study_modality(config) == "CT" else "mr"
+    if config["preprocess"]["normalisation"] == "nyul":
+        modality = "nyul"
     return Path(workflow_dir) / "resources" / f"radiomics_{dim}d_{modality}.yaml"
 
 

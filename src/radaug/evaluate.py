@@ -26,7 +26,7 @@ import pandas as pd
 
 from radaug.config import BUILTIN_ARMS, arm_components
 from radaug.errors import LeakageError, RadaugError
-from radaug.features import feature_columns
+from radaug.features import feature_columns, fold_rows
 from radaug.sampling import rebalancing_quotas
 
 if TYPE_CHECKING:
@@ -683,13 +683,14 @@ def evaluate_arm(
     if use_robust and invariance is None:
         raise ValueError("classifier option robust_features needs the invariance table")
 
-    fold_rows, predictions = [], []
+    per_fold_rows, predictions = [], []
     for (repeat, fold), split in folds.groupby(["repeat", "fold"], sort=True):
         repeat, fold = int(repeat), int(fold)
         where = f"arm {arm!r}, repeat {repeat}, fold {fold}"
         train_cases = set(split.loc[split["role"] == "train", "case_id"])
-        train_real = real[real["case_id"].isin(train_cases)]
-        test = real[real["case_id"].isin(set(split.loc[split["role"] == "test", "case_id"]))]
+        fold_real = fold_rows(real, repeat, fold)  # all rows, or this fold's (standardised intensities)
+        train_real = fold_real[fold_real["case_id"].isin(train_cases)]
+        test = fold_real[fold_real["case_id"].isin(set(split.loc[split["role"] == "test", "case_id"]))]
         added = arm_added_rows(arm, train_real, arm_data, repeat=repeat, fold=fold, seed=seed,
                                target_ratio=target_ratio, cap_per_case=cap_per_case)
         train = pd.concat([train_real, added], ignore_index=True)
@@ -700,7 +701,7 @@ def evaluate_arm(
         used = robust_feature_set(invariance, repeat, fold, features) if use_robust else features
         if multiclass:
             fold_row, prediction = _fit_multiclass(options, train, train_real, test, used, classes)
-            fold_rows.append({"arm": arm, "repeat": repeat, "fold": fold, "n_train_real": len(train_real),
+            per_fold_rows.append({"arm": arm, "repeat": repeat, "fold": fold, "n_train_real": len(train_real),
                               "n_train_added": len(added), "n_test": len(test), **fold_row})
             predictions.append(pd.DataFrame({"arm": arm, "repeat": repeat, "fold": fold, **prediction}))
             continue
@@ -712,7 +713,7 @@ def evaluate_arm(
         counts = _class_counts(train_real)
         negative_class = next(c for c in classes if c != positive_class)
         minority = 1 if counts[positive_class] <= counts[negative_class] else 0
-        fold_rows.append({
+        per_fold_rows.append({
             "arm": arm, "repeat": repeat, "fold": fold,
             "n_train_real": len(train_real), "n_train_added": len(added), "n_test": len(test),
             **classification_metrics(y_true, score, minority),
@@ -722,7 +723,7 @@ def evaluate_arm(
             "case_id": test["case_id"].to_numpy(), "label": test["label"].to_numpy(),
             "y_true": y_true, "score": score, "minority": minority,
         }))
-    per_fold = pd.DataFrame(fold_rows, columns=list(per_fold_columns(classes)))
+    per_fold = pd.DataFrame(per_fold_rows, columns=list(per_fold_columns(classes)))
     return per_fold, pd.concat(predictions, ignore_index=True)[list(prediction_columns(classes))]
 
 

@@ -153,5 +153,41 @@ def feature_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in table.columns if c not in META_COLUMNS]
 
 
+def concat_extractions(parts: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One ``(features, failures)`` pair from several :func:`extract_patches` results (one per fold).
+
+    A single part is returned as it is, so a once-per-study extraction writes the
+    same bytes as before per-fold extraction existed.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    features = pd.concat([f for f, _ in parts], ignore_index=True)
+    failures = pd.concat([f for _, f in parts], ignore_index=True)
+    return features, failures
+
+
+def fold_rows(table: pd.DataFrame, repeat: int, fold: int) -> pd.DataFrame:
+    """The rows of a real-case feature table (real, voxel-shuffled control) that belong to one fold.
+
+    Real features are measured once per study (``repeat`` and ``fold`` empty)
+    unless intensities are standardised per fold (``preprocess.normalisation:
+    nyul``, :mod:`radaug.standardise`): then the table has one row per case and
+    fold, and a fold must see its own. Every consumer of these tables takes a
+    fold's rows here.
+
+    Raises
+    ------
+    RadaugError
+        If the table is per fold but has no row of this fold.
+    """
+    if "fold" not in table or table["fold"].isna().all():
+        return table
+    rows = table[(table["repeat"] == repeat) & (table["fold"] == fold)]
+    if rows.empty:
+        raise RadaugError(f"the real-case feature table is per fold (preprocess.normalisation: nyul) but has no "
+                          f"row of repeat {repeat}, fold {fold}: extract the real features again")
+    return rows
+
+
 def parse_spacing(text: str) -> tuple[float, ...]:
     return tuple(float(s) for s in str(text).split("x"))

@@ -39,15 +39,26 @@ in the case index (column ``normalisation``):
 * ``percentile``: ``(x - p_lo) / (p_hi - p_lo)`` with percentiles of the whole
   original image (``preprocess.percentiles``);
 * ``roi_zscore``: z-score within the patch's ROI (makes first-order Mean and
-  Variance constant: an explicit choice, no longer a default).
+  Variance constant: an explicit choice, no longer a default);
+* ``nyul``: Nyúl–Udupa histogram standardisation (:mod:`radaug.standardise`).
+  The patch keeps its stored intensities; the case's landmarks (percentiles 1,
+  10, ..., 90, 99 of the whole original image, before resampling, within its
+  foreground: voxels above the image mean) go to the case index (column
+  ``landmarks``). The standard scale is learned per fold from the fold's
+  training cases and applied when a fold's patches are loaded
+  (:func:`load_patches` with ``standardisation``). Not for CT (Hounsfield units
+  are already a standard scale).
 
-``auto`` takes :data:`DEFAULT_NORMALISATION` per modality. Every method is a
-per-case map, fitted on nothing but the case itself, so no normalisation can leak
-information between folds. Synthetic and augmented patches live in the same
-normalised space as the real patches their models learned from;
+``auto`` takes :data:`DEFAULT_NORMALISATION` per modality. Every method but
+``nyul`` is a per-case map, fitted on nothing but the case itself, so it cannot
+leak information between folds; ``nyul`` learns one thing across cases (the
+standard scale) and learns it in-fold, checked by
+:func:`radaug.standardise.check_fitted_in_fold`. Synthetic and augmented patches
+live in the same normalised space as the real patches their models learned from;
 :func:`normalise_patch` re-applies the patch-level method (``roi_zscore``) to
 them, while the image-level methods, defined on a whole original image, were
-already applied to every patch a generator or augmenter saw.
+already applied to every patch a generator or augmenter saw (for ``nyul``: the
+fold's map, applied to every patch a fold's generator or augmenter loads).
 """
 
 from __future__ import annotations
@@ -61,7 +72,7 @@ import pandas as pd
 import SimpleITK as sitk
 from PIL import Image
 
-from . import duplicates
+from . import duplicates, standardise
 from .errors import ConfigError, ManifestError
 from .images import read_image
 from .io import load_arrays, sha256_array
@@ -73,7 +84,7 @@ INTERPOLATORS = {"bspline": sitk.sitkBSpline, "linear": sitk.sitkLinear, "neares
 MASK_INTERPOLATIONS = ("nearest", "linear")
 """``nearest``: PyRadiomics; ``linear``: IBSI, partial-volume fraction >= :data:`MASK_THRESHOLD` is ROI."""
 MASK_THRESHOLD = 0.5
-NORMALISATIONS = ("none", "image_zscore", "percentile", "roi_zscore")
+NORMALISATIONS = ("none", "image_zscore", "percentile", "roi_zscore", standardise.METHOD)
 DEFAULT_NORMALISATION = {"CT": "none", "MR": "image_zscore", "other": "image_zscore"}
 """CT keeps Hounsfield units (physical, comparable across scanners); MR and other
 modalities have arbitrary units that vary per acquisition, so each image is
@@ -135,6 +146,10 @@ def resolve_normalisation(method: str, modality: str) -> str:
     if method not in NORMALISATIONS:
         raise ConfigError(f"config key 'preprocess.normalisation': unknown method {method!r}; "
                           f"use auto or one of {list(NORMALISATIONS)}.")
+    if method == standardise.METHOD and modality == "CT":
+        raise ValueError("preprocess.normalisation: nyul (histogram standardisation) is for images in arbitrary "
+                         "units such as MR; CT intensities are Hounsfield units, already a standard scale: use "
+                         "preprocess.normalisation: none (or auto) for CT, or set the case's modality")
     return method
 
 
@@ -165,7 +180,8 @@ def normalise_image(image: sitk.Image, method: str, percentiles=(1.0, 99.0)) -> 
 
     ``normalised = scale * stored + shift``. ``image_zscore`` is ``sitk.Normalize``,
     the call behind PyRadiomics' ``normalize: true``, so the two agree voxel for
-    voxel. Other methods return the image unchanged (scale 1, shift 0).
+    voxel. Other methods (``none``, ``roi_zscore`` and ``nyul``, whose map is
+    applied per fold later) return the image unchanged (scale 1, shift 0).
 
     Raises
     ------
@@ -529,6 +545,9 @@ def preprocess_case(row, *, mask_label: int | None, orientation: str = "stored",
         "spacing": "x".join(f"{s:.6g}" for s in patch.spacing),
         "orientation": orientation_code(image),
     }
+    if record["normalisation"] == standardise.METHOD:  # only then: other studies' case indexes stay as they were
+        record[standardise.LANDMARKS_COLUMN] = standardise.landmarks_text(
+            standardise.case_landmarks(sitk.GetArrayViewFromImage(image)))
     return patch, record
 
 
@@ -568,9 +587,12 @@ def preprocess_batch(cohort: pd.DataFrame, batch: int, n_batches: int, **options
     return table, arrays
 
 
-def load_patches(paths, case_ids=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_patches(paths, case_ids=None, standardisation=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Load patches from batch archives, optionally only the given cases (in that order).
 
+    ``standardisation`` (a fold's :class:`radaug.standardise.Standardisation`, from
+    :func:`radaug.standardise.for_fold`; None for every other normalisation) maps
+    the images into the fold's standard scale; masks are never changed.
     Returns ``(case_id, image, mask)`` arrays.
     """
     parts = [load_arrays(p) for p in paths]
@@ -578,13 +600,18 @@ def load_patches(paths, case_ids=None) -> tuple[np.ndarray, np.ndarray, np.ndarr
     images = np.concatenate([p["image"] for p in parts])
     masks = np.concatenate([p["mask"] for p in parts])
     if case_ids is None:
+        if standardisation is not None:
+            images = standardisation.apply(ids, images)
         return ids, images, masks
     position = {c: i for i, c in enumerate(ids)}
     missing = [c for c in case_ids if c not in position]
     if missing:
         raise KeyError(f"cases not found in the preprocessed batches: {missing[:5]}")
     take = np.array([position[c] for c in case_ids], dtype=int)
-    return ids[take], images[take], masks[take]
+    ids, images, masks = ids[take], images[take], masks[take]
+    if standardisation is not None:
+        images = standardisation.apply(ids, images)
+    return ids, images, masks
 
 
 def build_index(tables: list[pd.DataFrame]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ def test_defaults_are_filled():
 
 
 @pytest.mark.parametrize("path", ["config.yaml", "config/smoke.yaml", "config/phantom.yaml", "config/phantom3d.yaml",
-                                  "config/phantom_multiclass.yaml"])
+                                  "config/phantom_multiclass.yaml", "config/phantom_nyul.yaml"])
 def test_shipped_configs_validate(path):
     load_config(REPO / path, base_dir=REPO)
 

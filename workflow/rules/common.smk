@@ -65,6 +65,15 @@ def manifest_files(manifest):
     return sorted({str(p) for p in paths if p.exists()})
 
 
+def standardisation_inputs(wildcards):
+    """Case index and folds for jobs that measure every real case, only with per-fold histogram
+    standardisation (preprocess.normalisation: nyul, radaug.standardise): other studies' real
+    features do not depend on the split and are extracted before it."""
+    if config["preprocess"]["normalisation"] == "nyul":
+        return {"index": rules.case_index.output.index, "folds": rules.split.output.folds}
+    return {}
+
+
 def arm_features(wildcards):
     """Feature tables of an arm's file-backed parts (generators, classical), all folds; [] for built-ins.
 

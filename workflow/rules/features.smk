@@ -1,10 +1,13 @@
 # Stage 5: PyRadiomics features. Real cases once per study (in batches), synthetic
 # sets per fold and model; the voxel-shuffled negative control of every real case once
-# per study (in the same batches), when validation.controls is on.
+# per study (in the same batches), when validation.controls is on. With per-fold
+# histogram standardisation (preprocess.normalisation: nyul) real cases and their
+# shuffled control are measured once per fold (standardisation_inputs).
 
 
 rule features_real:
     input:
+        unpack(standardisation_inputs),
         patches=rules.preprocess.output.patches,
         table=rules.preprocess.output.table,
         params_file=RADIOMICS_PARAMS,
@@ -47,6 +50,7 @@ rule features_real_table:
 
 rule features_shuffled_control:
     input:
+        unpack(standardisation_inputs),
         patches=rules.preprocess.output.patches,
         table=rules.preprocess.output.table,
         params_file=RADIOMICS_PARAMS,

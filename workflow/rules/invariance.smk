@@ -6,6 +6,7 @@
 
 rule perturb_features:
     input:
+        unpack(standardisation_inputs),
         patches=rules.preprocess.output.patches,
         table=rules.preprocess.output.table,
         params_file=RADIOMICS_PARAMS,

@@ -8,6 +8,7 @@ from radaug.io import read_table, save_arrays, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import log, run_job
 from radaug.splits import check_training_input, fold_cases, parse_fold_key
+from radaug.standardise import for_fold
 
 
 def main(smk):
@@ -20,7 +21,9 @@ def main(smk):
     if len(modalities) != 1:
         raise ConfigError(f"fold {smk.wildcards.fold}: training cases mix modalities {modalities}; classical "
                           "augmentation needs one (set preprocess.modality)")
-    _, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
+    # In the fold's standardised intensities with preprocess.normalisation: nyul (None otherwise).
+    _, images, masks = load_patches(smk.input.patches, list(train["case_id"]),
+                                    standardisation=for_fold(index, folds, repeat, fold))
     try:
         normalisation = index.set_index("case_id").loc[train["case_id"], "normalisation"].mode().iloc[0]
         chain = build_augmentation(smk.params.options, modalities[0], normalisation)

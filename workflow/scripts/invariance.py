@@ -1,6 +1,7 @@
-"""ICC of every feature across perturbations of one fold's real training cases."""
+"""ICC of every feature across perturbations of one fold's real training cases (in the fold's
+intensities with per-fold standardisation: radaug.features.fold_rows)."""
 
-from radaug.features import feature_columns
+from radaug.features import feature_columns, fold_rows
 from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
 from radaug.splits import fold_cases, parse_fold_key
@@ -9,7 +10,7 @@ from radaug.validate.invariance import invariance_table, perturbation_index
 
 def main(smk):
     repeat, fold = parse_fold_key(smk.wildcards.fold)
-    perturbed = read_tables(smk.input.perturbed)
+    perturbed = fold_rows(read_tables(smk.input.perturbed), repeat, fold)
     perturbed["perturbation"] = perturbation_index(perturbed["sample_id"])
     train = fold_cases(read_table(smk.input.folds), repeat, fold, "train")
     table = invariance_table(perturbed, feature_columns(perturbed.drop(columns="perturbation")), train["case_id"],

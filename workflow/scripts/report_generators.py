@@ -3,6 +3,7 @@ from radaug.io import load_arrays, read_table, read_tables, write_text
 from radaug.preprocess import load_patches
 from radaug.provenance import run_job
 from radaug.report import render_generators, report_classes
+from radaug.standardise import fold_standardisations
 
 
 def main(smk):
@@ -20,7 +21,10 @@ def main(smk):
         table = read_table(table_path)
         synthetic[model] = (arrays["image"], arrays["mask"], table)
     cohort, folds = read_table(inp.index), read_table(inp.folds)
-    html = render_generators(losses, load_patches(inp.patches), synthetic, read_tables(inp.sample_tables),
+    # The samples shown are the first fold's; with per-fold standardisation (nyul) the real patches
+    # beside them are in that fold's intensities too.
+    standardisation = fold_standardisations(cohort, folds)[0][2]
+    html = render_generators(losses, load_patches(inp.patches, standardisation=standardisation), synthetic, read_tables(inp.sample_tables),
                              cohort, folds, report_classes(smk.params.classes, cohort),
                              sampling=read_tables(inp.sampling))
     write_text(smk.output.html, html)

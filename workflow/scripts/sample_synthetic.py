@@ -19,6 +19,7 @@ from radaug.provenance import log, run_job
 from radaug.sampling import rebalancing_quotas, sample_with_quotas
 from radaug.shape import ORIGIN_COLUMNS, check_mask_parents, fit_in_fold, shape_model_options
 from radaug.splits import fold_cases, parse_fold_key
+from radaug.standardise import for_fold
 
 
 def main(smk):
@@ -40,7 +41,8 @@ def main(smk):
     if smk.wildcards.model in TRANSLATION_MODELS:
         # Translate fold-train cases of the source domain; each sample keeps its parent's mask and case_id.
         candidates = train.assign(domain=index.loc[train["case_id"], "domain"].to_numpy())
-        _, real_images, real_masks = load_patches(smk.input.patches, list(candidates["case_id"]))
+        _, real_images, real_masks = load_patches(smk.input.patches, list(candidates["case_id"]),
+                                                  standardisation=for_fold(index.reset_index(), folds, repeat, fold))
         images, masks, records, sampling = translate_with_quotas(
             model, quotas, candidates, real_images, real_masks, seed=smk.params.seed, fold=smk.wildcards.fold,
             log=log.info, on_shortfall=opts["on_shortfall"])

@@ -1,4 +1,5 @@
-"""Train one generative model on one fold's training cases only."""
+"""Train one generative model on one fold's training cases only (in the fold's standardised
+intensities with preprocess.normalisation: nyul)."""
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from radaug.io import read_table, write_bytes, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import log, run_job
 from radaug.splits import fold_cases, parse_fold_key
+from radaug.standardise import content_index, for_fold, scale_record
 
 
 def main(smk):
@@ -28,7 +30,13 @@ def main(smk):
         train = train.merge(index[["case_id", "domain"]], on="case_id", how="left", validate="one_to_one")
         hyper = smk.params.hyperparams
         train, labels = domain_training_set(train, hyper["source_domain"], hyper["target_domain"])
-    ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]))
+    standardisation = for_fold(index, folds, repeat, fold)  # None unless preprocess.normalisation: nyul
+    ids, images, masks = load_patches(smk.input.patches, list(train["case_id"]), standardisation=standardisation)
+    if standardisation is not None:
+        log.info("histogram standardisation %s", scale_record(standardisation))
+        # the training-patch check compares standardised training patches with standardised test patches
+        index = content_index(index, *load_patches(smk.input.patches, list(index["case_id"]),
+                                                   standardisation=standardisation))
     opts = smk.params.training
     mode = {} if smk.wildcards.model in TRANSLATION_MODELS else {
         "condition_on_mask": mask_conditioned(smk.params.conditioning, images.ndim - 1)}

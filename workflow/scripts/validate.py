@@ -10,6 +10,8 @@ Next to the summary rows, the per-feature KS tests, fold-averaged correlation di
 per-row distances to the closest training row go to validation/details/<arm>/ (radaug.validate.details);
 a control fold's go to validation/controls/<fold>/ with correlation differences in float64, for
 validate_controls to average over the folds.
+With per-fold histogram standardisation (preprocess.normalisation: nyul) each fold's real rows and
+patches are its own (radaug.features.fold_rows, radaug.standardise.for_fold).
 An arm whose generator fell short of a quota in some fold (its sampling records) is not validated:
 its tables are empty and validation_summary gives it the verdict 'could not generate'.
 """
@@ -17,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from radaug.evaluate import arm_added_rows
-from radaug.features import feature_columns
+from radaug.features import feature_columns, fold_rows
 from radaug.io import load_arrays, read_table, read_tables, save_arrays, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import log, run_job
 from radaug.sampling import shortfall_notes
+from radaug.standardise import fold_standardisations, for_fold
 from radaug.validate.details import correlation_arrays
 from radaug.validate.images import physical_intensity_range
 from radaug.validate.study import validate_controls, validate_study_arm
@@ -31,8 +34,9 @@ def arm_candidates(smk, name: str, real: pd.DataFrame, folds: pd.DataFrame) -> p
     """The rows the arm adds in every fold, with repeat and fold; copies of real cases get unique ids."""
     arm_data = read_tables(smk.input.arm) if smk.input.arm else None
     parts = []
-    for (repeat, fold), fold_rows in folds.groupby(["repeat", "fold"]):
-        train = real[real["case_id"].isin(fold_rows.loc[fold_rows["role"] == "train", "case_id"])]
+    for (repeat, fold), split in folds.groupby(["repeat", "fold"]):
+        rows = fold_rows(real, repeat, fold)
+        train = rows[rows["case_id"].isin(split.loc[split["role"] == "train", "case_id"])]
         added = arm_added_rows(name, train, arm_data, repeat=int(repeat), fold=int(fold), seed=smk.params.seed,
                                target_ratio=smk.params.target_ratio, cap_per_case=smk.params.cap_per_case)
         parts.append(added.assign(repeat=repeat, fold=fold))
@@ -42,13 +46,17 @@ def arm_candidates(smk, name: str, real: pd.DataFrame, folds: pd.DataFrame) -> p
     return candidates
 
 
-def candidate_patches(smk, candidates: pd.DataFrame):
-    """(ids, images, masks) of every candidate row, or None where some rows have no image (smote)."""
+def candidate_patches(smk, candidates: pd.DataFrame, index: pd.DataFrame, folds: pd.DataFrame):
+    """(ids, images, masks) of every candidate row, or None where some rows have no image (smote).
+
+    Copies of real cases are their fold's patches (standardised with the fold's map, if any).
+    """
     ids, images, masks = [], [], []
     copies = candidates[candidates["source"] == "real"]
-    if len(copies):
-        _, image, mask = load_patches(smk.input.patches, list(copies["case_id"]))
-        ids.append(copies["sample_id"].astype(str).to_numpy()), images.append(image), masks.append(mask)
+    for (repeat, fold), part in copies.groupby(["repeat", "fold"], sort=True):
+        _, image, mask = load_patches(smk.input.patches, list(part["case_id"]),
+                                      standardisation=for_fold(index, folds, int(repeat), int(fold)))
+        ids.append(part["sample_id"].astype(str).to_numpy()), images.append(image), masks.append(mask)
     for table_path, samples_path in zip(smk.input.sample_tables, smk.input.samples):
         table = read_table(table_path)
         if table.empty:  # a fold where a generator that could not generate accepted nothing
@@ -60,6 +68,13 @@ def candidate_patches(smk, candidates: pd.DataFrame):
     if not known or not set(candidates["sample_id"].astype(str)) <= known:
         return None
     return np.concatenate(ids), np.concatenate(images), np.concatenate(masks)
+
+
+def real_patch_sets(smk, index: pd.DataFrame, folds: pd.DataFrame):
+    """Every real patch as stored, or, with per-fold standardisation, ``{(repeat, fold): patches}``."""
+    sets = {(repeat, fold): load_patches(smk.input.patches, standardisation=standardisation)
+            for repeat, fold, standardisation in fold_standardisations(index, folds)}
+    return sets.pop((None, None)) if (None, None) in sets else sets
 
 
 def write_details(smk, details, dtype=np.float32) -> None:
@@ -74,7 +89,7 @@ def main(smk):
     index = read_table(smk.input.index)
     columns = feature_columns(real)
     opts = smk.params.options
-    real_patches = load_patches(smk.input.patches) if opts["image_checks"] else None
+    real_patches = real_patch_sets(smk, index, folds) if opts["image_checks"] else None
     modality = index["modality"].mode().iloc[0] if len(index) else "other"
     normalisation = index["normalisation"].mode().iloc[0] if len(index) else "none"
     intensity_range = physical_intensity_range(modality, intensity_normalised=normalisation != "none")
@@ -93,7 +108,7 @@ def main(smk):
     if short:
         log.warning("arm %s is not validated: %s", name, short[name])
         candidates = candidates.iloc[:0]
-    patches = candidate_patches(smk, candidates) if real_patches is not None else None
+    patches = candidate_patches(smk, candidates, index, folds) if real_patches is not None else None
     table, details = validate_study_arm(real, folds, candidates, arm=name, feature_columns=columns,
                                         options=opts, seed=smk.params.seed, real_patches=real_patches,
                                         candidate_patches=patches, intensity_range=intensity_range,

@@ -239,7 +239,8 @@ def shuffle_control_patches(case_ids, images: np.ndarray, masks: np.ndarray,
 
 
 def shuffled_control_features(extractor, case_ids, labels, images: np.ndarray, masks: np.ndarray, spacing,
-                              seed: int, *, threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+                              seed: int, *, threads: int = 1, repeat: int | None = None,
+                              fold: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """PyRadiomics features of the voxel-shuffled control of real cases (``control_negative_shuffle``).
 
     Parameters
@@ -255,6 +256,9 @@ def shuffled_control_features(extractor, case_ids, labels, images: np.ndarray, m
         Study seed (see :func:`shuffle_control_patches`).
     threads
         ITK threads of the extraction.
+    repeat, fold
+        The fold whose standardised patches these are (``preprocess.normalisation:
+        nyul``), written to the rows; None (empty) for the study's one set.
 
     Returns
     -------
@@ -267,6 +271,7 @@ def shuffled_control_features(extractor, case_ids, labels, images: np.ndarray, m
 
     sample_ids, shuffled, masks = shuffle_control_patches(case_ids, images, masks, seed)
     meta = pd.DataFrame({"sample_id": sample_ids, "case_id": [str(c) for c in case_ids], "source": "control",
-                         "arm": "control_negative_shuffle", "repeat": pd.NA, "fold": pd.NA, "label": list(labels)})
+                         "arm": "control_negative_shuffle", "repeat": pd.NA if repeat is None else repeat,
+                         "fold": pd.NA if fold is None else fold, "label": list(labels)})
     return extract_patches(extractor, shuffled, masks, spacing, meta, threads=threads)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from radaug.errors import RadaugError
+from radaug.features import fold_rows
 from radaug.splits import fold_cases, fold_key, grouped_halves
 from radaug.validate.controls import copy_control, noise_control, shuffle_control_patches
 from radaug.validate.details import ValidationDetails, collect_details, set_details
@@ -26,6 +27,14 @@ STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
 
 PatchSet = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(ids, images, masks)``: patches and the case or sample id of each."""
+
+
+def _fold_patch_set(real_patches, repeat, fold) -> PatchSet | None:
+    """The real patches a fold sees: one set for the study, or the fold's own from a mapping keyed
+    ``(repeat, fold)`` when intensities are standardised per fold (:mod:`radaug.standardise`)."""
+    if isinstance(real_patches, Mapping):
+        return real_patches[(int(repeat), int(fold))]
+    return real_patches
 
 
 def _take(patches: PatchSet | None, ids) -> tuple[np.ndarray, np.ndarray] | None:
@@ -74,6 +83,8 @@ def _fold_sets(real: pd.DataFrame, folds: pd.DataFrame, only: str | None = None)
     """Yield ``(repeat, fold, train, test)`` real feature rows of every fold, with their ``group``.
 
     ``only``: the key (:func:`radaug.splits.fold_key`) of the one fold to yield; None yields every fold.
+    A per-fold real table (standardised intensities) gives each fold its own rows
+    (:func:`radaug.features.fold_rows`).
     """
     real = _with_groups(real, folds)
     keys = [fold_key(r, f) for (r, f), _ in folds.groupby(["repeat", "fold"])]
@@ -83,8 +94,9 @@ def _fold_sets(real: pd.DataFrame, folds: pd.DataFrame, only: str | None = None)
     for (repeat, fold), _ in folds.groupby(["repeat", "fold"]):
         if only is not None and fold_key(repeat, fold) != only:
             continue
-        train = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
-        test = real[real["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
+        rows = fold_rows(real, repeat, fold)
+        train = rows[rows["case_id"].isin(fold_cases(folds, repeat, fold, "train")["case_id"])]
+        test = rows[rows["case_id"].isin(fold_cases(folds, repeat, fold, "test")["case_id"])]
         yield repeat, fold, train, test
 
 
@@ -140,6 +152,8 @@ def validate_study_arm(
     real_patches, candidate_patches
         ``(ids, images, masks)`` of the real cases (by ``case_id``) and of the
         candidate samples (by ``sample_id``); both enable the image-space checks.
+        With per-fold standardisation, ``real_patches`` maps ``(repeat, fold)``
+        to the fold's real patches.
     intensity_range
         Physical intensity range of the modality (see
         :func:`radaug.validate.images.physical_intensity_range`).
@@ -159,13 +173,14 @@ def validate_study_arm(
     candidates = _with_groups(candidates, folds)
     rows, details = [], []
     for repeat, fold, train, test in _fold_sets(real, folds):
-        fold_rows = candidates[(candidates["repeat"] == repeat) & (candidates["fold"] == fold)]
-        for label in sorted(set(fold_rows["label"])):
-            cand = fold_rows[fold_rows["label"] == label]
+        fold_candidates = candidates[(candidates["repeat"] == repeat) & (candidates["fold"] == fold)]
+        fold_patches = _fold_patch_set(real_patches, repeat, fold)
+        for label in sorted(set(fold_candidates["label"])):
+            cand = fold_candidates[fold_candidates["label"] == label]
             train_c, test_c = train[train["label"] == label], test[test["label"] == label]
             patches = None
-            if real_patches is not None and candidate_patches is not None:
-                patches = _patches(_take(real_patches, train_c["case_id"]), _take(real_patches, test_c["case_id"]),
+            if fold_patches is not None and candidate_patches is not None:
+                patches = _patches(_take(fold_patches, train_c["case_id"]), _take(fold_patches, test_c["case_id"]),
                                    _take(candidate_patches, cand["sample_id"]), intensity_range)
             table = validate_arm(train_c, test_c, cand, feature_columns=feature_columns, seed=seed,
                                  train_other=train[train["label"] != label], patches=patches, **opts)
@@ -224,11 +239,19 @@ def validate_controls(
         If ``fold`` is not a fold of ``folds``.
     """
     opts = _options(options)
-    shuffled_patches = shuffle_control_patches(*real_patches, seed) if (
-        shuffled is not None and real_patches is not None) else None
+    per_fold = isinstance(real_patches, Mapping)
+    study_shuffled = shuffle_control_patches(*real_patches, seed) if (
+        shuffled is not None and real_patches is not None and not per_fold) else None
     rows, details = [], []
     for repeat, fold_number, train, test in _fold_sets(real, folds, only=fold):
         key = fold_key(repeat, fold_number)
+        fold_patches = _fold_patch_set(real_patches, repeat, fold_number)
+        shuffled_patches = study_shuffled
+        if per_fold and shuffled is not None:
+            # Shuffling permutes ROI voxels and standardisation maps each voxel alone, so the two
+            # commute: the fold's shuffled patches are its standardised patches, shuffled.
+            shuffled_patches = shuffle_control_patches(*fold_patches, seed)
+        fold_shuffled = fold_rows(shuffled, repeat, fold_number) if shuffled is not None else None
         for label in sorted(set(train["label"])):
             train_c, test_c = train[train["label"] == label], test[test["label"] == label]
             other = train[train["label"] != label]
@@ -241,18 +264,18 @@ def validate_controls(
                                   int(np.random.SeedSequence(control_seed).generate_state(2)[1]))
             controls = {
                 "control_positive": (positive, positive_holdout, _patches(
-                    _take(real_patches, train_c["case_id"]), _take(real_patches, positive_holdout["case_id"]),
-                    _take(real_patches, positive["case_id"]), intensity_range)),
+                    _take(fold_patches, train_c["case_id"]), _take(fold_patches, positive_holdout["case_id"]),
+                    _take(fold_patches, positive["case_id"]), intensity_range)),
                 "control_negative_noise": (noise, test_c, None),
                 "control_negative_label": (other.iloc[copy_control(other, len(train_c), seed)], test_c, None),
                 "control_negative_copy": (copies, test_c, _patches(
-                    _take(real_patches, train_c["case_id"]), _take(real_patches, test_c["case_id"]),
-                    _take(real_patches, copies["case_id"]), intensity_range)),
+                    _take(fold_patches, train_c["case_id"]), _take(fold_patches, test_c["case_id"]),
+                    _take(fold_patches, copies["case_id"]), intensity_range)),
             }
             if shuffled is not None:
-                shuffled_c = shuffled[shuffled["case_id"].isin(train_c["case_id"])]
+                shuffled_c = fold_shuffled[fold_shuffled["case_id"].isin(train_c["case_id"])]
                 controls["control_negative_shuffle"] = (shuffled_c, test_c, _patches(
-                    _take(real_patches, train_c["case_id"]), _take(real_patches, test_c["case_id"]),
+                    _take(fold_patches, train_c["case_id"]), _take(fold_patches, test_c["case_id"]),
                     _take(shuffled_patches, shuffled_c["sample_id"]), intensity_range))
             for arm, (cand, holdout, patches) in controls.items():
                 table = validate_arm(train_c, holdout, cand, feature_columns=feature_columns, seed=seed,
