@@ -102,15 +102,21 @@ def split_tables(ids, images, masks, labels):
     return folds, cases
 
 
-def test_trains_samples_per_class_reproducibly_and_round_trips(name, cohort, tmp_path):
-    dims, (ids, images, masks, labels) = cohort
-    shape = (SIZE,) * dims
+def train_twice(name: str, dims: int, images, masks, codes, tmp_path) -> list:
+    """Two models trained 3 steps with the same seed, saved as model0.pt and model1.pt: the same bytes."""
     models = [make(name, dims) for _ in range(2)]
     for i, model in enumerate(models):
-        log = model.fit(images, masks, labels, steps=3, seed=4, checkpoint_path=tmp_path / f"ckpt{i}.pt", **FIT)
+        log = model.fit(images, masks, codes, steps=3, seed=4, checkpoint_path=tmp_path / f"ckpt{i}.pt", **FIT)
         assert model.step == 3 and np.isfinite(log.drop(columns="step").to_numpy()).all()
         model.save(tmp_path / f"model{i}.pt")
     assert sha256_file(tmp_path / "model0.pt") == sha256_file(tmp_path / "model1.pt")
+    return models
+
+
+def test_trains_samples_per_class_reproducibly_and_round_trips(name, cohort, tmp_path):
+    dims, (ids, images, masks, labels) = cohort
+    shape = (SIZE,) * dims
+    models = train_twice(name, dims, images, masks, labels, tmp_path)
 
     requested = np.repeat([0, 1], [3, 5])
     images0, masks0 = models[0].sample(requested, seed=11)
@@ -163,12 +169,7 @@ def test_never_trains_on_a_test_fold_case(any_model, cohort):
 def test_translator_trains_translates_reproducibly_and_round_trips(translator, cohort, tmp_path):
     dims, (ids, images, masks, labels) = cohort
     domains = labels  # alternating codes: 0 the source domain, 1 the target domain
-    models = [make(translator, dims) for _ in range(2)]
-    for i, model in enumerate(models):
-        log = model.fit(images, masks, domains, steps=3, seed=4, checkpoint_path=tmp_path / f"ckpt{i}.pt", **FIT)
-        assert model.step == 3 and np.isfinite(log.drop(columns="step").to_numpy()).all()
-        model.save(tmp_path / f"model{i}.pt")
-    assert sha256_file(tmp_path / "model0.pt") == sha256_file(tmp_path / "model1.pt")
+    models = train_twice(translator, dims, images, masks, domains, tmp_path)
 
     source, source_masks = images[domains == 0], masks[domains == 0]
     translated = models[0].translate(source, source_masks)
