@@ -37,7 +37,7 @@ def all_models() -> list[str]:
 
 def all_arms() -> list[str]:
     """Every arm a configuration may name: the built-in arms, classical and each generator."""
-    from radaug.config import BUILTIN_ARMS, CLASSICAL_ARM
+    from radaug.arms import BUILTIN_ARMS, CLASSICAL_ARM
 
     return [*BUILTIN_ARMS, CLASSICAL_ARM, *all_models()]
 

@@ -21,17 +21,6 @@ if TYPE_CHECKING:
     import jsonschema
 
 SCHEMA_FILE = "config.schema.yaml"
-BUILTIN_ARMS = ("real", "oversample", "smote")
-"""Arms whose added rows are built in memory from the fold's real training cases."""
-CLASSICAL_ARM = "classical"
-"""The arm of classical augmentation (its rows come from feature files, like a generator's)."""
-ARM_SEPARATOR = "+"
-"""Joins arms into a combined arm: ``classical+wgan_gp`` adds the rows of both."""
-
-
-def arm_components(arm: str) -> list[str]:
-    """The single arms a (possibly combined) arm is made of: ``"a+b"`` → ``["a", "b"]``."""
-    return arm.split(ARM_SEPARATOR)
 
 
 def model_conditioning(generative: dict, model: str) -> str:
@@ -155,7 +144,9 @@ def _check_split(split: dict) -> None:
 def _check_semantics(config: dict, base_dir: Path) -> None:
     data, classes = config["data"], config["data"]["classes"]
     models = config["generative"]["models"]
-    _check_arms(config["evaluation"]["arms"], models)
+    from .arms import check_arms  # here: the arms' module loads pandas, which the config's constants do not need
+
+    check_arms(config["evaluation"]["arms"], models)
 
     source = data["source"]
     if source in ("br35h", "phantom"):
@@ -310,34 +301,6 @@ def _check_params_file(params: str | None, base_dir: Path) -> None:
                 f"synthetic patches too). Remove '{setting}' from the file and set {key} instead: the patches "
                 "then equal what PyRadiomics computes with that setting on the original image."
             )
-
-
-def _check_arms(arms: list[str], models: list[str]) -> None:
-    """Every arm is built in, classical, a listed model, or a combination of two or more of them."""
-    key = "config key 'evaluation.arms'"
-    known = [*BUILTIN_ARMS, CLASSICAL_ARM, *models]
-    for arm in arms:
-        parts = arm_components(arm)
-        unknown = [p for p in parts if p not in known]
-        if unknown:
-            raise ConfigError(
-                f"{key}: arm {arm!r} has unknown part(s) {unknown}. Arms are {', '.join(map(repr, known))} "
-                f"(the generators listed in 'generative.models') or combinations like 'classical{ARM_SEPARATOR}"
-                f"{models[0] if models else 'smote'}'; add the model to 'generative.models', or remove the arm."
-            )
-        if len(parts) > 1 and ("real" in parts or len(set(parts)) != len(parts)):
-            raise ConfigError(
-                f"{key}: combined arm {arm!r} must join two or more different arms other than 'real' "
-                "(every arm already contains the real training cases)."
-            )
-    if "real" not in arms:
-        raise ConfigError(f"{key} must include 'real': it is the reference every arm is compared to. "
-                          "Add 'real' to the list.")
-    canonical = {}
-    for arm in arms:
-        same = canonical.setdefault(frozenset(arm_components(arm)), arm)
-        if same != arm:
-            raise ConfigError(f"{key}: arms {same!r} and {arm!r} are the same combination; list it once.")
 
 
 def _check_ddpm(ddpm: dict) -> None:

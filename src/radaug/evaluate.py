@@ -1,39 +1,26 @@
-"""Downstream evaluation of one arm on held-out real data, and across-fold statistics.
+"""Downstream evaluation of one arm on held-out real data: the per-fold driver, its leakage
+checks and the classification metrics; and the gating of arms by validation verdicts.
 
-An *arm* is a way of building the training set of a fold (see :func:`arm_added_rows`):
-
-* ``"real"``: the fold's real training cases only (the reference);
-* ``"oversample"``: plus random duplicates of them;
-* ``"smote"``: plus SMOTE interpolations between them (Chawla et al. 2002,
-  doi:10.1613/jair.953), fitted inside the fold on standardised features;
-* any other name (a generator, ``"classical"`` augmentation): plus the rows of
-  that arm's data generated for the fold;
-* ``"a+b"``: the union of the rows the arms ``a`` and ``b`` add.
-
-Every arm is tested on the same held-out **real** cases of each fold, with the
-whole preprocessing chain fitted inside the fold (see :func:`build_classifier`).
-The leakage invariants are checked in code for every fold and break the run with
-:class:`radaug.errors.LeakageError`.
+For every fold, :func:`evaluate_arm` trains the classifier (:mod:`radaug.classifier`) on the
+fold's real training cases plus the rows the arm adds (:mod:`radaug.arms`, one definition
+shared with validation) and scores it on the fold's held-out **real** cases, with the whole
+preprocessing chain fitted inside the fold. The leakage invariants are checked in code for
+every fold and break the run with :class:`radaug.errors.LeakageError`. The metrics of a fold
+(:data:`METRICS`, or :func:`metric_names` for K > 2 classes) are computed here; the
+across-fold statistics are :mod:`radaug.statistics`. :func:`gate_by_validation` and
+:func:`summary_with_verdicts` keep, flag or leave out arms by their validation verdicts.
 """
 
 from __future__ import annotations
 
-import gc
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
-from radaug.config import BUILTIN_ARMS, arm_components
+from radaug.arms import REFERENCE_ARM, arm_added_rows, class_counts, data_components
+from radaug.classifier import build_classifier
 from radaug.errors import LeakageError, RadaugError
 from radaug.features import feature_columns, fold_rows
-from radaug.sampling import rebalancing_quotas
 
-if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
-
-MODELS = ("logistic_regression", "random_forest", "svm")
-SELECTIONS = ("univariate", "l1")
 METRICS = ("auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall")
 """Per-fold metrics: the positive class is ``data.classes[1]``; ``minority_recall`` is the
 recall of the class with fewer real training cases in the fold; ``brier`` is lower-is-better."""
@@ -82,115 +69,21 @@ def summary_metrics(per_fold: pd.DataFrame) -> list[str]:
     """The metric columns of a per-fold table: those of :data:`METRICS` in that order, then the per-class ones."""
     return ([m for m in METRICS if m in per_fold.columns]
             + [c for c in per_fold.columns if str(c).startswith(PER_CLASS_PREFIXES)])
-SUMMARY_COLUMNS = (
-    "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds",
-    "holm_p_value", "effect_size", "pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high",
-    "holm_significant",
-)
-"""Contract columns first (``arm`` … ``n_folds``), then the additional statistics."""
-
-# scikit-learn, scipy.stats and statsmodels are imported in the functions that use them: a job
-# that imports this module for one helper (validation, the evaluation summary, the report) does
-# not pay seconds of imports for the classifier or the statistics it never runs.
 
 
-def build_classifier(
-    *,
-    model: str = "logistic_regression",
-    k_features: int | None = 20,
-    selection: str = "univariate",
-    correlation_threshold: float | None = 0.95,
-    class_weight: str | None = None,
-    C: float = 1.0,
-    seed: int = 0,
-) -> Pipeline:
-    """The downstream classifier: preprocessing, feature selection and model in one pipeline.
+def probability_classes(predictions: pd.DataFrame) -> list[str]:
+    """The classes of a K-class study's predictions (its ``proba_<class>`` columns); empty for two classes."""
+    return [c[len(PROBABILITY_PREFIX):] for c in predictions.columns if str(c).startswith(PROBABILITY_PREFIX)]
 
-    Steps: median imputation → removal of constant features → removal of features
-    correlated above ``correlation_threshold`` with an earlier one → standardisation
-    → feature selection (``k_features`` by ANOVA F, or non-zero L1 weights) → model.
-    All steps live in the pipeline, so fitting it on a fold's training set never lets
-    the test set influence imputation, filtering, scaling or selection.
 
-    Parameters
-    ----------
-    model
-        ``"logistic_regression"`` (L2, ``max_iter=5000``), ``"random_forest"``
-        (500 trees) or ``"svm"`` (RBF kernel, its decision values Platt-scaled to
-        probabilities by ``CalibratedClassifierCV(..., ensemble=False)`` with 5-fold
-        internal cross-validation, so each class needs at least 5 training rows).
-    k_features
-        Number of features to keep, clipped to the number available; ``None``
-        keeps all (``"univariate"``) or every non-zero weight (``"l1"``).
-    selection
-        ``"univariate"`` (ANOVA F, :class:`~sklearn.feature_selection.SelectKBest`)
-        or ``"l1"`` (L1-penalised logistic regression with strength ``C``).
-    correlation_threshold
-        Absolute Pearson correlation above which a feature is dropped; ``None``
-        disables the filter.
-    class_weight
-        ``None`` or ``"balanced"``, passed to the model.
-    C
-        Inverse regularisation strength (logistic regression, SVM, L1 selection).
-    seed
-        Random state of the random forest (the other models are deterministic).
-
-    Returns
-    -------
-    sklearn.pipeline.Pipeline
-        Unfitted pipeline with steps ``impute``, ``variance``, ``correlation`` (when
-        enabled), ``scale``, ``select`` (unless univariate with ``k_features=None``)
-        and ``model``.
-    """
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.feature_selection import VarianceThreshold
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
-
-    from radaug.selectors import CorrelationFilter, SelectL1, SelectUpToK
-
-    valid_k = isinstance(k_features, int) and not isinstance(k_features, bool) and k_features >= 1
-    if k_features is not None and not valid_k:
-        raise ValueError(f"k_features must be a positive integer or None, got {k_features!r}")
-    if selection not in SELECTIONS:
-        raise ValueError(f"unknown feature selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
-    if correlation_threshold is not None and not 0 < correlation_threshold <= 1:
-        raise ValueError(f"correlation_threshold must be in (0, 1] or None, got {correlation_threshold!r}")
-    if model == "logistic_regression":
-        estimator = LogisticRegression(C=C, class_weight=class_weight, max_iter=5000)
-    elif model == "random_forest":
-        estimator = RandomForestClassifier(n_estimators=500, class_weight=class_weight, random_state=seed)
-    elif model == "svm":
-        estimator = CalibratedClassifierCV(SVC(C=C, class_weight=class_weight), method="sigmoid", ensemble=False)
-    else:
-        raise ValueError(f"unknown classifier model {model!r}; choose one of {', '.join(MODELS)}")
-    steps = [
-        ("impute", SimpleImputer(strategy="median")),
-        ("variance", VarianceThreshold()),
-    ]
-    if correlation_threshold is not None:
-        steps.append(("correlation", CorrelationFilter(threshold=correlation_threshold)))
-    steps.append(("scale", StandardScaler()))
-    if selection == "l1":
-        steps.append(("select", SelectL1(k=k_features, C=C)))
-    elif k_features is not None:
-        steps.append(("select", SelectUpToK(k=k_features)))
-    steps.append(("model", estimator))
-    return Pipeline(steps)
+# scikit-learn is imported by radaug.classifier and radaug.arms in the functions that use it: a job
+# that imports this module for one helper (the evaluation summary, the report) does not pay
+# seconds of imports for the classifier it never runs.
 
 
 def _is_empty(values: pd.Series) -> pd.Series:
     """True where a case_id is missing (NaN/None) or blank."""
     return values.isna() | (values.astype(str).str.strip() == "")
-
-
-def data_components(arm: str) -> list[str]:
-    """The components of ``arm`` whose rows come from feature files (not built in memory)."""
-    return [c for c in arm_components(arm) if c not in BUILTIN_ARMS]
 
 
 def _check_arm_data(arm_data: pd.DataFrame, arm: str, features: list[str], classes: list[str]) -> None:
@@ -251,146 +144,6 @@ def _check_leakage(
     shared = sorted(set(added["sample_id"]) & set(test["sample_id"]))
     if shared:
         raise LeakageError(f"{where}: arm rows share sample_ids {shared[:5]} with the test set")
-
-
-def _class_counts(train_real: pd.DataFrame) -> dict[str, int]:
-    labels = train_real["label"]
-    return {str(name): int(n) for name, n in labels.value_counts().sort_index().items()}
-
-
-def oversample(
-    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
-) -> pd.DataFrame:
-    """The ``oversample`` arm's added rows: random duplicates of a fold's training rows.
-
-    Per class as many as :func:`radaug.sampling.rebalancing_quotas` gives, drawn
-    with replacement by ``numpy.random.default_rng([seed, repeat, fold])``.
-    """
-    rng = np.random.default_rng([seed, repeat, fold])
-    labels = train_real["label"].to_numpy()
-    counts = {name: int(np.sum(labels == name)) for name in sorted(set(labels))}
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
-    picks = [rng.choice(np.flatnonzero(labels == name), size=quota, replace=True) for name, quota in quotas.items()]
-    return train_real.iloc[np.concatenate(picks)]
-
-
-def smote(
-    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
-    cap_per_case: float = 4.0, k_neighbors: int = 5,
-) -> pd.DataFrame:
-    """The ``smote`` arm's added rows: SMOTE interpolations between a fold's training cases.
-
-    SMOTE (Chawla et al. 2002, doi:10.1613/jair.953, as implemented by
-    :class:`imblearn.over_sampling.SMOTE`) places each new row at
-    ``x_i + u · (x_nn − x_i)``, ``u ~ U(0, 1)``, between a training case ``x_i`` and
-    one of its ``k_neighbors`` nearest same-class neighbours. Distances are
-    computed on features median-imputed and standardised with statistics of the
-    fold's training rows only; new rows are transformed back to feature units.
-    Per class as many rows as :func:`~radaug.sampling.rebalancing_quotas` gives
-    (the same quotas as ``oversample`` and the generators). Seeded by
-    ``numpy.random.default_rng([seed, repeat, fold, 1])``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns of ``train_real``; ``sample_id`` ``smote-r{repeat}f{fold}-{i}``,
-        ``case_id`` empty (a row has two parents), ``source`` and ``arm`` ``"smote"``.
-
-    Raises
-    ------
-    RadaugError
-        A class that needs new rows has fewer than two training cases.
-    """
-    from imblearn.over_sampling import SMOTE
-    from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import StandardScaler
-
-    features = feature_columns(train_real)
-    counts = _class_counts(train_real)
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
-    strategy = {name: counts[name] + quota for name, quota in quotas.items() if quota > 0}
-    empty = train_real.iloc[:0].copy()
-    if not strategy:
-        return empty
-    smallest = min(counts[name] for name in strategy)
-    if smallest < 2:
-        raise RadaugError(
-            f"repeat {repeat}, fold {fold}: SMOTE needs at least two training cases of each class it "
-            f"grows, but a class has {smallest}; use fewer folds or drop the 'smote' arm"
-        )
-    imputer = SimpleImputer(strategy="median", keep_empty_features=True)
-    scaler = StandardScaler()
-    z = scaler.fit_transform(imputer.fit_transform(train_real[features].to_numpy(dtype=float)))
-    state = int(np.random.default_rng([seed, repeat, fold, 1]).integers(2**31 - 1))
-    sampler = SMOTE(sampling_strategy=strategy, k_neighbors=min(k_neighbors, smallest - 1), random_state=state)
-    z_all, y_all = sampler.fit_resample(z, train_real["label"].to_numpy())
-    new_z, new_y = z_all[len(z):], np.asarray(y_all[len(z):])
-    rows = pd.DataFrame(scaler.inverse_transform(new_z), columns=features)
-    meta = pd.DataFrame({
-        "sample_id": [f"smote-r{repeat}f{fold}-{i:05d}" for i in range(len(rows))],
-        "case_id": "", "source": "smote", "arm": "smote", "repeat": repeat, "fold": fold, "label": new_y,
-    })
-    return pd.concat([meta, rows], axis=1)[list(train_real.columns)]
-
-
-def arm_added_rows(
-    arm: str,
-    train_real: pd.DataFrame,
-    arm_data: pd.DataFrame | None = None,
-    *,
-    repeat: int,
-    fold: int,
-    seed: int,
-    target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
-) -> pd.DataFrame:
-    """The rows an arm adds to one fold's real training set.
-
-    The single definition of an arm's training data, used by evaluation and by
-    validation alike, so what is validated is what is trained on.
-
-    Parameters
-    ----------
-    arm
-        ``"real"`` (adds nothing), ``"oversample"`` (:func:`oversample`), ``"smote"``
-        (:func:`smote`), any other name (the rows of ``arm_data`` with that
-        ``arm``, ``repeat`` and ``fold``), or a combination ``"a+b"`` (the rows
-        of every component, in the order given).
-    train_real
-        The fold's real training rows (a feature table).
-    arm_data
-        Rows of the arm's file-backed components for any folds (the fold's rows
-        are picked here); required when ``arm`` has such a component.
-    repeat, fold
-        The fold.
-    seed, target_ratio, cap_per_case
-        Seed and rebalancing rule of the built-in arms.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The added rows with the columns of ``train_real`` (possibly none).
-    """
-    parts = []
-    for component in arm_components(arm):
-        if component == "real":
-            continue
-        if component in ("oversample", "smote"):
-            build = oversample if component == "oversample" else smote
-            parts.append(build(train_real, seed=seed, repeat=repeat, fold=fold, target_ratio=target_ratio,
-                               cap_per_case=cap_per_case))
-            continue
-        if arm_data is None:
-            raise ValueError(f"arm {arm!r} needs arm_data (the rows of {component!r} for every fold)")
-        if arm_data.empty:  # the component added nothing in any fold (its table may lack feature columns)
-            continue
-        in_fold = (arm_data["arm"] == component) & (arm_data["repeat"] == repeat) & (arm_data["fold"] == fold)
-        parts.append(arm_data[in_fold])
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return train_real.iloc[:0]
-    return pd.concat(parts, ignore_index=True)[list(train_real.columns)]
 
 
 def classification_metrics(y_true, score, minority=1, threshold: float = 0.5) -> dict[str, float]:
@@ -593,7 +346,7 @@ def evaluate_arm(
     """Train on each fold's training set of one arm and test on the fold's held-out real cases.
 
     For every ``(repeat, fold)`` of ``folds`` the training set is the real rows
-    whose case has role ``train`` plus :func:`arm_added_rows`; the test set is the
+    whose case has role ``train`` plus :func:`radaug.arms.arm_added_rows`; the test set is the
     real rows whose case has role ``test``. Before fitting, each fold is checked and
     :class:`~radaug.errors.LeakageError` is raised when a test row is not real, a
     test case appears in the training set's ``case_id`` column (real rows or
@@ -619,9 +372,9 @@ def evaluate_arm(
         the columns of :func:`prediction_columns`.
     arm_data
         Rows of the arm's file-backed components for all folds; required exactly
-        when the arm has such a component (see :func:`data_components`).
+        when the arm has such a component (see :func:`radaug.arms.data_components`).
     classifier
-        Keyword arguments of :func:`build_classifier`; ``seed`` defaults to
+        Keyword arguments of :func:`radaug.classifier.build_classifier`; ``seed`` defaults to
         this function's ``seed``. With ``robust_features: True`` each fold uses only
         the features flagged robust for it in ``invariance``.
     invariance
@@ -710,7 +463,7 @@ def evaluate_arm(
         )
         y_true = (test["label"] == positive_class).to_numpy(dtype=int)
         score = pipeline.predict_proba(test[used].to_numpy(dtype=float))[:, 1]
-        counts = _class_counts(train_real)
+        counts = class_counts(train_real)
         negative_class = next(c for c in classes if c != positive_class)
         minority = 1 if counts[positive_class] <= counts[negative_class] else 0
         per_fold_rows.append({
@@ -736,7 +489,7 @@ def _fit_multiclass(options: dict, train: pd.DataFrame, train_real: pd.DataFrame
     proba = np.zeros((len(test), len(classes)))
     proba[:, pipeline.classes_] = pipeline.predict_proba(test[used].to_numpy(dtype=float))
     y_true = test["label"].map(index).to_numpy(dtype=int)
-    counts = _class_counts(train_real)
+    counts = class_counts(train_real)
     minority = min(range(len(classes)), key=lambda k: counts.get(classes[k], 0))  # ties: the first in order
     prediction = {
         "case_id": test["case_id"].to_numpy(), "label": test["label"].to_numpy(), "y_true": y_true,
@@ -747,423 +500,8 @@ def _fit_multiclass(options: dict, train: pd.DataFrame, train_real: pd.DataFrame
     return multiclass_metrics(y_true, proba, classes, minority), prediction
 
 
-def _paired_differences(differences, what: str) -> np.ndarray:
-    """``differences`` as a 1-D float array, or ValueError naming the problem."""
-    array = np.asarray(differences, dtype=float)
-    if array.ndim != 1:
-        raise ValueError(f"{what} needs a 1-D sequence of per-fold differences, got an array of shape "
-                         f"{array.shape}; pass one difference per (repeat, fold)")
-    if np.isnan(array).any():
-        raise ValueError(f"{what}: differences {np.flatnonzero(np.isnan(array)).tolist()} are NaN; drop the "
-                         "folds whose metric is undefined (e.g. AUC of a single-class test fold) first")
-    return array
-
-
-ZERO_VARIANCE = "zero variance"
-"""Reason of a NaN :func:`corrected_resampled_ttest`: the per-fold differences are all equal and not zero."""
-
-
-def corrected_resampled_ttest(differences, n_train: float, n_test: float) -> tuple[float, float]:
-    """Corrected resampled t-test for paired scores of two arms over cross-validation folds.
-
-    Nadeau & Bengio (2003), doi:10.1023/A:1024068626366: fold scores share training
-    data, so the naive variance of their differences is too small. With ``J``
-    differences of mean ``m`` and sample variance ``s²`` (``ddof=1``)::
-
-        t = m / sqrt((1/J + n_test/n_train) * s²),  df = J - 1
-
-    and the p-value is two-sided from Student's t.
-
-    Parameters
-    ----------
-    differences
-        Per-fold score differences (arm − reference), one per ``(repeat, fold)``: a
-        1-D sequence without NaN.
-    n_train, n_test
-        Training and test set sizes of a fold (means over folds if they vary);
-        finite and positive.
-
-    Returns
-    -------
-    t, p : float
-        ``(nan, nan)`` when fewer than two differences. When all differences are
-        equal the test is undefined (zero variance): ``(nan, 1.0)`` if they are all
-        zero (no difference at all) and ``(nan, nan)`` otherwise (see
-        :data:`ZERO_VARIANCE`; typical of few, small test folds, where a metric
-        takes few values), never a p-value of 0.
-
-    Raises
-    ------
-    ValueError
-        ``differences`` is not 1-D or holds NaN; ``n_train`` or ``n_test`` is not
-        finite and positive.
-    """
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite positive number (a fold's mean set size), got {value}")
-    differences = _paired_differences(differences, "corrected_resampled_ttest")
-    n = differences.size
-    if n < 2:
-        return float("nan"), float("nan")
-    mean = differences.mean()
-    if np.all(differences == differences[0]):  # zero variance (tested exactly: var() rounds)
-        return float("nan"), (1.0 if mean == 0 else float("nan"))
-    from scipy import stats
-
-    t = mean / np.sqrt((1 / n + n_test / n_train) * differences.var(ddof=1))
-    return float(t), float(2 * stats.t.sf(abs(t), n - 1))
-
-
-def standardised_effect(differences) -> float:
-    """Cohen's d_z of paired differences: ``mean / sd`` (``ddof=1``).
-
-    The paired-samples effect size (Lakens 2013, doi:10.3389/fpsyg.2013.00863). ``0``
-    when all differences are zero; NaN when they are equal and non-zero (zero
-    variance: undefined, not infinite) and for fewer than two.
-
-    Raises
-    ------
-    ValueError
-        ``differences`` is not 1-D or holds NaN.
-    """
-    differences = _paired_differences(differences, "standardised_effect")
-    if differences.size < 2:
-        return float("nan")
-    if np.all(differences == differences[0]):
-        return 0.0 if differences[0] == 0 else float("nan")
-    return float(differences.mean() / differences.std(ddof=1))
-
-
-def _corrected_interval(values: np.ndarray, n_train: float, n_test: float,
-                        confidence: float) -> tuple[float, float]:
-    """Student-t interval of the mean with the Nadeau-Bengio corrected variance, clipped to [0, 1].
-
-    ``mean ± t_{(1+confidence)/2, J-1} · sqrt((1/J + n_test/n_train) · var)``: the
-    correction accounts for overlapping training sets across folds, the same way as
-    :func:`corrected_resampled_ttest`. All summarised metrics lie in [0, 1].
-    """
-    if values.size < 2:
-        return float("nan"), float("nan")
-    mean = values.mean()
-    scale = np.sqrt((1.0 / values.size + n_test / n_train) * values.var(ddof=1))
-    if scale == 0:
-        return float(mean), float(mean)
-    from scipy import stats
-
-    low, high = stats.t.interval(confidence, values.size - 1, loc=mean, scale=scale)
-    return float(max(low, 0.0)), float(min(high, 1.0))
-
-
-_BOOTSTRAP_CELLS = 2_000_000
-"""Replicates x rows per block of :func:`paired_bootstrap_delta` (about 16 MB per float matrix)."""
-
-
-def paired_bootstrap_delta(
-    predictions: pd.DataFrame,
-    arm: str,
-    reference_arm: str = "real",
-    *,
-    metrics=METRICS,
-    n_bootstrap: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Bootstrap CI of the difference of pooled out-of-fold metrics, arm − reference.
-
-    Out-of-fold predictions of both arms are pooled over all folds and paired by
-    ``(repeat, fold, case_id)``. Each bootstrap replicate resamples **cases** with
-    replacement (all repeats of a case together, so the repeats' dependence is
-    kept), computes every metric of :func:`classification_metrics` on the pooled
-    predictions of both arms and takes the difference; the interval is the
-    percentile interval (Efron & Tibshirani 1993). The draws come from
-    ``numpy.random.default_rng(seed)`` and depend only on the cases, so every arm
-    is compared on the same replicates.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index ``metric``; columns ``pooled_delta`` (on all cases), ``ci_low``, ``ci_high``.
-
-    Raises
-    ------
-    ValueError
-        The two arms' predictions do not cover the same test cases, or cases are
-        tested an unequal number of times.
-    """
-    key = ["repeat", "fold", "case_id"]
-    a = predictions[predictions["arm"] == arm].set_index(key).sort_index()
-    b = predictions[predictions["arm"] == reference_arm].set_index(key).sort_index()
-    if a.index.has_duplicates or not a.index.equals(b.index):
-        raise ValueError(f"arms {arm!r} and {reference_arm!r} must have predictions for the same test cases")
-    if not np.array_equal(a["y_true"].to_numpy(), b["y_true"].to_numpy()):
-        raise ValueError(f"arms {arm!r} and {reference_arm!r} disagree on the true labels of some cases")
-    case = a.index.get_level_values("case_id").astype(str).to_numpy()
-    order = np.argsort(case, kind="stable")
-    cases, per_case = np.unique(case[order], return_counts=True)
-    if per_case.min() != per_case.max():
-        raise ValueError("every case must be tested equally often (once per repeat) for the paired bootstrap")
-    shape = (cases.size, int(per_case[0]))
-    y = a["y_true"].to_numpy(int)[order].reshape(shape)
-    s_arm = a["score"].to_numpy(float)[order].reshape(shape)
-    s_ref = b["score"].to_numpy(float)[order].reshape(shape)
-    minority = (a["minority"].to_numpy(int) if "minority" in a else np.ones(len(a), int))[order].reshape(shape)
-    classes = probability_classes(predictions)
-    if classes:  # K > 2 classes: metrics of the class probabilities
-        columns = [f"{PROBABILITY_PREFIX}{c}" for c in classes]
-        p_arm, p_ref = a[columns].to_numpy(float)[order], b[columns].to_numpy(float)[order]
-
-        def scores(weights):
-            return (weighted_multiclass_metrics(y.ravel(), p_arm, weights, classes, minority.ravel()),
-                    weighted_multiclass_metrics(y.ravel(), p_ref, weights, classes, minority.ravel()))
-    else:
-        def scores(weights):
-            return (weighted_classification_metrics(y.ravel(), s_arm.ravel(), weights, minority.ravel()),
-                    weighted_classification_metrics(y.ravel(), s_ref.ravel(), weights, minority.ravel()))
-
-    def delta(case_counts: np.ndarray) -> np.ndarray:
-        """(replicates, metrics) differences arm - reference, cases counted ``case_counts`` times."""
-        weights = np.repeat(case_counts, shape[1], axis=1)  # rows are case-major: (case, repeat)
-        ma, mb = scores(weights)
-        return np.stack([ma[m] - mb[m] for m in metrics], axis=1)
-
-    point = delta(np.ones((1, cases.size)))[0]
-    rng = np.random.default_rng(seed)
-    draws = np.empty((n_bootstrap, len(metrics)))
-    block = max(1, _BOOTSTRAP_CELLS // (cases.size * shape[1]))  # bounds the (replicates, rows) matrices
-    for first in range(0, n_bootstrap, block):
-        drawn = rng.integers(0, cases.size, (min(block, n_bootstrap - first), cases.size))
-        replicate = np.repeat(np.arange(len(drawn)), cases.size)
-        counts = np.bincount(replicate * cases.size + drawn.ravel(), minlength=drawn.size).reshape(drawn.shape)
-        draws[first:first + len(drawn)] = delta(counts)
-    tail = (1 - confidence) / 2 * 100
-    with np.errstate(invalid="ignore"):
-        low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0) if n_bootstrap else (point * np.nan,) * 2
-    return pd.DataFrame({"pooled_delta": point, "ci_low": low, "ci_high": high}, index=pd.Index(metrics, name="metric"))
-
-
-def probability_classes(predictions: pd.DataFrame) -> list[str]:
-    """The classes of a K-class study's predictions (its ``proba_<class>`` columns); empty for two classes."""
-    return [c[len(PROBABILITY_PREFIX):] for c in predictions.columns if str(c).startswith(PROBABILITY_PREFIX)]
-
-
-def summarise(
-    per_fold: pd.DataFrame,
-    predictions: pd.DataFrame | None = None,
-    *,
-    reference_arm: str = "real",
-    metrics=None,
-    confidence: float = 0.95,
-    alpha: float = 0.05,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Across-fold summary of each arm and metric, compared with the reference arm.
-
-    Parameters
-    ----------
-    per_fold
-        Concatenated ``per_fold`` tables of :func:`evaluate_arm`; every arm must
-        cover the same ``(repeat, fold)`` pairs as the reference arm.
-    predictions
-        Concatenated ``predictions`` of :func:`evaluate_arm` for the pooled
-        bootstrap; ``None`` leaves the ``pooled_*`` columns NaN.
-    reference_arm
-        Arm the others are compared with.
-    metrics
-        Metric columns of ``per_fold`` to summarise; default: :func:`summary_metrics`
-        (those of :data:`METRICS` present, then the per-class metrics of a K-class study).
-    confidence
-        Level of the confidence intervals.
-    alpha
-        Level of ``holm_significant``.
-    n_bootstrap, seed
-        Bootstrap replicates and seed of :func:`paired_bootstrap_delta`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per arm (reference first) and metric, columns ``SUMMARY_COLUMNS``:
-
-        * ``mean``: mean over folds;
-        * ``ci_low``, ``ci_high``: Student-t interval over the ``J`` fold values with
-          the Nadeau & Bengio (2003) corrected variance ``(1/J + n_test/n_train) · s²``
-          (folds share training cases, so the naive ``s²/J`` is too small), clipped to
-          the metrics' range [0, 1] (``NaN`` for one fold, ``mean`` on both ends when
-          all folds agree);
-        * ``delta_vs_real``: mean of the paired per-fold differences arm − reference;
-        * ``p_value``: :func:`corrected_resampled_ttest` of those differences with
-          the arm's mean ``n_train_real`` and ``n_test``;
-        * ``n_folds``: number of folds (``repeats × folds``);
-        * ``holm_p_value``: ``p_value`` Holm-adjusted (Holm 1979) across the
-          non-reference arms, per metric;
-        * ``effect_size``: :func:`standardised_effect` (Cohen's d_z) of the differences;
-        * ``pooled_delta``, ``pooled_delta_ci_low``, ``pooled_delta_ci_high``: the
-          difference of the metric on pooled out-of-fold predictions and its
-          paired case bootstrap interval (:func:`paired_bootstrap_delta`);
-        * ``holm_significant``: ``holm_p_value < alpha``.
-
-        The reference arm has ``delta_vs_real`` 0 and NaN tests. A test that is
-        undefined (all per-fold differences equal and non-zero, fewer than two
-        folds) has NaN ``p_value``, ``holm_p_value`` and ``effect_size`` and is
-        never ``holm_significant``; :func:`inference_notes` says why.
-    """
-    if metrics is None:
-        metrics = summary_metrics(per_fold)
-    metrics = list(metrics)
-    arms = list(dict.fromkeys(per_fold["arm"]))
-    if reference_arm not in arms:
-        raise ValueError(f"reference arm {reference_arm!r} is not in per_fold (arms: {arms})")
-    arms.remove(reference_arm)
-    by_arm = {arm: rows.set_index(["repeat", "fold"]) for arm, rows in per_fold.groupby("arm", sort=False)}
-    reference = by_arm[reference_arm]
-    rows = []
-    for arm in [reference_arm, *arms]:
-        scores = by_arm[arm]
-        if scores.index.has_duplicates or set(scores.index) != set(reference.index):
-            raise ValueError(
-                f"arm {arm!r} must have each (repeat, fold) of reference arm {reference_arm!r} exactly once"
-            )
-        pooled = None
-        if predictions is not None and arm != reference_arm:
-            pooled = paired_bootstrap_delta(predictions, arm, reference_arm, metrics=metrics,
-                                            n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
-        n_train, n_test = scores["n_train_real"].mean(), scores["n_test"].mean()
-        for metric in metrics:
-            values = scores[metric].to_numpy(dtype=float)
-            low, high = _corrected_interval(values, n_train, n_test, confidence)
-            if arm == reference_arm:
-                delta, p_value, effect = 0.0, float("nan"), float("nan")
-            else:
-                differences = values - reference[metric].reindex(scores.index).to_numpy(dtype=float)
-                delta = float(differences.mean())
-                if np.isnan(differences).any():  # a fold's metric is undefined: so is the test
-                    p_value, effect = float("nan"), float("nan")
-                else:
-                    _, p_value = corrected_resampled_ttest(differences, n_train=n_train, n_test=n_test)
-                    effect = standardised_effect(differences)
-            boot = pooled.loc[metric].tolist() if pooled is not None else [float("nan")] * 3
-            rows.append((arm, metric, float(values.mean()), low, high, delta, p_value, len(values),
-                         float("nan"), effect, *boot))
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS[:-1]))
-    for _, group in summary.groupby("metric", sort=False):
-        tested = group["p_value"].dropna()  # the reference arm's p_value is NaN
-        if len(tested):
-            summary.loc[tested.index, "holm_p_value"] = holm_adjusted(tested.to_numpy())
-    summary["holm_significant"] = summary["holm_p_value"] < alpha
-    return summary
-
-
-MIN_TEST_CASES_PER_CLASS = 3
-"""Fewer test cases of a class in a fold make per-fold metrics too coarse for inference."""
-MIN_FOLDS = 3
-"""Fewer repeats × folds leave the corrected t-test with fewer than two degrees of freedom."""
-
-
-def inference_notes(summary: pd.DataFrame, folds: pd.DataFrame | None = None, per_fold: pd.DataFrame | None = None,
-                    *, reference_arm: str = "real") -> list[str]:
-    """Plain-language warnings about what a study's statistics can support.
-
-    Parameters
-    ----------
-    summary
-        :func:`summarise`'s table (``arm, metric, delta_vs_real, p_value, n_folds``).
-    folds
-        Fold table (``repeat, fold, label, role``); checks the test cases per class
-        and fold against :data:`MIN_TEST_CASES_PER_CLASS`.
-    per_fold
-        :func:`evaluate_arm`'s per-fold tables; names the arms that add no rows in
-        any fold (they train on the real cases alone and evaluate like the reference).
-
-    Returns
-    -------
-    list of str
-        One sentence per finding, empty when there is nothing to warn about.
-    """
-    for name, table, needed in (("summary", summary, {"arm", "metric", "delta_vs_real", "p_value", "n_folds"}),
-                                ("folds", folds, {"repeat", "fold", "label", "role"}),
-                                ("per_fold", per_fold, {"arm", "n_train_added"})):
-        if table is not None and not needed <= set(table.columns):
-            raise ValueError(f"inference_notes: the {name} table lacks columns {sorted(needed - set(table.columns))}")
-    notes = []
-    n_folds = int(summary["n_folds"].max()) if len(summary) else 0
-    if 0 < n_folds < MIN_FOLDS:
-        notes.append(
-            f"Only {n_folds} fold(s) (repeats × folds): the corrected resampled t-test has {max(n_folds - 1, 0)} "
-            f"degree(s) of freedom; p-values and intervals are not meaningful. Use at least {MIN_FOLDS} "
-            "folds or more repeats (split.folds, split.repeats) for inference."
-        )
-    if folds is not None and len(folds):
-        test = folds[folds["role"] == "test"]
-        counts = test.groupby(["repeat", "fold", "label"]).size().unstack(fill_value=0)
-        small = counts.min(axis=None) if len(counts) else 0
-        if len(counts) and small < MIN_TEST_CASES_PER_CLASS:
-            worst = counts.min().idxmin()
-            notes.append(
-                f"Folds are too small for inference: some test folds hold only {int(small)} case(s) of class "
-                f"'{worst}' (fewer than {MIN_TEST_CASES_PER_CLASS}), so per-fold sensitivity, specificity and "
-                "recall take only a few values and per-fold differences are often identical. Read the deltas as "
-                "descriptive; use fewer folds or more cases."
-            )
-    arms = summary[summary["arm"] != reference_arm]
-    undefined = arms[arms["p_value"].isna() & (arms["delta_vs_real"] != 0) & (arms["n_folds"] >= 2)]
-    for arm, rows in undefined.groupby("arm", sort=False):
-        notes.append(
-            f"Arm '{arm}': the per-fold differences of {', '.join(rows['metric'])} are identical in every fold "
-            f"({ZERO_VARIANCE}), so the t-test is undefined: p-value, Holm p-value and effect size are left "
-            "empty (NaN) and the difference is not called significant."
-        )
-    if per_fold is not None and len(per_fold):
-        added = per_fold.groupby("arm", sort=False)["n_train_added"].sum()
-        for arm in added.index[(added == 0).to_numpy()]:
-            if arm != reference_arm:
-                notes.append(
-                    f"Arm '{arm}' adds no rows in any fold (the training folds are already balanced, or "
-                    "sampling.cap_per_case is 0): it trains on the real cases alone and evaluates like "
-                    f"'{reference_arm}'."
-                )
-    return notes
-
-
-def holm_adjusted(p_values) -> np.ndarray:
-    """Holm (1979) step-down adjusted p-values, by :func:`statsmodels.stats.multitest.multipletests`.
-
-    NaN entries (tests that could not be computed) stay NaN and do not count as
-    tests: ``[0.01, nan, 0.04]`` gives ``[0.02, nan, 0.04]``, as adjusting the two
-    real p-values alone does.
-
-    Its Holm branch calls ``gc.collect()``, which walks every live object (about
-    0.08 s per call in a job that has imported pandas and scikit-learn). The
-    objects alive before the call are frozen for its duration, so the collection
-    only sees what the call itself allocates.
-
-    Raises
-    ------
-    ValueError
-        ``p_values`` is not 1-D, or holds values outside [0, 1] (or infinite).
-    """
-    p = np.asarray(p_values, dtype=float)
-    if p.ndim != 1:
-        raise ValueError(f"holm_adjusted needs a 1-D sequence of p-values, got an array of shape {p.shape}")
-    tested = ~np.isnan(p)
-    outside = np.flatnonzero(tested & ((p < 0) | (p > 1)))
-    if outside.size:
-        raise ValueError(f"holm_adjusted: p-values must lie in [0, 1]; positions {outside.tolist()[:5]} hold "
-                         f"{p[outside].tolist()[:5]}")
-    adjusted = np.full(p.shape, np.nan)
-    if not tested.any():
-        return adjusted
-    from statsmodels.stats.multitest import multipletests
-
-    gc.freeze()
-    try:
-        adjusted[tested] = multipletests(p[tested], method="holm")[1]
-    finally:
-        gc.unfreeze()
-    return adjusted
-
-
-def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_verdicts: pd.DataFrame | None,
-                       *, reference_arm: str = "real", arms=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_verdicts: pd.DataFrame | None, *,
+                       reference_arm: str = REFERENCE_ARM, arms=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Apply the validation stage's verdicts to the evaluation: keep, flag or leave out each arm.
 
     Parameters
@@ -1229,7 +567,7 @@ def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_ve
 def summary_with_verdicts(summary: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
     """The evaluation summary with every arm's verdict: evaluated arms' rows, then rows of those left out.
 
-    ``summary`` is :func:`summarise`'s table of the evaluated arms and
+    ``summary`` is :func:`radaug.statistics.summarise`'s table of the evaluated arms and
     ``verdicts`` :func:`gate_by_validation`'s. Each arm left out (``evaluated``
     false: it could not generate, or validation failed it) gets one row per
     metric of ``summary`` with empty statistics, so it is never silently

@@ -30,9 +30,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from .arms import REFERENCE_ARM
 from .io import truthy
-
-REFERENCE_ARM = "real"
 
 GATE_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "memorization": ("memorises training cases", (

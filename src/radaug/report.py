@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from radaug.provenance import study_version
 from radaug import duplicates as dup
-from radaug.config import CLASSICAL_ARM
+from radaug.arms import CLASSICAL_ARM, REFERENCE_ARM
 from radaug.errors import LeakageError
 from radaug.io import truthy
 from radaug.splits import fold_cases, fold_key
@@ -64,7 +64,6 @@ PLOT_METRICS = ("auc", "balanced_accuracy", "minority_recall")
 LOWER_IS_BETTER = ("brier",)
 """Evaluation metrics where a negative delta vs real is an improvement."""
 
-REFERENCE_ARM = "real"
 SAMPLES_PER_SIDE = 6
 NEAREST_PER_CLASS = 3
 """Samples per class shown beside their nearest real training patch."""
@@ -460,8 +459,8 @@ def _forest_figure(evaluation: pd.DataFrame, arms: list, verdicts: dict | None =
 
 
 def _inference_notes(evaluation: pd.DataFrame, folds: pd.DataFrame, per_fold: pd.DataFrame | None) -> str:
-    """The warnings of :func:`radaug.evaluate.inference_notes` as a highlighted list (empty if none)."""
-    from radaug.evaluate import inference_notes
+    """The warnings of :func:`radaug.statistics.inference_notes` as a highlighted list (empty if none)."""
+    from radaug.statistics import inference_notes
 
     notes = inference_notes(evaluation, folds if len(folds) else None, per_fold, reference_arm=REFERENCE_ARM)
     if not notes:

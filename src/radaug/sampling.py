@@ -13,7 +13,6 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from radaug.config import arm_components
 from radaug.errors import SamplingError
 
 
@@ -274,6 +273,8 @@ def shortfall_notes(sampling: pd.DataFrame, arms: Iterable[str]) -> dict[str, st
         parts = [f"'{r.label}' in {r.fold}: {int(r.accepted)} of {int(r.requested)} plausible samples "
                  f"({int(r.drawn)} drawn; rejected: {r.reasons or 'none'})" for r in rows.itertuples()]
         by_model[model] = f"{model} fell short of its quota: " + "; ".join(parts)
+    from radaug.arms import arm_components  # here: radaug.arms imports this module for the quotas
+
     notes = {}
     for arm in arms:
         fallen = [by_model[c] for c in arm_components(arm) if c in by_model]

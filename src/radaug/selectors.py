@@ -1,8 +1,8 @@
-"""The feature-selection steps of the downstream classifier (:func:`radaug.evaluate.build_classifier`).
+"""The feature-selection steps of the downstream classifier (:func:`radaug.classifier.build_classifier`).
 
-scikit-learn transformers, in their own module so that importing :mod:`radaug.evaluate`
-(the evaluation summary, the validation jobs, the report) does not import scikit-learn:
-:func:`~radaug.evaluate.build_classifier` imports this module when it builds a pipeline.
+scikit-learn transformers, in their own module so that importing :mod:`radaug.classifier`
+(and with it :mod:`radaug.evaluate`: the evaluation summary, the report) does not import
+scikit-learn: :func:`~radaug.classifier.build_classifier` imports this module when it builds a pipeline.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ class CorrelationFilter(SelectorMixin, BaseEstimator):
     Features are visited in column order; one is kept unless its absolute Pearson
     correlation with an already kept feature exceeds ``threshold`` (fitted on the
     training rows only). Constant columns are kept here (a variance filter removes
-    them earlier in :func:`radaug.evaluate.build_classifier`).
+    them earlier in :func:`radaug.classifier.build_classifier`).
     """
 
     def __init__(self, threshold: float = 0.95):

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from radaug.generative.base import read_checkpoint
+from radaug.generative.loop import read_checkpoint
 from radaug.io import load_arrays, read_json, save_arrays, sha256_file
 from radaug.provenance import build_manifest, verify_study
 

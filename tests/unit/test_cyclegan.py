@@ -86,7 +86,7 @@ def candidates_table(data) -> pd.DataFrame:
 
 def test_registered_as_translation_model_and_rebuilds_from_hyperparams():
     assert TRANSLATION_MODELS == {"cyclegan": CycleGAN}
-    assert "cyclegan" not in MODELS  # the per-class sampling conformance tests do not apply
+    assert "cyclegan" not in MODELS  # a translator: the per-class sampling conformance tests do not apply
     model = make(source_domain="T1", target_domain="T2")
     assert model.direction == "T1->T2"
     assert "latent_dim" not in model.hyperparams
@@ -114,10 +114,13 @@ def test_fit_needs_both_domains_and_binary_codes(data):
         make().fit(images, masks, codes + 1, steps=1, **QUIET)
 
 
-def test_sampling_from_noise_is_refused_with_a_pointer_to_translate(trained):
+def test_is_a_translator_and_has_no_sampling_from_noise(trained):
+    """CycleGAN honours the Translator protocol and offers no sample() that would only raise."""
+    from radaug.generative import ConditionalSampler, Translator
+
     model, _ = trained
-    with pytest.raises(TypeError, match="translate"):
-        model.sample(np.array([0]), seed=0)
+    assert isinstance(model, Translator) and not isinstance(model, ConditionalSampler)
+    assert not hasattr(model, "sample")
 
 
 def test_translate_before_training_is_refused(data):

@@ -1,4 +1,4 @@
-"""Tests of radaug.evaluate: per-fold evaluation of arms, leakage checks, statistics."""
+"""Tests of radaug.evaluate (per-fold evaluation of arms, leakage checks), radaug.classifier and radaug.statistics."""
 
 from __future__ import annotations
 
@@ -10,15 +10,11 @@ import pytest
 from scipy import stats
 from sklearn.model_selection import StratifiedKFold
 
+from radaug.classifier import build_classifier
 from radaug.errors import LeakageError, RadaugError
-from radaug.evaluate import (
-    build_classifier,
-    corrected_resampled_ttest,
-    evaluate_arm,
-    feature_columns,
-    summarise,
-)
-from radaug.features import META_COLUMNS
+from radaug.evaluate import evaluate_arm
+from radaug.features import META_COLUMNS, feature_columns
+from radaug.statistics import corrected_resampled_ttest, summarise
 from radaug.sampling import rebalancing_quotas
 
 NEGATIVE, POSITIVE = "benign", "malignant"
@@ -154,7 +150,7 @@ def test_oversample_adds_exactly_the_quota(real, folds, cap_per_case):
 
 def test_oversampled_rows_are_copies_that_fail_memorization(real, folds):
     """The oversample arm is validation's negative control: the same rows, all copies."""
-    from radaug.evaluate import oversample
+    from radaug.arms import oversample
     from radaug.features import feature_columns
     from radaug.validate import validate_arm
 

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radaug.arms import arm_added_rows, smote
+from radaug.classifier import build_classifier
 from radaug.errors import RadaugError
-from radaug.evaluate import arm_added_rows, build_classifier, evaluate_arm, robust_feature_set, smote
+from radaug.evaluate import evaluate_arm, robust_feature_set
 from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas
 
@@ -55,6 +57,19 @@ def test_smote_needs_two_cases_of_a_grown_class(real, folds):
         smote(lonely, seed=0, repeat=0, fold=0)
     balanced = pd.concat([train[train["label"] == NEGATIVE].head(12), train[train["label"] == POSITIVE]])
     assert smote(balanced, seed=0, repeat=0, fold=0).empty
+
+
+def test_arm_vocabulary_has_one_builder_per_built_in_arm_and_names_file_backed_parts():
+    """radaug.arms is the one home of the arm names: every built-in arm but the reference has a
+    builder, and the workflow's file-backed and generator parts of an arm come from it."""
+    from radaug.arms import (
+        _BUILDERS, BUILTIN_ARMS, CLASSICAL_ARM, REFERENCE_ARM, data_components, generator_components,
+    )
+
+    assert set(_BUILDERS) == set(BUILTIN_ARMS) - {REFERENCE_ARM}
+    assert data_components("real") == [] and data_components("smote+oversample") == []
+    assert data_components(f"{CLASSICAL_ARM}+cvae+smote") == [CLASSICAL_ARM, "cvae"]
+    assert generator_components(f"{CLASSICAL_ARM}+cvae+smote") == ["cvae"]
 
 
 def test_combined_arm_adds_the_union_of_its_parts(real, folds):

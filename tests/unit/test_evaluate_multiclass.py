@@ -10,11 +10,12 @@ from sklearn.metrics import (
     balanced_accuracy_score, brier_score_loss, f1_score, recall_score, roc_auc_score,
 )
 
-from radaug.evaluate import (
-    METRICS, evaluate_arm, metric_names, multiclass_metrics, paired_bootstrap_delta, per_fold_columns,
-    prediction_columns, summarise, weighted_multiclass_metrics,
-)
 from radaug.errors import RadaugError
+from radaug.evaluate import (
+    METRICS, evaluate_arm, metric_names, multiclass_metrics, per_fold_columns, prediction_columns,
+    weighted_multiclass_metrics,
+)
+from radaug.statistics import paired_bootstrap_delta, summarise
 
 from .phantom_features import phantom_lesion_features
 from .test_evaluate import make_folds

@@ -1,4 +1,4 @@
-"""Statistics of radaug.evaluate against hand-computed values, and ground truth on the phantom."""
+"""Statistics of radaug.statistics and metrics of radaug.evaluate against hand-computed values, and ground truth on the phantom."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from sklearn.metrics import (
     balanced_accuracy_score, brier_score_loss, f1_score, recall_score, roc_auc_score,
 )
 
-from radaug.evaluate import (
-    METRICS, ZERO_VARIANCE, classification_metrics, corrected_resampled_ttest, evaluate_arm, holm_adjusted,
-    inference_notes, paired_bootstrap_delta, standardised_effect, summarise,
-    weighted_classification_metrics,
+from radaug.evaluate import METRICS, classification_metrics, evaluate_arm, weighted_classification_metrics
+from radaug.statistics import (
+    ZERO_VARIANCE, corrected_resampled_ttest, holm_adjusted, inference_notes, paired_bootstrap_delta,
+    standardised_effect, summarise,
 )
 
 from .phantom_features import phantom_lesion_features

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from radaug.generative import CVAE, MODELS, GenerativeModel, get_model, load_model
-from radaug.generative.base import IntensityMap, channel_widths, select_device
+from radaug.generative.base import IntensityMap
+from radaug.generative.device import select_device
+from radaug.generative.layers import channel_widths
 
 SIZE = 32
 

@@ -1,12 +1,23 @@
-"""Shared conformance test of every registered generative model, on 2D and 3D phantom patches.
+"""Shared conformance tests of every registered generative model, on 2D and 3D phantom patches.
 
-Parametrized from :data:`radaug.generative.MODELS`: a model added to the registry
-(e.g. a CycleGAN) is checked here without new tests. Each model, in 2D and 3D:
-trains a few steps on phantom (image, mask) patches, samples the requested count
-per class, gives identical samples and an identical saved-model sha256 for the
-same seed on CPU, round-trips through save/load, and never trains on a test-fold
-case (checked through the split and the training-input hashes). A real SIGKILL
-of a training process is resumed to the same final model.
+Parametrized from :data:`radaug.generative.REGISTRY`, so a model added to the registry
+is checked here without new tests, by the tests of its protocol
+(:mod:`radaug.generative.protocols`):
+
+* every model satisfies exactly the protocol of its registry (:data:`~radaug.generative.MODELS`:
+  :class:`~radaug.generative.ConditionalSampler`; :data:`~radaug.generative.TRANSLATION_MODELS`:
+  :class:`~radaug.generative.Translator`), and never trains on a test-fold case (checked
+  through the split and the training-input hashes);
+* a conditional sampler (cvae, the GANs, ddpm), in 2D and 3D, trains a few steps on phantom
+  (image, mask) patches, samples the requested count per class, gives identical samples and
+  an identical saved-model sha256 for the same seed on CPU, round-trips through save/load,
+  and conditions on more than two classes;
+* a translator (cyclegan), in 2D and 3D, trains a few steps on patches of two domains, gives
+  an identical saved-model sha256 for the same seed, translates deterministically in both
+  directions within the shape of its input, and round-trips through save/load.
+
+A real SIGKILL of a training process (the loop every model shares) is resumed to the same
+final model.
 """
 
 from __future__ import annotations
@@ -25,13 +36,16 @@ import torch
 
 from radaug.data.phantom import phantom_case
 from radaug.errors import LeakageError
-from radaug.generative import MODELS, get_model, load_model
+from radaug.generative import (
+    MODELS, REGISTRY, TRANSLATION_MODELS, ConditionalSampler, Translator, get_model, load_model,
+)
 from radaug.generative.training import fit_in_fold, generator_config_sha256, loss_curve_png, patch_sha256
 from radaug.io import sha256_file
 
 SIZE = 16
 CLASSES = ["benign", "malignant"]
 TINY = {"base_channels": 4, "latent_dim": 4}
+TINY_TRANSLATOR = {"base_channels": 4, "n_res_blocks": 1}
 FEWER_STEPS = {"ddpm": {"sample_steps": 4}}
 """Model-specific settings that only shorten the test (ddpm: 4 DDIM steps per sample instead of 50)."""
 FIT = {"batch_size": 4, "device": "cpu", "log": lambda message: None}
@@ -53,11 +67,30 @@ def cohort(request):
 
 @pytest.fixture(params=sorted(MODELS))
 def name(request) -> str:
+    """A conditional sampler."""
+    return request.param
+
+
+@pytest.fixture(params=sorted(TRANSLATION_MODELS))
+def translator(request) -> str:
+    return request.param
+
+
+@pytest.fixture(params=sorted(REGISTRY))
+def any_model(request) -> str:
     return request.param
 
 
 def make(name: str, dims: int):
-    return get_model(name, patch_size=SIZE, n_classes=2, spatial_dims=dims, **TINY, **FEWER_STEPS.get(name, {}))
+    tiny = TINY if name in MODELS else TINY_TRANSLATOR
+    return get_model(name, patch_size=SIZE, n_classes=2, spatial_dims=dims, **tiny, **FEWER_STEPS.get(name, {}))
+
+
+def test_every_registered_model_has_exactly_the_protocol_of_its_registry(any_model):
+    assert not set(MODELS) & set(TRANSLATION_MODELS) and set(REGISTRY) == set(MODELS) | set(TRANSLATION_MODELS)
+    model = make(any_model, 2)
+    assert isinstance(model, ConditionalSampler) == (any_model in MODELS)
+    assert isinstance(model, Translator) == (any_model in TRANSLATION_MODELS)
 
 
 def split_tables(ids, images, masks, labels):
@@ -69,15 +102,21 @@ def split_tables(ids, images, masks, labels):
     return folds, cases
 
 
-def test_trains_samples_per_class_reproducibly_and_round_trips(name, cohort, tmp_path):
-    dims, (ids, images, masks, labels) = cohort
-    shape = (SIZE,) * dims
+def train_twice(name: str, dims: int, images, masks, codes, tmp_path) -> list:
+    """Two models trained 3 steps with the same seed, saved as model0.pt and model1.pt: the same bytes."""
     models = [make(name, dims) for _ in range(2)]
     for i, model in enumerate(models):
-        log = model.fit(images, masks, labels, steps=3, seed=4, checkpoint_path=tmp_path / f"ckpt{i}.pt", **FIT)
+        log = model.fit(images, masks, codes, steps=3, seed=4, checkpoint_path=tmp_path / f"ckpt{i}.pt", **FIT)
         assert model.step == 3 and np.isfinite(log.drop(columns="step").to_numpy()).all()
         model.save(tmp_path / f"model{i}.pt")
     assert sha256_file(tmp_path / "model0.pt") == sha256_file(tmp_path / "model1.pt")
+    return models
+
+
+def test_trains_samples_per_class_reproducibly_and_round_trips(name, cohort, tmp_path):
+    dims, (ids, images, masks, labels) = cohort
+    shape = (SIZE,) * dims
+    models = train_twice(name, dims, images, masks, labels, tmp_path)
 
     requested = np.repeat([0, 1], [3, 5])
     images0, masks0 = models[0].sample(requested, seed=11)
@@ -94,7 +133,9 @@ def test_trains_samples_per_class_reproducibly_and_round_trips(name, cohort, tmp
         np.testing.assert_array_equal(x, y)
 
 
-def test_never_trains_on_a_test_fold_case(name, cohort):
+def test_never_trains_on_a_test_fold_case(any_model, cohort):
+    """Every registered model (a translator's codes are domains: here the alternating labels)."""
+    name = any_model
     dims, (ids, images, masks, labels) = cohort
     folds, cases = split_tables(ids, images, masks, labels)
     train = np.flatnonzero(folds["role"] == "train")
@@ -123,6 +164,26 @@ def test_never_trains_on_a_test_fold_case(name, cohort):
     with pytest.raises(LeakageError, match="content of a test case"):
         run(train, patch_rows=smuggled, model=model)
     assert model.step == 0 and model.intensity is None  # refused before any training
+
+
+def test_translator_trains_translates_reproducibly_and_round_trips(translator, cohort, tmp_path):
+    dims, (ids, images, masks, labels) = cohort
+    domains = labels  # alternating codes: 0 the source domain, 1 the target domain
+    models = train_twice(translator, dims, images, masks, domains, tmp_path)
+
+    source, source_masks = images[domains == 0], masks[domains == 0]
+    translated = models[0].translate(source, source_masks)
+    assert translated.shape == source.shape and translated.dtype == np.float32 and np.isfinite(translated).all()
+    np.testing.assert_array_equal(models[0].translate(source, source_masks), translated)  # deterministic
+    np.testing.assert_array_equal(models[1].translate(source, source_masks), translated)  # same seed, same bytes
+    back = models[0].translate(translated, source_masks, reverse=True)
+    assert back.shape == source.shape and np.isfinite(back).all()
+    assert isinstance(models[0].direction, str) and "->" in models[0].direction
+
+    loaded = load_model(tmp_path / "model0.pt")
+    assert type(loaded) is TRANSLATION_MODELS[translator] and loaded.hyperparams == models[0].hyperparams
+    assert loaded.spatial_dims == dims and loaded.step == 3
+    np.testing.assert_array_equal(loaded.translate(source, source_masks), translated)
 
 
 @pytest.mark.parametrize("n_classes", [3, 4])

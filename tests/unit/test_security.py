@@ -22,7 +22,7 @@ import torch
 from radaug.config import load_config
 from radaug.data.br35h import safe_members
 from radaug.errors import ConfigError, DataError
-from radaug.generative.base import read_checkpoint
+from radaug.generative.loop import read_checkpoint
 from radaug.io import load_arrays
 
 from ..conftest import REPO

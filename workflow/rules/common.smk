@@ -3,7 +3,8 @@ import re
 import sys
 from pathlib import Path
 
-from radaug.config import CLASSICAL_ARM, arm_components, model_conditioning, resolve_params_file, validate_config
+from radaug.arms import CLASSICAL_ARM, REFERENCE_ARM, arm_components, data_components, generator_components
+from radaug.config import model_conditioning, resolve_params_file, validate_config
 from radaug.errors import RadaugError
 from radaug.manifest import read_manifest_table
 from radaug.provenance import code_version
@@ -30,7 +31,7 @@ FOLDS = [
 ]
 MODELS = config["generative"]["models"]
 ARMS = config["evaluation"]["arms"]
-VALIDATED_ARMS = [a for a in ARMS if a != "real"]  # oversample: the copying negative control
+VALIDATED_ARMS = [a for a in ARMS if a != REFERENCE_ARM]  # oversample: the copying negative control
 CLASSICAL_USED = any(CLASSICAL_ARM in arm_components(arm) for arm in ARMS)  # alone or in a combined arm
 
 
@@ -77,15 +78,16 @@ def standardisation_inputs(wildcards):
 def arm_features(wildcards):
     """Feature tables of an arm's file-backed parts (generators, classical), all folds; [] for built-ins.
 
-    A combined arm (``classical+cvae``) gets the union of its parts' tables.
+    A combined arm (``classical+cvae``) gets the union of its parts' tables. Which parts are
+    file-backed is radaug.arms' vocabulary (data_components); the paths are this workflow's.
     """
-    parts = [p for p in arm_components(wildcards.arm) if p in MODELS or p == CLASSICAL_ARM]
+    parts = data_components(wildcards.arm)
     return [path for p in parts for path in expand(f"{STUDY}/features/{p}/{{fold}}.csv", fold=FOLDS)]
 
 
 def arm_sampling_records(wildcards):
     """Sampling records (every fold) of an arm's generators: whether the arm could generate (radaug.sampling)."""
-    models = [p for p in arm_components(wildcards.arm) if p in MODELS]
+    models = generator_components(wildcards.arm)
     return expand(f"{STUDY}/synthetic/{{model}}/sampling/{{fold}}.csv", model=models, fold=FOLDS)
 
 
@@ -146,11 +148,10 @@ def arm_samples(wildcards):
     """Patch archives and tables of an arm's generated or augmented parts (image-space checks)."""
     samples, tables = [], []
     if config["validation"]["image_checks"]:
-        for part in arm_components(wildcards.arm):
-            folder = f"synthetic/{part}" if part in MODELS else "augmented/classical" if part == CLASSICAL_ARM else None
-            if folder:
-                samples += expand(f"{STUDY}/{folder}/{{fold}}.npz", fold=FOLDS)
-                tables += expand(f"{STUDY}/{folder}/{{fold}}.csv", fold=FOLDS)
+        for part in data_components(wildcards.arm):
+            folder = "augmented/classical" if part == CLASSICAL_ARM else f"synthetic/{part}"
+            samples += expand(f"{STUDY}/{folder}/{{fold}}.npz", fold=FOLDS)
+            tables += expand(f"{STUDY}/{folder}/{{fold}}.csv", fold=FOLDS)
     return {"samples": samples, "sample_tables": tables}
 
 

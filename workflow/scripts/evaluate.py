@@ -5,6 +5,7 @@ evaluated: its tables have no rows, and the evaluation summary says why.
 """
 import pandas as pd
 
+from radaug.arms import REFERENCE_ARM
 from radaug.evaluate import evaluate_arm, per_fold_columns, prediction_columns
 from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
@@ -32,7 +33,7 @@ def main(smk):
         classifier=smk.params.classifier, invariance=invariance, target_ratio=smk.params.target_ratio,
         cap_per_case=smk.params.cap_per_case, seed=smk.params.seed,
     )
-    if smk.wildcards.arm != "real" and not per_fold["n_train_added"].any():
+    if smk.wildcards.arm != REFERENCE_ARM and not per_fold["n_train_added"].any():
         log.info("arm %s adds no rows in any fold (balanced training folds or sampling.cap_per_case 0): it trains "
                  "on the real cases alone and evaluates like 'real'", smk.wildcards.arm)
     write_csv(smk.output.per_fold, per_fold)

@@ -6,9 +6,11 @@ Arms left out, and arms that could not generate, keep rows with empty statistics
 and a note saying why (radaug.evaluate.summary_with_verdicts).
 """
 
-from radaug.evaluate import gate_by_validation, inference_notes, summarise, summary_with_verdicts
+from radaug.arms import REFERENCE_ARM
+from radaug.evaluate import gate_by_validation, summary_with_verdicts
 from radaug.io import read_table, read_tables, write_csv
 from radaug.provenance import log, run_job
+from radaug.statistics import inference_notes, summarise
 
 
 def main(smk):
@@ -18,7 +20,7 @@ def main(smk):
     per_fold, predictions, gate = gate_by_validation(per_fold, predictions, verdicts, arms=smk.params.arms)
     for row in gate[~gate["evaluated"]].itertuples():
         log.warning("arm %s is not evaluated: %s", row.arm, row.note)
-    summary = summarise(per_fold, predictions, reference_arm="real", alpha=smk.params.alpha,
+    summary = summarise(per_fold, predictions, reference_arm=REFERENCE_ARM, alpha=smk.params.alpha,
                         n_bootstrap=smk.params.n_bootstrap, seed=smk.params.seed)
     for note in inference_notes(summary, per_fold=per_fold):
         log.warning("%s", note)

@@ -4,7 +4,7 @@ in one fold's classes (rule validate_controls_fold), against real-vs-real baseli
 Reference: the fold's real training cases; baselines: two halves of them.
 Memorization holdout: the fold's real test cases, which no generator saw.
 The rows validated are those the arm adds to each fold's training set in evaluation
-(radaug.evaluate.arm_added_rows): smote and combined arms included. Copies of real
+(radaug.arms.arm_added_rows): smote and combined arms included. Copies of real
 training cases (oversample) are scored against their parents' patches in image space.
 Next to the summary rows, the per-feature KS tests, fold-averaged correlation differences (npz) and
 per-row distances to the closest training row go to validation/details/<arm>/ (radaug.validate.details);
@@ -18,7 +18,7 @@ its tables are empty and validation_summary gives it the verdict 'could not gene
 import numpy as np
 import pandas as pd
 
-from radaug.evaluate import arm_added_rows
+from radaug.arms import arm_added_rows
 from radaug.features import feature_columns, fold_rows
 from radaug.io import load_arrays, read_table, read_tables, save_arrays, write_csv
 from radaug.preprocess import load_patches

@@ -1,10 +1,13 @@
-"""Class-conditional generative models of (image, mask) patches.
+"""Generative models of (image, mask) patches, and their registry.
 
-Every model implements :class:`GenerativeModel`: ``fit`` on real training patches
-of one fold, ``sample`` new pairs per class, ``save``/``load`` checkpoints.
-Translation models (:data:`TRANSLATION_MODELS`, e.g. CycleGAN) share ``fit``,
-checkpoints and ``save``/``load`` but ``translate`` given patches instead of
-sampling from noise.
+Every model is a :class:`GenerativeModel`: ``fit`` on real training patches of one
+fold (the shared loop of :mod:`.loop`), ``save``/``load`` checkpoints. What it then
+does is one of two protocols (:mod:`.protocols`): the class-conditional models of
+:data:`MODELS` (:class:`ConditionalModel`) ``sample`` new pairs per class; the
+translation models of :data:`TRANSLATION_MODELS` (CycleGAN) ``translate`` given
+patches between domains. Modules: ``base`` (the base classes, argument checks,
+intensity map), ``layers`` (network blocks), ``loop`` (training loop, loss log,
+checkpoints), ``device`` (device, mixed precision, determinism), one module per model.
 
 >>> sorted(MODELS)
 ['cvae', 'dcgan', 'ddpm', 'lsgan', 'wgan_gp']
@@ -16,24 +19,32 @@ import inspect
 import os
 from typing import Any
 
-from .base import GenerativeModel, IntensityMap, read_checkpoint, select_device
+from .base import ConditionalModel, GenerativeModel, IntensityMap
 from .cvae import CVAE
 from .cyclegan import CycleGAN
 from .ddpm import DDPM
+from .device import select_device
 from .gan import DCGAN, LSGAN, WGANGP, ConditionalGAN
+from .loop import read_checkpoint
+from .protocols import ConditionalSampler, Translator
 
-MODELS: dict[str, type[GenerativeModel]] = {cls.name: cls for cls in (CVAE, DCGAN, DDPM, LSGAN, WGANGP)}
-"""Model name → class, for the models that sample new pairs per class; each passes the shared conformance tests."""
+MODELS: dict[str, type[ConditionalModel]] = {cls.name: cls for cls in (CVAE, DCGAN, DDPM, LSGAN, WGANGP)}
+"""Model name → class, for the models that sample new pairs per class (:class:`ConditionalSampler`)."""
 
 TRANSLATION_MODELS: dict[str, type[GenerativeModel]] = {CycleGAN.name: CycleGAN}
-"""Model name → class, for the models that translate given patches between domains."""
+"""Model name → class, for the models that translate given patches between domains (:class:`Translator`)."""
+
+REGISTRY: dict[str, type[GenerativeModel]] = {**MODELS, **TRANSLATION_MODELS}
+"""Every registered model; each passes the conformance tests of its protocol
+(``tests/unit/test_generative_conformance.py``)."""
 
 CONDITIONING_MODES = ("auto", "joint", "mask")
 """Values of the ``generative.conditioning`` config key."""
 
 __all__ = [
-    "CONDITIONING_MODES", "CVAE", "DCGAN", "DDPM", "LSGAN", "MODELS", "TRANSLATION_MODELS", "WGANGP", "ConditionalGAN",
-    "CycleGAN", "GenerativeModel", "IntensityMap", "get_model", "load_model", "mask_conditioned", "select_device",
+    "CONDITIONING_MODES", "CVAE", "DCGAN", "DDPM", "LSGAN", "MODELS", "REGISTRY", "TRANSLATION_MODELS", "WGANGP",
+    "ConditionalGAN", "ConditionalModel", "ConditionalSampler", "CycleGAN", "GenerativeModel", "IntensityMap",
+    "Translator", "get_model", "load_model", "mask_conditioned", "select_device",
 ]
 
 
@@ -53,11 +64,10 @@ def mask_conditioned(conditioning: str, spatial_dims: int) -> bool:
 
 
 def _model_class(name: str) -> type[GenerativeModel]:
-    known = {**MODELS, **TRANSLATION_MODELS}
     try:
-        return known[name]
+        return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown generative model {name!r}; choose one of {sorted(known)}") from None
+        raise ValueError(f"unknown generative model {name!r}; choose one of {sorted(REGISTRY)}") from None
 
 
 def get_model(name: str, **kwargs: Any) -> GenerativeModel:
@@ -66,7 +76,7 @@ def get_model(name: str, **kwargs: Any) -> GenerativeModel:
     Parameters
     ----------
     name
-        A key of :data:`MODELS` or :data:`TRANSLATION_MODELS`.
+        A key of :data:`REGISTRY` (:data:`MODELS` or :data:`TRANSLATION_MODELS`).
     **kwargs
         ``patch_size``, ``n_classes`` and the model's hyperparameters.
 

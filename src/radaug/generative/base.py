@@ -1,15 +1,16 @@
-"""Shared machinery of the conditional generative models.
+"""The base classes of the generative models: a trainable model, and a class-conditional one.
 
 A model learns the joint distribution of an image patch and its ROI mask given a
-class label and samples new (image, mask) pairs per class. Everything that does
-not depend on the architecture lives here:
+class label and samples new (image, mask) pairs per class (:class:`ConditionalModel`),
+or learns to translate patches between two domains (CycleGAN). Everything that does
+not depend on the architecture lives here or in the modules beside it:
 
 * **Two modes.** *Joint* (default): the model generates image and mask from
   noise and the label. *Mask-conditioned* (``condition_on_mask=True``): the
   model is given a binary lesion mask and the label and generates only the
   image (the mask is concatenated to the decoder's input at every scale, see
-  :class:`MaskConditionedDecoder`); ``sample`` then takes the masks, e.g. from
-  an in-fold shape model (:mod:`radaug.shape`). Training data are the same.
+  :class:`~radaug.generative.layers.MaskConditionedDecoder`); ``sample`` then takes
+  the masks, e.g. from an in-fold shape model (:mod:`radaug.shape`). Training data are the same.
 * **Data contract.** ``fit`` takes ``images`` (N, S, S) or, for 3D models,
   (N, S, S, S) in physical units, binary ``masks`` of the same shape and integer
   ``labels`` (N,). Every network is dimension-generic: ``spatial_dims`` picks
@@ -18,54 +19,39 @@ not depend on the architecture lives here:
   :class:`IntensityMap` fitted on the training patches, and the mask mapped
   {0, 1} → {-1, 1}. ``sample`` inverts both maps: images come back in physical
   units, masks as probabilities in [0, 1] (binarisation is the caller's).
-* **Training loop.** Uniform sampling of batches with replacement from one seeded
-  :class:`torch.Generator`, which also draws every latent code and noise term;
-  atomic checkpoints every ``checkpoint_every`` steps holding networks,
-  optimizers, loss scaler, generator state and the loss log, so a resumed run
-  ends byte-identical to an uninterrupted one on CPU.
-* **Devices.** ``"auto"`` picks CUDA when available. On CUDA the forward passes
-  run under :func:`torch.autocast` (bfloat16, or float16 with a gradient scaler);
-  on CPU the same code runs in float32 with deterministic algorithms enforced.
-* **Checkpoints** hold only tensors and plain Python values, so they load with
-  ``torch.load(path, weights_only=True)``.
-
-The networks are small DCGAN-style convolution stacks (Radford et al. 2016,
-arXiv:1511.06434): strided 4-wide convolutions halve the resolution down to 4 per
-side, transposed ones double it back up.
+* **Training loop** (:mod:`radaug.generative.loop`). Uniform sampling of batches with
+  replacement from one seeded :class:`torch.Generator`, which also draws every latent
+  code and noise term; atomic checkpoints every ``checkpoint_every`` steps, so a
+  resumed run ends byte-identical to an uninterrupted one on CPU.
+* **Devices** (:mod:`radaug.generative.device`). ``"auto"`` picks CUDA when available;
+  mixed precision on CUDA, float32 with deterministic algorithms on CPU.
+* **Networks** (:mod:`radaug.generative.layers`): small DCGAN-style building blocks.
+* **Protocols** (:mod:`radaug.generative.protocols`): what the workflow may call on a
+  trained model of each kind, checked for every registered model by the conformance tests.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import io
 import math
 import numbers
 import os
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Self
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Self
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from radaug.io import sha256_array, write_bytes
 
-CHECKPOINT_FORMAT = 1
-"""Version of the checkpoint layout; bumped when it changes incompatibly."""
+from . import loop
+from .device import amp_dtype, deterministic, select_device
+from .layers import SPATIAL_DIMS, channel_widths
 
-SPATIAL_DIMS = 2
-"""Default number of spatial dimensions; every network also accepts 3 (cubic patches)."""
-
-PATCH_CHANNELS = 2
-"""Image and mask: generated jointly, or the mask given and the image generated (mask conditioning)."""
-
-EMBED_DIM = 16
-"""Size of the learned class-label embedding fed to the decoder networks."""
+if TYPE_CHECKING:
+    import pandas as pd
 
 _PERCENTILES = (0.5, 99.5)
 
@@ -107,47 +93,11 @@ def check_patch_size(patch_size: Any) -> int:
     return size
 
 
-def select_device(device: str) -> torch.device:
-    """Resolve a device name; ``"auto"`` is CUDA when available, else CPU.
-
-    Raises
-    ------
-    ValueError
-        If the name is not a torch device, or names CUDA on a machine without it.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return resolved
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Mixed-precision dtype on CUDA (bfloat16 where supported, else float16); None on CPU."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-@contextlib.contextmanager
-def _deterministic(device: torch.device) -> Iterator[None]:
-    """Enforce deterministic algorithms on CPU for the duration; restore the setting after."""
-    if device.type != "cpu":
-        yield
-        return
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+def check_spatial_dims(spatial_dims: Any) -> int:
+    """Return ``spatial_dims``; raise ValueError unless it is 2 or 3."""
+    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    return int(spatial_dims)
 
 
 # --------------------------------------------------------------------------- #
@@ -200,195 +150,19 @@ class IntensityMap:
 
 
 # --------------------------------------------------------------------------- #
-# Network building blocks
-# --------------------------------------------------------------------------- #
-
-
-def check_spatial_dims(spatial_dims: Any) -> int:
-    """Return ``spatial_dims``; raise ValueError unless it is 2 or 3."""
-    if isinstance(spatial_dims, bool) or spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
-    return int(spatial_dims)
-
-
-def _layer(kind: str, dims: int = SPATIAL_DIMS) -> type[nn.Module]:
-    """The ``dims``-dimensional variant of a layer, e.g. ``Conv``, 3 → ``nn.Conv3d``."""
-    return getattr(nn, f"{kind}{dims}d")
-
-
-def channel_widths(patch_size: int, base_channels: int) -> list[int]:
-    """Feature channels at each resolution level, from ``patch_size / 2`` down to 4.
-
-    The width at resolution ``r`` is ``base_channels · 8 / r`` (at least 1):
-    ``base_channels`` at 8 per side, doubling with every halving of resolution.
-    Anchoring the widths to resolution rather than to the first layer keeps the
-    expensive high-resolution layers narrow; for 64-pixel patches and the default
-    ``base_channels=32`` the levels 32, 16, 8, 4 get 8, 16, 32, 64 channels.
-    """
-    resolutions = [patch_size >> level for level in range(1, int(math.log2(patch_size)) - 1)]
-    return [max(1, base_channels * 8 // r) for r in resolutions]
-
-
-def down_stack(in_channels: int, widths: list[int], *, batch_norm: bool, dims: int = SPATIAL_DIMS) -> nn.Sequential:
-    """Strided convolutions halving the resolution per level.
-
-    Maps (B, in_channels, S, S[, S]) to (B, widths[-1], 4, 4[, 4]). Each level is a
-    4-wide stride-2 convolution and LeakyReLU(0.2); with ``batch_norm`` every level
-    but the first also gets batch normalisation, as in DCGAN. ``dims`` (2 or 3)
-    selects 2D or 3D layers.
-    """
-    conv, norm = _layer("Conv", dims), _layer("BatchNorm", dims)
-    layers: list[nn.Module] = []
-    for level, width in enumerate(widths):
-        normed = batch_norm and level > 0
-        layers.append(conv(in_channels, width, 4, stride=2, padding=1, bias=not normed))
-        if normed:
-            layers.append(norm(width))
-        layers.append(nn.LeakyReLU(0.2))
-        in_channels = width
-    return nn.Sequential(*layers)
-
-
-class ConditionalDecoder(nn.Module):
-    """Latent code and class label → raw 2-channel patch (a DCGAN generator).
-
-    The label's learned embedding is concatenated to the latent code (Mirza &
-    Osindero 2014, arXiv:1411.1784); a 4-wide transposed convolution turns this
-    1-pixel input into a 4-per-side feature map, and stride-2 transposed
-    convolutions with batch norm and ReLU double it up to the patch size. The output
-    is pre-activation; each model applies its own output nonlinearity.
-
-    Parameters
-    ----------
-    latent_dim
-        Size of the latent code.
-    n_classes
-        Number of class labels.
-    widths
-        Channels per resolution level, as from :func:`channel_widths`.
-    dims
-        Spatial dimensions of the patches, 2 or 3.
-    """
-
-    def __init__(self, latent_dim: int, n_classes: int, widths: list[int], *, dims: int = SPATIAL_DIMS) -> None:
-        super().__init__()
-        self.dims = dims
-        conv_t, norm = _layer("ConvTranspose", dims), _layer("BatchNorm", dims)
-        self.embed = nn.Embedding(n_classes, EMBED_DIM)
-        layers: list[nn.Module] = [
-            conv_t(latent_dim + EMBED_DIM, widths[-1], 4, bias=False),
-            norm(widths[-1]),
-            nn.ReLU(),
-        ]
-        for wide, narrow in zip(widths[:0:-1], widths[-2::-1]):
-            layers += [conv_t(wide, narrow, 4, stride=2, padding=1, bias=False), norm(narrow), nn.ReLU()]
-        layers.append(conv_t(widths[0], PATCH_CHANNELS, 4, stride=2, padding=1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Decode ``z`` (B, latent_dim) under ``labels`` (B,) to (B, 2, S, S[, S]) logits."""
-        code = torch.cat([z, self.embed(labels)], dim=1)
-        return self.net(code.view(*code.shape, *(1,) * self.dims))
-
-
-def resize_mask(mask: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
-    """Average-pool a (B, 1, S, S[, S]) mask in [-1, 1] to ``size``: the occupied fraction, rescaled."""
-    pool = F.adaptive_avg_pool3d if mask.dim() == 5 else F.adaptive_avg_pool2d
-    return mask if tuple(mask.shape[2:]) == tuple(size) else pool(mask, size)
-
-
-class MaskConditionedDecoder(nn.Module):
-    """Latent code, class label and lesion mask → raw 1-channel image (mask-conditioned generator).
-
-    The DCGAN decoder of :class:`ConditionalDecoder` with the conditioning mask
-    concatenated as one extra channel to the input of every transposed
-    convolution, at that layer's resolution (average-pooled: the fraction of the
-    coarse voxel inside the ROI), and once more at full resolution before a final
-    3-wide convolution. Re-injecting the mask at every scale, after the batch
-    norm that would otherwise wash a one-off input out, is the point of SPADE
-    (Park et al. 2019, arXiv:1903.07291), obtained here by concatenation, which
-    adds one input channel per layer instead of a modulation network per layer.
-
-    Parameters
-    ----------
-    latent_dim, n_classes, widths, dims
-        As for :class:`ConditionalDecoder`.
-    """
-
-    def __init__(self, latent_dim: int, n_classes: int, widths: list[int], *, dims: int = SPATIAL_DIMS) -> None:
-        super().__init__()
-        self.dims = dims
-        conv, conv_t, norm = _layer("Conv", dims), _layer("ConvTranspose", dims), _layer("BatchNorm", dims)
-        self.embed = nn.Embedding(n_classes, EMBED_DIM)
-        self.stem = nn.Sequential(conv_t(latent_dim + EMBED_DIM, widths[-1], 4, bias=False), norm(widths[-1]),
-                                  nn.ReLU())
-        self.ups = nn.ModuleList(
-            nn.Sequential(conv_t(wide + 1, narrow, 4, stride=2, padding=1, bias=False), norm(narrow), nn.ReLU())
-            for wide, narrow in zip(widths[::-1], widths[::-1][1:] + widths[:1])
-        )
-        self.head = conv(widths[0] + 1, 1, 3, padding=1)
-
-    def forward(self, z: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Decode ``z`` (B, latent_dim) under ``labels`` (B,) and ``mask`` (B, 1, S, S[, S]) in [-1, 1].
-
-        Returns (B, 1, S, S[, S]) pre-activation image values.
-        """
-        code = torch.cat([z, self.embed(labels)], dim=1)
-        h = self.stem(code.view(*code.shape, *(1,) * self.dims))
-        for up in self.ups:
-            h = up(torch.cat([h, resize_mask(mask, h.shape[2:])], dim=1))
-        return self.head(torch.cat([h, mask], dim=1))
-
-
-def build_decoder(latent_dim: int, n_classes: int, widths: list[int], *, dims: int, condition_on_mask: bool
-                  ) -> nn.Module:
-    """The generator network of a mode: :class:`MaskConditionedDecoder` or :class:`ConditionalDecoder`."""
-    cls = MaskConditionedDecoder if condition_on_mask else ConditionalDecoder
-    return cls(latent_dim, n_classes, widths, dims=dims)
-
-
-# --------------------------------------------------------------------------- #
-# Loss log
-# --------------------------------------------------------------------------- #
-
-
-class _LossLog:
-    """Loss components averaged over each logging interval, plus throughput."""
-
-    def __init__(self, rows: list[dict] | None = None, sums: dict[str, float] | None = None, count: int = 0) -> None:
-        self.rows = list(rows or [])
-        self.sums = dict(sums or {})
-        self.count = count
-
-    def add(self, losses: dict[str, float]) -> None:
-        for key, value in losses.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def flush(self, step: int, images_per_s: float) -> dict:
-        row = {"step": step, **{k: v / self.count for k, v in self.sums.items()}, "images_per_s": images_per_s}
-        self.rows.append(row)
-        self.sums, self.count = {}, 0
-        return row
-
-    def state(self) -> dict:
-        return {"rows": list(self.rows), "sums": dict(self.sums), "count": self.count}
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows)
-
-
-# --------------------------------------------------------------------------- #
-# The interface
+# The base classes
 # --------------------------------------------------------------------------- #
 
 
 class GenerativeModel(abc.ABC):
-    """A class-conditional generative model of (image, mask) patches.
+    """A trainable model of (image, mask) patches: construction, training and persistence.
 
     Subclasses set :attr:`name`, build their networks in :meth:`_build_networks`
     and optimizers in :meth:`_build_optimizers`, and implement one optimisation
-    step (:meth:`_train_step`) and decoding of latent codes (:meth:`_generate`).
+    step (:meth:`_train_step`); :meth:`fit` runs them in the shared training loop
+    (:func:`radaug.generative.loop.train`). What a trained model then does is its
+    protocol (:mod:`radaug.generative.protocols`): a :class:`ConditionalModel`
+    samples new pairs per class, a translator (CycleGAN) translates given patches.
 
     Parameters
     ----------
@@ -502,31 +276,6 @@ class GenerativeModel(abc.ABC):
         generator update) draws further batches with :meth:`_draw_batch`.
         """
 
-    @abc.abstractmethod
-    def _generate(
-        self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Decode latent codes ``z`` (B, *:meth:`_latent_shape`) under ``labels`` (B,).
-
-        ``masks`` (B, 1, S, S[, S]) in {-1, 1} are the conditioning masks of a
-        mask-conditioned model (None in joint mode); the returned mask
-        probability is then that mask in {0, 1}.
-
-        Returns
-        -------
-        image, mask_prob
-            (B, S, S[, S]) tensors: image in [-1, 1], mask probability in [0, 1].
-        """
-
-    def _latent_shape(self) -> tuple[int, ...]:
-        """Shape of one sample's latent draw handed to :meth:`_generate`: a code of ``latent_dim``.
-
-        A model whose sampling needs more randomness (a diffusion model's initial
-        noise and per-step noise) widens it, so that it is all drawn up front from
-        the sample seed.
-        """
-        return (self.latent_dim,)
-
     # -- helpers for subclasses -------------------------------------------- #
 
     def _draw_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -544,7 +293,7 @@ class GenerativeModel(abc.ABC):
 
     def _autocast(self) -> torch.autocast:
         """Mixed precision on CUDA; a no-op context on CPU."""
-        dtype = _amp_dtype(self.device)
+        dtype = amp_dtype(self.device)
         return torch.autocast(self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
     def _optimize(self, loss: torch.Tensor, optimizer: str) -> None:
@@ -624,7 +373,7 @@ class GenerativeModel(abc.ABC):
         checkpoint_every = check_int("checkpoint_every", checkpoint_every, 1)
         log_every = check_int("log_every", log_every, 1)
         dev = select_device(device)
-        amp = _amp_dtype(dev)
+        amp = amp_dtype(dev)
         config = {
             "model": self.name,
             "hyperparams": dict(self.hyperparams),
@@ -647,29 +396,12 @@ class GenerativeModel(abc.ABC):
         self._scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
         self._rng = torch.Generator().manual_seed(seed)
         self.step = 0
-        history = _LossLog()
-        if checkpoint_path is not None and Path(checkpoint_path).exists():
-            history = self._resume(Path(checkpoint_path), config, steps, log)
-
-        self.nets.train()
         self._train_patches, self._train_labels, self._batch_size = patches_t, labels_t, batch_size
-        clock, clock_step = time.perf_counter(), self.step
         try:
-            with _deterministic(dev):
-                while self.step < steps:
-                    history.add(self._train_step(*self._draw_batch()))
-                    self.step += 1
-                    if self.step % log_every == 0 or self.step == steps:
-                        now = time.perf_counter()
-                        row = history.flush(self.step, (self.step - clock_step) * batch_size / (now - clock))
-                        clock, clock_step = now, self.step
-                        losses = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "images_per_s"))
-                        log(f"{self.name} step {self.step}/{steps} {losses} {row['images_per_s']:.0f} img/s")
-                    if checkpoint_path is not None and (self.step % checkpoint_every == 0 or self.step == steps):
-                        self._write(checkpoint_path, training=self._training_state(config, history))
+            return loop.train(self, config, steps=steps, batch_size=batch_size, checkpoint_path=checkpoint_path,
+                              checkpoint_every=checkpoint_every, log_every=log_every, log=log)
         finally:
             self._train_patches = self._train_labels = None
-        return history.frame()
 
     def _check_data(
         self, images: np.ndarray, masks: np.ndarray, labels: np.ndarray
@@ -707,33 +439,98 @@ class GenerativeModel(abc.ABC):
             torch.random.default_generator.manual_seed(seed)
             return nn.ModuleDict(self._build_networks())
 
-    def _resume(self, path: Path, config: dict, steps: int, log: Callable[[str], object]) -> _LossLog:
-        """Restore training state from ``path`` if it matches ``config``; return the loss log so far."""
-        ckpt = read_checkpoint(path)
-        training = ckpt.get("training")
-        if training is None or training["config"] != config:
-            log(f"{path}: checkpoint is from a different configuration; training from scratch")
-            return _LossLog()
-        if ckpt["step"] > steps:
-            log(f"{path}: checkpoint is at step {ckpt['step']} > steps={steps}; training from scratch")
-            return _LossLog()
-        self.nets.load_state_dict(ckpt["state_dict"])
-        for key, opt in self._optimizers.items():
-            opt.load_state_dict(training["optimizers"][key])
-        self._scaler.load_state_dict(training["scaler"])
-        self._rng.set_state(training["rng"])
-        self.step = ckpt["step"]
-        log(f"{path}: resuming {self.name} from step {self.step}")
-        return _LossLog(**training["log"])
+    # -- persistence --------------------------------------------------------- #
 
-    def _training_state(self, config: dict, history: _LossLog) -> dict:
+    def _state(self) -> dict:
+        """Everything needed to sample: hyperparameters, weights, intensity map, step."""
+        if self.intensity is None:
+            raise RuntimeError(f"{self.name} model is not trained; there is nothing to save")
         return {
-            "config": config,
-            "optimizers": {key: opt.state_dict() for key, opt in self._optimizers.items()},
-            "scaler": self._scaler.state_dict(),
-            "rng": self._rng.get_state(),
-            "log": history.state(),
+            "format": loop.CHECKPOINT_FORMAT,
+            "model": self.name,
+            "hyperparams": dict(self.hyperparams),
+            "step": self.step,
+            "intensity": {"lo": self.intensity.lo, "hi": self.intensity.hi},
+            "state_dict": self.nets.state_dict(),
         }
+
+    def _write(self, path: str | os.PathLike, **extra: Any) -> None:
+        # Through a buffer: torch.save names the archive's root folder after the file,
+        # and a temporary file name would make equal checkpoints differ byte-wise.
+        buffer = io.BytesIO()
+        torch.save({**self._state(), **extra}, buffer)
+        write_bytes(path, buffer.getvalue())
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the trained model (no optimizer state) atomically to ``path``.
+
+        The file holds ``format``, ``model`` (the name), ``hyperparams``, ``step``,
+        ``intensity`` (``lo``, ``hi``) and ``state_dict``, all tensors or plain
+        Python values, readable with ``torch.load(path, weights_only=True)``.
+        Training checkpoints hold the same plus a ``training`` section.
+        """
+        self._write(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> Self:
+        """Load a model written by :meth:`save` (or a training checkpoint) onto ``device``.
+
+        Raises
+        ------
+        ValueError
+            If the file holds another kind of model or an unknown checkpoint format.
+        """
+        ckpt = loop.read_checkpoint(path)
+        if ckpt["model"] != cls.name:
+            raise ValueError(
+                f"{path} holds a {ckpt['model']!r} model, not {cls.name!r}; "
+                "use radaug.generative.load_model to load any model"
+            )
+        return cls._from_state(ckpt, select_device(device))
+
+    @classmethod
+    def _from_state(cls, ckpt: dict, device: torch.device) -> Self:
+        model = cls(**ckpt["hyperparams"])
+        model.nets.load_state_dict(ckpt["state_dict"])
+        model.nets.to(device)
+        model.device = device
+        model.intensity = IntensityMap(**ckpt["intensity"])
+        model.step = ckpt["step"]
+        return model
+
+
+class ConditionalModel(GenerativeModel):
+    """A class-conditional generative model: samples new (image, mask) pairs per class label.
+
+    The :class:`~radaug.generative.protocols.ConditionalSampler` of the registry
+    (:data:`radaug.generative.MODELS`). Subclasses implement, besides the training hooks
+    of :class:`GenerativeModel`, decoding of latent codes (:meth:`_generate`).
+    """
+
+    @abc.abstractmethod
+    def _generate(
+        self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode latent codes ``z`` (B, *:meth:`_latent_shape`) under ``labels`` (B,).
+
+        ``masks`` (B, 1, S, S[, S]) in {-1, 1} are the conditioning masks of a
+        mask-conditioned model (None in joint mode); the returned mask
+        probability is then that mask in {0, 1}.
+
+        Returns
+        -------
+        image, mask_prob
+            (B, S, S[, S]) tensors: image in [-1, 1], mask probability in [0, 1].
+        """
+
+    def _latent_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's latent draw handed to :meth:`_generate`: a code of ``latent_dim``.
+
+        A model whose sampling needs more randomness (a diffusion model's initial
+        noise and per-step noise) widens it, so that it is all drawn up front from
+        the sample seed.
+        """
+        return (self.latent_dim,)
 
     # -- sampling ------------------------------------------------------------ #
 
@@ -783,7 +580,7 @@ class GenerativeModel(abc.ABC):
         was_training = self.nets.training
         self.nets.eval()
         try:
-            with torch.inference_mode(), _deterministic(self.device), self._autocast():
+            with torch.inference_mode(), deterministic(self.device), self._autocast():
                 for start in range(0, len(labels), batch_size):
                     chunk = slice(start, start + batch_size)
                     given = None if condition is None else condition[chunk].to(self.device)
@@ -813,70 +610,3 @@ class GenerativeModel(abc.ABC):
         if not np.isin(masks, (0, 1)).all():
             raise ValueError("masks must be binary (values 0 and 1)")
         return torch.from_numpy(masks.astype(np.float32) * 2 - 1).unsqueeze(1)
-
-    # -- persistence --------------------------------------------------------- #
-
-    def _state(self) -> dict:
-        """Everything needed to sample: hyperparameters, weights, intensity map, step."""
-        if self.intensity is None:
-            raise RuntimeError(f"{self.name} model is not trained; there is nothing to save")
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "model": self.name,
-            "hyperparams": dict(self.hyperparams),
-            "step": self.step,
-            "intensity": {"lo": self.intensity.lo, "hi": self.intensity.hi},
-            "state_dict": self.nets.state_dict(),
-        }
-
-    def _write(self, path: str | os.PathLike, **extra: Any) -> None:
-        # Through a buffer: torch.save names the archive's root folder after the file,
-        # and a temporary file name would make equal checkpoints differ byte-wise.
-        buffer = io.BytesIO()
-        torch.save({**self._state(), **extra}, buffer)
-        write_bytes(path, buffer.getvalue())
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the trained model (no optimizer state) atomically to ``path``.
-
-        The file holds ``format``, ``model`` (the name), ``hyperparams``, ``step``,
-        ``intensity`` (``lo``, ``hi``) and ``state_dict``, all tensors or plain
-        Python values, readable with ``torch.load(path, weights_only=True)``.
-        Training checkpoints hold the same plus a ``training`` section.
-        """
-        self._write(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "cpu") -> Self:
-        """Load a model written by :meth:`save` (or a training checkpoint) onto ``device``.
-
-        Raises
-        ------
-        ValueError
-            If the file holds another kind of model or an unknown checkpoint format.
-        """
-        ckpt = read_checkpoint(path)
-        if ckpt["model"] != cls.name:
-            raise ValueError(
-                f"{path} holds a {ckpt['model']!r} model, not {cls.name!r}; "
-                "use radaug.generative.load_model to load any model"
-            )
-        return cls._from_state(ckpt, select_device(device))
-
-    @classmethod
-    def _from_state(cls, ckpt: dict, device: torch.device) -> Self:
-        model = cls(**ckpt["hyperparams"])
-        model.nets.load_state_dict(ckpt["state_dict"])
-        model.nets.to(device)
-        model.device = device
-        model.intensity = IntensityMap(**ckpt["intensity"])
-        model.step = ckpt["step"]
-        return model
-
-
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint without unpickling arbitrary objects; check its format."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a radaug generative-model checkpoint (format {CHECKPOINT_FORMAT})")
-    return ckpt

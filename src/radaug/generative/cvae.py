@@ -8,7 +8,7 @@ drawn from the prior N(0, I) under that class's label.
 
 With ``condition_on_mask`` the lesion mask is part of the condition: the encoder
 sees it (as the second input channel, as in joint mode), the decoder receives it
-at every scale (:class:`~radaug.generative.base.MaskConditionedDecoder`) and
+at every scale (:class:`~radaug.generative.layers.MaskConditionedDecoder`) and
 reconstructs the image only.
 """
 
@@ -18,14 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import (
-    EMBED_DIM,
-    PATCH_CHANNELS,
-    GenerativeModel,
-    build_decoder,
-    check_float,
-    down_stack,
-)
+from .base import ConditionalModel, check_float
+from .layers import EMBED_DIM, PATCH_CHANNELS, build_decoder, down_stack
 
 
 def _batch_mean_of_sums(values: torch.Tensor) -> torch.Tensor:
@@ -46,7 +40,7 @@ class ConditionalEncoder(nn.Module):
     n_classes
         Number of class labels.
     widths
-        Channels per resolution level, as from :func:`~radaug.generative.base.channel_widths`.
+        Channels per resolution level, as from :func:`~radaug.generative.layers.channel_widths`.
     dims
         Spatial dimensions of the patches, 2 or 3.
     """
@@ -63,7 +57,7 @@ class ConditionalEncoder(nn.Module):
         return self.head(h).chunk(2, dim=1)
 
 
-class CVAE(GenerativeModel):
+class CVAE(ConditionalModel):
     """Conditional VAE over 2-channel (image, mask) patches.
 
     The decoder's image channel ends in tanh, its mask channel is a logit. The loss
@@ -82,7 +76,7 @@ class CVAE(GenerativeModel):
     latent_dim
         Size of the latent code.
     base_channels
-        Network width (see :func:`~radaug.generative.base.channel_widths`).
+        Network width (see :func:`~radaug.generative.layers.channel_widths`).
     lr
         Adam learning rate.
     beta

@@ -41,7 +41,9 @@ from scipy import ndimage
 from torch import nn
 
 from ..errors import SamplingError
-from .base import SPATIAL_DIMS, GenerativeModel, _deterministic, _layer, check_float, check_int
+from .base import GenerativeModel, check_float, check_int
+from .device import deterministic
+from .layers import SPATIAL_DIMS, layer
 
 DOMAIN_CODES = {"source": 0, "target": 1}
 """Integer codes of the two domains in :meth:`CycleGAN.fit`: 0 is A (source), 1 is B (target)."""
@@ -66,7 +68,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, channels: int, dims: int) -> None:
         super().__init__()
-        conv, norm = _layer("Conv", dims), _layer("InstanceNorm", dims)
+        conv, norm = layer("Conv", dims), layer("InstanceNorm", dims)
         self.body = nn.Sequential(
             conv(channels, channels, 3, padding=1, padding_mode="reflect"), norm(channels, affine=True), nn.ReLU(),
             conv(channels, channels, 3, padding=1, padding_mode="reflect"), norm(channels, affine=True),
@@ -102,7 +104,7 @@ class ResnetTranslator(nn.Module):
 
     def __init__(self, base_channels: int, n_res_blocks: int, dims: int) -> None:
         super().__init__()
-        conv, norm = _layer("Conv", dims), _layer("InstanceNorm", dims)
+        conv, norm = layer("Conv", dims), layer("InstanceNorm", dims)
         c = base_channels
         layers: list[nn.Module] = [conv(2, c, 7, padding=3, padding_mode="reflect"), norm(c, affine=True), nn.ReLU()]
         for k in (1, 2):
@@ -134,7 +136,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, base_channels: int, dims: int) -> None:
         super().__init__()
-        conv, norm = _layer("Conv", dims), _layer("InstanceNorm", dims)
+        conv, norm = layer("Conv", dims), layer("InstanceNorm", dims)
         c = base_channels
         self.net = nn.Sequential(
             conv(2, c, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
@@ -155,7 +157,8 @@ class PatchDiscriminator(nn.Module):
 class CycleGAN(GenerativeModel):
     """Unpaired image translation between a source and a target domain.
 
-    Trained with :meth:`fit` on the patches of both domains (``domains`` codes
+    A :class:`~radaug.generative.protocols.Translator`, not a conditional sampler: it has
+    no ``sample``. Trained with :meth:`fit` on the patches of both domains (``domains`` codes
     0 = source, 1 = target); :meth:`translate` maps source patches to the target
     domain (or back with ``reverse=True``). Every step draws ``batch_size``
     patches of each domain (uniformly with replacement, from the model's seeded
@@ -390,24 +393,13 @@ class CycleGAN(GenerativeModel):
         was_training = self.nets.training
         self.nets.eval()
         try:
-            with torch.inference_mode(), _deterministic(self.device), self._autocast():
+            with torch.inference_mode(), deterministic(self.device), self._autocast():
                 for start in range(0, len(images), batch_size):
                     chunk = torch.from_numpy(patches[start:start + batch_size]).to(self.device)
                     out[start:start + batch_size] = generator(chunk)[:, 0].float().cpu().numpy()
         finally:
             self.nets.train(was_training)
         return self.intensity.from_unit(out)
-
-    def sample(self, labels: np.ndarray, *, seed: int, batch_size: int = 256, masks: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Not available: a CycleGAN translates given patches; use :meth:`translate`."""
-        raise TypeError("cyclegan does not sample from noise; translate source patches with translate() "
-                        "or radaug.generative.cyclegan.translate_with_quotas")
-
-    def _generate(
-        self, z: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        raise TypeError("cyclegan does not decode latent codes; use translate()")
 
 
 # --------------------------------------------------------------------------- #

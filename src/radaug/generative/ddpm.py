@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import small_data
-from .base import PATCH_CHANNELS, SPATIAL_DIMS, GenerativeModel, _layer, check_float, check_int
+from .base import ConditionalModel, check_float, check_int
+from .layers import PATCH_CHANNELS, SPATIAL_DIMS, layer
 
 PREDICTIONS = ("v", "eps")
 """What the network predicts: the velocity v (Salimans & Ho 2022) or the noise ε (Ho et al. 2020)."""
@@ -155,7 +156,7 @@ class ResidualBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, embed_dim: int, dims: int) -> None:
         super().__init__()
-        conv = _layer("Conv", dims)
+        conv = layer("Conv", dims)
         self.norm1, self.conv1 = _norm(in_channels), conv(in_channels, out_channels, 3, padding=1)
         self.embed = nn.Linear(embed_dim, out_channels)
         self.norm2, self.conv2 = _norm(out_channels), conv(out_channels, out_channels, 3, padding=1)
@@ -202,7 +203,7 @@ class ConditionalUNet(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, n_classes: int, widths: list[int], embed_dim: int,
                  *, dims: int = SPATIAL_DIMS) -> None:
         super().__init__()
-        conv = _layer("Conv", dims)
+        conv = layer("Conv", dims)
         self.embed_dim = embed_dim
         self.time_mlp = nn.Sequential(nn.Linear(2 * max(1, (embed_dim + 1) // 2), embed_dim), nn.SiLU(),
                                       nn.Linear(embed_dim, embed_dim))
@@ -248,13 +249,13 @@ class ConditionalUNet(nn.Module):
 # --------------------------------------------------------------------------- #
 
 
-class DDPM(GenerativeModel):
+class DDPM(ConditionalModel):
     """Class-conditional diffusion model with classifier-free guidance and DDIM sampling.
 
     Parameters
     ----------
     patch_size, n_classes, spatial_dims, condition_on_mask, lr
-        As for every model (:class:`~radaug.generative.base.GenerativeModel`).
+        As for every model (:class:`~radaug.generative.base.ConditionalModel`).
     latent_dim
         Width of the time and class embeddings. A diffusion model has no latent
         code of its own size: its "latent" is the initial noise, shaped like the

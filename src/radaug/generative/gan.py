@@ -23,7 +23,7 @@ label embedding concatenated to its features (``conditioning="embedding"``); it 
 be spectrally normalised (Miyato et al. 2018, arXiv:1802.05957).
 
 With ``condition_on_mask`` the generator is given the lesion mask at every
-decoder scale (:class:`~radaug.generative.base.MaskConditionedDecoder`) and
+decoder scale (:class:`~radaug.generative.layers.MaskConditionedDecoder`) and
 synthesises the image only; the discriminator still sees (image, mask) pairs, a
 real image with its mask against a generated image with the mask it was
 generated for, so it judges whether the image fits the mask.
@@ -55,16 +55,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import small_data
-from .base import (
-    EMBED_DIM,
-    PATCH_CHANNELS,
-    SPATIAL_DIMS,
-    GenerativeModel,
-    build_decoder,
-    check_float,
-    check_int,
-    down_stack,
-)
+from .base import ConditionalModel, check_float, check_int
+from .layers import EMBED_DIM, PATCH_CHANNELS, SPATIAL_DIMS, build_decoder, down_stack
 
 CONDITIONINGS = ("projection", "embedding")
 """How the discriminator sees the class label."""
@@ -93,7 +85,7 @@ class ConditionalDiscriminator(nn.Module):
     n_classes
         Number of class labels.
     widths
-        Channels per resolution level, as from :func:`~radaug.generative.base.channel_widths`.
+        Channels per resolution level, as from :func:`~radaug.generative.layers.channel_widths`.
     conditioning
         ``"projection"`` or ``"embedding"``.
     spectral_norm
@@ -192,7 +184,7 @@ WASSERSTEIN_GP = Objective("wasserstein", betas=(0.0, 0.9), gradient_penalty=Tru
 # --------------------------------------------------------------------------- #
 
 
-class ConditionalGAN(GenerativeModel):
+class ConditionalGAN(ConditionalModel):
     """Conditional GAN over 2-channel (image, mask) patches; the subclass fixes the objective.
 
     The generator ends in tanh on both channels; the mask probability is
@@ -212,7 +204,7 @@ class ConditionalGAN(GenerativeModel):
     latent_dim
         Size of the generator's latent code.
     base_channels
-        Network width (see :func:`~radaug.generative.base.channel_widths`).
+        Network width (see :func:`~radaug.generative.layers.channel_widths`).
     lr
         Adam learning rate of both networks.
     spectral_norm

@@ -1,0 +1,57 @@
+"""Where and how the generative models compute: device choice, mixed precision, determinism.
+
+``"auto"`` picks CUDA when available. On CUDA the forward passes run under
+:func:`torch.autocast` (bfloat16, or float16 with a gradient scaler); on CPU the same
+code runs in float32 with deterministic algorithms enforced (:func:`deterministic`),
+so the same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+
+
+def select_device(device: str) -> torch.device:
+    """Resolve a device name; ``"auto"`` is CUDA when available, else CPU.
+
+    Raises
+    ------
+    ValueError
+        If the name is not a torch device, or names CUDA on a machine without it.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return resolved
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed-precision dtype on CUDA (bfloat16 where supported, else float16); None on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@contextlib.contextmanager
+def deterministic(device: torch.device) -> Iterator[None]:
+    """Enforce deterministic algorithms on CPU for the duration; restore the setting after."""
+    if device.type != "cpu":
+        yield
+        return
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
