@@ -34,6 +34,21 @@ def test_p_value_counts_the_worse_tail_with_the_plus_one_correction():
     assert p_value(3.0, np.array([0.0, 1.0, 2.0]), "minimize", normal=True) == pytest.approx(stats.norm.sf(2.0))
 
 
+def test_min_p_pools_the_observed_value_with_the_draws():
+    """A draw's p-value counts the observed value, not itself twice: an extreme candidate is not over-rewarded."""
+    from radaug.validate.null import NullDraws
+
+    rng = np.random.default_rng(0)
+    draws = NullDraws({"g1": np.arange(100.0), "g2": rng.permutation(100).astype(float)},
+                      {"g1": "minimize", "g2": "minimize"})
+    observed = {"g1": 1000.0, "g2": 0.0}  # beyond every draw in g1, the best value in g2
+    p = {g: draws.p_value(g, v) for g, v in observed.items()}
+    assert p["g1"] == pytest.approx(1 / 101)
+    # g2's largest draw is as extreme among the pool (99 draws and the observed 0) as the candidate is in g1
+    assert min_p_adjusted(p, draws.min_p(observed))["g1"] == pytest.approx(2 / 101)
+    assert min_p_adjusted(p, draws.min_p())["g1"] == pytest.approx(1 / 101)  # the draw counted twice: too small
+
+
 def test_critical_p_agrees_with_the_adjusted_p_value():
     min_p = np.random.default_rng(0).uniform(size=199)
     critical = critical_p(min_p, 0.05)
@@ -70,7 +85,7 @@ def test_p_values_of_real_candidates_are_uniform_under_the_permutation_null():
         a, c = np.sort(rng.choice(40, 20, replace=False)), np.arange(20)
         tested = _scores(train[a], candidate[c], holdout, gates, distribution, 5)
         null = _permutation_draws(train, candidate, holdout, (a, c), np.arange(40).astype(str),
-                                  np.array([f"c{i}" for i in range(20)]), np.arange(12).astype(str), gates,
+                                  np.array([f"c{i}" for i in range(20)]), np.arange(40).astype(str), gates,
                                   distribution, nearest_k=5, seed=cell, n_draws=99, n_detection=0)
         for gate in gates:
             p[gate].append(null.p_value(gate, tested[gate]))

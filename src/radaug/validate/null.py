@@ -7,13 +7,15 @@ exchangeable with real rows the generator never saw, so each gate is a
 **permutation test** (:func:`radaug.validate.summary._permutation_draws`): the
 tested statistic (the candidate, drawn to at most the training size, against all
 real training rows of the fold and class) is compared with the same statistic on
-re-partitions of the pooled training and candidate rows, whole groups at a time; the holdout
-gates (memorization ratio, share closer than holdout, NNDR ratio) re-partition
-the candidate and the held-out real rows, scored against all training rows. The
-draws are conditional on the cell's own rows, so the p-values are exact. A null
-of seeded real-vs-real splits of the training rows alone (:func:`NullDraws` of
-``_null_draws``, kept for the power simulation) is not: two halves of one sample
-are closer to each other than either is to a fresh sample of the population.
+re-partitions of the pooled training and candidate rows, whole groups at a time.
+The draws are conditional on the cell's own rows, so the p-values are exact. A
+null of seeded real-vs-real splits of the training rows alone is not: two halves
+of one sample are closer to each other than either is to a fresh sample of the
+population. That null stays for the correlation gates (their permutation has no
+power against a candidate that also differs in location or scale) and the holdout
+gates (memorization ratio, share closer than holdout, NNDR ratio; copies on a
+permuted holdout side make their ratios vanish), and for the power simulation;
+see :func:`radaug.validate.summary._permutation_draws`.
 
 * **Per-gate p-value** (``p_value``): the empirical upper tail of the null with
   the +1 correction of Phipson & Smyth (2010), ``(1 + #{null at least as bad})
@@ -114,15 +116,40 @@ class NullDraws:
         """Per-gate p-value of ``value`` against this gate's null draws; NaN without draws."""
         return p_value(value, self.values[gate], self.directions[gate], normal=gate in self.normal_tail)
 
-    def null_p_values(self) -> dict[str, np.ndarray]:
-        """The per-gate p-value of every null draw against the draws (for the min-P adjustment)."""
-        return {g: np.array([p_value(v, null, self.directions[g], normal=g in self.normal_tail)
-                             if np.isfinite(v) else math.nan for v in null])
-                for g, null in self.values.items()}
+    def null_p_values(self, observed: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+        """The per-gate p-value of every null draw, each draw judged as the observed value is.
 
-    def min_p(self) -> np.ndarray:
-        """Per null draw, the smallest per-gate p-value over the gates computed in that draw."""
-        table = self.null_p_values()
+        Under the null the observed value and the draws are exchangeable, so a
+        draw's p-value is its count among the *other* draws and the observed
+        value, ``(1 + #{others at least as bad} + [observed at least as bad]) /
+        (1 + N)``. Without ``observed`` (or where it is NaN) the draw itself
+        stands in for it, which overstates every draw's p-value by ``1 / (1 + N)``
+        when the observed value is extreme, and so understates the min-P
+        adjusted p-value of an extreme candidate.
+        """
+        observed = observed or {}
+        table = {}
+        for g, null in self.values.items():
+            finite = null[np.isfinite(null)]
+            value = observed.get(g, math.nan)
+            normal = g in self.normal_tail
+            if normal or not np.isfinite(value):
+                table[g] = np.array([p_value(v, null, self.directions[g], normal=normal)
+                                     if np.isfinite(v) else math.nan for v in null])
+                continue
+            sign = 1.0 if self.directions[g] == "minimize" else -1.0
+            pool = sign * np.append(finite, value)
+            table[g] = np.array([np.sum(pool >= sign * v - 1e-12) / len(pool) if np.isfinite(v) else math.nan
+                                 for v in null])
+        return table
+
+    def min_p(self, observed: Mapping[str, float] | None = None) -> np.ndarray:
+        """Per null draw, the smallest per-gate p-value over the gates computed in that draw.
+
+        ``observed``: the candidate's tested values, pooled with the draws when a
+        draw's p-value is computed (see :meth:`null_p_values`).
+        """
+        table = self.null_p_values(observed)
         if not table:
             return np.zeros(0)
         n = max(len(v) for v in table.values())

@@ -325,14 +325,14 @@ def validate_arm(
         # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
         # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
         with threadpool_limits(1):
-            tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, g_train, g_cand,
-                                           distribution, nearest_k, seed)
+            tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
+                                           g_train, g_cand, distribution, nearest_k, seed)
             permuted = _permutation_draws(
-                train, cand, holdout, tested_set, g_train, g_cand, _row_groups(holdout_real, group_column),
+                train, cand, holdout, tested_set, g_train, g_cand, row_groups,
                 tested, distribution, nearest_k=nearest_k, seed=seed, n_draws=null_splits,
                 n_detection=null_detection_splits if detection else 0)
         p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
-        adjusted = min_p_adjusted(p_values, permuted.min_p())
+        adjusted = min_p_adjusted(p_values, permuted.min_p(tested_values))
         if power_repeats:
             # The power depends on the real rows and the candidate's size, not on the candidate:
             # control arms of one cell (same size and holdout) share it.
@@ -390,8 +390,8 @@ def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, 
     return np.arange(n_train), c
 
 
-def _tested_values(comparisons, tested, train, cand, holdout, tested_set, g_train, g_cand, distribution,
-                   nearest_k, seed) -> dict[str, float]:
+def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_set, g_train, g_cand,
+                   distribution, nearest_k, seed) -> dict[str, float]:
     """The statistic each gate's p-value tests under the null rule, scored as a permutation draw is.
 
     A two-sample statistic on all the cell's data: the candidate (drawn to at most
@@ -402,11 +402,16 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, g_trai
     varies less than one draw and so is not exchangeable with the draws of
     :func:`_permutation_draws`, and a half holds half the data (less power). The
     holdout gates test the candidate against all training rows, which is exactly
-    their ``value`` and how their permutation draws are scored.
+    their ``value``; the correlation gates test the candidate's size-matched
+    draw against split 0's half A (``first_set``), as their real-split draws
+    are built (see :func:`_permutation_draws`).
     """
     a, c = tested_set
-    single = [name for name in tested if name not in _HOLDOUT_GATES and name != "detection_auc"]
+    single = [name for name in tested if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
     values = _scores(train[a], cand[c], holdout, single, distribution, nearest_k)
+    half_a, matched = first_set
+    values.update(_scores(train[half_a], cand[matched], holdout,
+                          [name for name in tested if name in _CORRELATION_GATES], distribution, nearest_k))
     for name in tested:
         if name in _HOLDOUT_GATES:
             values[name] = comparisons[name][0]
@@ -432,7 +437,7 @@ def _permuted_sides(groups: np.ndarray, n_first: int, rng: np.random.Generator) 
     return np.flatnonzero(first), np.flatnonzero(~first)
 
 
-def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, g_holdout, gates, distribution, *,
+def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, row_groups, gates, distribution, *,
                        nearest_k, seed, n_draws, n_detection) -> NullDraws:
     """Permutation null of the cell's tested statistics (:func:`_tested_values`), ``n_draws`` draws.
 
@@ -444,10 +449,6 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, g_hold
     * the pooled training rows and candidate draw of the tested statistic
       (:func:`_tested_set`; set and PRDC gates, the detection AUC) into sides of
       the same sizes, and scores one side against the other as the candidate is;
-    * the pooled candidate and holdout rows (the holdout gates: is the candidate
-      closer to the training rows than real unseen cases are?) into a candidate
-      and a holdout side, scored against all training rows.
-
     The draws are therefore conditional on this cell's own rows, so the p-value
     is exact (Phipson & Smyth 2010) whatever the training sample looks like; a
     null of splits of the training rows alone is not (two halves of one sample
@@ -456,25 +457,40 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, g_hold
     and Wasserstein in the unit test's 40-case cells). Candidate rows keep their
     own groups (a synthetic sample's group is its parent case): pooled groups are
     prefixed by side, so a parent and its samples never merge into one unit.
+
+    Two families keep draws of real-vs-real splits of the training rows
+    (:func:`_null_split`, half B against half A):
+
+    * the correlation gates, whose permutation has no power against a candidate
+      that also differs in location or scale (each permuted side becomes a
+      two-population mixture with spurious correlations: the noise control
+      passed them). Their tested statistic is the candidate's size-matched draw
+      against split 0's half A, built as a draw is; unlike the location gates
+      they are not biased by the halves sharing one sample's mean (measured in
+      the unit test's cells: 10-15% of fresh real candidates at p <= 0.1).
+    * the holdout gates (is the candidate closer to the training rows than real
+      unseen cases are?): re-partitioning candidate and holdout rows puts a
+      candidate's copies of training rows on the holdout side, whose distances
+      then vanish and the ratios with them. The candidate is scored against all
+      training rows, a draw half B against half A, so the null is wider and
+      these gates are conservative.
     """
     a, c = tested_set
     pool = np.concatenate([train[a], cand[c]])
+    split_gates = [name for name in gates if name in (*_HOLDOUT_GATES, *_CORRELATION_GATES)]
     pool_groups = np.concatenate([np.char.add("r:", g_train[a].astype(str)), np.char.add("c:", g_cand[c].astype(str))])
-    outer = np.concatenate([cand, holdout])
-    outer_groups = np.concatenate([np.char.add("c:", g_cand.astype(str)), np.char.add("h:", g_holdout.astype(str))])
     values = {name: np.full(n_draws, np.nan) for name in gates}
-    set_gates = [name for name in gates if name not in _HOLDOUT_GATES and name != "detection_auc"]
-    holdout_gates = [name for name in gates if name in _HOLDOUT_GATES]
+    set_gates = [name for name in gates if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
     for draw in range(n_draws):
         rng = np.random.default_rng([seed, 6121, draw])
         ref, other = _permuted_sides(pool_groups, len(a), rng)
         for name, score in _scores(pool[ref], pool[other], holdout, set_gates, distribution, nearest_k).items():
             values[name][draw] = score
-        if holdout_gates:
-            cand_side, hold_side = _permuted_sides(outer_groups, len(cand), rng)
-            for name, score in _holdout_scores(outer[cand_side], train, outer[hold_side]).items():
-                if name in values:
-                    values[name][draw] = score
+        if split_gates:
+            half_a, half_b = _null_split(row_groups, len(cand), seed, draw)
+            for name, score in _scores(train[half_a], train[half_b], holdout, split_gates, distribution,
+                                       nearest_k).items():
+                values[name][draw] = score
         if "detection_auc" in values and draw < n_detection:
             values["detection_auc"][draw] = detection_auc(pool[ref], pool[other], seed=seed,
                                                           groups_reference=pool_groups[ref],
@@ -491,6 +507,7 @@ _POWER_CACHE_SIZE = 8
 
 _PRDC = ("precision", "recall", "density", "coverage")
 _HOLDOUT_GATES = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio")
+_CORRELATION_GATES = ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept")
 _SET_GATES = ("ks_fdr", "wasserstein_distance", "correlation_distance", "correlation_distance_spearman",
               "strong_pairs_kept", "frechet_distance", "frechet_means_distance")
 _NULL_GATES = (*_SET_GATES, *_PRDC, "detection_auc", *_HOLDOUT_GATES)
