@@ -104,10 +104,10 @@ def run(quick: bool = False, sizes=SIZES, repeats=None, start: int = 0) -> pd.Da
             for kind, candidate in cells.items():
                 if kind.startswith("_"):
                     continue
-                start = time.perf_counter()
+                began = time.perf_counter()
                 table = validate_arm(cells["_train"], cells["_holdout"], candidate, feature_columns=features,
-                                     seed=repeat, detection=False, power_repeats=0, level=LEVEL)
-                seconds = time.perf_counter() - start
+                                     seed=repeat, detection=False, power_repeats=0, level=LEVEL, rule="null")
+                seconds = time.perf_counter() - began
                 for r in table.itertuples():
                     factor = verdict(r.value, r.baseline, rules[r.metric]) if r.verdict != "insufficient" \
                         else "insufficient"

@@ -2,17 +2,20 @@
 
 "Is this candidate set different from real data?" is asked of every gate of a
 cell (fold x class) as a test against the null hypothesis *the candidate is a
-real sample of the same population*. Under that null a candidate of ``m`` rows is
-exchangeable with ``m`` real rows the generator never saw, so the null
-distribution of a gate's statistic is simulated on the fold's own real training
-rows: in each of ``n_splits`` seeded splits into two halves A and B (whole
-near-duplicate groups at a time, :func:`radaug.splits.grouped_halves`, as the
-baseline), B is subsampled to the candidate's matched size and scored against A
-as the candidate is. One difference: the holdout gates (memorization ratio, share
-closer than holdout, NNDR ratio) score the candidate's rows against *all* training
-rows, a null draw scores half B against half A; their expected values agree, but
-the null is wider than the candidate's own spread when the candidate outnumbers B,
-which makes those gates conservative.
+real sample of the same population*. Under that null the candidate's rows are
+exchangeable with real rows the generator never saw, so each gate is a
+**permutation test** (:func:`radaug.validate.summary._permutation_draws`): the
+tested statistic (the candidate, drawn to at most the training size, against all
+real training rows of the fold and class) is compared with the same statistic on
+re-partitions of the pooled training and candidate rows, whole groups at a time.
+The draws are conditional on the cell's own rows, so the p-values are exact. A
+null of seeded real-vs-real splits of the training rows alone is not: two halves
+of one sample are closer to each other than either is to a fresh sample of the
+population. That null stays for the correlation gates (their permutation has no
+power against a candidate that also differs in location or scale) and the holdout
+gates (memorization ratio, share closer than holdout, NNDR ratio; copies on a
+permuted holdout side make their ratios vanish), and for the power simulation;
+see :func:`radaug.validate.summary._permutation_draws`.
 
 * **Per-gate p-value** (``p_value``): the empirical upper tail of the null with
   the +1 correction of Phipson & Smyth (2010), ``(1 + #{null at least as bad})
@@ -30,14 +33,15 @@ which makes those gates conservative.
   (Fréchet, Wasserstein and KS move together).
 * **Power** (``min_detectable``): the smallest defect on a coarse grid that the
   gate fails in at least :data:`POWER_TARGET` of simulated cells of this size,
-  each defect built from a null draw's half B (see :data:`DEFECTS`), judged
-  against the gate's critical value (the value at which its adjusted p-value
-  reaches the level).
+  each defect built from a real-vs-real split's half B (see :data:`DEFECTS`),
+  judged against the critical value of that split null (the value at which its
+  adjusted p-value reaches the level): the power of a test on half the data, a
+  conservative statement of the permutation test's power.
 
-The candidate's ``value`` is a median over several reference halves (see
-:func:`radaug.validate.summary.validate_arm`) and so varies less than the single
-split a null draw is: the test is conservative, and its false-fail rate is
-measured in ``benchmarks/bench_validation_calibration.py`` (BENCHMARKS.md).
+The statistic a p-value tests (``tested_value``) is one draw on all the cell's
+rows, as every permutation draw is; the reported ``value`` stays the median over
+several halves that the factor rules compare with the real-vs-real baseline. The false-fail rate is measured in
+``benchmarks/bench_validation_calibration.py`` (BENCHMARKS.md).
 
 References: B. Phipson, G. K. Smyth, Stat Appl Genet Mol Biol 9:39 (2010),
 doi:10.2202/1544-6115.1585; P. H. Westfall, S. S. Young, *Resampling-based
@@ -112,15 +116,40 @@ class NullDraws:
         """Per-gate p-value of ``value`` against this gate's null draws; NaN without draws."""
         return p_value(value, self.values[gate], self.directions[gate], normal=gate in self.normal_tail)
 
-    def null_p_values(self) -> dict[str, np.ndarray]:
-        """The per-gate p-value of every null draw against the draws (for the min-P adjustment)."""
-        return {g: np.array([p_value(v, null, self.directions[g], normal=g in self.normal_tail)
-                             if np.isfinite(v) else math.nan for v in null])
-                for g, null in self.values.items()}
+    def null_p_values(self, observed: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+        """The per-gate p-value of every null draw, each draw judged as the observed value is.
 
-    def min_p(self) -> np.ndarray:
-        """Per null draw, the smallest per-gate p-value over the gates computed in that draw."""
-        table = self.null_p_values()
+        Under the null the observed value and the draws are exchangeable, so a
+        draw's p-value is its count among the *other* draws and the observed
+        value, ``(1 + #{others at least as bad} + [observed at least as bad]) /
+        (1 + N)``. Without ``observed`` (or where it is NaN) the draw itself
+        stands in for it, which overstates every draw's p-value by ``1 / (1 + N)``
+        when the observed value is extreme, and so understates the min-P
+        adjusted p-value of an extreme candidate.
+        """
+        observed = observed or {}
+        table = {}
+        for g, null in self.values.items():
+            finite = null[np.isfinite(null)]
+            value = observed.get(g, math.nan)
+            normal = g in self.normal_tail
+            if normal or not np.isfinite(value):
+                table[g] = np.array([p_value(v, null, self.directions[g], normal=normal)
+                                     if np.isfinite(v) else math.nan for v in null])
+                continue
+            sign = 1.0 if self.directions[g] == "minimize" else -1.0
+            pool = sign * np.append(finite, value)
+            table[g] = np.array([np.sum(pool >= sign * v - 1e-12) / len(pool) if np.isfinite(v) else math.nan
+                                 for v in null])
+        return table
+
+    def min_p(self, observed: Mapping[str, float] | None = None) -> np.ndarray:
+        """Per null draw, the smallest per-gate p-value over the gates computed in that draw.
+
+        ``observed``: the candidate's tested values, pooled with the draws when a
+        draw's p-value is computed (see :meth:`null_p_values`).
+        """
+        table = self.null_p_values(observed)
         if not table:
             return np.zeros(0)
         n = max(len(v) for v in table.values())

@@ -52,6 +52,7 @@ SUMMARY_COLUMNS = [
     "n_reference",
     "n_candidate",
     "n_holdout",
+    "tested_value",
     "p_value",
     "p_adjusted",
     "n_null",
@@ -316,27 +317,37 @@ def validate_arm(
         return (len(holdout) if name in holdout_metrics else compared_rows) >= min_rows
 
     tested = [name for name in comparisons if name in _NULL_GATES and enough(name)]
-    null, min_p, detectable = None, np.zeros(0), {}
+    tested_values, p_values, adjusted, permuted, detectable = {}, {}, {}, None, {}
     if rule == "null" and null_splits > 0 and tested:
-        # The null and the power depend on the real rows and the candidate's size, not on the candidate:
-        # control arms of one cell (same size and holdout) share them.
-        key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
-               .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
-               null_splits, null_detection_splits, detection, power_repeats, level)
-        if key not in _NULL_CACHE:
-            # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
-            # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
-            with threadpool_limits(1):
-                null, min_p, detectable = _null_and_power(
-                    train, holdout, len(cand), row_groups, tested, distribution, nearest_k=nearest_k, seed=seed,
-                    null_splits=null_splits, n_detection=null_detection_splits if detection else 0,
-                    groups=_groups(train_real, train_real, group_column), level=level, power_repeats=power_repeats)
-            while len(_NULL_CACHE) >= _NULL_CACHE_SIZE:
-                _NULL_CACHE.pop(next(iter(_NULL_CACHE)))
-            _NULL_CACHE[key] = (null, min_p, detectable)
-        null, min_p, detectable = _NULL_CACHE[key]
-    p_values = {name: null.p_value(name, comparisons[name][0]) for name in tested} if null else {}
-    adjusted = min_p_adjusted(p_values, min_p) if null else {}
+        group_rows = _groups(train_real, candidate, group_column)
+        g_train, g_cand = group_rows if group_rows else (_row_groups(train_real, None), _row_groups(candidate, None))
+        tested_set = _tested_set(len(train), len(cand), seed)
+        # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
+        # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
+        with threadpool_limits(1):
+            tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
+                                           g_train, g_cand, distribution, nearest_k, seed)
+            permuted = _permutation_draws(
+                train, cand, holdout, tested_set, g_train, g_cand, row_groups,
+                tested, distribution, nearest_k=nearest_k, seed=seed, n_draws=null_splits,
+                n_detection=null_detection_splits if detection else 0)
+        p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
+        adjusted = min_p_adjusted(p_values, permuted.min_p(tested_values))
+        if power_repeats:
+            # The power depends on the real rows and the candidate's size, not on the candidate:
+            # control arms of one cell (same size and holdout) share it.
+            key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
+                   .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
+                   null_splits, power_repeats, level)
+            if key not in _POWER_CACHE:
+                with threadpool_limits(1):
+                    found = _power_from_splits(train, holdout, len(cand), row_groups, tested, distribution,
+                                               nearest_k=nearest_k, seed=seed, null_splits=null_splits, level=level,
+                                               power_repeats=power_repeats)
+                while len(_POWER_CACHE) >= _POWER_CACHE_SIZE:
+                    _POWER_CACHE.pop(next(iter(_POWER_CACHE)))
+                _POWER_CACHE[key] = found
+            detectable = _POWER_CACHE[key]
 
     def judged(name: str, value: float, baseline: float) -> str:
         if not enough(name):
@@ -357,9 +368,10 @@ def validate_arm(
             "n_reference": len(train),
             "n_candidate": len(cand),
             "n_holdout": len(holdout),
+            "tested_value": tested_values.get(name, math.nan),
             "p_value": p_values.get(name, math.nan),
             "p_adjusted": adjusted.get(name, math.nan),
-            "n_null": int(np.isfinite(null.values[name]).sum()) if null and name in null.values else 0,
+            "n_null": int(np.isfinite(permuted.values[name]).sum()) if permuted and name in permuted.values else 0,
             "min_detectable": detectable.get(name, ""),
         }
         for name in METRICS
@@ -369,13 +381,133 @@ def validate_arm(
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-_NULL_CACHE: dict = {}
-"""Null draws, min-P null and power of recent cells (see :func:`validate_arm`), by a hash of their inputs."""
+def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the null rule's test: all training rows, and the candidate drawn (seeded) to at most as many."""
+    c = np.arange(n_candidate)
+    if n_candidate > n_train >= 2:
+        c = np.sort(np.random.default_rng([seed, 31337, n_train, n_candidate]).choice(n_candidate, n_train,
+                                                                                     replace=False))
+    return np.arange(n_train), c
 
-_NULL_CACHE_SIZE = 8
+
+def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_set, g_train, g_cand,
+                   distribution, nearest_k, seed) -> dict[str, float]:
+    """The statistic each gate's p-value tests under the null rule, scored as a permutation draw is.
+
+    A two-sample statistic on all the cell's data: the candidate (drawn to at most
+    the training size, :func:`_tested_set`) against **all** real training rows
+    of the fold and class, for the set and PRDC gates and the detection AUC. The
+    reported ``value`` is a median over :data:`N_SPLITS` halves A and candidate
+    subsamples (what the factor rules compare with the real-vs-real baseline); it
+    varies less than one draw and so is not exchangeable with the draws of
+    :func:`_permutation_draws`, and a half holds half the data (less power). The
+    holdout gates test the candidate against all training rows, which is exactly
+    their ``value``; the correlation gates test the candidate's size-matched
+    draw against split 0's half A (``first_set``), as their real-split draws
+    are built (see :func:`_permutation_draws`).
+    """
+    a, c = tested_set
+    single = [name for name in tested if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
+    values = _scores(train[a], cand[c], holdout, single, distribution, nearest_k)
+    half_a, matched = first_set
+    values.update(_scores(train[half_a], cand[matched], holdout,
+                          [name for name in tested if name in _CORRELATION_GATES], distribution, nearest_k))
+    for name in tested:
+        if name in _HOLDOUT_GATES:
+            values[name] = comparisons[name][0]
+        elif name == "detection_auc":
+            values[name] = detection_auc(train[a], cand[c], seed=seed, groups_reference=g_train[a],
+                                         groups_candidate=g_cand[c])
+    return values
+
+
+def _permuted_sides(groups: np.ndarray, n_first: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random re-partition of pooled rows into two sides, whole groups at a time.
+
+    Groups are taken in a random order into the first side while it holds fewer
+    than ``n_first`` rows (nearer ``n_first`` with the group than without it);
+    with singleton groups the sizes are exact.
+    """
+    codes, _ = pd.factorize(pd.Series(groups, dtype=object))
+    order = rng.permutation(codes.max() + 1 if len(codes) else 0)
+    sizes = np.bincount(codes)[order]
+    before = np.cumsum(sizes) - sizes
+    first_groups = order[before + sizes / 2 <= n_first]
+    first = np.isin(codes, first_groups)
+    return np.flatnonzero(first), np.flatnonzero(~first)
+
+
+def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, row_groups, gates, distribution, *,
+                       nearest_k, seed, n_draws, n_detection) -> NullDraws:
+    """Permutation null of the cell's tested statistics (:func:`_tested_values`), ``n_draws`` draws.
+
+    Under the null hypothesis "the candidate is a real sample of the population
+    the fold's cases come from", the candidate's rows are exchangeable with
+    other real rows the generator never saw. Each draw re-partitions, whole
+    groups at a time (:func:`_permuted_sides`):
+
+    * the pooled training rows and candidate draw of the tested statistic
+      (:func:`_tested_set`; set and PRDC gates, the detection AUC) into sides of
+      the same sizes, and scores one side against the other as the candidate is;
+    The draws are therefore conditional on this cell's own rows, so the p-value
+    is exact (Phipson & Smyth 2010) whatever the training sample looks like; a
+    null of splits of the training rows alone is not (two halves of one sample
+    are closer to each other than either is to a fresh sample from the
+    population, about 30-40% of fresh real candidates had p <= 0.1 on Fréchet
+    and Wasserstein in the unit test's 40-case cells). Candidate rows keep their
+    own groups (a synthetic sample's group is its parent case): pooled groups are
+    prefixed by side, so a parent and its samples never merge into one unit.
+
+    Two families keep draws of real-vs-real splits of the training rows
+    (:func:`_null_split`, half B against half A):
+
+    * the correlation gates, whose permutation has no power against a candidate
+      that also differs in location or scale (each permuted side becomes a
+      two-population mixture with spurious correlations: the noise control
+      passed them). Their tested statistic is the candidate's size-matched draw
+      against split 0's half A, built as a draw is; unlike the location gates
+      they are not biased by the halves sharing one sample's mean (measured in
+      the unit test's cells: 10-15% of fresh real candidates at p <= 0.1).
+    * the holdout gates (is the candidate closer to the training rows than real
+      unseen cases are?): re-partitioning candidate and holdout rows puts a
+      candidate's copies of training rows on the holdout side, whose distances
+      then vanish and the ratios with them. The candidate is scored against all
+      training rows, a draw half B against half A, so the null is wider and
+      these gates are conservative.
+    """
+    a, c = tested_set
+    pool = np.concatenate([train[a], cand[c]])
+    split_gates = [name for name in gates if name in (*_HOLDOUT_GATES, *_CORRELATION_GATES)]
+    pool_groups = np.concatenate([np.char.add("r:", g_train[a].astype(str)), np.char.add("c:", g_cand[c].astype(str))])
+    values = {name: np.full(n_draws, np.nan) for name in gates}
+    set_gates = [name for name in gates if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
+    for draw in range(n_draws):
+        rng = np.random.default_rng([seed, 6121, draw])
+        ref, other = _permuted_sides(pool_groups, len(a), rng)
+        for name, score in _scores(pool[ref], pool[other], holdout, set_gates, distribution, nearest_k).items():
+            values[name][draw] = score
+        if split_gates:
+            half_a, half_b = _null_split(row_groups, len(cand), seed, draw)
+            for name, score in _scores(train[half_a], train[half_b], holdout, split_gates, distribution,
+                                       nearest_k).items():
+                values[name][draw] = score
+        if "detection_auc" in values and draw < n_detection:
+            values["detection_auc"][draw] = detection_auc(pool[ref], pool[other], seed=seed,
+                                                          groups_reference=pool_groups[ref],
+                                                          groups_candidate=pool_groups[other])
+    if "detection_auc" in values:
+        values["detection_auc"] = values["detection_auc"][:n_detection]
+    return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset({"detection_auc"}))
+
+
+_POWER_CACHE: dict = {}
+"""``min_detectable`` of recent cells (see :func:`validate_arm`), by a hash of their real rows and sizes."""
+
+_POWER_CACHE_SIZE = 8
 
 _PRDC = ("precision", "recall", "density", "coverage")
 _HOLDOUT_GATES = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio")
+_CORRELATION_GATES = ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept")
 _SET_GATES = ("ks_fdr", "wasserstein_distance", "correlation_distance", "correlation_distance_spearman",
               "strong_pairs_kept", "frechet_distance", "frechet_means_distance")
 _NULL_GATES = (*_SET_GATES, *_PRDC, "detection_auc", *_HOLDOUT_GATES)
@@ -423,15 +555,23 @@ def _holdout_scores(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarra
     }
 
 
-def _null_and_power(train, holdout, n_candidate, row_groups, tested, distribution, *, nearest_k, seed, null_splits,
-                    n_detection, groups, level, power_repeats):
-    """The cell's null draws, the min-P null and each gate's ``min_detectable``."""
+def _power_from_splits(train, holdout, n_candidate, row_groups, tested, distribution, *, nearest_k, seed,
+                       null_splits, level, power_repeats) -> dict[str, str]:
+    """Each gate's ``min_detectable``: defects built from real halves B, judged at a real-split null's critical value.
+
+    The candidate's own test is the permutation null (:func:`_permutation_draws`)
+    on all training rows; its critical value depends on the candidate, which a
+    defect simulation does not have, and a defect needs real rows its reference
+    never saw. Power is therefore simulated on seeded splits of the training rows
+    (defects from half B, reference half A) and read against the null of such
+    splits (:func:`_null_draws`; no detection AUC, which has no power
+    simulation): the power of the test on half the data, a conservative
+    statement of the permutation test's power at this cell's sizes.
+    """
     null = _null_draws(train, holdout, n_candidate, row_groups, tested, distribution, nearest_k=nearest_k,
-                       seed=seed, n_splits=null_splits, n_detection=n_detection, groups=groups)
-    min_p = null.min_p()
-    detectable = _power(train, holdout, n_candidate, row_groups, null, critical_p(min_p, level), distribution,
-                        nearest_k=nearest_k, seed=seed, repeats=power_repeats) if power_repeats else {}
-    return null, min_p, detectable
+                       seed=seed, n_splits=null_splits, n_detection=0, groups=None)
+    return _power(train, holdout, n_candidate, row_groups, null, critical_p(null.min_p(), level), distribution,
+                  nearest_k=nearest_k, seed=seed, repeats=power_repeats)
 
 
 def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
