@@ -68,11 +68,7 @@ def test_fast_holdout_scores_equal_the_library_metrics():
 
 
 def test_p_values_of_real_candidates_are_uniform_under_the_permutation_null():
-    """Fresh real candidates tested against their cell's permutation null give uniform p-values (200 cells).
-
-    A null of splits of the training rows alone is conditional on a sample the candidate is not part of:
-    with these 40-row cells it put 30-40% of fresh candidates at p <= 0.1 on Fréchet and Wasserstein.
-    """
+    """Fresh real candidates tested against their cell's permutation null give uniform p-values (200 cells)."""
     from radaug.validate.metrics import frechet_distance, wasserstein_distance
     from radaug.validate.summary import _permutation_draws
 

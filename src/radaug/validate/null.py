@@ -8,11 +8,11 @@ exchangeable with real rows the generator never saw, so each gate is a
 tested statistic (the candidate, drawn to at most the training size, against all
 real training rows of the fold and class) is compared with the same statistic on
 re-partitions of the pooled training and candidate rows, whole groups at a time.
-The draws are conditional on the cell's own rows, so the p-values are exact. A
-null of seeded real-vs-real splits of the training rows alone is not: two halves
-of one sample are closer to each other than either is to a fresh sample of the
-population. That null stays for the correlation gates (their permutation has no
-power against a candidate that also differs in location or scale) and the holdout
+The draws are conditional on the cell's own rows, so these p-values are exact by
+construction. A null of seeded real-vs-real splits of the training rows stays for
+the correlation gates (their permutation has no power against a candidate that
+also differs in location or scale; this null is mildly anti-conservative for
+them, about 1.5 times the nominal rate measured) and the holdout
 gates (memorization ratio, share closer than holdout, NNDR ratio; copies on a
 permuted holdout side make their ratios vanish), and for the power simulation;
 see :func:`radaug.validate.summary._permutation_draws`.
