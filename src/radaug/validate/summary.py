@@ -444,12 +444,12 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, row_gr
 
     Under the null hypothesis "the candidate is a real sample of the population
     the fold's cases come from", the candidate's rows are exchangeable with
-    other real rows the generator never saw. Each draw re-partitions, whole
-    groups at a time (:func:`_permuted_sides`):
+    other real rows the generator never saw. Each draw re-partitions the pooled
+    training rows and candidate draw of the tested statistic (:func:`_tested_set`;
+    set and PRDC gates, the detection AUC), whole groups at a time
+    (:func:`_permuted_sides`), into sides of the same sizes, and scores one side
+    against the other as the candidate is.
 
-    * the pooled training rows and candidate draw of the tested statistic
-      (:func:`_tested_set`; set and PRDC gates, the detection AUC) into sides of
-      the same sizes, and scores one side against the other as the candidate is;
     The draws are conditional on this cell's own rows, so the p-value is exact
     by construction (Phipson & Smyth 2010; with singleton groups; whole groups
     make the sides' sizes approximate). Permutation units are groups prefixed by
