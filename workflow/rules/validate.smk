@@ -47,8 +47,8 @@ rule validate:
 rule validate_controls_fold:
     # The control arms of one fold: their work spreads over the cores (one job per fold
     # instead of one for the study, which ran alone for minutes at the end of small
-    # studies). Per fold, not per control arm: the null rule's power simulation of a cell is
-    # shared by its negative controls (radaug.validate.summary._POWER_CACHE) within one process.
+    # studies). Per fold, not per control arm: the null rule's real-vs-real split null and power
+    # of a cell are shared by its negative controls (radaug.validate.summary._SPLIT_CACHE) in one process.
     # Correlation differences stay float64 here; validate_controls averages them.
     input:
         real=rules.features_real_table.output.features,

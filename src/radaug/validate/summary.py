@@ -323,32 +323,29 @@ def validate_arm(
         g_train = _row_groups(train_real, group_column)  # a row without a group id is its own group
         g_cand = group_rows[1] if group_rows else np.array([f"candidate-row-{i}" for i in range(len(candidate))])
         tested_set = _tested_set(len(train), len(cand), seed)
+        # The real-vs-real split null depends on the real rows and the candidate's size, not on the
+        # candidate: control arms of one cell (same size and holdout) share it, and its power.
+        key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
+               .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
+               null_splits, power_repeats, level)
         # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
         # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
         with threadpool_limits(1):
+            if key not in _SPLIT_CACHE:
+                while len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
+                    _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
+                _SPLIT_CACHE[key] = _split_null_and_power(train, holdout, len(cand), row_groups, tested, distribution,
+                                                          nearest_k=nearest_k, seed=seed, null_splits=null_splits,
+                                                          level=level, power_repeats=power_repeats)
+            split_null, detectable = _SPLIT_CACHE[key]
             tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
                                            g_train, g_cand, distribution, nearest_k, seed)
             permuted = _permutation_draws(
-                train, cand, holdout, tested_set, g_train, g_cand, row_groups,
+                train, cand, holdout, tested_set, g_train, g_cand, split_null,
                 tested, distribution, nearest_k=nearest_k, seed=seed, n_draws=null_splits,
                 n_detection=null_detection_splits if detection else 0)
         p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
         adjusted = min_p_adjusted(p_values, permuted.min_p(tested_values))
-        if power_repeats:
-            # The power depends on the real rows and the candidate's size, not on the candidate:
-            # control arms of one cell (same size and holdout) share it.
-            key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
-                   .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
-                   null_splits, power_repeats, level)
-            if key not in _POWER_CACHE:
-                with threadpool_limits(1):
-                    found = _power_from_splits(train, holdout, len(cand), row_groups, tested, distribution,
-                                               nearest_k=nearest_k, seed=seed, null_splits=null_splits, level=level,
-                                               power_repeats=power_repeats)
-                while len(_POWER_CACHE) >= _POWER_CACHE_SIZE:
-                    _POWER_CACHE.pop(next(iter(_POWER_CACHE)))
-                _POWER_CACHE[key] = found
-            detectable = _POWER_CACHE[key]
 
     def judged(name: str, value: float, baseline: float) -> str:
         if not enough(name):
@@ -408,7 +405,7 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_
     are built (see :func:`_permutation_draws`).
     """
     a, c = tested_set
-    single = [name for name in tested if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
+    single = [name for name in tested if name not in (*_SPLIT_NULL_GATES, "detection_auc")]
     values = _scores(train[a], cand[c], holdout, single, distribution, nearest_k)
     half_a, matched = first_set
     values.update(_scores(train[half_a], cand[matched], holdout,
@@ -438,8 +435,8 @@ def _permuted_sides(groups: np.ndarray, n_first: int, rng: np.random.Generator) 
     return np.flatnonzero(first), np.flatnonzero(~first)
 
 
-def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, row_groups, gates, distribution, *,
-                       nearest_k, seed, n_draws, n_detection) -> NullDraws:
+def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_null: NullDraws, gates, distribution,
+                       *, nearest_k, seed, n_draws, n_detection) -> NullDraws:
     """Permutation null of the cell's tested statistics (:func:`_tested_values`), ``n_draws`` draws.
 
     Under the null hypothesis "the candidate is a real sample of the population
@@ -457,8 +454,9 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, row_gr
     samples are separate units; the detection AUC's cross-validation keeps the
     unprefixed groups, as for the tested value.
 
-    Two families keep draws of real-vs-real splits of the training rows
-    (:func:`_null_split`, half B against half A):
+    Two families keep the draws of real-vs-real splits of the training rows
+    (``split_null``, :func:`_null_draws`: half B against half A, draw ``d``
+    paired with permutation ``d`` in the min-P adjustment):
 
     * the correlation gates, whose permutation has no power against a candidate
       that also differs in location or scale (each permuted side becomes a
@@ -478,40 +476,38 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, row_gr
     """
     a, c = tested_set
     pool = np.concatenate([train[a], cand[c]])
-    split_gates = [name for name in gates if name in (*_HOLDOUT_GATES, *_CORRELATION_GATES)]
     # Permutation units: groups prefixed by side, so a parent case and its samples move independently;
     # cross-validation groups of the detection AUC: unprefixed, as the tested value uses them.
     cv_groups = np.concatenate([g_train[a].astype(str), g_cand[c].astype(str)])
     pool_groups = np.concatenate([np.char.add("r:", g_train[a].astype(str)), np.char.add("c:", g_cand[c].astype(str))])
     values = {name: np.full(n_draws, np.nan) for name in gates}
-    set_gates = [name for name in gates if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
+    set_gates = [name for name in gates if name not in (*_SPLIT_NULL_GATES, "detection_auc")]
     for draw in range(n_draws):
         rng = np.random.default_rng([seed, 6121, draw])
         ref, other = _permuted_sides(pool_groups, len(a), rng)
         for name, score in _scores(pool[ref], pool[other], holdout, set_gates, distribution, nearest_k).items():
             values[name][draw] = score
-        if split_gates:
-            half_a, half_b = _null_split(row_groups, len(cand), seed, draw)
-            for name, score in _scores(train[half_a], train[half_b], holdout, split_gates, distribution,
-                                       nearest_k).items():
-                values[name][draw] = score
         if "detection_auc" in values and draw < n_detection:
             values["detection_auc"][draw] = detection_auc(pool[ref], pool[other], seed=seed,
                                                           groups_reference=cv_groups[ref],
                                                           groups_candidate=cv_groups[other])
     if "detection_auc" in values:
         values["detection_auc"] = values["detection_auc"][:n_detection]
+    values.update({name: split_null.values[name] for name in gates if name in _SPLIT_NULL_GATES})
     return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset({"detection_auc"}))
 
 
-_POWER_CACHE: dict = {}
-"""``min_detectable`` of recent cells (see :func:`validate_arm`), by a hash of their real rows and sizes."""
+_SPLIT_CACHE: dict = {}
+"""Real-vs-real split null and ``min_detectable`` of recent cells (see :func:`validate_arm`), by a hash of
+their real rows and sizes."""
 
-_POWER_CACHE_SIZE = 8
+_SPLIT_CACHE_SIZE = 8
 
 _PRDC = ("precision", "recall", "density", "coverage")
 _HOLDOUT_GATES = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio")
 _CORRELATION_GATES = ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept")
+_SPLIT_NULL_GATES = (*_HOLDOUT_GATES, *_CORRELATION_GATES)
+"""Gates whose verdict reads the real-vs-real split null instead of a permutation (see :func:`_permutation_draws`)."""
 _SET_GATES = ("ks_fdr", "wasserstein_distance", "correlation_distance", "correlation_distance_spearman",
               "strong_pairs_kept", "frechet_distance", "frechet_means_distance")
 _NULL_GATES = (*_SET_GATES, *_PRDC, "detection_auc", *_HOLDOUT_GATES)
@@ -559,23 +555,29 @@ def _holdout_scores(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarra
     }
 
 
-def _power_from_splits(train, holdout, n_candidate, row_groups, tested, distribution, *, nearest_k, seed,
-                       null_splits, level, power_repeats) -> dict[str, str]:
-    """Each gate's ``min_detectable``: defects built from real halves B, judged at a real-split null's critical value.
+def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, distribution, *, nearest_k, seed,
+                          null_splits, level, power_repeats) -> tuple[NullDraws, dict[str, str]]:
+    """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
-    The candidate's own test is the permutation null (:func:`_permutation_draws`)
-    on all training rows; its critical value depends on the candidate, which a
-    defect simulation does not have, and a defect needs real rows its reference
-    never saw. Power is therefore simulated on seeded splits of the training rows
-    (defects from half B, reference half A) and read against the null of such
-    splits (:func:`_null_draws`; no detection AUC, which has no power
-    simulation): the power of the test on half the data, a conservative
-    statement of the permutation test's power at this cell's sizes.
+    The split null (:func:`_null_draws`) gives the correlation and holdout gates
+    their draws (:data:`_SPLIT_NULL_GATES`); with ``power_repeats`` it covers
+    every tested gate but the detection AUC, for the power simulation too. The
+    candidate's own test for the other gates is the permutation null
+    (:func:`_permutation_draws`) on all training rows; its critical value depends
+    on the candidate, which a defect simulation does not have, and a defect needs
+    real rows its reference never saw. Power is therefore simulated on the splits
+    (defects from half B, reference half A) and read against this null's critical
+    value (no detection AUC, which has no power simulation): the power of the test
+    on half the data, a conservative statement of the permutation test's power at
+    this cell's sizes.
     """
-    null = _null_draws(train, holdout, n_candidate, row_groups, tested, distribution, nearest_k=nearest_k,
-                       seed=seed, n_splits=null_splits, n_detection=0, groups=None)
-    return _power(train, holdout, n_candidate, row_groups, null, critical_p(null.min_p(), level), distribution,
-                  nearest_k=nearest_k, seed=seed, repeats=power_repeats)
+    gates = [name for name in tested if (name in _SPLIT_NULL_GATES or power_repeats) and name != "detection_auc"]
+    null = _null_draws(train, holdout, n_candidate, row_groups, gates, distribution, nearest_k=nearest_k,
+                       seed=seed, n_splits=null_splits)
+    if not power_repeats:
+        return null, {}
+    return null, _power(train, holdout, n_candidate, row_groups, null, critical_p(null.min_p(), level),
+                        distribution, nearest_k=nearest_k, seed=seed, repeats=power_repeats)
 
 
 def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
@@ -587,23 +589,15 @@ def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
     return a, b
 
 
-def _null_draws(train, holdout, n_candidate, row_groups, gates, distribution, *, nearest_k, seed, n_splits,
-                n_detection, groups) -> NullDraws:
-    """``n_splits`` draws of every gate in ``gates`` (``n_detection`` of ``detection_auc``) for a real candidate."""
+def _null_draws(train, holdout, n_candidate, row_groups, gates, distribution, *, nearest_k, seed,
+                n_splits) -> NullDraws:
+    """``n_splits`` real-vs-real split draws of every gate in ``gates`` (no detection AUC) at the candidate's size."""
     values = {name: np.full(n_splits, np.nan) for name in gates}
-    cheap = [name for name in gates if name != "detection_auc"]
-    g_train = groups[0] if groups else None
     for draw in range(n_splits):
         a, b = _null_split(row_groups, n_candidate, seed, draw)
-        for name, score in _scores(train[a], train[b], holdout, cheap, distribution, nearest_k).items():
+        for name, score in _scores(train[a], train[b], holdout, gates, distribution, nearest_k).items():
             values[name][draw] = score
-        if "detection_auc" in values and draw < n_detection:
-            values["detection_auc"][draw] = detection_auc(
-                train[a], train[b], seed=seed, groups_reference=None if g_train is None else g_train[a],
-                groups_candidate=None if g_train is None else g_train[b])
-    if "detection_auc" in values:
-        values["detection_auc"] = values["detection_auc"][:n_detection]
-    return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset({"detection_auc"}))
+    return NullDraws(values, {name: METRICS[name].direction for name in gates})
 
 
 def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: float, distribution, *,
