@@ -649,10 +649,15 @@ def _confusion_section(predictions: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def _shows_confusion_matrices(predictions: pd.DataFrame) -> bool:
+    """K > 2 classes (predictions carry a ``predicted`` class): the "roc" section shows confusion matrices."""
+    return "predicted" in predictions.columns
+
+
 def _roc_section(predictions: pd.DataFrame) -> str:
     if predictions.empty:
         return _NO_DATA
-    if "predicted" in predictions.columns:  # K > 2 classes
+    if _shows_confusion_matrices(predictions):
         return _confusion_section(predictions)
     from sklearn.metrics import roc_auc_score, roc_curve  # only the study report draws ROC curves
 
@@ -1313,7 +1318,7 @@ def assemble_report(
         "provenance": _provenance_section(provenance, config),
     }
     titles = dict(SECTIONS)
-    if "predicted" in predictions.columns:  # K > 2 classes: the section shows confusion matrices
+    if _shows_confusion_matrices(predictions):
         titles["roc"] = "Confusion matrices"
     nav = "".join(f'<li><a href="#{key}">{html.escape(title)}</a></li>' for key, title in titles.items())
     rendered = [f'<section id="{key}">\n<h2>{html.escape(titles[key])}</h2>\n{body}\n</section>'
