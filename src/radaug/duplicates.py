@@ -46,6 +46,7 @@ correlation (:func:`similarity`) of the aligned thumbnails, with the window fram
 from __future__ import annotations
 
 from itertools import combinations
+from math import comb
 
 import numpy as np
 
@@ -241,14 +242,8 @@ def _popcount(x: np.ndarray) -> np.ndarray:
     return np.bitwise_count(x)
 
 
-def _blocks(max_bits: int) -> list[tuple[int, int]]:
-    """Bit ranges of the multi-index blocks: about 16 bits each, so a table lookup is selective."""
-    m = 4
-    edges = np.linspace(0, N_BITS, m + 1).round().astype(int)
-    return list(zip(edges[:-1], edges[1:]))
-
-
 def _flip_masks(width: int, radius: int) -> np.ndarray:
+    """All ``width``-bit masks with at most ``radius`` bits set (the Hamming ball around 0)."""
     masks = [0]
     for r in range(1, radius + 1):
         for bits in combinations(range(width), r):
@@ -256,15 +251,95 @@ def _flip_masks(width: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint64)
 
 
+MAX_TABLE_BITS = 20  # widest block of a dense bucket table (2^20 buckets: 8 MiB of offsets, lookups stay cache-friendly)
+LOOKUP_COST = 2.5  # a bucket lookup costs about as much as 2.5 candidate entries (measured, BENCHMARKS.md)
+CANDIDATE_BUDGET = 1 << 22  # about this many candidate entries per query chunk (a few hundred MiB at most)
+
+
+def _ball_size(width: int, radius: int) -> int:
+    return sum(comb(width, r) for r in range(min(radius, width) + 1))
+
+
+def _search_plan(n: int, max_bits: int) -> tuple[list[tuple[int, int, int]], float]:
+    """Blocks ``(lo, hi, radius)`` of the multi-index search of ``n`` hashes, and its expected entries per query.
+
+    Generalised pigeonhole (Norouzi et al. 2012): cut the 64 bits into blocks and
+    give block i a radius r_i (-1: the block is not looked up). If
+    ``sum(r_i + 1) > max_bits``, two hashes within ``max_bits`` agree within r_i
+    bits on some block i (else they would differ in at least ``sum(r_i + 1)``
+    bits). The radii are spread evenly (wider blocks first), which keeps the
+    Hamming balls small: 4 blocks of 16 bits at 8 bits need radii 2, 1, 1, 1 (188
+    lookups a query), not 2, 2, 2, 2 (548). Of 3 to 8 near-equal blocks, the
+    plan with the least expected work for uniform hashes (lookups plus bucket
+    entries, ``ball * (LOOKUP_COST + n / 2^width)``) is taken: 4 blocks of 16 bits at
+    100,000 hashes, 5 of 12-13 bits at 30,000. If even that exceeds ``n``, a plain
+    scan (one block of width 0: every hash is a candidate) is cheaper.
+    """
+    best, best_cost = [(0, 0, 0)], float(n)
+    for m in range(3, 9):
+        edges = np.linspace(0, N_BITS, m + 1).round().astype(int)
+        widths = np.diff(edges)
+        if widths.max() > MAX_TABLE_BITS:
+            continue
+        base, extra = divmod(int(max_bits) + 1, m)
+        radii = np.full(m, base - 1)
+        radii[np.argsort(-widths, kind="stable")[:extra]] += 1
+        if (radii >= widths).any():
+            continue  # a block would be looked up whole: the scan does that with less work
+        cost = sum(_ball_size(w, r) * (LOOKUP_COST + n / 2.0 ** w) for w, r in zip(widths, radii) if r >= 0)
+        if cost < best_cost:
+            best, best_cost = [(int(lo), int(hi), int(r)) for lo, hi, r in zip(edges[:-1], edges[1:], radii)
+                               if r >= 0], cost
+    return best, best_cost
+
+
+class _BucketTable:
+    """Hashes sorted by one block's key, with dense bucket offsets: a key's entries are one contiguous run.
+
+    A counting sort (``np.bincount`` over the ``2^width`` keys) instead of
+    ``np.searchsorted``: a lookup is two array reads, whatever the table size.
+    """
+
+    def __init__(self, hashes: np.ndarray, lo: int, hi: int, radius: int):
+        self.lo, self.mask = np.uint64(lo), np.uint64((1 << (hi - lo)) - 1)
+        keys = self.keys(hashes)
+        self.order = np.argsort(keys, kind="stable")  # within a bucket: ascending row
+        self.sorted = hashes[self.order]
+        self.counts = np.bincount(keys, minlength=1 << (hi - lo))
+        self.starts = np.cumsum(self.counts) - self.counts
+        self.flips = _flip_masks(hi - lo, radius).astype(np.int64)
+
+    def keys(self, hashes: np.ndarray) -> np.ndarray:
+        return ((hashes >> self.lo) & self.mask).astype(np.int64)
+
+    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(owner, position)`` of every entry whose key is within the radius of a query's key.
+
+        ``owner`` indexes ``queries``; ``position`` indexes ``self.sorted`` / ``self.order``.
+        """
+        qk = self.keys(queries)[:, None] ^ self.flips[None, :]
+        counts = self.counts[qk]
+        owner = np.repeat(np.arange(len(queries)), counts.sum(axis=1))
+        counts = counts.ravel()
+        # run j covers positions starts[j] .. starts[j] + counts[j] - 1
+        shift = self.starts[qk].ravel() - (np.cumsum(counts) - counts)
+        return owner, np.arange(len(owner)) + np.repeat(shift, counts)
+
+
 def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
-                         chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                         chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """All pairs (i < j) whose hashes differ in at most ``max_bits`` bits (at the best flip/rotation).
 
-    Multi-index hashing: the 64 bits are cut into 4 blocks; a pair within
-    ``max_bits`` agrees within ``max_bits // 4`` bits on at least one block
-    (pigeonhole), so each (variant of a) hash looks up, in each block's sorted
-    table, only the keys within that radius. Candidates are verified on all 64
-    bits. Memory is O(N + candidates of one chunk); exact duplicates are
+    Multi-index hashing (:func:`_search_plan`): the 64 bits are cut into blocks
+    with radii such that a pair within ``max_bits`` agrees within its block's
+    radius on at least one block; each (flip/rotation of a) distinct hash looks
+    up, in each block's bucket table (:class:`_BucketTable`), the keys within that
+    radius, and each such candidate is checked on all 64 bits for that
+    flip/rotation. Exact: the same pairs and distances as :func:`brute_force_pairs`.
+
+    Work is proportional to the candidates (pairs agreeing within the radius on
+    some block), memory to N plus one chunk's candidates (about
+    ``CANDIDATE_BUDGET`` entries) plus the pairs found; exact duplicates are
     searched once.
 
     Parameters
@@ -275,6 +350,8 @@ def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
         Hamming radius (0-64).
     dihedral
         Compare at the best of the 8 flips/90-degree rotations (:func:`dihedral_variants`).
+    chunk
+        Most distinct hashes queried at once (fewer when the plan expects many candidates each).
 
     Returns
     -------
@@ -283,84 +360,61 @@ def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
     """
     if not 0 <= int(max_bits) <= N_BITS:
         raise ValueError(f"max_bits must be in 0..{N_BITS}, got {max_bits}")
-    hashes = np.asarray(hashes, dtype=np.uint64)
+    max_bits = int(max_bits)
+    hashes = np.asarray(hashes, dtype=np.uint64).ravel()
     unique, inverse = np.unique(hashes, return_inverse=True)
     n_unique = len(unique)
     variants = dihedral_variants(unique) if dihedral else unique[None, :]
-    blocks = _blocks(max_bits)
-    radius = int(max_bits) // len(blocks)
-    tables = []
-    for lo, hi in blocks:
-        mask = np.uint64((1 << (hi - lo)) - 1)
-        keys = (unique >> np.uint64(lo)) & mask
-        order = np.argsort(keys, kind="stable")
-        tables.append((lo, mask, keys[order], order, _flip_masks(hi - lo, radius)))
-    found_a, found_b, found_d = [], [], []
-    for start in range(0, n_unique, chunk):
-        q_idx = np.arange(start, min(start + chunk, n_unique))
-        cand_a, cand_b = [], []
+    plan, per_query = _search_plan(n_unique, max_bits)
+    tables = [_BucketTable(unique, lo, hi, r) for lo, hi, r in plan]
+    step = int(max(1, min(chunk, CANDIDATE_BUDGET // max(per_query * len(variants), 1))))
+    found = []
+    for start in range(0, n_unique, step):
+        stop = min(start + step, n_unique)
+        codes = []
         for variant in variants:
-            q = variant[q_idx]
-            for lo, mask, sorted_keys, order, flips in tables:
-                qk = ((q >> np.uint64(lo)) & mask)[:, None] ^ flips[None, :]
-                left = np.searchsorted(sorted_keys, qk, side="left").ravel()
-                right = np.searchsorted(sorted_keys, qk, side="right").ravel()
-                counts = right - left
-                if not counts.any():
-                    continue
-                owner = np.repeat(np.repeat(q_idx, len(flips)), counts)
-                offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-                cand_a.append(owner)
-                cand_b.append(order[np.repeat(left, counts) + offsets])
-        if not cand_a:
-            continue
-        a = np.concatenate(cand_a)
-        b = np.concatenate(cand_b)
-        keep = a != b
-        a, b = a[keep], b[keep]
-        d = np.min(np.stack([_popcount(v[a] ^ unique[b]) for v in variants]), axis=0)
-        keep = d <= max_bits
-        a, b, d = a[keep], b[keep], d[keep]
-        lo_ab, hi_ab = np.minimum(a, b), np.maximum(a, b)
-        found_a.append(lo_ab)
-        found_b.append(hi_ab)
-        found_d.append(d)
-    return _expand(inverse, found_a, found_b, found_d, n_unique, variants, unique)
+            q = variant[start:stop]
+            for table in tables:
+                owner, pos = table.lookup(q)
+                hit = _popcount(q[owner] ^ table.sorted[pos]) <= max_bits
+                a, b = owner[hit] + start, table.order[pos[hit]]
+                keep = a != b
+                codes.append(np.minimum(a, b)[keep] * n_unique + np.maximum(a, b)[keep])
+        if codes:
+            found.append(np.unique(np.concatenate(codes)))
+    code = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    a, b = code // n_unique, code % n_unique
+    # the distance at the best variant, either way round (a variant clears the DC bit, so the
+    # two directions can differ by that bit for hashes that set it)
+    d = np.min(np.stack([_popcount(v[a] ^ unique[b]) for v in variants]
+                        + [_popcount(v[b] ^ unique[a]) for v in variants]), axis=0).astype(np.int64)
+    return _rows_of_unique_pairs(inverse, a, b, d)
 
 
-def _expand(inverse, found_a, found_b, found_d, n_unique, variants, unique):
-    """Pairs of unique hashes back to pairs of rows (rows with equal hashes pair at distance 0)."""
-    if found_a:
-        a = np.concatenate(found_a).astype(np.int64)
-        b = np.concatenate(found_b).astype(np.int64)
-        d = np.concatenate(found_d).astype(np.int64)
-        code = a * n_unique + b
-        code, first = np.unique(code, return_index=True)
-        a, b, d = code // n_unique, code % n_unique, d[first]
-        # distance is symmetric only up to the min over variants: take min(d(a,b), d(b,a))
-        d_rev = np.min(np.stack([_popcount(v[b] ^ unique[a]) for v in variants]), axis=0)
-        d = np.minimum(d, d_rev)
-    else:
-        a = b = d = np.zeros(0, dtype=np.int64)
-    members = [[] for _ in range(n_unique)]
-    for row, u in enumerate(inverse):
-        members[u].append(row)
-    rows_a, rows_b, dist = [], [], []
-    for rows in members:  # exact duplicates
-        for i, j in combinations(rows, 2):
-            rows_a.append(i)
-            rows_b.append(j)
-            dist.append(0)
-    for ua, ub, dd in zip(a.tolist(), b.tolist(), d.tolist()):
-        for i in members[ua]:
-            for j in members[ub]:
-                rows_a.append(min(i, j))
-                rows_b.append(max(i, j))
-                dist.append(dd)
-    pairs = np.array([rows_a, rows_b], dtype=np.int64).T.reshape(-1, 2)
-    dist = np.array(dist, dtype=np.int64)
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
-    return pairs[order], dist[order]
+def _rows_of_unique_pairs(inverse: np.ndarray, a: np.ndarray, b: np.ndarray, d: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of distinct hashes back to pairs of rows; rows with equal hashes pair at distance 0.
+
+    Each unique pair (a, b) yields every (row of a, row of b); each hash
+    held by s rows yields its s (s - 1) / 2 pairs of rows. Sorted lexicographically.
+    """
+    n_unique = int(inverse.max()) + 1 if len(inverse) else 0
+    rows = np.argsort(inverse, kind="stable")  # rows grouped by hash, ascending within
+    size = np.bincount(inverse, minlength=n_unique)
+    first = np.cumsum(size) - size
+    same = np.flatnonzero(size > 1)
+    ua = np.concatenate([same, a]).astype(np.int64)
+    ub = np.concatenate([same, b]).astype(np.int64)
+    dist = np.concatenate([np.zeros(len(same), dtype=np.int64), d])
+    n_cross = size[ua] * size[ub]
+    pair = np.repeat(np.arange(len(ua)), n_cross)
+    t = np.arange(len(pair)) - np.repeat(np.cumsum(n_cross) - n_cross, n_cross)
+    i = rows[first[ua[pair]] + t // size[ub[pair]]]
+    j = rows[first[ub[pair]] + t % size[ub[pair]]]
+    keep = (ua[pair] != ub[pair]) | (i < j)  # within one hash: each pair of rows once
+    i, j, dist = np.minimum(i, j)[keep], np.maximum(i, j)[keep], dist[pair][keep]
+    order = np.lexsort((j, i))
+    return np.stack([i[order], j[order]], axis=1).astype(np.int64).reshape(-1, 2), dist[order]
 
 
 def brute_force_pairs(hashes, max_bits: int, *, dihedral: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -107,6 +107,43 @@ def test_multi_index_search_equals_brute_force():
             np.testing.assert_array_equal(got[1], want[1])
 
 
+def _clustered_hashes(rng, n_seeds: int, n: int, max_flips: int) -> np.ndarray:
+    """Hashes clustered like real ones: flips/rotations of a few seeds with 0..max_flips bits changed, exact copies."""
+    seeds = rng.integers(0, 2**63, size=n_seeds, dtype=np.int64).astype(np.uint64) & ~np.uint64(1)
+    pick = rng.integers(0, n_seeds, n)
+    out = D.dihedral_variants(seeds)[rng.integers(0, 8, n), pick]
+    for k in range(n):
+        for bit in rng.choice(np.arange(1, 64), rng.integers(0, max_flips + 1), replace=False):
+            out[k] ^= np.uint64(1) << np.uint64(bit)
+    return np.concatenate([out, out[rng.integers(0, n, n // 10)]])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_multi_index_search_equals_brute_force_on_clustered_hashes(seed):
+    """Randomised: dense clusters (many pairs per hash), every radius the plan can choose, a DC bit set on some."""
+    rng = np.random.default_rng(100 + seed)
+    hashes = _clustered_hashes(rng, n_seeds=12, n=400, max_flips=14)
+    hashes[rng.integers(0, len(hashes), 10)] |= np.uint64(1)  # the DC bit: distances differ by direction
+    for max_bits in sorted({0, 1, int(rng.integers(2, 8)), 8, int(rng.integers(9, 20)), 64}):
+        for dihedral in (True, False):
+            got = D.near_duplicate_pairs(hashes, max_bits, dihedral=dihedral, chunk=int(rng.integers(1, 200)))
+            want = D.brute_force_pairs(hashes, max_bits, dihedral=dihedral)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_search_plan_is_pigeonhole_complete():
+    """Every plan's blocks cover disjoint bits and sum(radius + 1) > max_bits, or it is the plain scan."""
+    for n in (10, 1_000, 100_000, 10_000_000):
+        for max_bits in range(0, 65):
+            plan, _ = D._search_plan(n, max_bits)
+            if plan == [(0, 0, 0)]:
+                continue
+            assert all(0 <= lo < hi <= 64 and 0 <= r < hi - lo for lo, hi, r in plan)
+            assert all(a[1] <= b[0] for a, b in zip(plan, plan[1:]))
+            assert sum(r + 1 for _, _, r in plan) > max_bits
+
+
 def test_hashes_are_deterministic_and_formatted():
     image = _scene(8)
     assert D.signature(image) == D.signature(image.copy())
