@@ -298,12 +298,15 @@ class _BucketTable:
 
     A counting sort (``np.bincount`` over the ``2^width`` keys) instead of
     ``np.searchsorted``: a lookup is two array reads, whatever the table size.
+    Memory: 12 bytes an entry (the sorted hashes and their int32 row numbers).
     """
 
     def __init__(self, hashes: np.ndarray, lo: int, hi: int, radius: int):
         self.lo, self.mask = np.uint64(lo), np.uint64((1 << (hi - lo)) - 1)
         keys = self.keys(hashes)
-        self.order = np.argsort(keys, kind="stable")  # within a bucket: ascending row
+        self.index = np.int32 if len(hashes) < 2**31 else np.int64
+        narrow = keys.astype(np.uint16) if hi - lo <= 16 else keys  # numpy sorts 16-bit keys by radix sort
+        self.order = np.argsort(narrow, kind="stable").astype(self.index)  # within a bucket: ascending row
         self.sorted = hashes[self.order]
         self.counts = np.bincount(keys, minlength=1 << (hi - lo))
         self.starts = np.cumsum(self.counts) - self.counts
@@ -312,18 +315,25 @@ class _BucketTable:
     def keys(self, hashes: np.ndarray) -> np.ndarray:
         return ((hashes >> self.lo) & self.mask).astype(np.int64)
 
-    def lookup(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(owner, position)`` of every entry whose key is within the radius of a query's key.
+    def near(self, queries: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Entries whose key is within the block radius of a query's key and whose hash is within ``max_bits``.
 
-        ``owner`` indexes ``queries``; ``position`` indexes ``self.sorted`` / ``self.order``.
+        Returns ``(owner, row, distance)``: ``owner`` indexes ``queries``, ``row`` the hashes the table was built from.
+        The work is one pass of a few numpy operations over the candidate entries.
         """
         qk = self.keys(queries)[:, None] ^ self.flips[None, :]
-        counts = self.counts[qk]
-        owner = np.repeat(np.arange(len(queries)), counts.sum(axis=1))
-        counts = counts.ravel()
-        # run j covers positions starts[j] .. starts[j] + counts[j] - 1
-        shift = self.starts[qk].ravel() - (np.cumsum(counts) - counts)
-        return owner, np.arange(len(owner)) + np.repeat(shift, counts)
+        counts = self.counts[qk].ravel()
+        ends = np.cumsum(counts)
+        total = int(ends[-1]) if len(ends) else 0
+        # run r covers table positions starts[qk[r]] .. + counts[r] - 1, i.e. pos = t + shift[r]
+        pos = np.repeat(self.starts[qk].ravel() - (ends - counts), counts)
+        pos += np.arange(total)
+        x = self.sorted[pos]
+        x ^= np.repeat(np.repeat(queries, len(self.flips)), counts)
+        hit = np.flatnonzero(_popcount(x) <= max_bits)
+        d = _popcount(x[hit])
+        owner = np.searchsorted(ends, hit, side="right") // len(self.flips)
+        return owner, self.order[pos[hit]].astype(np.int64), d.astype(np.int64)
 
 
 def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
@@ -375,9 +385,8 @@ def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
         for variant in variants:
             q = variant[start:stop]
             for table in tables:
-                owner, pos = table.lookup(q)
-                hit = _popcount(q[owner] ^ table.sorted[pos]) <= max_bits
-                a, b = owner[hit] + start, table.order[pos[hit]]
+                owner, b, _ = table.near(q, max_bits)
+                a = owner + start
                 keep = a != b
                 codes.append(np.minimum(a, b)[keep] * n_unique + np.maximum(a, b)[keep])
         if codes:
@@ -702,10 +711,6 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(_similarity_vectors(a) * _similarity_vectors(b), axis=-1)
 
 
-def _block_keys(h: np.ndarray, lo: int) -> np.ndarray:
-    return ((h >> np.uint64(lo)) & np.uint64((1 << BLOCK_BITS) - 1)).astype(np.int64)
-
-
 def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLOCK_RADIUS,
                       chunk: int = 1024, queries=None) -> np.ndarray:
     """Candidate pairs of the window rule: some flip/rotation of image i's full-frame hash near a window of image j.
@@ -717,7 +722,13 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLO
     Of each ordered pair and flip/rotation ``k``, the window ``w`` at the smallest distance is kept
     (ties: lowest w): the closest *variant* alone is not enough, as a left-right symmetric anatomy
     (an axial brain slice) can hash closer mirrored than as it is.
-    Memory is O(N W + candidates of one chunk of queries).
+
+    Each block has a dense bucket table of all N x W window hashes
+    (:class:`_BucketTable`, 12 bytes an entry); queries go in chunks sized so that
+    one chunk's block matches stay near ``CANDIDATE_BUDGET`` entries. Memory:
+    O(N W + one chunk + the candidates found). Work: one pass over the block
+    matches, which grow as N^2 W (about 1 % of all query-window pairs on Br35H-like
+    hashes, of which about 1 % are within ``max_bits``: BENCHMARKS.md).
 
     Parameters
     ----------
@@ -725,6 +736,8 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLO
         (N,) full-frame hashes (uint64).
     windows
         (N, W) window hashes (:func:`window_hashes`).
+    chunk
+        Most query images at once.
     queries
         Row numbers of the images to look up (default: all); the benchmark times a subset.
 
@@ -738,39 +751,24 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLO
     n, n_windows = windows.shape
     flat = windows.ravel()
     variants = dihedral_variants(hashes)
-    flips = _flip_masks(BLOCK_BITS, block_radius).astype(np.int64)
-    tables = []  # per block: sorted 16-bit keys and their entries (uint16 + int32: 6 bytes an entry)
-    for lo in range(0, N_BITS, BLOCK_BITS):
-        keys = _block_keys(flat, lo).astype(np.uint16)
-        order = np.argsort(keys, kind="stable").astype(np.int32)
-        tables.append((lo, keys[order], order))
+    tables = [_BucketTable(flat, lo, lo + BLOCK_BITS, block_radius) for lo in range(0, N_BITS, BLOCK_BITS)]
+    per_query = len(variants) * sum(len(t.flips) for t in tables) * (LOOKUP_COST + len(flat) / 2.0 ** BLOCK_BITS)
+    step = int(max(1, min(chunk, CANDIDATE_BUDGET // per_query)))
     found = []
     queries = np.arange(n) if queries is None else np.asarray(queries, dtype=np.int64)
-    for start in range(0, len(queries), chunk):
-        q_idx = queries[start:start + chunk]
+    for start in range(0, len(queries), step):
+        q_idx = queries[start:start + step]
         rows = []
         for k, variant in enumerate(variants):
             q = variant[q_idx]
-            owners, entries = [], []
-            for lo, sorted_keys, order in tables:
-                qk = (_block_keys(q, lo)[:, None] ^ flips[None, :]).ravel().astype(np.uint16)
-                left = np.searchsorted(sorted_keys, qk, side="left")
-                counts = np.searchsorted(sorted_keys, qk, side="right") - left
-                if not counts.any():
-                    continue
-                offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-                owners.append(np.repeat(np.repeat(q_idx, len(flips)), counts))
-                entries.append(order[np.repeat(left, counts) + offsets])
-            if not owners:
-                continue
-            i = np.concatenate(owners)
-            e = np.concatenate(entries).astype(np.int64)
-            j = e // n_windows
-            d = np.bitwise_count(variant[i] ^ flat[e]).astype(np.int64)
-            keep = (d <= max_bits) & (i != j)
-            rows.append(np.stack([i[keep], j[keep], np.full(keep.sum(), k), e[keep] % n_windows, d[keep]], axis=1))
-        if rows:
-            found.append(_best_per_pair(np.concatenate(rows)))
+            for table in tables:
+                owner, e, d = table.near(q, max_bits)
+                i, j = q_idx[owner], e // n_windows
+                keep = i != j
+                rows.append(np.stack([i, j, np.full(len(i), k), e % n_windows, d], axis=1)[keep])
+        rows = np.concatenate(rows)
+        if len(rows):
+            found.append(_best_per_pair(rows))
     if not found:
         return np.zeros((0, 5), dtype=np.int64)
     return np.concatenate(found).astype(np.int64)

@@ -254,6 +254,23 @@ def test_window_search_equals_brute_force():
             assert len(want) > 0
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_window_search_equals_brute_force_on_clustered_hashes(seed):
+    """Randomised: images that are flipped, perturbed copies of a few seeds, windows near their full frame."""
+    rng = np.random.default_rng(200 + seed)
+    n, w = 150, 9
+    hashes = _clustered_hashes(rng, n_seeds=6, n=n, max_flips=10)[:n]
+    windows = np.repeat(hashes[:, None], w, axis=1)
+    for bit in range(1, 64):  # each window: about 4 of the 63 bits changed from the full frame
+        windows[:, 1:] ^= np.where(rng.random((n, w - 1)) < 4 / 63, np.uint64(1) << np.uint64(bit), np.uint64(0))
+    for max_bits in (6, 16, int(rng.integers(8, 24))):
+        for radius in (1, 2):
+            got = D.window_candidates(hashes, windows, max_bits, block_radius=radius, chunk=int(rng.integers(1, 60)))
+            want = D.brute_force_window_candidates(hashes, windows, max_bits, block_radius=radius)
+            np.testing.assert_array_equal(got, want)
+            assert len(want) > n
+
+
 def test_window_hashes_agree_with_the_image_hash_and_windows_are_exact_area_averages():
     image = _scene(9)
     thumb = D.thumbnail(image)
