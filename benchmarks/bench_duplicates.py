@@ -16,9 +16,13 @@ Figures (rows of the benchmark contract), for the split's two rules together
   hash and thumbnail (in preprocessing) and the 81 window hashes (in the split)
   / seconds of :func:`radaug.preprocess.preprocess_case` on the same images (same run).
 * ``search_seconds_<n>``: hash-rule multi-index search of ``n`` hashes drawn
-  around the Br35H hashes (reference: brute force at 10,000);
+  around 1,000 Br35H hashes (reference: brute force at 10,000);
   ``window_search_seconds_<n>``: the window rule's candidate search, a random
   2,000 queries against all ``n`` x 81 windows timed and scaled; peak memory.
+  Two synthetic sets (``_SYNTH``): ``clustered`` (about 12 bits flipped: a
+  hundred near-copies of every seed at 100,000, an upper bound) and ``spread``
+  (figures ``..._spread_<n>``: each bit flipped with probability 0.25, so copies
+  of one seed are as far apart as two different Br35H images).
 
 Br35H is fetched with :mod:`radaug.data.br35h` into ``$RADAUG_BR35H_DIR``
 (default ``~/.cache/radaug/br35h``). Run alone:
@@ -232,7 +236,7 @@ def _cost() -> list[dict]:
                 notes="81 window hashes per image (split job), same images; reference: preprocess_case per image")]
 
 
-_CHILD = r"""
+_SYNTH = r"""
 import json, sys, time
 import numpy as np
 from radaug import duplicates as D
@@ -240,50 +244,67 @@ def peak_mib():  # VmHWM: this process's own peak (ru_maxrss would carry the par
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-n, impl = int(sys.argv[1]), sys.argv[2]
+def noise(rng, n, kind):
+    # Per-image XOR masks on bits 1-63 (the DC bit stays 0). clustered: about 12 random bits flipped
+    # (a hundred near-copies of every seed at 100,000: an upper bound); spread: every bit flipped with
+    # probability 0.25, so two copies of one seed differ in about 24 bits, as two different Br35H
+    # images do (median 23): a cohort of distinct images that keeps part of the real bit biases.
+    if kind == "clustered":
+        out = np.zeros(n, dtype=np.uint64)
+        for k in range(12):
+            out ^= np.uint64(1) << rng.integers(1, 64, n).astype(np.uint64)
+        return out
+    weights = np.left_shift(np.uint64(1), np.arange(1, 64, dtype=np.uint64))
+    out = np.zeros(n, dtype=np.uint64)
+    for start in range(0, n, 10_000):
+        bits = rng.random((min(10_000, n - start), 63)) < 0.25
+        out[start:start + len(bits)] = np.bitwise_or.reduce(np.where(bits, weights, np.uint64(0)), axis=1)
+    return out
+"""
+
+_CHILD = _SYNTH + r"""
+n, impl, kind = int(sys.argv[1]), sys.argv[2], sys.argv[4]
 seeds = np.load(sys.argv[3])
 rng = np.random.default_rng(n)
-base = seeds[rng.integers(0, len(seeds), n)]
-noise = np.zeros(n, dtype=np.uint64)
-for k in range(12):  # about 12 random bit flips around a real hash: clustered like real hashes
-    noise ^= np.uint64(1) << rng.integers(1, 64, n).astype(np.uint64)
-hashes = base ^ noise
-start = time.perf_counter()
+hashes = seeds[rng.integers(0, len(seeds), n)] ^ noise(rng, n, kind)
+start, cpu = time.perf_counter(), time.process_time()
 pairs = (D.near_duplicate_pairs if impl == "mih" else D.brute_force_pairs)(hashes, %d)[0]
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "pairs": len(pairs),
-                  "peak_mib": peak_mib()}))
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu": cpu, "pairs": len(pairs), "peak_mib": peak_mib()}))
 """ % MAX_BITS
 
 
-_WINDOW_CHILD = r"""
-import json, sys, time
-import numpy as np
-from radaug import duplicates as D
-def peak_mib():  # VmHWM: this process's own peak (ru_maxrss would carry the parent's over fork + exec)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-n, n_queries = int(sys.argv[1]), int(sys.argv[2])
+_WINDOW_CHILD = _SYNTH + r"""
+n, n_queries, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[4]
 seeds = np.load(sys.argv[3])  # (S, W) window hashes of real images
 rng = np.random.default_rng(n)
-noise = np.zeros(n, dtype=np.uint64)
-for k in range(12):  # about 12 random bit flips, the same in every window of an image
-    noise ^= np.uint64(1) << rng.integers(1, 64, n).astype(np.uint64)
-windows = seeds[rng.integers(0, len(seeds), n)] ^ noise[:, None]
+mask = noise(rng, n, kind)  # one mask for all of an image's windows
+windows = seeds[rng.integers(0, len(seeds), n)] ^ mask[:, None]
 hashes = windows[:, 0].copy()
 queries = np.sort(rng.choice(n, min(n_queries, n), replace=False))
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 cand = D.window_candidates(hashes, windows, %d, queries=queries)
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "queries": len(queries), "candidates": len(cand),
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu": cpu, "queries": len(queries), "candidates": len(cand),
                   "peak_mib": peak_mib()}))
 """ % VERIFY_BITS
+
+KINDS = ("clustered", "spread")  # synthetic 100,000-image sets: an upper bound and a cohort of distinct images
+
+
+def _child(code: str, *args) -> dict:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _suffix(kind: str, n: int) -> str:
+    return f"{n}" if kind == "clustered" else f"{kind}_{n}"
 
 
 def _window_search(quick: bool) -> list[dict]:
     """The window rule's candidate search at scale: the time of a random subset of queries, scaled to all."""
-    import subprocess
     import tempfile
 
     images, _, _ = _br35h()
@@ -292,21 +313,19 @@ def _window_search(quick: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "windows.npy"
         np.save(path, seeds)
-        for n in (10_000, 30_000) if quick else (10_000, 100_000):
-            q = 2_000
-            out = subprocess.run([sys.executable, "-c", _WINDOW_CHILD, str(n), str(q), str(path)],
-                                 check=True, capture_output=True, text=True)
-            got = json.loads(out.stdout.strip().splitlines()[-1])
-            scale = n / got["queries"]
-            rows.append(row("duplicates", f"window_search_seconds_{n}", got["seconds"] * scale, "s",
-                            notes=f"{got['queries']:,} of {n:,} images' queries timed ({got['seconds']:.1f} s) "
-                                  f"and scaled; about {got['candidates'] * scale:,.0f} candidates to verify; "
-                                  f"peak {got['peak_mib']:.0f} MiB ({n:,} x 81 window hashes indexed)"))
+        for kind in KINDS:
+            for n in (10_000, 30_000) if quick else (10_000, 100_000):
+                got = _child(_WINDOW_CHILD, n, 2_000, path, kind)
+                scale = n / got["queries"]
+                rows.append(row("duplicates", f"window_search_seconds_{_suffix(kind, n)}", got["seconds"] * scale, "s",
+                                notes=f"{kind}: {got['queries']:,} of {n:,} images' queries timed ({got['seconds']:.1f} s "
+                                      f"wall, {got['cpu']:.1f} s CPU) and scaled; about {got['candidates'] * scale:,.0f} "
+                                      f"candidates to verify; peak {got['peak_mib']:.0f} MiB ({n:,} x 81 window hashes "
+                                      "indexed)"))
     return rows
 
 
 def _search(quick: bool) -> list[dict]:
-    import subprocess
     import tempfile
 
     from radaug import duplicates as D
@@ -317,21 +336,18 @@ def _search(quick: bool) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "seeds.npy"
         np.save(path, seeds)
-
-        def measure(n, impl):
-            out = subprocess.run([sys.executable, "-c", _CHILD, str(n), impl, str(path)],
-                                 check=True, capture_output=True, text=True)
-            return json.loads(out.stdout.strip().splitlines()[-1])
-
-        ref = measure(10_000, "brute")
-        for n in (10_000, 30_000) if quick else (10_000, 100_000):
-            got = measure(n, "mih")
-            same = "; same pairs as brute force" if n == 10_000 and got["pairs"] == ref["pairs"] else ""
-            rows.append(row("duplicates", f"search_seconds_{n}", got["seconds"], "s",
-                            reference=ref["seconds"] if n == 10_000 else None,
-                            target="<= 1" if n == 10_000 else "<= 60",
-                            notes=f"{got['pairs']:,} pairs, peak {got['peak_mib']:.0f} MiB{same}; reference brute "
-                                  f"force at 10,000: {ref['seconds']:.1f} s, {ref['peak_mib']:.0f} MiB"))
+        ref = _child(_CHILD, 10_000, "brute", path, "clustered")
+        for kind in KINDS:
+            for n in (10_000, 30_000) if quick else (10_000, 100_000):
+                got = _child(_CHILD, n, "mih", path, kind)
+                is_ref = n == 10_000 and kind == "clustered"
+                same = "; same pairs as brute force" if is_ref and got["pairs"] == ref["pairs"] else ""
+                rows.append(row("duplicates", f"search_seconds_{_suffix(kind, n)}", got["seconds"], "s",
+                                reference=ref["seconds"] if is_ref else None,
+                                target="<= 1" if is_ref else "<= 60",
+                                notes=f"{kind}: {got['pairs']:,} pairs, {got['cpu']:.1f} s CPU, peak "
+                                      f"{got['peak_mib']:.0f} MiB{same}; reference brute force at 10,000 clustered: "
+                                      f"{ref['seconds']:.1f} s, {ref['peak_mib']:.0f} MiB"))
     return rows
 
 
