@@ -29,9 +29,10 @@ so the same stack in another orientation, or with a few slices more or fewer,
 hashes alike.
 
 Pairs within ``max_bits`` are found by multi-index hashing (Norouzi et al.
-2012): the hash is cut into ``m`` blocks so that any pair within ``max_bits``
-agrees within ``max_bits // m`` bits on some block; candidates come from sorted
-block tables, never from an N x N matrix (:func:`near_duplicate_pairs`).
+2012): the hash is cut into blocks with radii r_i such that ``sum(r_i + 1) >
+max_bits``, so any pair within ``max_bits`` agrees within r_i bits on some block
+i (:func:`_search_plan`); candidates come from dense bucket tables of the block
+keys (:class:`_BucketTable`), never from an N x N matrix (:func:`near_duplicate_pairs`).
 
 Crops that cut into the anatomy move the foreground box and escape the hash.
 The **window rule** catches them: the case index also stores the thumbnail
