@@ -316,14 +316,17 @@ class _BucketTable:
     def keys(self, hashes: np.ndarray) -> np.ndarray:
         return ((hashes >> self.lo) & self.mask).astype(np.int64)
 
-    def near(self, queries: np.ndarray, max_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def near(self, queries: np.ndarray, max_bits: int, counts: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Entries whose key is within the block radius of a query's key and whose hash is within ``max_bits``.
 
         Returns ``(owner, row, distance)``: ``owner`` indexes ``queries``, ``row`` the hashes the table was built from.
-        The work is one pass of a few numpy operations over the candidate entries.
+        The work is one pass of a few numpy operations over the candidate entries. ``counts``
+        (per bucket, at most ``self.counts``) looks at the first entries of each bucket only:
+        as a bucket is in ascending row order, those of the rows below some bound.
         """
         qk = self.keys(queries)[:, None] ^ self.flips[None, :]
-        counts = self.counts[qk].ravel()
+        counts = (self.counts if counts is None else counts)[qk].ravel()
         ends = np.cumsum(counts)
         total = int(ends[-1]) if len(ends) else 0
         # run r covers table positions starts[qk[r]] .. + counts[r] - 1, i.e. pos = t + shift[r]
@@ -349,7 +352,8 @@ def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
     flip/rotation. Exact: the same pairs and distances as :func:`brute_force_pairs`.
 
     Work is proportional to the candidates (pairs agreeing within the radius on
-    some block), memory to N plus one chunk's candidates (about
+    some block; each pair looked for from one side only when the DC bit is clear,
+    as in every :func:`image_hash`), memory to N plus one chunk's candidates (about
     ``CANDIDATE_BUDGET`` entries) plus the pairs found; exact duplicates are
     searched once.
 
@@ -378,17 +382,25 @@ def near_duplicate_pairs(hashes, max_bits: int, *, dihedral: bool = True,
     variants = dihedral_variants(unique) if dihedral else unique[None, :]
     plan, per_query = _search_plan(n_unique, max_bits)
     tables = [_BucketTable(unique, lo, hi, r) for lo, hi, r in plan]
+    # With the DC bit clear everywhere (every dup_hash) a flip/rotation is an isometry, the
+    # distance is symmetric and each pair is found from its later hash: a query looks only at
+    # the hashes before it (a prefix of every bucket), half the work. Else both ways round.
+    symmetric = not dihedral or not (unique & _DC).any()
+    seen = [np.zeros_like(t.counts) for t in tables]  # per bucket: entries of the rows already queried
     step = int(max(1, min(chunk, CANDIDATE_BUDGET // max(per_query * len(variants), 1))))
     found = []
     for start in range(0, n_unique, step):
         stop = min(start + step, n_unique)
+        if symmetric:
+            for table, count in zip(tables, seen):
+                count += np.bincount(table.keys(unique[start:stop]), minlength=len(count))
         codes = []
         for variant in variants:
             q = variant[start:stop]
-            for table in tables:
-                owner, b, _ = table.near(q, max_bits)
+            for table, count in zip(tables, seen):
+                owner, b, _ = table.near(q, max_bits, count if symmetric else None)
                 a = owner + start
-                keep = a != b
+                keep = b < a if symmetric else a != b
                 codes.append(np.minimum(a, b)[keep] * n_unique + np.maximum(a, b)[keep])
         if codes:
             found.append(np.unique(np.concatenate(codes)))
