@@ -784,7 +784,7 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLO
             found.append(_best_per_pair(rows))
     if not found:
         return np.zeros((0, 5), dtype=np.int64)
-    return np.concatenate(found).astype(np.int64)
+    return np.concatenate(found).astype(np.int64, copy=False)
 
 
 def _best_per_pair(rows: np.ndarray) -> np.ndarray:
