@@ -788,8 +788,21 @@ def window_candidates(hashes, windows, max_bits: int, *, block_radius: int = BLO
 
 
 def _best_per_pair(rows: np.ndarray) -> np.ndarray:
-    """Rows ``i, j, k, w, d``: the smallest (d, w) of each (i, j, k), sorted by i, j, k."""
-    order = np.lexsort((rows[:, 3], rows[:, 4], rows[:, 2], rows[:, 1], rows[:, 0]))
+    """Rows ``i, j, k, w, d``: the smallest (d, w) of each (i, j, k), sorted by i, j, k.
+
+    Sorted by one packed int64 key (i, j, k, d, w) when it fits, about 5x faster than a
+    five-key ``np.lexsort``; equal keys are equal rows, so their order does not matter.
+    """
+    if not len(rows):
+        return rows
+    lo = rows.min(axis=0)
+    span = [int(x) for x in rows.max(axis=0) - lo + 1]  # i, j, k, w, d
+    if np.prod([float(x) for x in span]) < 2.0**62:
+        r = rows - lo
+        key = (((r[:, 0] * span[1] + r[:, 1]) * span[2] + r[:, 2]) * span[4] + r[:, 4]) * span[3] + r[:, 3]
+        order = np.argsort(key)
+    else:
+        order = np.lexsort((rows[:, 3], rows[:, 4], rows[:, 2], rows[:, 1], rows[:, 0]))
     rows = rows[order]
     first = np.ones(len(rows), dtype=bool)
     first[1:] = (rows[1:, 0] != rows[:-1, 0]) | (rows[1:, 1] != rows[:-1, 1]) | (rows[1:, 2] != rows[:-1, 2])
