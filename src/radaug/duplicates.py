@@ -252,7 +252,7 @@ def _flip_masks(width: int, radius: int) -> np.ndarray:
     return np.array(masks, dtype=np.uint64)
 
 
-MAX_TABLE_BITS = 20  # widest block of a dense bucket table (2^20 buckets: 8 MiB of offsets, lookups stay cache-friendly)
+MAX_TABLE_BITS = 20  # widest block of a dense bucket table (2^20 buckets: 16 MiB of counts and offsets)
 LOOKUP_COST = 2.5  # a bucket lookup costs about as much as 2.5 candidate entries (measured, BENCHMARKS.md)
 CANDIDATE_BUDGET = 1 << 22  # about this many candidate entries per query chunk (a few hundred MiB at most)
 
@@ -262,7 +262,7 @@ def _ball_size(width: int, radius: int) -> int:
 
 
 def _search_plan(n: int, max_bits: int) -> tuple[list[tuple[int, int, int]], float]:
-    """Blocks ``(lo, hi, radius)`` of the multi-index search of ``n`` hashes, and its expected entries per query.
+    """Blocks ``(lo, hi, radius)`` of the multi-index search of ``n`` hashes, and its expected work per query.
 
     Generalised pigeonhole (Norouzi et al. 2012): cut the 64 bits into blocks and
     give block i a radius r_i (-1: the block is not looked up). If
@@ -272,7 +272,7 @@ def _search_plan(n: int, max_bits: int) -> tuple[list[tuple[int, int, int]], flo
     Hamming balls small: 4 blocks of 16 bits at 8 bits need radii 2, 1, 1, 1 (188
     lookups a query), not 2, 2, 2, 2 (548). Of 3 to 8 near-equal blocks, the
     plan with the least expected work for uniform hashes (lookups plus bucket
-    entries, ``ball * (LOOKUP_COST + n / 2^width)``) is taken: 4 blocks of 16 bits at
+    entries, ``ball * (LOOKUP_COST + n / 2^width)``, in candidate entries) is taken: 4 blocks of 16 bits at
     100,000 hashes, 5 of 12-13 bits at 30,000. If even that exceeds ``n``, a plain
     scan (one block of width 0: every hash is a candidate) is cheaper.
     """
