@@ -98,9 +98,8 @@ class _Signed(SimpleNamespace):
 def _sign(images) -> _Signed:
     from radaug import duplicates as D
 
-    thumbs = np.stack([D.thumbnail(a) for a in images])
-    hashes = D.thumbnail_hashes(thumbs)
-    stored = D.decode_thumbnails([D.encode_thumbnail(t) for t in thumbs])
+    hashes = np.array([D.image_hash(a) for a in images], dtype=np.uint64)
+    stored = D.decode_thumbnails([D.encode_thumbnail(D.framed_thumbnail(a)) for a in images])
     return _Signed(hashes=hashes, thumbs=stored, windows=D.window_hashes(stored))
 
 

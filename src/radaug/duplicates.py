@@ -123,8 +123,8 @@ def _project(volume: np.ndarray) -> np.ndarray:
     return volume[z0:z1].mean(axis=0)
 
 
-def thumbnail(array: np.ndarray) -> np.ndarray:
-    """The framing- and intensity-normalised ``THUMB`` x ``THUMB`` thumbnail (ranks in [0, 1])."""
+def _plane(array: np.ndarray) -> np.ndarray:
+    """The 2D plane a signature is computed on: the image, or a volume's foreground mean projection."""
     plane = np.asarray(array, dtype=np.float64)
     if plane.ndim == 3:
         plane = _project(plane)
@@ -132,7 +132,10 @@ def thumbnail(array: np.ndarray) -> np.ndarray:
         raise ValueError(f"an image must be 2D or 3D, got shape {array.shape}")
     if not np.isfinite(plane).all():
         raise ValueError("the image has NaN or infinite pixel values")
-    rows, cols = foreground_box(plane)
+    return plane
+
+
+def _box_thumbnail(plane: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
     thumb = _resize_area(plane[rows, cols], THUMB).ravel()
     ranks = np.empty(thumb.size)
     order = np.argsort(thumb, kind="stable")
@@ -141,6 +144,12 @@ def thumbnail(array: np.ndarray) -> np.ndarray:
     _, inverse, counts = np.unique(thumb, return_inverse=True, return_counts=True)
     ranks = (np.bincount(inverse, ranks) / counts)[inverse]
     return (ranks / (thumb.size - 1)).reshape(THUMB, THUMB)
+
+
+def thumbnail(array: np.ndarray) -> np.ndarray:
+    """The framing- and intensity-normalised ``THUMB`` x ``THUMB`` thumbnail (ranks in [0, 1])."""
+    plane = _plane(array)
+    return _box_thumbnail(plane, *foreground_box(plane))
 
 
 def _coefficients(thumb: np.ndarray) -> np.ndarray:
@@ -538,24 +547,64 @@ def transform(image: np.ndarray, name: str, rng: np.random.Generator) -> np.ndar
 # matching flip/rotation) reaches ``min_similarity``. The correlation looks at
 # every pixel, so it keeps precision where 64 bits alone would not.
 
-THUMB_VERSION = "dt1"
+THUMB_VERSION = "dt2"
+STORED = 64  # side of the stored thumbnail (``dup_thumb``)
+MARGIN = 0.1  # the stored thumbnail frames the foreground box widened by this fraction of its size per side
 WINDOW_CUTS = (0.0, 0.1, 0.2)
 BLOCK_BITS = 16  # multi-index block width of the window search
 BLOCK_RADIUS = 2  # a candidate agrees within this many bits on one block: pigeonhole-complete to 4 * 3 - 1 = 11 bits
 
 
+def framed_thumbnail(array: np.ndarray) -> np.ndarray:
+    """The stored thumbnail: ``STORED`` x ``STORED`` ranks of the foreground box widened by ``MARGIN`` per side.
+
+    The window rule cuts windows of one image's box and compares them with another
+    image's full frame at ``THUMB`` x ``THUMB``. Two things set how close a crop and
+    its source can come (measured on 10-20 % crops of Br35H images, BENCHMARKS.md):
+
+    * *resolution*: a window of 60 % of a 32-pixel thumbnail is 19 pixels blown up
+      to 32, blurred against the crop's own thumbnail (at the exact framing, band-pass
+      similarity 0.88-0.94 where the same pixels at full resolution give 1.00); cut
+      from 64 pixels, the window is resampled down, not up;
+    * *reach*: a crop's robust foreground box (1st-99th percentiles of the foreground)
+      is not always inside its source's, as cutting the anatomy moves those percentiles
+      (by up to 4 % of the box, measured); the margin lets a window reach past the
+      source's box.
+
+    Outside the image the frame holds the image's minimum (the background). The area
+    average is exact at fractional edges, so the box is at :data:`MARGIN` ``/ (1 + 2 MARGIN)``
+    of the frame on every side.
+    """
+    plane = _plane(array)
+    rows, cols = foreground_box(plane)
+    axes = []
+    for span, length in ((rows, plane.shape[0]), (cols, plane.shape[1])):
+        start, stop, _ = span.indices(length)
+        widen = MARGIN * (stop - start)
+        pad = int(np.ceil(widen)) + 1
+        total = length + 2 * pad
+        axes.append((pad, _window_matrices((start + pad - widen) / total, (total - stop - pad - widen) / total,
+                                           total, STORED)[0]))
+    (pad_r, along_rows), (pad_c, along_cols) = axes
+    low, span = plane.min(), max(float(np.ptp(plane)), 1e-12)
+    framed = np.pad((plane - low) / span, ((pad_r, pad_r), (pad_c, pad_c)))
+    # rounded, so that a flat region (the background, the padding) stays one run of tied ranks
+    # instead of being ranked by the rounding errors of the resampling
+    return _ranks(np.round(along_rows @ framed @ along_cols.T, 9))
+
+
 def encode_thumbnail(thumb: np.ndarray) -> str:
-    """A ``THUMB`` x ``THUMB`` rank thumbnail as stored in the case index: ``dt1:`` + base64 of uint8 levels."""
+    """A stored (``STORED`` x ``STORED``) rank thumbnail as in the case index: ``dt2:`` + base64 of uint8 levels."""
     import base64
 
     levels = np.clip(np.rint(np.asarray(thumb, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
-    if levels.shape != (THUMB, THUMB):
-        raise ValueError(f"a thumbnail must be {THUMB} x {THUMB}, got {levels.shape}")
+    if levels.shape != (STORED, STORED):
+        raise ValueError(f"a stored thumbnail must be {STORED} x {STORED}, got {levels.shape}")
     return f"{THUMB_VERSION}:" + base64.b64encode(levels.tobytes()).decode("ascii")
 
 
 def decode_thumbnails(values, name: str = "dup_thumb", case_ids=None) -> np.ndarray:
-    """Stored thumbnails (:func:`encode_thumbnail`) to an (N, THUMB, THUMB) float array in [0, 1].
+    """Stored thumbnails (:func:`encode_thumbnail`) to an (N, STORED, STORED) float array in [0, 1].
 
     Raises
     ------
@@ -565,27 +614,26 @@ def decode_thumbnails(values, name: str = "dup_thumb", case_ids=None) -> np.ndar
     import base64
     import binascii
 
-    out = np.empty((len(values), THUMB, THUMB), dtype=np.float64)
+    out = np.empty((len(values), STORED, STORED), dtype=np.float64)
     for i, text in enumerate(values):
         prefix, _, body = str(text).partition(":")
         try:
             if prefix != THUMB_VERSION:
                 raise ValueError
             raw = np.frombuffer(base64.b64decode(body, validate=True), dtype=np.uint8)
-            if raw.size != THUMB * THUMB:
+            if raw.size != STORED * STORED:
                 raise ValueError
         except (ValueError, binascii.Error):
             who = f"case {case_ids[i]!r}" if case_ids is not None else f"row {i}"
             raise ValueError(f"{who}: column '{name}' is not a '{THUMB_VERSION}:' near-duplicate thumbnail; "
                              "rebuild the case index with this radaug version") from None
-        out[i] = raw.reshape(THUMB, THUMB) / 255.0
+        out[i] = raw.reshape(STORED, STORED) / 255.0
     return out
 
 
 def thumbnail_signature(array: np.ndarray) -> tuple[str, str]:
-    """``(dup_hash, dup_thumb)`` of an original image, from one thumbnail."""
-    thumb = thumbnail(array)
-    return format_hash(int(_pack(_coefficients(thumb) > 0))), encode_thumbnail(thumb)
+    """``(dup_hash, dup_thumb)`` of an original image: its hash and its stored (framed) thumbnail."""
+    return format_hash(image_hash(array)), encode_thumbnail(framed_thumbnail(array))
 
 
 def window_cuts(levels=WINDOW_CUTS) -> np.ndarray:
@@ -595,44 +643,48 @@ def window_cuts(levels=WINDOW_CUTS) -> np.ndarray:
     return grid[(grid[:, 0] + grid[:, 1] < 0.9) & (grid[:, 2] + grid[:, 3] < 0.9)]
 
 
-def _window_matrices(lo, hi, n: int = THUMB) -> np.ndarray:
-    """(K, n, n) matrices that area-resample spans of an n-pixel axis to n pixels.
+def _window_matrices(lo, hi, n: int = THUMB, out: int | None = None) -> np.ndarray:
+    """(K, out, n) matrices that area-resample spans of an n-pixel axis to ``out`` pixels (default n).
 
     Span k leaves out the fraction ``lo[k]`` at the start and ``hi[k]`` at the end.
 
     Exact area averaging of piecewise-constant pixels: their cumulative sum is
     piecewise linear, so it is interpolated linearly at the new pixel edges and differenced.
     """
+    out = n if out is None else out
     lo = np.atleast_1d(np.asarray(lo, dtype=np.float64))
     hi = np.atleast_1d(np.asarray(hi, dtype=np.float64))
-    t = np.linspace(0.0, 1.0, n + 1)
-    edges = (lo[:, None] + (1 - hi - lo)[:, None] * t[None, :]) * n  # (K, n + 1)
+    t = np.linspace(0.0, 1.0, out + 1)
+    edges = (lo[:, None] + (1 - hi - lo)[:, None] * t[None, :]) * n  # (K, out + 1)
     base = np.floor(edges).astype(int).clip(0, n - 1)
     frac = edges - base
-    interp = np.zeros((len(lo), n + 1, n + 1))  # integral at the new edges from the integral at the old edges
+    interp = np.zeros((len(lo), out + 1, n + 1))  # integral at the new edges from the integral at the old edges
     k_idx = np.arange(len(lo))[:, None]
-    r_idx = np.arange(n + 1)[None, :]
+    r_idx = np.arange(out + 1)[None, :]
     interp[k_idx, r_idx, base] = 1 - frac
     interp[k_idx, r_idx, base + 1] += frac
     cumulate = np.tril(np.ones((n + 1, n)), -1)  # integral at old edges from pixel values
     return np.diff(interp @ cumulate, axis=1) / (edges[:, 1:2, None] - edges[:, 0:1, None])
 
 
-def _window_matrix(lo: float, hi: float, n: int = THUMB) -> np.ndarray:
-    return _window_matrices(lo, hi, n)[0]
+def _frame_fractions(cuts: np.ndarray) -> np.ndarray:
+    """Cuts of the foreground box (``-MARGIN`` .. 1) as fractions of the stored frame."""
+    return (MARGIN + np.asarray(cuts, dtype=np.float64)) / (1 + 2 * MARGIN)
 
 
 def crop_thumbnails(thumbs: np.ndarray, cuts: np.ndarray, *, equalise: bool = True) -> np.ndarray:
-    """Window of each thumbnail (K, THUMB, THUMB) at its own cuts (K, 4: top, bottom, left, right).
+    """``THUMB`` x ``THUMB`` window of each stored thumbnail (K, STORED, STORED) at its own cuts (K, 4).
 
-    Rank-equalised unless ``equalise`` is false. The window rule's verification takes the
-    windows un-equalised: they are resampled from thumbnails that are rank thumbnails
-    already, so an increasing intensity map changes them only through the interpolation
-    (crops with gamma or contrast changes: similarity within 0.006 of equalised windows).
+    Cuts (top, bottom, left, right) are fractions of the foreground box; 0 is the box
+    itself (the full frame of :func:`thumbnail`), a negative cut down to ``-MARGIN``
+    reaches into the stored margin. Rank-equalised unless ``equalise`` is false. The
+    window rule's verification takes the windows un-equalised: they are resampled from
+    rank thumbnails already, so an increasing intensity map changes them only through
+    the interpolation.
     """
-    cuts = np.asarray(cuts, dtype=np.float64).reshape(-1, 4)
-    rows = _window_matrices(cuts[:, 0], cuts[:, 1])
-    cols = _window_matrices(cuts[:, 2], cuts[:, 3])
+    f = _frame_fractions(np.asarray(cuts, dtype=np.float64).reshape(-1, 4))
+    rows = _window_matrices(f[:, 0], f[:, 1], STORED, THUMB)
+    cols = _window_matrices(f[:, 2], f[:, 3], STORED, THUMB)
     out = rows @ np.asarray(thumbs) @ np.swapaxes(cols, 1, 2)
     return _ranks(out) if equalise else out
 
@@ -658,9 +710,10 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 
 
 def window_thumbnails(thumbs: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Rank-equalised window thumbnails, shape (N, W, THUMB, THUMB), of (N, THUMB, THUMB) thumbnails."""
-    rows = np.stack([_window_matrix(t, b) for t, b, _, _ in cuts])
-    cols = np.stack([_window_matrix(l, r) for _, _, l, r in cuts])
+    """Rank-equalised window thumbnails, shape (N, W, THUMB, THUMB), of (N, STORED, STORED) stored thumbnails."""
+    f = _frame_fractions(np.asarray(cuts, dtype=np.float64).reshape(-1, 4))
+    rows = _window_matrices(f[:, 0], f[:, 1], STORED, THUMB)
+    cols = _window_matrices(f[:, 2], f[:, 3], STORED, THUMB)
     return _ranks(np.matmul(np.matmul(rows[None], np.asarray(thumbs)[:, None]), np.swapaxes(cols, 1, 2)[None]))
 
 
@@ -839,11 +892,12 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
                       ) -> np.ndarray:
     """Band-pass similarity (:func:`similarity`) of each candidate's aligned thumbnails.
 
-    For a row ``i, j, k, w``: variant ``k`` of image i's full thumbnail against
-    a window of image j. The window starts at grid window ``w``; a candidate
+    For a row ``i, j, k, w``: variant ``k`` of image i's foreground box against
+    a window of image j's, both ``THUMB`` x ``THUMB`` from the stored thumbnails
+    (:func:`crop_thumbnails`). The window starts at grid window ``w``; a candidate
     whose similarity there lies in ``[refine[0], refine[1])`` is refined:
     up to ``rounds`` rounds of moving each side by ``REFINE_STEP`` (of the box)
-    in or out while the similarity grows, so a crop between two grid windows is
+    in or out (out to ``-MARGIN``, into the stored margin) while the similarity grows, so a crop between two grid windows is
     compared at (about) its own framing. (Refining only the undecided ones saves
     time: a pair already above the threshold stays above it.)
     """
@@ -853,7 +907,8 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
         c = candidates[start:start + chunk]
         if not len(c):
             continue
-        full = _similarity_vectors(np.stack([_dihedral_index(thumbs[i], k) for i, k in zip(c[:, 0], c[:, 2])]))
+        frames = crop_thumbnails(thumbs[c[:, 0]], np.zeros((len(c), 4)), equalise=False)  # i's foreground box
+        full = _similarity_vectors(np.stack([_dihedral_index(f, k) for f, k in zip(frames, c[:, 2])]))
         other = thumbs[c[:, 1]]
 
         def score(sel, at):
@@ -868,7 +923,7 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
             for side in range(4):
                 for step in (REFINE_STEP, -REFINE_STEP):
                     trial = at.copy()
-                    trial[:, side] = np.clip(trial[:, side] + step, 0.0, 0.4)
+                    trial[:, side] = np.clip(trial[:, side] + step, -MARGIN, 0.4)
                     sim = score(todo, trial)
                     better = sim > sub + 1e-9
                     if better.any():

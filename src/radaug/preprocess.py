@@ -526,12 +526,14 @@ def preprocess_case(row, *, mask_label: int | None, orientation: str = "stored",
     """
     image, mask, roi_source = read_case(row, mask_label, orientation)
     patch = extract_patch(image, mask, modality=row.modality, **options)
-    dup_hash, dup_thumb = duplicates.thumbnail_signature(duplicates.canonical_array(image))  # the original image
+    original = duplicates.canonical_array(image)  # the near-duplicate signature is of the original image
     if image.GetDimension() == 3:
         # The window rule compares thumbnails; a volume's is a mean projection, alike for every
         # body of one anatomy (it grouped all 11 phantom CT volumes of a test cohort): volumes
         # are grouped by the hash rule only.
-        dup_thumb = ""
+        dup_hash, dup_thumb = duplicates.signature(original), ""
+    else:
+        dup_hash, dup_thumb = duplicates.thumbnail_signature(original)
     record = {
         "case_id": row.case_id, "patient_id": row.patient_id, "label": row.label,
         "modality": row.modality, "domain": row.domain, "group": row.group,

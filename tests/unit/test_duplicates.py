@@ -216,7 +216,7 @@ def _crop(image, t, b, l, r):
 
 
 def _window_rule(images):
-    thumbs = np.stack([D.thumbnail(a) for a in images])
+    thumbs = np.stack([D.framed_thumbnail(a) for a in images])
     thumbs = D.decode_thumbnails([D.encode_thumbnail(t) for t in thumbs])  # as stored in the case index
     hashes = np.array([D.image_hash(a) for a in images], dtype=np.uint64)
     pairs, dist, sim = D.similar_pairs(hashes, thumbs, max_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
@@ -279,20 +279,42 @@ def test_window_search_equals_brute_force_on_clustered_hashes(seed):
 
 def test_window_hashes_agree_with_the_image_hash_and_windows_are_exact_area_averages():
     image = _scene(9)
-    thumb = D.thumbnail(image)
-    assert D.window_hashes(thumb[None])[0, 0] == D.image_hash(image)  # window 0 is the full frame
-    # a window at whole-pixel cuts of a thumbnail is the area average of those pixels
-    cut = D.crop_thumbnails(thumb[None], [[0.25, 0.25, 0.5, 0.0]], equalise=False)[0]
-    block = thumb[8:24, 16:32]
-    np.testing.assert_allclose(cut, np.repeat(np.repeat(block, 2, axis=0), 2, axis=1), atol=1e-12)
+    stored = D.framed_thumbnail(image)
+    assert stored.shape == (D.STORED, D.STORED)
+    # window 0 is the foreground box, resampled from the stored frame: within a few bits of the image's own hash
+    assert int(np.bitwise_count(D.window_hashes(stored[None])[0, 0] ^ np.uint64(D.image_hash(image)))) <= 4
+    box = D.crop_thumbnails(stored[None], [[0.0] * 4], equalise=True)[0]
+    assert np.corrcoef(box.ravel(), D.thumbnail(image).ravel())[0, 1] > 0.99
+    # the window reaching the whole frame (cuts -MARGIN) is the 2 x 2 area average of the stored pixels
+    whole = D.crop_thumbnails(stored[None], [[-D.MARGIN] * 4], equalise=False)[0]
+    np.testing.assert_allclose(whole, stored.reshape(D.THUMB, 2, D.THUMB, 2).mean(axis=(1, 3)), atol=1e-12)
+
+
+def test_the_stored_frame_widens_the_foreground_box_by_the_margin():
+    """A bright square on a dark field: the frame holds the square's box plus MARGIN of it on every side."""
+    image = np.zeros((200, 300))
+    image[50:150, 100:200] = 1.0  # box 100 x 100: the frame spans rows 40-160, columns 90-210
+    stored = D.framed_thumbnail(image)
+    bright = stored > 0.5
+    rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
+    inner = D.STORED * D.MARGIN / (1 + 2 * D.MARGIN)  # 5.3 stored pixels of margin per side
+    assert rows[0] == cols[0] == int(np.floor(inner)) and rows[-1] == cols[-1] == D.STORED - 1 - int(np.floor(inner))
+    # a frame reaching past the image's edge holds the image's minimum there
+    edge = np.zeros((100, 100))
+    edge[:, :60] = 1.0
+    edge[0, 99] = -1.0
+    framed = D.framed_thumbnail(edge)
+    assert framed[:, 0].max() == framed.min()  # left margin, outside the image: the minimum's rank
 
 
 def test_thumbnails_round_trip_and_bad_ones_name_the_case():
-    thumb = D.thumbnail(_scene(5))
+    thumb = D.framed_thumbnail(_scene(5))
     back = D.decode_thumbnails([D.encode_thumbnail(thumb)])[0]
     assert np.abs(back - thumb).max() <= 0.5 / 255 + 1e-12
     with pytest.raises(ValueError, match="case 'c2'.*dup_thumb"):
-        D.decode_thumbnails([D.encode_thumbnail(thumb), "dt1:AAAA"], case_ids=["c1", "c2"])
+        D.decode_thumbnails([D.encode_thumbnail(thumb), "dt2:AAAA"], case_ids=["c1", "c2"])
+    with pytest.raises(ValueError, match="case 'c1'.*rebuild the case index"):  # an index from before the frame
+        D.decode_thumbnails(["dt1:" + "A" * 1368], case_ids=["c1"])
 
 
 def _image_cases(images, labels):

@@ -374,7 +374,7 @@ def _duplicate_inputs():
 
     inputs = make_inputs()
     rng = np.random.default_rng(1)
-    thumbs = [D._ranks(rng.random((D.THUMB, D.THUMB))) for _ in range(12)]
+    thumbs = [D._ranks(rng.random((D.STORED, D.STORED))) for _ in range(12)]
     inputs["cohort"] = inputs["cohort"].assign(dup_thumb=[D.encode_thumbnail(t) for t in thumbs])
     rows = [("case00", "case04", "benign", "benign", 3, np.nan, "hash", True, True),
             ("case04", "case08", "benign", "benign", 14, 0.97, "window", True, True),
