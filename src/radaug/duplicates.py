@@ -46,6 +46,7 @@ correlation (:func:`similarity`) of the aligned thumbnails, with the window fram
 
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import combinations
 from math import comb
 
@@ -576,21 +577,16 @@ def framed_thumbnail(array: np.ndarray) -> np.ndarray:
     of the frame on every side.
     """
     plane = _plane(array)
-    rows, cols = foreground_box(plane)
-    axes = []
-    for span, length in ((rows, plane.shape[0]), (cols, plane.shape[1])):
+    matrices = []
+    for span, length in zip(foreground_box(plane), plane.shape):
         start, stop, _ = span.indices(length)
         widen = MARGIN * (stop - start)
-        pad = int(np.ceil(widen)) + 1
-        total = length + 2 * pad
-        axes.append((pad, _window_matrices((start + pad - widen) / total, (total - stop - pad - widen) / total,
-                                           total, STORED)[0]))
-    (pad_r, along_rows), (pad_c, along_cols) = axes
+        matrices.append(_window_matrices((start - widen) / length, (length - stop - widen) / length, length, STORED)[0])
     low, span = plane.min(), max(float(np.ptp(plane)), 1e-12)
-    framed = np.pad((plane - low) / span, ((pad_r, pad_r), (pad_c, pad_c)))
-    # rounded, so that a flat region (the background, the padding) stays one run of tied ranks
-    # instead of being ranked by the rounding errors of the resampling
-    return _ranks(np.round(along_rows @ framed @ along_cols.T, 9))
+    framed = matrices[0] @ ((plane - low) / span) @ matrices[1].T  # outside the image: 0, the minimum
+    # rounded, so that a flat region (the background, the frame past the image) stays one run of
+    # tied ranks instead of being ranked by the rounding errors of the resampling
+    return _ranks(np.round(framed, 9))
 
 
 def encode_thumbnail(thumb: np.ndarray) -> str:
@@ -646,25 +642,38 @@ def window_cuts(levels=WINDOW_CUTS) -> np.ndarray:
 def _window_matrices(lo, hi, n: int = THUMB, out: int | None = None) -> np.ndarray:
     """(K, out, n) matrices that area-resample spans of an n-pixel axis to ``out`` pixels (default n).
 
-    Span k leaves out the fraction ``lo[k]`` at the start and ``hi[k]`` at the end.
-
-    Exact area averaging of piecewise-constant pixels: their cumulative sum is
-    piecewise linear, so it is interpolated linearly at the new pixel edges and differenced.
+    Span k leaves out the fraction ``lo[k]`` at the start and ``hi[k]`` at the end
+    (negative: the span reaches past the axis, where it reads zeros). Exact area
+    averaging of piecewise-constant pixels: each weight is the overlap of an input
+    pixel with an output pixel, over the output pixel's width.
     """
     out = n if out is None else out
     lo = np.atleast_1d(np.asarray(lo, dtype=np.float64))
     hi = np.atleast_1d(np.asarray(hi, dtype=np.float64))
     t = np.linspace(0.0, 1.0, out + 1)
     edges = (lo[:, None] + (1 - hi - lo)[:, None] * t[None, :]) * n  # (K, out + 1)
-    base = np.floor(edges).astype(int).clip(0, n - 1)
-    frac = edges - base
-    interp = np.zeros((len(lo), out + 1, n + 1))  # integral at the new edges from the integral at the old edges
-    k_idx = np.arange(len(lo))[:, None]
-    r_idx = np.arange(out + 1)[None, :]
-    interp[k_idx, r_idx, base] = 1 - frac
-    interp[k_idx, r_idx, base + 1] += frac
-    cumulate = np.tril(np.ones((n + 1, n)), -1)  # integral at old edges from pixel values
-    return np.diff(interp @ cumulate, axis=1) / (edges[:, 1:2, None] - edges[:, 0:1, None])
+    start, stop = edges[:, :-1, None], edges[:, 1:, None]
+    pixel = np.arange(n, dtype=np.float64)
+    overlap = np.minimum(pixel + 1, stop) - np.maximum(pixel, start)
+    return np.maximum(overlap, 0.0) / (stop - start)
+
+
+def _resample_axis(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: int) -> np.ndarray:
+    """Area average of the last axis of each x[k] (K, m, n) over ``[lo[k] n, (1 - hi[k]) n]``, to ``out`` pixels.
+
+    The same numbers as ``x @ _window_matrices(lo, hi, n, out).swapaxes(1, 2)`` for spans within
+    the axis, from the running sum: linear between pixel edges, read at the new edges and differenced.
+    """
+    n = x.shape[-1]
+    running = np.zeros(x.shape[:-1] + (n + 1,))
+    np.cumsum(x, axis=-1, out=running[..., 1:])
+    t = np.linspace(0.0, 1.0, out + 1)
+    edges = np.clip((lo[:, None] + (1 - hi - lo)[:, None] * t[None, :]) * n, 0.0, n)  # (K, out + 1)
+    base = np.minimum(np.floor(edges).astype(np.int64), n - 1)[:, None, :]
+    frac = (edges[:, None, :] - base)
+    below = np.take_along_axis(running, base, axis=-1)
+    at_edges = below + (np.take_along_axis(running, base + 1, axis=-1) - below) * frac
+    return np.diff(at_edges, axis=-1) / np.diff(edges, axis=-1)[:, None, :]
 
 
 def _frame_fractions(cuts: np.ndarray) -> np.ndarray:
@@ -683,9 +692,8 @@ def crop_thumbnails(thumbs: np.ndarray, cuts: np.ndarray, *, equalise: bool = Tr
     the interpolation.
     """
     f = _frame_fractions(np.asarray(cuts, dtype=np.float64).reshape(-1, 4))
-    rows = _window_matrices(f[:, 0], f[:, 1], STORED, THUMB)
-    cols = _window_matrices(f[:, 2], f[:, 3], STORED, THUMB)
-    out = rows @ np.asarray(thumbs) @ np.swapaxes(cols, 1, 2)
+    columns_done = _resample_axis(np.asarray(thumbs, dtype=np.float64), f[:, 2], f[:, 3], THUMB)
+    out = np.swapaxes(_resample_axis(np.swapaxes(columns_done, 1, 2), f[:, 0], f[:, 1], THUMB), 1, 2)
     return _ranks(out) if equalise else out
 
 
@@ -750,13 +758,26 @@ def _dihedral_index(a: np.ndarray, k: int) -> np.ndarray:
 SIMILARITY_SIGMAS = (1.0, 4.0)  # difference of Gaussians, in thumbnail pixels
 
 
-def _similarity_vectors(x: np.ndarray) -> np.ndarray:
-    """Thumbnails (..., THUMB, THUMB) to unit vectors whose dot products are :func:`similarity`."""
-    from scipy.ndimage import gaussian_filter
+@lru_cache(maxsize=8)
+def _gaussian_operator(n: int, sigma: float) -> np.ndarray:
+    """(n, n) matrix of a 1D Gaussian filter (scipy's ``gaussian_filter1d``, mode ``nearest``)."""
+    from scipy.ndimage import gaussian_filter1d
 
+    return gaussian_filter1d(np.eye(n), sigma, axis=0, mode="nearest")
+
+
+def _similarity_vectors(x: np.ndarray) -> np.ndarray:
+    """Thumbnails (..., n, n) to unit vectors whose dot products are :func:`similarity`.
+
+    The difference of Gaussians is applied as two small matrix products per side (the filters
+    are linear): equal to ``scipy.ndimage.gaussian_filter`` with mode ``nearest``, and several
+    times faster on a stack of 32 x 32 thumbnails (verification scores each candidate up to 160 times).
+    """
     x = np.asarray(x, dtype=np.float64)
-    fine, coarse = ([0.0] * (x.ndim - 2) + [s, s] for s in SIMILARITY_SIGMAS)
-    band = gaussian_filter(x, fine, mode="nearest") - gaussian_filter(x, coarse, mode="nearest")
+    band = np.zeros_like(x)
+    for sign, sigma in zip((1.0, -1.0), SIMILARITY_SIGMAS):
+        along_rows, along_cols = (_gaussian_operator(n, float(sigma)) for n in x.shape[-2:])
+        band += sign * (along_rows @ x @ along_cols.T)
     r = band.reshape(*x.shape[:-2], -1)
     r = r - r.mean(axis=-1, keepdims=True)
     return r / np.maximum(np.linalg.norm(r, axis=-1, keepdims=True), 1e-12)
@@ -918,19 +939,20 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
         best = score(slice(None), cuts[c[:, 3]])
         todo = np.flatnonzero((best >= refine[0]) & (best < refine[1]))
         at, sub = cuts[c[todo, 3]].astype(np.float64), best[todo]
-        for _ in range(rounds if len(todo) else 0):
-            moved = False
+        active = np.arange(len(todo))  # a candidate that did not move in a round never moves again: it leaves
+        for _ in range(rounds):
+            if not len(active):
+                break
+            moved = np.zeros(len(active), dtype=bool)
             for side in range(4):
                 for step in (REFINE_STEP, -REFINE_STEP):
-                    trial = at.copy()
+                    trial = at[active]
                     trial[:, side] = np.clip(trial[:, side] + step, -MARGIN, 0.4)
-                    sim = score(todo, trial)
-                    better = sim > sub + 1e-9
-                    if better.any():
-                        moved = True
-                        at[better], sub[better] = trial[better], sim[better]
-            if not moved:
-                break
+                    sim = score(todo[active], trial)
+                    better = sim > sub[active] + 1e-9
+                    at[active[better]], sub[active[better]] = trial[better], sim[better]
+                    moved |= better
+            active = active[moved]
         best[todo] = sub
         out[start:start + chunk] = best
     return out
