@@ -1,6 +1,8 @@
 """Near-duplicate detection: ground truth (transformed copies are found, other images are not),
 the multi-index search against brute force, label-mixing groups, the audit table."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -229,6 +231,32 @@ def test_a_crop_into_the_anatomy_is_found_by_the_window_rule(cuts):
     copy = D.transform(_crop(image, *cuts), "flip_lr", np.random.default_rng(0))
     found = _window_rule([image, copy, _scene(22)])
     assert found.get((0, 1), 0) >= MIN_SIMILARITY, found
+
+
+def test_crops_of_real_mr_slices_correlate_with_their_source_at_about_their_own_framing():
+    """Ground truth on real images nobody on the project made: PyRadiomics' brain MRs, crops of 10-25 % a side.
+
+    Measured: with the stored 64-pixel frame (box + 10 %) the median true pair correlates at 0.985
+    and the weakest at 0.92; with the earlier 32-pixel box thumbnail the median was 0.975 and one
+    crop fell to 0.88, below the threshold (a window of a small thumbnail is blown up and blurred,
+    and a crop's robust box can reach past its source's).
+    """
+    import SimpleITK as sitk
+
+    from radaug.data.pyradiomics_cases import fetch_cases
+
+    cases = fetch_cases(Path(__file__).resolve().parents[2] / "resources" / "pyradiomics")
+    best = []
+    for case in ("brain1", "brain2"):
+        volume = sitk.GetArrayFromImage(sitk.ReadImage(str(cases[case][0]))).astype(np.float32)
+        for z in (len(volume) // 3, len(volume) // 2):
+            image = volume[z]
+            for cuts in [(0.15, 0.0, 0.1, 0.0), (0.0, 0.2, 0.0, 0.15), (0.1, 0.1, 0.1, 0.1), (0.2, 0.0, 0.2, 0.0),
+                         (0.05, 0.2, 0.2, 0.05)]:
+                found = _window_rule([image, _crop(image, *cuts)])
+                best.append(found.get((0, 1), 0.0))
+    assert min(best) >= MIN_SIMILARITY, best
+    assert np.median(best) >= 0.98, best
 
 
 def test_the_window_rule_does_not_link_different_images_of_the_same_anatomy():
