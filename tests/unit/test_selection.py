@@ -49,7 +49,7 @@ def test_cheap_features_of_a_disk():
     row = table.iloc[0]
     assert row["roi_voxels"] == mask.sum()
     assert row["roi_mean"] == pytest.approx(100, abs=2) and row["roi_sd"] == pytest.approx(5, abs=1)
-    assert row["context_diff"] > 10  # a bright lesion on a dark background
+    assert row["context_diff"] == pytest.approx(100, abs=2)  # a bright lesion on a dark background
     assert table.iloc[1].isna().all()  # an empty mask has no features
 
 
@@ -216,3 +216,13 @@ def test_options_are_checked():
         SelectionOptions(metric="fid")
     with pytest.raises(ValueError, match="generative.selection.holdout"):
         SelectionOptions(holdout=1.0)
+
+
+def test_report_shows_each_curve_and_the_chosen_step():
+    from radaug.report import _selection_section
+
+    curve = pd.DataFrame({"step": [20, 40, 60], "frechet": [9.0, 4.0, 5.0], "coverage": [0.1, 0.6, 0.5],
+                          "best": [True, True, False], "selected": [False, True, False]})
+    html = _selection_section({("dcgan", "r0f0"): curve, ("dcgan", "r0f1"): curve.iloc[:0]})
+    assert "<img" in html and "chosen step" in html
+    assert "<td>dcgan</td><td>r0f0</td><td class=\"num\">40</td><td class=\"num\">60</td>" in html

@@ -50,7 +50,7 @@ METRICS = {"frechet": "min", "coverage": "max"}
 
 CHEAP_FEATURES = (
     "roi_mean", "roi_sd", "roi_p10", "roi_p50", "roi_p90", "roi_skewness", "roi_kurtosis",
-    "roi_voxels", "surface", "compactness", "gradient", "gradient_rel", "neighbour_corr", "context_diff",
+    "roi_voxels", "surface", "compactness", "gradient", "neighbour_corr", "context_diff",
 )
 """Columns of :func:`cheap_features`."""
 
@@ -84,10 +84,12 @@ def cheap_features(images: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
     First-order statistics of the ROI intensities (mean, SD, 10/50/90th percentiles,
     skewness, excess kurtosis), shape (voxel count, boundary faces, compactness
     ``voxels^((d-1)/d) / faces``), texture (mean absolute difference of ROI
-    neighbours along every axis, also relative to the ROI SD, and the correlation of
-    neighbouring ROI intensities, a GLCM-correlation analogue at lag 1), and the
-    contrast between the ROI mean and the mean of the rest of the patch in ROI SDs.
-    Rows of samples with fewer than :data:`MIN_ROI_VOXELS` ROI voxels are NaN.
+    neighbours along every axis, and the correlation of neighbouring ROI intensities,
+    a GLCM-correlation analogue at lag 1), and the contrast between the ROI mean and
+    the mean of the rest of the patch. Nothing is divided by the ROI SD but the
+    moments and the correlation: a nearly flat generated ROI must not produce huge
+    values that dominate a Fréchet distance. Rows of samples with fewer than
+    :data:`MIN_ROI_VOXELS` ROI voxels are NaN.
     """
     images = np.asarray(images, np.float64)
     roi = np.asarray(masks) > 0.5
@@ -131,9 +133,9 @@ def cheap_features(images: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
             "roi_mean": mean, "roi_sd": sd, "roi_p10": pct[0], "roi_p50": pct[1], "roi_p90": pct[2],
             "roi_skewness": skew, "roi_kurtosis": kurt, "roi_voxels": count, "surface": faces,
             "compactness": count ** ((dims - 1) / dims) / np.maximum(faces, 1),
-            "gradient": gradient, "gradient_rel": gradient / sd,
+            "gradient": gradient,
             "neighbour_corr": prod / np.sqrt(sq_a * sq_b),
-            "context_diff": (mean - context) / sd,
+            "context_diff": mean - context,
         })[list(CHEAP_FEATURES)]
     table.loc[~ok] = np.nan
     return table.replace([np.inf, -np.inf], np.nan)
