@@ -93,7 +93,9 @@ def _samples(model, counts: dict[int, int], classes, normalisation, seed=0):
     return np.stack(images), masks[keep], [classes[c] for c in labels[keep]]
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, models=MODELS, n_folds: int | None = None, gan_switches: bool = False) -> list[dict]:
+    """The benchmark's rows. ``models``, ``n_folds`` (default 3, quick 1) and ``gan_switches``
+    (the GANs with the small-data switches of ``bench_small_data``) vary the experiment."""
     from radaug.config import resolve_params_file, validate_config
     from radaug.features import make_extractor, parse_spacing
     from radaug.generative import get_model, load_model
@@ -105,6 +107,12 @@ def run(quick: bool = False) -> list[dict]:
 
     torch.set_num_threads(1)
     config = _config(quick)
+    if gan_switches:
+        from benchmarks.bench_small_data import SWITCHES
+
+        for name in models:
+            if name in ("dcgan", "lsgan", "wgan_gp"):
+                config["generative"][name] = {**config["generative"].get(name, {}), **SWITCHES}
     rows = []
     with tempfile.TemporaryDirectory(prefix="radaug-selection-") as tmp:
         workdir = Path(tmp)
@@ -119,7 +127,7 @@ def run(quick: bool = False) -> list[dict]:
         normalisation = index["normalisation"].mode().iloc[0]
         extractor = make_extractor(resolve_params_file(full, REPO / "workflow"))
         figures: dict[tuple, list[float]] = {}
-        for repeat, fold in FOLDS[:1] if quick else FOLDS:
+        for repeat, fold in FOLDS[:n_folds or (1 if quick else len(FOLDS))]:
             key = f"r{repeat}f{fold}"
             train, test = (fold_cases(folds, repeat, fold, role) for role in ("train", "test"))
             ids, images, masks = load_patches(patches, list(train["case_id"]))
@@ -153,7 +161,7 @@ def run(quick: bool = False) -> list[dict]:
                 return get_model(name, patch_size=images.shape[-1], n_classes=len(classes), spatial_dims=2,
                                  **full["generative"][name])
 
-            for name in MODELS:
+            for name in models:
                 variants = {}
                 plain = build(name)  # the default study's generator: all training cases, last step
                 start = time.perf_counter()

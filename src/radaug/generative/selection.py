@@ -22,11 +22,16 @@ With ``generative.selection.enabled`` each generator instead
 The selection state (curve, best weights, evaluations since the best) travels in the
 training checkpoint, so a killed job resumes byte-identically (CPU).
 
-Why not PyRadiomics every N steps: extracting the default 2D feature set costs tens of
-milliseconds per patch (BENCHMARKS.md, feature throughput), so scoring 128 samples
-15 times per fold would add minutes per fold; :func:`cheap_features` (first-order,
-shape and neighbour-difference texture of the ROI, numpy over the whole batch) takes
-milliseconds for the same batch (BENCHMARKS.md, issue 20 in-fold selection).
+Why not PyRadiomics every N steps: on 128 phantom patches of 32x32 it took 2.8-4.2 s
+against 0.10-0.14 s for :func:`cheap_features` (first-order, shape, neighbour-difference
+texture and contrast of the ROI, numpy over the whole batch), 29x, in the same run on the
+loaded 2-core machine; 16 evaluations with PyRadiomics would add about a minute per
+generator and fold, more than a 2D cvae's whole training (BENCHMARKS.md, "In-fold
+generator selection").
+
+What it was measured to do (2D phantom, 3 folds, cvae and dcgan; BENCHMARKS.md): the
+chosen step was not consistently better than the last one on the PyRadiomics metrics,
+hence off by default.
 """
 
 from __future__ import annotations
@@ -357,7 +362,6 @@ class Selection:
         """The selection record kept in the saved model: chosen step, metric, options, curve."""
         return {"selected_step": self.best_step, "metric": self.options.metric, "stopped_early": self.stopped,
                 "options": self.options.as_dict(), "curve": [dict(r) for r in self.curve]}
-
 
     # -- evaluation ---------------------------------------------------------- #
 
