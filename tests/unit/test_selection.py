@@ -156,7 +156,7 @@ def test_nan_scores_do_not_use_up_patience(data):
 
 def test_same_seed_gives_the_same_chosen_step(data):
     def run():
-        chooser = selection(data, SelectionOptions(every=3, patience=2, samples=8), seed=5)
+        chooser = selection(data, SelectionOptions(every=3, patience=2, samples=4), seed=5)
         model = make("dcgan")
         model.fit(*data, steps=12, batch_size=8, device="cpu", seed=1, log=lambda m: None, selection=chooser)
         return model
@@ -173,7 +173,7 @@ class _Killed(Exception):
 
 
 def test_killed_run_resumes_with_its_selection_state(data, tmp_path):
-    options = SelectionOptions(every=2, patience=50, samples=8)
+    options = SelectionOptions(every=2, patience=50, samples=4)
     kwargs = {"steps": 12, "batch_size": 8, "device": "cpu", "seed": 2, "log_every": 2}
     whole = make("dcgan")
     whole.fit(*data, **kwargs, log=lambda m: None, selection=selection(data, options))
