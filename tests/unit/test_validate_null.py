@@ -101,7 +101,7 @@ def _fresh_real_p_values(gates, distribution, cells: int, seed: int) -> dict[str
         rng = np.random.default_rng([seed, cell])
         train, candidate, holdout = (_real(rng, n).to_numpy() for n in (40, 20, 10))
         tested_set = _tested_set(40, 20, cell)
-        tested = _tested_values({}, gates, train, candidate, holdout, tested_set, ids["t"], ids["c"],
+        tested = _tested_values({}, gates, train, candidate, holdout, tested_set, None, ids["t"], ids["c"],
                                 distribution, 5, cell)
         null = _permutation_draws(train, candidate, holdout, tested_set, ids["t"], ids["c"], NullDraws({}, {}), gates,
                                   distribution, nearest_k=5, seed=cell, n_draws=99, n_detection=0)
@@ -128,8 +128,8 @@ def test_correlation_gates_of_fresh_real_rows_fail_at_the_nominal_rate():
     tested value's came partly from the candidate: on such cells correlation
     distance got p <= 0.05 in 0.085 of 200 cells, strong pairs in 0.13. Their
     permutation null re-partitions the separately standardised training and
-    candidate rows. ``strong_pairs_kept`` is left out: with 4 features it takes
-    few values, and ties make it conservative (P(p <= 0.05) about 0.01 in a 300-cell simulation).
+    candidate rows. ``strong_pairs_kept`` keeps the split null (its permutation
+    had no power against noise; see ``_permutation_draws``).
     """
     from radaug.validate.metrics import correlation_distance
 
@@ -150,14 +150,14 @@ def test_correlation_gates_keep_their_power_against_noise():
     noise = pd.DataFrame(train.mean().to_numpy() + train.std().to_numpy() * (1 + 3 * rng.normal(size=(40, 4))),
                          columns=FEATURES)
     table = validate_arm(train, holdout, noise, feature_columns=FEATURES, seed=1, **FAST).set_index("metric")
-    for gate in ("correlation_distance", "correlation_distance_spearman"):
+    for gate in ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept"):
         assert table.loc[gate, "p_value"] <= 0.02, gate
         assert table.loc[gate, "verdict"] == "fail", gate
         assert table.loc[gate, "verdict_rule"] == "null", gate
 
 
 def test_the_null_rule_says_where_the_factor_rule_stood_in():
-    """``verdict_rule``: "null" from the adjusted p-value, "factor: <why>" otherwise; no such column under the factor rule."""
+    """``verdict_rule``: "null" from the adjusted p-value, "factor: <why>" otherwise; no such column under factor."""
     rng = np.random.default_rng(6)
     train, holdout, candidate = _real(rng, 30), _real(rng, 10), _real(rng, 30)
     other = _real(rng, 30) + 2.0

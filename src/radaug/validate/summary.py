@@ -352,7 +352,7 @@ def validate_arm(
                                                               null_splits=null_splits, level=level,
                                                               power_repeats=power_repeats)
                 split_null, detectable = _SPLIT_CACHE[key]
-            tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set,
+            tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
                                            g_train, g_cand, distribution, nearest_k, seed)
             permuted = _permutation_draws(
                 train, cand, holdout, tested_set, g_train, g_cand, split_null,
@@ -417,7 +417,7 @@ def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, 
     return np.arange(n_train), c
 
 
-def _tested_values(comparisons, tested, train, cand, holdout, tested_set, g_train, g_cand,
+def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_set, g_train, g_cand,
                    distribution, nearest_k, seed) -> dict[str, float]:
     """The statistic each gate's p-value tests under the null rule, scored as a permutation draw is.
 
@@ -429,11 +429,18 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, g_trai
     real-vs-real baseline); it varies less than one draw and so is not
     exchangeable with the draws of :func:`_permutation_draws`, and a half holds
     half the data (less power). The holdout gates test all candidate rows
-    against all training rows, which is exactly their ``value``.
+    against all training rows, which is exactly their ``value``;
+    ``strong_pairs_kept`` tests the candidate's size-matched draw against split
+    0's half A (``first_set``), as its real-split draws are built (see
+    :func:`_permutation_draws`).
     """
     a, c = tested_set
-    single = [name for name in tested if name not in (*_HOLDOUT_GATES, "detection_auc")]
+    single = [name for name in tested if name not in (*_SPLIT_NULL_GATES, "detection_auc")]
     values = _scores(train[a], cand[c], holdout, single, distribution, nearest_k)
+    split_gates = [name for name in tested if name in _SPLIT_NULL_GATES and name not in _HOLDOUT_GATES]
+    if split_gates:
+        half_a, matched = first_set
+        values.update(_scores(train[half_a], cand[matched], holdout, split_gates, distribution, nearest_k))
     for name in tested:
         if name in _HOLDOUT_GATES:
             values[name] = comparisons[name][0]
@@ -486,10 +493,10 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     * **set, PRDC gates and detection AUC**: the training rows and the
       candidate draw of the tested statistic (:func:`_tested_set`) are pooled
       and re-partitioned.
-    * **correlation gates**: the same re-partitions, of the two sets each first
-      standardised *on its own* (Pearson: z-scored by its column mean and SD;
-      Spearman, also ``strong_pairs_kept``: its within-set ranks scaled to
-      (0, 1)), on the features non-constant and finite in both. A correlation is
+    * **correlation distances** (Pearson and Spearman): the same
+      re-partitions, of the two sets each first standardised *on its own*
+      (Pearson: z-scored by its column mean and SD; Spearman: its within-set
+      ranks scaled to (0, 1)), on the features non-constant and finite in both. A correlation is
       unchanged by this, so the tested value is too; without it a candidate
       that also differs in location or scale (the noise control) makes every
       permuted side a two-population mixture with spurious correlations, and
@@ -502,12 +509,20 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
       sides, so they are not exchangeable with a tested value on fresh rows.
       Where the training rows were atypical (their share of the second mode
       0.1 or more off the population's 0.3: 53 of 300 cells) correlation
-      distance false-failed 0.151 of them, elsewhere 0.052 to 0.079.)
+      distance false-failed 0.151 of them, elsewhere 0.052 to 0.079.) The
+      permutation costs these gates power against noise: on phantom lesions
+      (102 features) noise fails them at n >= 100, Pearson not at n = 40.
+    * ``strong_pairs_kept`` keeps the real-vs-real split null (below, tested on
+      the candidate's size-matched draw against split 0's half A): permuted
+      sides that mix training rows with noise keep no strong pair, so its
+      permutation draws sit at the noise's own value and the noise control
+      passed it at n = 40 and 100 (p about 1). Its split null is the
+      anti-conservative one described above (0.133 of 200 cells of 4 features).
     * **holdout gates** (is the candidate closer to the training rows than
       real unseen cases are?) keep draws of real-vs-real splits of the training
-      rows (``split_null``, :func:`_null_draws`: half B against half A with the
-      holdout, draw ``d`` paired with permutation ``d``); the candidate is scored
-      against all training rows. Re-partitioning candidate and holdout rows
+      rows too (``split_null``, :func:`_null_draws`: half B against half A with
+      the holdout, draw ``d`` paired with permutation ``d``); the candidate is
+      scored against all training rows. Re-partitioning candidate and holdout rows
       against all training rows is exact (measured: P(p <= 0.05) 0.054 and
       P(p <= 0.1) 0.112 for the memorization ratio on 1,000 cells of 40
       training, 20 candidate and 10 holdout rows), but it weakens the copy
@@ -530,7 +545,8 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     values = {name: np.full(n_draws, np.nan) for name in gates}
     set_gates = [name for name in gates if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
     pearson = [name for name in gates if name == "correlation_distance"]
-    spearman = [name for name in gates if name in _CORRELATION_GATES and name not in pearson]
+    spearman = [name for name in gates
+                if name in _CORRELATION_GATES and name not in (*pearson, *_SPLIT_NULL_GATES)]
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     for draw in range(n_draws):
         rng = np.random.default_rng([seed, 6121, draw])
@@ -574,10 +590,10 @@ _SPLIT_CACHE_SIZE = 8
 
 _PRDC = ("precision", "recall", "density", "coverage")
 _HOLDOUT_GATES = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio")
-_SPLIT_NULL_GATES = _HOLDOUT_GATES
+_SPLIT_NULL_GATES = (*_HOLDOUT_GATES, "strong_pairs_kept")
 """Gates whose verdict reads the real-vs-real split null instead of a permutation (see :func:`_permutation_draws`)."""
 _CORRELATION_GATES = ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept")
-"""Gates whose permutation re-partitions separately standardised sets (see :func:`_permutation_draws`)."""
+"""Correlation gates; the two distances are permuted as separately standardised sets (:func:`_permutation_draws`)."""
 _SET_GATES = ("ks_fdr", "wasserstein_distance", "correlation_distance", "correlation_distance_spearman",
               "strong_pairs_kept", "frechet_distance", "frechet_means_distance")
 _NULL_GATES = (*_SET_GATES, *_PRDC, "detection_auc", *_HOLDOUT_GATES)
@@ -629,8 +645,9 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, distr
                           null_splits, level, power_repeats) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
-    The split null (:func:`_null_draws`) gives the holdout gates their draws
-    (:data:`_SPLIT_NULL_GATES`); with ``power_repeats`` it covers every tested
+    The split null (:func:`_null_draws`) gives the holdout gates and
+    ``strong_pairs_kept`` their draws (:data:`_SPLIT_NULL_GATES`); with
+    ``power_repeats`` it covers every tested
     gate but the detection AUC, for the power simulation too. The candidate's
     own test for the other gates is the permutation null
     (:func:`_permutation_draws`) on all training rows; its critical value depends
