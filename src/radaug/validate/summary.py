@@ -545,9 +545,9 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
                                                np.char.add("c:", g_cand[c].astype(str))]))
     values = {name: np.full(n_draws, np.nan) for name in gates}
     set_gates = [name for name in gates if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
-    pearson = [name for name in gates if name == "correlation_distance"]
-    spearman = [name for name in gates
-                if name in _CORRELATION_GATES and name not in (*pearson, *_SPLIT_NULL_GATES)]
+    permuted_correlation = [name for name in gates if name in _CORRELATION_GATES and name not in _SPLIT_NULL_GATES]
+    pearson = [name for name in permuted_correlation if name == "correlation_distance"]
+    spearman = [name for name in permuted_correlation if name not in pearson]
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     for draw in range(n_draws):
         rng = np.random.default_rng([seed, 6121, draw])
