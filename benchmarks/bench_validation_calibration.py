@@ -22,7 +22,7 @@ the power simulation are left out to keep the run short; the null has the
 default 200 draws. Run: ``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m
 benchmarks.bench_validation_calibration [--quick]`` (or parts in parallel with
 ``--sizes 10,20,40 --repeats 6,6,6 [--start 0]``, then ``--merge``); writes ``benchmarks/bench_validation_calibration.json`` and prints
-the BENCHMARKS.md table.
+the BENCHMARKS.md tables (per n and candidate; per gate on fresh real rows, :func:`gate_rates`).
 """
 
 from __future__ import annotations
@@ -144,6 +144,16 @@ def rates(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def gate_rates(results: pd.DataFrame) -> pd.DataFrame:
+    """Per gate, over every n with a p-value: the false-fail rate on fresh real rows (``real``), by own p and by verdict."""
+    judged = results[(results["candidate"] == "real") & results["p_value"].notna()]
+    out = judged.groupby("metric", sort=False).agg(
+        cells=("p_value", "size"), p_below_level=("p_value", lambda p: (p <= LEVEL).mean()),
+        p_below_2level=("p_value", lambda p: (p <= 2 * LEVEL).mean()),
+        fail_null=("verdict", lambda v: (v == "fail").mean()))
+    return out.reset_index()
+
+
 def main(argv=None) -> None:
     """``[--quick] [--sizes 10,20 --repeats 6,6] [--merge]``: run (some sizes), or tabulate the saved rows of runs."""
     argv = sys.argv[1:] if argv is None else argv
@@ -157,12 +167,15 @@ def main(argv=None) -> None:
         results = run(sizes=sizes, repeats=dict(zip(sizes, counts)), start=first)
     else:
         results = run(quick="--quick" in argv)
-    table = rates(results)
+    table, gates = rates(results), gate_rates(results)
     path = Path(__file__).resolve().parent / "bench_validation_calibration.json"
-    path.write_text(json.dumps({"rows": table.to_dict("records"), "seconds": time.perf_counter() - start,
-                                "level": LEVEL, "quick": "--quick" in argv}, indent=1, default=float))
+    path.write_text(json.dumps({"rows": table.to_dict("records"), "gates": gates.to_dict("records"),
+                                "seconds": time.perf_counter() - start, "level": LEVEL, "quick": "--quick" in argv},
+                               indent=1, default=float))
     pd.set_option("display.width", 250)
     print(table.to_markdown(index=False, floatfmt=".3f"))
+    print()
+    print(gates.to_markdown(index=False, floatfmt=".3f"))
     print(f"\n{time.perf_counter() - start:.0f} s", file=sys.stderr)
 
 

@@ -864,6 +864,46 @@ def _loss_figure(losses: dict[tuple[str, str], pd.DataFrame]) -> str:
     return _figure(fig, f"Training losses per model: one line per fold ({len(folds)} folds: {', '.join(folds)}).")
 
 
+def _selection_section(curves: dict[tuple[str, str], pd.DataFrame]) -> str:
+    """In-fold model selection: one small plot per model x fold (Fréchet and coverage against the
+    step, chosen step dashed) and a table of the chosen step against the last evaluated one."""
+    curves = {key: curve for key, curve in curves.items() if len(curve)}
+    if not curves:
+        return _NO_DATA
+    models = sorted({model for model, _ in curves})
+    folds = sorted({fold for _, fold in curves})
+    fig = Figure(figsize=(2.6 * len(folds) + 0.6, 1.9 * len(models) + 0.4), layout="constrained")
+    axes = fig.subplots(len(models), len(folds), squeeze=False)
+    rows = []
+    for (i, model), (j, fold) in ((m, f) for m in enumerate(models) for f in enumerate(folds)):
+        ax = axes[i, j]
+        curve = curves.get((model, fold))
+        if curve is None:
+            ax.set_axis_off()
+            continue
+        ax.plot(curve["step"], curve["frechet"], color="C0", marker=".", linewidth=1)
+        twin = ax.twinx()
+        twin.plot(curve["step"], curve["coverage"], color="C1", marker=".", linewidth=1)
+        twin.set_ylim(-0.02, 1.02)
+        chosen, last = curve[curve["selected"].astype(bool)], curve.iloc[-1]
+        for step in chosen["step"]:
+            ax.axvline(step, color="grey", linestyle="--", linewidth=1)
+        ax.set_title(f"{model}, {fold}", fontsize="small")
+        ax.tick_params(labelsize="x-small")
+        twin.tick_params(labelsize="x-small")
+        if len(chosen):
+            best = chosen.iloc[0]
+            rows.append([model, fold, int(best["step"]), int(last["step"]), _fmt(best["frechet"]),
+                         _fmt(last["frechet"]), _fmt(best["coverage"]), _fmt(last["coverage"])])
+    caption = ("In-fold model selection (generative.selection): Fréchet distance (blue, left axis, lower is "
+               "better) and coverage (orange, right axis) of samples from each evaluated step against the "
+               "generator's held-out training cases, on the cheap feature set; the dashed line is the step "
+               "whose weights were sampled.")
+    return "\n".join([_figure(fig, caption), _table(
+        ["model", "fold", "chosen step", "last step", "Fréchet chosen", "Fréchet last", "coverage chosen",
+         "coverage last"], rows)])
+
+
 def _central_slice(array: np.ndarray) -> np.ndarray:
     """A 2-D patch as is; the central slice of a 3-D (D, H, W) patch."""
     return array[array.shape[0] // 2] if array.ndim == 3 else array
@@ -1100,7 +1140,8 @@ def _sampling_records_table(sampling: pd.DataFrame) -> str:
 
 
 def render_generators(losses, real_patches, synthetic, sample_tables, cohort, folds, classes,
-                      sampling: pd.DataFrame | None = None) -> str:
+                      sampling: pd.DataFrame | None = None,
+                      selection: dict[tuple[str, str], pd.DataFrame] | None = None) -> str:
     """HTML of the report's generators section: loss curves, sample grids, the samples
     closest to training beside their nearest real training patch, sampling counts.
 
@@ -1111,12 +1152,16 @@ def render_generators(losses, real_patches, synthetic, sample_tables, cohort, fo
     (:data:`radaug.sampling.SAMPLING_COLUMNS` with ``model`` and ``fold``); given,
     the sampling table counts requested, accepted and drawn samples and the
     rejections per reason from them, including classes with no accepted sample.
+    ``selection``: the selection curves (``models/<model>/<fold>/selection.csv``) per
+    (model, fold) of a study with ``generative.selection.enabled``; given, a
+    "Model selection" part shows each curve and the chosen step against the last.
     """
     arms = sorted(synthetic, key=lambda arm: (arm == CLASSICAL_ARM, arm))
     grids = [_sample_grid(arm, synthetic[arm], real_patches, cohort, folds, classes) for arm in arms]
     nearest = [_nearest_grid(arm, synthetic[arm], real_patches, cohort, folds, classes) for arm in arms]
     return "\n".join([
         "<h3>Training losses</h3>", _loss_figure(losses) if losses else _NO_DATA,
+        *(["<h3>Model selection</h3>", _selection_section(selection)] if selection else []),
         "<h3>Samples</h3>", *(grids or [_NO_DATA]),
         "<h3>Closest to training</h3>", *([g for g in nearest if g] or [_NO_DATA]),
         "<h3>Sampling</h3>",

@@ -140,8 +140,17 @@ def study_provenance(include_report=True):
 GENERATIVE_TRAINING_KEYS = ("device", "steps", "batch_size", "checkpoint_every", "log_every", "threads")
 
 
+# In-fold model selection (generative.selection): each generator also writes its selection curve
+# (the translation model cyclegan is not selected: its curve is empty).
+SELECTION = config["generative"]["selection"]["enabled"]
+SELECTION_MODELS = [m for m in MODELS if m != "cyclegan"]
+
+
 def generative_training_options():
-    return {key: config["generative"][key] for key in GENERATIVE_TRAINING_KEYS}
+    options = {key: config["generative"][key] for key in GENERATIVE_TRAINING_KEYS}
+    if SELECTION:  # only when on: a study without selection keeps its generator-config hashes
+        options["selection"] = config["generative"]["selection"]
+    return options
 
 
 def arm_samples(wildcards):

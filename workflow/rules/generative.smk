@@ -14,6 +14,8 @@ rule train_generator:
         losses_plot=f"{STUDY}/models/{{model}}/{{fold}}/losses.png",
         training_input=f"{STUDY}/models/{{model}}/{{fold}}/training_input.csv",
         prov=f"{PROV}/train_generator/{{model}}/{{fold}}.json",
+        # the selection curve (step, metric values), with generative.selection.enabled only
+        **({"selection": f"{STUDY}/models/{{model}}/{{fold}}/selection.csv"} if SELECTION else {}),
     log:
         f"{LOGS}/train_generator/{{model}}/{{fold}}.log",
     conda:

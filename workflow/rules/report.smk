@@ -33,6 +33,7 @@ rule report_generators:
         folds=rules.split.output.folds,
         patches=expand(rules.preprocess.output.patches, batch=BATCHES),
         losses=expand(rules.train_generator.output.losses, model=MODELS, fold=FOLDS),
+        selection=expand(rules.train_generator.output.selection, model=SELECTION_MODELS, fold=FOLDS) if SELECTION else [],
         samples=expand(rules.sample_synthetic.output.samples, model=MODELS, fold=FOLDS[:1]),
         augmented=expand(rules.augment_classical.output.samples, fold=FOLDS[:1]) if CLASSICAL_USED else [],
         augmented_tables=expand(rules.augment_classical.output.table, fold=FOLDS[:1]) if CLASSICAL_USED else [],

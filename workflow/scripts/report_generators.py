@@ -1,4 +1,4 @@
-"""Render the report's generators section (losses, sample grids, sampling counts) as an HTML fragment."""
+"""Render the report's generators section (losses, selection curves, sample grids, sampling counts) as an HTML fragment."""
 from radaug.io import load_arrays, read_table, read_tables, write_text
 from radaug.preprocess import load_patches
 from radaug.provenance import run_job
@@ -12,6 +12,10 @@ def main(smk):
     for path in inp.losses:
         model, fold = path.split("/")[-3:-1]
         losses[(model, fold)] = read_table(path)
+    selection = {}  # generative.selection.enabled: the selection curve per (model, fold)
+    for path in inp.selection:
+        model, fold = path.split("/")[-3:-1]
+        selection[(model, fold)] = read_table(path)
     synthetic = {}
     pairs = [(path, path.removesuffix(".npz") + ".csv") for path in inp.samples]  # tables among inp.sample_tables
     pairs += zip(inp.augmented, inp.augmented_tables)  # augmented/classical/<fold>.npz and .csv
@@ -26,7 +30,7 @@ def main(smk):
     standardisation = fold_standardisations(cohort, folds)[0][2]
     html = render_generators(losses, load_patches(inp.patches, standardisation=standardisation), synthetic, read_tables(inp.sample_tables),
                              cohort, folds, report_classes(smk.params.classes, cohort),
-                             sampling=read_tables(inp.sampling))
+                             sampling=read_tables(inp.sampling), selection=selection)
     write_text(smk.output.html, html)
 
 

@@ -74,6 +74,8 @@ def main(smk):
                          generator_config_sha256=config_sha,
                          repeat=repeat, fold=fold, quota=table["label"].map(quotas),
                          rejected_in_class=table["label"].map(rejected))
+    if model.selection is not None:  # in-fold selection: the step whose weights drew the samples
+        table["selected_step"] = model.selected_step
     sampling.insert(0, "fold", smk.wildcards.fold)
     sampling.insert(0, "model", smk.wildcards.model)
     save_arrays(smk.output.samples,

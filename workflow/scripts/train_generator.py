@@ -1,13 +1,17 @@
 """Train one generative model on one fold's training cases only (in the fold's standardised
-intensities with preprocess.normalisation: nyul)."""
+intensities with preprocess.normalisation: nyul). With generative.selection.enabled a
+class-conditional model is fitted on part of them, scored on a held-out part every N steps,
+and keeps its best step's weights (radaug.generative.selection); the curve goes to selection.csv."""
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from radaug.generative import TRANSLATION_MODELS, get_model, mask_conditioned
 from radaug.generative.cyclegan import domain_training_set
-from radaug.generative.training import fit_in_fold, loss_curve_png, training_seed
+from radaug.generative.selection import SelectionOptions, curve_table
+from radaug.generative.training import fit_in_fold, loss_curve_png, selection_seed, training_seed
 from radaug.io import read_table, write_bytes, write_csv
 from radaug.preprocess import load_patches
 from radaug.provenance import log, run_job
@@ -44,9 +48,13 @@ def main(smk):
                       spatial_dims=images.ndim - 1, **mode, **smk.params.hyperparams)
     # Work-in-progress checkpoint beside the output: a killed job resumes from it when rerun.
     partial = Path(smk.output.checkpoint).with_name("checkpoint.partial.pt")
+    selection = None
+    if "selection" in opts and smk.wildcards.model not in TRANSLATION_MODELS:
+        selection = SelectionOptions.from_config(opts["selection"])
     losses, training_input = fit_in_fold(
         model, folds=folds, cases=index, repeat=repeat, fold=fold, case_ids=ids, images=images, masks=masks,
-        labels=labels, label_names=list(train["label"]), steps=opts["steps"], batch_size=opts["batch_size"],
+        labels=labels, label_names=list(train["label"]), selection=selection,
+        selection_seed=selection_seed(smk.params.seed, repeat, fold), steps=opts["steps"], batch_size=opts["batch_size"],
         seed=training_seed(smk.params.seed, repeat, fold), device=opts["device"], checkpoint_path=partial,
         checkpoint_every=opts["checkpoint_every"], log_every=opts["log_every"], log=log.info)
     model.save(smk.output.checkpoint)
@@ -56,6 +64,13 @@ def main(smk):
     # Throughput is in the job log; the hashed loss table keeps only deterministic values.
     write_csv(smk.output.losses, losses.drop(columns="images_per_s"))
     write_bytes(smk.output.losses_plot, loss_curve_png(losses, f"{smk.wildcards.model}, fold {smk.wildcards.fold}"))
+    if "selection" in smk.output.keys():
+        names = classes if smk.wildcards.model not in TRANSLATION_MODELS else []
+        # a translation model is not selected: its curve has no rows
+        curve = curve_table(model.selection, names) if model.selection else pd.DataFrame(columns=["step"])
+        write_csv(smk.output.selection, curve)
+        if model.selection:
+            log.info("selected step %s of %s (%s)", model.selected_step, model.step, model.selection["metric"])
 
 
 run_job(snakemake, main)  # noqa: F821

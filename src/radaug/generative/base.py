@@ -53,6 +53,8 @@ from .layers import SPATIAL_DIMS, channel_widths
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .selection import Selection
+
 _PERCENTILES = (0.5, 99.5)
 
 
@@ -194,6 +196,10 @@ class GenerativeModel(abc.ABC):
         Constructor arguments; ``type(model)(**model.hyperparams)`` rebuilds it.
     step : int
         Training steps done.
+    selection : dict or None
+        With in-fold model selection (:mod:`radaug.generative.selection`): the
+        selection record (``selected_step``, ``metric``, ``stopped_early``,
+        ``options``, ``curve``) of the weights the model holds; None without.
     intensity : IntensityMap or None
         Intensity scaling fitted on the training patches; None before ``fit``.
     device : torch.device
@@ -238,6 +244,7 @@ class GenerativeModel(abc.ABC):
         self.widths = channel_widths(self.patch_size, self.base_channels)
         self.patch_shape = (self.patch_size,) * self.spatial_dims
         self.step = 0
+        self.selection: dict | None = None
         self.intensity: IntensityMap | None = None
         self.device = torch.device("cpu")
         self.nets = self._seeded_networks(0)
@@ -246,6 +253,11 @@ class GenerativeModel(abc.ABC):
         self._rng = torch.Generator()
         self._train_patches = self._train_labels = None
         self._batch_size = 0
+
+    @property
+    def selected_step(self) -> int | None:
+        """The training step whose weights the model holds when chosen by in-fold selection; else None."""
+        return None if self.selection is None else self.selection["selected_step"]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparams.items())
@@ -320,6 +332,7 @@ class GenerativeModel(abc.ABC):
         checkpoint_every: int = 200,
         log_every: int = 50,
         log: Callable[[str], object] = print,
+        selection: Selection | None = None,
     ) -> pd.DataFrame:
         """Train from scratch, or resume from a matching checkpoint, up to ``steps`` steps.
 
@@ -354,6 +367,12 @@ class GenerativeModel(abc.ABC):
             Steps between loss-log rows and progress messages.
         log
             Receives progress messages.
+        selection
+            In-fold model selection (:class:`~radaug.generative.selection.Selection`,
+            built on a holdout of training cases that are not in ``images``): the
+            model is scored every ``every`` steps, training stops after ``patience``
+            evaluations without improvement, and the model ends with the best
+            weights and :attr:`selection` set. None (default): all ``steps``, last weights.
 
         Returns
         -------
@@ -396,10 +415,11 @@ class GenerativeModel(abc.ABC):
         self._scaler = torch.amp.GradScaler(dev.type, enabled=amp == torch.float16)
         self._rng = torch.Generator().manual_seed(seed)
         self.step = 0
+        self.selection = None
         self._train_patches, self._train_labels, self._batch_size = patches_t, labels_t, batch_size
         try:
             return loop.train(self, config, steps=steps, batch_size=batch_size, checkpoint_path=checkpoint_path,
-                              checkpoint_every=checkpoint_every, log_every=log_every, log=log)
+                              checkpoint_every=checkpoint_every, log_every=log_every, log=log, selection=selection)
         finally:
             self._train_patches = self._train_labels = None
 
@@ -445,7 +465,7 @@ class GenerativeModel(abc.ABC):
         """Everything needed to sample: hyperparameters, weights, intensity map, step."""
         if self.intensity is None:
             raise RuntimeError(f"{self.name} model is not trained; there is nothing to save")
-        return {
+        state = {
             "format": loop.CHECKPOINT_FORMAT,
             "model": self.name,
             "hyperparams": dict(self.hyperparams),
@@ -453,6 +473,9 @@ class GenerativeModel(abc.ABC):
             "intensity": {"lo": self.intensity.lo, "hi": self.intensity.hi},
             "state_dict": self.nets.state_dict(),
         }
+        if self.selection is not None:  # only with in-fold selection: other checkpoints keep their bytes
+            state["selection"] = self.selection
+        return state
 
     def _write(self, path: str | os.PathLike, **extra: Any) -> None:
         # Through a buffer: torch.save names the archive's root folder after the file,
@@ -466,7 +489,9 @@ class GenerativeModel(abc.ABC):
 
         The file holds ``format``, ``model`` (the name), ``hyperparams``, ``step``,
         ``intensity`` (``lo``, ``hi``) and ``state_dict``, all tensors or plain
-        Python values, readable with ``torch.load(path, weights_only=True)``.
+        Python values, readable with ``torch.load(path, weights_only=True)``;
+        with in-fold selection also ``selection`` (:attr:`selection`: the chosen
+        step and the curve; ``state_dict`` then holds the chosen step's weights).
         Training checkpoints hold the same plus a ``training`` section.
         """
         self._write(path)
@@ -496,6 +521,8 @@ class GenerativeModel(abc.ABC):
         model.device = device
         model.intensity = IntensityMap(**ckpt["intensity"])
         model.step = ckpt["step"]
+        if "selection" in ckpt and "training" not in ckpt:  # a training checkpoint holds the current weights
+            model.selection = ckpt["selection"]
         return model
 
 

@@ -10,6 +10,11 @@ checkpoints holding networks, optimizers, loss scaler, generator state and the l
 log, so a resumed run ends byte-identical to an uninterrupted one on CPU.
 Checkpoints hold only tensors and plain Python values, so they load with
 ``torch.load(path, weights_only=True)`` (:func:`read_checkpoint`).
+
+With a :class:`~radaug.generative.selection.Selection` the loop also scores the
+model every ``selection.options.every`` steps and at the last step, stops early after
+``patience`` evaluations without improvement, keeps the selection state (curve, best
+weights) in every checkpoint, and leaves the best weights in the model at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .device import deterministic
 
 if TYPE_CHECKING:
     from .base import GenerativeModel
+    from .selection import Selection
 
 CHECKPOINT_FORMAT = 1
 """Version of the checkpoint layout; bumped when it changes incompatibly."""
@@ -67,6 +73,7 @@ def train(
     checkpoint_every: int,
     log_every: int,
     log: Callable[[str], object],
+    selection: Selection | None = None,
 ) -> pd.DataFrame:
     """Step ``model`` up to ``steps``, resuming from ``checkpoint_path`` when it matches ``config``.
 
@@ -82,6 +89,10 @@ def train(
     steps, batch_size, checkpoint_path, checkpoint_every, log_every, log
         As for :meth:`~radaug.generative.base.GenerativeModel.fit` (``batch_size``
         only for the throughput).
+    selection
+        In-fold model selection and early stopping (:mod:`radaug.generative.selection`),
+        or None: train all ``steps`` and keep the last weights. Its configuration
+        joins ``config`` (a checkpoint resumes only under the same one).
 
     Returns
     -------
@@ -89,27 +100,38 @@ def train(
         The loss log: one row per logged step.
     """
     history = LossLog()
+    if selection is not None:
+        config = {**config, "selection": selection.config()}
     if checkpoint_path is not None and Path(checkpoint_path).exists():
-        history = resume(model, Path(checkpoint_path), config, steps, log)
+        history = resume(model, Path(checkpoint_path), config, steps, log, selection)
 
     model.nets.train()
     clock, clock_step = time.perf_counter(), model.step
     with deterministic(model.device):
-        while model.step < steps:
+        while model.step < steps and not (selection is not None and selection.stopped):
             history.add(model._train_step(*model._draw_batch()))
             model.step += 1
-            if model.step % log_every == 0 or model.step == steps:
+            stopping = False
+            if selection is not None and selection.due(model.step, steps):
+                started = time.perf_counter()
+                selection.step(model, log)
+                clock += time.perf_counter() - started  # throughput counts training only
+                stopping = selection.stopped
+            if model.step % log_every == 0 or model.step == steps or stopping:
                 now = time.perf_counter()
                 row = history.flush(model.step, (model.step - clock_step) * batch_size / (now - clock))
                 clock, clock_step = now, model.step
                 losses = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "images_per_s"))
                 log(f"{model.name} step {model.step}/{steps} {losses} {row['images_per_s']:.0f} img/s")
-            if checkpoint_path is not None and (model.step % checkpoint_every == 0 or model.step == steps):
-                model._write(checkpoint_path, training=training_state(model, config, history))
+            if checkpoint_path is not None and (model.step % checkpoint_every == 0 or model.step == steps or stopping):
+                model._write(checkpoint_path, training=training_state(model, config, history, selection))
+    if selection is not None:
+        selection.restore_best(model)
     return history.frame()
 
 
-def resume(model: GenerativeModel, path: Path, config: dict, steps: int, log: Callable[[str], object]) -> LossLog:
+def resume(model: GenerativeModel, path: Path, config: dict, steps: int, log: Callable[[str], object],
+           selection: Selection | None = None) -> LossLog:
     """Restore ``model``'s training state from ``path`` if it matches ``config``; return the loss log so far."""
     ckpt = read_checkpoint(path)
     training = ckpt.get("training")
@@ -125,19 +147,24 @@ def resume(model: GenerativeModel, path: Path, config: dict, steps: int, log: Ca
     model._scaler.load_state_dict(training["scaler"])
     model._rng.set_state(training["rng"])
     model.step = ckpt["step"]
+    if selection is not None:
+        selection.load_state(training["selection"])
     log(f"{path}: resuming {model.name} from step {model.step}")
     return LossLog(**training["log"])
 
 
-def training_state(model: GenerativeModel, config: dict, history: LossLog) -> dict:
+def training_state(model: GenerativeModel, config: dict, history: LossLog, selection: Selection | None = None) -> dict:
     """The ``training`` section of a checkpoint: what resuming needs beyond the model's weights."""
-    return {
+    state = {
         "config": config,
         "optimizers": {key: opt.state_dict() for key, opt in model._optimizers.items()},
         "scaler": model._scaler.state_dict(),
         "rng": model._rng.get_state(),
         "log": history.state(),
     }
+    if selection is not None:
+        state["selection"] = selection.state()
+    return state
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

@@ -26,6 +26,7 @@ from radaug.io import canonical_json, sha256_array, sha256_bytes
 from radaug.splits import check_training_input, fold_cases, fold_key
 
 from .base import GenerativeModel
+from .selection import Selection, SelectionOptions, holdout_in_fold
 
 
 def patch_sha256(image: np.ndarray, mask: np.ndarray) -> str:
@@ -79,6 +80,8 @@ def fit_in_fold(
     masks: np.ndarray,
     labels: np.ndarray,
     label_names: Sequence[str],
+    selection: SelectionOptions | None = None,
+    selection_seed: int = 0,
     **fit_kwargs: Any,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train ``model`` on training cases of one fold, after checking that none can leak into its test set.
@@ -97,6 +100,14 @@ def fit_in_fold(
         Case id and class name of each patch.
     images, masks, labels
         The patches and integer labels, as for :meth:`GenerativeModel.fit`.
+    selection
+        In-fold model selection (:mod:`radaug.generative.selection`) of a
+        class-conditional model, or None. Given, whole groups of the cases are held
+        out (:func:`~radaug.generative.selection.holdout_in_fold`, seeded by
+        ``selection_seed``), the model is fitted on the rest and ends with the weights
+        of its best-scored step (``model.selection`` records the step and the curve).
+    selection_seed
+        Seeds the holdout and the latent codes of every evaluation.
     **fit_kwargs
         Passed to :meth:`GenerativeModel.fit` (``steps``, ``seed``, ``checkpoint_path``, ...).
 
@@ -104,7 +115,8 @@ def fit_in_fold(
     -------
     losses, training_input
         The loss log of ``fit`` and the training-input record
-        (:func:`training_input_table`).
+        (:func:`training_input_table`; with ``selection`` a ``role`` column says
+        whether a case was fitted on, ``fit``, or held out for selection, ``selection``).
 
     Raises
     ------
@@ -114,8 +126,20 @@ def fit_in_fold(
     check_training_input(folds, cases, repeat, fold, case_ids)
     training_input = training_input_table(case_ids, label_names, images, masks)
     check_training_patches(training_input, folds, cases, repeat, fold)
-    losses = model.fit(images, masks, labels, **fit_kwargs)
+    if selection is None:
+        return model.fit(images, masks, labels, **fit_kwargs), training_input
+    fit, held = holdout_in_fold(folds, repeat, fold, case_ids, label_names, selection.holdout, selection_seed)
+    training_input["role"] = np.where(np.isin(np.arange(len(case_ids)), held), "selection", "fit")
+    chooser = Selection(selection, holdout_images=images[held], holdout_masks=masks[held],
+                        holdout_labels=np.asarray(labels)[held], fit_images=images[fit], fit_masks=masks[fit],
+                        fit_labels=np.asarray(labels)[fit], seed=selection_seed)
+    losses = model.fit(images[fit], masks[fit], np.asarray(labels)[fit], selection=chooser, **fit_kwargs)
     return losses, training_input
+
+
+def selection_seed(study_seed: int, repeat: int, fold: int) -> int:
+    """The seed of a fold's selection holdout and evaluation samples (not the training seed's stream)."""
+    return int(np.random.SeedSequence([study_seed, repeat, fold, 1]).generate_state(1)[0])
 
 
 def generator_config_sha256(model: str, hyperparams: dict, training: dict) -> str:

@@ -9,12 +9,15 @@ tested statistic (the candidate, drawn to at most the training size, against all
 real training rows of the fold and class) is compared with the same statistic on
 re-partitions of the pooled training and candidate rows, whole groups at a time.
 The draws are conditional on the cell's own rows, so these p-values are exact by
-construction. A null of seeded real-vs-real splits of the training rows stays for
-the correlation gates (their permutation has no power against a candidate that
-also differs in location or scale; this null is mildly anti-conservative for
-them, about 1.5 times the nominal rate measured) and the holdout
-gates (memorization ratio, share closer than holdout, NNDR ratio; copies on a
-permuted holdout side make their ratios vanish), and for the power simulation;
+construction. The Spearman correlation distance's re-partitions are of the
+training and candidate rows each ranked on its own (its correlations do not
+change, but a candidate of another location or scale no longer makes every
+permuted side a mixture with spurious correlations). A null of seeded
+real-vs-real splits of the training rows stays for Pearson correlation distance
+and strong pairs kept (anti-conservative, 1.2 to 2.7 times the level measured,
+but their permutation lost the noise control), for the holdout gates
+(memorization ratio, share closer than holdout, NNDR ratio; copies on a permuted
+holdout side would take the copy control's power) and for the power simulation;
 see :func:`radaug.validate.summary._permutation_draws`.
 
 * **Per-gate p-value** (``p_value``): the empirical upper tail of the null with

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from radaug.errors import RadaugError
@@ -30,6 +31,7 @@ from radaug.validate.null import (GATE_DEFECTS, NullDraws, critical_p, defective
 from radaug.validate.metrics import (
     METRICS,
     _aligned,
+    _is_constant,
     _zscore,
     correlation_distance,
     frechet_distance,
@@ -59,6 +61,12 @@ SUMMARY_COLUMNS = [
     "min_detectable",
 ]
 """Columns of the table :func:`validate_arm` returns, in order."""
+
+NULL_RULE_COLUMNS = ["verdict_rule"]
+"""Columns :func:`validate_arm` appends under ``rule="null"`` (under the factor rule its table keeps
+:data:`SUMMARY_COLUMNS` byte for byte). ``verdict_rule``: ``null`` where the verdict was read off
+``p_adjusted``; ``factor: <why>`` where the factor rule stood in (a gate without a null, no null
+draws, a NaN tested value, no finite null draws); empty where the verdict is ``insufficient``."""
 
 @dataclass(frozen=True)
 class Patches:
@@ -216,6 +224,9 @@ def validate_arm(
         ``p_adjusted`` (min-P across the cell's gates), ``n_null`` (null draws)
         and ``min_detectable`` (the smallest defect the gate fails with 80%
         power at this cell's sizes, in words; empty where not simulated).
+        Under ``rule="null"`` also :data:`NULL_RULE_COLUMNS`: ``verdict_rule``
+        says which rule reached each verdict and, where the factor rule stood
+        in for the null (e.g. a NaN tested value), why.
 
     Raises
     ------
@@ -323,21 +334,24 @@ def validate_arm(
         g_train = _row_groups(train_real, group_column)  # a row without a group id is its own group
         g_cand = group_rows[1] if group_rows else np.array([f"candidate-row-{i}" for i in range(len(candidate))])
         tested_set = _tested_set(len(train), len(cand), seed)
-        # The real-vs-real split null depends on the real rows and the candidate's size, not on the
-        # candidate: control arms of one cell (same size and holdout) share it, and its power.
-        key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
-               .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
-               null_splits, power_repeats, level)
         # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
         # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
         with threadpool_limits(1):
-            if key not in _SPLIT_CACHE:
-                while len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
-                    _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
-                _SPLIT_CACHE[key] = _split_null_and_power(train, holdout, len(cand), row_groups, tested, distribution,
-                                                          nearest_k=nearest_k, seed=seed, null_splits=null_splits,
-                                                          level=level, power_repeats=power_repeats)
-            split_null, detectable = _SPLIT_CACHE[key]
+            split_null, detectable = NullDraws({}, {}), {}
+            if power_repeats or any(name in _SPLIT_NULL_GATES for name in tested):
+                # The real-vs-real split null depends on the real rows and the candidate's size, not on the
+                # candidate: control arms of one cell (same size and holdout) share it, and its power.
+                key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
+                       .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
+                       null_splits, power_repeats, level)
+                if key not in _SPLIT_CACHE:
+                    while len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
+                        _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
+                    _SPLIT_CACHE[key] = _split_null_and_power(train, holdout, len(cand), row_groups, tested,
+                                                              distribution, nearest_k=nearest_k, seed=seed,
+                                                              null_splits=null_splits, level=level,
+                                                              power_repeats=power_repeats)
+                split_null, detectable = _SPLIT_CACHE[key]
             tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
                                            g_train, g_cand, distribution, nearest_k, seed)
             permuted = _permutation_draws(
@@ -356,6 +370,20 @@ def validate_arm(
             return "insufficient"
         return "fail" if adjusted[name] <= level else "warn" if adjusted[name] <= 2 * level else "pass"
 
+    def verdict_rule(name: str, value: float) -> str:
+        """Which rule :func:`judged` used for ``name`` under the null rule, and why the factor rule stood in."""
+        if not enough(name):
+            return ""
+        if name not in _NULL_GATES:
+            return "factor: no null for this gate"
+        if null_splits <= 0:
+            return "factor: no null draws (validation.null_splits is 0)"
+        if not math.isnan(adjusted.get(name, math.nan)):
+            return "" if math.isnan(value) else "null"
+        if math.isnan(tested_values.get(name, math.nan)):
+            return "factor: tested value is NaN"
+        return "factor: no finite null draws"
+
     rows = [
         {
             "metric": name,
@@ -371,12 +399,13 @@ def validate_arm(
             "p_adjusted": adjusted.get(name, math.nan),
             "n_null": int(np.isfinite(permuted.values[name]).sum()) if permuted and name in permuted.values else 0,
             "min_detectable": detectable.get(name, ""),
+            **({"verdict_rule": verdict_rule(name, value)} if rule == "null" else {}),
         }
         for name in METRICS
         if name in comparisons
         for value, baseline in [comparisons[name]]
     ]
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS + (NULL_RULE_COLUMNS if rule == "null" else []))
 
 
 def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -394,22 +423,24 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_
 
     A two-sample statistic on all the cell's data: the candidate (drawn to at most
     the training size, :func:`_tested_set`) against **all** real training rows
-    of the fold and class, for the set and PRDC gates and the detection AUC. The
-    reported ``value`` is a median over :data:`N_SPLITS` halves A and candidate
-    subsamples (what the factor rules compare with the real-vs-real baseline); it
-    varies less than one draw and so is not exchangeable with the draws of
-    :func:`_permutation_draws`, and a half holds half the data (less power). The
-    holdout gates test the candidate against all training rows, which is exactly
-    their ``value``; the correlation gates test the candidate's size-matched
-    draw against split 0's half A (``first_set``), as their real-split draws
-    are built (see :func:`_permutation_draws`).
+    of the fold and class, for the set, correlation and PRDC gates and the
+    detection AUC. The reported ``value`` is a median over :data:`N_SPLITS`
+    halves A and candidate subsamples (what the factor rules compare with the
+    real-vs-real baseline); it varies less than one draw and so is not
+    exchangeable with the draws of :func:`_permutation_draws`, and a half holds
+    half the data (less power). The holdout gates test all candidate rows
+    against all training rows, which is exactly their ``value``; Pearson
+    ``correlation_distance`` and ``strong_pairs_kept`` test the candidate's
+    size-matched draw against split 0's half A (``first_set``), as their
+    real-split draws are built (see :func:`_permutation_draws`).
     """
     a, c = tested_set
     single = [name for name in tested if name not in (*_SPLIT_NULL_GATES, "detection_auc")]
     values = _scores(train[a], cand[c], holdout, single, distribution, nearest_k)
-    half_a, matched = first_set
-    values.update(_scores(train[half_a], cand[matched], holdout,
-                          [name for name in tested if name in _CORRELATION_GATES], distribution, nearest_k))
+    split_gates = [name for name in tested if name in _SPLIT_NULL_GATES and name not in _HOLDOUT_GATES]
+    if split_gates:
+        half_a, matched = first_set
+        values.update(_scores(train[half_a], cand[matched], holdout, split_gates, distribution, nearest_k))
     for name in tested:
         if name in _HOLDOUT_GATES:
             values[name] = comparisons[name][0]
@@ -424,9 +455,11 @@ def _permuted_sides(groups: np.ndarray, n_first: int, rng: np.random.Generator) 
 
     Groups are taken in a random order into the first side while it holds fewer
     than ``n_first`` rows (nearer ``n_first`` with the group than without it);
-    with singleton groups the sizes are exact.
+    with singleton groups the sizes are exact. ``groups``: labels, or integer
+    codes from :func:`_group_codes` (what the draws pass: factorizing once).
     """
-    codes, _ = pd.factorize(pd.Series(groups, dtype=object))
+    groups = np.asarray(groups)
+    codes = groups if np.issubdtype(groups.dtype, np.integer) else _group_codes(groups)
     order = rng.permutation(codes.max() + 1 if len(codes) else 0)
     sizes = np.bincount(codes)[order]
     before = np.cumsum(sizes) - sizes
@@ -435,57 +468,94 @@ def _permuted_sides(groups: np.ndarray, n_first: int, rng: np.random.Generator) 
     return np.flatnonzero(first), np.flatnonzero(~first)
 
 
+def _group_codes(groups: np.ndarray) -> np.ndarray:
+    """Integer code of each row's group label, for :func:`_permuted_sides`."""
+    return pd.factorize(pd.Series(groups, dtype=object))[0]
+
+
 def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_null: NullDraws, gates, distribution,
                        *, nearest_k, seed, n_draws, n_detection) -> NullDraws:
     """Permutation null of the cell's tested statistics (:func:`_tested_values`), ``n_draws`` draws.
 
     Under the null hypothesis "the candidate is a real sample of the population
     the fold's cases come from", the candidate's rows are exchangeable with
-    other real rows the generator never saw. Each draw re-partitions the pooled
-    training rows and candidate draw of the tested statistic (:func:`_tested_set`;
-    set and PRDC gates, the detection AUC), whole groups at a time
-    (:func:`_permuted_sides`), into sides of the same sizes, and scores one side
-    against the other as the candidate is.
-
+    other real rows the generator never saw. Each draw re-partitions pooled
+    rows, whole groups at a time (:func:`_permuted_sides`), into sides of the
+    tested sizes and scores one side against the other as the candidate is.
     The draws are conditional on this cell's own rows, so the p-value is exact
     by construction (Phipson & Smyth 2010; with singleton groups; whole groups
     make the sides' sizes approximate). Permutation units are groups prefixed by
     side: a synthetic sample's siblings move together, and a parent case and its
     samples are separate units; the detection AUC's cross-validation keeps the
-    unprefixed groups, as for the tested value.
+    unprefixed groups, as for the tested value. Three families, paired by draw
+    index in the min-P adjustment:
 
-    Two families keep the draws of real-vs-real splits of the training rows
-    (``split_null``, :func:`_null_draws`: half B against half A, draw ``d``
-    paired with permutation ``d`` in the min-P adjustment):
-
-    * the correlation gates, whose permutation has no power against a candidate
-      that also differs in location or scale (each permuted side becomes a
-      two-population mixture with spurious correlations: the noise control
-      passed them). Their tested statistic is the candidate's size-matched draw
-      against split 0's half A, built as a draw is. This null is somewhat
-      anti-conservative for them: an independent review measured P(p <= 0.05)
-      0.080 and P(p <= 0.1) 0.147 for ``correlation_distance`` on 150 cells of
-      40 training and 20 fresh real rows (a studentised permutation is the fix
-      to try next).
-    * the holdout gates (is the candidate closer to the training rows than real
-      unseen cases are?): re-partitioning candidate and holdout rows puts a
-      candidate's copies of training rows on the holdout side, whose distances
-      then vanish and the ratios with them. The candidate is scored against all
-      training rows, a draw half B against half A, so the null is wider and
-      these gates are conservative.
+    * **set, PRDC gates and detection AUC**: the training rows and the
+      candidate draw of the tested statistic (:func:`_tested_set`) are pooled
+      and re-partitioned.
+    * **Spearman correlation distance**: the same re-partitions, of the two
+      sets each first standardised *on its own* (its within-set ranks scaled to
+      (0, 1); Pearson, where the split null does not apply: z-scores), on the
+      features non-constant and finite in both. A correlation is
+      unchanged by this, so the tested value is too; without it a candidate
+      that also differs in location or scale (the noise control) makes every
+      permuted side a two-population mixture with spurious correlations, and
+      the gate lost its power. (A real-vs-real split null was used before, half
+      B against half A of the training rows, with the candidate's size-matched
+      draw tested against one half A. Sizes matched and groups were singletons,
+      yet fresh real rows got p <= 0.05 in 0.085 (Pearson), 0.060 (Spearman)
+      and 0.133 (strong pairs) of 200 cells of 40 training and 20 candidate rows
+      of a two-mode population: the draws re-use the training rows on both
+      sides, so they are not exchangeable with a tested value on fresh rows.
+      Where the training rows were atypical (their share of the second mode
+      0.1 or more off the population's 0.3: 53 of 300 cells) correlation
+      distance false-failed 0.151 of them, elsewhere 0.052 to 0.079.)
+    * Pearson ``correlation_distance`` and ``strong_pairs_kept`` keep the
+      real-vs-real split null (below, tested on the candidate's size-matched
+      draw against split 0's half A), anti-conservative as described above,
+      because their permutation lost the noise control: Pearson (z-scored sets)
+      passed noise at n = 40 (phantom lesions, p 0.03 to 0.06, pass after the
+      min-P adjustment) and at n = 60 (``tests/unit/test_validate_phantom.py``);
+      strong pairs passed it with p about 1 (permuted sides that mix training
+      rows with noise keep no strong pair). Moving a gate between this tuple
+      and the permutation is one entry of :data:`_SPLIT_NULL_GATES`.
+    * **holdout gates** (is the candidate closer to the training rows than
+      real unseen cases are?) keep draws of real-vs-real splits of the training
+      rows too (``split_null``, :func:`_null_draws`: half B against half A with
+      the holdout, draw ``d`` paired with permutation ``d``); the candidate is
+      scored against all training rows. Re-partitioning candidate and holdout rows
+      against all training rows is exact (measured: P(p <= 0.05) 0.054 and
+      P(p <= 0.1) 0.112 for the memorization ratio on 1,000 cells of 40
+      training, 20 candidate and 10 holdout rows), but it weakens the copy
+      control: a permuted holdout side then holds copies too, so a candidate of
+      copies cannot get a p-value below the chance that a permuted holdout side
+      is mostly real holdout rows, however many the draws (40 copies and 12
+      holdout rows, 100 draws: pass after the min-P adjustment, where this
+      null gave warn). The split null's own calibration for these gates: P(p <=
+      0.05) 0.105 for the memorization ratio, 0.065 and 0.055 for the share
+      closer and the NNDR ratio, on 200 cells of the size above (the exact
+      permutation: 0.080 on the same cells).
     """
     a, c = tested_set
     pool = np.concatenate([train[a], cand[c]])
     # Permutation units: groups prefixed by side, so a parent case and its samples move independently;
     # cross-validation groups of the detection AUC: unprefixed, as the tested value uses them.
     cv_groups = np.concatenate([g_train[a].astype(str), g_cand[c].astype(str)])
-    pool_groups = np.concatenate([np.char.add("r:", g_train[a].astype(str)), np.char.add("c:", g_cand[c].astype(str))])
+    pool_groups = _group_codes(np.concatenate([np.char.add("r:", g_train[a].astype(str)),
+                                               np.char.add("c:", g_cand[c].astype(str))]))
     values = {name: np.full(n_draws, np.nan) for name in gates}
-    set_gates = [name for name in gates if name not in (*_SPLIT_NULL_GATES, "detection_auc")]
+    set_gates = [name for name in gates if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
+    permuted_correlation = [name for name in gates if name in _CORRELATION_GATES and name not in _SPLIT_NULL_GATES]
+    pearson = [name for name in permuted_correlation if name == "correlation_distance"]
+    spearman = [name for name in permuted_correlation if name not in pearson]
+    z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     for draw in range(n_draws):
         rng = np.random.default_rng([seed, 6121, draw])
         ref, other = _permuted_sides(pool_groups, len(a), rng)
-        for name, score in _scores(pool[ref], pool[other], holdout, set_gates, distribution, nearest_k).items():
+        scores = _scores(pool[ref], pool[other], holdout, set_gates, distribution, nearest_k)
+        scores.update({name: distribution[name](z_pool[ref], z_pool[other]) for name in pearson})
+        scores.update({name: distribution[name](rank_pool[ref], rank_pool[other]) for name in spearman})
+        for name, score in scores.items():
             values[name][draw] = score
         if "detection_auc" in values and draw < n_detection:
             values["detection_auc"][draw] = detection_auc(pool[ref], pool[other], seed=seed,
@@ -497,6 +567,22 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset({"detection_auc"}))
 
 
+def _standardised_pools(train: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled training and candidate rows, each set standardised on its own, for the correlation gates' draws.
+
+    Returns the z-scored pool (Pearson) and the within-set rank pool, ranks
+    scaled to (0, 1) so sets of different sizes share a scale (Spearman). Only
+    features finite in every row and non-constant in both sets are kept: the
+    correlation gates drop the others from the tested value too.
+    """
+    keep = (np.isfinite(train).all(axis=0) & np.isfinite(cand).all(axis=0)
+            & ~_is_constant(train) & ~_is_constant(cand))
+    sets = [m[:, keep] for m in (train, cand)]
+    z_pool = np.concatenate([(m - m.mean(axis=0)) / m.std(axis=0, ddof=1) for m in sets])
+    rank_pool = np.concatenate([rankdata(m, axis=0) / (len(m) + 1) for m in sets])
+    return z_pool, rank_pool
+
+
 _SPLIT_CACHE: dict = {}
 """Real-vs-real split null and ``min_detectable`` of recent cells (see :func:`validate_arm`), by a hash of
 their real rows and sizes."""
@@ -505,9 +591,10 @@ _SPLIT_CACHE_SIZE = 8
 
 _PRDC = ("precision", "recall", "density", "coverage")
 _HOLDOUT_GATES = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio")
-_CORRELATION_GATES = ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept")
-_SPLIT_NULL_GATES = (*_HOLDOUT_GATES, *_CORRELATION_GATES)
+_SPLIT_NULL_GATES = (*_HOLDOUT_GATES, "correlation_distance", "strong_pairs_kept")
 """Gates whose verdict reads the real-vs-real split null instead of a permutation (see :func:`_permutation_draws`)."""
+_CORRELATION_GATES = ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept")
+"""Correlation gates; those not in :data:`_SPLIT_NULL_GATES` are permuted as separately standardised sets."""
 _SET_GATES = ("ks_fdr", "wasserstein_distance", "correlation_distance", "correlation_distance_spearman",
               "strong_pairs_kept", "frechet_distance", "frechet_means_distance")
 _NULL_GATES = (*_SET_GATES, *_PRDC, "detection_auc", *_HOLDOUT_GATES)
@@ -559,10 +646,11 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, distr
                           null_splits, level, power_repeats) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
-    The split null (:func:`_null_draws`) gives the correlation and holdout gates
-    their draws (:data:`_SPLIT_NULL_GATES`); with ``power_repeats`` it covers
-    every tested gate but the detection AUC, for the power simulation too. The
-    candidate's own test for the other gates is the permutation null
+    The split null (:func:`_null_draws`) gives the holdout gates, Pearson
+    ``correlation_distance`` and ``strong_pairs_kept`` their draws (:data:`_SPLIT_NULL_GATES`); with
+    ``power_repeats`` it covers every tested
+    gate but the detection AUC, for the power simulation too. The candidate's
+    own test for the other gates is the permutation null
     (:func:`_permutation_draws`) on all training rows; its critical value depends
     on the candidate, which a defect simulation does not have, and a defect needs
     real rows its reference never saw. Power is therefore simulated on the splits
