@@ -210,7 +210,7 @@ def test_mirrored_copy_never_straddles_and_audit_reports_it():
 # ---------------------------------------------------------------- window rule (crops)
 
 MIN_SIMILARITY, VERIFY_BITS = 0.90, 16
-D_DEFAULT_SIMILARITY = 0.93  # split.min_similarity's default
+DEFAULT_MIN_SIMILARITY = 0.93  # split.min_similarity's default
 
 
 def _crop(image, t, b, l, r):
@@ -258,7 +258,7 @@ def test_crops_of_real_mr_slices_correlate_with_their_source_at_about_their_own_
                 best.append(found.get((0, 1), 0.0))
     assert min(best) >= 0.90, best  # the earlier thumbnail: 0.88
     assert np.median(best) >= 0.98, best
-    assert sum(b < D_DEFAULT_SIMILARITY for b in best) <= 1, best  # at the default 0.93 one (0.916) is missed
+    assert sum(b < DEFAULT_MIN_SIMILARITY for b in best) <= 1, best  # at the default 0.93 one (0.916) is missed
 
 
 def test_the_window_rule_does_not_link_different_images_of_the_same_anatomy():
