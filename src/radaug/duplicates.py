@@ -35,13 +35,16 @@ i (:func:`_search_plan`); candidates come from dense bucket tables of the block
 keys (:class:`_BucketTable`), never from an N x N matrix (:func:`near_duplicate_pairs`).
 
 Crops that cut into the anatomy move the foreground box and escape the hash.
-The **window rule** catches them: the case index also stores the thumbnail
-(``dup_thumb``); at split time each thumbnail gives the hashes of 81 crop
+The **window rule** catches them: the case index also stores a 64 x 64 rank
+thumbnail of the foreground box widened by 10 % per side (``dup_thumb``,
+:func:`framed_thumbnail`); at split time each gives the hashes of 81 crop
 windows of its box (:func:`window_hashes`), every image's full-frame hash (8
 flips/rotations) is looked up among all windows by multi-index hashing
 (:func:`window_candidates`), and each candidate is verified by the band-pass
-correlation (:func:`similarity`) of the aligned thumbnails, with the window framing refined
-(:func:`verify_candidates`, :func:`similar_pairs`).
+correlation (:func:`similarity`) of the aligned 32 x 32 windows (one image's box,
+a window of the other's frame), with the window framing refined, out into the
+margin where a crop's box reaches past its source's (:func:`verify_candidates`,
+:func:`similar_pairs`).
 """
 
 from __future__ import annotations
@@ -544,7 +547,7 @@ def transform(image: np.ndarray, name: str, rng: np.random.Generator) -> np.ndar
 # by one of ``WINDOW_CUTS``); every image's full-frame hash, at each of the 8
 # flips/rotations, is looked up among all windows of all other images. A hash hit
 # is only a candidate: it is grouped when the band-pass correlation of the aligned
-# thumbnails (the matching window vs the other image's full thumbnail, at the
+# thumbnails (the matching window vs the other image's foreground box, at the
 # matching flip/rotation) reaches ``min_similarity``. The correlation looks at
 # every pixel, so it keeps precision where 64 bits alone would not.
 
@@ -691,7 +694,10 @@ def crop_thumbnails(thumbs: np.ndarray, cuts: np.ndarray, *, equalise: bool = Tr
     rank thumbnails already, so an increasing intensity map changes them only through
     the interpolation.
     """
-    f = _frame_fractions(np.asarray(cuts, dtype=np.float64).reshape(-1, 4))
+    cuts = np.asarray(cuts, dtype=np.float64).reshape(-1, 4)
+    if (cuts < -MARGIN - 1e-9).any() or (cuts[:, 0] + cuts[:, 1] >= 1).any() or (cuts[:, 2] + cuts[:, 3] >= 1).any():
+        raise ValueError(f"crop cuts must be at least -MARGIN ({-MARGIN}) and leave a span on each axis")
+    f = _frame_fractions(cuts)
     columns_done = _resample_axis(np.asarray(thumbs, dtype=np.float64), f[:, 2], f[:, 3], THUMB)
     out = np.swapaxes(_resample_axis(np.swapaxes(columns_done, 1, 2), f[:, 0], f[:, 1], THUMB), 1, 2)
     return _ranks(out) if equalise else out
@@ -763,7 +769,9 @@ def _gaussian_operator(n: int, sigma: float) -> np.ndarray:
     """(n, n) matrix of a 1D Gaussian filter (scipy's ``gaussian_filter1d``, mode ``nearest``)."""
     from scipy.ndimage import gaussian_filter1d
 
-    return gaussian_filter1d(np.eye(n), sigma, axis=0, mode="nearest")
+    operator = gaussian_filter1d(np.eye(n), sigma, axis=0, mode="nearest")
+    operator.setflags(write=False)  # shared by every caller through the cache
+    return operator
 
 
 def _similarity_vectors(x: np.ndarray) -> np.ndarray:
@@ -909,7 +917,7 @@ REFINE_ROUNDS = 20  # up to 20 x 1.25 % = 25 % of the box per side from the grid
 
 
 def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarray | None = None,
-                      chunk: int = 4096, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
+                      chunk: int = 2048, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
                       ) -> np.ndarray:
     """Band-pass similarity (:func:`similarity`) of each candidate's aligned thumbnails.
 

@@ -321,20 +321,24 @@ def test_window_hashes_agree_with_the_image_hash_and_windows_are_exact_area_aver
 
 
 def test_the_stored_frame_widens_the_foreground_box_by_the_margin():
-    """A bright square on a dark field: the frame holds the square's box plus MARGIN of it on every side."""
+    """The frame holds the foreground box plus MARGIN of it on every side; past the image, the image's minimum."""
     image = np.zeros((200, 300))
-    image[50:150, 100:200] = 1.0  # box 100 x 100: the frame spans rows 40-160, columns 90-210
+    image[50:150, 100:200] = 1.0
     stored = D.framed_thumbnail(image)
     bright = stored > 0.5
     rows, cols = np.flatnonzero(bright.any(axis=1)), np.flatnonzero(bright.any(axis=0))
-    inner = D.STORED * D.MARGIN / (1 + 2 * D.MARGIN)  # 5.3 stored pixels of margin per side
-    assert rows[0] == cols[0] == int(np.floor(inner)) and rows[-1] == cols[-1] == D.STORED - 1 - int(np.floor(inner))
-    # a frame reaching past the image's edge holds the image's minimum there
+    box = D.STORED / (1 + 2 * D.MARGIN)  # the box's share of the frame: 53.3 stored pixels
+    for found in (rows, cols):
+        assert box - 2 <= len(found) <= box + 1
+        assert abs(found[0] - (D.STORED - 1 - found[-1])) <= 1  # the same margin on both sides
+    # A frame reaching past the image: the left margin lies outside it and must read the minimum (-1),
+    # tied with a dark block inside the image, not the 0 of the dark field beside the bright part.
     edge = np.zeros((100, 100))
     edge[:, :60] = 1.0
-    edge[0, 99] = -1.0
+    edge[40:60, 10:30] = -1.0
     framed = D.framed_thumbnail(edge)
-    assert framed[:, 0].max() == framed.min()  # left margin, outside the image: the minimum's rank
+    assert framed[30, 0] == framed[30, 20] == framed.min()
+    assert framed[30, -1] > framed.min()  # the dark field inside the frame on the right
 
 
 def test_thumbnails_round_trip_and_bad_ones_name_the_case():
