@@ -580,8 +580,12 @@ def framed_thumbnail(array: np.ndarray) -> np.ndarray:
     of the frame on every side.
     """
     plane = _plane(array)
+    return _framed(plane, foreground_box(plane))
+
+
+def _framed(plane: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
     matrices = []
-    for span, length in zip(foreground_box(plane), plane.shape):
+    for span, length in zip(box, plane.shape):
         start, stop, _ = span.indices(length)
         widen = MARGIN * (stop - start)
         matrices.append(_window_matrices((start - widen) / length, (length - stop - widen) / length, length, STORED)[0])
@@ -632,7 +636,10 @@ def decode_thumbnails(values, name: str = "dup_thumb", case_ids=None) -> np.ndar
 
 def thumbnail_signature(array: np.ndarray) -> tuple[str, str]:
     """``(dup_hash, dup_thumb)`` of an original image: its hash and its stored (framed) thumbnail."""
-    return format_hash(image_hash(array)), encode_thumbnail(framed_thumbnail(array))
+    plane = _plane(array)  # projected, and its foreground box found, once for both
+    box = foreground_box(plane)
+    thumb = _box_thumbnail(plane, *box)
+    return format_hash(int(_pack(_coefficients(thumb) > 0))), encode_thumbnail(_framed(plane, box))
 
 
 def window_cuts(levels=WINDOW_CUTS) -> np.ndarray:
