@@ -6,7 +6,7 @@ from radaug.errors import ConfigError, RadaugError
 from radaug.features import parse_spacing
 from radaug.io import read_table, save_arrays, write_csv
 from radaug.preprocess import load_patches
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.splits import check_training_input, fold_cases, parse_fold_key
 from radaug.standardise import for_fold
 

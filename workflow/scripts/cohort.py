@@ -5,7 +5,7 @@ from pathlib import Path
 from radaug.data import br35h
 from radaug.io import read_table, write_csv
 from radaug.manifest import read_manifest_table, validate_manifest
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 DEFAULT_MODALITY = {"br35h": "MR", "phantom": "CT", "manifest": "other"}
 

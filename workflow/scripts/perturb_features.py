@@ -9,7 +9,7 @@ from radaug.augment import build_perturbation, perturb_case, perturbation_seed
 from radaug.errors import RadaugError
 from radaug.features import concat_extractions, extract_patches, make_extractor, parse_spacing, write_extraction
 from radaug.io import load_arrays, read_table
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.standardise import fold_images
 from radaug.validate.invariance import perturbation_sample_id
 

@@ -1,7 +1,7 @@
 """Render the report's generators section (losses, selection curves, sample grids, sampling counts) as an HTML fragment."""
 from radaug.io import load_arrays, read_table, read_tables, write_text
 from radaug.preprocess import load_patches
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.report import render_generators, report_classes
 from radaug.standardise import fold_standardisations
 

@@ -15,7 +15,7 @@ from radaug.generative.cyclegan import translate_with_quotas
 from radaug.generative.training import generator_config_sha256
 from radaug.io import read_table, save_arrays, sha256_file, write_csv
 from radaug.preprocess import load_patches, normalise_patch
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.sampling import rebalancing_quotas, sample_with_quotas
 from radaug.shape import ORIGIN_COLUMNS, check_mask_parents, fit_in_fold, shape_model_options
 from radaug.splits import fold_cases, parse_fold_key

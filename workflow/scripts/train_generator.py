@@ -14,7 +14,7 @@ from radaug.generative.selection import SelectionOptions, curve_table
 from radaug.generative.training import fit_in_fold, loss_curve_png, selection_seed, training_seed
 from radaug.io import read_table, write_bytes, write_csv
 from radaug.preprocess import load_patches
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.splits import fold_cases, parse_fold_key
 from radaug.standardise import content_index, for_fold, scale_record
 

@@ -22,7 +22,7 @@ from radaug.arms import arm_added_rows
 from radaug.features import feature_columns, fold_rows
 from radaug.io import load_arrays, read_table, read_tables, save_arrays, write_csv
 from radaug.preprocess import load_patches
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.sampling import shortfall_notes
 from radaug.standardise import fold_standardisations, for_fold
 from radaug.validate.details import correlation_arrays
