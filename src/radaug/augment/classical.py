@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import ConfigError
 from ..preprocess import CT_AIR_HU
-from ..sampling import rebalancing_quotas
+from ..sampling import class_quotas
 from .affine import RandomAffine
 from .bias_field import RandomBiasField
 from .chain import RandomChain
@@ -144,7 +144,7 @@ def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spa
         Study seed and fold key (``r0f1``); every sample's seed derives from them
         (:func:`augmentation_seed`).
     target_ratio, cap_per_case
-        Rebalancing rule shared with every arm (:func:`radaug.sampling.rebalancing_quotas`).
+        Rebalancing rule shared with every arm (:func:`radaug.sampling.class_quotas`).
 
     Returns
     -------
@@ -160,8 +160,7 @@ def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spa
 
     repeat, fold_number = parse_fold_key(fold)
     labels = train["label"].to_numpy()
-    counts = {c: int(np.sum(labels == c)) for c in classes}
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
+    quotas = class_quotas(labels, classes, target_ratio=target_ratio, cap_per_case=cap_per_case)
     position = {case: i for i, case in enumerate(train["case_id"])}
     rows, out_images, out_masks = [], [], []
     for label_index, label in enumerate(classes):
