@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from radaug.io import read_table, read_tables, write_csv
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.sampling import shortfall_notes
 from radaug.validate.verdicts import STUDY_SUMMARY_COLUMNS, arm_verdicts
 
