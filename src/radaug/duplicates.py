@@ -999,6 +999,7 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
         todo_c = np.concatenate([todo_c, own_c[hash_start]])
         todo_k = np.concatenate([todo_k, own[hash_start, 2]])
         todo_w = np.concatenate([todo_w, own[hash_start, 3]])
+        todo_c, todo_k, todo_w = np.unique(np.stack([todo_c, todo_k, todo_w]), axis=1)  # a pose once per pair
         if len(todo_c):
             best = np.maximum(best, _refine(full[todo_c, todo_k], thumbs[j[todo_c]], cuts[todo_w],
                                             grid[todo_c, todo_k, todo_w], rounds, owner=todo_c, n_owners=len(sel)))
