@@ -49,8 +49,9 @@ source's (:func:`verify_candidates`, :func:`similar_pairs`). Refining only from
 the hash-matched pose missed 2 of 150 crops of 2-10 % per side in the issue-16
 benchmark (the hash's closest window a grid step off the crop's framing, where
 the correlation is 0.19-0.29, or a wrong mirror); the coarse pass finds them
-(crops 2-10 % and combined edits 0.987 / 0.993 -> 1.00), for 2.2x the CPU per
-candidate (12.2 vs 5.6 ms on 400 Br35H images; BENCHMARKS.md, "Near-duplicate detection").
+(crops 2-10 % and combined edits 0.987 / 0.993 -> 1.00), for 2.2-2.4x the CPU per
+candidate (12.2 vs 5.6 ms on 400 Br35H images, 10.3 vs 4.2 ms on 200; BENCHMARKS.md,
+"Near-duplicate detection").
 """
 
 from __future__ import annotations
