@@ -928,7 +928,9 @@ def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radiu
 REFINE_STEP = 0.0125
 REFINE_MARGIN = 0.6  # pairs whose best grid start is this far below the threshold are refined
 REFINE_ROUNDS = 20  # up to 20 x 1.25 % = 25 % of the box per side from the grid window
-START_MARGIN = 0.0  # flips/rotations whose best grid window scores within this of the pair's best are starts (0: the best only; 0.05 added 1.8 starts a negative pair and no recall)
+# flips/rotations whose best grid window scores within this of the pair's best are starts too
+# (0: the best only; 0.05 added 1.8 starts per Br35H negative pair and recalled nothing more)
+START_MARGIN = 0.0
 
 
 def _window_vectors(thumbs: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -962,14 +964,14 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
        its own framing. (A pair already above ``refine[1]`` stays above it.)
 
     The value is the best over the grid and the refined starts. Why not start from
-    the hash's ``(k, w)``: the closest hash window of a true crop can lie a grid step
+    the hash's ``(k, w)`` alone: the closest hash window of a true crop can lie a grid step
     away from its framing, where the band-pass correlation is near that of unrelated
     images (0.19-0.29 measured) and a greedy refinement does not climb out; and the
     hash can match a wrong mirror of a symmetric slice while the right one misses the
     multi-index key (BENCHMARKS.md, issue 16).
     """
     cuts = window_cuts() if cuts is None else np.asarray(cuts, dtype=np.float64)
-    candidates = np.asarray(candidates, dtype=np.int64).reshape(-1, 5) if len(candidates) else np.zeros((0, 5), np.int64)
+    candidates = np.asarray(candidates, dtype=np.int64).reshape(-1, 5)
     pairs, inverse = np.unique(candidates[:, :2], axis=0, return_inverse=True)
     inverse = inverse.ravel()
     order = np.lexsort((pairs[:, 0], pairs[:, 1]))  # by j: a chunk computes each j's windows once
