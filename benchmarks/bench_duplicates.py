@@ -128,6 +128,16 @@ def _pair_found(src: _Signed, copy: _Signed) -> tuple[np.ndarray, np.ndarray]:
     return by_hash | (best >= MIN_SIMILARITY), best
 
 
+def _misses(found: np.ndarray, best: np.ndarray) -> str:
+    """The missed sources: how many never became a window-rule candidate, and the best similarity of the rest."""
+    miss = np.flatnonzero(~found)
+    if not len(miss):
+        return "no misses"
+    none = int(np.sum(best[miss] < -0.5))
+    sims = ", ".join(f"{b:.2f}" for b in sorted(best[miss][best[miss] >= -0.5]))
+    return f"misses: sources {miss.tolist()}, {none} without a candidate" + (f", verified at {sims}" if sims else "")
+
+
 def _crop_level(a: np.ndarray, level: float, rng) -> np.ndarray:
     h, w = a.shape
     t, b, l, r = (rng.uniform(0, level, 4) * [h, h, w, w]).astype(int)
@@ -200,7 +210,7 @@ def _quality(quick: bool) -> list[dict]:
         tp = int(found.sum())
         rows.append(row("duplicates", f"recall_{name}", tp / len(found), "fraction", target=">= 0.99",
                         notes=f"br35h {found[is_br].mean():.3f}, phantom {found[~is_br].mean():.3f}; window rule "
-                              f"alone {float(np.mean(best >= MIN_SIMILARITY)):.3f}"))
+                              f"alone {float(np.mean(best >= MIN_SIMILARITY)):.3f}; {_misses(found, best)}"))
         rows.append(row("duplicates", f"precision_{name}", tp / max(tp + fp, 1), "fraction", target=">= 0.99",
                         notes=f"{fp} of {len(found)} sources' hardest negatives grouped"))
     return rows

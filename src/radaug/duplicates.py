@@ -40,11 +40,18 @@ thumbnail of the foreground box widened by 10 % per side (``dup_thumb``,
 :func:`framed_thumbnail`); at split time each gives the hashes of 81 crop
 windows of its box (:func:`window_hashes`), every image's full-frame hash (8
 flips/rotations) is looked up among all windows by multi-index hashing
-(:func:`window_candidates`), and each candidate is verified by the band-pass
+(:func:`window_candidates`), and each candidate pair is verified by the band-pass
 correlation (:func:`similarity`) of the aligned 32 x 32 windows (one image's box,
-a window of the other's frame), with the window framing refined, out into the
-margin where a crop's box reaches past its source's (:func:`verify_candidates`,
-:func:`similar_pairs`).
+a window of the other's frame): a coarse pass scores every flip/rotation against
+every grid window, and the framing is refined from the best of them (and from the
+hash-matched pose), out into the margin where a crop's box reaches past its
+source's (:func:`verify_candidates`, :func:`similar_pairs`). Refining only from
+the hash-matched pose missed 2 of 150 crops of 2-10 % per side in the issue-16
+benchmark (the hash's closest window a grid step off the crop's framing, where
+the correlation is 0.19-0.29, or a wrong mirror); the coarse pass finds them
+(crops 2-10 % and combined edits 0.987 / 0.993 -> 1.00), for 2.2-2.4x the CPU per
+candidate (12.2 vs 5.6 ms on 400 Br35H images, 10.3 vs 4.2 ms on 200; BENCHMARKS.md,
+"Near-duplicate detection").
 """
 
 from __future__ import annotations
@@ -919,57 +926,118 @@ def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radiu
 
 
 REFINE_STEP = 0.0125
-REFINE_MARGIN = 0.6  # candidates this far below the threshold are refined (a grid window 5 % off can score 0.4)
+REFINE_MARGIN = 0.6  # pairs whose best grid start is this far below the threshold are refined
 REFINE_ROUNDS = 20  # up to 20 x 1.25 % = 25 % of the box per side from the grid window
+# flips/rotations whose best grid window scores within this of the pair's best are starts too
+# (0: the best only; 0.05 added 1.8 starts per Br35H negative pair and recalled nothing more)
+START_MARGIN = 0.0
+
+
+def _window_vectors(thumbs: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """(N, W, THUMB * THUMB) float32 :func:`similarity` vectors of every grid window of each stored thumbnail."""
+    n, n_cuts = len(thumbs), len(cuts)
+    windows = crop_thumbnails(np.repeat(thumbs, n_cuts, axis=0), np.tile(cuts, (n, 1)), equalise=False)
+    return _similarity_vectors(windows).astype(np.float32).reshape(n, n_cuts, -1)
 
 
 def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarray | None = None,
-                      chunk: int = 2048, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
+                      chunk: int = 256, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
                       ) -> np.ndarray:
-    """Band-pass similarity (:func:`similarity`) of each candidate's aligned thumbnails.
+    """Band-pass similarity (:func:`similarity`) of each candidate's image i against its image j, at the best pose.
 
-    For a row ``i, j, k, w``: variant ``k`` of image i's foreground box against
-    a window of image j's, both ``THUMB`` x ``THUMB`` from the stored thumbnails
-    (:func:`crop_thumbnails`). The window starts at grid window ``w``; a candidate
-    whose similarity there lies in ``[refine[0], refine[1])`` is refined:
-    up to ``rounds`` rounds of moving each side by ``REFINE_STEP`` (of the box)
-    in or out (out to ``-MARGIN``, into the stored margin) while the similarity grows, so a crop between two grid windows is
-    compared at (about) its own framing. (Refining only the undecided ones saves
-    time: a pair already above the threshold stays above it.)
+    Verification is per ordered pair (i, j): the candidate's own flip/rotation
+    ``k`` and grid window ``w`` only say that the pair is worth a look (rows of one
+    pair get one value). For a pair:
+
+    1. **Coarse**: image i's foreground box (``THUMB`` x ``THUMB`` from its stored
+       thumbnail, :func:`crop_thumbnails`) at each of the 8 flips/rotations is
+       scored against each :func:`window_cuts` grid window of image j (8 x 81 dot
+       products of :func:`similarity` vectors; a window's vectors are computed once
+       per image j in a chunk).
+    2. **Starts**: of each flip/rotation, its best grid window; every flip/rotation
+       whose best lies within ``START_MARGIN`` of the pair's best is a start, and so
+       is each of the pair's candidate rows (its hash-matched ``k`` and ``w``).
+    3. **Refinement** of each start when the pair's best lies in ``[refine[0],
+       refine[1])``: up to ``rounds`` rounds of moving each side by ``REFINE_STEP``
+       (of the box) in or out (out to ``-MARGIN``, into the stored margin) while the
+       similarity grows, so a crop between two grid windows is compared at (about)
+       its own framing. (A pair already above ``refine[1]`` stays above it.)
+
+    The value is the best over the grid and the refined starts. Why not start from
+    the hash's ``(k, w)`` alone: the closest hash window of a true crop can lie a grid step
+    away from its framing, where the band-pass correlation is near that of unrelated
+    images (0.19-0.29 measured) and a greedy refinement does not climb out; and the
+    hash can match a wrong mirror of a symmetric slice while the right one misses the
+    multi-index key (BENCHMARKS.md, issue 16).
     """
-    cuts = window_cuts() if cuts is None else cuts
-    out = np.empty(len(candidates))
-    for start in range(0, len(candidates), chunk):
-        c = candidates[start:start + chunk]
-        if not len(c):
-            continue
-        frames = crop_thumbnails(thumbs[c[:, 0]], np.zeros((len(c), 4)), equalise=False)  # i's foreground box
-        full = _similarity_vectors(np.stack([_dihedral_index(f, k) for f, k in zip(frames, c[:, 2])]))
-        other = thumbs[c[:, 1]]
+    cuts = window_cuts() if cuts is None else np.asarray(cuts, dtype=np.float64)
+    candidates = np.asarray(candidates, dtype=np.int64).reshape(-1, 5)
+    pairs, inverse = np.unique(candidates[:, :2], axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.lexsort((pairs[:, 0], pairs[:, 1]))  # by j: a chunk computes each j's windows once
+    value = np.empty(len(pairs))
+    rank = np.empty(len(pairs), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    row_rank = rank[inverse]  # each candidate row's pair, in chunk order
+    rows_by_rank = np.argsort(row_rank, kind="stable")
+    row_bounds = np.searchsorted(row_rank[rows_by_rank], np.arange(0, len(order) + chunk, chunk))
+    for n_chunk, start in enumerate(range(0, len(order), chunk)):
+        sel = order[start:start + chunk]
+        own = candidates[rows_by_rank[row_bounds[n_chunk]:row_bounds[n_chunk + 1]]]  # the chunk's candidate rows
+        own_c = rank[inverse[rows_by_rank[row_bounds[n_chunk]:row_bounds[n_chunk + 1]]]] - start
+        i, j = pairs[sel, 0], pairs[sel, 1]
+        frames = _similarity_vectors(crop_thumbnails(thumbs[i], np.zeros((len(i), 4)), equalise=False))
+        full = np.stack([_dihedral_index(frames.reshape(-1, THUMB, THUMB), k) for k in range(8)], axis=1)
+        full = full.reshape(len(i), 8, -1)  # (C, 8 flips/rotations, THUMB^2), unit vectors
+        uj, j_at = np.unique(j, return_inverse=True)
+        grid = np.matmul(full.astype(np.float32), _window_vectors(thumbs[uj], cuts)[j_at.ravel()].swapaxes(1, 2))
+        best_w = grid.argmax(axis=2)  # (C, 8)
+        best_k = grid.max(axis=2).astype(np.float64)
+        best = best_k.max(axis=1)
+        undecided = (best >= refine[0]) & (best < refine[1])
+        todo_c, todo_k = np.nonzero((best_k >= best[:, None] - START_MARGIN) & undecided[:, None])
+        todo_w = best_w[todo_c, todo_k]
+        own_score = grid[own_c, own[:, 2], own[:, 3]]  # the candidates' own (k, w) are starts too, as before
+        hash_start = undecided[own_c] & (own_score >= refine[0]) & (own_score < refine[1])
+        todo_c = np.concatenate([todo_c, own_c[hash_start]])
+        todo_k = np.concatenate([todo_k, own[hash_start, 2]])
+        todo_w = np.concatenate([todo_w, own[hash_start, 3]])
+        todo_c, todo_k, todo_w = np.unique(np.stack([todo_c, todo_k, todo_w]), axis=1)  # a pose once per pair
+        if len(todo_c):
+            best = np.maximum(best, _refine(full[todo_c, todo_k], thumbs[j[todo_c]], cuts[todo_w],
+                                            grid[todo_c, todo_k, todo_w], rounds, owner=todo_c, n_owners=len(sel)))
+        value[sel] = best
+    return value[inverse]
 
-        def score(sel, at):
-            window = _similarity_vectors(crop_thumbnails(other[sel], at, equalise=False))
-            return np.sum(full[sel] * window, axis=-1)
 
-        best = score(slice(None), cuts[c[:, 3]])
-        todo = np.flatnonzero((best >= refine[0]) & (best < refine[1]))
-        at, sub = cuts[c[todo, 3]].astype(np.float64), best[todo]
-        active = np.arange(len(todo))  # a candidate that did not move in a round never moves again: it leaves
-        for _ in range(rounds):
-            if not len(active):
-                break
-            moved = np.zeros(len(active), dtype=bool)
-            for side in range(4):
-                for step in (REFINE_STEP, -REFINE_STEP):
-                    trial = at[active]
-                    trial[:, side] = np.clip(trial[:, side] + step, -MARGIN, 0.4)
-                    sim = score(todo[active], trial)
-                    better = sim > sub[active] + 1e-9
-                    at[active[better]], sub[active[better]] = trial[better], sim[better]
-                    moved |= better
-            active = active[moved]
-        best[todo] = sub
-        out[start:start + chunk] = best
+def _refine(full: np.ndarray, other: np.ndarray, at: np.ndarray, sub: np.ndarray, rounds: int, *,
+            owner: np.ndarray, n_owners: int) -> np.ndarray:
+    """Greedy refinement of window framings ``at`` of stored thumbnails ``other`` against vectors ``full``.
+
+    Returns the best similarity reached per owner (``-inf`` for owners without a start).
+    """
+    at, sub = at.astype(np.float64).copy(), sub.astype(np.float64).copy()
+
+    def score(rows, frame):
+        window = _similarity_vectors(crop_thumbnails(other[rows], frame, equalise=False))
+        return np.sum(full[rows] * window, axis=-1)
+
+    active = np.arange(len(at))  # a start that did not move in a round never moves again: it leaves
+    for _ in range(rounds):
+        if not len(active):
+            break
+        moved = np.zeros(len(active), dtype=bool)
+        for side in range(4):
+            for step in (REFINE_STEP, -REFINE_STEP):
+                trial = at[active]
+                trial[:, side] = np.clip(trial[:, side] + step, -MARGIN, 0.4)
+                sim = score(active, trial)
+                better = sim > sub[active] + 1e-9
+                at[active[better]], sub[active[better]] = trial[better], sim[better]
+                moved |= better
+        active = active[moved]
+    out = np.full(n_owners, -np.inf)
+    np.maximum.at(out, owner, sub)
     return out
 
 
@@ -979,8 +1047,8 @@ def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: 
     """Pairs (a < b) joined by the window rule: a hash candidate whose aligned thumbnails correlate.
 
     Candidates (:func:`window_candidates` within ``max_bits``) are verified by
-    :func:`verify_candidates`; those within ``refine_margin`` below
-    ``min_similarity`` at their grid window get their framing refined.
+    :func:`verify_candidates`; pairs whose best coarse (grid) score lies within ``refine_margin``
+    below ``min_similarity`` get their framing refined.
 
     Returns
     -------
