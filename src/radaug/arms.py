@@ -30,6 +30,7 @@ import pandas as pd
 from radaug.errors import ConfigError, RadaugError
 from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas
+from radaug.seeds import stream_rng
 
 REFERENCE_ARM = "real"
 """The arm every other arm is compared with: the fold's real training cases alone; never validated."""
@@ -108,7 +109,7 @@ def oversample(
     Per class as many as :func:`radaug.sampling.rebalancing_quotas` gives, drawn
     with replacement by ``numpy.random.default_rng([seed, repeat, fold])``.
     """
-    rng = np.random.default_rng([seed, repeat, fold])
+    rng = stream_rng("oversample", seed, repeat=repeat, fold=fold)
     labels = train_real["label"].to_numpy()
     counts = {name: int(np.sum(labels == name)) for name in sorted(set(labels))}
     quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
@@ -163,7 +164,7 @@ def smote(
     imputer = SimpleImputer(strategy="median", keep_empty_features=True)
     scaler = StandardScaler()
     z = scaler.fit_transform(imputer.fit_transform(train_real[features].to_numpy(dtype=float)))
-    state = int(np.random.default_rng([seed, repeat, fold, 1]).integers(2**31 - 1))
+    state = int(stream_rng("smote", seed, repeat=repeat, fold=fold).integers(2**31 - 1))
     sampler = SMOTE(sampling_strategy=strategy, k_neighbors=min(k_neighbors, smallest - 1), random_state=state)
     z_all, y_all = sampler.fit_resample(z, train_real["label"].to_numpy())
     new_z, new_y = z_all[len(z):], np.asarray(y_all[len(z):])

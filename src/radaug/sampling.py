@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from radaug.errors import SamplingError
+from radaug.seeds import stream_seeds
 
 
 def rebalancing_quotas(
@@ -94,8 +95,8 @@ def roi_ranges(roi_voxels: pd.Series, labels: Iterable[str], classes: list[str],
 
 def sample_seeds(seed: int, fold: str, model: str, label_index: int, count: int, attempt: int) -> np.ndarray:
     """Independent per-sample seeds, derived from the study seed and the sample's coordinates."""
-    key = [seed, *map(ord, fold), *map(ord, model), label_index, attempt]
-    return np.random.SeedSequence(key).generate_state(count, dtype=np.uint32).astype(np.int64)
+    return stream_seeds("generator_sample", seed, count, fold_key=fold, model=model, class_index=label_index,
+                        attempt=attempt)
 
 
 def plausible_masks(mask_prob: np.ndarray, roi_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
