@@ -101,8 +101,7 @@ def class_counts(train_real: pd.DataFrame) -> dict[str, int]:
 
 
 def oversample(
-    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float, cap_per_case: float,
 ) -> pd.DataFrame:
     """The ``oversample`` arm's added rows: random duplicates of a fold's training rows.
 
@@ -112,14 +111,14 @@ def oversample(
     rng = stream_rng("oversample", seed, repeat=repeat, fold=fold)
     labels = train_real["label"].to_numpy()
     counts = {name: int(np.sum(labels == name)) for name in sorted(set(labels))}
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
+    quotas = rebalancing_quotas(counts, target_ratio=target_ratio, cap_per_case=cap_per_case)
     picks = [rng.choice(np.flatnonzero(labels == name), size=quota, replace=True) for name, quota in quotas.items()]
     return train_real.iloc[np.concatenate(picks)]
 
 
 def smote(
-    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
-    cap_per_case: float = 4.0, k_neighbors: int = 5,
+    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float, cap_per_case: float,
+    k_neighbors: int = 5,
 ) -> pd.DataFrame:
     """The ``smote`` arm's added rows: SMOTE interpolations between a fold's training cases.
 
@@ -150,7 +149,7 @@ def smote(
 
     features = feature_columns(train_real)
     counts = class_counts(train_real)
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
+    quotas = rebalancing_quotas(counts, target_ratio=target_ratio, cap_per_case=cap_per_case)
     strategy = {name: counts[name] + quota for name, quota in quotas.items() if quota > 0}
     empty = train_real.iloc[:0].copy()
     if not strategy:
@@ -188,8 +187,8 @@ def arm_added_rows(
     repeat: int,
     fold: int,
     seed: int,
-    target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    target_ratio: float,
+    cap_per_case: float,
 ) -> pd.DataFrame:
     """The rows an arm adds to one fold's real training set.
 

@@ -339,8 +339,8 @@ def evaluate_arm(
     arm_data: pd.DataFrame | None = None,
     classifier: dict | None = None,
     invariance: pd.DataFrame | None = None,
-    target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    target_ratio: float,
+    cap_per_case: float,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on each fold's training set of one arm and test on the fold's held-out real cases.

@@ -19,8 +19,9 @@ from radaug.seeds import stream_seeds
 
 def rebalancing_quotas(
     class_counts: Mapping[str, int],
-    target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    *,
+    target_ratio: float,
+    cap_per_case: float,
 ) -> dict[str, int]:
     """Extra samples per class so each class reaches ``target_ratio`` × the largest class.
 
@@ -34,6 +35,13 @@ def rebalancing_quotas(
     cap_per_case
         At most this many extra samples per real case of a class, so a class with
         very few cases is not flooded with data derived from them.
+
+    Both are required keywords here and in every function that passes them on
+    (:func:`class_quotas`, the ``oversample`` and ``smote`` arms,
+    :func:`radaug.arms.arm_added_rows`, :func:`radaug.evaluate.evaluate_arm`,
+    :func:`radaug.augment.classical.augment_fold`): their defaults live once, in the
+    config schema (``sampling.target_ratio``, ``sampling.cap_per_case``), and the
+    workflow passes the config's values.
 
     Returns
     -------
@@ -72,7 +80,7 @@ def class_quotas(labels: Iterable[str], classes: list[str], *, target_ratio: flo
     """
     labels = np.asarray(list(labels))
     counts = {c: int(np.sum(labels == c)) for c in classes}
-    return rebalancing_quotas(counts, target_ratio, cap_per_case)
+    return rebalancing_quotas(counts, target_ratio=target_ratio, cap_per_case=cap_per_case)
 
 
 def roi_ranges(roi_voxels: pd.Series, labels: Iterable[str], classes: list[str], *, slack: float

@@ -134,7 +134,7 @@ def parent_cases(case_ids, quota: int, rng: np.random.Generator) -> list[str]:
 
 
 def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spacing, chain: RandomChain, *,
-                 classes: list[str], seed: int, fold: str, target_ratio: float = 1.0, cap_per_case: float = 4.0
+                 classes: list[str], seed: int, fold: str, target_ratio: float, cap_per_case: float
                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Augment one fold's training cases up to the rebalancing quotas.
 
