@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from radaug.errors import SamplingError
+from radaug.io import truthy
 from radaug.seeds import stream_seeds
 
 
@@ -310,7 +311,7 @@ def shortfall_notes(sampling: pd.DataFrame, arms: Iterable[str]) -> dict[str, st
     """
     if sampling.empty:
         return {}
-    short = sampling[sampling["short"].astype(str).str.lower() == "true"]
+    short = sampling[truthy(sampling["short"])]
     by_model = {}
     for model, rows in short.groupby("model", sort=True):
         parts = [f"'{r.label}' in {r.fold}: {int(r.accepted)} of {int(r.requested)} plausible samples "
