@@ -106,7 +106,7 @@ def oversample(
     """The ``oversample`` arm's added rows: random duplicates of a fold's training rows.
 
     Per class as many as :func:`radaug.sampling.rebalancing_quotas` gives, drawn
-    with replacement by ``numpy.random.default_rng([seed, repeat, fold])``.
+    with replacement by the ``oversample`` stream of :mod:`radaug.seeds` (key ``[seed, repeat, fold]``).
     """
     rng = stream_rng("oversample", seed, repeat=repeat, fold=fold)
     labels = train_real["label"].to_numpy()
@@ -130,7 +130,7 @@ def smote(
     fold's training rows only; new rows are transformed back to feature units.
     Per class as many rows as :func:`~radaug.sampling.rebalancing_quotas` gives
     (the same quotas as ``oversample`` and the generators). Seeded by
-    ``numpy.random.default_rng([seed, repeat, fold, 1])``.
+    the ``smote`` stream of :mod:`radaug.seeds` (key ``[seed, repeat, fold, 1]``).
 
     Returns
     -------
