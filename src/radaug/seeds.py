@@ -23,6 +23,10 @@ stream                 key (``seed`` = study seed)                          used
                                                                             halves, the noise control
 ``oversample``         ``[seed, repeat, fold]``                             ``arms.oversample`` row draws
 ``smote``              ``[seed, repeat, fold, 1]``                          ``arms.smote``'s ``random_state``
+``baseline_split``     ``[seed, split]``                                    real-vs-real baseline halves
+``baseline_subsample`` ``[seed, split, size, n_candidate, n_b]``            its size-matched subsamples (the
+                                                                            baseline_split key, extended by
+                                                                            ``summary._size_matched_draws``)
 ``null_tested``        ``[seed, 31337, n_train, n_candidate]``              null rule's candidate subsample
 ``null_permutation``   ``[seed, 6121, draw]``                               permutation null draws
 ``null_split``         ``[seed, 7919, draw]``                               real-vs-real split null draws
@@ -42,8 +46,8 @@ Collisions. ``SeedSequence`` pads keys with zeros, so ``[s, r, f]`` and
 class_index]``: class 1 was the selection seed's key and class 0 the training
 seed's; they now carry the ``"controls"`` tag (this changed the positive and
 noise controls' rows, hence the validation tables of the control arms, once).
-The keys still shared (nine pairs, among ``training``, ``selection``,
-``oversample``, ``smote``, ``classical_parents`` and ``study``) are listed in
+The keys still shared (thirteen pairs, among ``training``, ``selection``,
+``oversample``, ``smote``, ``classical_parents``, ``baseline_split`` and ``study``) are listed in
 :data:`SHARED_KEYS`; ``tests/unit/test_seeds.py`` enumerates every
 stream over a grid of coordinates and fails on any other shared key.
 
@@ -85,6 +89,8 @@ STREAMS: dict[str, tuple] = {
     "controls": (Tag("controls"), "repeat", "fold", "class_index"),
     "oversample": ("repeat", "fold"),
     "smote": ("repeat", "fold", 1),
+    "baseline_split": ("split",),
+    "baseline_subsample": ("split", "size", "n_candidate", "n_b"),
     "null_tested": (31337, "n_train", "n_candidate"),
     "null_permutation": (6121, "draw"),
     "null_split": (7919, "draw"),
@@ -97,15 +103,19 @@ STREAMS: dict[str, tuple] = {
 #: do not change. ``SeedSequence`` pads keys with zeros, so the study seed ``[s]`` is
 #: also ``[s, 0, 0]`` (training and ``oversample`` of fold r0f0) and
 #: ``classical_parents``' ``[s, class, repeat, fold]`` with ``fold = 0`` is the
-#: training key of repeat ``class``, fold ``repeat``. Each pair serves jobs that never
+#: training key of repeat ``class``, fold ``repeat``; ``baseline_split``'s ``[s, split]``
+#: is the training key of repeat ``split``, fold 0. Each pair serves jobs that never
 #: use both draws together (a generator's training vs the ``oversample`` arm, its
-#: selection vs ``smote``, the evaluation bootstrap vs a fold's training), so no
+#: selection vs ``smote``, the evaluation bootstrap vs a fold's training, validation's
+#: real-vs-real halves vs a fold's training), so no
 #: result is drawn twice from one stream; a new stream must not join this list.
 SHARED_KEYS: frozenset[frozenset[str]] = frozenset(map(frozenset, [
     ("training", "oversample"), ("selection", "smote"),
     ("classical_parents", "training"), ("classical_parents", "oversample"),
     ("classical_parents", "selection"), ("classical_parents", "smote"),
     ("study", "training"), ("study", "oversample"), ("study", "classical_parents"),
+    ("baseline_split", "training"), ("baseline_split", "oversample"), ("baseline_split", "classical_parents"),
+    ("baseline_split", "study"),
 ]))
 
 

@@ -18,6 +18,8 @@ RNG_VALUES = [
     ("classical_parents", {"class_index": 1, "repeat": 1, "fold": 2}, 1709871651),
     ("oversample", {"repeat": 1, "fold": 2}, 1477753205),
     ("smote", {"repeat": 1, "fold": 2}, 839709177),
+    ("baseline_split", {"split": 3}, 1563192034),
+    ("baseline_subsample", {"split": 3, "size": 5, "n_candidate": 9, "n_b": 6}, 1447424665),
     ("null_tested", {"n_train": 5, "n_candidate": 9}, 1343805329),
     ("null_permutation", {"draw": 3}, 495190639),
     ("null_split", {"draw": 3}, 711331015),
@@ -50,6 +52,13 @@ def test_generator_sample_seeds_keep_their_old_values():
     # sampling.sample_seeds(7, "r1f2", "cvae", 1, 3, 0)
     seeds = stream_seeds("generator_sample", 7, 3, fold_key="r1f2", model="cvae", class_index=1, attempt=0)
     assert seeds.tolist() == [3525612932, 325741906, 2674695400] and seeds.dtype == np.int64
+
+
+def test_the_study_stream_is_the_study_seed():
+    """The bootstrap, the Br35H draw and the phantom's spawn root used ``default_rng(seed)``/``SeedSequence(seed)``."""
+    assert stream_rng("study", 7).integers(2**31 - 1) == np.random.default_rng(7).integers(2**31 - 1)
+    spawned = np.random.SeedSequence(stream_key("study", 7)).spawn(2)[1].generate_state(2)
+    assert (spawned == np.random.SeedSequence(7).spawn(2)[1].generate_state(2)).all()
 
 
 def test_wrappers_are_the_streams():

@@ -71,7 +71,7 @@ from scipy import ndimage
 
 from radaug.errors import ConfigError
 from radaug.io import atomic_path, write_csv
-from radaug.seeds import stream_rng
+from radaug.seeds import stream_key, stream_rng
 
 LABELS = ("benign", "malignant", "borderline")
 """Phantom classes; the third is appended so a two-class cohort keeps its seeds and patient numbers."""
@@ -294,7 +294,7 @@ def make_phantom_cohort(
 
     rows = []
     patient_number = 0
-    class_streams = np.random.SeedSequence(seed).spawn(len(LABELS))
+    class_streams = np.random.SeedSequence(stream_key("study", seed)).spawn(len(LABELS))
     for class_index, (label, class_stream) in enumerate(zip(LABELS, class_streams)):
         for k, patient_stream in enumerate(class_stream.spawn(n_patients.get(label, 0))):
             patient_id = f"P{patient_number:04d}"

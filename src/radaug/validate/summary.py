@@ -235,9 +235,10 @@ def validate_arm(
     train, holdout, cand = (t[feature_columns].to_numpy(dtype=float)
                             for t in (train_real, holdout_real, candidate))
     row_groups = _row_groups(train_real, group_column)
-    splits = [grouped_halves(row_groups, [seed, r]) for r in range(N_SPLITS)]
+    splits = [grouped_halves(row_groups, stream_key("baseline_split", seed, split=r)) for r in range(N_SPLITS)]
     # Per split: half A, and size-matched draws of candidate rows and of half B's rows.
-    by_split = [(a, *_size_matched_draws(b, len(cand), [seed, r])) for r, (a, b) in enumerate(splits)]
+    by_split = [(a, *_size_matched_draws(b, len(cand), stream_key("baseline_split", seed, split=r)))
+                for r, (a, b) in enumerate(splits)]
     candidate_sets = [(a, c) for a, draws, _ in by_split for c in draws]
     baseline_sets = [(a, b) for a, _, draws in by_split for b in draws]
 
