@@ -142,9 +142,9 @@ def test_phantom_three_classes_oracle_raises_smallest_recall_and_identical_arm_c
                         for (r, f), _ in folds.groupby(["repeat", "fold"])], ignore_index=True)
     options = {"k_features": 10}
     run = dict(positive_class="malignant", target_ratio=1.0, cap_per_case=4.0, classes=CLASSES, classifier=options)
-    results = [evaluate_arm(cohort, folds, "real", **run, target_ratio=1.0),
-               evaluate_arm(cohort, folds, "oracle", arm_data=oracle, **run, target_ratio=1.0),
-               evaluate_arm(cohort, folds, "null", arm_data=oracle.iloc[:0].assign(arm="null"), **run, target_ratio=1.0)]
+    results = [evaluate_arm(cohort, folds, "real", **run),
+               evaluate_arm(cohort, folds, "oracle", arm_data=oracle, **run),
+               evaluate_arm(cohort, folds, "null", arm_data=oracle.iloc[:0].assign(arm="null"), **run)]
     per_fold = pd.concat([r[0] for r in results])
     predictions = pd.concat([r[1] for r in results])
     assert (predictions["minority"] == CLASSES.index("borderline")).all()
