@@ -123,7 +123,7 @@ def check_table(table, contract: str | Contract, source: str = "table"):
             raise TableError(f"{source}: column '{column}' of the '{spec.name}' table must hold numbers, "
                              f"got {values.iloc[:3].tolist()}; {fix}")
         if kind == "flag":
-            texts = set(values.fillna("").astype(str).str.strip().str.lower())
+            texts = {"" if pd.isna(v) else str(v).strip().lower() for v in values.unique()}
             odd = sorted(texts - set(TRUE_TEXTS) - set(FALSE_TEXTS))
             if odd:
                 raise TableError(f"{source}: column '{column}' of the '{spec.name}' table must hold true/false, "
