@@ -30,6 +30,7 @@ import pandas as pd
 from radaug.errors import ConfigError, RadaugError
 from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas
+from radaug.seeds import stream_rng
 
 REFERENCE_ARM = "real"
 """The arm every other arm is compared with: the fold's real training cases alone; never validated."""
@@ -100,25 +101,24 @@ def class_counts(train_real: pd.DataFrame) -> dict[str, int]:
 
 
 def oversample(
-    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float, cap_per_case: float,
 ) -> pd.DataFrame:
     """The ``oversample`` arm's added rows: random duplicates of a fold's training rows.
 
     Per class as many as :func:`radaug.sampling.rebalancing_quotas` gives, drawn
-    with replacement by ``numpy.random.default_rng([seed, repeat, fold])``.
+    with replacement by the ``oversample`` stream of :mod:`radaug.seeds` (key ``[seed, repeat, fold]``).
     """
-    rng = np.random.default_rng([seed, repeat, fold])
+    rng = stream_rng("oversample", seed, repeat=repeat, fold=fold)
     labels = train_real["label"].to_numpy()
     counts = {name: int(np.sum(labels == name)) for name in sorted(set(labels))}
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
+    quotas = rebalancing_quotas(counts, target_ratio=target_ratio, cap_per_case=cap_per_case)
     picks = [rng.choice(np.flatnonzero(labels == name), size=quota, replace=True) for name, quota in quotas.items()]
     return train_real.iloc[np.concatenate(picks)]
 
 
 def smote(
-    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float = 1.0,
-    cap_per_case: float = 4.0, k_neighbors: int = 5,
+    train_real: pd.DataFrame, *, seed: int, repeat: int, fold: int, target_ratio: float, cap_per_case: float,
+    k_neighbors: int = 5,
 ) -> pd.DataFrame:
     """The ``smote`` arm's added rows: SMOTE interpolations between a fold's training cases.
 
@@ -130,7 +130,7 @@ def smote(
     fold's training rows only; new rows are transformed back to feature units.
     Per class as many rows as :func:`~radaug.sampling.rebalancing_quotas` gives
     (the same quotas as ``oversample`` and the generators). Seeded by
-    ``numpy.random.default_rng([seed, repeat, fold, 1])``.
+    the ``smote`` stream of :mod:`radaug.seeds` (key ``[seed, repeat, fold, 1]``).
 
     Returns
     -------
@@ -149,7 +149,7 @@ def smote(
 
     features = feature_columns(train_real)
     counts = class_counts(train_real)
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
+    quotas = rebalancing_quotas(counts, target_ratio=target_ratio, cap_per_case=cap_per_case)
     strategy = {name: counts[name] + quota for name, quota in quotas.items() if quota > 0}
     empty = train_real.iloc[:0].copy()
     if not strategy:
@@ -163,7 +163,7 @@ def smote(
     imputer = SimpleImputer(strategy="median", keep_empty_features=True)
     scaler = StandardScaler()
     z = scaler.fit_transform(imputer.fit_transform(train_real[features].to_numpy(dtype=float)))
-    state = int(np.random.default_rng([seed, repeat, fold, 1]).integers(2**31 - 1))
+    state = int(stream_rng("smote", seed, repeat=repeat, fold=fold).integers(2**31 - 1))
     sampler = SMOTE(sampling_strategy=strategy, k_neighbors=min(k_neighbors, smallest - 1), random_state=state)
     z_all, y_all = sampler.fit_resample(z, train_real["label"].to_numpy())
     new_z, new_y = z_all[len(z):], np.asarray(y_all[len(z):])
@@ -187,8 +187,8 @@ def arm_added_rows(
     repeat: int,
     fold: int,
     seed: int,
-    target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    target_ratio: float,
+    cap_per_case: float,
 ) -> pd.DataFrame:
     """The rows an arm adds to one fold's real training set.
 

@@ -20,6 +20,7 @@ from radaug.arms import REFERENCE_ARM, arm_added_rows, class_counts, data_compon
 from radaug.classifier import build_classifier
 from radaug.errors import LeakageError, RadaugError
 from radaug.features import feature_columns, fold_rows
+from radaug.io import truthy
 
 METRICS = ("auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall")
 """Per-fold metrics: the positive class is ``data.classes[1]``; ``minority_recall`` is the
@@ -319,7 +320,7 @@ def robust_feature_set(invariance: pd.DataFrame, repeat: int, fold: int, feature
     rows = invariance[(invariance["repeat"] == repeat) & (invariance["fold"] == fold)]
     if rows.empty:
         raise RadaugError(f"the invariance table has no rows for repeat {repeat}, fold {fold}")
-    robust = set(rows.loc[rows["robust"].astype(str).str.lower().isin(["true", "1"]), "feature"])
+    robust = set(rows.loc[truthy(rows["robust"]), "feature"])
     chosen = [f for f in features if f in robust]
     if not chosen:
         raise RadaugError(
@@ -339,8 +340,8 @@ def evaluate_arm(
     arm_data: pd.DataFrame | None = None,
     classifier: dict | None = None,
     invariance: pd.DataFrame | None = None,
-    target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    target_ratio: float,
+    cap_per_case: float,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on each fold's training set of one arm and test on the fold's held-out real cases.
@@ -549,7 +550,7 @@ def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_ve
     missing = table.loc[table["verdict"].isna(), "arm"].tolist()
     if missing:
         raise RadaugError(f"arms {missing} have no validation verdict in arm_verdicts.csv; rerun validation")
-    table["evaluated"] = table["evaluate"].astype(str).str.lower() == "true"
+    table["evaluated"] = truthy(table["evaluate"])
     unscored = sorted(set(table.loc[table["evaluated"], "arm"]) - set(per_fold["arm"]))
     if unscored:
         raise RadaugError(f"arms {unscored} are to be evaluated but have no per-fold results; rerun evaluation")
@@ -557,7 +558,7 @@ def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_ve
     table.loc[left_out, "note"] = [
         f"not evaluated: validation failed it ({metrics or 'see validation'}) and "
         "validation.evaluate_failing_arms is false" for metrics in table.loc[left_out, "failing_metrics"]]
-    table["flagged"] = table["evaluated"] & (table["flagged"].astype(str).str.lower() == "true")
+    table["flagged"] = table["evaluated"] & truthy(table["flagged"])
     keep = table.loc[table["evaluated"], "arm"]
     verdicts = table.rename(columns={"verdict": "validation_verdict"})
     return (per_fold[per_fold["arm"].isin(keep)], predictions[predictions["arm"].isin(keep)],

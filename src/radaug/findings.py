@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .arms import REFERENCE_ARM
-from .io import truthy
+from .io import is_true, truthy
 
 GATE_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "memorization": ("memorises training cases", (
@@ -79,7 +79,7 @@ def effect(evaluation: pd.DataFrame, arm: str, metric: str) -> dict:
     low = float(r.get("pooled_delta_ci_low", math.nan)) if pooled else math.nan
     high = float(r.get("pooled_delta_ci_high", math.nan)) if pooled else math.nan
     holm = float(r.get("holm_p_value", r.get("p_value", math.nan)))
-    significant = bool(truthy([r.get("holm_significant", False)]).iloc[0])
+    significant = is_true(r.get("holm_significant", False))
     mean_delta = float(r["delta_vs_real"])
     direction = ("up" if mean_delta > 0 else "down") if significant and mean_delta != 0 else "none"
     interval = f"95% CI {low:.2f} to {high:.2f}; " if pooled and not math.isnan(low) else ""

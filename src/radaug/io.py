@@ -139,32 +139,72 @@ TEXT_COLUMNS = ("case_id", "patient_id", "sample_id", "group", "label", "class",
                 "model_sha256", "spacing", "fold_key")
 
 
-def read_table(path: str | os.PathLike):
-    """Read a radaug CSV table, keeping :data:`TEXT_COLUMNS` as text (empty cells as "")."""
+def read_table(path: str | os.PathLike, contract: str | None = None):
+    """Read a radaug CSV table, keeping :data:`TEXT_COLUMNS` as text (empty cells as "").
+
+    ``contract`` names the table's entry in :data:`radaug.tables.CONTRACTS`
+    (``"folds"``, ``"arm_verdicts"``, ...): the table is checked to have its
+    columns, each of its kind, and a :class:`radaug.tables.TableError` names the
+    file and the column otherwise. The check changes nothing that is read.
+    """
     import pandas as pd
 
     table = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=False, na_values=[""])
     text = [c for c in TEXT_COLUMNS if c in table.columns]
     table[text] = table[text].fillna("")
+    if contract is not None:
+        from radaug.tables import check_table
+
+        check_table(table, contract, source=str(path))
     return table
 
 
-def read_tables(paths):
+def read_tables(paths, contract: str | None = None):
     """:func:`read_table` of each path, concatenated in order; tables without columns are skipped.
 
-    An empty DataFrame when no path has a table with columns.
+    An empty DataFrame when no path has a table with columns. ``contract``: as
+    :func:`read_table`, checked on each table that has columns.
     """
     import pandas as pd
 
-    frames = [table for table in map(read_table, paths) if len(table.columns)]
+    read = [(path, read_table(path)) for path in paths]
+    frames = [table for _, table in read if len(table.columns)]
+    if contract is not None:
+        from radaug.tables import check_table
+
+        for path, table in read:
+            if len(table.columns):
+                check_table(table, contract, source=str(path))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+#: What a flag read back from CSV counts as true, in any case and ignoring surrounding spaces:
+#: pandas' ``True``, the workflow's ``true`` (``arm_verdicts.csv``), numbers ``1``/``1.0``, ``yes``.
+#: Everything else (``False``, ``0``, ``""``, NaN) is false. :func:`truthy` and :func:`is_true` are
+#: the one boolean parser: never ``astype(bool)`` a column read from CSV (the text ``"False"`` is true).
+TRUE_TEXTS = ("true", "1", "1.0", "yes")
+
+
 def truthy(values):
-    """Booleans of a flag column read from CSV as bool, number or text (``True``, ``1``, ``1.0``, ``yes``)."""
+    """Booleans of a flag column read from CSV as bool, number or text (:data:`TRUE_TEXTS`).
+
+    A pandas Series keeps its index, so the result can mask or be assigned to its table.
+
+    >>> truthy(["True", "false", 1, "1.0", "", None, "yes", False]).tolist()
+    [True, False, True, True, False, False, True, False]
+    """
     import pandas as pd
 
-    return pd.Series(values).astype(str).str.strip().str.lower().isin(("true", "1", "1.0", "yes"))
+    return pd.Series(values).astype(str).str.strip().str.lower().isin(TRUE_TEXTS)
+
+
+def is_true(value) -> bool:
+    """One flag read from CSV (a cell of a row), as :func:`truthy`.
+
+    >>> is_true("True"), is_true("false"), is_true(float("nan"))
+    (True, False, False)
+    """
+    return str(value).strip().lower() in TRUE_TEXTS
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:

@@ -35,7 +35,7 @@ from radaug.provenance import study_version
 from radaug import duplicates as dup
 from radaug.arms import CLASSICAL_ARM, REFERENCE_ARM
 from radaug.errors import LeakageError
-from radaug.io import truthy
+from radaug.io import is_true, truthy
 from radaug.splits import fold_cases, fold_key
 from radaug.validate.thresholds import VERDICTS, overall_verdict
 
@@ -431,7 +431,7 @@ def _forest_figure(evaluation: pd.DataFrame, arms: list, verdicts: dict | None =
     for ax, metric in zip(axes, metrics):
         rows = evaluation[evaluation["metric"] == metric].set_index("arm").reindex(arms)
         delta = rows[column].to_numpy(float)
-        significant = rows["holm_significant"].fillna(False).astype(bool).to_numpy() \
+        significant = truthy(rows["holm_significant"]).to_numpy() \
             if "holm_significant" in rows else np.zeros(len(arms), bool)
         if pooled:
             error = np.clip([delta - rows[low].to_numpy(float), rows[high].to_numpy(float) - delta], 0, None)
@@ -518,14 +518,14 @@ def arm_status(evaluation: pd.DataFrame, arms: Sequence = ()) -> pd.DataFrame:
         r = by_arm[arm]
         verdict = str(r.get("validation_verdict", "n/a")) if pd.notna(r.get("validation_verdict")) else "n/a"
         note = str(r.get("note", "")) if pd.notna(r.get("note", "")) else ""
-        evaluated = truthy(pd.Series([r.get("evaluated", True)])).iloc[0]
+        evaluated = is_true(r.get("evaluated", True))
         if arm == REFERENCE_ARM:
             status = "reference"
         elif verdict == COULD_NOT_GENERATE:
             status = COULD_NOT_GENERATE
         elif not evaluated:
             status = "not evaluated"
-        elif str(r.get("flagged", "")).lower() == "true":
+        elif is_true(r.get("flagged", "")):
             status = "evaluated, flagged"
         else:
             status = "evaluated"
@@ -603,7 +603,7 @@ def _evaluation_section(evaluation: pd.DataFrame, folds: pd.DataFrame | None = N
                     extra.append("n/a" if pd.isna(r[c]) else
                                  f"{_fmt(r[c])} ({_fmt(r['pooled_delta_ci_low'])} – {_fmt(r['pooled_delta_ci_high'])})")
                 elif c == "validation_verdict":
-                    flagged = str(r.get("flagged", "")).lower() == "true"
+                    flagged = is_true(r.get("flagged", ""))
                     extra.append(f"{r[c]}, flagged" if flagged else r[c])
                 else:
                     extra.append(r[c])
@@ -899,7 +899,7 @@ def _selection_section(curves: dict[tuple[str, str], pd.DataFrame]) -> str:
         twin = ax.twinx()
         twin.plot(curve["step"], curve["coverage"], color="C1", marker=".", linewidth=1)
         twin.set_ylim(-0.02, 1.02)
-        chosen, last = curve[curve["selected"].astype(bool)], curve.iloc[-1]
+        chosen, last = curve[truthy(curve["selected"])], curve.iloc[-1]
         for step in chosen["step"]:
             ax.axvline(step, color="grey", linestyle="--", linewidth=1)
         ax.set_title(f"{model}, {fold}", fontsize="small")

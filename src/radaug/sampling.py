@@ -14,12 +14,15 @@ import numpy as np
 import pandas as pd
 
 from radaug.errors import SamplingError
+from radaug.io import truthy
+from radaug.seeds import stream_seeds
 
 
 def rebalancing_quotas(
     class_counts: Mapping[str, int],
-    target_ratio: float = 1.0,
-    cap_per_case: float = 4.0,
+    *,
+    target_ratio: float,
+    cap_per_case: float,
 ) -> dict[str, int]:
     """Extra samples per class so each class reaches ``target_ratio`` × the largest class.
 
@@ -33,6 +36,13 @@ def rebalancing_quotas(
     cap_per_case
         At most this many extra samples per real case of a class, so a class with
         very few cases is not flooded with data derived from them.
+
+    Both are required keywords here and in every function that passes them on
+    (:func:`class_quotas`, the ``oversample`` and ``smote`` arms,
+    :func:`radaug.arms.arm_added_rows`, :func:`radaug.evaluate.evaluate_arm`,
+    :func:`radaug.augment.classical.augment_fold`): their defaults live once, in the
+    config schema (``sampling.target_ratio``, ``sampling.cap_per_case``), and the
+    workflow passes the config's values.
 
     Returns
     -------
@@ -71,7 +81,7 @@ def class_quotas(labels: Iterable[str], classes: list[str], *, target_ratio: flo
     """
     labels = np.asarray(list(labels))
     counts = {c: int(np.sum(labels == c)) for c in classes}
-    return rebalancing_quotas(counts, target_ratio, cap_per_case)
+    return rebalancing_quotas(counts, target_ratio=target_ratio, cap_per_case=cap_per_case)
 
 
 def roi_ranges(roi_voxels: pd.Series, labels: Iterable[str], classes: list[str], *, slack: float
@@ -94,8 +104,8 @@ def roi_ranges(roi_voxels: pd.Series, labels: Iterable[str], classes: list[str],
 
 def sample_seeds(seed: int, fold: str, model: str, label_index: int, count: int, attempt: int) -> np.ndarray:
     """Independent per-sample seeds, derived from the study seed and the sample's coordinates."""
-    key = [seed, *map(ord, fold), *map(ord, model), label_index, attempt]
-    return np.random.SeedSequence(key).generate_state(count, dtype=np.uint32).astype(np.int64)
+    return stream_seeds("generator_sample", seed, count, fold_key=fold, model=model, class_index=label_index,
+                        attempt=attempt)
 
 
 def plausible_masks(mask_prob: np.ndarray, roi_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +311,7 @@ def shortfall_notes(sampling: pd.DataFrame, arms: Iterable[str]) -> dict[str, st
     """
     if sampling.empty:
         return {}
-    short = sampling[sampling["short"].astype(str).str.lower() == "true"]
+    short = sampling[truthy(sampling["short"])]
     by_model = {}
     for model, rows in short.groupby("model", sort=True):
         parts = [f"'{r.label}' in {r.fold}: {int(r.accepted)} of {int(r.requested)} plausible samples "

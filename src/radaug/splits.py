@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import duplicates
 from .errors import ConfigError, LeakageError
+from .seeds import split_random_state
 
 FOLD_COLUMNS = ("case_id", "patient_id", "group", "label", "repeat", "fold", "role")
 
@@ -347,7 +348,7 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
         )
     rows = []
     for repeat in range(repeats):
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed + repeat)
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=split_random_state(seed, repeat))
         for fold, (_, test) in enumerate(splitter.split(np.zeros(len(cases)), y, groups=components)):
             role = np.full(len(cases), "train", dtype=object)
             role[test] = "test"

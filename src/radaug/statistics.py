@@ -28,6 +28,7 @@ from radaug.evaluate import (
     weighted_classification_metrics,
     weighted_multiclass_metrics,
 )
+from radaug.seeds import stream_rng
 
 SUMMARY_COLUMNS = (
     "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds",
@@ -217,7 +218,7 @@ def paired_bootstrap_delta(
         return np.stack([ma[m] - mb[m] for m in metrics], axis=1)
 
     point = delta(np.ones((1, cases.size)))[0]
-    rng = np.random.default_rng(seed)
+    rng = stream_rng("study", seed)
     draws = np.empty((n_bootstrap, len(metrics)))
     block = max(1, _BOOTSTRAP_CELLS // (cases.size * shape[1]))  # bounds the (replicates, rows) matrices
     for first in range(0, n_bootstrap, block):

@@ -13,6 +13,8 @@ from radaug.sampling import rebalancing_quotas
 from ..conftest import REPO
 from .augment_cases import disc_case
 
+RULE = {"target_ratio": 1.0, "cap_per_case": 4.0}  # sampling.target_ratio, sampling.cap_per_case (schema defaults)
+
 
 def _options(**photometric):
     config = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
@@ -30,8 +32,8 @@ def test_fold_is_augmented_to_the_rebalancing_quotas_and_every_sample_replays():
     train, images, masks = _fold()
     chain = build_augmentation(_options(), "CT")
     table, out_images, out_masks = augment_fold(train, images, masks, (1.0, 1.0), chain, classes=["a", "b"],
-                                                seed=3, fold="r0f1", cap_per_case=2)
-    quotas = rebalancing_quotas({"a": 5, "b": 2}, 1.0, 2)
+                                                seed=3, fold="r0f1", cap_per_case=2, target_ratio=1.0)
+    quotas = rebalancing_quotas({"a": 5, "b": 2}, target_ratio=1.0, cap_per_case=2)
     assert table["label"].value_counts().to_dict() == {k: v for k, v in quotas.items() if v}
     assert set(table["case_id"]) <= set(train.loc[train["label"] == "b", "case_id"])  # parents: fold-train, same class
     assert (table["repeat"] == 0).all() and (table["fold"] == 1).all()
@@ -48,7 +50,7 @@ def test_fold_is_augmented_to_the_rebalancing_quotas_and_every_sample_replays():
 def test_same_seed_same_fold_other_seed_other_samples():
     train, images, masks = _fold()
     chain = build_augmentation(_options(), "CT")
-    args = dict(classes=["a", "b"], fold="r0f0", cap_per_case=2)
+    args = dict(classes=["a", "b"], fold="r0f0", cap_per_case=2, target_ratio=1.0)
     a = augment_fold(train, images, masks, (1, 1), chain, seed=1, **args)
     b = augment_fold(train, images, masks, (1, 1), chain, seed=1, **args)
     c = augment_fold(train, images, masks, (1, 1), chain, seed=2, **args)
@@ -62,7 +64,7 @@ def test_3d_mr_fold():
     train = pd.DataFrame({"case_id": ["x", "y", "z"], "label": ["a", "a", "b"]})
     chain = build_augmentation(_options(), "MR")
     table, out_images, _ = augment_fold(train, np.stack([c[0] for c in cases]), np.stack([c[1] for c in cases]),
-                                        (1.0, 1.0, 2.0), chain, classes=["a", "b"], seed=0, fold="r1f0")
+                                        (1.0, 1.0, 2.0), chain, classes=["a", "b"], seed=0, fold="r1f0", **RULE)
     assert len(table) == 1 and table["case_id"].iloc[0] == "z" and out_images.shape == (1, 12, 16, 16)
     assert [r["transform"] for r in json.loads(table["chain"].iloc[0])] == [
         "Affine", "ElasticDeformation", "Gain", "BiasField", "RicianNoise", "NormaliseIntensity"]

@@ -19,6 +19,8 @@ from radaug.sampling import rebalancing_quotas
 
 NEGATIVE, POSITIVE = "benign", "malignant"
 
+RULE = {"target_ratio": 1.0, "cap_per_case": 4.0}  # sampling.target_ratio, sampling.cap_per_case (schema defaults)
+
 
 def make_real(n_negative=45, n_positive=15, n_features=10, n_informative=2, shift=1.5, seed=0):
     """Real feature table; the positive class is shifted by ``shift`` SD on the informative features."""
@@ -114,7 +116,7 @@ def test_build_classifier_k_none_keeps_all_and_rejects_bad_arguments():
 
 
 def test_real_arm_on_informative_features_beats_chance(real, folds):
-    per_fold, predictions = evaluate_arm(real, folds, "real", positive_class=POSITIVE)
+    per_fold, predictions = evaluate_arm(real, folds, "real", positive_class=POSITIVE, **RULE)
     assert list(per_fold.columns) == [
         "arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test",
         "auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall",
@@ -134,16 +136,16 @@ def test_real_arm_on_informative_features_beats_chance(real, folds):
 
 def test_real_arm_on_noise_features_is_near_chance():
     noise = make_real(shift=0.0, seed=3)
-    per_fold, _ = evaluate_arm(noise, make_folds(noise), "real", positive_class=POSITIVE)
+    per_fold, _ = evaluate_arm(noise, make_folds(noise), "real", positive_class=POSITIVE, **RULE)
     assert 0.3 < per_fold["auc"].mean() < 0.7
 
 
 @pytest.mark.parametrize("cap_per_case", [4.0, 1.0])
 def test_oversample_adds_exactly_the_quota(real, folds, cap_per_case):
-    per_fold, _ = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, cap_per_case=cap_per_case)
+    per_fold, _ = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, cap_per_case=cap_per_case, target_ratio=1.0)
     for row in per_fold.itertuples():
         split = folds[(folds["repeat"] == row.repeat) & (folds["fold"] == row.fold) & (folds["role"] == "train")]
-        quotas = rebalancing_quotas(split["label"].value_counts().to_dict(), 1.0, cap_per_case)
+        quotas = rebalancing_quotas(split["label"].value_counts().to_dict(), target_ratio=1.0, cap_per_case=cap_per_case)
         assert row.n_train_added == sum(quotas.values())
     assert per_fold["n_train_added"].tolist() == [24 if cap_per_case == 4.0 else 12] * 10
 
@@ -157,8 +159,8 @@ def test_oversampled_rows_are_copies_that_fail_memorization(real, folds):
     split = folds[(folds["repeat"] == 0) & (folds["fold"] == 0)]
     train = real[real["case_id"].isin(split.loc[split["role"] == "train", "case_id"])]
     test = real[real["case_id"].isin(split.loc[split["role"] == "test", "case_id"])]
-    added = oversample(train, seed=3, repeat=0, fold=0)
-    pd.testing.assert_frame_equal(added, oversample(train, seed=3, repeat=0, fold=0))
+    added = oversample(train, seed=3, repeat=0, fold=0, **RULE)
+    pd.testing.assert_frame_equal(added, oversample(train, seed=3, repeat=0, fold=0, **RULE))
     assert set(added["case_id"]) <= set(train["case_id"])
     minority = added[added["label"] == POSITIVE]
     # min_rows=2: this fixture's fold has a handful of positive test cases (the default asks for 10)
@@ -169,7 +171,7 @@ def test_oversampled_rows_are_copies_that_fail_memorization(real, folds):
 
 def test_arm_data_rows_are_added_per_fold(real, folds):
     arm_data = make_arm_data(real, folds)
-    per_fold, _ = evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)
+    per_fold, _ = evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data, **RULE)
     assert (per_fold["n_train_added"] == 6).all()
     assert (per_fold["arm"] == "gan").all()
 
@@ -178,21 +180,21 @@ def test_arm_data_with_test_case_parent_is_leakage(real, folds):
     arm_data = make_arm_data(real, folds)
     arm_data.loc[0, "case_id"] = first_test_case(folds)  # first row belongs to repeat 0, fold 0
     with pytest.raises(LeakageError, match="repeat 0, fold 0"):
-        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)
+        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data, **RULE)
 
 
 def test_arm_data_with_unknown_parent_is_leakage(real, folds):
     arm_data = make_arm_data(real, folds)
     arm_data.loc[0, "case_id"] = "case-from-elsewhere"
     with pytest.raises(LeakageError, match="not training cases of this fold"):
-        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)
+        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data, **RULE)
 
 
 def test_arm_data_with_copied_real_test_row_is_leakage(real, folds):
     arm_data = make_arm_data(real, folds)
     copied = real[real["case_id"] == first_test_case(folds)].assign(arm="gan", repeat=0, fold=0)
     with pytest.raises(LeakageError):
-        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=pd.concat([arm_data, copied]))
+        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=pd.concat([arm_data, copied]), **RULE)
 
 
 def test_arm_data_reusing_a_test_sample_id_is_leakage(real, folds):
@@ -200,42 +202,42 @@ def test_arm_data_reusing_a_test_sample_id_is_leakage(real, folds):
     arm_data.loc[0, "case_id"] = np.nan  # no parent, but the sample_id is a test sample's
     arm_data.loc[0, "sample_id"] = first_test_case(folds)
     with pytest.raises(LeakageError, match="share sample_ids"):
-        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)
+        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data, **RULE)
 
 
 def test_case_in_train_and_test_of_a_fold_is_leakage(real, folds):
     test_case = first_test_case(folds)
     duplicate = folds[(folds["case_id"] == test_case) & (folds["repeat"] == 0) & (folds["fold"] == 0)]
     with pytest.raises(LeakageError, match="also appear in the training set"):
-        evaluate_arm(real, pd.concat([folds, duplicate.assign(role="train")]), "real", positive_class=POSITIVE)
+        evaluate_arm(real, pd.concat([folds, duplicate.assign(role="train")]), "real", positive_class=POSITIVE, **RULE)
 
 
 def test_non_real_test_row_is_leakage(real, folds):
     tainted = real.copy()
     tainted.loc[tainted["case_id"] == first_test_case(folds), "source"] = "synthetic"
     with pytest.raises(LeakageError, match="test rows must be real"):
-        evaluate_arm(tainted, folds, "real", positive_class=POSITIVE)
+        evaluate_arm(tainted, folds, "real", positive_class=POSITIVE, **RULE)
 
 
 def test_a_fold_without_arm_rows_trains_on_real_data_only(real, folds):
     """Zero rebalancing quota in a fold (e.g. balanced classes) adds nothing there."""
     arm_data = make_arm_data(real, folds)
     arm_data = arm_data[~((arm_data["repeat"] == 1) & (arm_data["fold"] == 3))]
-    per_fold, _ = evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data)
-    reference, _ = evaluate_arm(real, folds, "real", positive_class=POSITIVE)
+    per_fold, _ = evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=arm_data, **RULE)
+    reference, _ = evaluate_arm(real, folds, "real", positive_class=POSITIVE, **RULE)
     empty = (per_fold["repeat"] == 1) & (per_fold["fold"] == 3)
     assert per_fold.loc[empty, "n_train_added"].item() == 0
     assert per_fold.loc[empty, "auc"].item() == reference.loc[empty.to_numpy(), "auc"].item()
     assert (per_fold.loc[~empty, "n_train_added"] > 0).all()
     with pytest.raises(ValueError, match="needs arm_data"):
-        evaluate_arm(real, folds, "gan", positive_class=POSITIVE)
+        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, **RULE)
 
 
 def test_evaluate_is_deterministic_and_seeded(real, folds):
     folds = folds[folds["repeat"] == 0]
-    first = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, seed=7)
-    second = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, seed=7)
-    other = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, seed=8)
+    first = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, seed=7, **RULE)
+    second = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, seed=7, **RULE)
+    other = evaluate_arm(real, folds, "oversample", positive_class=POSITIVE, seed=8, **RULE)
     pd.testing.assert_frame_equal(first[0], second[0])
     pd.testing.assert_frame_equal(first[1], second[1])
     assert not np.allclose(first[1]["score"], other[1]["score"])
@@ -276,7 +278,7 @@ def _per_fold(arm, auc, n_train_real=48, n_test=12):
 
 
 def test_summarise_copy_of_reference_has_zero_delta_and_p_one(real, folds):
-    per_fold, _ = evaluate_arm(real, folds, "real", positive_class=POSITIVE)
+    per_fold, _ = evaluate_arm(real, folds, "real", positive_class=POSITIVE, **RULE)
     summary = summarise(pd.concat([per_fold, per_fold.assign(arm="copy")]))
     assert list(summary.columns) == [
         "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds", "holm_p_value",

@@ -13,7 +13,7 @@ from radaug.evaluate import evaluate_arm, robust_feature_set
 from radaug.features import feature_columns
 from radaug.sampling import rebalancing_quotas
 
-from .test_evaluate import NEGATIVE, POSITIVE, make_arm_data, make_folds, make_real
+from .test_evaluate import NEGATIVE, POSITIVE, RULE, make_arm_data, make_folds, make_real
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def _train(real, folds, repeat=0, fold=0):
 
 def test_smote_adds_the_quota_of_interpolated_rows_inside_the_class(real, folds):
     train = _train(real, folds)
-    added = smote(train, seed=3, repeat=0, fold=0)
-    quotas = rebalancing_quotas(train["label"].value_counts().to_dict(), 1.0, 4.0)
+    added = smote(train, seed=3, repeat=0, fold=0, **RULE)
+    quotas = rebalancing_quotas(train["label"].value_counts().to_dict(), target_ratio=1.0, cap_per_case=4.0)
     assert added["label"].value_counts().to_dict() == {k: v for k, v in quotas.items() if v}
     assert list(added.columns) == list(train.columns)
     assert (added["source"] == "smote").all() and (added["arm"] == "smote").all()
@@ -46,17 +46,17 @@ def test_smote_adds_the_quota_of_interpolated_rows_inside_the_class(real, folds)
     assert (added[features].to_numpy() <= minority.max().to_numpy() + 1e-9).all()
     # none is a copy of a training case
     assert not (added[features].round(9).merge(minority.round(9), how="inner")).shape[0]
-    pd.testing.assert_frame_equal(added, smote(train, seed=3, repeat=0, fold=0))
-    assert not np.allclose(added[features], smote(train, seed=4, repeat=0, fold=0)[features])
+    pd.testing.assert_frame_equal(added, smote(train, seed=3, repeat=0, fold=0, **RULE))
+    assert not np.allclose(added[features], smote(train, seed=4, repeat=0, fold=0, **RULE)[features])
 
 
 def test_smote_needs_two_cases_of_a_grown_class(real, folds):
     train = _train(real, folds)
     lonely = pd.concat([train[train["label"] == NEGATIVE], train[train["label"] == POSITIVE].head(1)])
     with pytest.raises(RadaugError, match="at least two training cases"):
-        smote(lonely, seed=0, repeat=0, fold=0)
+        smote(lonely, seed=0, repeat=0, fold=0, **RULE)
     balanced = pd.concat([train[train["label"] == NEGATIVE].head(12), train[train["label"] == POSITIVE]])
-    assert smote(balanced, seed=0, repeat=0, fold=0).empty
+    assert smote(balanced, seed=0, repeat=0, fold=0, **RULE).empty
 
 
 def test_arm_vocabulary_has_one_builder_per_built_in_arm_and_names_file_backed_parts():
@@ -77,21 +77,21 @@ def test_combined_arm_adds_the_union_of_its_parts(real, folds):
     gan = make_arm_data(real, folds, arm="gan")
     vae = make_arm_data(real, folds, arm="vae", seed=1).assign(sample_id=lambda t: "v" + t["sample_id"])
     data = pd.concat([gan, vae], ignore_index=True)
-    combined = arm_added_rows("gan+vae+smote", train, data, repeat=0, fold=0, seed=1)
-    parts = [arm_added_rows(a, train, data if a != "smote" else None, repeat=0, fold=0, seed=1)
+    combined = arm_added_rows("gan+vae+smote", train, data, repeat=0, fold=0, seed=1, **RULE)
+    parts = [arm_added_rows(a, train, data if a != "smote" else None, repeat=0, fold=0, seed=1, **RULE)
              for a in ("gan", "vae", "smote")]
     pd.testing.assert_frame_equal(combined, pd.concat(parts, ignore_index=True))
-    assert arm_added_rows("real", train, repeat=0, fold=0, seed=1).empty
-    per_fold, _ = evaluate_arm(real, folds, "gan+vae", positive_class=POSITIVE, arm_data=data)
+    assert arm_added_rows("real", train, repeat=0, fold=0, seed=1, **RULE).empty
+    per_fold, _ = evaluate_arm(real, folds, "gan+vae", positive_class=POSITIVE, arm_data=data, **RULE)
     assert (per_fold["n_train_added"] == 12).all()
     with pytest.raises(RadaugError, match="rows of arms"):
-        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=data)
+        evaluate_arm(real, folds, "gan", positive_class=POSITIVE, arm_data=data, **RULE)
     with pytest.raises(ValueError, match="do not pass arm_data"):
-        evaluate_arm(real, folds, "smote", positive_class=POSITIVE, arm_data=data)
+        evaluate_arm(real, folds, "smote", positive_class=POSITIVE, arm_data=data, **RULE)
 
 
 def test_smote_arm_is_evaluated_on_real_test_cases_only(real, folds):
-    per_fold, predictions = evaluate_arm(real, folds, "smote", positive_class=POSITIVE, seed=2)
+    per_fold, predictions = evaluate_arm(real, folds, "smote", positive_class=POSITIVE, seed=2, **RULE)
     assert (per_fold["n_train_added"] == 24).all()
     assert set(predictions["case_id"]) <= set(real["case_id"])
     assert per_fold["auc"].mean() > 0.7
@@ -132,13 +132,13 @@ def test_robust_features_restrict_each_fold(real, folds):
     assert robust_feature_set(invariance, 0, 1, features) == features[:3]
     options = {"k_features": None, "correlation_threshold": None, "robust_features": True}
     with pytest.raises(ValueError, match="invariance"):
-        evaluate_arm(real, folds, "real", positive_class=POSITIVE, classifier=options)
+        evaluate_arm(real, folds, "real", positive_class=POSITIVE, classifier=options, **RULE)
     restricted, _ = evaluate_arm(real, folds, "real", positive_class=POSITIVE, classifier=options,
-                                 invariance=invariance)
+                                 invariance=invariance, **RULE)
     # the same as a feature table that only has those three features
     only = real.drop(columns=features[3:])
     plain, _ = evaluate_arm(only, folds, "real", positive_class=POSITIVE,
-                            classifier={**options, "robust_features": False})
+                            classifier={**options, "robust_features": False}, **RULE)
     pd.testing.assert_frame_equal(restricted, plain)
     with pytest.raises(RadaugError, match="no feature is robust"):
         robust_feature_set(invariance.assign(robust=False), 0, 0, features)
@@ -152,12 +152,12 @@ def test_an_arm_that_adds_nothing_evaluates_like_real(real, folds):
     from radaug.features import META_COLUMNS
 
     empty = pd.DataFrame(columns=list(META_COLUMNS))
-    per_fold_real, pred_real = evaluate_arm(real, folds, "real", positive_class=POSITIVE)
+    per_fold_real, pred_real = evaluate_arm(real, folds, "real", positive_class=POSITIVE, **RULE)
     for arm in ("classical", "classical+smote"):
         per_fold, pred = evaluate_arm(real, folds, arm, positive_class=POSITIVE, arm_data=empty,
-                                      cap_per_case=0)
+                                      cap_per_case=0, target_ratio=1.0)
         assert (per_fold["n_train_added"] == 0).all()
         np.testing.assert_array_equal(pred["score"].to_numpy(), pred_real["score"].to_numpy())
     # a table of several folds where only some folds added rows keeps working (NaN-free features)
     assert evaluate_arm(real, folds, "classical", positive_class=POSITIVE, arm_data=pd.DataFrame(),
-                        cap_per_case=0)[0]["n_train_added"].eq(0).all()
+                        cap_per_case=0, target_ratio=1.0)[0]["n_train_added"].eq(0).all()

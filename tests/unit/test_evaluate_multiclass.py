@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +17,7 @@ from radaug.evaluate import (
 from radaug.statistics import paired_bootstrap_delta, summarise
 
 from .phantom_features import phantom_lesion_features
-from .test_evaluate import make_folds
+from .test_evaluate import RULE, make_folds
 
 CLASSES = ["benign", "malignant", "borderline"]
 
@@ -94,7 +93,7 @@ def test_evaluate_arm_with_three_classes(arm, options):
     real = _three_class_features()
     folds = make_folds(real, n_splits=3, n_repeats=1)
     per_fold, predictions = evaluate_arm(real, folds, arm, positive_class="malignant", classes=CLASSES,
-                                         classifier=options)
+                                         classifier=options, **RULE)
     assert list(per_fold.columns) == list(per_fold_columns(CLASSES))
     assert list(predictions.columns) == list(prediction_columns(CLASSES))
     assert (per_fold["auc"] > 0.7).all()  # planted, separable classes
@@ -117,7 +116,7 @@ def test_evaluate_arm_refuses_classes_that_differ_from_the_labels():
     real = _three_class_features()
     folds = make_folds(real, n_splits=3, n_repeats=1)
     with pytest.raises(RadaugError, match="data.classes"):
-        evaluate_arm(real, folds, "real", positive_class="malignant", classes=["benign", "malignant"])
+        evaluate_arm(real, folds, "real", positive_class="malignant", classes=["benign", "malignant"], **RULE)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +141,7 @@ def test_phantom_three_classes_oracle_raises_smallest_recall_and_identical_arm_c
                                     arm="oracle", repeat=r, fold=f)
                         for (r, f), _ in folds.groupby(["repeat", "fold"])], ignore_index=True)
     options = {"k_features": 10}
-    run = dict(positive_class="malignant", classes=CLASSES, classifier=options)
+    run = dict(positive_class="malignant", target_ratio=1.0, cap_per_case=4.0, classes=CLASSES, classifier=options)
     results = [evaluate_arm(cohort, folds, "real", **run),
                evaluate_arm(cohort, folds, "oracle", arm_data=oracle, **run),
                evaluate_arm(cohort, folds, "null", arm_data=oracle.iloc[:0].assign(arm="null"), **run)]

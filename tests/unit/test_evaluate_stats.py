@@ -18,7 +18,7 @@ from radaug.statistics import (
 )
 
 from .phantom_features import phantom_lesion_features
-from .test_evaluate import POSITIVE, make_folds, make_real
+from .test_evaluate import POSITIVE, RULE, make_folds, make_real
 
 
 def test_classification_metrics_match_hand_computation():
@@ -127,7 +127,7 @@ def test_paired_bootstrap_resamples_cases_with_all_their_repeats():
 def test_summary_keeps_contract_columns_first_and_flags_holm_significance():
     real = make_real()
     folds = make_folds(real, n_splits=3, n_repeats=2)
-    results = [evaluate_arm(real, folds, arm, positive_class=POSITIVE) for arm in ("real", "oversample")]
+    results = [evaluate_arm(real, folds, arm, positive_class=POSITIVE, **RULE) for arm in ("real", "oversample")]
     per_fold = pd.concat([r[0] for r in results])
     predictions = pd.concat([r[1] for r in results])
     summary = summarise(per_fold, predictions, n_bootstrap=50, seed=1)
@@ -170,10 +170,10 @@ def test_phantom_planted_effect_is_detected_and_an_identical_arm_is_not(phantom_
     oracle = pd.concat(oracle, ignore_index=True)
     options = {"k_features": 10}
     results = [
-        evaluate_arm(cohort, folds, "real", positive_class="malignant", classifier=options),
-        evaluate_arm(cohort, folds, "oracle", positive_class="malignant", classifier=options, arm_data=oracle),
+        evaluate_arm(cohort, folds, "real", positive_class="malignant", classifier=options, **RULE),
+        evaluate_arm(cohort, folds, "oracle", positive_class="malignant", classifier=options, arm_data=oracle, **RULE),
         evaluate_arm(cohort, folds, "null", positive_class="malignant", classifier=options,
-                     arm_data=oracle.iloc[:0].assign(arm="null")),
+                     arm_data=oracle.iloc[:0].assign(arm="null"), **RULE),
     ]
     summary = summarise(pd.concat([r[0] for r in results]), pd.concat([r[1] for r in results]),
                         n_bootstrap=300, seed=0).set_index(["arm", "metric"])

@@ -9,15 +9,15 @@ from radaug.sampling import (
 
 
 def test_quotas_balance_and_cap():
-    assert rebalancing_quotas({"no": 320, "yes": 64}) == {"no": 0, "yes": 256}
-    assert rebalancing_quotas({"no": 320, "yes": 64}, cap_per_case=1) == {"no": 0, "yes": 64}
+    assert rebalancing_quotas({"no": 320, "yes": 64}, target_ratio=1.0, cap_per_case=4) == {"no": 0, "yes": 256}
+    assert rebalancing_quotas({"no": 320, "yes": 64}, target_ratio=1.0, cap_per_case=1) == {"no": 0, "yes": 64}
     assert rebalancing_quotas({"no": 100, "yes": 20}, target_ratio=0.5, cap_per_case=10) == {"no": 0, "yes": 30}
 
 
 @pytest.mark.parametrize("kwargs", [{"target_ratio": 0}, {"target_ratio": 1.5}, {"cap_per_case": -1}])
 def test_quota_arguments_validated(kwargs):
     with pytest.raises(ValueError):
-        rebalancing_quotas({"a": 1, "b": 2}, **kwargs)
+        rebalancing_quotas({"a": 1, "b": 2}, **{"target_ratio": 1.0, "cap_per_case": 4, **kwargs})
 
 
 def test_plausible_masks_rejects_empty_and_out_of_range():
@@ -187,6 +187,6 @@ def test_on_shortfall_stop_raises_naming_the_reasons():
 def test_quotas_fill_every_smaller_class_towards_the_largest():
     """Issue 23: K classes, the same target_ratio and cap_per_case rule for each."""
     counts = {"grade1": 40, "grade2": 25, "grade3": 10, "grade4": 2}
-    assert rebalancing_quotas(counts) == {"grade1": 0, "grade2": 15, "grade3": 30, "grade4": 8}
+    assert rebalancing_quotas(counts, target_ratio=1.0, cap_per_case=4) == {"grade1": 0, "grade2": 15, "grade3": 30, "grade4": 8}
     assert rebalancing_quotas(counts, target_ratio=0.5, cap_per_case=10) == {
         "grade1": 0, "grade2": 0, "grade3": 10, "grade4": 18}

@@ -9,7 +9,7 @@ from radaug.snakemake_adapter import run_job
 
 def main(smk):
     table, images, masks = classical_fold(
-        index=read_table(smk.input.index), folds=read_table(smk.input.folds), patches=smk.input.patches,
+        index=read_table(smk.input.index, "case_index"), folds=read_table(smk.input.folds, "folds"), patches=smk.input.patches,
         fold=smk.wildcards.fold, options=smk.params.options, classes=smk.params.classes, seed=smk.params.seed,
         sampling=smk.params.sampling)
     save_arrays(smk.output.samples, sample_id=table["sample_id"].to_numpy(dtype=str) if len(table)

@@ -13,20 +13,20 @@ from radaug.sampling import shortfall_notes
 
 
 def main(smk):
-    short = shortfall_notes(read_tables(smk.input.sampling), [smk.wildcards.arm])
+    short = shortfall_notes(read_tables(smk.input.sampling, "sampling"), [smk.wildcards.arm])
     if short:
         log.warning("arm %s is not evaluated: %s", smk.wildcards.arm, short[smk.wildcards.arm])
         write_csv(smk.output.per_fold, pd.DataFrame(columns=list(per_fold_columns(smk.params.classes))))
         write_csv(smk.output.predictions, pd.DataFrame(columns=list(prediction_columns(smk.params.classes))))
         return
     real = read_table(smk.input.real)
-    folds = read_table(smk.input.folds)
+    folds = read_table(smk.input.folds, "folds")
     arm_data = None
     if smk.input.arm:
         arm_data = read_tables(smk.input.arm)
     invariance = None
     if smk.input.invariance:
-        invariance = read_tables(smk.input.invariance)
+        invariance = read_tables(smk.input.invariance, "invariance")
     per_fold, predictions = evaluate_arm(
         real, folds, smk.wildcards.arm, positive_class=smk.params.positive_class, classes=smk.params.classes,
         arm_data=arm_data,

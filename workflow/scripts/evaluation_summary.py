@@ -14,9 +14,9 @@ from radaug.statistics import inference_notes, summarise
 
 
 def main(smk):
-    per_fold = read_tables(smk.input.per_fold)
-    predictions = read_tables(smk.input.predictions)
-    verdicts = read_table(smk.input.arm_verdicts) if smk.input.get("arm_verdicts") else None
+    per_fold = read_tables(smk.input.per_fold, "per_fold")
+    predictions = read_tables(smk.input.predictions, "predictions")
+    verdicts = read_table(smk.input.arm_verdicts, "arm_verdicts") if smk.input.get("arm_verdicts") else None
     per_fold, predictions, gate = gate_by_validation(per_fold, predictions, verdicts, arms=smk.params.arms)
     for row in gate[~gate["evaluated"]].itertuples():
         log.warning("arm %s is not evaluated: %s", row.arm, row.note)

@@ -8,7 +8,7 @@ from radaug.snakemake_adapter import run_job
 def main(smk):
     samples = read_table(smk.input.table)
     arrays = load_arrays(smk.input.samples)
-    index = read_table(smk.input.index)
+    index = read_table(smk.input.index, "case_index")
     # case_id is the parent case, so evaluation's leakage checks apply to every augmented row.
     meta = samples[["sample_id", "case_id", "repeat", "fold", "label"]].assign(
         source="augmented", arm="classical")[list(META_COLUMNS)]

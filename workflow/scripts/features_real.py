@@ -12,8 +12,8 @@ def main(smk):
     cases = read_table(smk.input.table)
     arrays = load_arrays(smk.input.patches)
     per_fold = "folds" in smk.input.keys()  # inputs of the rule only with per-fold standardisation
-    index = read_table(smk.input.index) if per_fold else cases
-    folds = read_table(smk.input.folds) if per_fold else None
+    index = read_table(smk.input.index, "case_index") if per_fold else cases
+    folds = read_table(smk.input.folds, "folds") if per_fold else None
     spacing = parse_spacing(cases["spacing"].iloc[0]) if len(cases) else ()
     extractor = make_extractor(smk.input.params_file)
     parts = []

@@ -18,8 +18,8 @@ def main(smk):
     cases = read_table(smk.input.table)
     arrays = load_arrays(smk.input.patches)
     per_fold = "folds" in smk.input.keys()  # inputs of the rule only with per-fold standardisation
-    index = read_table(smk.input.index) if per_fold else cases
-    folds = read_table(smk.input.folds) if per_fold else None
+    index = read_table(smk.input.index, "case_index") if per_fold else cases
+    folds = read_table(smk.input.folds, "folds") if per_fold else None
     labels = dict(zip(cases["case_id"].astype(str), cases["label"]))
     case_ids = [str(c) for c in arrays["case_id"]]
     spacing = parse_spacing(cases["spacing"].iloc[0]) if len(cases) else ()

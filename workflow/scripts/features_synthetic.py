@@ -8,7 +8,7 @@ from radaug.snakemake_adapter import run_job
 def main(smk):
     samples = read_table(smk.input.table)
     arrays = load_arrays(smk.input.samples)
-    index = read_table(smk.input.index)
+    index = read_table(smk.input.index, "case_index")
     # A translated sample names its parent case, so the evaluation's leakage checks see it.
     parents = samples["parent_case_id"].fillna("") if "parent_case_id" in samples else ""
     meta = samples[["sample_id", "repeat", "fold", "label"]].assign(

@@ -12,7 +12,7 @@ def main(smk):
     repeat, fold = parse_fold_key(smk.wildcards.fold)
     perturbed = fold_rows(read_tables(smk.input.perturbed), repeat, fold)
     perturbed["perturbation"] = perturbation_index(perturbed["sample_id"])
-    train = fold_cases(read_table(smk.input.folds), repeat, fold, "train")
+    train = fold_cases(read_table(smk.input.folds, "folds"), repeat, fold, "train")
     table = invariance_table(perturbed, feature_columns(perturbed.drop(columns="perturbation")), train["case_id"],
                              repeat=repeat, fold=fold, statistic=smk.params.icc, threshold=smk.params.threshold)
     log.info("%d of %d features robust (%s >= %s)", int(table["robust"].sum()), len(table), smk.params.icc,

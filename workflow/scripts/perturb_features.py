@@ -15,8 +15,8 @@ def main(smk):
     per_fold = "folds" in smk.input.keys()  # inputs of the rule only with per-fold standardisation
     features, failures = batch_perturbed_features(
         make_extractor(smk.input.params_file), cases, load_arrays(smk.input.patches),
-        index=read_table(smk.input.index) if per_fold else cases,
-        folds=read_table(smk.input.folds) if per_fold else None, options=smk.params.options, seed=smk.params.seed)
+        index=read_table(smk.input.index, "case_index") if per_fold else cases,
+        folds=read_table(smk.input.folds, "folds") if per_fold else None, options=smk.params.options, seed=smk.params.seed)
     write_extraction(
         features, failures, features_path=smk.output.features, failures_path=smk.output.failures,
         max_failed=smk.params.max_failed,

@@ -20,13 +20,13 @@ def main(smk):
     for arm, path, table_path in zip(params.shown, archives, tables, strict=True):
         arrays = load_arrays(path)
         synthetic[arm] = (arrays["image"], arrays["mask"], read_table(table_path))
-    cohort, folds = read_table(inp.index), read_table(inp.folds)
+    cohort, folds = read_table(inp.index, "case_index"), read_table(inp.folds, "folds")
     # The samples shown are the first fold's; with per-fold standardisation (nyul) the real patches
     # beside them are in that fold's intensities too.
     standardisation = fold_standardisations(cohort, folds)[0][2]
-    html = render_generators(losses, load_patches(inp.patches, standardisation=standardisation), synthetic, read_tables(inp.sample_tables),
+    html = render_generators(losses, load_patches(inp.patches, standardisation=standardisation), synthetic, read_tables(inp.sample_tables, "samples"),
                              cohort, folds, report_classes(smk.params.classes, cohort),
-                             sampling=read_tables(inp.sampling), selection=selection)
+                             sampling=read_tables(inp.sampling, "sampling"), selection=selection)
     write_text(smk.output.html, html)
 
 

@@ -9,8 +9,8 @@ def main(smk):
     inp = smk.input
     details = concat_details(
         read_details(*paths) for paths in zip(inp.validation_ks, inp.validation_correlation, inp.validation_dcr))
-    classes = report_classes(smk.params.classes, read_table(inp.index))
-    write_text(smk.output.html, render_validation(read_table(inp.validation), classes, details))
+    classes = report_classes(smk.params.classes, read_table(inp.index, "case_index"))
+    write_text(smk.output.html, render_validation(read_table(inp.validation, "validation_summary"), classes, details))
 
 
 run_job(snakemake, main)  # noqa: F821

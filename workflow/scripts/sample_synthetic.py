@@ -17,7 +17,7 @@ def main(smk):
     # sampling jobs Snakemake runs in parallel, and CPU results would depend on the machine.
     torch.set_num_threads(smk.threads)
     result = sample_fold(
-        smk.input.checkpoint, index=read_table(smk.input.index), folds=read_table(smk.input.folds),
+        smk.input.checkpoint, index=read_table(smk.input.index, "case_index"), folds=read_table(smk.input.folds, "folds"),
         patches=smk.input.patches, fold=smk.wildcards.fold, classes=smk.params.classes,
         sampling=smk.params.sampling, training=smk.params.training, shape_model=smk.params.shape_model,
         augmentation=smk.params.augmentation, seed=smk.params.seed)

@@ -6,7 +6,7 @@ from radaug.splits import duplicate_audit, make_folds, window_links
 
 
 def main(smk):
-    index = read_table(smk.input.index)
+    index = read_table(smk.input.index, "case_index")
     opts = smk.params.options
     # the window rule's search is the split's expensive step: once, for the folds and the audit
     window = window_links(index, opts["verify_bits"], opts["min_similarity"])

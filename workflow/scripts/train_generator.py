@@ -18,7 +18,7 @@ def main(smk):
     # Work-in-progress checkpoint beside the output: a killed job resumes from it when rerun.
     partial = Path(smk.output.checkpoint).with_name("checkpoint.partial.pt")
     result = train_fold(
-        smk.wildcards.model, index=read_table(smk.input.index), folds=read_table(smk.input.folds),
+        smk.wildcards.model, index=read_table(smk.input.index, "case_index"), folds=read_table(smk.input.folds, "folds"),
         patches=smk.input.patches, fold=smk.wildcards.fold, classes=smk.params.classes,
         hyperparams=smk.params.hyperparams, conditioning=smk.params.conditioning, training=smk.params.training,
         seed=smk.params.seed, checkpoint_path=partial)

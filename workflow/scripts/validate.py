@@ -12,10 +12,10 @@ from radaug.validate.jobs import validate_arm_of_study
 
 def main(smk):
     table, details = validate_arm_of_study(
-        smk.wildcards.arm, real=read_table(smk.input.real), folds=read_table(smk.input.folds),
-        index=read_table(smk.input.index), patches=smk.input.patches,
+        smk.wildcards.arm, real=read_table(smk.input.real), folds=read_table(smk.input.folds, "folds"),
+        index=read_table(smk.input.index, "case_index"), patches=smk.input.patches,
         arm_data=read_tables(smk.input.arm) if smk.input.arm else None,
-        samples=list(zip(smk.input.sample_tables, smk.input.samples)), sampling=read_tables(smk.input.sampling),
+        samples=list(zip(smk.input.sample_tables, smk.input.samples)), sampling=read_tables(smk.input.sampling, "sampling"),
         options=smk.params.options, seed=smk.params.seed, target_ratio=smk.params.target_ratio,
         cap_per_case=smk.params.cap_per_case)
     write_csv(smk.output.table, table)

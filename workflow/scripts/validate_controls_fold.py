@@ -14,8 +14,8 @@ from radaug.validate.jobs import validate_controls_of_fold
 
 def main(smk):
     table, details = validate_controls_of_fold(
-        smk.wildcards.fold, real=read_table(smk.input.real), folds=read_table(smk.input.folds),
-        index=read_table(smk.input.index), patches=smk.input.patches, shuffled=read_tables(smk.input.shuffled),
+        smk.wildcards.fold, real=read_table(smk.input.real), folds=read_table(smk.input.folds, "folds"),
+        index=read_table(smk.input.index, "case_index"), patches=smk.input.patches, shuffled=read_tables(smk.input.shuffled),
         options=smk.params.options, seed=smk.params.seed)
     write_csv(smk.output.table, table)
     write_csv(smk.output.ks, details.ks)

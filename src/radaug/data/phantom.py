@@ -71,6 +71,7 @@ from scipy import ndimage
 
 from radaug.errors import ConfigError
 from radaug.io import atomic_path, write_csv
+from radaug.seeds import stream_key, stream_rng
 
 LABELS = ("benign", "malignant", "borderline")
 """Phantom classes; the third is appended so a two-class cohort keeps its seeds and patient numbers."""
@@ -89,7 +90,6 @@ SCANNER_B_BLUR = 1.0
 SCANNER_B_WIDTH_HU = 150.0
 SCANNER_B_OFFSET_HU = 30.0
 SCANNER_B_NOISE_HU = 12.0
-_DOMAIN_STREAM = 0xD0A1  # spawn key of the scanner draws, apart from the anatomy streams
 
 _TEXTURE_SIGMA = {"fine": 0.7, "coarse": 2.0, "rare": 0.7}
 _N_HARMONICS = 4
@@ -294,13 +294,13 @@ def make_phantom_cohort(
 
     rows = []
     patient_number = 0
-    class_streams = np.random.SeedSequence(seed).spawn(len(LABELS))
+    class_streams = np.random.SeedSequence(stream_key("study", seed)).spawn(len(LABELS))
     for class_index, (label, class_stream) in enumerate(zip(LABELS, class_streams)):
         for k, patient_stream in enumerate(class_stream.spawn(n_patients.get(label, 0))):
             patient_id = f"P{patient_number:04d}"
             patient_number += 1
             patient_rng = np.random.default_rng(patient_stream)
-            scanner_rng = np.random.default_rng([seed, _DOMAIN_STREAM, class_index, k])
+            scanner_rng = stream_rng("phantom_domain", seed, class_index=class_index, k=k)
             domain = ""
             if domains:
                 domain = DOMAINS[1] if scanner_rng.random() < domain_b_fraction else DOMAINS[0]

@@ -23,6 +23,7 @@ import pandas as pd
 
 from radaug.errors import LeakageError
 from radaug.io import canonical_json, sha256_array, sha256_bytes
+from radaug.seeds import stream_seed
 from radaug.splits import check_training_input, fold_cases, fold_key
 
 from .base import GenerativeModel
@@ -65,7 +66,7 @@ def check_training_patches(training_input: pd.DataFrame, folds: pd.DataFrame, ca
 
 def training_seed(study_seed: int, repeat: int, fold: int) -> int:
     """The seed of a fold's generator training, derived from the study seed and the fold."""
-    return int(np.random.SeedSequence([study_seed, repeat, fold]).generate_state(1)[0])
+    return stream_seed("training", study_seed, repeat=repeat, fold=fold)
 
 
 def fit_in_fold(
@@ -139,7 +140,7 @@ def fit_in_fold(
 
 def selection_seed(study_seed: int, repeat: int, fold: int) -> int:
     """The seed of a fold's selection holdout and evaluation samples (not the training seed's stream)."""
-    return int(np.random.SeedSequence([study_seed, repeat, fold, 1]).generate_state(1)[0])
+    return stream_seed("selection", study_seed, repeat=repeat, fold=fold)
 
 
 def generator_config_sha256(model: str, hyperparams: dict, training: dict) -> str:

@@ -44,6 +44,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from radaug.seeds import stream_seed
+
 CONTROL_ARMS = ("control_positive", "control_negative_noise", "control_negative_copy",
                 "control_negative_label", "control_negative_shuffle")
 """Names of the control arms in ``validation/summary.csv``."""
@@ -201,8 +203,7 @@ def shuffle_roi_voxels(image: np.ndarray, mask: np.ndarray, seed: int) -> np.nda
 
 def shuffle_seed(seed: int, case_id: str) -> int:
     """Seed of one case's shuffled control, from the study seed and the case id (not its batch or fold)."""
-    key = [int(seed), *map(ord, "shuffle"), *map(ord, str(case_id))]
-    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0])
+    return stream_seed("shuffle", seed, case_id=case_id)
 
 
 def shuffled_sample_id(case_id: str) -> str:

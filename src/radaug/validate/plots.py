@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
+from radaug.io import truthy
 from radaug.validate.metrics import METRICS
 from radaug.validate.thresholds import overall_verdict
 
@@ -128,7 +129,7 @@ def ks_heatmap(ks: pd.DataFrame, top: int = KS_TOP_FEATURES) -> Figure | None:
     """
     if ks.empty:
         return None
-    differs = ks.assign(differs=ks["differs"].astype(bool).astype(float))
+    differs = ks.assign(differs=truthy(ks["differs"]).astype(float))
     share = differs.pivot_table(index="feature", columns="arm", values="differs", aggfunc="mean")
     statistic = differs.pivot_table(index="feature", columns="arm", values="ks_statistic", aggfunc="mean")
     arms = arm_order(share.columns)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from radaug.errors import RadaugError
 from radaug.features import fold_rows
+from radaug.seeds import stream_seeds
 from radaug.splits import fold_cases, fold_key, grouped_halves
 from radaug.validate.controls import copy_control, noise_control, shuffle_control_patches
 from radaug.validate.details import ValidationDetails, collect_details, set_details
@@ -253,13 +254,12 @@ def validate_controls(
         for label in sorted(set(train["label"])):
             train_c, test_c = train[train["label"] == label], test[test["label"] == label]
             other = train[train["label"] != label]
-            control_seed = [seed, repeat, fold_number, sorted(set(train["label"])).index(label)]
-            as_candidate, as_holdout = grouped_halves(test_c["group"], int(np.random.SeedSequence(
-                control_seed).generate_state(1)[0]))
+            halves_seed, noise_seed = map(int, stream_seeds("controls", seed, 2, repeat=repeat, fold=fold_number,
+                                                            class_index=sorted(set(train["label"])).index(label)))
+            as_candidate, as_holdout = grouped_halves(test_c["group"], halves_seed)
             positive, positive_holdout = test_c.iloc[as_candidate], test_c.iloc[as_holdout]
             copies = train_c.iloc[copy_control(train_c, len(train_c), seed)]
-            noise = noise_control(train_c, feature_columns, len(train_c),
-                                  int(np.random.SeedSequence(control_seed).generate_state(2)[1]))
+            noise = noise_control(train_c, feature_columns, len(train_c), noise_seed)
             controls = {
                 "control_positive": (positive, positive_holdout, _patches(
                     _take(fold_patches, train_c["case_id"]), _take(fold_patches, positive_holdout["case_id"]),

@@ -22,6 +22,7 @@ from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from radaug.errors import RadaugError
+from radaug.seeds import stream_key, stream_rng
 from radaug.splits import grouped_halves
 from radaug.validate.detection import detection_auc, label_disagreement
 from radaug.validate.images import image_memorization_ratio, plausibility
@@ -234,9 +235,10 @@ def validate_arm(
     train, holdout, cand = (t[feature_columns].to_numpy(dtype=float)
                             for t in (train_real, holdout_real, candidate))
     row_groups = _row_groups(train_real, group_column)
-    splits = [grouped_halves(row_groups, [seed, r]) for r in range(N_SPLITS)]
+    splits = [grouped_halves(row_groups, stream_key("baseline_split", seed, split=r)) for r in range(N_SPLITS)]
     # Per split: half A, and size-matched draws of candidate rows and of half B's rows.
-    by_split = [(a, *_size_matched_draws(b, len(cand), [seed, r])) for r, (a, b) in enumerate(splits)]
+    by_split = [(a, *_size_matched_draws(b, len(cand), stream_key("baseline_split", seed, split=r)))
+                for r, (a, b) in enumerate(splits)]
     candidate_sets = [(a, c) for a, draws, _ in by_split for c in draws]
     baseline_sets = [(a, b) for a, _, draws in by_split for b in draws]
 
@@ -389,7 +391,7 @@ def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, 
     """Rows of the null rule's test: all training rows, and the candidate drawn (seeded) to at most as many."""
     c = np.arange(n_candidate)
     if n_candidate > n_train >= 2:
-        c = np.sort(np.random.default_rng([seed, 31337, n_train, n_candidate]).choice(n_candidate, n_train,
+        c = np.sort(stream_rng("null_tested", seed, n_train=n_train, n_candidate=n_candidate).choice(n_candidate, n_train,
                                                                                      replace=False))
     return np.arange(n_train), c
 
@@ -527,7 +529,7 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     spearman = [name for name in permuted_correlation if name not in pearson]
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     for draw in range(n_draws):
-        rng = np.random.default_rng([seed, 6121, draw])
+        rng = stream_rng("null_permutation", seed, draw=draw)
         ref, other = _permuted_sides(pool_groups, len(a), rng)
         scores = _scores(pool[ref], pool[other], holdout, set_gates, distribution, nearest_k)
         scores.update({name: distribution[name](z_pool[ref], z_pool[other]) for name in pearson})
@@ -647,10 +649,10 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, distr
 
 def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
     """Half A and B's rows drawn to the candidate's matched size, for null draw ``draw``."""
-    a, b = grouped_halves(row_groups, [seed, 7919, draw])
+    a, b = grouped_halves(row_groups, stream_key("null_split", seed, draw=draw))
     size = min(n_candidate, len(b))
     if len(b) > size >= 2:
-        b = np.sort(np.random.default_rng([seed, 7919, draw]).choice(b, size=size, replace=False))
+        b = np.sort(stream_rng("null_split", seed, draw=draw).choice(b, size=size, replace=False))
     return a, b
 
 
@@ -681,7 +683,7 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
         for size in DEFECTS[kind][1]:
             fails = dict.fromkeys(names, 0)
             for draw, (a, b) in enumerate(splits):
-                rng = np.random.default_rng([seed, 104729, draw, int(size * 1000)])
+                rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
                 bad = defective(kind, size, train[a], train[b], len(b), rng)
                 for name, value in _scores(train[a], bad, holdout, names, distribution, nearest_k).items():
                     fails[name] += null.p_value(name, value) <= critical
