@@ -80,7 +80,8 @@ def process_seconds(code: str, src: Path) -> float:
 
 
 def import_seconds(srcs: list[Path], repeats: int = REPEATS) -> tuple[float, float, dict[str, list[float]]]:
-    """Interpreter start, Snakemake preamble import, and each script's import seconds per tree in ``srcs``.
+    """Interpreter start, Snakemake preamble import, and each script's import seconds per tree in ``srcs``
+    (each tree's own version of the script).
 
     Runs are interleaved (script by script, tree by tree, ``repeats`` times) so that load on the
     machine falls on the trees alike; each figure is a median.
@@ -93,8 +94,11 @@ def import_seconds(srcs: list[Path], repeats: int = REPEATS) -> tuple[float, flo
     times: dict[str, list[list[float]]] = {s.stem: [[] for _ in srcs] for s in scripts}
     for _ in range(repeats):
         for s in scripts:
-            code = script_imports(s)
             for i, src in enumerate(srcs):
+                # each tree's own script (a script whose imports moved between trees is timed as each has it);
+                # a script the other tree lacks is timed there with this tree's imports
+                own = src.parent / "workflow/scripts" / s.name
+                code = script_imports(own if own.is_file() else s)
                 times[s.stem][i].append(process_seconds(code, src) - start)
     return start, preamble, {k: [statistics.median(v) for v in per_tree] for k, per_tree in times.items()}
 

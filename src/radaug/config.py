@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from .data import SOURCE_MODALITIES
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -388,7 +389,7 @@ def study_modality(config: dict) -> str | None:
     configured = config["preprocess"]["modality"]
     if configured != "auto":
         return configured
-    return {"br35h": "MR", "phantom": "CT"}.get(config["data"]["source"])
+    return SOURCE_MODALITIES.get(config["data"]["source"])
 
 
 def resolve_params_file(config: dict, workflow_dir: str | Path) -> Path:

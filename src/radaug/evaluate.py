@@ -510,7 +510,7 @@ def gate_by_validation(per_fold: pd.DataFrame, predictions: pd.DataFrame, arm_ve
         Concatenated tables of :func:`evaluate_arm` for every arm (an arm that
         could not generate has none).
     arm_verdicts
-        ``validation/arm_verdicts.csv`` (:func:`radaug.validate.summary.arm_verdicts`),
+        ``validation/arm_verdicts.csv`` (:func:`radaug.validate.verdicts.arm_verdicts`),
         or ``None`` when no arm was validated (every arm is kept, ``"not validated"``).
     arms
         Every arm of the study (config ``evaluation.arms``), in order; default:

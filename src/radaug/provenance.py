@@ -4,9 +4,9 @@
   it imports, transitively (static analysis of imports). Passed to a rule as a
   parameter, it makes Snakemake rerun the rule when library code it depends on
   changes, which Snakemake's own code trigger misses (snakemake issue #2192).
-* :func:`run_job` runs a script's body, turns radaug errors into a clean message,
-  and writes the job's record: rule, wildcards, input and output sha256, resolved
-  parameters, seed, code version, package versions, host and times.
+* The job records the manifest joins are written by the Snakemake adapter
+  (:func:`radaug.snakemake_adapter.run_job`): rule, wildcards, input and output
+  sha256, resolved parameters, seed, code version, package versions, host and times.
 * :func:`build_manifest` collects the records of a study into ``manifest.json``;
   the *study version* is the digest of the (path, sha256) list of the study's data
   artifacts, so it is reproducible (timestamps live only in the records).
@@ -22,15 +22,10 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import logging
 import os
-import platform
-import socket
-import sys
-import time
 from pathlib import Path
 
-from .errors import RadaugError, VerifyError
+from .errors import VerifyError
 from .io import read_json, sha256_bytes, sha256_file, write_json
 
 PACKAGES = ("radaug", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "SimpleITK",
@@ -42,8 +37,6 @@ BUNDLE_FILE = "bundle.zip"  # built from the manifest, so it cannot be listed in
 CRATE_METADATA = "ro-crate-metadata.json"  # the RO-Crate description of a bundle (radaug.bundle)
 REFERENCED_TYPE = "radaug:ReferencedArtifact"  # crate entity naming an artifact by sha256, not included
 SNAKEMAKE_MARKER = ".snakemake_timestamp"  # written by Snakemake into directory() outputs after a job
-
-log = logging.getLogger("radaug")
 
 
 # --- code version -------------------------------------------------------------------------
@@ -127,82 +120,6 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-# --- job records ------------------------------------------------------------------------
-
-def _file_entries(paths, *, skip=()) -> list[dict]:
-    entries = []
-    for p in paths:
-        p = Path(p)
-        if str(p) in skip:
-            continue
-        files = sorted(x for x in p.rglob("*") if x.is_file() and x.name != SNAKEMAKE_MARKER) if p.is_dir() else [p]
-        for f in files:
-            entries.append({"path": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size})
-    return entries
-
-
-def _plain(value):
-    """Snakemake params/wildcards as plain JSON-able values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def job_record(smk, started: float, finished: float, cpu_seconds: float | None = None) -> dict:
-    prov = str(smk.output.prov)
-    params = {k: _plain(v) for k, v in smk.params.items()}
-    return {
-        "rule": smk.rule,
-        "wildcards": {k: str(v) for k, v in smk.wildcards.items()},
-        "inputs": _file_entries(smk.input),
-        "outputs": _file_entries(smk.output, skip={prov}),
-        "params": params,
-        "seed": params.get("seed"),
-        "code_version": params.get("code"),
-        "packages": package_versions(),
-        "python": sys.version.split()[0],
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "threads": smk.threads,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
-        "seconds": round(finished - started, 3),
-        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 3),  # all threads of the job's process
-    }
-
-
-def run_job(smk, main) -> None:
-    """Run ``main(smk)`` as a Snakemake script job, then write its provenance record.
-
-    Logging goes to the rule's log file and stderr. A :class:`RadaugError` ends the
-    job with its message (no traceback); any other exception with its traceback,
-    written to the log file too, so the log Snakemake points to says what broke.
-    Snakemake then removes the job's outputs, so nothing half-written is left behind.
-    """
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if smk.log:
-        Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(smk.log[0], mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
-    started, cpu_started = time.time(), time.process_time()
-    try:
-        main(smk)
-    except RadaugError as exc:
-        log.error("%s: %s", type(exc).__name__, exc)
-        sys.exit(1)
-    except Exception:
-        log.exception("rule %s failed", smk.rule)
-        sys.exit(1)
-    finished = time.time()
-    write_json(smk.output.prov, job_record(smk, started, finished, time.process_time() - cpu_started))
-    log.info("rule %s done in %.1f s", smk.rule, finished - started)
 
 
 # --- manifest and verification --------------------------------------------------------

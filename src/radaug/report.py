@@ -25,11 +25,11 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.figure import Figure
 
 from radaug.provenance import study_version
 from radaug import duplicates as dup
@@ -37,8 +37,12 @@ from radaug.arms import CLASSICAL_ARM, REFERENCE_ARM
 from radaug.errors import LeakageError
 from radaug.io import truthy
 from radaug.splits import fold_cases, fold_key
-from radaug.validate import METRICS, VERDICTS, overall_verdict
-from radaug.validate.details import ValidationDetails
+from radaug.validate.thresholds import VERDICTS, overall_verdict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from radaug.validate.details import ValidationDetails
 
 DPI = 100
 """Resolution of every embedded figure."""
@@ -159,6 +163,14 @@ def _paragraph(text: str, css: str = "") -> str:
 
 
 _NO_DATA = _paragraph("no data", "empty")
+
+
+def _new_figure(**kwargs) -> Figure:
+    """A matplotlib Figure (Agg, no pyplot); matplotlib is imported here, so a report job that draws
+    nothing (the generators section of a study without generators) does not pay for it."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
 
 
 def _figure(fig: Figure, caption: str) -> str:
@@ -283,7 +295,7 @@ def _thumb(cohort: pd.DataFrame, case_id) -> np.ndarray | None:
 def _thumb_strip(rows: list[tuple[str, list[tuple[str, np.ndarray | None]]]], caption: str) -> str:
     """One figure row per entry ``(title, [(case label, thumbnail), ...])``."""
     width = max(len(items) for _, items in rows)
-    fig = Figure(figsize=(1.3 * width, 1.55 * len(rows)))
+    fig = _new_figure(figsize=(1.3 * width, 1.55 * len(rows)))
     for r, (title, items) in enumerate(rows):
         for k, (label, image) in enumerate(items):
             ax = fig.add_subplot(len(rows), width, r * width + k + 1)
@@ -377,7 +389,7 @@ def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.Dat
 
 def _evaluation_figure(evaluation: pd.DataFrame, arms: list) -> str:
     metrics = [m for m in PLOT_METRICS if m in set(evaluation["metric"])]
-    fig = Figure(figsize=(3.3 * len(metrics), 1.2 + 0.45 * len(arms)), layout="constrained")
+    fig = _new_figure(figsize=(3.3 * len(metrics), 1.2 + 0.45 * len(arms)), layout="constrained")
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     positions = np.arange(len(arms))
     for ax, metric in zip(axes, metrics):
@@ -413,7 +425,7 @@ def _forest_figure(evaluation: pd.DataFrame, arms: list, verdicts: dict | None =
     pooled = "pooled_delta" in evaluation.columns and evaluation["pooled_delta"].notna().any()
     column, low, high = (("pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high") if pooled
                          else ("delta_vs_real", "ci_low", "ci_high"))
-    fig = Figure(figsize=(3.3 * len(metrics), 1.2 + 0.45 * len(arms)), layout="constrained")
+    fig = _new_figure(figsize=(3.3 * len(metrics), 1.2 + 0.45 * len(arms)), layout="constrained")
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     positions = np.arange(len(arms))
     for ax, metric in zip(axes, metrics):
@@ -661,7 +673,7 @@ def _roc_section(predictions: pd.DataFrame) -> str:
         return _confusion_section(predictions)
     from sklearn.metrics import roc_auc_score, roc_curve  # only the study report draws ROC curves
 
-    fig = Figure(figsize=(5.5, 5.2), layout="constrained")
+    fig = _new_figure(figsize=(5.5, 5.2), layout="constrained")
     ax = fig.add_subplot()
     for i, arm in enumerate(_ordered(predictions["arm"], (REFERENCE_ARM,))):
         part = predictions[predictions["arm"] == arm]
@@ -737,6 +749,8 @@ def render_validation(validation: pd.DataFrame, classes: list, details: Validati
     """
     if validation.empty:
         return _NO_DATA
+    from radaug.validate.registry import METRICS
+
     metrics = _ordered(validation["metric"], METRICS)
     direction = validation.groupby("metric")["direction"].first()
     better = {"minimize": "lower is better", "maximize": "higher is better"}
@@ -851,7 +865,7 @@ def _validation_detail_figures(details: ValidationDetails, classes: list) -> lis
 def _loss_figure(losses: dict[tuple[str, str], pd.DataFrame]) -> str:
     models = sorted({model for model, _ in losses})
     folds = sorted({fold for _, fold in losses})
-    fig = Figure(figsize=(7.5, 2.8 * len(models)), layout="constrained")
+    fig = _new_figure(figsize=(7.5, 2.8 * len(models)), layout="constrained")
     for ax, model in zip(fig.subplots(len(models), 1, squeeze=False)[:, 0], models):
         frames = [losses[(model, fold)] for fold in folds if (model, fold) in losses]
         columns = dict.fromkeys(c for frame in frames for c in frame.columns if c not in _NOT_LOSSES)
@@ -872,7 +886,7 @@ def _selection_section(curves: dict[tuple[str, str], pd.DataFrame]) -> str:
         return _NO_DATA
     models = sorted({model for model, _ in curves})
     folds = sorted({fold for _, fold in curves})
-    fig = Figure(figsize=(2.6 * len(folds) + 0.6, 1.9 * len(models) + 0.4), layout="constrained")
+    fig = _new_figure(figsize=(2.6 * len(folds) + 0.6, 1.9 * len(models) + 0.4), layout="constrained")
     axes = fig.subplots(len(models), len(folds), squeeze=False)
     rows = []
     for (i, model), (j, fold) in ((m, f) for m in enumerate(models) for f in enumerate(folds)):
@@ -1002,7 +1016,7 @@ def _sample_grid(model: str, synthetic: tuple, real_patches: tuple, cohort: pd.D
         take = np.flatnonzero(table["label"].to_numpy() == label)[:SAMPLES_PER_SIDE]
         synth[label] = (images[take], masks[take])
         windows[label] = _window(list(real[label][0]) or list(synth[label][0]))
-    fig = Figure(figsize=(1.9 * SAMPLES_PER_SIDE + 0.5, 0.5 + 1.05 * len(classes)), layout="constrained")
+    fig = _new_figure(figsize=(1.9 * SAMPLES_PER_SIDE + 0.5, 0.5 + 1.05 * len(classes)), layout="constrained")
     left, right = fig.subfigures(1, 2, wspace=0.03)
     _panel_grid(left, "real", real, classes, windows)
     _panel_grid(right, kind, synth, classes, windows)
@@ -1066,7 +1080,7 @@ def _nearest_grid(model: str, synthetic: tuple, real_patches: tuple, cohort: pd.
     images, masks, table = synthetic
     _, real_images, real_masks = real_patches
     kind = _kind(model)
-    fig = Figure(figsize=(0.3 + 1.6 * len(closest), 3.9), layout="constrained")
+    fig = _new_figure(figsize=(0.3 + 1.6 * len(closest), 3.9), layout="constrained")
     axes = fig.subplots(2, len(closest), squeeze=False)
     for row, top, bottom in zip(closest.itertuples(), axes[0], axes[1]):
         window = _window([real_images[row.nearest]])

@@ -58,6 +58,40 @@ def rebalancing_quotas(
     return quotas
 
 
+def class_quotas(labels: Iterable[str], classes: list[str], *, target_ratio: float, cap_per_case: float
+                 ) -> dict[str, int]:
+    """A fold's quotas per class of ``classes`` (in that order) from its training ``labels``.
+
+    The one way the classical arm (:func:`radaug.augment.classical.augment_fold`)
+    and every generator arm (:func:`radaug.generative.arm.sample_fold`) count a
+    fold's training cases; a class without training cases counts 0 and gets no quota.
+
+    >>> class_quotas(["no"] * 5 + ["yes"] * 2, ["no", "yes", "maybe"], target_ratio=1.0, cap_per_case=4)
+    {'no': 0, 'yes': 3, 'maybe': 0}
+    """
+    labels = np.asarray(list(labels))
+    counts = {c: int(np.sum(labels == c)) for c in classes}
+    return rebalancing_quotas(counts, target_ratio, cap_per_case)
+
+
+def roi_ranges(roi_voxels: pd.Series, labels: Iterable[str], classes: list[str], *, slack: float
+               ) -> dict[str, tuple[float, float]]:
+    """The ROI sizes (voxels) a generated sample of each class may have: the class's real
+    training range widened by ``slack`` (``sampling.roi_size_slack``) on both sides.
+
+    ``roi_voxels`` are the fold's training cases' ROI sizes, ``labels`` their classes;
+    classes without training cases get no range.
+
+    >>> ranges = roi_ranges(pd.Series([10, 20, 40]), ["a", "a", "b"], ["a", "b", "c"], slack=1.0)
+    >>> {c: (float(low), float(high)) for c, (low, high) in ranges.items()}
+    {'a': (5.0, 40.0), 'b': (20.0, 80.0)}
+    """
+    roi = roi_voxels.astype(int).groupby(np.asarray(list(labels)))
+    factor = 1 + slack
+    low, high = roi.min(), roi.max()
+    return {c: (low[c] / factor, high[c] * factor) for c in classes if c in low}
+
+
 def sample_seeds(seed: int, fold: str, model: str, label_index: int, count: int, attempt: int) -> np.ndarray:
     """Independent per-sample seeds, derived from the study seed and the sample's coordinates."""
     key = [seed, *map(ord, fold), *map(ord, model), label_index, attempt]

@@ -61,7 +61,7 @@ def test_job_overhead_maps_rules_to_their_scripts():
 
     scripts = rule_scripts()
     assert scripts["features_real_table"] == "concat_tables"
-    assert scripts["validate_controls_fold"] == "validate"
+    assert scripts["validate_controls_fold"] == "validate_controls_fold"
     assert scripts["validate_controls"] == "validate_controls"
     assert "all" not in scripts  # no script
     assert all((REPO / "workflow/scripts" / f"{s}.py").is_file() for s in scripts.values())

@@ -140,7 +140,7 @@ def test_a_failing_job_says_why_in_its_log_file(tmp_path, error, in_log, traceba
     """The log Snakemake points to after a failure holds the error: with its traceback unless it is ours."""
     from types import SimpleNamespace
 
-    from radaug.provenance import run_job
+    from radaug.snakemake_adapter import run_job
 
     log_file = tmp_path / "logs/job.log"
     smk = SimpleNamespace(rule="r", log=[str(log_file)])

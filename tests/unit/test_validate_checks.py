@@ -153,7 +153,7 @@ def test_arm_verdicts_flag_failing_arms_and_check_controls():
 def test_an_arm_without_rows_gets_its_own_verdict_and_is_evaluated():
     """Issue 18: an arm that added nothing (balanced folds, cap_per_case 0) has no validation rows."""
     from radaug.evaluate import gate_by_validation
-    from radaug.validate.summary import NOTHING_ADDED
+    from radaug.validate.verdicts import NOTHING_ADDED
 
     summary = pd.DataFrame([("r0f0", "cvae", "a", "ks_fdr", "pass")],
                            columns=["fold", "arm", "class", "metric", "verdict"])

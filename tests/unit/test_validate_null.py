@@ -272,7 +272,7 @@ def _control_summary(arm, verdicts, *, metric="coverage", with_null=True, detect
 
 
 def test_positive_control_failing_no_more_cells_than_chance_is_ok_and_says_so():
-    from radaug.validate.summary import arm_verdicts
+    from radaug.validate.verdicts import arm_verdicts
 
     one_of_40 = _control_summary("control_positive", ["fail"] + ["pass"] * 39)
     row = arm_verdicts(one_of_40).set_index("arm").loc["control_positive"]
@@ -290,7 +290,7 @@ def test_positive_control_failing_no_more_cells_than_chance_is_ok_and_says_so():
 
 def test_a_negative_control_missed_where_the_gate_had_no_power_is_called_underpowered():
     from radaug.findings import control_findings
-    from radaug.validate.summary import arm_verdicts
+    from radaug.validate.verdicts import arm_verdicts
 
     table = _control_summary("control_negative_shuffle", ["fail", "pass", "fail", "pass"],
                              detectable="none up to a missing mode of 50% of cases")

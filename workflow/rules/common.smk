@@ -144,6 +144,15 @@ GENERATIVE_TRAINING_KEYS = ("device", "steps", "batch_size", "checkpoint_every",
 # (the translation model cyclegan is not selected: its curve is empty).
 SELECTION = config["generative"]["selection"]["enabled"]
 SELECTION_MODELS = [m for m in MODELS if m != "cyclegan"]
+# (model, fold) of every trained generator, and of those with a selection curve, in the order of
+# the input lists made from them by per_run: a script pairs a path with its run, never parses it.
+GENERATOR_RUNS = [(m, f) for m in MODELS for f in FOLDS]
+SELECTION_RUNS = [(m, f) for m in SELECTION_MODELS for f in FOLDS]
+
+
+def per_run(pattern, runs):
+    """``pattern`` (with ``{model}`` and ``{fold}``) for each (model, fold) of ``runs``, in order."""
+    return expand(pattern, zip, model=[m for m, _ in runs], fold=[f for _, f in runs])
 
 
 def generative_training_options():

@@ -32,9 +32,12 @@ rule report_generators:
         index=rules.case_index.output.index,
         folds=rules.split.output.folds,
         patches=expand(rules.preprocess.output.patches, batch=BATCHES),
-        losses=expand(rules.train_generator.output.losses, model=MODELS, fold=FOLDS),
-        selection=expand(rules.train_generator.output.selection, model=SELECTION_MODELS, fold=FOLDS) if SELECTION else [],
+        # per (model, fold) of params.runs / params.selection_runs, in that order
+        losses=per_run(rules.train_generator.output.losses, GENERATOR_RUNS),
+        selection=per_run(rules.train_generator.output.selection, SELECTION_RUNS) if SELECTION else [],
+        # the first fold's samples and their tables, per arm of params.shown, in that order
         samples=expand(rules.sample_synthetic.output.samples, model=MODELS, fold=FOLDS[:1]),
+        shown_tables=expand(rules.sample_synthetic.output.table, model=MODELS, fold=FOLDS[:1]),
         augmented=expand(rules.augment_classical.output.samples, fold=FOLDS[:1]) if CLASSICAL_USED else [],
         augmented_tables=expand(rules.augment_classical.output.table, fold=FOLDS[:1]) if CLASSICAL_USED else [],
         sample_tables=expand(rules.sample_synthetic.output.table, model=MODELS, fold=FOLDS),
@@ -49,6 +52,9 @@ rule report_generators:
     params:
         code=code("report_generators"),
         classes=config["data"]["classes"],
+        runs=GENERATOR_RUNS,
+        selection_runs=SELECTION_RUNS if SELECTION else [],
+        shown=[*MODELS, *([CLASSICAL_ARM] if CLASSICAL_USED else [])],
     resources:
         mem_mb=2000,
         runtime=10,

@@ -67,14 +67,14 @@ rule validate_controls_fold:
     conda:
         "../../envs/radaug.yaml"
     params:
-        code=code("validate"),
+        code=code("validate_controls_fold"),
         options=config["validation"],
         seed=SEED,
     resources:
         mem_mb=2000,
         runtime=20,
     script:
-        "../scripts/validate.py"
+        "../scripts/validate_controls_fold.py"
 
 
 rule validate_controls:

@@ -2,7 +2,7 @@
 
 from radaug.preprocess import build_index
 from radaug.io import read_table, write_csv
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):

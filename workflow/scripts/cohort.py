@@ -2,12 +2,10 @@
 from pathlib import Path
 
 
-from radaug.data import br35h
+from radaug.data import SOURCE_MODALITIES, br35h
 from radaug.io import read_table, write_csv
 from radaug.manifest import read_manifest_table, validate_manifest
-from radaug.provenance import run_job
-
-DEFAULT_MODALITY = {"br35h": "MR", "phantom": "CT", "manifest": "other"}
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):
@@ -28,7 +26,7 @@ def main(smk):
     cohort = validate_manifest(
         table, base_dir=base_dir, classes=data["classes"],
         allow_mixed_patient_labels=data["allow_mixed_patient_labels"], mask_label=data["mask_label"],
-        default_modality=DEFAULT_MODALITY[source], source=origin, relative_to=Path.cwd(),
+        default_modality=SOURCE_MODALITIES.get(source, "other"), source=origin, relative_to=Path.cwd(),
         data_root=data["data_root"],
     )
     write_csv(smk.output.cohort, cohort)

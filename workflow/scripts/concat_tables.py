@@ -1,6 +1,6 @@
 """Concatenate tables of the same shape (batches, arms) into one."""
 from radaug.io import read_tables, write_csv
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):

@@ -8,7 +8,7 @@ import pandas as pd
 from radaug.arms import REFERENCE_ARM
 from radaug.evaluate import evaluate_arm, per_fold_columns, prediction_columns
 from radaug.io import read_table, read_tables, write_csv
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.sampling import shortfall_notes
 
 

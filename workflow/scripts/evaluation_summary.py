@@ -9,7 +9,7 @@ and a note saying why (radaug.evaluate.summary_with_verdicts).
 from radaug.arms import REFERENCE_ARM
 from radaug.evaluate import gate_by_validation, summary_with_verdicts
 from radaug.io import read_table, read_tables, write_csv
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.statistics import inference_notes, summarise
 
 

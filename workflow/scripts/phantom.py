@@ -1,6 +1,6 @@
 """Generate the seeded digital phantom cohort (images, masks, manifest.csv)."""
 from radaug.data.phantom import make_phantom_cohort
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):

@@ -2,7 +2,7 @@
 
 from radaug.io import read_table, save_arrays, write_csv
 from radaug.preprocess import patch_options, preprocess_batch
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):

@@ -3,7 +3,7 @@ import logging
 from pathlib import Path
 
 from radaug.bundle import code_identity, write_bundle
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 
 
 def main(smk):

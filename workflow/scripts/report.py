@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from radaug.io import read_json, read_table, read_tables, write_text
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.report import assemble_report
 
 

@@ -1,6 +1,6 @@
 """Render the report's validation section (verdict tables and figures) as an HTML fragment."""
 from radaug.io import read_table, write_text
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.report import render_validation, report_classes
 from radaug.validate.details import concat_details, read_details
 

@@ -1,7 +1,7 @@
 """Stratified, patient- and near-duplicate-grouped folds."""
 
 from radaug.io import read_table, write_csv
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.splits import duplicate_audit, make_folds, window_links
 
 

@@ -5,7 +5,7 @@ differences are averaged here from the folds' float64 matrices (radaug.validate.
 and stored in float32, as in every details file.
 """
 from radaug.io import concat_csv_text, load_arrays, save_arrays, write_text
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.validate.details import correlation_arrays, correlation_from_arrays, fold_means
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from radaug.io import read_table, read_tables, write_csv
-from radaug.provenance import run_job
+from radaug.snakemake_adapter import run_job
 from radaug.sampling import shortfall_notes
-from radaug.validate.study import STUDY_SUMMARY_COLUMNS
-from radaug.validate.summary import arm_verdicts
+from radaug.validate.verdicts import STUDY_SUMMARY_COLUMNS, arm_verdicts
 
 
 def main(smk):

@@ -1,15 +1,23 @@
-"""The ``classical`` arm: physically plausible augmentation of a fold's training cases."""
+"""The ``classical`` arm: physically plausible augmentation of a fold's training cases.
+
+:func:`classical_fold` is what rule ``augment_classical`` runs for one fold; the
+generator arms' equivalent is :func:`radaug.generative.arm.sample_fold`.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError
-from ..preprocess import CT_AIR_HU
-from ..sampling import rebalancing_quotas
+from ..errors import ConfigError, RadaugError
+from ..features import parse_spacing
+from ..preprocess import CT_AIR_HU, load_patches
+from ..sampling import class_quotas
+from ..splits import check_training_input, fold_cases, parse_fold_key
+from ..standardise import for_fold
 from .affine import RandomAffine
 from .bias_field import RandomBiasField
 from .chain import RandomChain
@@ -32,6 +40,8 @@ _WHY = {
     "bias_field": "a multiplicative bias field rescales Hounsfield units, which must keep their meaning",
     "rician_snr": "Rician noise models MR magnitude images, not CT",
 }
+log = logging.getLogger(__name__)
+
 PHOTOMETRIC_KEYS = ("noise_sd_hu", "blur_sigma_mm", "gain", "bias_field", "rician_snr")
 AUGMENTED_COLUMNS = ("sample_id", "case_id", "label", "repeat", "fold", "seed", "roi_voxels", "rejected",
                      "chain")
@@ -144,7 +154,7 @@ def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spa
         Study seed and fold key (``r0f1``); every sample's seed derives from them
         (:func:`augmentation_seed`).
     target_ratio, cap_per_case
-        Rebalancing rule shared with every arm (:func:`radaug.sampling.rebalancing_quotas`).
+        Rebalancing rule shared with every arm (:func:`radaug.sampling.class_quotas`).
 
     Returns
     -------
@@ -156,12 +166,9 @@ def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spa
     images, masks : numpy.ndarray
         The augmented patches, in table order.
     """
-    from ..splits import parse_fold_key
-
     repeat, fold_number = parse_fold_key(fold)
     labels = train["label"].to_numpy()
-    counts = {c: int(np.sum(labels == c)) for c in classes}
-    quotas = rebalancing_quotas(counts, target_ratio, cap_per_case)
+    quotas = class_quotas(labels, classes, target_ratio=target_ratio, cap_per_case=cap_per_case)
     position = {case: i for i, case in enumerate(train["case_id"])}
     rows, out_images, out_masks = [], [], []
     for label_index, label in enumerate(classes):
@@ -185,6 +192,56 @@ def augment_fold(train: pd.DataFrame, images: np.ndarray, masks: np.ndarray, spa
     shape = images.shape[1:]
     return (table, np.stack(out_images) if out_images else np.zeros((0, *shape), np.float32),
             np.stack(out_masks) if out_masks else np.zeros((0, *shape), np.uint8))
+
+
+def classical_fold(*, index: pd.DataFrame, folds: pd.DataFrame, patches, fold: str, options: dict,
+                   classes: list[str], seed: int, sampling: dict) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The classical arm of one fold (rule ``augment_classical``): its training cases augmented
+    up to the rebalancing quotas (:func:`augment_fold`).
+
+    Parameters
+    ----------
+    index, folds
+        The case index and the split table.
+    patches
+        The preprocessed batch archives; with ``preprocess.normalisation: nyul`` the
+        cases are augmented in the fold's standardised intensities.
+    fold
+        Fold key (``r0f1``).
+    options, sampling
+        The config sections ``augmentation`` and ``sampling`` (``target_ratio``, ``cap_per_case``).
+    classes, seed
+        ``data.classes`` and ``study.seed``.
+
+    Raises
+    ------
+    radaug.errors.LeakageError
+        If a case to augment is not a training case of the fold.
+    ConfigError
+        If the fold's training cases mix modalities.
+    RadaugError
+        If augmenting a case fails (the message names it).
+    """
+    repeat, fold_number = parse_fold_key(fold)
+    train = fold_cases(folds, repeat, fold_number, "train")
+    check_training_input(folds, index, repeat, fold_number, train["case_id"])
+    modalities = sorted(set(index.set_index("case_id").loc[train["case_id"], "modality"]))
+    if len(modalities) != 1:
+        raise ConfigError(f"fold {fold}: training cases mix modalities {modalities}; classical "
+                          "augmentation needs one (set preprocess.modality)")
+    # In the fold's standardised intensities with preprocess.normalisation: nyul (None otherwise).
+    _, images, masks = load_patches(patches, list(train["case_id"]),
+                                    standardisation=for_fold(index, folds, repeat, fold_number))
+    try:
+        normalisation = index.set_index("case_id").loc[train["case_id"], "normalisation"].mode().iloc[0]
+        chain = build_augmentation(options, modalities[0], normalisation)
+        table, out_images, out_masks = augment_fold(
+            train, images, masks, parse_spacing(index["spacing"].iloc[0]), chain, classes=classes, seed=seed,
+            fold=fold, target_ratio=sampling["target_ratio"], cap_per_case=sampling["cap_per_case"])
+    except RuntimeError as exc:
+        raise RadaugError(str(exc)) from exc
+    log.info("%d augmented samples; rejected draws %s", len(table), rejected_totals(table))
+    return table, out_images, out_masks
 
 
 def compact_json(obj) -> str:

@@ -7,7 +7,9 @@ does is one of two protocols (:mod:`.protocols`): the class-conditional models o
 translation models of :data:`TRANSLATION_MODELS` (CycleGAN) ``translate`` given
 patches between domains. Modules: ``base`` (the base classes, argument checks,
 intensity map), ``layers`` (network blocks), ``loop`` (training loop, loss log,
-checkpoints), ``device`` (device, mixed precision, determinism), one module per model.
+checkpoints), ``device`` (device, mixed precision, determinism), one module per model,
+and ``arm`` (what the workflow runs for any model: train it on a fold, fill the fold's
+quotas with it; in the generator jobs, the one place that tells the two protocols apart).
 
 >>> sorted(MODELS)
 ['cvae', 'dcgan', 'ddpm', 'lsgan', 'wgan_gp']

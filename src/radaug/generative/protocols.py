@@ -12,7 +12,8 @@ Every registered model (:data:`radaug.generative.REGISTRY`) is trained the same 
   keeps its parent's mask and class.
 
 The protocols are :func:`typing.runtime_checkable`, so ``isinstance(model, Translator)``
-says which kind a model is; ``tests/unit/test_generative_conformance.py`` checks that
+says which kind a model is (:mod:`radaug.generative.arm` dispatches the workflow's
+training and sampling on it); ``tests/unit/test_generative_conformance.py`` checks that
 every registered model satisfies exactly the protocol of its registry and passes that
 protocol's conformance tests.
 """

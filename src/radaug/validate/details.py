@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from radaug.errors import RadaugError
-from radaug.validate.metrics import correlation_breakdown, distance_to_closest_record, ks_fdr_breakdown
 
 KS_COLUMNS = ["fold", "arm", "class", "feature", "ks_statistic", "p_value", "q_value", "differs"]
 """Columns of :attr:`ValidationDetails.ks` (``validation/details/<arm>/ks.csv``)."""
@@ -144,6 +143,8 @@ def set_details(
                 "pass tables extracted with the same feature set."
             )
     train, holdout, cand = (t[feature_columns] for t in (train_real, holdout_real, candidate))
+    from radaug.validate.metrics import correlation_breakdown, distance_to_closest_record, ks_fdr_breakdown
+
     ks = ks_fdr_breakdown(train, cand, alpha).table
     difference = correlation_breakdown(train, cand, "pearson").difference
     d_candidate, d_holdout = distance_to_closest_record(cand, train, holdout)

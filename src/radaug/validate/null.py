@@ -58,7 +58,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 UNDETECTABLE = "none up to "
 """How ``min_detectable`` begins where a gate misses even the largest simulated defect of its grid."""
@@ -173,6 +172,8 @@ def p_value(value: float, null: np.ndarray, direction: str, *, normal: bool = Fa
         sd = float(np.std(null, ddof=1)) if len(null) > 1 else 0.0
         if sd == 0:
             return 1.0 if sign * (value - null.mean()) <= 0 else 1.0 / (1 + len(null))
+        from scipy import stats
+
         return float(stats.norm.sf(sign * (value - null.mean()) / sd))
     worse = int(np.sum(sign * null >= sign * value - 1e-12))
     return (1 + worse) / (1 + len(null))

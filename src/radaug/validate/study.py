@@ -20,10 +20,8 @@ from radaug.features import fold_rows
 from radaug.splits import fold_cases, fold_key, grouped_halves
 from radaug.validate.controls import copy_control, noise_control, shuffle_control_patches
 from radaug.validate.details import ValidationDetails, collect_details, set_details
-from radaug.validate.summary import SUMMARY_COLUMNS, Patches, validate_arm
-
-STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
-"""Columns of ``validation/summary.csv`` and of the per-arm tables."""
+from radaug.validate.summary import Patches, validate_arm
+from radaug.validate.verdicts import STUDY_SUMMARY_COLUMNS
 
 PatchSet = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(ids, images, masks)``: patches and the case or sample id of each."""
