@@ -72,11 +72,11 @@ def _features(extractor, images, masks, spacing, label_names, prefix):
 def _compare(reference: pd.DataFrame, candidate: pd.DataFrame, columns, label) -> dict[str, float]:
     from radaug.validate.detection import detection_auc
     from radaug.validate.metrics import frechet_distance
-    from radaug.validate.summary import _prdc_zscored
+    from radaug.validate.manifold import prdc_zscored
 
     ref = reference.loc[reference["label"] == label, columns]
     cand = candidate.loc[candidate["label"] == label, columns]
-    return {"coverage": _prdc_zscored(ref, cand, 5)["coverage"],
+    return {"coverage": prdc_zscored(ref, cand, 5)["coverage"],
             "detection_auc": detection_auc(ref, cand, seed=0),
             "frechet": frechet_distance(ref, cand, standardize_with=ref),
             "n": float(len(cand))}

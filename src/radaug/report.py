@@ -749,7 +749,7 @@ def render_validation(validation: pd.DataFrame, classes: list, details: Validati
     """
     if validation.empty:
         return _NO_DATA
-    from radaug.validate.metrics import METRICS
+    from radaug.validate.registry import METRICS
 
     metrics = _ordered(validation["metric"], METRICS)
     direction = validation.groupby("metric")["direction"].first()

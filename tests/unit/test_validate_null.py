@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from radaug.validate.metrics import memorization_ratio, nndr_ratio, share_closer_than_holdout
+from radaug.validate.metrics import holdout_scores, memorization_ratio, nndr_ratio, share_closer_than_holdout
 from radaug.validate.null import critical_p, defective, min_p_adjusted, minimum_detectable, p_value
-from radaug.validate.summary import _holdout_scores, _scores, validate_arm
+from radaug.validate.summary import _scores, validate_arm
 
 FEATURES = [f"f{i}" for i in range(4)]
 FAST = {"detection": False, "null_splits": 100, "power_repeats": 0, "rule": "null"}
+SETTINGS = {"alpha": 0.05, "nearest_k": 5}
+"""validate_arm's defaults of the settings that registered metric functions take."""
 
 
 def _real(rng, n, *, drop_mode=False):
@@ -61,7 +63,7 @@ def test_fast_holdout_scores_equal_the_library_metrics():
     rng = np.random.default_rng(3)
     train, holdout = rng.normal(size=(30, 6)), rng.normal(size=(12, 6))
     candidate = np.vstack([train[:5], rng.normal(size=(15, 6))])
-    fast = _holdout_scores(candidate, train, holdout)
+    fast = holdout_scores(candidate, train, holdout)
     assert fast["memorization_ratio"] == pytest.approx(memorization_ratio(candidate, train, holdout))
     assert fast["share_closer_than_holdout"] == pytest.approx(share_closer_than_holdout(candidate, train, holdout))
     assert fast["nndr_ratio"] == pytest.approx(nndr_ratio(candidate, train, holdout))
@@ -69,20 +71,18 @@ def test_fast_holdout_scores_equal_the_library_metrics():
 
 def test_p_values_of_real_candidates_are_uniform_under_the_permutation_null():
     """Fresh real candidates tested against their cell's permutation null give uniform p-values (200 cells)."""
-    from radaug.validate.metrics import frechet_distance, wasserstein_distance
     from radaug.validate.summary import _permutation_draws
 
-    distribution = {"wasserstein_distance": wasserstein_distance, "frechet_distance": frechet_distance}
-    gates = list(distribution)
+    gates = ["wasserstein_distance", "frechet_distance"]
     p = {g: [] for g in gates}
     for cell in range(200):
         rng = np.random.default_rng([9, cell])
         train, candidate, holdout = (_real(rng, n).to_numpy() for n in (40, 20, 12))
         a, c = np.sort(rng.choice(40, 20, replace=False)), np.arange(20)
-        tested = _scores(train[a], candidate[c], holdout, gates, distribution, 5)
+        tested = _scores(train[a], candidate[c], holdout, gates, SETTINGS)
         null = _permutation_draws(train, candidate, holdout, (a, c), np.arange(40).astype(str),
                                   np.array([f"c{i}" for i in range(20)]), np.arange(40).astype(str), gates,
-                                  distribution, nearest_k=5, seed=cell, n_draws=99, n_detection=0)
+                                  SETTINGS, seed=cell, n_draws=99, n_detection=0)
         for gate in gates:
             p[gate].append(null.p_value(gate, tested[gate]))
     for gate, values in p.items():
@@ -90,7 +90,7 @@ def test_p_values_of_real_candidates_are_uniform_under_the_permutation_null():
         assert 0.05 <= np.mean(np.asarray(values) <= 0.1) <= 0.16, gate
 
 
-def _fresh_real_p_values(gates, distribution, cells: int, seed: int) -> dict[str, list[float]]:
+def _fresh_real_p_values(gates, cells: int, seed: int) -> dict[str, list[float]]:
     """Per gate, the p-values of fresh real candidates (20 rows; 40 training, 10 holdout) in ``cells`` seeded cells."""
     from radaug.validate.null import NullDraws
     from radaug.validate.summary import _permutation_draws, _tested_set, _tested_values
@@ -102,9 +102,9 @@ def _fresh_real_p_values(gates, distribution, cells: int, seed: int) -> dict[str
         train, candidate, holdout = (_real(rng, n).to_numpy() for n in (40, 20, 10))
         tested_set = _tested_set(40, 20, cell)
         tested = _tested_values({}, gates, train, candidate, holdout, tested_set, None, ids["t"], ids["c"],
-                                distribution, 5, cell)
+                                SETTINGS, cell)
         null = _permutation_draws(train, candidate, holdout, tested_set, ids["t"], ids["c"], NullDraws({}, {}), gates,
-                                  distribution, nearest_k=5, seed=cell, n_draws=99, n_detection=0)
+                                  SETTINGS, seed=cell, n_draws=99, n_detection=0)
         for gate in gates:
             p[gate].append(null.p_value(gate, tested[gate]))
     return p
@@ -131,10 +131,7 @@ def test_spearman_correlation_distance_of_fresh_real_rows_fails_at_the_nominal_r
     candidate rows. Pearson and strong pairs keep the split null (their
     permutation lost the noise control; see ``_permutation_draws``).
     """
-    from radaug.validate.metrics import correlation_distance
-
-    distribution = {"correlation_distance_spearman": lambda r, c: correlation_distance(r, c, "spearman")}
-    _assert_nominal(_fresh_real_p_values(list(distribution), distribution, 200, 11))
+    _assert_nominal(_fresh_real_p_values(["correlation_distance_spearman"], 200, 11))
 
 
 def test_correlation_gates_keep_their_power_against_noise():
@@ -205,7 +202,6 @@ def test_a_generator_of_fresh_real_rows_passes_at_the_nominal_rate():
 
 def test_the_tested_value_is_the_candidate_against_all_training_rows():
     """``tested_value``: the candidate drawn to the training size, against all training rows (more power than a half)."""
-    from radaug.validate.metrics import frechet_distance, ks_fdr, wasserstein_distance
     from radaug.validate.summary import _tested_set
 
     rng = np.random.default_rng(4)
@@ -214,9 +210,7 @@ def test_the_tested_value_is_the_candidate_against_all_training_rows():
     a, c = _tested_set(40, 60, 3)
     assert len(a) == 40 and len(c) == 40 and len(set(c)) == 40
     gates = ["wasserstein_distance", "frechet_distance", "coverage", "ks_fdr"]
-    distribution = {"wasserstein_distance": wasserstein_distance, "frechet_distance": frechet_distance,
-                    "ks_fdr": lambda r, c: ks_fdr(r, c, 0.05)}
-    expected = _scores(train.to_numpy()[a], candidate.to_numpy()[c], holdout.to_numpy(), gates, distribution, 5)
+    expected = _scores(train.to_numpy()[a], candidate.to_numpy()[c], holdout.to_numpy(), gates, SETTINGS)
     for gate in gates:
         assert table.loc[gate, "tested_value"] == pytest.approx(expected[gate], rel=1e-12), gate
     assert table.loc["wasserstein_distance", "tested_value"] != table.loc["wasserstein_distance", "value"]

@@ -291,13 +291,13 @@ def score_features(candidate: pd.DataFrame, holdout: pd.DataFrame, scale: pd.Dat
     uses k = min(5, held-out rows - 1) nearest neighbours.
     """
     from radaug.validate.manifold import prdc
-    from radaug.validate.metrics import _zscore, frechet_distance
+    from radaug.validate.metrics import frechet_distance, zscore
 
     candidate, holdout, scale = (t.dropna(how="any") for t in (candidate, holdout, scale))
     if len(candidate) < 2 or len(holdout) < 2 or len(scale) < 2:
         return {"frechet": math.nan, "coverage": math.nan}
     frechet = frechet_distance(holdout, candidate, standardize_with=scale)
-    hold_z, cand_z = _zscore([holdout.to_numpy(float), candidate.to_numpy(float)], by=scale.to_numpy(float))
+    hold_z, cand_z = zscore([holdout.to_numpy(float), candidate.to_numpy(float)], by=scale.to_numpy(float))
     k = min(5, len(hold_z) - 1)
     coverage = prdc(hold_z, cand_z, nearest_k=k).coverage if hold_z.shape[1] else math.nan
     return {"frechet": float(frechet), "coverage": float(coverage)}

@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from radaug.validate.metrics import FeatureMatrix, _aligned
+from radaug.validate.metrics import FeatureMatrix, aligned
 
 DETECTION_TREES = 30
 """Trees of the real-vs-candidate random forest."""
@@ -66,7 +66,7 @@ def detection_auc(
     .. [1] Lopez-Paz, D., & Oquab, M. (2017). Revisiting classifier two-sample
        tests. ICLR 2017. arXiv:1610.06545
     """
-    _, (ref, cand), _ = _aligned(reference, candidate)
+    _, (ref, cand), _ = aligned(reference, candidate)
     if ref.shape[1] == 0 or len(ref) < 2 or len(cand) < 2:
         return math.nan
     x = np.vstack([ref, cand])
@@ -125,7 +125,7 @@ def label_disagreement(
         Shares in [0, 1]; NaN if a set has fewer than two rows or no feature is
         left (the baseline also if a class has fewer than two rows per fold).
     """
-    _, (pos, neg, cand), _ = _aligned(train_class, train_other, candidate)
+    _, (pos, neg, cand), _ = aligned(train_class, train_other, candidate)
     if pos.shape[1] == 0 or min(len(pos), len(neg), len(cand)) < 2:
         return math.nan, math.nan
     x = np.vstack([pos, neg])

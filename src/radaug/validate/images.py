@@ -153,3 +153,18 @@ def image_memorization_ratio(candidate: np.ndarray, train: np.ndarray, holdout: 
     d_candidate, d_holdout = image_distances_to_train(candidate, train, holdout)
     scale = float(np.median(d_holdout))
     return float(np.median(d_candidate) / scale) if scale > 0 else math.nan
+
+
+def implausible_share(images: np.ndarray, masks: np.ndarray, real_masks: np.ndarray,
+                      intensity_range: tuple[float, float] | None) -> float:
+    """Share of patches failing :func:`plausibility`, with the ROI size range of ``real_masks``.
+
+    NaN if there are no patches or no real masks.
+    """
+    if len(images) == 0 or len(real_masks) == 0:
+        return math.nan
+    axes = tuple(range(1, np.asarray(real_masks).ndim))
+    sizes = (np.asarray(real_masks) != 0).sum(axis=axes)
+    table = plausibility(images, masks, intensity_range=intensity_range,
+                         roi_voxel_range=(float(sizes.min()), float(sizes.max())))
+    return float(table["implausible"].mean())

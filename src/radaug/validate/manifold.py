@@ -185,3 +185,20 @@ def prdc(
         density=float(balls_holding_fake.mean() / nearest_k),
         coverage=float(flags[:, 0].mean()),
     )
+
+
+def prdc_zscored(reference: np.ndarray, candidate: np.ndarray, nearest_k: int) -> dict[str, float]:
+    """:func:`prdc` on features z-scored by ``reference`` (non-finite and constant columns dropped).
+
+    What validation computes for its four PRDC gates (one call for all four, by
+    name); all NaN if a set has fewer than two rows or no feature is left.
+    """
+    from radaug.validate.metrics import aligned, zscore
+
+    _, (ref, cand), _ = aligned(reference, candidate)
+    if len(ref) < 2 or len(cand) < 2:
+        return dict.fromkeys(("precision", "recall", "density", "coverage"), math.nan)
+    ref, cand = zscore([ref, cand], by=ref)
+    if ref.shape[1] == 0:
+        return dict.fromkeys(("precision", "recall", "density", "coverage"), math.nan)
+    return prdc(ref, cand, nearest_k).as_dict()

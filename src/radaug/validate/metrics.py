@@ -14,9 +14,11 @@ Shared conventions:
 * **Too little data**: every set needs at least two rows; otherwise, or when no
   usable feature column is left, the metric is NaN.
 
-Each metric is declared in :data:`METRICS` with its direction and range, so a
-verdict can be derived without knowing the metric (see
-:mod:`radaug.validate.summary`).
+Each metric is declared once in :data:`radaug.validate.registry.METRICS` with
+its direction, range, protocol and function, so a verdict can be derived
+without knowing the metric (see :mod:`radaug.validate.summary`). The helpers
+that apply these conventions (:func:`aligned`, :func:`enough_rows`,
+:func:`is_constant`, :func:`zscore`) are public here for the other modules.
 """
 
 from __future__ import annotations
@@ -36,156 +38,6 @@ from radaug.errors import RadaugError
 
 FeatureMatrix = np.ndarray | pd.DataFrame
 """A feature matrix: rows are samples, columns are features."""
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """Declaration of one validation metric.
-
-    Attributes
-    ----------
-    name
-        Key in :data:`METRICS` and value of the ``metric`` column of summaries.
-    direction
-        ``"minimize"`` if smaller values mean more trustworthy candidates,
-        ``"maximize"`` otherwise.
-    range
-        Closed interval ``(low, high)`` of possible values; ``math.inf`` if unbounded.
-    description
-        One line on what the metric measures.
-    """
-
-    name: str
-    direction: Literal["minimize", "maximize"]
-    range: tuple[float, float]
-    description: str
-
-
-METRICS: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
-        MetricSpec(
-            "ks_fdr",
-            "minimize",
-            (0.0, 1.0),
-            "Share of features whose marginal distributions differ "
-            "(two-sample KS test, Benjamini-Hochberg FDR).",
-        ),
-        MetricSpec(
-            "wasserstein_distance",
-            "minimize",
-            (0.0, math.inf),
-            "Mean per-feature Wasserstein-1 distance, in reference standard deviations.",
-        ),
-        MetricSpec(
-            "correlation_distance",
-            "minimize",
-            (0.0, math.inf),
-            "Relative Frobenius distance between the Pearson correlation matrices.",
-        ),
-        MetricSpec(
-            "correlation_distance_spearman",
-            "minimize",
-            (0.0, math.inf),
-            "Relative Frobenius distance between the Spearman correlation matrices.",
-        ),
-        MetricSpec(
-            "strong_pairs_kept",
-            "maximize",
-            (0.0, 1.0),
-            "Share of strongly correlated real feature pairs (Spearman |r| >= 0.7) whose "
-            "candidate correlation keeps sign and strength.",
-        ),
-        MetricSpec(
-            "frechet_distance",
-            "minimize",
-            (0.0, math.inf),
-            "Frechet distance between Gaussians fitted to z-scored features "
-            "(Frechet Radiomics Distance).",
-        ),
-        MetricSpec(
-            "frechet_means_distance",
-            "minimize",
-            (0.0, math.inf),
-            "Means-only Frechet radiomics distance: squared distance of the z-scored feature means.",
-        ),
-        MetricSpec(
-            "precision",
-            "maximize",
-            (0.0, 1.0),
-            "Share of candidate rows inside the real k-NN manifold (fidelity; Naeem et al. 2020).",
-        ),
-        MetricSpec(
-            "recall",
-            "maximize",
-            (0.0, 1.0),
-            "Share of real rows inside the candidate k-NN manifold (diversity).",
-        ),
-        MetricSpec(
-            "density",
-            "maximize",
-            (0.0, math.inf),
-            "Mean number of real k-NN balls holding a candidate row, over k (about 1 if matched).",
-        ),
-        MetricSpec(
-            "coverage",
-            "maximize",
-            (0.0, 1.0),
-            "Share of real k-NN balls holding a candidate row; drops when a mode is missing "
-            "(mode collapse).",
-        ),
-        MetricSpec(
-            "detection_auc",
-            "minimize",
-            (0.0, 1.0),
-            "Cross-validated AUC of a random forest telling candidate from real rows "
-            "(0.5 = indistinguishable).",
-        ),
-        MetricSpec(
-            "memorization_ratio",
-            "maximize",
-            (0.0, math.inf),
-            "Median distance of candidate rows to the closest training row over "
-            "the same for unseen real rows; about 1 if nothing is copied.",
-        ),
-        MetricSpec(
-            "share_closer_than_holdout",
-            "minimize",
-            (0.0, 1.0),
-            "Share of candidate rows closer to a training row than the 5th "
-            "percentile of unseen real rows.",
-        ),
-        MetricSpec(
-            "nndr_ratio",
-            "maximize",
-            (0.0, math.inf),
-            "Median nearest-neighbour distance ratio (closest / second closest training row) "
-            "of candidate rows over that of unseen real rows; near 0 for copies.",
-        ),
-        MetricSpec(
-            "image_memorization_ratio",
-            "maximize",
-            (0.0, math.inf),
-            "memorization_ratio in image space: patch-level normalised distance to the "
-            "closest training patch, candidate over unseen real.",
-        ),
-        MetricSpec(
-            "label_disagreement",
-            "minimize",
-            (0.0, 1.0),
-            "Share of candidate rows that a classifier fit on real training features "
-            "assigns to another class than intended.",
-        ),
-        MetricSpec(
-            "implausible_share",
-            "minimize",
-            (0.0, 1.0),
-            "Share of physically implausible patches: empty mask, intensities outside "
-            "the modality's physical range, or ROI size outside the real range.",
-        ),
-    )
-}
-"""Every validation metric by name, in the order summaries list them."""
 
 
 @dataclass(frozen=True)
@@ -237,7 +89,7 @@ class CorrelationBreakdown:
         return self.candidate - self.reference
 
 
-def _aligned(*sets: FeatureMatrix) -> tuple[list, list[np.ndarray], list]:
+def aligned(*sets: FeatureMatrix) -> tuple[list, list[np.ndarray], list]:
     """Align feature sets column-wise and drop columns that are non-finite in any set.
 
     Returns
@@ -284,7 +136,8 @@ def _aligned(*sets: FeatureMatrix) -> tuple[list, list[np.ndarray], list]:
     return kept, [m[:, finite] for m in matrices], dropped
 
 
-def _enough_rows(*matrices: np.ndarray) -> bool:
+def enough_rows(*matrices: np.ndarray) -> bool:
+    """Whether every matrix has the two rows a metric needs at least."""
     return all(m.shape[0] >= 2 for m in matrices)
 
 
@@ -294,18 +147,18 @@ def _enough_rows(*matrices: np.ndarray) -> bool:
 CONSTANT_RTOL = 1e-5
 
 
-def _is_constant(m: np.ndarray) -> np.ndarray:
+def is_constant(m: np.ndarray) -> np.ndarray:
     """Boolean mask of columns constant up to float32 rounding (range ≤ 1e-5 × max(1, max|x|))."""
     scale = np.maximum(1.0, np.abs(m).max(axis=0)) if len(m) else 1.0
     return np.ptp(m, axis=0) <= CONSTANT_RTOL * scale
 
 
-def _zscore(matrices: list[np.ndarray], by: np.ndarray) -> list[np.ndarray]:
+def zscore(matrices: list[np.ndarray], by: np.ndarray) -> list[np.ndarray]:
     """Z-score matrices with the column mean and sample std of ``by``.
 
     Columns constant in ``by`` cannot be scaled and are dropped.
     """
-    keep = ~_is_constant(by)
+    keep = ~is_constant(by)
     mean = by[:, keep].mean(axis=0)
     std = by[:, keep].std(axis=0, ddof=1)
     return [(m[:, keep] - mean) / std for m in matrices]
@@ -351,11 +204,11 @@ def ks_fdr_breakdown(
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    names, (ref, cand), non_finite = _aligned(reference, candidate)
+    names, (ref, cand), non_finite = aligned(reference, candidate)
     columns = ["feature", "ks_statistic", "p_value", "q_value", "differs"]
-    if not _enough_rows(ref, cand):
+    if not enough_rows(ref, cand):
         return KSBreakdown(math.nan, pd.DataFrame(columns=columns), (), tuple(non_finite))
-    same_constant = _is_constant(ref) & _is_constant(cand) & (ref[0] == cand[0])
+    same_constant = is_constant(ref) & is_constant(cand) & (ref[0] == cand[0])
     constant = tuple(n for n, skip in zip(names, same_constant) if skip)
     tested = [n for n, skip in zip(names, same_constant) if not skip]
     if not tested:
@@ -486,10 +339,10 @@ def _correlation_matrices(
     reference: FeatureMatrix, candidate: FeatureMatrix, method: str
 ) -> tuple[list, np.ndarray | None, np.ndarray | None]:
     """Names and correlation matrices of the features non-constant in both sets; ([], None, None) if none."""
-    names, (ref, cand), _ = _aligned(reference, candidate)
-    if not _enough_rows(ref, cand):
+    names, (ref, cand), _ = aligned(reference, candidate)
+    if not enough_rows(ref, cand):
         return [], None, None
-    keep = ~(_is_constant(ref) | _is_constant(cand))
+    keep = ~(is_constant(ref) | is_constant(cand))
     if not keep.any():
         return [], None, None
     ref, cand = ref[:, keep], cand[:, keep]
@@ -584,10 +437,10 @@ def _standardised_pair(reference: FeatureMatrix, candidate: FeatureMatrix,
                        standardize_with: FeatureMatrix | None) -> tuple[np.ndarray, np.ndarray] | None:
     """Both sets z-scored by ``standardize_with`` (default ``reference``); None if too few rows or features."""
     scale_set = reference if standardize_with is None else standardize_with
-    _, (ref, cand, scale), _ = _aligned(reference, candidate, scale_set)
-    if not _enough_rows(ref, cand, scale):
+    _, (ref, cand, scale), _ = aligned(reference, candidate, scale_set)
+    if not enough_rows(ref, cand, scale):
         return None
-    ref, cand = _zscore([ref, cand], by=scale)
+    ref, cand = zscore([ref, cand], by=scale)
     return None if ref.shape[1] == 0 else (ref, cand)
 
 
@@ -646,10 +499,10 @@ def _nearest_train_distances(
     Features are z-scored by the training rows. None if the sets are too small
     or no feature is left.
     """
-    _, (cand, tr, hold), _ = _aligned(candidate, train, holdout)
-    if not _enough_rows(cand, tr, hold) or len(tr) < n_neighbors:
+    _, (cand, tr, hold), _ = aligned(candidate, train, holdout)
+    if not enough_rows(cand, tr, hold) or len(tr) < n_neighbors:
         return None
-    cand, tr, hold = _zscore([cand, tr, hold], by=tr)
+    cand, tr, hold = zscore([cand, tr, hold], by=tr)
     if tr.shape[1] == 0:
         return None
     index = NearestNeighbors(n_neighbors=n_neighbors).fit(tr)
@@ -950,3 +803,34 @@ def nndr_ratio(candidate: FeatureMatrix, train: FeatureMatrix, holdout: FeatureM
     if not np.isfinite(scale) or scale <= 0:
         return math.nan
     return float(np.median(d_candidate) / scale)
+
+
+def holdout_scores(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarray) -> dict[str, float]:
+    """``memorization_ratio``, ``share_closer_than_holdout`` and ``nndr_ratio`` from one distance computation.
+
+    The same values as :func:`memorization_ratio`, :func:`share_closer_than_holdout`
+    and :func:`nndr_ratio` (same alignment, z-scoring and nearest neighbours,
+    checked in the unit tests), but brute-force with
+    :func:`scipy.spatial.distance.cdist` instead of a k-d tree per function: the
+    null draws call it hundreds of times on small sets, where the index set-up
+    dominated (their registry entries name it as ``null_function``).
+    """
+    from scipy.spatial.distance import cdist
+
+    nan = dict.fromkeys(("memorization_ratio", "share_closer_than_holdout", "nndr_ratio"), math.nan)
+    _, (cand, tr, hold), _ = aligned(candidate, train, holdout)
+    if len(cand) < 2 or len(tr) < 2 or len(hold) < 2:
+        return nan
+    cand, tr, hold = zscore([cand, tr, hold], by=tr)
+    if tr.shape[1] == 0:
+        return nan
+    d_cand, d_hold = (np.sort(np.partition(cdist(x, tr), 1, axis=1)[:, :2], axis=1) for x in (cand, hold))
+    scale = np.median(d_hold[:, 0])
+    nndr_cand, nndr_hold = (np.where(d[:, 1] > 0, d[:, 0] / np.where(d[:, 1] > 0, d[:, 1], 1), 0.0)
+                            for d in (d_cand, d_hold))
+    nndr_scale = np.median(nndr_hold)
+    return {
+        "memorization_ratio": float(np.median(d_cand[:, 0]) / scale) if scale > 0 else math.nan,
+        "share_closer_than_holdout": float(np.mean(d_cand[:, 0] < np.quantile(d_hold[:, 0], 0.05))),
+        "nndr_ratio": float(np.median(nndr_cand) / nndr_scale) if nndr_scale > 0 else math.nan,
+    }

@@ -74,6 +74,9 @@ DEFECTS: dict[str, tuple[str, tuple[float, ...]]] = {
 }
 """Defect kind -> (phrase with the size, coarse grid of sizes); each built by :func:`defective`.
 
+Which defect a gate's power is stated for (the defect it is designed to see) is its
+registry entry's ``defect`` (:data:`radaug.validate.registry.METRICS`).
+
 * ``missing_mode``: the share ``s`` of half B nearest (z-scored by A) to one of
   its rows, drawn at random, is left out; the rest is drawn to the matched size.
 * ``mean_shift``: every feature shifted by ``s`` standard deviations of A.
@@ -83,28 +86,6 @@ DEFECTS: dict[str, tuple[str, tuple[float, ...]]] = {
 * ``copies``: a share ``s`` of rows replaced by rows of A (the reference the
   memorization gates compare with).
 """
-
-GATE_DEFECTS: dict[str, str] = {
-    "ks_fdr": "mean_shift",
-    "wasserstein_distance": "mean_shift",
-    "frechet_distance": "mean_shift",
-    "frechet_means_distance": "mean_shift",
-    "precision": "mean_shift",
-    "density": "mean_shift",
-    "correlation_distance": "decorrelation",
-    "correlation_distance_spearman": "decorrelation",
-    "strong_pairs_kept": "decorrelation",
-    "coverage": "missing_mode",
-    "recall": "variance_shrink",
-    "memorization_ratio": "copies",
-    "share_closer_than_holdout": "copies",
-    "nndr_ratio": "copies",
-}
-"""Gate -> the defect its power is stated for (the defect it is designed to see).
-
-``detection_auc`` has no power simulation (a cross-validated forest per draw
-and defect size is too slow for every cell); its ``min_detectable`` is empty."""
-
 
 @dataclass
 class NullDraws:

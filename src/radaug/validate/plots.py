@@ -14,12 +14,13 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
 from radaug.io import truthy
-from radaug.validate.metrics import METRICS
+from radaug.validate.registry import METRICS, family
 from radaug.validate.thresholds import overall_verdict
 
 VERDICT_CODES = {"insufficient": 0, "pass": 1, "warn": 2, "fail": 3}
 VERDICT_COLOURS = ["#d9d9d9", "#4daf4a", "#ffbf00", "#e41a1c"]
-PRDC_METRICS = ("precision", "recall", "density", "coverage")
+PRDC_METRICS = family("precision")
+"""The four PRDC gates: the metrics one call of their registered function computes."""
 
 
 def verdict_heatmap(summary: pd.DataFrame) -> Figure | None:

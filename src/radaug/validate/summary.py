@@ -24,25 +24,12 @@ from threadpoolctl import threadpool_limits
 from radaug.errors import RadaugError
 from radaug.seeds import stream_key, stream_rng
 from radaug.splits import grouped_halves
-from radaug.validate.detection import detection_auc, label_disagreement
-from radaug.validate.images import image_memorization_ratio, plausibility
-from radaug.validate.manifold import prdc
-from radaug.validate.null import GATE_DEFECTS, NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
-from radaug.validate.metrics import (
-    METRICS,
-    _aligned,
-    _is_constant,
-    _zscore,
-    correlation_distance,
-    frechet_distance,
-    frechet_means_distance,
-    ks_fdr,
-    memorization_ratio,
-    nndr_ratio,
-    share_closer_than_holdout,
-    strong_pairs_kept,
-    wasserstein_distance,
-)
+# The registry names its functions by import path and imports them on first use; imported here too, their
+# modules count in the validate jobs' code version (provenance.code_files follows import statements).
+from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
+from radaug.validate.null import NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
+from radaug.validate.metrics import is_constant
+from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
 from radaug.validate.verdicts import NULL_RULE_COLUMNS, SUMMARY_COLUMNS
 
@@ -135,7 +122,10 @@ def validate_arm(
       range of all real training patches; baseline: the share of B outside A's
       range.
 
-    Verdicts follow :data:`~radaug.validate.thresholds.DEFAULT_THRESHOLDS` updated with ``thresholds``.
+    Every metric is an entry of :data:`radaug.validate.registry.METRICS`, computed
+    by its ``function`` as its ``protocol`` says (one comparison per protocol
+    here, :data:`_COMPARE`). Verdicts follow
+    :data:`~radaug.validate.thresholds.DEFAULT_THRESHOLDS` updated with ``thresholds``.
 
     Parameters
     ----------
@@ -197,7 +187,7 @@ def validate_arm(
     Returns
     -------
     pandas.DataFrame
-        One row per computed metric, in :data:`~radaug.validate.metrics.METRICS`
+        One row per computed metric, in :data:`~radaug.validate.registry.METRICS`
         order, with columns :data:`SUMMARY_COLUMNS`: ``p_value`` (per gate),
         ``p_adjusted`` (min-P across the cell's gates), ``n_null`` (null draws)
         and ``min_detectable`` (the smallest defect the gate fails with 80%
@@ -240,73 +230,27 @@ def validate_arm(
     by_split = [(a, *_size_matched_draws(b, len(cand), stream_key("baseline_split", seed, split=r)))
                 for r, (a, b) in enumerate(splits)]
     candidate_sets = [(a, c) for a, draws, _ in by_split for c in draws]
-    baseline_sets = [(a, b) for a, _, draws in by_split for b in draws]
-
-    def compared(metric: Callable) -> tuple[float, float]:
-        values = [metric(train[a], cand[c]) for a, c in candidate_sets]
-        baselines = [metric(train[a], train[b]) for a, b in baseline_sets]
-        return _nanmedian(values), _nanmedian(baselines)
-
-    ks = lambda r, c: ks_fdr(r, c, alpha)  # noqa: E731
-    spearman = lambda r, c: correlation_distance(r, c, "spearman")  # noqa: E731
-    distribution = {
-        "ks_fdr": ks, "wasserstein_distance": wasserstein_distance, "correlation_distance": correlation_distance,
-        "correlation_distance_spearman": spearman, "strong_pairs_kept": strong_pairs_kept,
-        "frechet_distance": frechet_distance, "frechet_means_distance": frechet_means_distance,
-    }
-    comparisons: dict[str, tuple[float, float]] = {name: compared(metric) for name, metric in distribution.items()}
-    prdc_values = [_prdc_zscored(train[a], cand[c], nearest_k) for a, c in candidate_sets]
-    prdc_baselines = [_prdc_zscored(train[a], train[b], nearest_k) for a, b in baseline_sets]
-    for name in ("precision", "recall", "density", "coverage"):
-        comparisons[name] = (_nanmedian([v[name] for v in prdc_values]),
-                             _nanmedian([b[name] for b in prdc_baselines]))
-    if detection:
-        groups = _groups(train_real, candidate, group_column)
-        g_train, g_cand = groups if groups else (None, None)
-        values, baselines = [], []
-        for a, (c, *_), (b, *_) in by_split[:N_DETECTION_SPLITS]:
-            def auc(other: np.ndarray, other_groups) -> float:
-                return detection_auc(train[a], other, seed=seed,
-                                     groups_reference=None if g_train is None else g_train[a],
-                                     groups_candidate=other_groups)
-
-            values.append(auc(cand[c], None if g_cand is None else g_cand[c]))
-            baselines.append(auc(train[b], None if g_train is None else g_train[b]))
-        comparisons["detection_auc"] = (_nanmedian(values), _nanmedian(baselines))
-
-    def against_holdout(metric: Callable) -> tuple[float, float]:
-        """Candidate vs all training rows; baseline: each split's half B vs its half A."""
-        return metric(cand, train, holdout), _nanmedian(
-            [metric(train[b], train[a], holdout) for a, b in splits])
-
-    comparisons["memorization_ratio"] = against_holdout(memorization_ratio)
-    comparisons["share_closer_than_holdout"] = against_holdout(share_closer_than_holdout)
-    comparisons["nndr_ratio"] = against_holdout(nndr_ratio)
     if patches is not None:
         _check_patches(patches, train, holdout, cand)
-        train_images, train_masks = patches.train_images, patches.train_masks
-        comparisons["image_memorization_ratio"] = (
-            image_memorization_ratio(patches.candidate_images, train_images, patches.holdout_images),
-            _nanmedian([image_memorization_ratio(train_images[b], train_images[a], patches.holdout_images)
-                        for a, b in splits]),
-        )
-    if train_other is not None:
-        comparisons["label_disagreement"] = label_disagreement(
-            train, train_other[feature_columns].to_numpy(dtype=float), cand, seed=seed)
-    if patches is not None:
-        comparisons["implausible_share"] = (
-            _implausible_share(patches.candidate_images, patches.candidate_masks,
-                               train_masks, patches.intensity_range),
-            _nanmedian([_implausible_share(train_images[b], train_masks[b], train_masks[a],
-                                           patches.intensity_range) for a, b in splits]),
-        )
+    cell = _Cell(train, holdout, cand, splits, by_split, candidate_sets,
+                 baseline_sets=[(a, b) for a, _, draws in by_split for b in draws],
+                 settings={"alpha": alpha, "nearest_k": nearest_k}, seed=seed,
+                 groups=_groups(train_real, candidate, group_column) if detection else None, patches=patches,
+                 train_other=None if train_other is None else train_other[feature_columns].to_numpy(dtype=float))
+    available = {"detection": detection, "image_holdout": patches is not None,
+                 "image_plausibility": patches is not None, "labels": train_other is not None}
+    computed: dict[str, tuple[float, float]] = {}
+    for protocol in PROTOCOLS:
+        names = [name for name, spec in METRICS.items() if spec.protocol == protocol]
+        if names and available.get(protocol, True):
+            computed.update(_COMPARE[protocol](cell, names))
+    comparisons = {name: computed[name] for name in METRICS if name in computed}
     compared_rows = min(len(cand), min((len(b) for b in splits[0]), default=0))
-    holdout_metrics = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio", "image_memorization_ratio")
 
     def enough(name: str) -> bool:
-        return (len(holdout) if name in holdout_metrics else compared_rows) >= min_rows
+        return (len(holdout) if METRICS[name].protocol in HOLDOUT_PROTOCOLS else compared_rows) >= min_rows
 
-    tested = [name for name in comparisons if name in _NULL_GATES and enough(name)]
+    tested = [name for name in comparisons if METRICS[name].null is not None and enough(name)]
     tested_values, p_values, adjusted, permuted, detectable = {}, {}, {}, None, {}
     if rule == "null" and null_splits > 0 and tested:
         group_rows = _groups(train_real, candidate, group_column)
@@ -317,7 +261,7 @@ def validate_arm(
         # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
         with threadpool_limits(1):
             split_null, detectable = NullDraws({}, {}), {}
-            if power_repeats or any(name in _SPLIT_NULL_GATES for name in tested):
+            if power_repeats or any(METRICS[name].null == "split" for name in tested):
                 # The real-vs-real split null depends on the real rows and the candidate's size, not on the
                 # candidate: control arms of one cell (same size and holdout) share it, and its power.
                 key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
@@ -327,15 +271,15 @@ def validate_arm(
                     while len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
                         _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
                     _SPLIT_CACHE[key] = _split_null_and_power(train, holdout, len(cand), row_groups, tested,
-                                                              distribution, nearest_k=nearest_k, seed=seed,
+                                                              cell.settings, seed=seed,
                                                               null_splits=null_splits, level=level,
                                                               power_repeats=power_repeats)
                 split_null, detectable = _SPLIT_CACHE[key]
             tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
-                                           g_train, g_cand, distribution, nearest_k, seed)
+                                           g_train, g_cand, cell.settings, seed)
             permuted = _permutation_draws(
                 train, cand, holdout, tested_set, g_train, g_cand, split_null,
-                tested, distribution, nearest_k=nearest_k, seed=seed, n_draws=null_splits,
+                tested, cell.settings, seed=seed, n_draws=null_splits,
                 n_detection=null_detection_splits if detection else 0)
         p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
         adjusted = min_p_adjusted(p_values, permuted.min_p(tested_values))
@@ -353,7 +297,7 @@ def validate_arm(
         """Which rule :func:`judged` used for ``name`` under the null rule, and why the factor rule stood in."""
         if not enough(name):
             return ""
-        if name not in _NULL_GATES:
+        if METRICS[name].null is None:
             return "factor: no null for this gate"
         if null_splits <= 0:
             return "factor: no null draws (validation.null_splits is 0)"
@@ -387,6 +331,127 @@ def validate_arm(
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS + (NULL_RULE_COLUMNS if rule == "null" else []))
 
 
+@dataclass(frozen=True)
+class _Cell:
+    """What the protocols of one :func:`validate_arm` call compare: float matrices, splits, settings, extras.
+
+    ``splits``: the halves (A, B) of the training rows; ``by_split``: per split,
+    half A and the size-matched draws of candidate rows and of half B's rows;
+    ``candidate_sets`` / ``baseline_sets``: (A, draw) pairs of every split;
+    ``groups``: group labels of training and candidate rows for the detection
+    folds (None: rows independent, or no detection).
+    """
+
+    train: np.ndarray
+    holdout: np.ndarray
+    cand: np.ndarray
+    splits: list
+    by_split: list
+    candidate_sets: list
+    baseline_sets: list
+    settings: dict
+    seed: int
+    groups: tuple | None = None
+    patches: Patches | None = None
+    train_other: np.ndarray | None = None
+
+
+def _families(names, settings) -> list[tuple[list[str], Callable]]:
+    """``names`` grouped by the function call that computes them (one group per PRDC), with the bound function."""
+    groups: dict = {}
+    for name in names:
+        spec = METRICS[name]
+        key = (spec.function, tuple(sorted(spec.keywords.items())))
+        groups.setdefault(key, ([], spec.bound(settings)))[0].append(name)
+    return list(groups.values())
+
+
+def _value(result, name: str) -> float:
+    """A metric's value from its function's result: the result, or its entry for a family's mapping."""
+    return result[name] if isinstance(result, Mapping) else result
+
+
+def _compare_features(cell: _Cell, names) -> dict[str, tuple[float, float]]:
+    """Protocol ``features``: medians over the size-matched (half A, candidate) and (half A, half B) draws."""
+    train, cand = cell.train, cell.cand
+    compared = {}
+    for family, function in _families(names, cell.settings):
+        values = [function(train[a], cand[c]) for a, c in cell.candidate_sets]
+        baselines = [function(train[a], train[b]) for a, b in cell.baseline_sets]
+        for name in family:
+            compared[name] = (_nanmedian([_value(v, name) for v in values]),
+                              _nanmedian([_value(b, name) for b in baselines]))
+    return compared
+
+
+def _compare_detection(cell: _Cell, names) -> dict[str, tuple[float, float]]:
+    """Protocol ``detection``: as ``features``, on the first draw of :data:`N_DETECTION_SPLITS` splits, with groups."""
+    train, cand, seed = cell.train, cell.cand, cell.seed
+    g_train, g_cand = cell.groups if cell.groups else (None, None)
+    compared = {}
+    for name in names:
+        function = METRICS[name].bound(cell.settings)
+        values, baselines = [], []
+        for a, (c, *_), (b, *_) in cell.by_split[:N_DETECTION_SPLITS]:
+            def score(other: np.ndarray, other_groups) -> float:
+                return function(train[a], other, seed=seed, groups_reference=None if g_train is None else g_train[a],
+                                groups_candidate=other_groups)
+
+            values.append(score(cand[c], None if g_cand is None else g_cand[c]))
+            baselines.append(score(train[b], None if g_train is None else g_train[b]))
+        compared[name] = (_nanmedian(values), _nanmedian(baselines))
+    return compared
+
+
+def _compare_holdout(cell: _Cell, names, train=None, holdout=None, cand=None) -> dict[str, tuple[float, float]]:
+    """Protocol ``holdout``: the candidate against all training rows; baseline: each split's half B vs its half A."""
+    train, holdout, cand = (cell.train if train is None else train, cell.holdout if holdout is None else holdout,
+                            cell.cand if cand is None else cand)
+    compared = {}
+    for name in names:
+        function = METRICS[name].bound(cell.settings)
+        compared[name] = (function(cand, train, holdout),
+                          _nanmedian([function(train[b], train[a], holdout) for a, b in cell.splits]))
+    return compared
+
+
+def _compare_image_holdout(cell: _Cell, names) -> dict[str, tuple[float, float]]:
+    """Protocol ``image_holdout``: ``holdout`` on the image patches."""
+    p = cell.patches
+    return _compare_holdout(cell, names, p.train_images, p.holdout_images, p.candidate_images)
+
+
+def _compare_image_plausibility(cell: _Cell, names) -> dict[str, tuple[float, float]]:
+    """Protocol ``image_plausibility``: candidate patches against all training masks; baseline: B against A's."""
+    p = cell.patches
+    compared = {}
+    for name in names:
+        function = METRICS[name].bound(cell.settings)
+        compared[name] = (
+            function(p.candidate_images, p.candidate_masks, p.train_masks, p.intensity_range),
+            _nanmedian([function(p.train_images[b], p.train_masks[b], p.train_masks[a], p.intensity_range)
+                        for a, b in cell.splits]),
+        )
+    return compared
+
+
+def _compare_labels(cell: _Cell, names) -> dict[str, tuple[float, float]]:
+    """Protocol ``labels``: the function returns value and baseline itself."""
+    return {name: METRICS[name].bound(cell.settings)(cell.train, cell.train_other, cell.cand, seed=cell.seed)
+            for name in names}
+
+
+_COMPARE: dict[str, Callable[[_Cell, list], dict[str, tuple[float, float]]]] = {
+    "features": _compare_features,
+    "detection": _compare_detection,
+    "holdout": _compare_holdout,
+    "image_holdout": _compare_image_holdout,
+    "image_plausibility": _compare_image_plausibility,
+    "labels": _compare_labels,
+}
+"""How :func:`validate_arm` computes value and baseline, per protocol of :data:`radaug.validate.registry.PROTOCOLS`."""
+
+
 def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the null rule's test: all training rows, and the candidate drawn (seeded) to at most as many."""
     c = np.arange(n_candidate)
@@ -397,7 +462,7 @@ def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, 
 
 
 def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_set, g_train, g_cand,
-                   distribution, nearest_k, seed) -> dict[str, float]:
+                   settings, seed) -> dict[str, float]:
     """The statistic each gate's p-value tests under the null rule, scored as a permutation draw is.
 
     A two-sample statistic on all the cell's data: the candidate (drawn to at most
@@ -414,18 +479,18 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_
     real-split draws are built (see :func:`_permutation_draws`).
     """
     a, c = tested_set
-    single = [name for name in tested if name not in (*_SPLIT_NULL_GATES, "detection_auc")]
-    values = _scores(train[a], cand[c], holdout, single, distribution, nearest_k)
-    split_gates = [name for name in tested if name in _SPLIT_NULL_GATES and name not in _HOLDOUT_GATES]
+    single = [name for name in tested if METRICS[name].null != "split" and METRICS[name].protocol != "detection"]
+    values = _scores(train[a], cand[c], holdout, single, settings)
+    split_gates = [name for name in tested if METRICS[name].null == "split" and METRICS[name].protocol != "holdout"]
     if split_gates:
         half_a, matched = first_set
-        values.update(_scores(train[half_a], cand[matched], holdout, split_gates, distribution, nearest_k))
+        values.update(_scores(train[half_a], cand[matched], holdout, split_gates, settings))
     for name in tested:
-        if name in _HOLDOUT_GATES:
+        if METRICS[name].protocol == "holdout":
             values[name] = comparisons[name][0]
-        elif name == "detection_auc":
-            values[name] = detection_auc(train[a], cand[c], seed=seed, groups_reference=g_train[a],
-                                         groups_candidate=g_cand[c])
+        elif METRICS[name].protocol == "detection":
+            values[name] = METRICS[name].bound(settings)(train[a], cand[c], seed=seed, groups_reference=g_train[a],
+                                                         groups_candidate=g_cand[c])
     return values
 
 
@@ -452,8 +517,8 @@ def _group_codes(groups: np.ndarray) -> np.ndarray:
     return pd.factorize(pd.Series(groups, dtype=object))[0]
 
 
-def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_null: NullDraws, gates, distribution,
-                       *, nearest_k, seed, n_draws, n_detection) -> NullDraws:
+def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_null: NullDraws, gates, settings,
+                       *, seed, n_draws, n_detection) -> NullDraws:
     """Permutation null of the cell's tested statistics (:func:`_tested_values`), ``n_draws`` draws.
 
     Under the null hypothesis "the candidate is a real sample of the population
@@ -497,7 +562,8 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
       min-P adjustment) and at n = 60 (``tests/unit/test_validate_phantom.py``);
       strong pairs passed it with p about 1 (permuted sides that mix training
       rows with noise keep no strong pair). Moving a gate between this tuple
-      and the permutation is one entry of :data:`_SPLIT_NULL_GATES`.
+      and the permutation is the ``null`` of its registry entry
+      (:data:`radaug.validate.registry.METRICS`; ``standardise`` says how its sets are standardised).
     * **holdout gates** (is the candidate closer to the training rows than
       real unseen cases are?) keep draws of real-vs-real splits of the training
       rows too (``split_null``, :func:`_null_draws`: half B against half A with
@@ -523,27 +589,30 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     pool_groups = _group_codes(np.concatenate([np.char.add("r:", g_train[a].astype(str)),
                                                np.char.add("c:", g_cand[c].astype(str))]))
     values = {name: np.full(n_draws, np.nan) for name in gates}
-    set_gates = [name for name in gates if name not in (*_HOLDOUT_GATES, *_CORRELATION_GATES, "detection_auc")]
-    permuted_correlation = [name for name in gates if name in _CORRELATION_GATES and name not in _SPLIT_NULL_GATES]
-    pearson = [name for name in permuted_correlation if name == "correlation_distance"]
-    spearman = [name for name in permuted_correlation if name not in pearson]
+    specs = {name: METRICS[name] for name in gates}
+    set_gates = [name for name, spec in specs.items() if spec.protocol == "features" and spec.standardise is None]
+    standardised = {name: spec.bound(settings) for name, spec in specs.items()
+                    if spec.protocol == "features" and spec.standardise is not None and spec.null != "split"}
+    pearson = [name for name in standardised if specs[name].standardise == "zscore"]
+    spearman = [name for name in standardised if specs[name].standardise == "rank"]
+    detection = {name: spec.bound(settings) for name, spec in specs.items() if spec.protocol == "detection"}
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     for draw in range(n_draws):
         rng = stream_rng("null_permutation", seed, draw=draw)
         ref, other = _permuted_sides(pool_groups, len(a), rng)
-        scores = _scores(pool[ref], pool[other], holdout, set_gates, distribution, nearest_k)
-        scores.update({name: distribution[name](z_pool[ref], z_pool[other]) for name in pearson})
-        scores.update({name: distribution[name](rank_pool[ref], rank_pool[other]) for name in spearman})
+        scores = _scores(pool[ref], pool[other], holdout, set_gates, settings)
+        scores.update({name: standardised[name](z_pool[ref], z_pool[other]) for name in pearson})
+        scores.update({name: standardised[name](rank_pool[ref], rank_pool[other]) for name in spearman})
         for name, score in scores.items():
             values[name][draw] = score
-        if "detection_auc" in values and draw < n_detection:
-            values["detection_auc"][draw] = detection_auc(pool[ref], pool[other], seed=seed,
-                                                          groups_reference=cv_groups[ref],
-                                                          groups_candidate=cv_groups[other])
-    if "detection_auc" in values:
-        values["detection_auc"] = values["detection_auc"][:n_detection]
-    values.update({name: split_null.values[name] for name in gates if name in _SPLIT_NULL_GATES})
-    return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset({"detection_auc"}))
+        if draw < n_detection:
+            for name, auc in detection.items():
+                values[name][draw] = auc(pool[ref], pool[other], seed=seed, groups_reference=cv_groups[ref],
+                                         groups_candidate=cv_groups[other])
+    for name in detection:
+        values[name] = values[name][:n_detection]
+    values.update({name: split_null.values[name] for name, spec in specs.items() if spec.null == "split"})
+    return NullDraws(values, {name: spec.direction for name, spec in specs.items()}, frozenset(detection))
 
 
 def _standardised_pools(train: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -555,7 +624,7 @@ def _standardised_pools(train: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray
     correlation gates drop the others from the tested value too.
     """
     keep = (np.isfinite(train).all(axis=0) & np.isfinite(cand).all(axis=0)
-            & ~_is_constant(train) & ~_is_constant(cand))
+            & ~is_constant(train) & ~is_constant(cand))
     sets = [m[:, keep] for m in (train, cand)]
     z_pool = np.concatenate([(m - m.mean(axis=0)) / m.std(axis=0, ddof=1) for m in sets])
     rank_pool = np.concatenate([rankdata(m, axis=0) / (len(m) + 1) for m in sets])
@@ -568,65 +637,37 @@ their real rows and sizes."""
 
 _SPLIT_CACHE_SIZE = 8
 
-_PRDC = ("precision", "recall", "density", "coverage")
-_HOLDOUT_GATES = ("memorization_ratio", "share_closer_than_holdout", "nndr_ratio")
-_SPLIT_NULL_GATES = (*_HOLDOUT_GATES, "correlation_distance", "strong_pairs_kept")
-"""Gates whose verdict reads the real-vs-real split null instead of a permutation (see :func:`_permutation_draws`)."""
-_CORRELATION_GATES = ("correlation_distance", "correlation_distance_spearman", "strong_pairs_kept")
-"""Correlation gates; those not in :data:`_SPLIT_NULL_GATES` are permuted as separately standardised sets."""
-_SET_GATES = ("ks_fdr", "wasserstein_distance", "correlation_distance", "correlation_distance_spearman",
-              "strong_pairs_kept", "frechet_distance", "frechet_means_distance")
-_NULL_GATES = (*_SET_GATES, *_PRDC, "detection_auc", *_HOLDOUT_GATES)
-"""Gates with a simulated null (:mod:`radaug.validate.null`); the others keep the factor rule."""
+def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, names,
+            settings: Mapping) -> dict[str, float]:
+    """The gates ``names`` of one candidate set against one reference, as the null draws score them.
 
-
-def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, names, distribution: Mapping,
-            nearest_k: int) -> dict[str, float]:
-    """The gates ``names`` (no detection) of one candidate set against one reference."""
-    scores = {name: distribution[name](reference, candidate) for name in names if name in distribution}
-    if any(name in _PRDC for name in names):
-        scores.update(_prdc_zscored(reference, candidate, nearest_k))
-    if any(name in _HOLDOUT_GATES for name in names):
-        scores.update(_holdout_scores(candidate, reference, holdout))
-    return {name: scores[name] for name in names if name in scores}
-
-
-def _holdout_scores(candidate: np.ndarray, train: np.ndarray, holdout: np.ndarray) -> dict[str, float]:
-    """``memorization_ratio``, ``share_closer_than_holdout`` and ``nndr_ratio`` from one distance computation.
-
-    The same values as the functions of :mod:`radaug.validate.metrics` (same
-    alignment, z-scoring and nearest neighbours, checked in the unit tests), but
-    brute-force with :func:`scipy.spatial.distance.cdist` instead of a k-d tree
-    per function: the null draws call it hundreds of times on small sets, where
-    the index set-up dominated.
+    Only gates of the ``features`` and ``holdout`` protocols are scored (others are
+    left out of the result), each by its registry entry's ``null_function`` (else
+    its ``function``) with ``settings`` (``alpha``, ``nearest_k``); a function
+    shared by several gates (PRDC, the holdout gates) is called once for them all.
     """
-    from scipy.spatial.distance import cdist
-
-    nan = dict.fromkeys(_HOLDOUT_GATES, math.nan)
-    _, (cand, tr, hold), _ = _aligned(candidate, train, holdout)
-    if len(cand) < 2 or len(tr) < 2 or len(hold) < 2:
-        return nan
-    cand, tr, hold = _zscore([cand, tr, hold], by=tr)
-    if tr.shape[1] == 0:
-        return nan
-    d_cand, d_hold = (np.sort(np.partition(cdist(x, tr), 1, axis=1)[:, :2], axis=1) for x in (cand, hold))
-    scale = np.median(d_hold[:, 0])
-    nndr_cand, nndr_hold = (np.where(d[:, 1] > 0, d[:, 0] / np.where(d[:, 1] > 0, d[:, 1], 1), 0.0)
-                            for d in (d_cand, d_hold))
-    nndr_scale = np.median(nndr_hold)
-    return {
-        "memorization_ratio": float(np.median(d_cand[:, 0]) / scale) if scale > 0 else math.nan,
-        "share_closer_than_holdout": float(np.mean(d_cand[:, 0] < np.quantile(d_hold[:, 0], 0.05))),
-        "nndr_ratio": float(np.median(nndr_cand) / nndr_scale) if nndr_scale > 0 else math.nan,
-    }
+    results: dict = {}
+    scores = {}
+    for name in names:
+        spec = METRICS[name]
+        if spec.protocol not in ("features", "holdout"):
+            continue
+        key = (spec.null_function or spec.function, tuple(sorted(spec.keywords.items())))
+        if key not in results:
+            function = spec.bound(settings, null=True)
+            results[key] = (function(reference, candidate) if spec.protocol == "features"
+                            else function(candidate, reference, holdout))
+        result = results[key]
+        scores[name] = result[name] if isinstance(result, Mapping) else result
+    return scores
 
 
-def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, distribution, *, nearest_k, seed,
+def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, settings, *, seed,
                           null_splits, level, power_repeats) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
     The split null (:func:`_null_draws`) gives the holdout gates, Pearson
-    ``correlation_distance`` and ``strong_pairs_kept`` their draws (:data:`_SPLIT_NULL_GATES`); with
+    ``correlation_distance`` and ``strong_pairs_kept`` their draws (registry ``null: split``); with
     ``power_repeats`` it covers every tested
     gate but the detection AUC, for the power simulation too. The candidate's
     own test for the other gates is the permutation null
@@ -638,13 +679,13 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, distr
     on half the data, a conservative statement of the permutation test's power at
     this cell's sizes.
     """
-    gates = [name for name in tested if (name in _SPLIT_NULL_GATES or power_repeats) and name != "detection_auc"]
-    null = _null_draws(train, holdout, n_candidate, row_groups, gates, distribution, nearest_k=nearest_k,
-                       seed=seed, n_splits=null_splits)
+    gates = [name for name in tested
+             if (METRICS[name].null == "split" or power_repeats) and METRICS[name].protocol != "detection"]
+    null = _null_draws(train, holdout, n_candidate, row_groups, gates, settings, seed=seed, n_splits=null_splits)
     if not power_repeats:
         return null, {}
     return null, _power(train, holdout, n_candidate, row_groups, null, critical_p(null.min_p(), level),
-                        distribution, nearest_k=nearest_k, seed=seed, repeats=power_repeats)
+                        settings, seed=seed, repeats=power_repeats)
 
 
 def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
@@ -656,26 +697,25 @@ def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
     return a, b
 
 
-def _null_draws(train, holdout, n_candidate, row_groups, gates, distribution, *, nearest_k, seed,
-                n_splits) -> NullDraws:
+def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, seed, n_splits) -> NullDraws:
     """``n_splits`` real-vs-real split draws of every gate in ``gates`` (no detection AUC) at the candidate's size."""
     values = {name: np.full(n_splits, np.nan) for name in gates}
     for draw in range(n_splits):
         a, b = _null_split(row_groups, n_candidate, seed, draw)
-        for name, score in _scores(train[a], train[b], holdout, gates, distribution, nearest_k).items():
+        for name, score in _scores(train[a], train[b], holdout, gates, settings).items():
             values[name][draw] = score
     return NullDraws(values, {name: METRICS[name].direction for name in gates})
 
 
-def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: float, distribution, *,
-           nearest_k, seed, repeats) -> dict[str, str]:
-    """``min_detectable`` of every gate with a defect in :data:`~radaug.validate.null.GATE_DEFECTS`."""
+def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: float, settings, *,
+           seed, repeats) -> dict[str, str]:
+    """``min_detectable`` of every gate with a ``defect`` (:data:`~radaug.validate.null.DEFECTS`) in the registry."""
     from radaug.validate.null import DEFECTS
 
     by_kind: dict[str, list[str]] = {}
     for name in null.values:
-        if name in GATE_DEFECTS:
-            by_kind.setdefault(GATE_DEFECTS[name], []).append(name)
+        if METRICS[name].defect:
+            by_kind.setdefault(METRICS[name].defect, []).append(name)
     splits = [_null_split(row_groups, n_candidate, seed, draw) for draw in range(repeats)]
     found = {}
     for kind, names in by_kind.items():
@@ -685,7 +725,7 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
             for draw, (a, b) in enumerate(splits):
                 rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
                 bad = defective(kind, size, train[a], train[b], len(b), rng)
-                for name, value in _scores(train[a], bad, holdout, names, distribution, nearest_k).items():
+                for name, value in _scores(train[a], bad, holdout, names, settings).items():
                     fails[name] += null.p_value(name, value) <= critical
             rates[size] = {name: fails[name] / max(len(splits), 1) for name in names}
             if all(rate >= 0.8 for rate in rates[size].values()):
@@ -718,17 +758,6 @@ def _size_matched_draws(idx_b: np.ndarray, n_candidate: int, seed) -> tuple[list
         return [np.sort(rng.choice(n, size=size, replace=False)) for _ in range(per_split)]
 
     return draws(n_candidate), [idx_b[d] for d in draws(len(idx_b))]
-
-
-def _prdc_zscored(reference: pd.DataFrame, candidate: pd.DataFrame, nearest_k: int) -> dict[str, float]:
-    """PRDC on features z-scored by ``reference`` (non-finite and constant columns dropped)."""
-    _, (ref, cand), _ = _aligned(reference, candidate)
-    if len(ref) < 2 or len(cand) < 2:
-        return dict.fromkeys(("precision", "recall", "density", "coverage"), math.nan)
-    ref, cand = _zscore([ref, cand], by=ref)
-    if ref.shape[1] == 0:
-        return dict.fromkeys(("precision", "recall", "density", "coverage"), math.nan)
-    return prdc(ref, cand, nearest_k).as_dict()
 
 
 def _row_groups(table: pd.DataFrame, column: str | None) -> np.ndarray:
@@ -766,13 +795,4 @@ def _check_patches(patches: Patches, train, holdout, cand) -> None:
                 f"{len(table)} {name} feature rows; pass patches row-aligned with the tables."
             )
 
-
-def _implausible_share(images, masks, real_masks, intensity_range) -> float:
-    if len(images) == 0 or len(real_masks) == 0:
-        return math.nan
-    axes = tuple(range(1, np.asarray(real_masks).ndim))
-    sizes = (np.asarray(real_masks) != 0).sum(axis=axes)
-    table = plausibility(images, masks, intensity_range=intensity_range,
-                         roi_voxel_range=(float(sizes.min()), float(sizes.max())))
-    return float(table["implausible"].mean())
 

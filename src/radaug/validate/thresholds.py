@@ -1,7 +1,8 @@
 """Verdict rules of the validation: thresholds relative to the real-vs-real baseline.
 
 Kept apart from the metrics so that checking a config's
-``validation.thresholds`` (at every Snakemake start) needs no scientific stack.
+``validation.thresholds`` (at every Snakemake start) needs no scientific stack:
+the default rules and directions come from :mod:`radaug.validate.registry`.
 """
 
 from __future__ import annotations
@@ -10,35 +11,16 @@ import math
 from collections.abc import Iterable, Mapping
 
 from radaug.errors import ConfigError
+from radaug.validate.registry import METRICS, RULE_KEYS, rule_keys_for
 
 VERDICTS = ("pass", "warn", "fail", "insufficient")
 """Possible verdicts, from best to no verdict at all."""
 
-_MINIMIZE = ("warn_factor", "fail_factor", "abs_tol")
-_MAXIMIZE_RELATIVE = ("pass_factor", "fail_factor", "abs_tol")
-_MAXIMIZE_ABSOLUTE = ("pass_min", "fail_min")
+(_MINIMIZE,), (_MAXIMIZE_RELATIVE, _MAXIMIZE_ABSOLUTE) = RULE_KEYS["minimize"], RULE_KEYS["maximize"]
 
-DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
-    "ks_fdr": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.10},
-    "wasserstein_distance": {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.05},
-    "correlation_distance": {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
-    "correlation_distance_spearman": {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
-    "strong_pairs_kept": {"pass_factor": 0.6, "fail_factor": 0.4, "abs_tol": 0.05},
-    "frechet_distance": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.0},
-    "frechet_means_distance": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.05},
-    "precision": {"pass_factor": 0.8, "fail_factor": 0.6, "abs_tol": 0.05},
-    "recall": {"pass_factor": 0.8, "fail_factor": 0.6, "abs_tol": 0.05},
-    "density": {"pass_factor": 0.7, "fail_factor": 0.5, "abs_tol": 0.05},
-    "coverage": {"pass_factor": 0.9, "fail_factor": 0.8, "abs_tol": 0.02},
-    "detection_auc": {"warn_factor": 1.0, "fail_factor": 1.2, "abs_tol": 0.10},
-    "memorization_ratio": {"pass_min": 0.8, "fail_min": 0.5},
-    "share_closer_than_holdout": {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.25},
-    "nndr_ratio": {"pass_min": 0.7, "fail_min": 0.4},
-    "image_memorization_ratio": {"pass_min": 0.8, "fail_min": 0.5},
-    "label_disagreement": {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.10},
-    "implausible_share": {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.02},
-}
-"""Verdict thresholds per metric; do not mutate, pass overrides to :func:`validate_arm`.
+DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {name: dict(spec.thresholds) for name, spec in METRICS.items()}
+"""Verdict thresholds per metric (each :class:`~radaug.validate.registry.MetricSpec`'s ``thresholds``);
+do not mutate, pass overrides to :func:`validate_arm`.
 
 Three kinds of rule, told apart by their keys:
 
@@ -52,6 +34,9 @@ Three kinds of rule, told apart by their keys:
   ``nndr_ratio``, ``image_memorization_ratio``, about 1 for novel data) pass if
   ``value >= pass_min``, warn if ``value >= fail_min`` and fail otherwise; their
   baseline is reported for context only.
+
+A metric's rule must suit its direction (:data:`~radaug.validate.registry.RULE_KEYS`):
+:func:`merge_thresholds` refuses, naming the config key, a rule of the other direction.
 
 Rationale, from simulations with 10-100 correlated, partly skewed features and
 40-300 training, 10-150 holdout and 20-1200 candidate rows per class: the
@@ -86,37 +71,55 @@ def _rule_kind(metric: str, rule: Mapping) -> tuple[str, ...]:
     for kind in (_MINIMIZE, _MAXIMIZE_RELATIVE, _MAXIMIZE_ABSOLUTE):
         if set(kind) == set(rule):
             return kind
-    raise ConfigError(f"thresholds.{metric}: cannot tell the rule kind from keys {sorted(rule)}.")
+    raise ConfigError(f"validation.thresholds.{metric}: cannot tell the rule kind from keys {sorted(rule)}.")
 
 
 def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
-    """Defaults updated per metric and key with ``overrides``; checked for consistency."""
+    """Defaults updated per metric and key with ``overrides``; checked for consistency.
+
+    Every merged rule is checked against its metric's direction
+    (:data:`~radaug.validate.registry.RULE_KEYS`): a key of the other direction's
+    rules is refused with a :class:`~radaug.errors.ConfigError` naming
+    ``validation.thresholds.<metric>`` and the keys to use.
+    """
     merged = {metric: dict(rule) for metric, rule in DEFAULT_THRESHOLDS.items()}
     for metric, rule in (overrides or {}).items():
+        key = f"validation.thresholds.{metric}"
         if metric not in merged:
             raise ConfigError(
-                f"thresholds: unknown metric {metric!r}; use one of {sorted(merged)}."
+                f"validation.thresholds: unknown metric {metric!r}; use one of {sorted(merged)}."
             )
         if not isinstance(rule, Mapping):
             raise ConfigError(
-                f"thresholds.{metric}: expected a mapping of {sorted(merged[metric])}, "
+                f"{key}: expected a mapping of {sorted(merged[metric])}, "
                 f"got {rule!r}."
             )
         unknown = set(rule) - set(merged[metric])
         if unknown:
+            direction = METRICS[metric].direction
+            other = {k for kind in RULE_KEYS[_OPPOSITE[direction]] for k in kind} - set(merged[metric])
+            why = (f"{sorted(unknown & other)} belong to rules of metrics to {_OPPOSITE[direction]}, and "
+                   f"{metric} is to {direction} ({_MEANING[direction]}); " if unknown & other else "")
             raise ConfigError(
-                f"thresholds.{metric}: unknown keys {sorted(unknown)}; "
+                f"{key}: unknown keys {sorted(unknown)}; {why}"
                 f"use {sorted(merged[metric])}."
             )
-        for key, value in rule.items():
+        for name, value in rule.items():
             try:
-                merged[metric][key] = float(value)
+                merged[metric][name] = float(value)
             except (TypeError, ValueError):
                 raise ConfigError(
-                    f"thresholds.{metric}.{key}: expected a number, got {value!r}."
+                    f"{key}.{name}: expected a number, got {value!r}."
                 ) from None
     for metric, rule in merged.items():
-        kind = _rule_kind(metric, rule)
+        spec = METRICS[metric]
+        kind = rule_keys_for(spec, rule)
+        if kind is None:
+            raise ConfigError(
+                f"validation.thresholds.{metric}: keys {sorted(rule)} make no rule for a metric to "
+                f"{spec.direction} ({_MEANING[spec.direction]}); use one of "
+                f"{[list(k) for k in RULE_KEYS[spec.direction]]}."
+            )
         if kind == _MINIMIZE:
             consistent = 0 < rule["warn_factor"] <= rule["fail_factor"] and rule["abs_tol"] >= 0
             needed = "0 < warn_factor <= fail_factor and abs_tol >= 0"
@@ -127,8 +130,12 @@ def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
             consistent = rule["fail_min"] <= rule["pass_min"]
             needed = "fail_min <= pass_min"
         if not consistent:
-            raise ConfigError(f"thresholds.{metric}: need {needed}, got {rule}.")
+            raise ConfigError(f"validation.thresholds.{metric}: need {needed}, got {rule}.")
     return merged
+
+
+_OPPOSITE = {"minimize": "maximize", "maximize": "minimize"}
+_MEANING = {"minimize": "smaller values are more trustworthy", "maximize": "larger values are more trustworthy"}
 
 
 def verdict(value: float, baseline: float, rule: Mapping[str, float]) -> str:
