@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-MODELS = ("logistic_regression", "random_forest", "svm")
+CLASSIFIERS = ("logistic_regression", "random_forest", "svm")
 """Classifier models of ``evaluation.classifier.model`` (not the generators of ``generative.models``)."""
 SELECTIONS = ("univariate", "l1")
 """Feature selections of ``evaluation.classifier.selection``."""
@@ -93,7 +93,7 @@ def build_classifier(
     elif model == "svm":
         estimator = CalibratedClassifierCV(SVC(C=C, class_weight=class_weight), method="sigmoid", ensemble=False)
     else:
-        raise ValueError(f"unknown classifier model {model!r}; choose one of {', '.join(MODELS)}")
+        raise ValueError(f"unknown classifier model {model!r}; choose one of {', '.join(CLASSIFIERS)}")
     steps = [
         ("impute", SimpleImputer(strategy="median")),
         ("variance", VarianceThreshold()),

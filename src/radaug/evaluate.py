@@ -6,7 +6,7 @@ fold's real training cases plus the rows the arm adds (:mod:`radaug.arms`, one d
 shared with validation) and scores it on the fold's held-out **real** cases, with the whole
 preprocessing chain fitted inside the fold. The leakage invariants are checked in code for
 every fold and break the run with :class:`radaug.errors.LeakageError`. The metrics of a fold
-(:data:`METRICS`, or :func:`metric_names` for K > 2 classes) are computed here; the
+(:data:`CLASSIFICATION_METRICS`, or :func:`metric_names` for K > 2 classes) are computed here; the
 across-fold statistics are :mod:`radaug.statistics`. :func:`gate_by_validation` and
 :func:`summary_with_verdicts` keep, flag or leave out arms by their validation verdicts.
 """
@@ -22,7 +22,7 @@ from radaug.errors import LeakageError, RadaugError
 from radaug.features import feature_columns, fold_rows
 from radaug.io import truthy
 
-METRICS = ("auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall")
+CLASSIFICATION_METRICS = ("auc", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier", "minority_recall")
 """Per-fold metrics: the positive class is ``data.classes[1]``; ``minority_recall`` is the
 recall of the class with fewer real training cases in the fold; ``brier`` is lower-is-better."""
 MULTICLASS_METRICS = ("auc", "balanced_accuracy", "f1", "brier", "minority_recall")
@@ -33,18 +33,18 @@ cases in the fold; there is no positive class, so no sensitivity or specificity.
 PER_CLASS_PREFIXES = ("recall_", "auc_")
 """Per-class metric columns of a K-class study: ``recall_<class>`` and one-vs-rest ``auc_<class>``."""
 PER_FOLD_ID_COLUMNS = ("arm", "repeat", "fold", "n_train_real", "n_train_added", "n_test")
-PER_FOLD_COLUMNS = (*PER_FOLD_ID_COLUMNS, *METRICS)
+PER_FOLD_COLUMNS = (*PER_FOLD_ID_COLUMNS, *CLASSIFICATION_METRICS)
 PREDICTION_COLUMNS = ("arm", "repeat", "fold", "case_id", "label", "y_true", "score", "minority")
 PROBABILITY_PREFIX = "proba_"
 """Prediction columns of a K-class study: ``proba_<class>``, the predicted probability of each class."""
 
 
 def metric_names(classes) -> tuple[str, ...]:
-    """The per-fold metrics of a study with ``classes``: :data:`METRICS` for two classes, else
+    """The per-fold metrics of a study with ``classes``: :data:`CLASSIFICATION_METRICS` for two classes, else
     :data:`MULTICLASS_METRICS`, then ``recall_<class>`` and ``auc_<class>`` per class in order."""
     classes = [str(c) for c in classes]
     if len(classes) == 2:
-        return METRICS
+        return CLASSIFICATION_METRICS
     return (*MULTICLASS_METRICS, *(f"recall_{c}" for c in classes), *(f"auc_{c}" for c in classes))
 
 
@@ -67,8 +67,8 @@ def prediction_columns(classes) -> tuple[str, ...]:
 
 
 def summary_metrics(per_fold: pd.DataFrame) -> list[str]:
-    """The metric columns of a per-fold table: those of :data:`METRICS` in that order, then the per-class ones."""
-    return ([m for m in METRICS if m in per_fold.columns]
+    """The metric columns of a per-fold table: those of :data:`CLASSIFICATION_METRICS` in that order, then the per-class ones."""
+    return ([m for m in CLASSIFICATION_METRICS if m in per_fold.columns]
             + [c for c in per_fold.columns if str(c).startswith(PER_CLASS_PREFIXES)])
 
 
@@ -148,7 +148,7 @@ def _check_leakage(
 
 
 def classification_metrics(y_true, score, minority=1, threshold: float = 0.5) -> dict[str, float]:
-    """The per-fold metrics of :data:`METRICS` from labels and positive-class probabilities.
+    """The per-fold metrics of :data:`CLASSIFICATION_METRICS` from labels and positive-class probabilities.
 
     Parameters
     ----------
@@ -390,7 +390,7 @@ def evaluate_arm(
     -------
     per_fold : pandas.DataFrame
         One row per fold with columns ``PER_FOLD_COLUMNS``: fold identity, training
-        and test sizes and the :data:`METRICS` of :func:`classification_metrics`
+        and test sizes and the :data:`CLASSIFICATION_METRICS` of :func:`classification_metrics`
         (K > 2 classes: :func:`per_fold_columns`).
     predictions : pandas.DataFrame
         One row per test case and fold with columns ``PREDICTION_COLUMNS``;
@@ -579,7 +579,7 @@ def summary_with_verdicts(summary: pd.DataFrame, verdicts: pd.DataFrame) -> pd.D
     left_out = verdicts[~verdicts["evaluated"]]
     if left_out.empty:
         return table
-    metrics = list(dict.fromkeys(summary["metric"])) or list(METRICS)
+    metrics = list(dict.fromkeys(summary["metric"])) or list(CLASSIFICATION_METRICS)
     rows = pd.DataFrame([{"arm": arm, "metric": metric} for arm in left_out["arm"] for metric in metrics])
     rows = rows.merge(left_out, on="arm", how="left")
     rows["holm_significant"] = False

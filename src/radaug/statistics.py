@@ -21,7 +21,7 @@ import pandas as pd
 
 from radaug.arms import REFERENCE_ARM
 from radaug.evaluate import (
-    METRICS,
+    CLASSIFICATION_METRICS,
     PROBABILITY_PREFIX,
     probability_classes,
     summary_metrics,
@@ -30,7 +30,7 @@ from radaug.evaluate import (
 )
 from radaug.seeds import stream_rng
 
-SUMMARY_COLUMNS = (
+EVALUATION_SUMMARY_COLUMNS = (
     "arm", "metric", "mean", "ci_low", "ci_high", "delta_vs_real", "p_value", "n_folds",
     "holm_p_value", "effect_size", "pooled_delta", "pooled_delta_ci_low", "pooled_delta_ci_high",
     "holm_significant",
@@ -154,7 +154,7 @@ def paired_bootstrap_delta(
     arm: str,
     reference_arm: str = REFERENCE_ARM,
     *,
-    metrics=METRICS,
+    metrics=CLASSIFICATION_METRICS,
     n_bootstrap: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
@@ -256,7 +256,7 @@ def summarise(
         Arm the others are compared with.
     metrics
         Metric columns of ``per_fold`` to summarise; default: :func:`~radaug.evaluate.summary_metrics`
-        (those of :data:`~radaug.evaluate.METRICS` present, then the per-class metrics of a K-class study).
+        (those of :data:`~radaug.evaluate.CLASSIFICATION_METRICS` present, then the per-class metrics of a K-class study).
     confidence
         Level of the confidence intervals.
     alpha
@@ -267,7 +267,7 @@ def summarise(
     Returns
     -------
     pandas.DataFrame
-        One row per arm (reference first) and metric, columns ``SUMMARY_COLUMNS``:
+        One row per arm (reference first) and metric, columns ``EVALUATION_SUMMARY_COLUMNS``:
 
         * ``mean``: mean over folds;
         * ``ci_low``, ``ci_high``: Student-t interval over the ``J`` fold values with
@@ -329,7 +329,7 @@ def summarise(
             boot = pooled.loc[metric].tolist() if pooled is not None else [float("nan")] * 3
             rows.append((arm, metric, float(values.mean()), low, high, delta, p_value, len(values),
                          float("nan"), effect, *boot))
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS[:-1]))
+    summary = pd.DataFrame(rows, columns=list(EVALUATION_SUMMARY_COLUMNS[:-1]))
     for _, group in summary.groupby("metric", sort=False):
         tested = group["p_value"].dropna()  # the reference arm's p_value is NaN
         if len(tested):

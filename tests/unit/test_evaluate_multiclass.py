@@ -11,7 +11,7 @@ from sklearn.metrics import (
 
 from radaug.errors import RadaugError
 from radaug.evaluate import (
-    METRICS, evaluate_arm, metric_names, multiclass_metrics, per_fold_columns, prediction_columns,
+    CLASSIFICATION_METRICS, evaluate_arm, metric_names, multiclass_metrics, per_fold_columns, prediction_columns,
     weighted_multiclass_metrics,
 )
 from radaug.statistics import paired_bootstrap_delta, summarise
@@ -67,7 +67,7 @@ def test_weighted_multiclass_metrics_equal_the_metrics_of_the_repeated_rows():
 
 
 def test_two_classes_keep_the_binary_metrics():
-    assert metric_names(["a", "b"]) == METRICS
+    assert metric_names(["a", "b"]) == CLASSIFICATION_METRICS
     assert "sensitivity" not in metric_names(CLASSES) and "recall_borderline" in metric_names(CLASSES)
     assert "proba_borderline" in prediction_columns(CLASSES)
 

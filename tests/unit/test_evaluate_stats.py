@@ -11,7 +11,7 @@ from sklearn.metrics import (
     balanced_accuracy_score, brier_score_loss, f1_score, recall_score, roc_auc_score,
 )
 
-from radaug.evaluate import METRICS, classification_metrics, evaluate_arm, weighted_classification_metrics
+from radaug.evaluate import CLASSIFICATION_METRICS, classification_metrics, evaluate_arm, weighted_classification_metrics
 from radaug.statistics import (
     ZERO_VARIANCE, corrected_resampled_ttest, holm_adjusted, inference_notes, paired_bootstrap_delta,
     standardised_effect, summarise,
@@ -32,7 +32,7 @@ def test_classification_metrics_match_hand_computation():
     assert m["auc"] == pytest.approx(5 / 6)  # 0.9 beats 3 negatives, 0.4 beats 2, of 6 pairs
     assert m["minority_recall"] == 0.5
     assert classification_metrics(y, score, minority=0)["minority_recall"] == pytest.approx(2 / 3)
-    assert set(m) == set(METRICS)
+    assert set(m) == set(CLASSIFICATION_METRICS)
 
 
 def test_classification_metrics_agree_with_sklearn_on_ties_and_random_tables():
@@ -62,7 +62,7 @@ def test_weighted_metrics_equal_the_metrics_of_the_repeated_rows():
     for b, counts in enumerate(weights):
         rows = np.repeat(np.arange(25), counts)
         expected = classification_metrics(y[rows], score[rows], minority[rows])
-        for metric in METRICS:
+        for metric in CLASSIFICATION_METRICS:
             np.testing.assert_allclose(weighted[metric][b], expected[metric], rtol=1e-12, err_msg=metric)
     assert math.isnan(weighted["auc"][1]) and math.isnan(weighted["specificity"][1])
 

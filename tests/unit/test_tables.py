@@ -13,13 +13,13 @@ def _writer_columns():
     from radaug.generative.arm import PROVENANCE_COLUMNS, SAMPLE_COLUMNS
     from radaug.sampling import SAMPLING_COLUMNS
     from radaug.splits import AUDIT_COLUMNS, FOLD_COLUMNS
-    from radaug.statistics import SUMMARY_COLUMNS
+    from radaug.statistics import EVALUATION_SUMMARY_COLUMNS
     from radaug.validate.verdicts import ARM_VERDICT_COLUMNS, STUDY_SUMMARY_COLUMNS
 
     return {"folds": FOLD_COLUMNS, "duplicates": AUDIT_COLUMNS, "samples": (*SAMPLE_COLUMNS, *PROVENANCE_COLUMNS),
             "augmented": AUGMENTED_COLUMNS, "sampling": SAMPLING_COLUMNS, "validation_summary": STUDY_SUMMARY_COLUMNS,
             "arm_verdicts": ARM_VERDICT_COLUMNS, "per_fold": PER_FOLD_COLUMNS, "predictions": PREDICTION_COLUMNS,
-            "evaluation_summary": SUMMARY_COLUMNS}
+            "evaluation_summary": EVALUATION_SUMMARY_COLUMNS}
 
 
 @pytest.mark.parametrize("name, columns", sorted(_writer_columns().items()))

@@ -50,7 +50,7 @@ from radaug.splits import fold_cases, fold_key
 if TYPE_CHECKING:
     from .base import ConditionalModel
 
-METRICS = {"frechet": "min", "coverage": "max"}
+SELECTION_METRICS = {"frechet": "min", "coverage": "max"}
 """Selection metrics and the direction that is better."""
 
 CHEAP_FEATURES = (
@@ -72,7 +72,7 @@ def curve_table(record: dict, class_names: Sequence[str]) -> pd.DataFrame:
     ``selected`` (the step whose weights the model keeps).
     """
     curve = pd.DataFrame(record["curve"])
-    names = {f"{metric}_{i}": f"{metric}_{name}" for i, name in enumerate(class_names) for metric in METRICS}
+    names = {f"{metric}_{i}": f"{metric}_{name}" for i, name in enumerate(class_names) for metric in SELECTION_METRICS}
     curve = curve.rename(columns=names)
     curve["selected"] = curve["step"] == record["selected_step"]
     return curve
@@ -266,8 +266,8 @@ class SelectionOptions:
     metric: str = "frechet"
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"generative.selection.metric must be one of {sorted(METRICS)}, got {self.metric!r}")
+        if self.metric not in SELECTION_METRICS:
+            raise ValueError(f"generative.selection.metric must be one of {sorted(SELECTION_METRICS)}, got {self.metric!r}")
         for name in ("every", "patience", "samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -384,7 +384,7 @@ class Selection:
                                  self._holdout[self._holdout_labels == c].reset_index(drop=True),
                                  self._scale[self._fit_labels == c].reset_index(drop=True))
             values.update({f"{metric}_{c}": float(v) for metric, v in scores.items()})
-        for metric in METRICS:
+        for metric in SELECTION_METRICS:
             per_class = [values.get(f"{metric}_{c}", math.nan) for c in self.classes]
             values[metric] = float(np.mean(per_class))
         return values
@@ -398,7 +398,7 @@ class Selection:
         :attr:`stopped` is set.
         """
         score = values[self.options.metric]
-        better = METRICS[self.options.metric] == "min"
+        better = SELECTION_METRICS[self.options.metric] == "min"
         improved = math.isfinite(score) and (
             not math.isfinite(self.best_score)
             or (score < self.best_score if better else score > self.best_score))
