@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 
 SCHEMA_FILE = "config.schema.yaml"
 
+TRANSLATORS = ("cyclegan",)
+"""Names of the generators that translate between domains instead of sampling a class
+(:data:`radaug.generative.TRANSLATION_MODELS`, the Translator protocol). Named here so the
+config checks and the workflow's parse need not import torch; ``tests/unit/
+test_generative_conformance.py`` checks that the two agree."""
+
 
 def model_conditioning(generative: dict, model: str) -> str:
     """``generative.conditioning`` of one model: its ``generative.model_conditioning`` entry, else the study's."""
@@ -322,7 +328,7 @@ def _check_shape_model(config: dict) -> None:
     """A mask-conditioned study's shape model must do more than copy training masks."""
     generative, augmentation = config["generative"], config["augmentation"]
     noise_models = [m for m in generative["models"]
-                    if m != "cyclegan" and model_conditioning(generative, m) != "joint"]
+                    if m not in TRANSLATORS and model_conditioning(generative, m) != "joint"]
     if not noise_models:
         return
     deforms = augmentation["affine"]["enabled"] or augmentation["elastic"]["enabled"]

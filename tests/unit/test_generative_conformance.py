@@ -34,6 +34,7 @@ import pandas as pd
 import pytest
 import torch
 
+from radaug.config import TRANSLATORS
 from radaug.data.phantom import phantom_case
 from radaug.errors import LeakageError
 from radaug.generative import (
@@ -88,6 +89,7 @@ def make(name: str, dims: int):
 
 def test_every_registered_model_has_exactly_the_protocol_of_its_registry(any_model):
     assert not set(MODELS) & set(TRANSLATION_MODELS) and set(REGISTRY) == set(MODELS) | set(TRANSLATION_MODELS)
+    assert set(TRANSLATION_MODELS) == set(TRANSLATORS)  # the torch-free list the config checks and the workflow use
     model = make(any_model, 2)
     assert isinstance(model, ConditionalSampler) == (any_model in MODELS)
     assert isinstance(model, Translator) == (any_model in TRANSLATION_MODELS)

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from radaug.arms import CLASSICAL_ARM, REFERENCE_ARM, arm_components, data_components, generator_components
-from radaug.config import model_conditioning, resolve_params_file, validate_config
+from radaug.config import TRANSLATORS, model_conditioning, resolve_params_file, validate_config
 from radaug.errors import RadaugError
 from radaug.manifest import read_manifest_table
 from radaug.provenance import code_version
@@ -141,9 +141,9 @@ GENERATIVE_TRAINING_KEYS = ("device", "steps", "batch_size", "checkpoint_every",
 
 
 # In-fold model selection (generative.selection): each generator also writes its selection curve
-# (the translation model cyclegan is not selected: its curve is empty).
+# (a translator, radaug.config.TRANSLATORS, is not selected: its curve is empty).
 SELECTION = config["generative"]["selection"]["enabled"]
-SELECTION_MODELS = [m for m in MODELS if m != "cyclegan"]
+SELECTION_MODELS = [m for m in MODELS if m not in TRANSLATORS]
 # (model, fold) of every trained generator, and of those with a selection curve, in the order of
 # the input lists made from them by per_run: a script pairs a path with its run, never parses it.
 GENERATOR_RUNS = [(m, f) for m in MODELS for f in FOLDS]
