@@ -971,7 +971,12 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
     multi-index key (BENCHMARKS.md, issue 16).
     """
     cuts = window_cuts() if cuts is None else np.asarray(cuts, dtype=np.float64)
-    candidates = np.asarray(candidates, dtype=np.int64).reshape(-1, 5)
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if candidates.size == 0:
+        candidates = candidates.reshape(0, 5)
+    if candidates.ndim != 2 or candidates.shape[1] != 5:
+        raise ValueError(f"verify_candidates: candidates must be rows of (i, j, k, w, distance), got shape "
+                         f"{candidates.shape}; pass window_candidates' output")
     pairs, inverse = np.unique(candidates[:, :2], axis=0, return_inverse=True)
     inverse = inverse.ravel()
     order = np.lexsort((pairs[:, 0], pairs[:, 1]))  # by j: a chunk computes each j's windows once

@@ -95,7 +95,9 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
              {"arm": "text", **_FOLD, "case_id": "text", "label": "text", "y_true": "int", "score": "float"}),
     Contract("evaluation_summary", "evaluation/summary.csv", "statistics.summarise, evaluate.summary_with_verdicts",
              {"arm": "text", "metric": "text", "mean": "float", "ci_low": "float", "ci_high": "float",
-              "n_folds": "int", "holm_significant": "flag"}),
+              # float: an arm left out of evaluation (could not generate, failed validation) has a row
+              # per metric with empty statistics, n_folds included (evaluate.summary_with_verdicts)
+              "n_folds": "float", "holm_significant": "flag"}),
 )}
 
 

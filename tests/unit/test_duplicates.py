@@ -494,3 +494,11 @@ def test_verification_does_not_depend_on_the_hash_matched_pose(k, cut):
     rows = np.array([[1, 0, 0, w, 14], [1, 0, 5, 0, 15], [0, 1, 2, 3, 16]])
     got = D.verify_candidates(thumbs, rows)
     assert got[0] == got[1] >= DEFAULT_MIN_SIMILARITY
+
+
+def test_verification_refuses_candidates_that_are_not_rows_of_five():
+    """A (5, 4) array would reshape silently into four wrong rows of five."""
+    thumbs = np.zeros((6, D.STORED, D.STORED), dtype=np.uint8)
+    with pytest.raises(ValueError, match="rows of"):
+        D.verify_candidates(thumbs, np.zeros((5, 4), dtype=np.int64))
+    assert D.verify_candidates(thumbs, np.zeros((0, 5), dtype=np.int64)).shape == (0,)

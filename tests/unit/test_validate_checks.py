@@ -166,9 +166,10 @@ def test_an_arm_without_rows_gets_its_own_verdict_and_is_evaluated():
     assert verdicts.set_index("arm").loc["classical", "validation_verdict"] == NOTHING_ADDED
 
 
-def test_an_arm_whose_generator_fell_short_could_not_generate_in_validation_evaluation_and_report():
+def test_an_arm_whose_generator_fell_short_could_not_generate_in_validation_evaluation_and_report(tmp_path):
     """Issue 17: a generator of only empty masks -> a shortfall record -> 'could not generate' at every stage."""
     from radaug.evaluate import gate_by_validation, summary_with_verdicts
+    from radaug.io import read_table, write_csv
     from radaug.report import arm_status
     from radaug.sampling import COULD_NOT_GENERATE, sample_with_quotas, shortfall_notes
 
@@ -195,11 +196,15 @@ def test_an_arm_whose_generator_fell_short_could_not_generate_in_validation_eval
     assert list(kept["arm"]) == ["real", "oversample"]
     assert gate.set_index("arm")["evaluated"].to_dict() == {
         "real": True, "oversample": True, "cvae": False, "classical+cvae": False}
-    stats = pd.DataFrame({"arm": ["real", "oversample"], "metric": "auc", "mean": [0.7, 0.8], "n_folds": 1,
-                          "holm_significant": False})
+    stats = pd.DataFrame({"arm": ["real", "oversample"], "metric": "auc", "mean": [0.7, 0.8], "ci_low": [0.6, 0.7],
+                          "ci_high": [0.8, 0.9], "n_folds": 1, "holm_significant": False})
     table = summary_with_verdicts(stats, gate)
     assert list(table["arm"]) == arms and table.loc[table["arm"] == "cvae", "mean"].isna().all()
     assert (table.set_index("arm").loc["cvae", "validation_verdict"] == COULD_NOT_GENERATE)
+    # the report reads it back under the evaluation summary's contract, left-out rows included
+    path = tmp_path / "summary.csv"
+    write_csv(path, table)
+    assert list(read_table(path, contract="evaluation_summary")["arm"]) == arms
     status = arm_status(table, arms).set_index("arm")["status"].to_dict()
     assert status == {"real": "reference", "oversample": "evaluated", "cvae": COULD_NOT_GENERATE,
                       "classical+cvae": COULD_NOT_GENERATE}
