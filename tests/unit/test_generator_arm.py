@@ -13,10 +13,8 @@ import pytest
 
 from radaug.data.phantom import DOMAINS
 from radaug.generative import ConditionalSampler, Translator
-from radaug.generative.arm import (
-    PROVENANCE_COLUMNS, SAMPLE_COLUMNS, TRANSLATION_COLUMNS, build_model, fill_quotas, sample_fold, train_fold,
-    training_codes,
-)
+from radaug.generative.arm import PROVENANCE_COLUMNS, SAMPLE_COLUMNS, TRANSLATION_COLUMNS, fill_quotas, sample_fold
+from radaug.generative.fold_training import build_model, train_fold, training_codes
 from radaug.io import save_arrays
 from radaug.sampling import SAMPLING_COLUMNS
 

@@ -12,6 +12,10 @@ def test_code_version_covers_transitive_library_imports():
     # the script imports radaug.splits, which imports radaug.errors; generative pulls in its models
     assert {"train_generator.py", "splits.py", "errors.py", "io.py", "cvae.py"} <= files
     assert "report.py" not in files
+    # what only sampling uses (the shape model, the classical transforms) does not retrain every generator
+    paths = {str(p) for p in code_files(REPO / "workflow/scripts/train_generator.py")}
+    assert not {"shape.py", "arm.py"} & files and not any("/augment/" in p for p in paths)
+    assert "shape.py" in {p.name for p in code_files(REPO / "workflow/scripts/sample_synthetic.py")}
 
 
 def test_code_version_changes_with_an_imported_module(tmp_path):

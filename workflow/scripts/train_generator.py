@@ -1,4 +1,4 @@
-"""Train one generative model on one fold's training cases only (radaug.generative.arm.train_fold; in the
+"""Train one generative model on one fold's training cases only (radaug.generative.fold_training.train_fold; in the
 fold's standardised intensities with preprocess.normalisation: nyul). With generative.selection.enabled a
 class-conditional model is fitted on part of them, scored on a held-out part every N steps,
 and keeps its best step's weights (radaug.generative.selection); the curve goes to selection.csv."""
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from radaug.generative.arm import train_fold
+from radaug.generative.fold_training import train_fold
 from radaug.io import read_table, write_bytes, write_csv
 from radaug.snakemake_adapter import run_job
 
