@@ -76,7 +76,7 @@ CONTRACTS: dict[str, Contract] = {c.name: c for c in (
     Contract("samples", "synthetic/<model>/<fold>.csv", "generative.arm.sample_fold (SAMPLE_COLUMNS, PROVENANCE_COLUMNS)",
              {"sample_id": "text", "label": "text", "seed": "int", "attempt": "int", "roi_voxels": "int",
               "model": "text", "model_sha256": "text", **_FOLD}),
-    Contract("augmented", "augmented/<fold>.csv", "augment.classical.augment_fold (AUGMENTED_COLUMNS)",
+    Contract("augmented", "augmented/classical/<fold>.csv", "augment.classical.augment_fold (AUGMENTED_COLUMNS)",
              {"sample_id": "text", "case_id": "text", "label": "text", **_FOLD, "seed": "int", "roi_voxels": "int",
               "chain": "text"}),
     Contract("sampling", "synthetic/<model>/sampling/<fold>.csv", "sampling.sampling_record (SAMPLING_COLUMNS)",
