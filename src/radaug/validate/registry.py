@@ -125,10 +125,14 @@ class MetricSpec:
     defect: str | None = None
     must_fail: tuple[str, ...] = ()
 
+    def call(self, *, null: bool = False) -> tuple[str, tuple]:
+        """The function call that computes this metric: metrics with equal calls are one family, computed once."""
+        path = (self.null_function or self.function) if null else self.function
+        return path, tuple(sorted(self.keywords.items()))
+
     def bound(self, settings: Mapping[str, object], *, null: bool = False) -> Callable:
         """``function`` (``null_function`` if ``null`` and set) with its keywords and settings bound."""
-        path = (self.null_function or self.function) if null else self.function
-        return functools.partial(resolve(path), **self.keywords, **{k: settings[k] for k in self.settings})
+        return functools.partial(resolve(self.call(null=null)[0]), **self.keywords, **{k: settings[k] for k in self.settings})
 
 
 @functools.cache
@@ -282,8 +286,7 @@ def rule_keys_for(spec: MetricSpec, keys) -> tuple[str, ...] | None:
 def family(name: str) -> tuple[str, ...]:
     """Metrics computed by the same function call as ``name`` (itself included), in registry order."""
     spec = METRICS[name]
-    return tuple(m.name for m in METRICS.values() if (m.function, dict(m.keywords)) == (spec.function,
-                                                                                       dict(spec.keywords)))
+    return tuple(m.name for m in METRICS.values() if m.call() == spec.call())
 
 
 def must_fail(control: str) -> tuple[str, ...]:

@@ -361,8 +361,7 @@ def _families(names, settings) -> list[tuple[list[str], Callable]]:
     groups: dict = {}
     for name in names:
         spec = METRICS[name]
-        key = (spec.function, tuple(sorted(spec.keywords.items())))
-        groups.setdefault(key, ([], spec.bound(settings)))[0].append(name)
+        groups.setdefault(spec.call(), ([], spec.bound(settings)))[0].append(name)
     return list(groups.values())
 
 
@@ -652,13 +651,13 @@ def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, n
         spec = METRICS[name]
         if spec.protocol not in ("features", "holdout"):
             continue
-        key = (spec.null_function or spec.function, tuple(sorted(spec.keywords.items())))
+        key = spec.call(null=True)
         if key not in results:
             function = spec.bound(settings, null=True)
             results[key] = (function(reference, candidate) if spec.protocol == "features"
                             else function(candidate, reference, holdout))
         result = results[key]
-        scores[name] = result[name] if isinstance(result, Mapping) else result
+        scores[name] = _value(result, name)
     return scores
 
 
