@@ -129,6 +129,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer cells (rough rates, a few minutes)")
     parser.add_argument("--draws", type=int, default=199, help="permutation draws per cell")
     parser.add_argument("--only", default="", help="comma-separated candidate kinds to run (default: all)")
+    parser.add_argument("--sizes", default="", help="comma-separated n to run (default: all of the plan)")
     parser.add_argument("--cost", action="store_true", help="only the CPU seconds of one default-size cell, "
                         "split null against permutation for the two gates (see cost())")
     args = parser.parse_args(argv)
@@ -138,6 +139,8 @@ def main(argv=None) -> None:
     plan = QUICK if args.quick else FULL
     if args.only:
         plan = {key: count for key, count in plan.items() if key[0] in args.only.split(",")}
+    if args.sizes:
+        plan = {key: count for key, count in plan.items() if str(key[1]) in args.sizes.split(",")}
     began = time.time()
     results = run(plan, args.draws)
     print(table(results).to_markdown(index=False, floatfmt=".3f"))
