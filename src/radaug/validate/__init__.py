@@ -56,6 +56,7 @@ _SOURCES = {
     "share_closer_than_holdout": "metrics",
     "shuffle_roi_voxels": "controls",
     "strong_pairs_kept": "metrics",
+    "strong_pairs_strength": "metrics",
     "validate_arm": "summary",
     "verdict": "thresholds",
     "wasserstein_distance": "metrics",

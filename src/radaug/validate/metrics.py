@@ -256,6 +256,7 @@ def correlation_distance(
     reference: FeatureMatrix,
     candidate: FeatureMatrix,
     method: Literal["pearson", "spearman"] = "pearson",
+    norm: float | None = None,
 ) -> float:
     """Relative Frobenius distance between feature correlation matrices.
 
@@ -271,6 +272,13 @@ def correlation_distance(
         ``"pearson"`` (linear) or ``"spearman"`` (rank) correlation. Spearman
         correlation is Pearson correlation of the column ranks
         (:func:`scipy.stats.rankdata`, ties averaged).
+    norm
+        Divide by this instead of ``||C_ref||_F``. The permutation null of the
+        validation gates fixes it to the norm of the cell's training rows'
+        correlation matrix in every draw (:func:`radaug.validate.summary._permutation_draws`):
+        a re-partitioned reference side that mixes training rows with a
+        candidate of weaker correlations has a smaller norm, and dividing by it
+        inflated the draws (the noise control passed).
 
     Returns
     -------
@@ -286,7 +294,12 @@ def correlation_distance(
        A. P. (2020). Generation and evaluation of synthetic patient data. BMC
        Medical Research Methodology, 20, 108. :doi:`10.1186/s12874-020-00977-1`
     """
-    return correlation_breakdown(reference, candidate, method).distance
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    _, c_ref, c_cand = _correlation_matrices(reference, candidate, method)
+    if c_ref is None:
+        return math.nan
+    return float(np.linalg.norm(c_ref - c_cand) / (np.linalg.norm(c_ref) if norm is None else norm))
 
 
 def correlation_breakdown(
@@ -707,6 +720,53 @@ def strong_pairs_kept(
         return math.nan
     kept = (np.sign(c_cand) == np.sign(c_ref)) & (np.abs(c_cand) >= threshold)
     return float(kept[strong].mean())
+
+
+def strong_pairs_strength(
+    reference: FeatureMatrix,
+    candidate: FeatureMatrix,
+    threshold: float = 0.7,
+    method: Literal["pearson", "spearman"] = "spearman",
+    empty: float = math.nan,
+) -> float:
+    """Share of the strength of the reference's strong feature pairs that the candidate keeps.
+
+    Over the pairs strong in the reference (``|r_ref| >= threshold``, as in
+    :func:`strong_pairs_kept`): ``mean(sign(r_ref) * r_cand) / mean(|r_ref|)``.
+    1 if the candidate correlates those pairs as strongly as the reference, 0
+    if not at all, negative if it flips them. The continuous counterpart of
+    :func:`strong_pairs_kept`, whose p-value under the null rule tests this
+    statistic: the share kept counts a pair at 0.69 as lost, so a permuted side
+    mixing training rows with noise keeps no strong pair and its draws sat where
+    noise does (no power), while this share still separates them.
+
+    Parameters
+    ----------
+    reference, candidate, threshold, method
+        As for :func:`strong_pairs_kept`.
+    empty
+        The value where the reference has no strong pair. The permutation draws
+        pass ``1 / threshold``, the largest value the share can take: a
+        re-partitioned reference side without a strong pair has none to lose. Left
+        NaN there, such draws (most of them where a side mixing training rows
+        with noise weakens every correlation below the threshold) dropped out of
+        the p-value's count, and the noise control passed.
+
+    Returns
+    -------
+    float
+        At most ``1 / threshold``. NaN if a set has fewer than two rows; ``empty``
+        if no strong pair is left among the features non-constant in both sets.
+    """
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+    _, c_ref, c_cand = _correlation_matrices(reference, candidate, method)
+    if c_ref is None:
+        return math.nan
+    strong = np.triu(np.abs(c_ref) >= threshold, k=1)
+    if not strong.any():
+        return empty
+    return float(np.mean(np.sign(c_ref[strong]) * c_cand[strong]) / np.mean(np.abs(c_ref[strong])))
 
 
 def frechet_means_distance(

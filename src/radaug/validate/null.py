@@ -9,13 +9,17 @@ tested statistic (the candidate, drawn to at most the training size, against all
 real training rows of the fold and class) is compared with the same statistic on
 re-partitions of the pooled training and candidate rows, whole groups at a time.
 The draws are conditional on the cell's own rows, so these p-values are exact by
-construction. The Spearman correlation distance's re-partitions are of the
-training and candidate rows each ranked on its own (its correlations do not
-change, but a candidate of another location or scale no longer makes every
-permuted side a mixture with spurious correlations). A null of seeded
-real-vs-real splits of the training rows stays for Pearson correlation distance
-and strong pairs kept (anti-conservative, 1.2 to 2.7 times the level measured,
-but their permutation lost the noise control), for the holdout gates
+construction. The three correlation gates' re-partitions are of the training
+and candidate rows each standardised on its own (Pearson: z-scores; Spearman
+and strong pairs: within-set ranks): their correlations do not change, but a
+candidate of another location or scale no longer makes every permuted side a
+two-population mixture with spurious correlations. Their draws keep the tested
+value's scale (a correlation distance divides by the training rows' correlation
+norm in every draw), and strong pairs kept tests a continuous share of the
+strong pairs' correlation kept
+(:func:`radaug.validate.metrics.strong_pairs_strength`); both were needed for
+power against the noise control (BENCHMARKS.md, validation calibration). A null
+of seeded real-vs-real splits of the training rows stays for the holdout gates
 (memorization ratio, share closer than holdout, NNDR ratio; copies on a permuted
 holdout side would take the copy control's power) and for the power simulation;
 see :func:`radaug.validate.summary._permutation_draws`.

@@ -96,8 +96,13 @@ class MetricSpec:
         The gate's null distribution under ``validation.rule: null`` (one of
         :data:`NULLS`), or None: the gate keeps its factor rule.
     null_function
-        A faster function giving the same values, called in the null draws
-        instead of ``function`` (hundreds of times per cell); None: ``function``.
+        The function of the statistic the null rule tests (the ``tested_value``
+        and every null draw) instead of ``function``; None: ``function``. Either
+        a faster function giving the same values (the holdout gates: hundreds
+        of calls per cell) or a continuous counterpart of a value that the
+        permutation cannot resolve (``strong_pairs_kept``: the share kept is 0
+        on every side that mixes training rows with noise; see
+        :func:`radaug.validate.metrics.strong_pairs_strength`).
     standardise
         How the permutation null standardises each set on its own before pooling
         them (``"zscore"`` or ``"rank"``; correlation gates), or None: pooled as is.
@@ -168,7 +173,7 @@ METRICS: dict[str, MetricSpec] = {
             "correlation_distance", "minimize", (0.0, math.inf),
             "Relative Frobenius distance between the Pearson correlation matrices.",
             "features", _M + "correlation_distance", {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
-            null="split", standardise="zscore", defect="decorrelation", must_fail=(_NOISE,),
+            null="permutation", standardise="zscore", defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "correlation_distance_spearman", "minimize", (0.0, math.inf),
@@ -180,9 +185,11 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "strong_pairs_kept", "maximize", (0.0, 1.0),
             "Share of strongly correlated real feature pairs (Spearman |r| >= 0.7) whose "
-            "candidate correlation keeps sign and strength.",
+            "candidate correlation keeps sign and strength; its p-value tests the share of "
+            "those pairs' correlation the candidate keeps (strong_pairs_strength).",
             "features", _M + "strong_pairs_kept", {"pass_factor": 0.6, "fail_factor": 0.4, "abs_tol": 0.05},
-            null="split", standardise="rank", defect="decorrelation", must_fail=(_NOISE,),
+            null="permutation", null_function=_M + "strong_pairs_strength", standardise="rank",
+            defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "frechet_distance", "minimize", (0.0, math.inf),

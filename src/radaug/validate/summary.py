@@ -11,6 +11,7 @@ classes and adds those columns.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Callable, Mapping
@@ -28,7 +29,7 @@ from radaug.splits import grouped_halves
 # modules count in the validate jobs' code version (provenance.code_files follows import statements).
 from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
 from radaug.validate.null import NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
-from radaug.validate.metrics import is_constant
+from radaug.validate.metrics import _correlation_matrices, is_constant
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
 from radaug.validate.verdicts import NULL_RULE_COLUMNS, SUMMARY_COLUMNS
@@ -471,11 +472,13 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_
     halves A and candidate subsamples (what the factor rules compare with the
     real-vs-real baseline); it varies less than one draw and so is not
     exchangeable with the draws of :func:`_permutation_draws`, and a half holds
-    half the data (less power). The holdout gates test all candidate rows
-    against all training rows, which is exactly their ``value``; Pearson
-    ``correlation_distance`` and ``strong_pairs_kept`` test the candidate's
-    size-matched draw against split 0's half A (``first_set``), as their
-    real-split draws are built (see :func:`_permutation_draws`).
+    half the data (less power). Each gate is scored by its registry entry's
+    ``null_function`` where it has one (``strong_pairs_kept``: the share of the
+    strong pairs' correlation kept). The holdout gates test all candidate rows
+    against all training rows, which is exactly their ``value``; a
+    ``features`` gate with a ``split`` null (none at present) would test the
+    candidate's size-matched draw against split 0's half A (``first_set``), as
+    the real-split draws are built.
     """
     a, c = tested_set
     single = [name for name in tested if METRICS[name].null != "split" and METRICS[name].protocol != "detection"]
@@ -536,33 +539,32 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     * **set, PRDC gates and detection AUC**: the training rows and the
       candidate draw of the tested statistic (:func:`_tested_set`) are pooled
       and re-partitioned.
-    * **Spearman correlation distance**: the same re-partitions, of the two
-      sets each first standardised *on its own* (its within-set ranks scaled to
-      (0, 1); Pearson, where the split null does not apply: z-scores), on the
-      features non-constant and finite in both. A correlation is
-      unchanged by this, so the tested value is too; without it a candidate
-      that also differs in location or scale (the noise control) makes every
-      permuted side a two-population mixture with spurious correlations, and
-      the gate lost its power. (A real-vs-real split null was used before, half
-      B against half A of the training rows, with the candidate's size-matched
-      draw tested against one half A. Sizes matched and groups were singletons,
-      yet fresh real rows got p <= 0.05 in 0.085 (Pearson), 0.060 (Spearman)
-      and 0.133 (strong pairs) of 200 cells of 40 training and 20 candidate rows
-      of a two-mode population: the draws re-use the training rows on both
-      sides, so they are not exchangeable with a tested value on fresh rows.
-      Where the training rows were atypical (their share of the second mode
-      0.1 or more off the population's 0.3: 53 of 300 cells) correlation
-      distance false-failed 0.151 of them, elsewhere 0.052 to 0.079.)
-    * Pearson ``correlation_distance`` and ``strong_pairs_kept`` keep the
-      real-vs-real split null (below, tested on the candidate's size-matched
-      draw against split 0's half A), anti-conservative as described above,
-      because their permutation lost the noise control: Pearson (z-scored sets)
-      passed noise at n = 40 (phantom lesions, p 0.03 to 0.06, pass after the
-      min-P adjustment) and at n = 60 (``tests/unit/test_validate_phantom.py``);
-      strong pairs passed it with p about 1 (permuted sides that mix training
-      rows with noise keep no strong pair). Moving a gate between this tuple
-      and the permutation is the ``null`` of its registry entry
-      (:data:`radaug.validate.registry.METRICS`; ``standardise`` says how its sets are standardised).
+    * **correlation gates** (Pearson and Spearman correlation distance,
+      strong pairs kept): the same re-partitions, of the two sets each first
+      standardised *on its own* (registry ``standardise``: z-scores, or
+      within-set ranks scaled to (0, 1)), on the features non-constant and
+      finite in both. A correlation is unchanged by this, so the tested value is
+      too; without it a candidate that also differs in location or scale (the
+      noise control) makes every permuted side a two-population mixture with
+      spurious correlations, and the gates lost their power. Each side of a draw
+      mixes training and candidate rows, so its correlations are weaker than
+      the training rows' where the candidate's are: a correlation distance
+      therefore divides every draw by the *training rows'* correlation norm, as
+      the tested value does (:func:`_standardised_draw`), and strong pairs kept
+      tests the share of the strong pairs' correlation kept, a draw without a
+      strong pair on its reference side counting as keeping all
+      (:func:`radaug.validate.metrics.strong_pairs_strength`; the share of pairs
+      kept is 0 on most sides that mix training rows with noise). Measured on
+      phantom lesions (``benchmarks/bench_correlation_null.py``, BENCHMARKS.md):
+      calibrated at 20 and 40 rows a side, noise fails each gate in every cell
+      at n = 40. (A real-vs-real split null was used before, half B against
+      half A of the training rows, with the candidate's size-matched draw
+      tested against one half A: fresh real rows got p <= 0.05 in 0.085
+      (Pearson), 0.060 (Spearman) and 0.133 (strong pairs) of 200 cells of 40
+      training and 20 candidate rows of a two-mode population, since its draws
+      re-use the training rows on both sides and so are not exchangeable with a
+      tested value on fresh rows. Which null a gate has is the ``null`` of its
+      registry entry, :data:`radaug.validate.registry.METRICS`.)
     * **holdout gates** (is the candidate closer to the training rows than
       real unseen cases are?) keep draws of real-vs-real splits of the training
       rows too (``split_null``, :func:`_null_draws`: half B against half A with
@@ -590,12 +592,14 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     values = {name: np.full(n_draws, np.nan) for name in gates}
     specs = {name: METRICS[name] for name in gates}
     set_gates = [name for name, spec in specs.items() if spec.protocol == "features" and spec.standardise is None]
-    standardised = {name: spec.bound(settings) for name, spec in specs.items()
-                    if spec.protocol == "features" and spec.standardise is not None and spec.null != "split"}
+    standardised = [name for name, spec in specs.items()
+                    if spec.protocol == "features" and spec.standardise is not None and spec.null != "split"]
     pearson = [name for name in standardised if specs[name].standardise == "zscore"]
     spearman = [name for name in standardised if specs[name].standardise == "rank"]
     detection = {name: spec.bound(settings) for name, spec in specs.items() if spec.protocol == "detection"}
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
+    standardised = {name: _standardised_draw(specs[name], settings, (z_pool if name in pearson else rank_pool)[:len(a)])
+                    for name in standardised}
     for draw in range(n_draws):
         rng = stream_rng("null_permutation", seed, draw=draw)
         ref, other = _permuted_sides(pool_groups, len(a), rng)
@@ -612,6 +616,33 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
         values[name] = values[name][:n_detection]
     values.update({name: split_null.values[name] for name, spec in specs.items() if spec.null == "split"})
     return NullDraws(values, {name: spec.direction for name, spec in specs.items()}, frozenset(detection))
+
+
+def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callable:
+    """The function scoring one permutation draw of a standardised correlation gate.
+
+    The gate's ``null_function`` (else ``function``). A correlation distance gets
+    its ``norm`` fixed to that of the training rows' correlation matrix
+    (``train_standardised``: the training part of the standardised pool, whose
+    correlations are the training rows'), as the tested value has it. The draws
+    are then the permutation distribution of ``||C_ref - C_cand||_F`` itself, on
+    the tested value's scale: with each draw divided by its own reference
+    side's norm, a side mixing training rows with a weakly correlated candidate
+    (noise) had a smaller norm and a larger distance, and the noise control
+    passed Pearson correlation distance in 9 of 20 phantom cells at n = 40
+    (BENCHMARKS.md, validation calibration). ``strong_pairs_strength`` scores a
+    draw whose reference side has no strong pair at its largest value (see its
+    ``empty``), so that every draw counts in the p-value.
+    """
+    function = spec.bound(settings, null=True)
+    path = spec.call(null=True)[0]
+    if path.endswith(":correlation_distance"):
+        method = spec.keywords.get("method", "pearson")
+        c_train = _correlation_matrices(train_standardised, train_standardised, method)[1]
+        function = functools.partial(function, norm=math.nan if c_train is None else float(np.linalg.norm(c_train)))
+    if path.endswith(":strong_pairs_strength"):
+        function = functools.partial(function, empty=1.0 / spec.keywords.get("threshold", 0.7))
+    return function
 
 
 def _standardised_pools(train: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -665,8 +696,7 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
                           null_splits, level, power_repeats) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
-    The split null (:func:`_null_draws`) gives the holdout gates, Pearson
-    ``correlation_distance`` and ``strong_pairs_kept`` their draws (registry ``null: split``); with
+    The split null (:func:`_null_draws`) gives the holdout gates their draws (registry ``null: split``); with
     ``power_repeats`` it covers every tested
     gate but the detection AUC, for the power simulation too. The candidate's
     own test for the other gates is the permutation null
