@@ -941,8 +941,8 @@ def _window_vectors(thumbs: np.ndarray, cuts: np.ndarray) -> np.ndarray:
 
 
 def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarray | None = None,
-                      chunk: int = 256, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0)
-                      ) -> np.ndarray:
+                      chunk: int = 256, rounds: int = REFINE_ROUNDS, refine: tuple[float, float] = (-1.0, 2.0),
+                      threads: int = 1) -> np.ndarray:
     """Band-pass similarity (:func:`similarity`) of each candidate's image i against its image j, at the best pose.
 
     Verification is per ordered pair (i, j): the candidate's own flip/rotation
@@ -969,6 +969,11 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
     images (0.19-0.29 measured) and a greedy refinement does not climb out; and the
     hash can match a wrong mirror of a symmetric slice while the right one misses the
     multi-index key (BENCHMARKS.md, issue 16).
+
+    Chunks of pairs are independent and run on ``threads`` threads (numpy
+    releases the GIL in the element-wise loops that take most of the time);
+    each chunk computes exactly what it computes alone, so the values do not
+    depend on ``threads``.
     """
     cuts = window_cuts() if cuts is None else np.asarray(cuts, dtype=np.float64)
     candidates = np.asarray(candidates, dtype=np.int64)
@@ -986,7 +991,8 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
     row_rank = rank[inverse]  # each candidate row's pair, in chunk order
     rows_by_rank = np.argsort(row_rank, kind="stable")
     row_bounds = np.searchsorted(row_rank[rows_by_rank], np.arange(0, len(order) + chunk, chunk))
-    for n_chunk, start in enumerate(range(0, len(order), chunk)):
+    def verify_chunk(n_chunk: int) -> None:
+        start = n_chunk * chunk
         sel = order[start:start + chunk]
         own = candidates[rows_by_rank[row_bounds[n_chunk]:row_bounds[n_chunk + 1]]]  # the chunk's candidate rows
         own_c = rank[inverse[rows_by_rank[row_bounds[n_chunk]:row_bounds[n_chunk + 1]]]] - start
@@ -1011,7 +1017,17 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
         if len(todo_c):
             best = np.maximum(best, _refine(full[todo_c, todo_k], thumbs[j[todo_c]], cuts[todo_w],
                                             grid[todo_c, todo_k, todo_w], rounds, owner=todo_c, n_owners=len(sel)))
-        value[sel] = best
+        value[sel] = best  # chunks write disjoint rows
+
+    n_chunks = -(-len(order) // chunk)
+    if threads > 1 and n_chunks > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(int(threads), n_chunks)) as pool:
+            list(pool.map(verify_chunk, range(n_chunks)))  # list(): re-raises a chunk's exception
+    else:
+        for n_chunk in range(n_chunks):
+            verify_chunk(n_chunk)
     return value[inverse]
 
 
@@ -1048,12 +1064,12 @@ def _refine(full: np.ndarray, other: np.ndarray, at: np.ndarray, sub: np.ndarray
 
 def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: float,
                   block_radius: int = BLOCK_RADIUS, refine_margin: float = REFINE_MARGIN,
-                  cuts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  cuts: np.ndarray | None = None, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (a < b) joined by the window rule: a hash candidate whose aligned thumbnails correlate.
 
     Candidates (:func:`window_candidates` within ``max_bits``) are verified by
     :func:`verify_candidates`; pairs whose best coarse (grid) score lies within ``refine_margin``
-    below ``min_similarity`` get their framing refined.
+    below ``min_similarity`` get their framing refined, on ``threads`` threads.
 
     Returns
     -------
@@ -1064,7 +1080,8 @@ def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: 
     """
     cuts = window_cuts() if cuts is None else cuts
     cand = window_candidates(hashes, window_hashes(thumbs, cuts), max_bits, block_radius=block_radius)
-    sim = verify_candidates(thumbs, cand, cuts, refine=(min_similarity - refine_margin, min_similarity))
+    sim = verify_candidates(thumbs, cand, cuts, refine=(min_similarity - refine_margin, min_similarity),
+                            threads=threads)
     a = np.minimum(cand[:, 0], cand[:, 1])
     b = np.maximum(cand[:, 0], cand[:, 1])
     order = np.lexsort((-sim, b, a))

@@ -114,11 +114,12 @@ def _thumbs_known(cases: pd.DataFrame) -> bool:
     return "dup_thumb" in cases and cases["dup_thumb"].fillna("").astype(str).str.len().gt(0).all()
 
 
-def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float) -> pd.DataFrame:
+def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float, *, threads: int = 1) -> pd.DataFrame:
     """Every verified candidate of the window rule, by case id: the split's one expensive search.
 
     Run it once per split and hand the table to :func:`make_folds` and
     :func:`duplicate_audit` (``window=``), which otherwise each run it again.
+    The verification runs on ``threads`` threads (same result on any number).
     Empty (no search) when the rule is off (``verify_bits`` 0), for tables
     without a ``dup_thumb`` for every case (3D volumes) and for old ``phash`` indexes.
 
@@ -137,7 +138,7 @@ def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float) -
     values, _ = _hash_values(cases)
     thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", cases["case_id"].tolist())
     wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
-                                          min_similarity=float(min_similarity))
+                                          min_similarity=float(min_similarity), threads=threads)
     ids = cases["case_id"].to_numpy()
     return pd.DataFrame({"case_a": ids[wp[:, 0]], "case_b": ids[wp[:, 1]], "distance": wd.astype(np.int64),
                          "similarity": ws}, columns=list(WINDOW_COLUMNS))

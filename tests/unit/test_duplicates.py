@@ -502,3 +502,18 @@ def test_verification_refuses_candidates_that_are_not_rows_of_five():
     with pytest.raises(ValueError, match="rows of"):
         D.verify_candidates(thumbs, np.zeros((5, 4), dtype=np.int64))
     assert D.verify_candidates(thumbs, np.zeros((0, 5), dtype=np.int64)).shape == (0,)
+
+
+def test_verification_on_threads_gives_the_values_of_one_thread():
+    """Chunks of pairs run on the job's threads (the split's longest step); each chunk computes what it computes alone."""
+    images = [_scene(s) for s in range(50, 56)]
+    images += [_crop(images[0], 0.0, 0.15, 0.1, 0.05), _crop(images[1], 0.1, 0.0, 0.0, 0.1)]
+    thumbs = D.decode_thumbnails([D.encode_thumbnail(D.framed_thumbnail(a)) for a in images])
+    rng = np.random.default_rng(5)
+    pairs = [(i, j) for i in range(len(images)) for j in range(len(images)) if i != j]
+    rows = np.array([[i, j, rng.integers(8), rng.integers(len(D.window_cuts())), 12] for i, j in pairs])
+    refine = (DEFAULT_MIN_SIMILARITY - D.REFINE_MARGIN, DEFAULT_MIN_SIMILARITY)
+    one = D.verify_candidates(thumbs, rows, chunk=5, refine=refine)
+    assert np.array_equal(D.verify_candidates(thumbs, rows, chunk=5, refine=refine, threads=3), one)
+    assert np.array_equal(D.verify_candidates(thumbs, rows, chunk=len(pairs), refine=refine), one)  # chunking neither
+    assert one[pairs.index((6, 0))] >= DEFAULT_MIN_SIMILARITY and one[pairs.index((7, 1))] >= DEFAULT_MIN_SIMILARITY

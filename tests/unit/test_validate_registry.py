@@ -11,7 +11,7 @@ import pytest
 from radaug.errors import ConfigError
 from radaug.validate import registry
 from radaug.validate.registry import METRICS, PROTOCOLS, RULE_KEYS, family, must_fail
-from radaug.validate.thresholds import DEFAULT_THRESHOLDS, merge_thresholds
+from radaug.validate.thresholds import DEFAULT_THRESHOLDS, merge_thresholds, verdict
 
 
 def test_every_entry_resolves_and_its_protocol_is_computed_by_validate_arm():
@@ -67,6 +67,12 @@ def test_an_entry_whose_rule_contradicts_its_direction_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"validation\.thresholds\.ks_fdr: keys .* make no rule for a metric to "
                                           r"maximize"):
         merge_thresholds(None)
+
+
+def test_a_verdict_is_refused_for_keys_that_make_no_rule():
+    assert verdict(0.5, 0.4, {"pass_min": 0.8, "fail_min": 0.5}) == "warn"
+    with pytest.raises(ValueError, match=r"verdict: keys \['fail_min', 'warn_factor'\] make no verdict rule"):
+        verdict(0.5, 0.4, {"warn_factor": 1.5, "fail_min": 0.5})
 
 
 @pytest.mark.parametrize("module", ["radaug.validate.registry", "radaug.validate.thresholds"])

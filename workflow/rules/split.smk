@@ -20,6 +20,10 @@ rule split:
         code=code("split"),
         options=config["split"],
         seed=SEED,
+    # the window rule's verification runs on the job's threads (same folds on any number); the split
+    # is the DAG's narrow waist, so nothing else is ready to use the cores meanwhile. Snakemake caps
+    # threads at --cores on a workstation; on SLURM this is the index group's cpus-per-task.
+    threads: 4
     resources:
         mem_mb=2000,
         runtime=10,

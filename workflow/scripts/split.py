@@ -9,7 +9,7 @@ def main(smk):
     index = read_table(smk.input.index, "case_index")
     opts = smk.params.options
     # the window rule's search is the split's expensive step: once, for the folds and the audit
-    window = window_links(index, opts["verify_bits"], opts["min_similarity"])
+    window = window_links(index, opts["verify_bits"], opts["min_similarity"], threads=smk.threads)
     folds = make_folds(index, folds=opts["folds"], repeats=opts["repeats"],
                        near_duplicate_bits=opts["near_duplicate_bits"], verify_bits=opts["verify_bits"],
                        min_similarity=opts["min_similarity"], seed=smk.params.seed,

@@ -285,9 +285,10 @@ METRICS: dict[str, MetricSpec] = {
 """Every validation metric by name, in the order summaries list them."""
 
 
-def rule_keys_for(spec: MetricSpec, keys) -> tuple[str, ...] | None:
-    """The key set of :data:`RULE_KEYS` for ``spec``'s direction that ``keys`` make up, or None."""
-    return next((kind for kind in RULE_KEYS[spec.direction] if set(kind) == set(keys)), None)
+def rule_keys_for(keys, direction: str | None = None) -> tuple[str, ...] | None:
+    """The key set of :data:`RULE_KEYS` that ``keys`` make up (of ``direction``, or of either), or None."""
+    kinds = RULE_KEYS[direction] if direction else [kind for kinds in RULE_KEYS.values() for kind in kinds]
+    return next((kind for kind in kinds if set(kind) == set(keys)), None)
 
 
 def family(name: str) -> tuple[str, ...]:
@@ -307,7 +308,7 @@ def _check() -> None:
         problems = [
             f"protocol {spec.protocol!r} is not one of {sorted(PROTOCOLS)}" if spec.protocol not in PROTOCOLS else "",
             f"direction {spec.direction!r} is not one of {sorted(RULE_KEYS)}" if spec.direction not in RULE_KEYS
-            else "" if rule_keys_for(spec, spec.thresholds) else
+            else "" if rule_keys_for(spec.thresholds, spec.direction) else
             f"rule keys {sorted(spec.thresholds)} are none of {RULE_KEYS[spec.direction]} ({spec.direction})",
             f"null {spec.null!r} is not one of {NULLS}" if spec.null not in (*NULLS, None) else "",
         ]

@@ -67,13 +67,6 @@ in about 95% of runs or more, and fail copies of training rows.
 """
 
 
-def _rule_kind(metric: str, rule: Mapping) -> tuple[str, ...]:
-    for kind in (_MINIMIZE, _MAXIMIZE_RELATIVE, _MAXIMIZE_ABSOLUTE):
-        if set(kind) == set(rule):
-            return kind
-    raise ConfigError(f"validation.thresholds.{metric}: cannot tell the rule kind from keys {sorted(rule)}.")
-
-
 def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
     """Defaults updated per metric and key with ``overrides``; checked for consistency.
 
@@ -113,7 +106,7 @@ def merge_thresholds(overrides: Mapping | None) -> dict[str, dict[str, float]]:
                 ) from None
     for metric, rule in merged.items():
         spec = METRICS[metric]
-        kind = rule_keys_for(spec, rule)
+        kind = rule_keys_for(rule, spec.direction)
         if kind is None:
             raise ConfigError(
                 f"validation.thresholds.{metric}: keys {sorted(rule)} make no rule for a metric to "
@@ -142,8 +135,12 @@ def verdict(value: float, baseline: float, rule: Mapping[str, float]) -> str:
     """Verdict of one metric value under one rule; see :data:`DEFAULT_THRESHOLDS`.
 
     Returns ``"insufficient"`` if the value, or a baseline the rule needs, is NaN.
+    Raises ValueError for keys that make no rule (rules from :func:`merge_thresholds` always do).
     """
-    kind = _rule_kind("?", rule)
+    kind = rule_keys_for(rule)
+    if kind is None:
+        raise ValueError(f"verdict: keys {sorted(rule)} make no verdict rule; expected one of "
+                         f"{[list(k) for kinds in RULE_KEYS.values() for k in kinds]} (merge_thresholds checks a config's rules)")
     if math.isnan(value):
         return "insufficient"
     if kind == _MAXIMIZE_ABSOLUTE:
