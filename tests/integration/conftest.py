@@ -37,8 +37,8 @@ def smoke(tmp_path_factory, worker_id):
     the other worker fails at once with the same output instead of running it again).
 
     That the same config gives the same hashes in another folder is checked by
-    test_faults' SIGKILL test (a second, interrupted and resumed run) and by the
-    SLURM test, each against this run.
+    test_faults' SIGKILL test (a second run up to training, interrupted and resumed)
+    and by the SLURM test (about half the study), each against this run.
     """
     if worker_id == "master":  # no xdist
         workdir = tmp_path_factory.mktemp("run1")
