@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from ..conftest import REPO
 
@@ -25,6 +26,25 @@ def run_snakemake(workdir, configfile, *extra, check=True):
     if check:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc.stdout + proc.stderr
+
+
+def config_with(base, dest, overrides):
+    """Write ``base`` (a config file) with the nested ``overrides`` merged in to ``dest``; return ``dest``.
+
+    For tests that run a config of ``config/`` but need less of it than a user does
+    (e.g. no control arms where the test checks something else): the user-facing file
+    stays as documented.
+    """
+    def merge(node, changes):
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(node.get(key), dict):
+                merge(node[key], value)
+            else:
+                node[key] = value
+    config = yaml.safe_load(base.read_text(encoding="utf-8"))
+    merge(config, overrides)
+    dest.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return dest
 
 
 @pytest.fixture(scope="session")
