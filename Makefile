@@ -31,6 +31,7 @@ system-packages:
 # module's fixtures are built once). The integration tests' smoke study is made once per session, in
 # the folder the workers share, under a file lock (tests/integration/conftest.py). Not --dist loadgroup:
 # with pytest 9.2 and pytest-xdist 3.8 it silently stops grouping (pytest-xdist issue 1386).
+# Each worker computes with one thread (tests/conftest.py sets OMP_NUM_THREADS and the like).
 TEST_WORKERS ?= 2
 test: setup system-packages
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from ..conftest import REPO
 
@@ -27,6 +28,25 @@ def run_snakemake(workdir, configfile, *extra, check=True):
     return proc.stdout + proc.stderr
 
 
+def config_with(base, dest, overrides):
+    """Write ``base`` (a config file) with the nested ``overrides`` merged in to ``dest``; return ``dest``.
+
+    For tests that run a config of ``config/`` but need less of it than a user does
+    (e.g. no control arms where the test checks something else): the user-facing file
+    stays as documented.
+    """
+    def merge(node, changes):
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(node.get(key), dict):
+                merge(node[key], value)
+            else:
+                node[key] = value
+    config = yaml.safe_load(base.read_text(encoding="utf-8"))
+    merge(config, overrides)
+    dest.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return dest
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory, worker_id):
     """config/smoke.yaml run once: the finished study folder (``<workdir>/results/smoke``).
@@ -37,8 +57,8 @@ def smoke(tmp_path_factory, worker_id):
     the other worker fails at once with the same output instead of running it again).
 
     That the same config gives the same hashes in another folder is checked by
-    test_faults' SIGKILL test (a second, interrupted and resumed run) and by the
-    SLURM test, each against this run.
+    test_faults' SIGKILL test (a second run up to training, interrupted and resumed)
+    and by the SLURM test (about half the study), each against this run.
     """
     if worker_id == "master":  # no xdist
         workdir = tmp_path_factory.mktemp("run1")
