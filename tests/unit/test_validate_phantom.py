@@ -72,10 +72,10 @@ def test_held_out_real_cases_pass_every_gate(phantom):
     table, images, masks = phantom[0]["held_out_real"]
     summary = _validate(phantom, table, images, masks)
     assert len(summary) == 18  # every metric, the image-space ones included
-    # Under the null rule (default) this fixed draw fails one gate, strong_pairs_kept (value 0.59);
-    # a cell of real data may fail at the level (5%) by design, and whether this one is chance or a
-    # miscalibration of that gate's null is open (README Limitations). The factor rules pass it all.
-    assert (summary["verdict"] != "fail").sum() >= 17, summary[summary["verdict"] == "fail"]
+    # Under the null rule this fixed draw failed strong_pairs_kept (value 0.59) while that gate had the
+    # anti-conservative real-vs-real split null; on the permutation null (issue 21) it passes (p 0.055,
+    # adjusted 0.40). A cell of real data may still fail at the level (5%) by design.
+    assert (summary["verdict"] != "fail").all(), summary[summary["verdict"] == "fail"]
     factor = _validate(phantom, table, images, masks, rule="factor")
     assert (factor["verdict"] == "pass").all(), factor[factor["verdict"] != "pass"]
 
