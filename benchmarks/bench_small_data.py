@@ -6,7 +6,8 @@ the same seed, data, folds and budget, once with the GANs as configured by defau
 and once with every small-data switch on (``diffaugment: color,translation,cutout``,
 ``r1_gamma: 10``, ``ema_beta: 0.999``; the papers' settings). Only the generator
 arms are built (validation and evaluation of ``dcgan`` and ``lsgan``, plus ``real``
-for the Δ). Rows, per GAN and variant, medians over folds of the minority class
+for the Δ, and ``cvae`` as a reference: it has no switches, so its rows must come out
+equal in both runs, which checks that the two runs differ only by the switches). Rows, per GAN and variant, medians over folds of the minority class
 (``malignant``), the class a rebalancing study depends on:
 
 * coverage, density, detection AUC, Fréchet radiomics distance (fidelity and
@@ -14,17 +15,20 @@ for the Δ). Rows, per GAN and variant, medians over folds of the minority class
 * memorization ratio (about 1 if nothing is copied),
 * cells failing validation (fold x class, any gate),
 * ΔAUC vs real (pooled over folds, from ``evaluation/summary.csv``),
-* training seconds per fold (the provenance record of ``train_generator``).
+* training CPU seconds per fold (the provenance record of ``train_generator``; CPU, not wall,
+  so a loaded machine does not inflate it).
 
 ``ratio`` of a switch row is its value over the default row of the same GAN, measured in
 the same run. No target is asserted: this is an experiment, run with
 ``python -m benchmarks.bench_small_data`` (``--quick``: 3 folds, 300 steps, 40 patients).
+``RADAUG_BENCH_WORKDIR=DIR`` keeps the two studies in ``DIR`` (default: a temporary folder).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -36,6 +40,8 @@ from benchmarks.bench_study import REPO, snakemake
 
 BENCH = "small_data"
 GANS = ("dcgan", "lsgan")
+REFERENCE = "cvae"  # no switches: equal rows in both runs
+MODELS = (REFERENCE, *GANS)
 SWITCHES = {"diffaugment": "color,translation,cutout", "r1_gamma": 10.0, "ema_beta": 0.999}
 METRICS = ("coverage", "density", "detection_auc", "frechet_distance", "memorization_ratio")
 
@@ -43,8 +49,8 @@ METRICS = ("coverage", "density", "detection_auc", "frechet_distance", "memoriza
 def configs(quick: bool) -> dict[str, dict]:
     """The two study configs: ``default`` and ``switches``, equal but for the GANs' switches."""
     base = yaml.safe_load((REPO / "config/phantom.yaml").read_text())
-    base["generative"]["models"] = list(GANS)
-    base["evaluation"]["arms"] = ["real", *GANS]
+    base["generative"]["models"] = list(MODELS)
+    base["evaluation"]["arms"] = ["real", *MODELS]
     base["perturbation"]["enabled"] = False
     if quick:
         base["split"]["folds"] = 3
@@ -67,40 +73,46 @@ def targets(config: dict) -> list[str]:
 
 
 def figures(study: Path, minority: str) -> dict[str, dict[str, float]]:
-    """Per GAN: median over folds of each metric in the minority class, failing cells, ΔAUC, train s/fold."""
+    """Per model: median over folds of each metric in the minority class, failing cells, ΔAUC, train CPU s/fold."""
     summary = pd.read_csv(study / "validation/summary.csv")
     evaluation = pd.read_csv(study / "evaluation/summary.csv")
     out: dict[str, dict[str, float]] = {}
-    for gan in GANS:
+    for gan in MODELS:
         arm = summary[summary["arm"] == gan]
         cells = arm[arm["class"] == minority]
         fig = {m: float(cells.loc[cells["metric"] == m, "value"].median()) for m in METRICS}
         fig.update({f"baseline_{m}": float(cells.loc[cells["metric"] == m, "baseline"].median()) for m in METRICS})
-        failing = arm.groupby(["fold", "class"])["verdict"].apply(lambda v: (v == "fail").any())
-        fig["failing_cells"] = float(failing.sum())
+        # an arm that could not generate has no validation rows: no cells, NaN figures (notes say why)
+        failing = arm.groupby(["fold", "class"])["verdict"].apply(lambda v: bool((v == "fail").any()))
+        fig["failing_cells"] = float(failing.astype(int).sum()) if len(failing) else float("nan")
         fig["cells"] = float(len(failing))
         auc = evaluation[(evaluation["arm"] == gan) & (evaluation["metric"] == "auc")]
-        fig["delta_auc"] = float(auc["delta_vs_real"].iloc[0]) if len(auc) else float("nan")
+        # empty where the arm was not evaluated (it failed validation; evaluation_summary says why)
+        fig["delta_auc"] = float(pd.to_numeric(auc["delta_vs_real"], errors="coerce").iloc[0]) if len(auc) else float("nan")
         records = [json.loads(p.read_text()) for p in (study / "provenance").rglob("*.json")]
-        train = [r["seconds"] for r in records if r.get("rule") == "train_generator"
+        train = [r["cpu_seconds"] for r in records if r.get("rule") == "train_generator"
                  and r.get("wildcards", {}).get("model") == gan]
-        fig["train_seconds_per_fold"] = float(pd.Series(train).median()) if train else float("nan")
+        fig["train_cpu_seconds_per_fold"] = float(pd.Series(train).median()) if train else float("nan")
+        verdicts = pd.read_csv(study / "validation/arm_verdicts.csv")
+        fig["verdict"] = str(verdicts.loc[verdicts["arm"] == gan, "verdict"].squeeze())
         out[gan] = fig
     return out
 
 
 def run(quick: bool = False) -> list[dict]:
     rows = []
+    keep = os.environ.get("RADAUG_BENCH_WORKDIR")
     with tempfile.TemporaryDirectory(prefix="radaug-small-data-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(keep or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         results = {}
         for variant, config in configs(quick).items():
             wall, _, _ = snakemake(workdir, config, *targets(config))
             results[variant] = figures(workdir / "results" / config["study"]["name"], minority="malignant")
             results[variant]["_wall"] = wall
-        for gan in GANS:
+        for gan in MODELS:
             plain, switched = results["default"][gan], results["switches"][gan]
-            for key in (*METRICS, "failing_cells", "delta_auc", "train_seconds_per_fold"):
+            for key in (*METRICS, "failing_cells", "delta_auc", "train_cpu_seconds_per_fold"):
                 notes = ""
                 if key in METRICS:
                     notes = f"real-vs-real baseline {plain[f'baseline_{key}']:.3g}; malignant class, median over folds"
@@ -109,7 +121,9 @@ def run(quick: bool = False) -> list[dict]:
                 unit = "s" if key.endswith("seconds_per_fold") else ("cells" if key == "failing_cells" else "")
                 rows.append(row(BENCH, f"{gan}/default/{key}", plain[key], unit, notes=notes))
                 rows.append(row(BENCH, f"{gan}/switches/{key}", switched[key], unit, reference=plain[key],
-                                notes=notes + ("; " if notes else "") + ", ".join(f"{k}={v}" for k, v in SWITCHES.items())))
+                                notes=notes + ("; " if notes else "") + (
+                                    "no switches: must equal the default row" if gan == REFERENCE
+                                    else ", ".join(f"{k}={v}" for k, v in SWITCHES.items()))))
     return rows
 
 
