@@ -1023,8 +1023,16 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
     if threads > 1 and n_chunks > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(int(threads), n_chunks)) as pool:
-            list(pool.map(verify_chunk, range(n_chunks)))  # list(): re-raises a chunk's exception
+        from threadpoolctl import threadpool_limits
+
+        # The pool's threads are the job's threads: BLAS (Snakemake sets it to the job's threads too)
+        # runs on one each, as in a one-thread job, instead of threads x threads on the job's cores.
+        pool = ThreadPoolExecutor(max_workers=min(int(threads), n_chunks))
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                list(pool.map(verify_chunk, range(n_chunks)))  # list(): re-raises a chunk's exception
+        finally:
+            pool.shutdown(cancel_futures=True)  # after a failure, queued chunks do not run
     else:
         for n_chunk in range(n_chunks):
             verify_chunk(n_chunk)
