@@ -135,8 +135,15 @@ def test_the_correlation_gates_null_statistics_keep_the_tested_value_s_meaning()
     x = rng.normal(size=(300, 1))
     real = np.hstack([x, x + 0.1 * rng.normal(size=(300, 1)), rng.normal(size=(300, 1))])
     other = real + rng.normal(size=real.shape)
-    own = np.linalg.norm(np.corrcoef(real, rowvar=False))
-    assert correlation_distance(real, other, norm=2 * own) == pytest.approx(correlation_distance(real, other) / 2)
+    c_real = np.corrcoef(real, rowvar=False)
+    assert correlation_distance(real, other, norm=2 * c_real) == pytest.approx(correlation_distance(real, other) / 2)
+    # a feature constant on one side leaves the distance and the norm alike (a draw of tied features)
+    flat = other.copy()
+    flat[:, 2] = 1.0
+    assert correlation_distance(real, flat, norm=c_real) == pytest.approx(correlation_distance(real[:, :2], other[:, :2]))
+    with pytest.raises(ValueError, match="array inputs"):
+        correlation_distance(pd.DataFrame(real, columns=list("abc")), pd.DataFrame(other, columns=list("abc")),
+                             norm=c_real)
     assert strong_pairs_strength(real, real) == pytest.approx(1.0)
     assert strong_pairs_strength(real, real * np.array([1.0, -1.0, 1.0])) == pytest.approx(-1.0)
     broken = np.hstack([real[:, :1], rng.permutation(real[:, 1:2]), real[:, 2:]])

@@ -256,7 +256,7 @@ def correlation_distance(
     reference: FeatureMatrix,
     candidate: FeatureMatrix,
     method: Literal["pearson", "spearman"] = "pearson",
-    norm: float | None = None,
+    norm: np.ndarray | None = None,
 ) -> float:
     """Relative Frobenius distance between feature correlation matrices.
 
@@ -273,12 +273,16 @@ def correlation_distance(
         correlation is Pearson correlation of the column ranks
         (:func:`scipy.stats.rankdata`, ties averaged).
     norm
-        Divide by this instead of ``||C_ref||_F``. The permutation null of the
-        validation gates fixes it to the norm of the cell's training rows'
-        correlation matrix in every draw (:func:`radaug.validate.summary._permutation_draws`):
-        a re-partitioned reference side that mixes training rows with a
-        candidate of weaker correlations has a smaller norm, and dividing by it
-        inflated the draws (the noise control passed).
+        A correlation matrix (features x features, in the inputs' column order;
+        arrays only) whose Frobenius norm over the features this comparison
+        keeps divides instead of ``||C_ref||_F``. The permutation null of the
+        validation gates passes the cell's training rows' correlation matrix in
+        every draw (:func:`radaug.validate.summary._permutation_draws`): a
+        re-partitioned reference side that mixes training rows with a candidate
+        of weaker correlations has a smaller norm, and dividing by it inflated
+        the draws (the noise control passed). Taken over the kept features, so
+        a draw that drops a feature constant on one side is divided by the norm
+        of the features it compares.
 
     Returns
     -------
@@ -296,10 +300,15 @@ def correlation_distance(
     """
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    _, c_ref, c_cand = _correlation_matrices(reference, candidate, method)
+    names, c_ref, c_cand = _correlation_matrices(reference, candidate, method)
     if c_ref is None:
         return math.nan
-    return float(np.linalg.norm(c_ref - c_cand) / (np.linalg.norm(c_ref) if norm is None else norm))
+    if norm is None:
+        return float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(c_ref))
+    if not all(isinstance(n, (int, np.integer)) for n in names):
+        raise ValueError("correlation_distance: a norm matrix needs array inputs (columns by position)")
+    kept = np.asarray(names, dtype=np.int64)
+    return float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(np.asarray(norm)[np.ix_(kept, kept)]))
 
 
 def correlation_breakdown(

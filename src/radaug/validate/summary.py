@@ -622,9 +622,11 @@ def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callab
     """The function scoring one permutation draw of a standardised correlation gate.
 
     The gate's ``null_function`` (else ``function``). A correlation distance gets
-    its ``norm`` fixed to that of the training rows' correlation matrix
+    its ``norm`` fixed to the training rows' correlation matrix
     (``train_standardised``: the training part of the standardised pool, whose
-    correlations are the training rows'), as the tested value has it. The draws
+    correlations are the training rows'), as the tested value has it; each draw
+    divides by its norm over the features the draw compares (a feature constant
+    on one permuted side drops out of both). The draws
     are then the permutation distribution of ``||C_ref - C_cand||_F`` itself, on
     the tested value's scale: with each draw divided by its own reference
     side's norm, a side mixing training rows with a weakly correlated candidate
@@ -638,8 +640,12 @@ def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callab
     path = spec.call(null=True)[0]
     if path.endswith(":correlation_distance"):
         method = spec.keywords.get("method", "pearson")
-        c_train = _correlation_matrices(train_standardised, train_standardised, method)[1]
-        function = functools.partial(function, norm=math.nan if c_train is None else float(np.linalg.norm(c_train)))
+        kept, c_train, _ = _correlation_matrices(train_standardised, train_standardised, method)
+        n_features = np.shape(train_standardised)[1]
+        full = np.full((n_features, n_features), np.nan)  # a feature the training rows lack: NaN draws
+        if c_train is not None:
+            full[np.ix_(kept, kept)] = c_train
+        function = functools.partial(function, norm=full)
     if path.endswith(":strong_pairs_strength"):
         function = functools.partial(function, empty=1.0 / spec.keywords.get("threshold", 0.7))
     return function
