@@ -298,13 +298,13 @@ def correlation_distance(
        A. P. (2020). Generation and evaluation of synthetic patient data. BMC
        Medical Research Methodology, 20, 108. :doi:`10.1186/s12874-020-00977-1`
     """
+    if norm is None:
+        return correlation_breakdown(reference, candidate, method).distance
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
     names, c_ref, c_cand = _correlation_matrices(reference, candidate, method)
     if c_ref is None:
         return math.nan
-    if norm is None:
-        return float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(c_ref))
     if not all(isinstance(n, (int, np.integer)) for n in names):
         raise ValueError("correlation_distance: a norm matrix needs array inputs (columns by position)")
     kept = np.asarray(names, dtype=np.int64)
