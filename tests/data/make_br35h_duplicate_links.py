@@ -60,7 +60,7 @@ def _pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
 
-def choose(audit: pd.DataFrame, near_duplicate_bits: int) -> dict[tuple[str, str], str]:
+def choose(audit: pd.DataFrame, near_duplicate_bits: int, min_similarity: float) -> dict[tuple[str, str], str]:
     """The picked pairs (case ids, sorted) and why, in order of priority."""
     audit = audit.assign(pair=[_pair(a, b) for a, b in zip(audit["case_a"], audit["case_b"])])
     known = set(audit["pair"])
@@ -80,10 +80,10 @@ def choose(audit: pd.DataFrame, near_duplicate_bits: int) -> dict[tuple[str, str
     window_only = linked[(linked["rule"] == "hash+window") & (linked["distance"] > near_duplicate_bits)]
     add(window_only.nsmallest(HARDEST, "similarity")["pair"], "window_only")
     both = linked[(linked["rule"] == "hash+window") & (linked["distance"] <= near_duplicate_bits)
-                  & (linked["similarity"] >= 0.93)]
+                  & (linked["similarity"] >= min_similarity)]
     rng = np.random.default_rng(SEED)
     add(both["pair"].iloc[np.sort(rng.choice(len(both), size=min(SAMPLE, len(both)), replace=False))], "hash_window")
-    add(linked[linked["similarity"].fillna(0) < 0.93].nsmallest(HASH_ONLY, "similarity")["pair"], "hash_only")
+    add(linked[linked["similarity"].fillna(0) < min_similarity].nsmallest(HASH_ONLY, "similarity")["pair"], "hash_only")
     add(audit[~audit["linked"]].nlargest(CLOSEST, "similarity")["pair"], "closest_unlinked")
     add(audit[audit["label_a"] != audit["label_b"]].nlargest(CROSS, "similarity")["pair"], "cross_label")
     return picked
@@ -127,7 +127,7 @@ def build(study: Path) -> tuple[pd.DataFrame, dict]:
         raise SystemExit(f"{record} is missing: give the results folder of a finished Br35H study")
     split = json.loads(record.read_text())["params"]["options"]
     split = {k: split[k] for k in ("near_duplicate_bits", "verify_bits", "min_similarity")}
-    picked = choose(audit, int(split["near_duplicate_bits"]))
+    picked = choose(audit, int(split["near_duplicate_bits"]), float(split["min_similarity"]))
     images = {c for p in picked for c in p}
     pairs = [_pair(a, b) for a, b in zip(audit["case_a"], audit["case_b"])]
     keep = [a in images and b in images for a, b in pairs]

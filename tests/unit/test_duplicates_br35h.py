@@ -167,8 +167,9 @@ def test_links_are_pairwise(regression):
     by_id = cases.set_index("case_id")
     for row in near.itertuples(index=False):
         pair = (row.file_a, row.file_b)
-        (linked, sim), (linked_alone, sim_alone) = found[pair], found_links(by_id.loc[list(pair)].reset_index(),
-                                                                           rules)[pair]
+        alone = found_links(by_id.loc[list(pair)].reset_index(), rules)
+        assert pair in found and pair in alone, f"{pair}: not a candidate of the split any more"
+        (linked, sim), (linked_alone, sim_alone) = found[pair], alone[pair]
         assert linked_alone == linked and abs(sim_alone - sim) < 1e-9, (pair, sim, sim_alone)
 
 
