@@ -517,6 +517,21 @@ def read_case(row, mask_label: int | None, orientation: str = "stored") -> tuple
     return image, derive_roi(image), ROI_METHOD
 
 
+def duplicate_signature(image: sitk.Image) -> tuple[str, str]:
+    """``(dup_hash, dup_thumb)`` of a case's image as read (:func:`read_case`): the case index's near-duplicate columns.
+
+    The signature is of the original image, not of the derived patch (two copies of one
+    slice can get different ROIs). A volume has no ``dup_thumb``: the window rule compares
+    thumbnails, and a volume's is a mean projection, alike for every body of one anatomy
+    (it grouped all 11 phantom CT volumes of a test cohort), so volumes are grouped by the
+    hash rule only. ``tests/unit/test_duplicates_br35h.py`` signs real images through this.
+    """
+    original = duplicates.canonical_array(image)
+    if image.GetDimension() == 3:
+        return duplicates.signature(original), ""
+    return duplicates.thumbnail_signature(original)
+
+
 def preprocess_case(row, *, mask_label: int | None, orientation: str = "stored", **options) -> tuple[Patch, dict]:
     """Read one cohort row, build its ROI and patch, and describe what was done.
 
@@ -526,14 +541,7 @@ def preprocess_case(row, *, mask_label: int | None, orientation: str = "stored",
     """
     image, mask, roi_source = read_case(row, mask_label, orientation)
     patch = extract_patch(image, mask, modality=row.modality, **options)
-    original = duplicates.canonical_array(image)  # the near-duplicate signature is of the original image
-    if image.GetDimension() == 3:
-        # The window rule compares thumbnails; a volume's is a mean projection, alike for every
-        # body of one anatomy (it grouped all 11 phantom CT volumes of a test cohort): volumes
-        # are grouped by the hash rule only.
-        dup_hash, dup_thumb = duplicates.signature(original), ""
-    else:
-        dup_hash, dup_thumb = duplicates.thumbnail_signature(original)
+    dup_hash, dup_thumb = duplicate_signature(image)
     record = {
         "case_id": row.case_id, "patient_id": row.patient_id, "label": row.label,
         "modality": row.modality, "domain": row.domain, "group": row.group,
