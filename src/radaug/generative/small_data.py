@@ -35,17 +35,18 @@ generator, so training stays deterministic and resumable.
 **The mask channel only ever shows valid masks.** The reference augments RGB
 images, where the fill value 0 is an ordinary mid-grey. In the mask channel
 ({-1, 1}: background, lesion) 0 is a value no real mask has, a mask probability
-of exactly 0.5, and filling with it *leaks* (Karras et al. 2020, arXiv:2006.06676,
-section 2): the discriminator learns that real patches can hold 0-valued mask
-regions, and the generator is rewarded for producing them. Measured on the 2D
-phantom (fold r0f2, the study's seed, ``color,translation,cutout``): the
-malignant mask channel settled at about 0, i.e. mask probabilities around 0.5
-that binarise to empty or tiny ROIs (BENCHMARKS.md, "Small-data GAN switches on
-the 2D phantom"). So translation pads the mask channel with background (-1): a
-shifted mask is still a valid mask. Cutout acts on the image channel only: cutting
-a box out of a mask would make real lesions holed or empty, which the
-discriminator would then accept from the generator too; the image channel keeps
-the regularising occlusion the paper wants.
+of exactly 0.5: a zero fill shows the discriminator real patches with 0-valued
+mask regions, a leaking augmentation in the sense of Karras et al. 2020
+(arXiv:2006.06676, section 2). So translation pads the mask channel with
+background (-1), and a shifted mask is still a valid mask; cutout acts on the
+image channel only (a box cut out of a real mask would show it holed or empty),
+and the image channel keeps the occlusion the paper wants. Context (BENCHMARKS.md,
+"Why the GANs failed on the 2D phantom"): the study's dcgan with
+``color,translation,cutout`` + R1 + EMA drew malignant masks of probability about
+0.5 in one fold, and its discriminator scored real patches with a zeroed mask
+channel nearly as real as real ones; no single switch did that (R1 alone came
+closest), and the empty masks themselves were not reproduced outside that run, so
+this fix is a correctness fix whose effect on that failure is not measured.
 """
 
 from __future__ import annotations
