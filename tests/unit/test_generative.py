@@ -117,7 +117,11 @@ def test_sample_contract(trained):
     lo, hi = trained.intensity.lo, trained.intensity.hi
     slack = 1e-3 * (hi - lo)
     assert images.min() >= lo - slack and images.max() <= hi + slack
-    assert np.ptp(images) > 0.01 * (hi - lo), "images must come back in physical units"
+    # physical units: the map's image of varied values in [-1, 1] (the GANs' quantile map puts
+    # a narrow physical band where the data are dense, so a physical spread says little)
+    unit = trained.intensity.to_unit(images)
+    assert np.ptp(unit) > 0.02 and not np.allclose(images, unit, atol=1e-3), "images must come back in physical units"
+    np.testing.assert_allclose(trained.intensity.from_unit(unit), images, rtol=0, atol=1e-3 * (hi - lo))
     # Latent codes are drawn up front, so chunking does not change the samples.
     same_images, same_masks = trained.sample(labels, seed=3)
     np.testing.assert_allclose(same_images, images, rtol=0, atol=1e-4 * (hi - lo))
@@ -383,6 +387,37 @@ def test_intensity_map_round_trip_and_clipping():
     np.testing.assert_allclose(imap.from_unit(unit)[inside], images[inside], atol=1e-3)
     with pytest.raises(ValueError, match="no intensity spread"):
         IntensityMap.fit(np.zeros((4, 32, 32), np.float32))
+
+
+def test_quantile_intensity_map_spreads_tissue_next_to_air_and_round_trips():
+    # A CT patch: a fifth air at exactly -1000 HU, the rest soft tissue around 50 HU.
+    rng = np.random.default_rng(0)
+    images = np.where(rng.random((16, 32, 32)) < 0.2, -1000.0, rng.normal(50.0, 15.0, (16, 32, 32)))
+    tissue = images[images > -500]
+    linear, quantile = IntensityMap.fit(images), IntensityMap.fit(images, "quantile")
+    band = lambda imap: np.ptp(np.percentile(imap.to_unit(tissue), (10, 90)))  # noqa: E731
+    # the linear map leaves the tissue's 10..90th percentiles a sliver at the top of [-1, 1], where tanh saturates
+    assert band(linear) < 0.1 and np.percentile(linear.to_unit(tissue), 10) > 0.8
+    assert band(quantile) > 1.0
+    unit = quantile.to_unit(images)
+    assert unit.dtype == np.float32 and unit.min() == -1.0 and unit.max() == 1.0
+    assert quantile.knots[0] == quantile.lo == -1000.0 and quantile.unit[0] == -1.0 and quantile.unit[-1] == 1.0
+    assert np.all(np.diff(quantile.knots) > 0) and np.all(np.diff(quantile.unit) > 0)
+    inside = (images >= quantile.lo) & (images <= quantile.hi)
+    np.testing.assert_allclose(quantile.from_unit(unit)[inside], images[inside], atol=1e-3)
+    # a checkpoint stores lists; the map read back is equal
+    assert IntensityMap(**quantile.state()) == quantile
+    assert set(linear.state()) == {"lo", "hi"}, "a linear map keeps its checkpoint bytes"
+    with pytest.raises(ValueError, match="intensity_map must be one of"):
+        IntensityMap.fit(images, "log")
+
+
+def test_gans_map_intensities_through_quantiles_by_default():
+    for name in ("dcgan", "lsgan", "wgan_gp"):
+        assert get_model(name, patch_size=SIZE, n_classes=2).hyperparams["intensity_map"] == "quantile"
+    assert get_model("dcgan", patch_size=SIZE, n_classes=2, intensity_map="linear").hyperparams["intensity_map"] == "linear"
+    with pytest.raises(ValueError, match="intensity_map"):
+        get_model("dcgan", patch_size=SIZE, n_classes=2, intensity_map="log")
 
 
 def test_channel_widths_are_anchored_to_resolution():

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import small_data
-from .base import ConditionalModel, check_float, check_int
+from .base import INTENSITY_MAPS, ConditionalModel, check_float, check_int
 from .layers import EMBED_DIM, PATCH_CHANNELS, SPATIAL_DIMS, build_decoder, down_stack
 
 CONDITIONINGS = ("projection", "embedding")
@@ -232,6 +232,11 @@ class ConditionalGAN(ConditionalModel):
         Decay β of the moving average of generator weights that :meth:`sample`
         uses, with a warm-up (:func:`~radaug.generative.small_data.ema_decay`);
         0 is off, 0.999 is usual.
+    intensity_map
+        ``"quantile"`` (default) or ``"linear"``: how physical intensities are mapped
+        onto the generator's tanh range (:class:`~radaug.generative.base.IntensityMap`;
+        the linear map saturated tanh on CT patches with air, the GANs' failure on
+        the 2D phantom).
 
     Logged losses: ``loss_d`` (discriminator or critic), ``loss_g`` (generator),
     ``d_real`` and ``d_fake`` (mean discriminator probability, or mean output for
@@ -259,6 +264,7 @@ class ConditionalGAN(ConditionalModel):
         diffaugment: str = "",
         r1_gamma: float = 0.0,
         ema_beta: float = 0.0,
+        intensity_map: str = "quantile",
     ) -> None:
         if not isinstance(spectral_norm, bool):
             raise ValueError(f"spectral_norm must be True or False, got {spectral_norm!r}")
@@ -266,7 +272,10 @@ class ConditionalGAN(ConditionalModel):
             raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {conditioning!r}")
         n_critic = check_int("n_critic", self.default_n_critic if n_critic is None else n_critic, 1)
         gp_weight = check_float("gp_weight", gp_weight, minimum=0.0, inclusive=True)
-        extra = {"spectral_norm": spectral_norm, "conditioning": conditioning, "n_critic": n_critic}
+        if intensity_map not in INTENSITY_MAPS:
+            raise ValueError(f"intensity_map must be one of {INTENSITY_MAPS}, got {intensity_map!r}")
+        extra = {"spectral_norm": spectral_norm, "conditioning": conditioning, "n_critic": n_critic,
+                 "intensity_map": intensity_map}
         if self.objective.gradient_penalty:
             extra["gp_weight"] = gp_weight
         elif gp_weight != 10.0:

@@ -25,12 +25,28 @@ The DiffAugment transforms follow the authors' reference implementation
 (``DiffAugment_pytorch.py``): ``brightness`` adds U(-0.5, 0.5) per sample,
 ``contrast`` scales about the sample mean by U(0.5, 1.5), ``translation`` shifts
 by up to 1/8 of the side with zero padding, ``cutout`` zeroes one square of half
-the side at a random place (all channels, as the reference). The reference's ``saturation`` (colour) has no
+the side at a random place. The reference's ``saturation`` (colour) has no
 meaning for a one-channel image and is not offered; ``color`` stands for
 brightness and contrast. Photometric transforms touch the image channel only;
 translation moves image and mask together (the mask channel is part of the
 patch the discriminator judges). All randomness comes from the model's training
 generator, so training stays deterministic and resumable.
+
+**The mask channel only ever shows valid masks.** The reference augments RGB
+images, where the fill value 0 is an ordinary mid-grey. In the mask channel
+({-1, 1}: background, lesion) 0 is a value no real mask has, a mask probability
+of exactly 0.5: a zero fill shows the discriminator real patches with 0-valued
+mask regions, a leaking augmentation in the sense of Karras et al. 2020
+(arXiv:2006.06676, section 2). So translation pads the mask channel with
+background (-1), and a shifted mask is still a valid mask; cutout acts on the
+image channel only (a box cut out of a real mask would show it holed or empty),
+and the image channel keeps the occlusion the paper wants. Context (BENCHMARKS.md,
+"Why the GANs failed on the 2D phantom"): the study's dcgan with
+``color,translation,cutout`` + R1 + EMA drew malignant masks of probability about
+0.5 in one fold, and its discriminator scored real patches with a zeroed mask
+channel nearly as real as real ones; no single switch did that (R1 alone came
+closest), and the empty masks themselves were not reproduced outside that run, so
+this fix is a correctness fix whose effect on that failure is not measured.
 """
 
 from __future__ import annotations
@@ -42,6 +58,8 @@ DIFFAUGMENT_TRANSFORMS = ("brightness", "contrast", "translation", "cutout")
 
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
+MASK_BACKGROUND = -1.0
+"""The mask channel's background value: what translation pads the mask with."""
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
@@ -71,8 +89,14 @@ def _uniform(rng: torch.Generator, n: int, dims: int, device: torch.device) -> t
 
 
 def _translate(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-    """Shift each sample by an integer offset up to ``TRANSLATION_RATIO`` of each side, zero-padded."""
+    """Shift each sample by an integer offset up to ``TRANSLATION_RATIO`` of each side.
+
+    The image channel is padded with 0 (the reference's fill), the mask channels with
+    :data:`MASK_BACKGROUND`, so a shifted mask is still a valid mask.
+    """
     n, spatial = len(x), x.shape[2:]
+    fill = torch.full((1, x.shape[1]) + (1,) * len(spatial), MASK_BACKGROUND, dtype=x.dtype, device=x.device)
+    fill[:, :1] = 0.0
     out = x
     for axis, size in enumerate(spatial):
         reach = int(size * TRANSLATION_RATIO + 0.5)
@@ -85,12 +109,16 @@ def _translate(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         view = [n] + [1] * (x.dim() - 1)
         view[2 + axis] = size
         gathered = torch.take_along_dim(out, index.view(view).expand_as(out), dim=2 + axis)
-        out = gathered * valid.view(view).to(x.dtype)
+        out = torch.where(valid.view(view), gathered, fill)
     return out
 
 
 def _cutout(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-    """Zero one axis-aligned box of ``CUTOUT_RATIO`` of each side per sample, all channels (clipped at the border)."""
+    """Zero one axis-aligned box of ``CUTOUT_RATIO`` of each side per sample in the image channel (clipped at the border).
+
+    The mask channels are left whole (see the module docstring: a holed or empty real
+    mask would teach the discriminator to accept holed or empty generated ones).
+    """
     n, spatial = len(x), x.shape[2:]
     inside = torch.ones((n, *spatial), dtype=torch.bool, device=x.device)
     for axis, size in enumerate(spatial):
@@ -101,7 +129,7 @@ def _cutout(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         shape = [n] + [1] * len(spatial)
         shape[1 + axis] = size
         inside = inside & along.view(shape)
-    return x * (~inside).unsqueeze(1).to(x.dtype)
+    return torch.cat([x[:, :1] * (~inside).unsqueeze(1).to(x.dtype), x[:, 1:]], dim=1)
 
 
 def diff_augment(x: torch.Tensor, policy: tuple[str, ...], rng: torch.Generator) -> torch.Tensor:
