@@ -420,6 +420,22 @@ def test_gans_map_intensities_through_quantiles_by_default():
         get_model("dcgan", patch_size=SIZE, n_classes=2, intensity_map="log")
 
 
+def test_a_gan_saved_before_the_intensity_map_setting_loads_as_linear(data, tmp_path):
+    """A checkpoint without ``intensity_map`` (written before it was a hyperparameter) holds a linear map:
+    the loaded model says so, rather than the new default, and samples as it did."""
+    model = make("dcgan", intensity_map="linear")
+    fit(model, data, steps=2)
+    path = tmp_path / "old.pt"
+    model.save(path)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["hyperparams"]["intensity_map"]
+    torch.save(ckpt, path)
+    loaded = load_model(path)
+    assert loaded.hyperparams["intensity_map"] == "linear" and loaded.intensity == model.intensity
+    labels = np.array([0, 1])
+    np.testing.assert_array_equal(loaded.sample(labels, seed=0)[0], model.sample(labels, seed=0)[0])
+
+
 def test_channel_widths_are_anchored_to_resolution():
     assert channel_widths(64, 32) == [8, 16, 32, 64]
     assert channel_widths(32, 32) == [16, 32, 64]

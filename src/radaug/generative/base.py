@@ -34,6 +34,7 @@ not depend on the architecture lives here or in the modules beside it:
 from __future__ import annotations
 
 import abc
+import inspect
 import io
 import math
 import numbers
@@ -573,7 +574,11 @@ class GenerativeModel(abc.ABC):
 
     @classmethod
     def _from_state(cls, ckpt: dict, device: torch.device) -> Self:
-        model = cls(**ckpt["hyperparams"])
+        hyperparams = dict(ckpt["hyperparams"])
+        if "intensity_map" in inspect.signature(cls).parameters and "knots" not in ckpt["intensity"]:
+            # saved before the map was a hyperparameter (or linear): say the map it holds
+            hyperparams.setdefault("intensity_map", "linear")
+        model = cls(**hyperparams)
         model.nets.load_state_dict(ckpt["state_dict"])
         model.nets.to(device)
         model.device = device
