@@ -452,3 +452,25 @@ def test_cells_smaller_than_min_rows_get_no_verdict(real_sets):
     mixed = validate_arm(train, holdout.iloc[:8], good, feature_columns=COLUMNS, detection=False).set_index("metric")
     assert mixed.loc["memorization_ratio", "verdict"] == "insufficient"
     assert mixed.loc["frechet_distance", "verdict"] == "pass"
+
+
+@pytest.mark.parametrize("n1, n2", [(12, 7), (40, 40), (25, 60), (10_001, 9)])
+def test_ks_columns_equal_scipy(n1, n2):
+    """ks_2samp_columns gives scipy's ks_2samp(axis=0) bit for bit: ties, constants, exact and asymptotic
+    p-values, and permuted draws of the same sizes (its cache of scipy's results)."""
+    from scipy.stats import ks_2samp
+
+    from radaug.validate.metrics import ks_2samp_columns
+
+    rng = np.random.default_rng([n1, n2])
+    ref = np.column_stack([rng.normal(size=n1), rng.integers(0, 3, n1), np.ones(n1), rng.normal(size=n1),
+                           rng.normal(size=n1), rng.exponential(size=n1)] + [rng.normal(size=n1)] * 3)
+    cand = np.column_stack([rng.normal(0.5, size=n2), rng.integers(0, 4, n2), np.zeros(n2), rng.normal(size=n2),
+                            rng.normal(size=n2), rng.exponential(size=n2)] + [rng.normal(size=n2)] * 3)
+    cand[:, 4] = ref[:n2, 4] if n2 <= n1 else cand[:, 4]  # shared values: ties across the sets
+    for draw in range(3):  # the second and third draws of these sizes read scipy's results from the cache
+        statistic, p_value = ks_2samp_columns(ref, cand)
+        expected = ks_2samp(ref, cand, axis=0)
+        assert np.array_equal(statistic, expected.statistic) and np.array_equal(p_value, expected.pvalue)
+        pooled = rng.permutation(np.concatenate([ref, cand]))
+        ref, cand = pooled[:n1], pooled[n1:]

@@ -93,3 +93,8 @@ def test_dataframes_are_aligned_by_column_name_and_different_columns_refused():
     bad.iloc[4, 1] = np.nan
     with pytest.raises(ValueError, match=r"fake rows \[4\] hold NaN"):
         prdc(real, bad)
+
+
+def test_kth_neighbour_distances_refuse_non_finite_rows():
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        kth_neighbour_distances(np.array([[0.0], [np.nan], [1.0]]), 1)

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn import config_context
 from sklearn.metrics import pairwise_distances_chunked
 
 DEFAULT_WORKING_MEMORY_MB = 128
@@ -87,15 +88,25 @@ def kth_neighbour_distances(
         (distance 0) being the first, as in ``prdc``.
     """
     features = np.asarray(features, dtype=float)
+    if not np.isfinite(features).all():  # checked here: the distances skip scikit-learn's checks
+        raise ValueError("kth_neighbour_distances: features hold NaN or infinite values; impute or drop them first")
 
     def kth(chunk: np.ndarray, start: int) -> np.ndarray:
         # copy(): a view would keep the whole partitioned chunk alive until the end
         return np.partition(chunk, nearest_k, axis=1)[:, nearest_k].copy()
 
-    blocks = pairwise_distances_chunked(
-        features, features, reduce_func=kth, working_memory=working_memory_mb
-    )
-    return np.concatenate(list(blocks))
+    return np.concatenate(_distance_chunks(features, features, kth, working_memory_mb))
+
+
+def _distance_chunks(a: np.ndarray, b: np.ndarray, reduce_func, working_memory_mb) -> list:
+    """``pairwise_distances_chunked`` reduced chunk by chunk, without scikit-learn's argument checks.
+
+    Its inputs are finite float arrays checked here; the checks (parameter validation, a
+    finiteness scan per call) took about half of a ``prdc`` call on study-sized sets (64 x 100:
+    4.7 ms vs 2.6 ms), which a permutation null makes hundreds of times per cell.
+    """
+    with config_context(assume_finite=True, skip_parameter_validation=True):
+        return list(pairwise_distances_chunked(a, b, reduce_func=reduce_func, working_memory=working_memory_mb))
 
 
 def _aligned_frames(real, fake):
@@ -176,9 +187,7 @@ def prdc(
         recalled = (chunk < fake_radii[np.newaxis, :]).any(axis=1)
         return np.stack([covered, recalled], axis=1)
 
-    flags = np.concatenate(
-        list(pairwise_distances_chunked(real, fake, reduce_func=reduce, working_memory=working_memory_mb))
-    )
+    flags = np.concatenate(_distance_chunks(real, fake, reduce, working_memory_mb))
     return PRDC(
         precision=float((balls_holding_fake > 0).mean()),
         recall=float(flags[:, 1].mean()),

@@ -164,6 +164,67 @@ def zscore(matrices: list[np.ndarray], by: np.ndarray) -> list[np.ndarray]:
     return [(m[:, keep] - mean) / std for m in matrices]
 
 
+def ks_2samp_columns(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided two-sample KS statistic and p-value of every column: :func:`scipy.stats.ks_2samp` (``axis=0``), faster.
+
+    The statistic of each column is computed as scipy computes it (the same
+    empirical-CDF counts and float operations, so bit for bit the same value), and
+    scipy's ``ks_2samp`` is then run only on the first column of each *distinct*
+    statistic not met before at these sample sizes (:data:`_KS_RESULTS`): its p-value depends only on the statistic and the two sample
+    sizes (exact or asymptotic alike), so every column with that statistic gets the
+    same result scipy would give it. A permutation null calls this thousands of times
+    on about a hundred features whose statistics take a few dozen values at most:
+    scipy's per-column call was about a quarter of a null-rule validation job
+    (BENCHMARKS.md, validation calibration); ``tests/unit/test_validate.py`` checks the
+    results equal scipy's.
+
+    Parameters
+    ----------
+    reference, candidate
+        ``(n1, F)`` and ``(n2, F)`` finite arrays.
+
+    Returns
+    -------
+    statistic, p_value
+        ``(F,)`` arrays.
+    """
+    ref = np.asarray(reference, dtype=float)
+    cand = np.asarray(candidate, dtype=float)
+    n1, n2 = len(ref), len(cand)
+    pooled = np.concatenate([ref, cand], axis=0)
+    order = np.argsort(pooled, axis=0, kind="stable")
+    values = np.take_along_axis(pooled, order, axis=0)
+    from_ref = order < n1
+    # ECDF counts at each pooled value, read at the last of its ties (scipy: searchsorted side="right")
+    count1 = np.cumsum(from_ref, axis=0)
+    count2 = np.cumsum(~from_ref, axis=0)
+    diffs = count1 / n1 - count2 / n2
+    last_of_ties = np.ones(values.shape, dtype=bool)
+    last_of_ties[:-1] = values[1:] != values[:-1]
+    d = np.maximum(np.clip(-np.where(last_of_ties, diffs, np.inf).min(axis=0), 0, 1),
+                   np.where(last_of_ties, diffs, -np.inf).max(axis=0))
+    distinct, first, inverse = np.unique(d, return_index=True, return_inverse=True)
+    known = [(n1, n2, float(v)) in _KS_RESULTS for v in distinct]
+    new = [k for k, hit in enumerate(known) if not hit]
+    if new:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
+            result = ks_2samp(ref[:, first[new]], cand[:, first[new]], axis=0)
+        if len(_KS_RESULTS) > _KS_CACHE_SIZE:
+            _KS_RESULTS.clear()
+        for k, statistic, p_value in zip(new, np.atleast_1d(result.statistic), np.atleast_1d(result.pvalue)):
+            _KS_RESULTS[(n1, n2, float(distinct[k]))] = (statistic, p_value)
+    looked_up = np.array([_KS_RESULTS[(n1, n2, float(v))] for v in distinct]).reshape(-1, 2)
+    inverse = inverse.ravel()
+    return looked_up[inverse, 0], looked_up[inverse, 1]
+
+
+_KS_CACHE_SIZE = 100_000
+_KS_RESULTS: dict[tuple[int, int, float], tuple[float, float]] = {}
+"""scipy's ``(statistic, p_value)`` by ``(n1, n2, statistic)``: a permutation null tests one
+cell's sizes hundreds of times, and its statistics take a few dozen values."""
+
+
 def ks_fdr_breakdown(
     reference: FeatureMatrix, candidate: FeatureMatrix, alpha: float = 0.05
 ) -> KSBreakdown:
@@ -213,15 +274,12 @@ def ks_fdr_breakdown(
     tested = [n for n, skip in zip(names, same_constant) if not skip]
     if not tested:
         return KSBreakdown(math.nan, pd.DataFrame(columns=columns), constant, tuple(non_finite))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
-        result = ks_2samp(ref[:, ~same_constant], cand[:, ~same_constant], axis=0)
-    p_values = np.atleast_1d(result.pvalue)
+    statistics, p_values = ks_2samp_columns(ref[:, ~same_constant], cand[:, ~same_constant])
     q_values = false_discovery_control(p_values, method="bh")
     table = pd.DataFrame(
         {
             "feature": tested,
-            "ks_statistic": np.atleast_1d(result.statistic),
+            "ks_statistic": statistics,
             "p_value": p_values,
             "q_value": q_values,
             "differs": q_values <= alpha,
