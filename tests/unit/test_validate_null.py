@@ -152,6 +152,39 @@ def test_the_correlation_gates_null_statistics_keep_the_tested_value_s_meaning()
     assert strong_pairs_strength(real[:, 1:], real[:, 1:], empty=1 / 0.7) == pytest.approx(1 / 0.7)
 
 
+def test_every_null_path_scores_a_draw_without_strong_pairs_alike():
+    """A registry entry's draw_keywords reach every null path, not the tested value; training_norm is a field too.
+
+    Independent features leave most halves without a strong pair: the split draws
+    (the holdout gates' null and the power simulation's), the power simulation's
+    defective sets and the permutation draws score such a side at ``1 / threshold``
+    alike (none dropped as NaN), while the tested value stays NaN (nothing to test;
+    the factor rule stands in). Nothing in the null paths matches a function's name.
+    """
+    import dataclasses
+    import math
+
+    from radaug.validate.registry import METRICS
+    from radaug.validate.summary import _null_draws, _standardised_draw
+
+    spec = METRICS["strong_pairs_kept"]
+    top = 1 / spec.keywords["threshold"]
+    independent = np.random.default_rng(5).normal(size=(40, 4))
+    reference, other = independent[:20], independent[20:]
+    assert math.isnan(_scores(reference, other, reference[:0], ["strong_pairs_kept"], SETTINGS)["strong_pairs_kept"])
+    assert _scores(reference, other, reference[:0], ["strong_pairs_kept"], SETTINGS,
+                   draw=True)["strong_pairs_kept"] == pytest.approx(top)
+    assert _standardised_draw(spec, SETTINGS, reference)(reference, other) == pytest.approx(top)
+    split = _null_draws(independent, independent[:0], 20, np.arange(40).astype(str), ["strong_pairs_kept"], SETTINGS,
+                        seed=0, n_splits=50).values["strong_pairs_kept"]
+    assert np.isfinite(split).all() and np.isclose(split, top).mean() > 0.5
+    # the correlation distances' fixed norm comes from the entry's training_norm, not from the function's name
+    distance = METRICS["correlation_distance"]
+    assert "norm" in _standardised_draw(distance, SETTINGS, reference).keywords
+    assert "norm" not in _standardised_draw(dataclasses.replace(distance, training_norm=False), SETTINGS,
+                                            reference).keywords
+
+
 CORRELATION_GATES = ["correlation_distance", "correlation_distance_spearman", "strong_pairs_kept"]
 
 

@@ -106,6 +106,21 @@ class MetricSpec:
     standardise
         How the permutation null standardises each set on its own before pooling
         them (``"zscore"`` or ``"rank"``; correlation gates), or None: pooled as is.
+    draw_keywords
+        Fixed keyword arguments of the null statistic (``null_function``, else
+        ``function``) in every *draw*: the permutation draws, the real-vs-real
+        split draws and the power simulation's defective sets alike, but not the
+        cell's tested value. They say how a draw scores a degenerate side that the
+        tested value reports as NaN: ``strong_pairs_strength`` gets ``empty=1 /
+        threshold`` (a reference side without a strong pair has none to lose, so
+        the draw counts at the largest share instead of dropping out of the null).
+    training_norm
+        Whether each permutation draw also gets ``norm=``: the training rows'
+        correlation matrix in the statistic's ``method`` (correlation distances),
+        so the draws divide by the norm the tested value divides by
+        (:func:`radaug.validate.summary._standardised_draw`). Needs a
+        ``permutation`` null and ``standardise``; the split draws compare real
+        halves and keep their reference's own norm.
     defect
         The defect of :data:`radaug.validate.null.DEFECTS` the gate is designed to
         see, whose smallest detectable size is its ``min_detectable``, or None: no
@@ -127,17 +142,24 @@ class MetricSpec:
     null: Literal["permutation", "split"] | None = None
     null_function: str | None = None
     standardise: Literal["zscore", "rank"] | None = None
+    draw_keywords: Mapping[str, object] = field(default_factory=dict)
+    training_norm: bool = False
     defect: str | None = None
     must_fail: tuple[str, ...] = ()
 
-    def call(self, *, null: bool = False) -> tuple[str, tuple]:
-        """The function call that computes this metric: metrics with equal calls are one family, computed once."""
-        path = (self.null_function or self.function) if null else self.function
-        return path, tuple(sorted(self.keywords.items()))
+    def call(self, *, null: bool = False, draw: bool = False) -> tuple[str, tuple]:
+        """The function call that computes this metric: metrics with equal calls are one family, computed once.
 
-    def bound(self, settings: Mapping[str, object], *, null: bool = False) -> Callable:
-        """``function`` (``null_function`` if ``null`` and set) with its keywords and settings bound."""
-        return functools.partial(resolve(self.call(null=null)[0]), **self.keywords, **{k: settings[k] for k in self.settings})
+        ``null``: the null statistic's call (``null_function`` if set); ``draw``: a
+        null draw's call (the null statistic with ``draw_keywords`` too).
+        """
+        path = (self.null_function or self.function) if null or draw else self.function
+        return path, tuple(sorted({**self.keywords, **(self.draw_keywords if draw else {})}.items()))
+
+    def bound(self, settings: Mapping[str, object], *, null: bool = False, draw: bool = False) -> Callable:
+        """The function of :meth:`call` with its keywords and settings bound."""
+        path, keywords = self.call(null=null, draw=draw)
+        return functools.partial(resolve(path), **dict(keywords), **{k: settings[k] for k in self.settings})
 
 
 @functools.cache
@@ -151,6 +173,7 @@ _M = "radaug.validate.metrics:"
 _PRDC = "radaug.validate.manifold:prdc_zscored"
 _HOLDOUT_FAST = _M + "holdout_scores"
 _NOISE, _COPY = "control_negative_noise", "control_negative_copy"
+_STRONG = 0.7  # strong_pairs_kept's |r| threshold, also the largest share 1 / 0.7 its null statistic can take
 _LABEL, _SHUFFLE = "control_negative_label", "control_negative_shuffle"
 
 METRICS: dict[str, MetricSpec] = {
@@ -173,23 +196,23 @@ METRICS: dict[str, MetricSpec] = {
             "correlation_distance", "minimize", (0.0, math.inf),
             "Relative Frobenius distance between the Pearson correlation matrices.",
             "features", _M + "correlation_distance", {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
-            null="permutation", standardise="zscore", defect="decorrelation", must_fail=(_NOISE,),
+            null="permutation", standardise="zscore", training_norm=True, defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "correlation_distance_spearman", "minimize", (0.0, math.inf),
             "Relative Frobenius distance between the Spearman correlation matrices.",
             "features", _M + "correlation_distance", {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
-            keywords={"method": "spearman"}, null="permutation", standardise="rank", defect="decorrelation",
-            must_fail=(_NOISE,),
+            keywords={"method": "spearman"}, null="permutation", standardise="rank", training_norm=True,
+            defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "strong_pairs_kept", "maximize", (0.0, 1.0),
-            "Share of strongly correlated real feature pairs (Spearman |r| >= 0.7) whose "
+            f"Share of strongly correlated real feature pairs (Spearman |r| >= {_STRONG:g}) whose "
             "candidate correlation keeps sign and strength; its p-value tests the share of "
             "those pairs' correlation the candidate keeps (strong_pairs_strength).",
             "features", _M + "strong_pairs_kept", {"pass_factor": 0.6, "fail_factor": 0.4, "abs_tol": 0.05},
-            null="permutation", null_function=_M + "strong_pairs_strength", standardise="rank",
-            defect="decorrelation", must_fail=(_NOISE,),
+            keywords={"threshold": _STRONG}, null="permutation", null_function=_M + "strong_pairs_strength",
+            standardise="rank", draw_keywords={"empty": 1.0 / _STRONG}, defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "frechet_distance", "minimize", (0.0, math.inf),
@@ -311,6 +334,8 @@ def _check() -> None:
             else "" if rule_keys_for(spec.thresholds, spec.direction) else
             f"rule keys {sorted(spec.thresholds)} are none of {RULE_KEYS[spec.direction]} ({spec.direction})",
             f"null {spec.null!r} is not one of {NULLS}" if spec.null not in (*NULLS, None) else "",
+            "training_norm needs null 'permutation' and a standardise" if spec.training_norm
+            and (spec.null != "permutation" or spec.standardise is None) else "",
         ]
         problems = [p for p in problems if p]
         if problems:

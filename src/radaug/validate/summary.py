@@ -603,7 +603,7 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     for draw in range(n_draws):
         rng = stream_rng("null_permutation", seed, draw=draw)
         ref, other = _permuted_sides(pool_groups, len(a), rng)
-        scores = _scores(pool[ref], pool[other], holdout, set_gates, settings)
+        scores = _scores(pool[ref], pool[other], holdout, set_gates, settings, draw=True)
         scores.update({name: standardised[name](z_pool[ref], z_pool[other]) for name in pearson})
         scores.update({name: standardised[name](rank_pool[ref], rank_pool[other]) for name in spearman})
         for name, score in scores.items():
@@ -621,8 +621,10 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
 def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callable:
     """The function scoring one permutation draw of a standardised correlation gate.
 
-    The gate's ``null_function`` (else ``function``). A correlation distance gets
-    its ``norm`` fixed to the training rows' correlation matrix
+    The gate's null statistic with its registry entry's ``draw_keywords``
+    (:meth:`radaug.validate.registry.MetricSpec.bound` with ``draw``). A gate
+    whose entry has ``training_norm`` (the correlation distances) gets its
+    ``norm`` fixed to the training rows' correlation matrix
     (``train_standardised``: the training part of the standardised pool, whose
     correlations are the training rows'), as the tested value has it; each draw
     divides by its norm over the features the draw compares (a feature constant
@@ -633,12 +635,11 @@ def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callab
     (noise) had a smaller norm and a larger distance, and the noise control
     passed Pearson correlation distance in 9 of 20 phantom cells at n = 40
     (BENCHMARKS.md, validation calibration). ``strong_pairs_strength`` scores a
-    draw whose reference side has no strong pair at its largest value (see its
-    ``empty``), so that every draw counts in the p-value.
+    draw whose reference side has no strong pair at its largest value (its
+    ``draw_keywords``: ``empty``), so that every draw counts in the p-value.
     """
-    function = spec.bound(settings, null=True)
-    path = spec.call(null=True)[0]
-    if path.endswith(":correlation_distance"):
+    function = spec.bound(settings, draw=True)
+    if spec.training_norm:
         method = spec.keywords.get("method", "pearson")
         kept, c_train, _ = _correlation_matrices(train_standardised, train_standardised, method)
         n_features = np.shape(train_standardised)[1]
@@ -646,8 +647,6 @@ def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callab
         if c_train is not None:
             full[np.ix_(kept, kept)] = c_train
         function = functools.partial(function, norm=full)
-    if path.endswith(":strong_pairs_strength"):
-        function = functools.partial(function, empty=1.0 / spec.keywords.get("threshold", 0.7))
     return function
 
 
@@ -674,13 +673,16 @@ their real rows and sizes."""
 _SPLIT_CACHE_SIZE = 8
 
 def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, names,
-            settings: Mapping) -> dict[str, float]:
-    """The gates ``names`` of one candidate set against one reference, as the null draws score them.
+            settings: Mapping, *, draw: bool = False) -> dict[str, float]:
+    """The gates ``names`` of one candidate set against one reference, by the statistic the null rule tests.
 
     Only gates of the ``features`` and ``holdout`` protocols are scored (others are
     left out of the result), each by its registry entry's ``null_function`` (else
     its ``function``) with ``settings`` (``alpha``, ``nearest_k``); a function
     shared by several gates (PRDC, the holdout gates) is called once for them all.
+    ``draw``: the set is a null draw or a simulated defective set (every caller but
+    the tested value, :func:`_tested_values`), scored with the entry's
+    ``draw_keywords`` too, so every null path scores a degenerate draw alike.
     """
     results: dict = {}
     scores = {}
@@ -688,9 +690,9 @@ def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, n
         spec = METRICS[name]
         if spec.protocol not in ("features", "holdout"):
             continue
-        key = spec.call(null=True)
+        key = spec.call(null=True, draw=draw)
         if key not in results:
-            function = spec.bound(settings, null=True)
+            function = spec.bound(settings, null=True, draw=draw)
             results[key] = (function(reference, candidate) if spec.protocol == "features"
                             else function(candidate, reference, holdout))
         result = results[key]
@@ -712,7 +714,14 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
     (defects from half B, reference half A) and read against this null's critical
     value (no detection AUC, which has no power simulation): the power of the test
     on half the data, a conservative statement of the permutation test's power at
-    this cell's sizes.
+    this cell's sizes. The split draws and the defective sets are scored as the
+    permutation draws are, with each gate's registry ``draw_keywords``
+    (:func:`_scores` with ``draw``): strong pairs kept scores a half A without a
+    strong pair at ``1 / threshold``, as a permuted side is. Those draws were NaN
+    here before and dropped out of the split null (up to 96% of its draws on
+    weakly correlated 4-feature cells); no stated ``min_detectable`` changed on
+    the cells measured (BENCHMARKS.md, validation calibration), since a
+    defective set on such a half A has no strong pair to lose either.
     """
     gates = [name for name in tested
              if (METRICS[name].null == "split" or power_repeats) and METRICS[name].protocol != "detection"]
@@ -737,7 +746,7 @@ def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, see
     values = {name: np.full(n_splits, np.nan) for name in gates}
     for draw in range(n_splits):
         a, b = _null_split(row_groups, n_candidate, seed, draw)
-        for name, score in _scores(train[a], train[b], holdout, gates, settings).items():
+        for name, score in _scores(train[a], train[b], holdout, gates, settings, draw=True).items():
             values[name][draw] = score
     return NullDraws(values, {name: METRICS[name].direction for name in gates})
 
@@ -760,7 +769,7 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
             for draw, (a, b) in enumerate(splits):
                 rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
                 bad = defective(kind, size, train[a], train[b], len(b), rng)
-                for name, value in _scores(train[a], bad, holdout, names, settings).items():
+                for name, value in _scores(train[a], bad, holdout, names, settings, draw=True).items():
                     fails[name] += null.p_value(name, value) <= critical
             rates[size] = {name: fails[name] / max(len(splits), 1) for name in names}
             if all(rate >= 0.8 for rate in rates[size].values()):
