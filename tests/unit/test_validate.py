@@ -474,3 +474,15 @@ def test_ks_columns_equal_scipy(n1, n2):
         assert np.array_equal(statistic, expected.statistic) and np.array_equal(p_value, expected.pvalue)
         pooled = rng.permutation(np.concatenate([ref, cand]))
         ref, cand = pooled[:n1], pooled[n1:]
+
+
+def test_ks_columns_refuse_non_finite_values_and_keep_the_cache_clean():
+    """A NaN column must not leave scipy's NaN result in the cache for later finite columns of its sizes."""
+    from scipy.stats import ks_2samp
+
+    from radaug.validate.metrics import ks_2samp_columns
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        ks_2samp_columns(np.array([[0.0], [1.0], [np.nan]]), np.array([[5.0], [6.0], [7.0]]))
+    ref, cand = np.array([[0.0], [1.0], [6.5]]), np.array([[5.0], [6.0], [7.0]])
+    assert ks_2samp_columns(ref, cand)[1][0] == ks_2samp(ref[:, 0], cand[:, 0]).pvalue

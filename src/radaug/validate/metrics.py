@@ -187,9 +187,17 @@ def ks_2samp_columns(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.n
     -------
     statistic, p_value
         ``(F,)`` arrays.
+
+    Raises
+    ------
+    ValueError
+        If a set holds NaN or infinite values.
     """
     ref = np.asarray(reference, dtype=float)
     cand = np.asarray(candidate, dtype=float)
+    if not (np.isfinite(ref).all() and np.isfinite(cand).all()):  # scipy's NaN result must not enter the cache
+        raise ValueError("ks_2samp_columns: the sets hold NaN or infinite values; drop those columns first "
+                         "(ks_fdr_breakdown does)")
     n1, n2 = len(ref), len(cand)
     pooled = np.concatenate([ref, cand], axis=0)
     order = np.argsort(pooled, axis=0, kind="stable")
@@ -204,8 +212,8 @@ def ks_2samp_columns(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.n
     d = np.maximum(np.clip(-np.where(last_of_ties, diffs, np.inf).min(axis=0), 0, 1),
                    np.where(last_of_ties, diffs, -np.inf).max(axis=0))
     distinct, first, inverse = np.unique(d, return_index=True, return_inverse=True)
-    known = [(n1, n2, float(v)) in _KS_RESULTS for v in distinct]
-    new = [k for k, hit in enumerate(known) if not hit]
+    found = {k: _KS_RESULTS.get((n1, n2, float(v))) for k, v in enumerate(distinct)}
+    new = [k for k, hit in found.items() if hit is None]
     if new:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
@@ -213,8 +221,8 @@ def ks_2samp_columns(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.n
         if len(_KS_RESULTS) > _KS_CACHE_SIZE:
             _KS_RESULTS.clear()
         for k, statistic, p_value in zip(new, np.atleast_1d(result.statistic), np.atleast_1d(result.pvalue)):
-            _KS_RESULTS[(n1, n2, float(distinct[k]))] = (statistic, p_value)
-    looked_up = np.array([_KS_RESULTS[(n1, n2, float(v))] for v in distinct]).reshape(-1, 2)
+            found[k] = _KS_RESULTS[(n1, n2, float(distinct[k]))] = (statistic, p_value)
+    looked_up = np.array([found[k] for k in range(len(distinct))]).reshape(-1, 2)  # this call's own results
     inverse = inverse.ravel()
     return looked_up[inverse, 0], looked_up[inverse, 1]
 

@@ -336,6 +336,9 @@ def _check() -> None:
             f"null {spec.null!r} is not one of {NULLS}" if spec.null not in (*NULLS, None) else "",
             "training_norm needs null 'permutation' and a standardise" if spec.training_norm
             and (spec.null != "permutation" or spec.standardise is None) else "",
+            "draw_keywords 'empty' must be 1 / its threshold (the largest share a draw can keep)"
+            if "empty" in spec.draw_keywords and "threshold" in spec.keywords
+            and spec.draw_keywords["empty"] != 1.0 / spec.keywords["threshold"] else "",
         ]
         problems = [p for p in problems if p]
         if problems:
