@@ -678,7 +678,8 @@ def _window_matrices(lo, hi, n: int = THUMB, out: int | None = None) -> np.ndarr
     pixel = first[:, :, None] + np.arange(taps)
     overlap = np.minimum(pixel + 1.0, stop) - np.maximum(pixel.astype(np.float64), start)
     matrices = np.zeros((len(lo), out, n))
-    np.put_along_axis(matrices, pixel, np.maximum(overlap, 0.0) / (stop - start), axis=-1)
+    at = (np.arange(len(lo) * out, dtype=np.intp) * n).reshape(len(lo), out, 1) + pixel  # flat indices
+    matrices.reshape(-1)[at] = np.maximum(overlap, 0.0) / (stop - start)
     return matrices
 
 
@@ -686,18 +687,21 @@ def _resample_axis(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, out: int) -> n
     """Area average of the last axis of each x[k] (K, m, n) over ``[lo[k] n, (1 - hi[k]) n]``, to ``out`` pixels.
 
     The same numbers as ``x @ _window_matrices(lo, hi, n, out).swapaxes(1, 2)`` for spans within
-    the axis, from the running sum: linear between pixel edges, read at the new edges and differenced.
+    the axis, from the running sum: linear between pixel edges, read at the new edges and differenced
+    (read by flat indices: ``np.take_along_axis`` gives the same numbers for twice the CPU).
     """
-    n = x.shape[-1]
-    running = np.zeros(x.shape[:-1] + (n + 1,))
+    k, m, n = x.shape
+    running = np.zeros((k, m, n + 1))
     np.cumsum(x, axis=-1, out=running[..., 1:])
     t = np.linspace(0.0, 1.0, out + 1)
     edges = np.clip((lo[:, None] + (1 - hi - lo)[:, None] * t[None, :]) * n, 0.0, n)  # (K, out + 1)
-    base = np.minimum(np.floor(edges).astype(np.int64), n - 1)[:, None, :]
+    base = np.minimum(np.floor(edges).astype(np.intp), n - 1)[:, None, :]
     frac = (edges[:, None, :] - base)
-    below = np.take_along_axis(running, base, axis=-1)
-    at_edges = below + (np.take_along_axis(running, base + 1, axis=-1) - below) * frac
-    return np.diff(at_edges, axis=-1) / np.diff(edges, axis=-1)[:, None, :]
+    at = (np.arange(k * m, dtype=np.intp) * (n + 1)).reshape(k, m, 1) + base  # flat index of each edge's pixel
+    flat = running.reshape(-1)
+    below = flat.take(at)
+    at_edges = below + (flat.take(at + 1) - below) * frac
+    return (at_edges[..., 1:] - at_edges[..., :-1]) / (edges[:, 1:] - edges[:, :-1])[:, None, :]
 
 
 def _frame_fractions(cuts: np.ndarray) -> np.ndarray:
