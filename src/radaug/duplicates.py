@@ -1096,7 +1096,9 @@ class _FixedAxis:
         moving = _window_matrices(lo, hi, STORED, THUMB)  # (K, THUMB, STORED)
         k = len(lo)
         along = np.matmul(self.lines.reshape(k, 2 * THUMB, STORED), moving.swapaxes(1, 2))  # (K, 2T, T)
-        return (along.reshape(k * THUMB, 2 * THUMB) @ _band_operator()).reshape(k, THUMB * THUMB)
+        # one product per start, not one (K THUMB, 2 THUMB) product: BLAS may round a row differently
+        # with the number of rows, and a pair's value must not depend on its chunk
+        return np.matmul(along.reshape(k, THUMB, 2 * THUMB), _band_operator()).reshape(k, THUMB * THUMB)
 
     def keep(self, rows: np.ndarray) -> None:
         self.stored, self.lines, self.stale = self.stored[rows], self.lines[rows], self.stale[rows]
