@@ -320,6 +320,43 @@ def test_window_hashes_agree_with_the_image_hash_and_windows_are_exact_area_aver
     np.testing.assert_allclose(whole, stored.reshape(D.THUMB, 2, D.THUMB, 2).mean(axis=(1, 3)), atol=1e-12)
 
 
+def test_window_matrices_are_the_overlap_formula_over_every_pixel():
+    """Only the pixels an output pixel can touch are computed: the same numbers, bit for bit, as over all n."""
+    rng = np.random.default_rng(3)
+    for n, out in ((64, 32), (32, 32), (517, 64), (40, 64), (7, 3), (1, 5)):
+        lo, hi = rng.uniform(-0.3, 0.45, 12), rng.uniform(-0.3, 0.45, 12)
+        lo[:3], hi[:3] = [-D.MARGIN, 0.0, 0.25], [0.4, 0.0, -0.125]  # edges on pixel boundaries too
+        edges = (lo[:, None] + (1 - hi - lo)[:, None] * np.linspace(0.0, 1.0, out + 1)) * n
+        start, stop, pixel = edges[:, :-1, None], edges[:, 1:, None], np.arange(n, dtype=np.float64)
+        dense = np.maximum(np.minimum(pixel + 1, stop) - np.maximum(pixel, start), 0.0) / (stop - start)
+        np.testing.assert_array_equal(D._window_matrices(lo, hi, n, out), dense)
+
+
+@pytest.mark.parametrize("moving", [(0, 1), (2, 3)])
+def test_a_refinement_trial_on_a_held_axis_scores_as_the_cropped_window(moving):
+    """_FixedAxis (the held axis resampled and smoothed once per start) gives crop_thumbnails' similarity."""
+    rng = np.random.default_rng(4)
+    stored = rng.random((6, D.STORED, D.STORED))
+    cuts = rng.uniform(-D.MARGIN, 0.4, (6, 4))
+    cuts[0], cuts[1] = -D.MARGIN, [0.4, 0.0, 0.4, -D.MARGIN]  # the refinement's clip limits
+    target = D._similarity_vectors(rng.random((6, D.THUMB, D.THUMB)))
+    want = np.sum(target * D._similarity_vectors(D.crop_thumbnails(stored, cuts, equalise=False)), axis=-1)
+    if moving == (0, 1):  # top/bottom move: columns held, on the transposed frames
+        held = D._FixedAxis(np.ascontiguousarray(stored.swapaxes(1, 2)), (2, 3))
+        target = target.reshape(-1, D.THUMB, D.THUMB).swapaxes(1, 2).reshape(len(target), -1)
+    else:
+        held = D._FixedAxis(stored, (0, 1))
+    f = D._frame_fractions(cuts)
+    held.update(f)
+    raw = held.bands(f[:, moving[0]], f[:, moving[1]])
+    band = raw - raw.mean(axis=1, keepdims=True)
+    got = np.einsum("ij,ij->i", target, band) / np.linalg.norm(band, axis=1)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    one = D._FixedAxis(held.stored[2:3], held.held)  # a start's band does not depend on the other starts
+    one.update(f[2:3])
+    np.testing.assert_array_equal(one.bands(f[2:3, moving[0]], f[2:3, moving[1]])[0], raw[2])
+
+
 def test_the_stored_frame_widens_the_foreground_box_by_the_margin():
     """The frame holds the foreground box plus MARGIN of it on every side; past the image, the image's minimum."""
     image = np.zeros((200, 300))
