@@ -1080,11 +1080,14 @@ class _FixedAxis:
     of the other axis (BENCHMARKS.md, issue 16). For the top and bottom sides the same is
     done on ``X^T``, which gives the band transposed.
     Mathematically the same numbers as :func:`crop_thumbnails` + :func:`_similarity_vectors`
-    (they differ by rounding, about 1e-15).
+    (they differ by rounding, about 1e-15). Memory: 32 KiB of lines a start and axis, plus the
+    transposed frame (about 35 MiB more for a chunk's at most 356 starts on the default study).
     """
 
     def __init__(self, stored: np.ndarray, held: tuple[int, int]):
-        self.stored, self.held = stored, held  # (K, STORED, STORED), the held axis last; cut columns of it
+        # stored: (K, STORED, STORED), the held axis first (``held @ stored`` resamples it), the moving one last;
+        # held: the two columns of the frame fractions (K, 4) that cut the held axis
+        self.stored, self.held = stored, held
         self.lines = np.empty((len(stored), THUMB, 2, STORED))
         self.stale = np.ones(len(stored), dtype=bool)
 
@@ -1124,7 +1127,6 @@ def _refine(full: np.ndarray, other: np.ndarray, at: np.ndarray, sub: np.ndarray
     Returns the best similarity reached per owner (``-inf`` for owners without a start).
     """
     at, sub = at.astype(np.float64).copy(), sub.astype(np.float64).copy()
-    start_owner = owner
     full = np.asarray(full, dtype=np.float64).reshape(-1, THUMB, THUMB)
     other = np.asarray(other, dtype=np.float64)
     # side 0, 1 (top, bottom) move rows: columns held, on X^T (band and ``full`` transposed); 2, 3 the reverse
@@ -1156,7 +1158,7 @@ def _refine(full: np.ndarray, other: np.ndarray, at: np.ndarray, sub: np.ndarray
             held.keep(moved)
         targets = [t[moved] for t in targets]
     out = np.full(n_owners, -np.inf)
-    np.maximum.at(out, start_owner, sub)
+    np.maximum.at(out, owner, sub)
     return out
 
 
