@@ -30,6 +30,7 @@ stream                 key (``seed`` = study seed)                          used
 ``null_tested``        ``[seed, 31337, n_train, n_candidate]``              null rule's candidate subsample
 ``null_permutation``   ``[seed, 6121, draw]``                               permutation null draws
 ``null_split``         ``[seed, 7919, draw]``                               real-vs-real split null draws
+``null_exchange``      ``[seed, 7877, draw]``                               holdout gates' exchange null draws
 ``power_defect``       ``[seed, 104729, draw, size_milli]``                 power: a defect's draw
 ``phantom_domain``     ``[seed, 0xD0A1, class_index, k]``                   phantom scanner of a patient
 ``study``              ``[seed]``                                           the study seed itself: the
@@ -94,6 +95,7 @@ STREAMS: dict[str, tuple] = {
     "null_tested": (31337, "n_train", "n_candidate"),
     "null_permutation": (6121, "draw"),
     "null_split": (7919, "draw"),
+    "null_exchange": (7877, "draw"),
     "power_defect": (104729, "draw", "size_milli"),
     "phantom_domain": (0xD0A1, "class_index", "k"),
     "study": (),

@@ -18,11 +18,14 @@ value's scale (a correlation distance divides by the training rows' correlation
 norm in every draw), and strong pairs kept tests a continuous share of the
 strong pairs' correlation kept
 (:func:`radaug.validate.metrics.strong_pairs_strength`); both were needed for
-power against the noise control (BENCHMARKS.md, validation calibration). A null
-of seeded real-vs-real splits of the training rows stays for the holdout gates
-(memorization ratio, share closer than holdout, NNDR ratio; copies on a permuted
-holdout side would take the copy control's power) and for the power simulation;
-see :func:`radaug.validate.summary._permutation_draws`.
+power against the noise control (BENCHMARKS.md, validation calibration). The
+holdout gates (memorization ratio, share closer than holdout, NNDR ratio) have
+an **exchange null** (:func:`radaug.validate.summary._exchange_draws`): the
+training, candidate and holdout rows re-partitioned into three sets of the
+tested sizes, whole groups at a time and a copy always with its parent, and
+scored exactly as the tested value is. A null of seeded real-vs-real splits of
+the training rows stays for the power simulation; see
+:func:`radaug.validate.summary._permutation_draws`.
 
 * **Per-gate p-value** (``p_value``): the empirical upper tail of the null with
   the +1 correction of Phipson & Smyth (2010), ``(1 + #{null at least as bad})

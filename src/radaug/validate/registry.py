@@ -49,10 +49,13 @@ PROTOCOLS: dict[str, str] = {
 HOLDOUT_PROTOCOLS = ("holdout", "image_holdout")
 """Protocols whose verdict needs enough holdout rows (the others need enough compared rows)."""
 
-NULLS = ("permutation", "split")
+NULLS = ("permutation", "exchange", "split")
 """Null distributions of the null rule (:mod:`radaug.validate.null`): ``permutation``: re-partitions of
-the pooled training and candidate rows; ``split``: seeded real-vs-real splits of the training rows
-(see :func:`radaug.validate.summary._permutation_draws` for which gate uses which and why)."""
+the pooled training and candidate rows; ``exchange``: re-partitions of the pooled candidate and holdout
+rows against all training rows (the holdout gates, :func:`radaug.validate.summary._exchange_draws`);
+``split``: seeded real-vs-real splits of the training rows, half B against half A (no gate at present;
+the power simulation's null; see :func:`radaug.validate.summary._permutation_draws` for which gate uses
+which and why)."""
 
 RULE_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     "minimize": (("warn_factor", "fail_factor", "abs_tol"),),
@@ -139,7 +142,7 @@ class MetricSpec:
     thresholds: Mapping[str, float]
     keywords: Mapping[str, object] = field(default_factory=dict)
     settings: tuple[str, ...] = ()
-    null: Literal["permutation", "split"] | None = None
+    null: Literal["permutation", "exchange", "split"] | None = None
     null_function: str | None = None
     standardise: Literal["zscore", "rank"] | None = None
     draw_keywords: Mapping[str, object] = field(default_factory=dict)
@@ -265,21 +268,21 @@ METRICS: dict[str, MetricSpec] = {
             "Median distance of candidate rows to the closest training row over "
             "the same for unseen real rows; about 1 if nothing is copied.",
             "holdout", _M + "memorization_ratio", {"pass_min": 0.8, "fail_min": 0.5},
-            null="split", null_function=_HOLDOUT_FAST, defect="copies", must_fail=(_COPY,),
+            null="exchange", null_function=_HOLDOUT_FAST, defect="copies", must_fail=(_COPY,),
         ),
         MetricSpec(
             "share_closer_than_holdout", "minimize", (0.0, 1.0),
             "Share of candidate rows closer to a training row than the 5th "
             "percentile of unseen real rows.",
             "holdout", _M + "share_closer_than_holdout", {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.25},
-            null="split", null_function=_HOLDOUT_FAST, defect="copies", must_fail=(_COPY,),
+            null="exchange", null_function=_HOLDOUT_FAST, defect="copies", must_fail=(_COPY,),
         ),
         MetricSpec(
             "nndr_ratio", "maximize", (0.0, math.inf),
             "Median nearest-neighbour distance ratio (closest / second closest training row) "
             "of candidate rows over that of unseen real rows; near 0 for copies.",
             "holdout", _M + "nndr_ratio", {"pass_min": 0.7, "fail_min": 0.4},
-            null="split", null_function=_HOLDOUT_FAST, defect="copies", must_fail=(_COPY,),
+            null="exchange", null_function=_HOLDOUT_FAST, defect="copies", must_fail=(_COPY,),
         ),
         MetricSpec(
             "image_memorization_ratio", "maximize", (0.0, math.inf),
@@ -334,6 +337,8 @@ def _check() -> None:
             else "" if rule_keys_for(spec.thresholds, spec.direction) else
             f"rule keys {sorted(spec.thresholds)} are none of {RULE_KEYS[spec.direction]} ({spec.direction})",
             f"null {spec.null!r} is not one of {NULLS}" if spec.null not in (*NULLS, None) else "",
+            "null 'exchange' needs protocol 'holdout' (its draws re-partition candidate and holdout feature rows)"
+            if spec.null == "exchange" and spec.protocol != "holdout" else "",
             "training_norm needs null 'permutation' and a standardise" if spec.training_norm
             and (spec.null != "permutation" or spec.standardise is None) else "",
             "draw_keywords 'empty' must be 1 / its threshold (the largest share a draw can keep)"

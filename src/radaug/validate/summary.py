@@ -29,7 +29,7 @@ from radaug.splits import grouped_halves
 # modules count in the validate jobs' code version (provenance.code_files follows import statements).
 from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
 from radaug.validate.null import NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
-from radaug.validate.metrics import _correlation_matrices, is_constant
+from radaug.validate.metrics import _correlation_matrices, holdout_scores, is_constant
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
 from radaug.validate.verdicts import NULL_RULE_COLUMNS, SUMMARY_COLUMNS
@@ -281,7 +281,7 @@ def validate_arm(
             permuted = _permutation_draws(
                 train, cand, holdout, tested_set, g_train, g_cand, split_null,
                 tested, cell.settings, seed=seed, n_draws=null_splits,
-                n_detection=null_detection_splits if detection else 0)
+                n_detection=null_detection_splits if detection else 0, g_hold=_row_groups(holdout_real, group_column, own="holdout-row-"))
         p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
         adjusted = min_p_adjusted(p_values, permuted.min_p(tested_values))
 
@@ -481,7 +481,8 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_
     the real-split draws are built.
     """
     a, c = tested_set
-    single = [name for name in tested if METRICS[name].null != "split" and METRICS[name].protocol != "detection"]
+    single = [name for name in tested if METRICS[name].null != "split"
+              and METRICS[name].protocol not in ("detection", "holdout")]
     values = _scores(train[a], cand[c], holdout, single, settings)
     split_gates = [name for name in tested if METRICS[name].null == "split" and METRICS[name].protocol != "holdout"]
     if split_gates:
@@ -520,7 +521,7 @@ def _group_codes(groups: np.ndarray) -> np.ndarray:
 
 
 def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_null: NullDraws, gates, settings,
-                       *, seed, n_draws, n_detection) -> NullDraws:
+                       *, seed, n_draws, n_detection, g_hold=None) -> NullDraws:
     """Permutation null of the cell's tested statistics (:func:`_tested_values`), ``n_draws`` draws.
 
     Under the null hypothesis "the candidate is a real sample of the population
@@ -566,21 +567,19 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
       tested value on fresh rows. Which null a gate has is the ``null`` of its
       registry entry, :data:`radaug.validate.registry.METRICS`.)
     * **holdout gates** (is the candidate closer to the training rows than
-      real unseen cases are?) keep draws of real-vs-real splits of the training
-      rows too (``split_null``, :func:`_null_draws`: half B against half A with
-      the holdout, draw ``d`` paired with permutation ``d``); the candidate is
-      scored against all training rows. Re-partitioning candidate and holdout rows
-      against all training rows is exact (measured: P(p <= 0.05) 0.054 and
-      P(p <= 0.1) 0.112 for the memorization ratio on 1,000 cells of 40
-      training, 20 candidate and 10 holdout rows), but it weakens the copy
-      control: a permuted holdout side then holds copies too, so a candidate of
-      copies cannot get a p-value below the chance that a permuted holdout side
-      is mostly real holdout rows, however many the draws (40 copies and 12
-      holdout rows, 100 draws: pass after the min-P adjustment, where this
-      null gave warn). The split null's own calibration for these gates: P(p <=
-      0.05) 0.105 for the memorization ratio, 0.065 and 0.055 for the share
-      closer and the NNDR ratio, on 200 cells of the size above (the exact
-      permutation: 0.080 on the same cells).
+      real unseen cases are?): the exchange null (:func:`_exchange_draws`):
+      all training, candidate and holdout rows re-partitioned into three sets
+      of the tested sizes, whole groups at a time, a candidate row sharing a
+      group with training rows (a copy, a sample derived from a training case)
+      moving with them; scored against the pseudo-training rows as the tested
+      value is against all training rows. Draw ``d`` is paired with permutation
+      ``d`` in the min-P adjustment. Two nulls were tried before: real-vs-real
+      splits of the training rows (half B against half A with the fixed holdout;
+      anti-conservative at small n: P(p <= 0.05) 0.105 for the memorization
+      ratio on 200 simulated cells of 40 training, 20 candidate and 10 holdout
+      rows, and 7 of 45 Br35H cells at n <= 20 failed fresh real rows), and a
+      re-partition of candidate and holdout rows only (exact, but a permuted
+      holdout side then holds copies, and the copy control lost its power).
     """
     a, c = tested_set
     pool = np.concatenate([train[a], cand[c]])
@@ -615,7 +614,86 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     for name in detection:
         values[name] = values[name][:n_detection]
     values.update({name: split_null.values[name] for name, spec in specs.items() if spec.null == "split"})
+    g_hold = np.array([f"holdout-row-{i}" for i in range(len(holdout))]) if g_hold is None else g_hold
+    values.update(_exchange_draws(train, cand, holdout, g_train, g_cand, g_hold,
+                                  [name for name, spec in specs.items() if spec.null == "exchange"],
+                                  seed=seed, n_draws=n_draws))
     return NullDraws(values, {name: spec.direction for name, spec in specs.items()}, frozenset(detection))
+
+
+def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, *, seed, n_draws) -> dict[str, np.ndarray]:
+    """Exchange null of the holdout gates: ``n_draws`` re-partitions of all the cell's rows into the three sets.
+
+    The holdout gates ask whether the candidate rows sit closer to the training
+    rows than real rows the generator never saw (the holdout) do. Under the null
+    hypothesis "the candidate is a real sample unseen by the generator", the
+    training, candidate and holdout rows are three samples of one population, so
+    each draw re-partitions the pooled rows, whole groups at a time
+    (:func:`_three_sides`), into a pseudo-training set, a pseudo-candidate and a
+    pseudo-holdout of the tested sizes, and scores them exactly as the tested
+    value is scored (:func:`radaug.validate.metrics.holdout_scores`: z-scored by
+    the pseudo-training rows, nearest neighbours among them). Same statistic,
+    same sizes, same reference set size: the test is exact by construction (with
+    singleton groups; whole groups make the sizes approximate).
+
+    **Groups are not prefixed by set**: a candidate row that shares its group
+    with training rows (a copy of a training case, or a sample derived from one,
+    whose ``case_id`` is that case) moves with them as one unit. No draw
+    therefore puts a row on the other side of its own copy or parent, while the
+    tested comparison does: the null holds no copies, and a candidate of copies
+    gets the smallest p-value, ``1 / (1 + N)``. A row equal to a training row
+    joins that row's group whatever its own label (a copy without a ``case_id``). Fresh real candidates share no
+    group with the training rows (folds keep groups whole), so for them the
+    re-partition is the plain permutation of three exchangeable samples.
+
+    It replaced a real-vs-real split null (half B of the training rows against
+    half A, with the fixed holdout): its sizes were not the tested comparison's
+    (a reference of half the training rows), its holdout never varied, and with
+    few near-duplicate groups among the training rows its draws took a handful
+    of distinct values, beyond which a fresh real candidate got p = 1 / (1 + N):
+    on resampled Br35H cells at n <= 20 it failed fresh real rows in 7 of 45 cells
+    (BENCHMARKS.md, validation calibration, "holdout gates"). A re-partition of
+    the candidate and holdout rows only (training rows fixed) is exact too, but
+    moves copies to the pseudo-holdout, and with few groups no draw separates
+    them: the copy control lost its power at n = 10.
+
+    Returns the draws of every gate in ``gates`` (NaN where a set has fewer than
+    two rows or no feature is left).
+    """
+    values = {name: np.full(n_draws, np.nan) for name in gates}
+    if not gates:
+        return values
+    pool = np.concatenate([train, cand, holdout])
+    labels = np.concatenate([np.asarray(g, dtype=str).astype(object) for g in (g_train, g_cand, g_hold)])
+    # A row equal to a training row (an exact copy, whatever its group label says) joins that row's group.
+    parent = {row.tobytes(): label for row, label in zip(np.ascontiguousarray(train, dtype=float), labels)}
+    for i in range(len(train), len(pool)):
+        labels[i] = parent.get(np.ascontiguousarray(pool[i], dtype=float).tobytes(), labels[i])
+    codes = _group_codes(labels)
+    targets = (len(train), len(cand), len(holdout))
+    for draw in range(n_draws):
+        t, c, h = _three_sides(codes, targets, stream_rng("null_exchange", seed, draw=draw))
+        for name, score in holdout_scores(pool[c], pool[t], pool[h]).items():
+            if name in values:
+                values[name][draw] = score
+    return values
+
+
+def _three_sides(codes: np.ndarray, targets, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random re-partition of pooled rows into sets of about ``targets`` rows, whole groups at a time.
+
+    Groups (integer ``codes``, :func:`_group_codes`) are laid out in a random
+    order and each goes to the set whose stretch of the cumulative ``targets``
+    holds the group's middle row, as :func:`_permuted_sides` does for two sets:
+    with singleton groups the sizes are exact.
+    """
+    order = rng.permutation(codes.max() + 1 if len(codes) else 0)
+    sizes = np.bincount(codes)[order]
+    middle = np.cumsum(sizes) - sizes / 2
+    side = np.empty(len(order), dtype=int)
+    side[order] = np.searchsorted(np.cumsum(targets)[:-1], middle, side="left")
+    rows = side[codes]
+    return [np.flatnonzero(rows == k) for k in range(len(targets))]
 
 
 def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callable:
@@ -704,17 +782,20 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
                           null_splits, level, power_repeats) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
-    The split null (:func:`_null_draws`) gives the holdout gates their draws (registry ``null: split``); with
-    ``power_repeats`` it covers every tested
-    gate but the detection AUC, for the power simulation too. The candidate's
-    own test for the other gates is the permutation null
-    (:func:`_permutation_draws`) on all training rows; its critical value depends
+    The split null (:func:`_null_draws`) gives a gate with registry ``null: split``
+    its draws (none at present: the holdout gates have the exchange null,
+    :func:`_exchange_draws`, since 2026-12-02); with ``power_repeats`` it covers
+    every tested gate but the detection AUC, for the power simulation. The
+    candidate's own test is the permutation null (:func:`_permutation_draws`) on
+    all training rows (the holdout gates: on all rows of the cell); its critical value depends
     on the candidate, which a defect simulation does not have, and a defect needs
     real rows its reference never saw. Power is therefore simulated on the splits
     (defects from half B, reference half A) and read against this null's critical
     value (no detection AUC, which has no power simulation): the power of the test
     on half the data, a conservative statement of the permutation test's power at
-    this cell's sizes. The split draws and the defective sets are scored as the
+    this cell's sizes. For the holdout gates this reads a defect against the
+    split null, whose false-fail rate at n <= 20 is above the level (BENCHMARKS.md):
+    their ``min_detectable`` there may be optimistic. The split draws and the defective sets are scored as the
     permutation draws are, with each gate's registry ``draw_keywords``
     (:func:`_scores` with ``draw``): strong pairs kept scores a half A without a
     strong pair at ``1 / threshold``, as a permuted side is. Those draws were NaN
@@ -804,11 +885,18 @@ def _size_matched_draws(idx_b: np.ndarray, n_candidate: int, seed) -> tuple[list
     return draws(n_candidate), [idx_b[d] for d in draws(len(idx_b))]
 
 
-def _row_groups(table: pd.DataFrame, column: str | None) -> np.ndarray:
-    """Group label of each row of ``table`` by ``column``; each row its own group if absent."""
+def _row_groups(table: pd.DataFrame, column: str | None, own: str | None = None) -> np.ndarray:
+    """Group label of each row of ``table`` by ``column``; each row its own group if absent.
+
+    ``own``: the prefix of a row's own label (``own`` + position) where its group
+    is missing; None: ``row-`` for a missing value, the bare position without the
+    column (the training rows' labels; ``grouped_halves`` sorts them). The
+    holdout's rows pass ``"holdout-row-"`` so that its own labels never meet the
+    training rows' in the exchange null, which pools the sets unprefixed.
+    """
     if column is None or column not in table.columns:
-        return np.arange(len(table)).astype(str)
-    own = pd.Series([f"row-{i}" for i in range(len(table))], index=table.index)
+        return np.array([f"{own or ''}{i}" for i in range(len(table))])
+    own = pd.Series([f"{own or 'row-'}{i}" for i in range(len(table))], index=table.index)
     values = table[column]
     return values.where(values.notna() & (values.astype(str) != ""), own).astype(str).to_numpy()
 
