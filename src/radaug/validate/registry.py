@@ -51,8 +51,9 @@ HOLDOUT_PROTOCOLS = ("holdout", "image_holdout")
 
 NULLS = ("permutation", "exchange", "split")
 """Null distributions of the null rule (:mod:`radaug.validate.null`): ``permutation``: re-partitions of
-the pooled training and candidate rows; ``exchange``: re-partitions of the pooled candidate and holdout
-rows against all training rows (the holdout gates, :func:`radaug.validate.summary._exchange_draws`);
+the pooled training and candidate rows; ``exchange``: re-partitions of all the cell's training, candidate and
+holdout rows into three sets of the tested sizes, whole groups at a time, a copy always beside its parent
+(the holdout gates, :func:`radaug.validate.summary._exchange_draws`);
 ``split``: seeded real-vs-real splits of the training rows, half B against half A (no gate at present;
 the power simulation's null; see :func:`radaug.validate.summary._permutation_draws` for which gate uses
 which and why)."""
@@ -337,8 +338,11 @@ def _check() -> None:
             else "" if rule_keys_for(spec.thresholds, spec.direction) else
             f"rule keys {sorted(spec.thresholds)} are none of {RULE_KEYS[spec.direction]} ({spec.direction})",
             f"null {spec.null!r} is not one of {NULLS}" if spec.null not in (*NULLS, None) else "",
-            "null 'exchange' needs protocol 'holdout' (its draws re-partition candidate and holdout feature rows)"
-            if spec.null == "exchange" and spec.protocol != "holdout" else "",
+            "null 'exchange' needs protocol 'holdout' (its draws re-partition training, candidate and holdout "
+            "feature rows)" if spec.null == "exchange" and spec.protocol != "holdout" else "",
+            f"protocol 'holdout' needs null 'exchange', 'split' or none, not {spec.null!r} (a permutation of "
+            "training and candidate rows has no holdout side)"
+            if spec.protocol == "holdout" and spec.null not in ("exchange", "split", None) else "",
             "training_norm needs null 'permutation' and a standardise" if spec.training_norm
             and (spec.null != "permutation" or spec.standardise is None) else "",
             "draw_keywords 'empty' must be 1 / its threshold (the largest share a draw can keep)"

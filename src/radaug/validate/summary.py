@@ -282,7 +282,9 @@ def validate_arm(
                 train, cand, holdout, tested_set, g_train, g_cand, split_null,
                 tested, cell.settings, seed=seed, n_draws=null_splits,
                 n_detection=null_detection_splits if detection else 0,
-                g_hold=_row_groups(holdout_real, group_column, own="holdout-row-"))
+                # the holdout's groups only where the training rows have them: else its labels are its own
+                g_hold=_row_groups(holdout_real, group_column if group_column in train_real.columns else None,
+                                   own="holdout-row-"))
         p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
         adjusted = min_p_adjusted(p_values, permuted.min_p(tested_values))
 
