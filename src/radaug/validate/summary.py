@@ -29,7 +29,7 @@ from radaug.splits import grouped_halves
 # modules count in the validate jobs' code version (provenance.code_files follows import statements).
 from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
 from radaug.validate.null import NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
-from radaug.validate.metrics import _correlation_matrices, holdout_scores, is_constant
+from radaug.validate.metrics import _correlation_matrices, is_constant
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
 from radaug.validate.verdicts import NULL_RULE_COLUMNS, SUMMARY_COLUMNS
@@ -620,11 +620,12 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     g_hold = np.array([f"holdout-row-{i}" for i in range(len(holdout))]) if g_hold is None else g_hold
     values.update(_exchange_draws(train, cand, holdout, g_train, g_cand, g_hold,
                                   [name for name, spec in specs.items() if spec.null == "exchange"],
-                                  seed=seed, n_draws=n_draws))
+                                  settings, seed=seed, n_draws=n_draws))
     return NullDraws(values, {name: spec.direction for name, spec in specs.items()}, frozenset(detection))
 
 
-def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, *, seed, n_draws) -> dict[str, np.ndarray]:
+def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, settings: Mapping | None = None, *, seed,
+                    n_draws) -> dict[str, np.ndarray]:
     """Exchange null of the holdout gates: ``n_draws`` re-partitions of all the cell's rows into the three sets.
 
     The holdout gates ask whether the candidate rows sit closer to the training
@@ -634,8 +635,10 @@ def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, *, see
     each draw re-partitions the pooled rows, whole groups at a time
     (:func:`_three_sides`), into a pseudo-training set, a pseudo-candidate and a
     pseudo-holdout of the tested sizes, and scores them exactly as the tested
-    value is scored (:func:`radaug.validate.metrics.holdout_scores`: z-scored by
-    the pseudo-training rows, nearest neighbours among them). Same statistic,
+    value is scored (:func:`_scores`: each gate's registry ``null_function``,
+    :func:`radaug.validate.metrics.holdout_scores`, z-scored by the
+    pseudo-training rows, nearest neighbours among them; ``settings`` as for
+    the other nulls). Same statistic,
     same sizes, same reference set size: the test is exact by construction (with
     singleton groups; whole groups make the sizes approximate).
 
@@ -676,9 +679,8 @@ def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, *, see
     targets = (len(train), len(cand), len(holdout))
     for draw in range(n_draws):
         t, c, h = _three_sides(codes, targets, stream_rng("null_exchange", seed, draw=draw))
-        for name, score in holdout_scores(pool[c], pool[t], pool[h]).items():
-            if name in values:
-                values[name][draw] = score
+        for name, score in _scores(pool[t], pool[c], pool[h], gates, settings or {}, draw=True).items():
+            values[name][draw] = score
     return values
 
 
