@@ -99,23 +99,15 @@ def main(argv=None) -> None:
 
 
 def _remake_splits(study: Path, index_path: str) -> None:
-    """The split script's calls at the study's provenance options; byte comparison with its splits/."""
+    """The split stage (:func:`radaug.splits.split_study`) at the study's provenance options; byte comparison with its splits/."""
     from radaug.io import read_table, write_csv
-    from radaug.splits import duplicate_audit, make_folds, window_links
+    from radaug.splits import split_study
 
     params = json.loads((study / "provenance" / "split.json").read_text())["params"]
-    opts, seed = params["options"], params["seed"]
-    index = read_table(index_path, "case_index")
-    window = window_links(index, opts["verify_bits"], opts["min_similarity"])
-    folds = make_folds(index, folds=opts["folds"], repeats=opts["repeats"],
-                       near_duplicate_bits=opts["near_duplicate_bits"], verify_bits=opts["verify_bits"],
-                       min_similarity=opts["min_similarity"], seed=seed,
-                       allow_mixed_label_duplicates=opts.get("allow_mixed_label_duplicates", False), window=window)
+    folds, audit = split_study(read_table(index_path, "case_index"), params["options"], params["seed"])
     with tempfile.TemporaryDirectory() as tmp:
         write_csv(Path(tmp) / "folds.csv", folds)
-        write_csv(Path(tmp) / "duplicates.csv", duplicate_audit(
-            index, folds, opts["near_duplicate_bits"], verify_bits=opts["verify_bits"],
-            min_similarity=opts["min_similarity"], window=window))
+        write_csv(Path(tmp) / "duplicates.csv", audit)
         for name in ("folds.csv", "duplicates.csv"):
             new, old = (hashlib.sha256((folder / name).read_bytes()).hexdigest()
                         for folder in (Path(tmp), study / "splits"))

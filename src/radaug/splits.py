@@ -362,6 +362,23 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
     return table
 
 
+def split_study(index: pd.DataFrame, options: dict, seed: int, *, threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The split stage: ``(folds, duplicate audit)`` of a case index under the config's ``split`` ``options``.
+
+    The window rule's search (the expensive step, on ``threads`` threads) runs once, for the folds
+    and the audit (:func:`window_links`, :func:`make_folds`, :func:`duplicate_audit`).
+    """
+    window = window_links(index, options["verify_bits"], options["min_similarity"], threads=threads)
+    folds = make_folds(index, folds=options["folds"], repeats=options["repeats"],
+                       near_duplicate_bits=options["near_duplicate_bits"], verify_bits=options["verify_bits"],
+                       min_similarity=options["min_similarity"], seed=seed,
+                       allow_mixed_label_duplicates=options.get("allow_mixed_label_duplicates", False),
+                       window=window)
+    audit = duplicate_audit(index, folds, options["near_duplicate_bits"], verify_bits=options["verify_bits"],
+                            min_similarity=options["min_similarity"], window=window)
+    return folds, audit
+
+
 def fold_cases(folds: pd.DataFrame, repeat: int, fold: int, role: str) -> pd.DataFrame:
     sel = folds[(folds["repeat"] == repeat) & (folds["fold"] == fold) & (folds["role"] == role)]
     return sel.sort_values("case_id", ignore_index=True)
