@@ -31,7 +31,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, ks_2samp, rankdata
-from scipy.stats import wasserstein_distance as wasserstein_1d
 from sklearn.neighbors import NearestNeighbors
 
 from radaug.errors import RadaugError
@@ -200,7 +199,7 @@ def ks_2samp_columns(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.n
                          "(ks_fdr_breakdown does)")
     n1, n2 = len(ref), len(cand)
     pooled = np.concatenate([ref, cand], axis=0)
-    order = np.argsort(pooled, axis=0, kind="stable")
+    order = np.argsort(pooled, axis=0)
     values = np.take_along_axis(pooled, order, axis=0)
     from_ref = order < n1
     # ECDF counts at each pooled value, read at the last of its ties (scipy: searchsorted side="right")
@@ -751,7 +750,28 @@ def wasserstein_distance(
     if standardised is None:
         return math.nan
     ref, cand = standardised
-    return float(np.mean([wasserstein_1d(ref[:, j], cand[:, j]) for j in range(ref.shape[1])]))
+    return float(np.mean(wasserstein_1d_columns(ref, cand)))
+
+
+def wasserstein_1d_columns(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Wasserstein-1 distance of every column of ``u`` to the same column of ``v`` (finite values).
+
+    The quantity of :func:`scipy.stats.wasserstein_distance` with equal weights,
+    ``sum_i |U(x_i) - V(x_i)| (x_(i+1) - x_i)`` over the pooled sorted values,
+    computed for all columns at once: one sort of the pooled columns, the
+    empirical CDFs as cumulative counts of each set's rows in that order. Within a
+    run of tied values the counts are partial, but there ``x_(i+1) - x_i`` is 0,
+    and at a run's last value they are the CDFs, as scipy's ``searchsorted``
+    gives them. Equal to scipy column by column to rounding (tested); a validate
+    job called scipy once per feature and draw, about 9% of its time.
+    """
+    pooled = np.concatenate([u, v])
+    order = np.argsort(pooled, axis=0)
+    values = np.take_along_axis(pooled, order, axis=0)
+    from_u = np.cumsum(order < len(u), axis=0)[:-1]
+    rank = np.arange(1, len(pooled))[:, None]
+    gaps = np.abs(from_u / len(u) - (rank - from_u) / len(v))
+    return np.einsum("ij,ij->j", gaps, np.diff(values, axis=0))
 
 
 def strong_pairs_kept(
