@@ -44,11 +44,60 @@ def test_min_p_pools_the_observed_value_with_the_draws():
     draws = NullDraws({"g1": np.arange(100.0), "g2": rng.permutation(100).astype(float)},
                       {"g1": "minimize", "g2": "minimize"})
     observed = {"g1": 1000.0, "g2": 0.0}  # beyond every draw in g1, the best value in g2
-    p = {g: draws.p_value(g, v) for g, v in observed.items()}
-    assert p["g1"] == pytest.approx(1 / 101)
-    # g2's largest draw is as extreme among the pool (99 draws and the observed 0) as the candidate is in g1
-    assert min_p_adjusted(p, draws.min_p(observed))["g1"] == pytest.approx(2 / 101)
-    assert min_p_adjusted(p, draws.min_p())["g1"] == pytest.approx(1 / 101)  # the draw counted twice: too small
+    assert draws.p_value("g1", observed["g1"]) == pytest.approx(1 / 101)
+    top = int(np.argmax(draws.values["g2"]))  # g2's largest draw: the most extreme of the pool with the observed 0
+    assert draws.null_p_values(observed)["g2"][top] == pytest.approx(1 / 101, abs=0.5 / 101)
+    assert draws.null_p_values()["g2"][top] == pytest.approx(2 / 101, abs=0.5 / 101)  # itself counted twice
+
+
+def test_ties_at_the_floor_are_broken_by_the_distance_beyond_the_draws():
+    """Every gate has a draw at the floor 1 / (1 + N); a candidate far beyond a gate's draws is still the most extreme.
+
+    Before the tie-break, a candidate beyond every draw of one gate was tied with the
+    draws at the floor of every other gate: about 11 of 201 with 15 gates, an adjusted
+    p-value of 0.055 that cannot fail at 0.05 (a copy control of the default study).
+    """
+    from radaug.validate.null import NullDraws, min_p_adjusted
+
+    draws = NullDraws({"g1": np.arange(100.0), "g2": np.arange(100.0)[::-1].copy()},
+                      {"g1": "minimize", "g2": "minimize"})
+    far, near = {"g1": 1000.0, "g2": 0.0}, {"g1": 99.5, "g2": 0.0}
+    assert draws.p_value("g1", far["g1"]) == draws.p_value("g1", near["g1"]) == pytest.approx(1 / 101)
+    assert draws.adjusted(far)["g1"] == pytest.approx(1 / 101)  # beyond g2's top draw too
+    assert draws.adjusted(near)["g1"] == pytest.approx(2 / 101)  # g2's top draw (99) lies further beyond its pool
+    # the untied comparison counted g2's top draw in both cases
+    assert min_p_adjusted({"g1": 1 / 101}, draws.min_p(far) - 0.5 / 101)["g1"] == pytest.approx(2 / 101)
+
+    rng = np.random.default_rng(1)
+    many = NullDraws({f"g{k}": rng.normal(size=200) for k in range(15)}, dict.fromkeys(map("g{}".format, range(15)),
+                                                                                       "minimize"))
+    observed = {f"g{k}": 0.0 for k in range(15)} | {"g0": 10.0}  # one gate far beyond its 200 draws
+    assert sum(np.isclose(many.min_p(observed), 1 / 201, atol=0.5 / 201)) >= 10  # draws at the floor of other gates
+    assert many.adjusted(observed)["g0"] == pytest.approx(1 / 201)
+
+
+def test_the_tie_broken_adjustment_keeps_its_level_on_exchangeable_draws():
+    """Observed values exchangeable with the draws (15 correlated gates, 49 draws): adjusted p <= level at the level.
+
+    49 draws make every empirical p-value a multiple of 0.02, and the 15 gates put
+    several draws at that floor: the tie-break decides most of the ranking here, the
+    case where a wrong tie-break would show.
+    """
+    from radaug.validate.null import NullDraws
+
+    rng = np.random.default_rng(7)
+    gates = [f"g{k}" for k in range(15)]
+    fails = {0.05: 0, 0.1: 0}
+    cells = 1000
+    for _ in range(cells):
+        shared = rng.normal(size=(50, 1))
+        sets = 0.7 * shared + 0.7 * rng.standard_t(3, size=(50, 15))  # heavy-tailed, correlated gates
+        draws = NullDraws({g: sets[1:, k] for k, g in enumerate(gates)}, dict.fromkeys(gates, "minimize"))
+        smallest = min(draws.adjusted({g: sets[0, k] for k, g in enumerate(gates)}).values())
+        for level in fails:
+            fails[level] += smallest <= level
+    for level, count in fails.items():
+        assert stats.binomtest(count, cells, level).pvalue > 0.001, (level, count)
 
 
 def test_critical_p_agrees_with_the_adjusted_p_value():

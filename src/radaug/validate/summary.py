@@ -28,7 +28,7 @@ from radaug.splits import grouped_halves
 # The registry names its functions by import path and imports them on first use; imported here too, their
 # modules count in the validate jobs' code version (provenance.code_files follows import statements).
 from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
-from radaug.validate.null import NullDraws, critical_p, defective, min_p_adjusted, minimum_detectable
+from radaug.validate.null import NullDraws, critical_p, defective, minimum_detectable
 from radaug.validate.metrics import _correlation_matrices, is_constant
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
@@ -257,6 +257,9 @@ def validate_arm(
         group_rows = _groups(train_real, candidate, group_column)
         g_train = _row_groups(train_real, group_column)  # a row without a group id is its own group
         g_cand = group_rows[1] if group_rows else np.array([f"candidate-row-{i}" for i in range(len(candidate))])
+        # the holdout's groups only where the training rows have them: else its labels are its own
+        g_hold = _row_groups(holdout_real, group_column if group_column in train_real.columns else None,
+                             own="holdout-row-")
         tested_set = _tested_set(len(train), len(cand), seed)
         # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
         # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
@@ -265,14 +268,15 @@ def validate_arm(
             if power_repeats or any(METRICS[name].null == "split" for name in tested):
                 # The real-vs-real split null depends on the real rows and the candidate's size, not on the
                 # candidate: control arms of one cell (same size and holdout) share it, and its power.
-                key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode()]))
+                key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode(),
+                                              b"||", "|".join(map(str, g_hold)).encode()]))
                        .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
                        null_splits, power_repeats, level)
                 if key not in _SPLIT_CACHE:
                     while len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
                         _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
                     _SPLIT_CACHE[key] = _split_null_and_power(train, holdout, len(cand), row_groups, tested,
-                                                              cell.settings, seed=seed,
+                                                              cell.settings, seed=seed, holdout_groups=g_hold,
                                                               null_splits=null_splits, level=level,
                                                               power_repeats=power_repeats)
                 split_null, detectable = _SPLIT_CACHE[key]
@@ -281,12 +285,9 @@ def validate_arm(
             permuted = _permutation_draws(
                 train, cand, holdout, tested_set, g_train, g_cand, split_null,
                 tested, cell.settings, seed=seed, n_draws=null_splits,
-                n_detection=null_detection_splits if detection else 0,
-                # the holdout's groups only where the training rows have them: else its labels are its own
-                g_hold=_row_groups(holdout_real, group_column if group_column in train_real.columns else None,
-                                   own="holdout-row-"))
+                n_detection=null_detection_splits if detection else 0, g_hold=g_hold)
         p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
-        adjusted = min_p_adjusted(p_values, permuted.min_p(tested_values))
+        adjusted = permuted.adjusted({name: tested_values[name] for name in tested})
 
     def judged(name: str, value: float, baseline: float) -> str:
         if not enough(name):
@@ -784,7 +785,7 @@ def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, n
 
 
 def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, settings, *, seed,
-                          null_splits, level, power_repeats) -> tuple[NullDraws, dict[str, str]]:
+                          null_splits, level, power_repeats, holdout_groups=None) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
     The split null (:func:`_null_draws`) gives a gate with registry ``null: split``
@@ -795,25 +796,43 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
     all training rows (the holdout gates: on all rows of the cell); its critical value depends
     on the candidate, which a defect simulation does not have, and a defect needs
     real rows its reference never saw. Power is therefore simulated on the splits
-    (defects from half B, reference half A) and read against this null's critical
-    value (no detection AUC, which has no power simulation): the power of the test
-    on half the data, a conservative statement of the permutation test's power at
-    this cell's sizes. For the holdout gates this reads a defect against the
-    split null, whose false-fail rate at n <= 20 is above the level (BENCHMARKS.md):
-    their ``min_detectable`` there may be optimistic. The split draws and the defective sets are scored as the
-    permutation draws are, with each gate's registry ``draw_keywords``
-    (:func:`_scores` with ``draw``): strong pairs kept scores a half A without a
-    strong pair at ``1 / threshold``, as a permuted side is. Those draws were NaN
-    here before and dropped out of the split null (up to 96% of its draws on
-    weakly correlated 4-feature cells); no stated ``min_detectable`` changed on
-    the cells measured (BENCHMARKS.md, validation calibration), since a
-    defective set on such a half A has no strong pair to lose either.
+    (defects from half B, reference half A) and read against the critical value
+    of a null of that comparison (no detection AUC, which has no power
+    simulation): the power of the test on half the data, a conservative
+    statement of the permutation test's power at this cell's sizes. That null is
+    the split draws for the permutation gates, and for the holdout gates
+    (``null: exchange``) their own null on the halves: half A, the first split's
+    half B at the candidate's size and the holdout (``holdout_groups``: its
+    group labels) re-partitioned into three sets of those sizes
+    (:func:`_exchange_draws`), paired with the split draws by draw index in the
+    min-P adjustment as the tested exchange draws are with the permutation
+    draws. (Until 2026-12-02 the holdout gates' power was read against the split
+    null, anti-conservative for them at n <= 20, so their ``min_detectable``
+    could be optimistic; BENCHMARKS.md, validation calibration.) The split draws
+    and the defective sets are scored as the permutation draws are, with each
+    gate's registry ``draw_keywords`` (:func:`_scores` with ``draw``): strong
+    pairs kept scores a half A without a strong pair at ``1 / threshold``, as a
+    permuted side is. Those draws were NaN here before and dropped out of the
+    split null (up to 96% of its draws on weakly correlated 4-feature cells); no
+    stated ``min_detectable`` changed on the cells measured (BENCHMARKS.md,
+    validation calibration), since a defective set on such a half A has no
+    strong pair to lose either.
     """
     gates = [name for name in tested
              if (METRICS[name].null == "split" or power_repeats) and METRICS[name].protocol != "detection"]
-    null = _null_draws(train, holdout, n_candidate, row_groups, gates, settings, seed=seed, n_splits=null_splits)
+    exchange = [name for name in gates if METRICS[name].null == "exchange"]
+    null = _null_draws(train, holdout, n_candidate, row_groups,
+                       [name for name in gates if name not in exchange], settings, seed=seed, n_splits=null_splits)
     if not power_repeats:
         return null, {}
+    if exchange:
+        a, b = _null_split(row_groups, n_candidate, seed, 0)
+        g_hold = (np.array([f"holdout-row-{i}" for i in range(len(holdout))]) if holdout_groups is None
+                  else np.asarray(holdout_groups))
+        null.values.update(_exchange_draws(train[a], train[b], holdout, np.asarray(row_groups)[a],
+                                           np.asarray(row_groups)[b], g_hold, exchange, settings,
+                                           seed=seed, n_draws=null_splits))
+        null.directions.update({name: METRICS[name].direction for name in exchange})
     return null, _power(train, holdout, n_candidate, row_groups, null, critical_p(null.min_p(), level),
                         settings, seed=seed, repeats=power_repeats)
 
@@ -856,7 +875,7 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
                 rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
                 bad = defective(kind, size, train[a], train[b], len(b), rng)
                 for name, value in _scores(train[a], bad, holdout, names, settings, draw=True).items():
-                    fails[name] += null.p_value(name, value) <= critical
+                    fails[name] += null.ranking_p(name, value) <= critical
             rates[size] = {name: fails[name] / max(len(splits), 1) for name in names}
             if all(rate >= 0.8 for rate in rates[size].values()):
                 break
