@@ -55,7 +55,7 @@ def _options(options: Mapping | None) -> dict:
         "nearest_k": options.get("nearest_k", 5),
         "min_rows": options.get("min_rows", 10),
         "detection": options.get("detection", True),
-        "rule": options.get("rule", "factor"),
+        "rule": options.get("rule", "null"),
         "level": options.get("level", 0.05),
         "null_splits": options.get("null_splits", 200),
         "null_detection_splits": options.get("null_detection_splits", 10),
