@@ -45,7 +45,7 @@ LEVEL = 0.05
 def run(study: Path, sizes, repeats: int, draws: int = 200) -> pd.DataFrame:
     """One row per class, n, repetition, candidate, null and gate: tested value, p-value, adjusted p-value."""
     from radaug.validate.metrics import holdout_scores
-    from radaug.validate.null import NullDraws, min_p_adjusted
+    from radaug.validate.null import NullDraws
     from radaug.validate.registry import METRICS
     from radaug.validate.summary import _exchange_draws, _null_draws, _row_groups
 
@@ -78,7 +78,7 @@ def run(study: Path, sizes, repeats: int, draws: int = 200) -> pd.DataFrame:
                     }
                     for name, null in nulls.items():
                         p = {g: null.p_value(g, tested[g]) for g in GATES}
-                        adjusted = min_p_adjusted(p, null.min_p(tested))
+                        adjusted = null.adjusted(tested)
                         rows += [{"label": label, "n": n, "repeat": repeat, "candidate": kind, "null": name,
                                   "metric": g, "n_train": len(train), "n_holdout": len(hold),
                                   "n_candidate": len(cand), "groups_train": train_t["group"].nunique(),

@@ -54,7 +54,7 @@ LEVEL = 0.05
 def run(study: Path, sizes, repeats: int, draws: int = 200, power_repeats: int = 20) -> pd.DataFrame:
     """One row per class, n, repetition and gate: stated ``min_detectable`` (both nulls) and fails per copy share."""
     from radaug.validate.metrics import holdout_scores
-    from radaug.validate.null import DEFECTS, NullDraws, critical_p, min_p_adjusted
+    from radaug.validate.null import DEFECTS, NullDraws, critical_p
     from radaug.validate.registry import METRICS
     from radaug.validate.summary import _exchange_draws, _null_draws, _power, _row_groups, _split_null_and_power
 
@@ -90,7 +90,7 @@ def run(study: Path, sizes, repeats: int, draws: int = 200, power_repeats: int =
                     tested = holdout_scores(cand, train, hold)
                     null = NullDraws(_exchange_draws(train, cand, hold, g_train, g_cand, g_hold, GATES,
                                                      seed=repeat, n_draws=draws), directions)
-                    adjusted = min_p_adjusted({g: null.p_value(g, tested[g]) for g in GATES}, null.min_p(tested))
+                    adjusted = null.adjusted(tested)
                     fails[share] = {g: adjusted[g] <= LEVEL for g in GATES}
                 rows += [{"label": label, "n": n, "repeat": repeat, "metric": g, "n_train": len(train),
                           "n_candidate": len(fresh), "n_holdout": len(hold),

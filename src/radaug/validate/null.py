@@ -40,7 +40,10 @@ the training rows stays for the power simulation; see
   is at most the gate's own. It controls the chance that a real candidate fails
   *any* gate of the cell (the whole-cell false-fail rate) at the level, and,
   unlike Bonferroni or Holm, gains from the strong correlation of the gates
-  (Fréchet, Wasserstein and KS move together).
+  (Fréchet, Wasserstein and KS move together). Ties among p-values at one
+  empirical value are broken by the distance beyond the draws
+  (:func:`ranking_p`): without it a candidate beyond every draw of a gate tied
+  with the draws at the floor of the other gates and could not fail.
 * **Power** (``min_detectable``): the smallest defect on a coarse grid that the
   gate fails in at least :data:`POWER_TARGET` of simulated cells of this size,
   each defect built from a real-vs-real split's half B (see :data:`DEFECTS`),
