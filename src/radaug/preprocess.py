@@ -647,7 +647,7 @@ def build_index(tables: list[pd.DataFrame]) -> pd.DataFrame:
             f"cases have different patch spacings ({detail}); set config key 'preprocess.spacing' "
             "to resample them to one spacing, or use preprocess.patch_mode: fit."
         )
-    codes = index["orientation"].fillna("") if "orientation" in index else pd.Series([""])
+    codes = index["orientation"].astype(object).fillna("") if "orientation" in index else pd.Series([""])
     if codes.nunique() > 1:
         examples = index.assign(orientation=codes).drop_duplicates("orientation").head(3)
         detail = ", ".join(f"case '{c}' {o}" for c, o in zip(examples["case_id"], examples["orientation"]))
