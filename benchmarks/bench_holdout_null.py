@@ -102,17 +102,27 @@ def tables(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return gates, cells
 
 
-def main(argv=None) -> None:
-    """``--sizes 10,20 --repeats 100 [--draws 200] [--study DIR]``."""
-    argv = sys.argv[1:] if argv is None else argv
+def cell_options(argv, sizes, repeats) -> tuple[Path, list[int], int, int]:
+    """``--study DIR --sizes 10,20 --repeats N --draws N`` of the resampled-cell benches, else the defaults given."""
     study = Path(argv[argv.index("--study") + 1]) if "--study" in argv else REAL_STUDY
-    sizes = [int(x) for x in argv[argv.index("--sizes") + 1].split(",")] if "--sizes" in argv else [10, 20]
-    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 40
+    sizes = [int(x) for x in argv[argv.index("--sizes") + 1].split(",")] if "--sizes" in argv else sizes
+    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else repeats
     draws = int(argv[argv.index("--draws") + 1]) if "--draws" in argv else 200
-    results = run(study, sizes, repeats, draws)
-    out = Path(__file__).resolve().parent / "out" / f"holdout_null_{'_'.join(map(str, sizes))}_{repeats}.csv"
+    return study, sizes, repeats, draws
+
+
+def save_rows(results: pd.DataFrame, name: str, sizes, repeats: int) -> None:
+    """Write a bench's rows to ``benchmarks/out/<name>_<sizes>_<repeats>.csv``."""
+    out = Path(__file__).resolve().parent / "out" / f"{name}_{'_'.join(map(str, sizes))}_{repeats}.csv"
     out.parent.mkdir(exist_ok=True)
     results.to_csv(out, index=False)
+
+
+def main(argv=None) -> None:
+    """``--sizes 10,20 --repeats 100 [--draws 200] [--study DIR]``."""
+    study, sizes, repeats, draws = cell_options(sys.argv[1:] if argv is None else argv, [10, 20], 40)
+    results = run(study, sizes, repeats, draws)
+    save_rows(results, "holdout_null", sizes, repeats)
     gates, cells = tables(results)
     print(gates.to_markdown(index=False, floatfmt=".3f"))
     print()

@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.bench_validation_calibration import META, REAL_STUDY, _real_cells, real_pool
+from benchmarks.bench_holdout_null import cell_options, save_rows
+from benchmarks.bench_validation_calibration import META, _real_cells, real_pool
 
 GATES = ["memorization_ratio", "share_closer_than_holdout", "nndr_ratio"]
 SETTINGS = {"alpha": 0.05, "nearest_k": 5}
@@ -130,15 +131,9 @@ def tables(results: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv=None) -> None:
     """``--sizes 10,20,40 --repeats 30 [--draws 200] [--study DIR]``."""
-    argv = sys.argv[1:] if argv is None else argv
-    study = Path(argv[argv.index("--study") + 1]) if "--study" in argv else REAL_STUDY
-    sizes = [int(x) for x in argv[argv.index("--sizes") + 1].split(",")] if "--sizes" in argv else [10, 20, 40]
-    repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else 30
-    draws = int(argv[argv.index("--draws") + 1]) if "--draws" in argv else 200
+    study, sizes, repeats, draws = cell_options(sys.argv[1:] if argv is None else argv, [10, 20, 40], 30)
     results = run(study, sizes, repeats, draws)
-    out = Path(__file__).resolve().parent / "out" / f"holdout_power_{'_'.join(map(str, sizes))}_{repeats}.csv"
-    out.parent.mkdir(exist_ok=True)
-    results.to_csv(out, index=False)
+    save_rows(results, "holdout_power", sizes, repeats)
     print(tables(results).to_markdown(index=False, floatfmt=".2f"))
 
 

@@ -177,6 +177,7 @@ def run_real(study: Path = REAL_STUDY, sizes=SIZES, repeats=None, start: int = 0
     rules = merge_thresholds(None)
     rows = []
     partial = PARTIAL.with_name(f"calibration_rows_real_{'_'.join(map(str, sizes))}_from{start}.csv")
+    partial.parent.mkdir(exist_ok=True)
     for n in sizes:
         for label in sorted(pool["label"].unique()):
             count = int((pool["label"] == label).sum())
@@ -218,6 +219,7 @@ def run(quick: bool = False, sizes=SIZES, repeats=None, start: int = 0) -> pd.Da
     rules = merge_thresholds(None)
     rows = []
     partial = PARTIAL.with_name(f"calibration_rows_{'_'.join(map(str, sizes))}_from{start}.csv")
+    partial.parent.mkdir(exist_ok=True)
     for n in sizes:
         for repeat in range(start, start + (repeats or (QUICK_REPEATS if quick else REPEATS))[n]):
             cells = _cells(pool, features, n, repeat)
