@@ -133,25 +133,24 @@ class NullDraws:
             sign = 1.0 if self.directions[g] == "minimize" else -1.0
             pool = sign * np.append(finite, value)
             counts = np.array([np.sum(pool >= sign * v - 1e-12) if np.isfinite(v) else 0 for v in null])
-            table[g] = np.where(np.isfinite(null), (counts + TIE_BREAK * _normal_tail(sign * null, pool)) / len(pool),
-                                math.nan)
+            ties = np.full(len(null), math.nan)
+            ties[np.isfinite(null)] = _tie_break(pool)[:-1]  # each draw against the other draws and the observed
+            table[g] = np.where(np.isfinite(null), (counts + TIE_BREAK * ties) / len(pool), math.nan)
         return table
 
-    def ranking_p(self, gate: str, value: float, observed: Mapping[str, float] | None = None) -> float:
+    def ranking_p(self, gate: str, value: float) -> float:
         """``value``'s p-value for the min-P adjustment: :meth:`p_value` with ties broken (:func:`ranking_p`).
 
-        ``observed``: the candidate's tested values, pooled with the draws (as
-        :meth:`null_p_values` pools them) when ``value`` is the candidate's own.
+        The value is pooled with this gate's draws, as the observed value is in
+        :meth:`null_p_values`: the candidate's own tested value gets the ranking
+        its draws are compared with.
         """
         null = self.values[gate]
         if gate in self.normal_tail:
             return self.p_value(gate, value)
         sign = 1.0 if self.directions[gate] == "minimize" else -1.0
-        pool = sign * null[np.isfinite(null)]
-        seen = (observed or {}).get(gate, math.nan)
-        if np.isfinite(seen):
-            pool = np.append(pool, sign * seen)
-        return ranking_p(self.p_value(gate, value), sign * value, pool, len(null[np.isfinite(null)]))
+        finite = null[np.isfinite(null)]
+        return ranking_p(self.p_value(gate, value), sign * value, sign * finite, len(finite))
 
     def min_p(self, observed: Mapping[str, float] | None = None) -> np.ndarray:
         """Per null draw, the smallest ranking p-value over the gates computed in that draw.
@@ -171,29 +170,49 @@ class NullDraws:
 
     def adjusted(self, observed: Mapping[str, float]) -> dict[str, float]:
         """Min-P adjusted p-value of every gate's observed value (:func:`min_p_adjusted` on ranking p-values)."""
-        ranked = {g: self.ranking_p(g, v, observed) if np.isfinite(v) else math.nan for g, v in observed.items()}
+        ranked = {g: self.ranking_p(g, v) if np.isfinite(v) else math.nan for g, v in observed.items()}
         return min_p_adjusted(ranked, self.min_p(observed))
 
 
 TIE_BREAK = 0.5
-"""Weight of the normal-tail tie-break in a ranking p-value, in units of ``1 / (1 + N)``.
+"""Weight of the tie-break in a ranking p-value, in units of ``1 / (1 + N)``.
 
 Below 1, so it orders values only within one empirical p-value (see :func:`ranking_p`)."""
 
 
-def _normal_tail(values: np.ndarray, pool: np.ndarray) -> np.ndarray:
-    """Upper normal tail of ``values`` (signed: larger is worse) at the mean and SD of ``pool``; 0.5 if the SD is 0."""
-    from scipy.special import ndtr
+def _beyond(z: np.ndarray) -> np.ndarray:
+    """A decreasing map of a standardised distance ``z`` onto (0, 1): the Cauchy upper tail, 1/2 - arctan(z)/pi.
 
-    values = np.asarray(values, dtype=float)
-    sd = float(np.std(pool, ddof=1)) if len(pool) > 1 else 0.0
-    if not sd > 0:
-        return np.full(values.shape, 0.5)
-    return ndtr(-(values - float(np.mean(pool))) / sd)
+    Not the normal tail: that one underflows (about 1e-22 at z = 10) below the
+    resolution of a p-value near 1/201, where copies and collapsed generators sit;
+    the Cauchy tail falls like 1/(pi z) and keeps far values apart.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(z), 0.5, 0.5 - np.arctan(z) / np.pi)
 
 
-def ranking_p(p: float, signed_value: float, pool: np.ndarray, n_draws: int) -> float:
-    """The empirical p-value ``p`` with ties broken by how far the value lies beyond the pool.
+def _tie_break(pool: np.ndarray) -> np.ndarray:
+    """Every pooled value's tie-break term: :func:`_beyond` of its distance from the *other* values, in their SD.
+
+    Leave-one-out: a value pooled into its own mean and SD has ``|z|`` at most
+    about the square root of the pool's size, so a candidate far beyond every draw
+    tied with a lone extreme draw of a gate whose draws are mostly equal (KS share,
+    share closer than holdout). ``pool``: signed values (larger is worse), finite.
+    """
+    pool = np.asarray(pool, dtype=float)
+    m = len(pool)
+    if m < 3:
+        return np.full(m, 0.5)
+    deviation = pool - pool.mean()
+    spread = np.sum(deviation**2) - deviation**2 * m / (m - 1)  # sum of squares of the others about their mean
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = deviation * m / (m - 1) / np.sqrt(np.clip(spread, 0.0, None) / (m - 2))
+    z[(deviation == 0)] = 0.0  # 0/0 where a value equals the rest, all constant
+    return _beyond(z)
+
+
+def ranking_p(p: float, signed_value: float, others: np.ndarray, n_draws: int) -> float:
+    """The empirical p-value ``p`` with ties broken by how far the value lies beyond ``others``.
 
     The single-step min-P adjustment (:func:`min_p_adjusted`) ranks the
     candidate's smallest per-gate p-value among the null draws' smallest. With
@@ -203,19 +222,20 @@ def ranking_p(p: float, signed_value: float, pool: np.ndarray, n_draws: int) -> 
     draws sit at the floor, so a candidate beyond every draw of a gate got an
     adjusted p-value of about ``11 / 201 = 0.055`` and could not fail at 0.05
     (a copy control of the default study was a warn). Adding
-    ``TIE_BREAK / (1 + N)`` times the normal upper tail of the (signed) value at
-    the pool's mean and SD orders values of one empirical p-value by their
-    distance beyond the pool, and never reorders different empirical p-values.
-    The adjustment stays exact: the same function of the pooled values scores the
-    observed value and every draw (:meth:`NullDraws.null_p_values`), so under the
-    null the candidate's rank is uniform (Westfall & Young 1993; any statistic
-    computed alike from the exchangeable sets gives an exact permutation test).
-    NaN ``p`` gives NaN.
+    ``TIE_BREAK / (1 + N)`` times :func:`_beyond` of the value's distance from
+    the other pooled values (in their SD, leave-one-out: :func:`_tie_break`)
+    orders values of one empirical p-value by their distance beyond the rest,
+    and never reorders different empirical p-values. The adjustment stays exact:
+    every pooled value (the observed and each draw) is scored by the same
+    function of itself and the others (:meth:`NullDraws.null_p_values`), so
+    under the null the candidate's rank is uniform (Westfall & Young 1993; any
+    statistic computed alike from the exchangeable sets gives an exact
+    permutation test). ``others``: the signed values the value is pooled with
+    (larger is worse). NaN ``p`` gives NaN.
     """
     if math.isnan(p) or not np.isfinite(signed_value):
         return math.nan
-    tail = float(_normal_tail(np.array([signed_value]), pool)[0])
-    return p + TIE_BREAK * tail / (1 + n_draws)
+    return p + TIE_BREAK * float(_tie_break(np.append(others, signed_value))[-1]) / (1 + n_draws)
 
 
 def p_value(value: float, null: np.ndarray, direction: str, *, normal: bool = False) -> float:
