@@ -174,6 +174,8 @@ def validate_arm(
         and passes otherwise (gates without a null, ``label_disagreement`` and the
         image-space checks, keep the factor rule); ``"factor"``: every gate by
         the factor rules of ``thresholds``. See :mod:`radaug.validate.null`.
+        This function's default is the cheap ``"factor"``; a study's is the
+        config's ``validation.rule``, ``"null"`` unless set.
     level
         Level of the null rule: the whole-cell false-fail rate it allows.
     null_splits
