@@ -13,6 +13,7 @@ fails or times out is reported with its error and the others still run.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -30,9 +31,24 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+def _is_harness_module(path: Path) -> bool:
+    """Whether a module defines the harness entry ``run(quick=...) -> list[dict]`` (read with ``ast``, not imported).
+
+    The other ``bench_*.py`` files are research scripts run from the command line with
+    their own options (``bench_holdout_null``, ``bench_validation_calibration``, ...):
+    their tables are in BENCHMARKS.md, and the harness would only report them as errors.
+    """
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef) and node.name == "run":
+            first = [a.arg for a in node.args.args][:1]
+            return first == ["quick"] and node.returns is not None and ast.unparse(node.returns) == "list[dict]"
+    return False
+
+
 def discover(names=()) -> list[str]:
-    """Topics of ``benchmarks/bench_<topic>.py``, sorted, filtered by substrings ``names``."""
-    topics = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
+    """Topics of the harness modules ``benchmarks/bench_<topic>.py`` (:func:`_is_harness_module`), sorted,
+    filtered by substrings ``names``."""
+    topics = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py") if _is_harness_module(p))
     if names:
         unknown = [n for n in names if not any(n in t for t in topics)]
         if unknown:

@@ -26,6 +26,9 @@ def test_rows_breaking_the_contract_are_rejected_naming_the_module():
 
 def test_discover_selects_by_name():
     assert {"features", "study", "plausible_masks"} <= set(discover())
+    # research scripts with their own command-line options are not harness benchmarks
+    assert not {"holdout_null", "holdout_power", "correlation_null", "pearson_scaling",
+                "validation_calibration"} & set(discover())
     assert discover(["feat"]) == ["features"]
     with pytest.raises(SystemExit, match="no benchmark matches"):
         discover(["nonexistent-topic"])
