@@ -198,13 +198,9 @@ def ks_2samp_columns(reference: np.ndarray, candidate: np.ndarray) -> tuple[np.n
         raise ValueError("ks_2samp_columns: the sets hold NaN or infinite values; drop those columns first "
                          "(ks_fdr_breakdown does)")
     n1, n2 = len(ref), len(cand)
-    pooled = np.concatenate([ref, cand], axis=0)
-    order = np.argsort(pooled, axis=0)
-    values = np.take_along_axis(pooled, order, axis=0)
-    from_ref = order < n1
+    values, count1 = _pooled_counts(ref, cand)
     # ECDF counts at each pooled value, read at the last of its ties (scipy: searchsorted side="right")
-    count1 = np.cumsum(from_ref, axis=0)
-    count2 = np.cumsum(~from_ref, axis=0)
+    count2 = np.arange(1, n1 + n2 + 1)[:, None] - count1
     diffs = count1 / n1 - count2 / n2
     last_of_ties = np.ones(values.shape, dtype=bool)
     last_of_ties[:-1] = values[1:] != values[:-1]
@@ -765,13 +761,24 @@ def wasserstein_1d_columns(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     gives them. Equal to scipy column by column to rounding (tested); a validate
     job called scipy once per feature and draw, about 9% of its time.
     """
-    pooled = np.concatenate([u, v])
-    order = np.argsort(pooled, axis=0)
-    values = np.take_along_axis(pooled, order, axis=0)
-    from_u = np.cumsum(order < len(u), axis=0)[:-1]
-    rank = np.arange(1, len(pooled))[:, None]
+    values, from_u = _pooled_counts(u, v)
+    from_u = from_u[:-1]
+    rank = np.arange(1, len(values))[:, None]
     gaps = np.abs(from_u / len(u) - (rank - from_u) / len(v))
     return np.einsum("ij,ij->j", gaps, np.diff(values, axis=0))
+
+
+def _pooled_counts(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column of ``u`` and ``v`` pooled and sorted, and how many of ``u``'s rows lie at or before each position.
+
+    The two-sample ECDFs of every column at once (:func:`ks_2samp_columns`,
+    :func:`wasserstein_1d_columns`); ``v``'s count at position ``i`` is ``i + 1``
+    minus ``u``'s. Ties come in any order, so the counts are the ECDFs at the last
+    value of a run of ties, as both callers read them.
+    """
+    pooled = np.concatenate([u, v], axis=0)
+    order = np.argsort(pooled, axis=0)
+    return np.take_along_axis(pooled, order, axis=0), np.cumsum(order < len(u), axis=0)
 
 
 def strong_pairs_kept(

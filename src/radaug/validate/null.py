@@ -187,8 +187,7 @@ def _beyond(z: np.ndarray) -> np.ndarray:
     resolution of a p-value near 1/201, where copies and collapsed generators sit;
     the Cauchy tail falls like 1/(pi z) and keeps far values apart.
     """
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isnan(z), 0.5, 0.5 - np.arctan(z) / np.pi)
+    return 0.5 - np.arctan(z) / np.pi
 
 
 def _tie_break(pool: np.ndarray) -> np.ndarray:
@@ -196,8 +195,9 @@ def _tie_break(pool: np.ndarray) -> np.ndarray:
 
     Leave-one-out: a value pooled into its own mean and SD has ``|z|`` at most
     about the square root of the pool's size, so a candidate far beyond every draw
-    tied with a lone extreme draw of a gate whose draws are mostly equal (KS share,
-    share closer than holdout). ``pool``: signed values (larger is worse), finite.
+    tied with the lone extreme draws of other gates. A value whose others are all
+    equal is infinitely far out (``z`` infinite, term 0). ``pool``: signed values
+    (larger is worse), finite.
     """
     pool = np.asarray(pool, dtype=float)
     m = len(pool)
