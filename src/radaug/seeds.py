@@ -97,6 +97,8 @@ STREAMS: dict[str, tuple] = {
     "null_split": (7919, "draw"),
     "null_exchange": (7877, "draw"),
     "power_defect": (104729, "draw", "size_milli"),
+    "power_defect_image": (Tag("power_defect_image"), "draw", "size_milli"),
+    "label_other_halves": (Tag("label_other_halves"), "n"),
     "phantom_domain": (0xD0A1, "class_index", "k"),
     "study": (),
 }

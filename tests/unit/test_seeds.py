@@ -24,6 +24,8 @@ RNG_VALUES = [
     ("null_permutation", {"draw": 3}, 495190639),
     ("null_split", {"draw": 3}, 711331015),
     ("power_defect", {"draw": 3, "size_milli": 250}, 1517150623),
+    ("power_defect_image", {"draw": 3, "size_milli": 250}, 1574932442),  # new streams: pinned when added
+    ("label_other_halves", {"n": 30}, 1435759994),
     ("phantom_domain", {"class_index": 1, "k": 4}, 958326114),
     ("study", {}, 2029167940),
 ]

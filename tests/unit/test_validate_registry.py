@@ -33,7 +33,9 @@ def test_entries_name_known_defects_controls_and_nulls():
         assert set(spec.must_fail) <= set(CONTROL_ARMS) - {"control_positive"}, spec.name
         assert spec.null in (*registry.NULLS, None), spec.name
         # a gate judged against a null must be one the null draws can score
-        assert spec.null is None or spec.protocol in ("features", "holdout", "detection"), spec.name
+        assert spec.null is None or spec.protocol in (
+            "features", "holdout", "detection", "labels", "image_holdout", "image_plausibility"), spec.name
+        assert spec.null is not None, f"{spec.name}: every gate has a null since 2026-12-02"
     assert EXPECTED_FAILURES["control_negative_label"] == ("label_disagreement",)
     assert set(EXPECTED_FAILURES["control_negative_shuffle"]) == {"coverage", "density"}
     assert family("coverage") == ("precision", "recall", "density", "coverage")

@@ -89,6 +89,47 @@ def detection_auc(
     return float(roc_auc_score(y, scores))
 
 
+LABEL_RIDGE = 1.0
+"""Ridge penalty of :func:`label_margin` per training row (of the standardised features)."""
+
+
+def label_margin(train_class: FeatureMatrix, train_other: FeatureMatrix, candidate: FeatureMatrix) -> float:
+    """How far the candidate rows lean towards another class: the statistic ``label_disagreement``'s null tests.
+
+    A ridge least-squares classifier (intended class +1, other classes -1, an
+    unpenalised intercept, penalty :data:`LABEL_RIDGE` per fitted row) is fit on
+    ``train_class`` against ``train_other``; the value is the mean of *minus*
+    its decision value over the candidate rows: higher when they look more like
+    another class. The features are standardised by the mean and SD of all three
+    sets together, which a permutation of class and candidate rows leaves
+    unchanged, so the statistic is a function of the partition alone and its
+    permutation test (:func:`radaug.validate.summary._permutation_draws`) exact.
+
+    It stands in for the share of :func:`label_disagreement` in the null rule for
+    two reasons. The share of a handful of candidate rows takes few values, and
+    most permuted draws tie at 0: the test could not resolve the level. And a
+    logistic regression per draw costs about 15 ms, 3 s for 200 draws per cell;
+    this closed-form fit costs well under a millisecond. NaN if a set has fewer
+    than two rows or no feature is left.
+    """
+    _, (pos, neg, cand), _ = aligned(train_class, train_other, candidate)
+    if min(len(pos), len(neg), len(cand)) < 2:
+        return math.nan
+    rows = np.vstack([pos, neg, cand])
+    sd = rows.std(axis=0)
+    keep = np.isfinite(sd) & (sd > 0)
+    if not keep.any():
+        return math.nan
+    mean = rows.mean(axis=0)[keep]
+    pos, neg, cand = ((m[:, keep] - mean) / sd[keep] for m in (pos, neg, cand))
+    x = np.column_stack([np.vstack([pos, neg]), np.ones(len(pos) + len(neg))])
+    y = np.r_[np.ones(len(pos)), -np.ones(len(neg))]
+    penalty = np.full(x.shape[1], LABEL_RIDGE * len(x))
+    penalty[-1] = 0.0
+    weights = np.linalg.solve(x.T @ x + np.diag(penalty), x.T @ y)
+    return float(-np.mean(cand @ weights[:-1] + weights[-1]))
+
+
 def _label_model(seed: int):
     return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=seed))
 

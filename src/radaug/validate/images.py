@@ -10,6 +10,7 @@ features look ordinary.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -168,3 +169,55 @@ def implausible_share(images: np.ndarray, masks: np.ndarray, real_masks: np.ndar
     table = plausibility(images, masks, intensity_range=intensity_range,
                          roi_voxel_range=(float(sizes.min()), float(sizes.max())))
     return float(table["implausible"].mean())
+
+
+@dataclass(frozen=True)
+class PatchPool:
+    """Per-patch quantities of one validation cell, computed once for the image gates' null draws.
+
+    Rows: the training patches, then the candidate's, then the holdout's (the
+    order in which the exchange null pools the feature rows). ``distances``:
+    every pair's distance of :func:`patch_vectors` (the distance
+    :func:`image_memorization_ratio` measures); ``roi_voxels``: each mask's ROI
+    size; ``flagged``: an empty mask or an intensity outside the physical range
+    (:func:`plausibility`'s checks that do not depend on the other patches).
+    """
+
+    distances: np.ndarray
+    roi_voxels: np.ndarray
+    flagged: np.ndarray
+
+
+def patch_pool(images: np.ndarray, masks: np.ndarray, intensity_range: tuple[float, float] | None) -> PatchPool:
+    """The :class:`PatchPool` of pooled ``(N, *patch)`` images and masks.
+
+    Hundreds of null draws each take the nearest training patch of dozens of
+    patches; one Gram matrix of all pairs (a few hundred patches) replaces a
+    nearest-neighbour search per draw.
+    """
+    vectors = patch_vectors(images)
+    gram = vectors @ vectors.T
+    norms = np.diag(gram)
+    distances = np.sqrt(np.clip(norms[:, None] + norms[None, :] - 2 * gram, 0.0, None))
+    np.fill_diagonal(distances, 0.0)
+    table = plausibility(images, masks, intensity_range=intensity_range, roi_voxel_range=None)
+    return PatchPool(distances, table["roi_voxels"].to_numpy(), (table["empty_mask"] | table["intensity_out_of_range"]).to_numpy())
+
+
+def pooled_memorization_ratio(pool: PatchPool, train: np.ndarray, candidate: np.ndarray,
+                              holdout: np.ndarray) -> float:
+    """:func:`image_memorization_ratio` of the pool's rows ``candidate`` against ``train``, scaled by ``holdout``."""
+    if min(len(candidate), len(train), len(holdout)) < 2:
+        return math.nan
+    to_train = pool.distances[:, train]
+    scale = float(np.median(to_train[holdout].min(axis=1)))
+    return float(np.median(to_train[candidate].min(axis=1)) / scale) if scale > 0 else math.nan
+
+
+def pooled_implausible_share(pool: PatchPool, reference: np.ndarray, candidate: np.ndarray) -> float:
+    """:func:`implausible_share` of the pool's rows ``candidate`` with the ROI size range of ``reference``."""
+    if len(candidate) == 0 or len(reference) == 0:
+        return math.nan
+    sizes = pool.roi_voxels[reference]
+    roi = pool.roi_voxels[candidate]
+    return float(np.mean(pool.flagged[candidate] | (roi < sizes.min()) | (roi > sizes.max())))

@@ -65,7 +65,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -81,6 +81,8 @@ DEFECTS: dict[str, tuple[str, tuple[float, ...]]] = {
     "variance_shrink": ("a spread shrunk by >= {:.0%}", (0.1, 0.25, 0.5, 0.75)),
     "decorrelation": ("correlations broken in >= {:.0%} of rows", (0.1, 0.25, 0.5, 1.0)),
     "copies": ("copies of training rows in >= {:.0%} of rows", (0.1, 0.25, 0.5, 1.0)),
+    "mislabelled": ("rows of another class in >= {:.0%} of rows", (0.1, 0.25, 0.5, 1.0)),
+    "implausible": ("implausible patches in >= {:.0%} of rows", (0.05, 0.1, 0.25, 0.5)),
 }
 """Defect kind -> (phrase with the size, coarse grid of sizes); each built by :func:`defective`.
 
@@ -95,6 +97,13 @@ registry entry's ``defect`` (:data:`radaug.validate.registry.METRICS`).
   from a different, random row (marginals kept, correlations broken).
 * ``copies``: a share ``s`` of rows replaced by rows of A (the reference the
   memorization gates compare with).
+* ``mislabelled``: a share ``s`` of rows replaced by real rows of the other
+  classes (``other``) that the label classifier was not fit on, labelled as
+  this class.
+* ``implausible`` (image patches): a share ``s`` of patches made physically
+  implausible (an empty mask, an intensity outside the modality's range); built
+  on the patches by :func:`radaug.validate.summary._image_defect_value`, as the
+  image memorization ratio's ``copies`` are.
 """
 
 @dataclass
@@ -104,6 +113,13 @@ class NullDraws:
     values: dict[str, np.ndarray]
     directions: dict[str, str]
     normal_tail: frozenset = frozenset()
+    scales: Mapping[str, str] = field(default_factory=dict)
+    """Per gate, the scale its tie-break measures distance on (:func:`tie_scale`); linear where absent."""
+
+    def _signed(self, gate: str, values: np.ndarray, pool: np.ndarray) -> np.ndarray:
+        """``values`` on the gate's tie-break scale (chosen on the whole ``pool``), larger worse."""
+        sign = 1.0 if self.directions[gate] == "minimize" else -1.0
+        return sign * _on_scale(np.asarray(values, dtype=float), self.scales.get(gate, "linear"), pool)
 
     def p_value(self, gate: str, value: float) -> float:
         """Per-gate p-value of ``value`` against this gate's null draws; NaN without draws."""
@@ -134,7 +150,9 @@ class NullDraws:
             pool = sign * np.append(finite, value)
             counts = np.array([np.sum(pool >= sign * v - 1e-12) if np.isfinite(v) else 0 for v in null])
             ties = np.full(len(null), math.nan)
-            ties[np.isfinite(null)] = _tie_break(pool)[:-1]  # each draw against the other draws and the observed
+            raw = np.append(finite, value)
+            # each draw against the other draws and the observed
+            ties[np.isfinite(null)] = _tie_break(self._signed(g, raw, raw))[:-1]
             table[g] = np.where(np.isfinite(null), (counts + TIE_BREAK * ties) / len(pool), math.nan)
         return table
 
@@ -148,9 +166,12 @@ class NullDraws:
         null = self.values[gate]
         if gate in self.normal_tail:
             return self.p_value(gate, value)
-        sign = 1.0 if self.directions[gate] == "minimize" else -1.0
         finite = null[np.isfinite(null)]
-        return ranking_p(self.p_value(gate, value), sign * value, sign * finite, len(finite))
+        if not np.isfinite(value):
+            return math.nan
+        pool = np.append(finite, value)
+        signed = self._signed(gate, pool, pool)
+        return ranking_p(self.p_value(gate, value), signed[-1], signed[:-1], len(finite))
 
     def min_p(self, observed: Mapping[str, float] | None = None) -> np.ndarray:
         """Per null draw, the smallest ranking p-value over the gates computed in that draw.
@@ -180,6 +201,44 @@ TIE_BREAK = 0.5
 Below 1, so it orders values only within one empirical p-value (see :func:`ranking_p`)."""
 
 
+def tie_scale(value_range: tuple[float, float]) -> str:
+    """The scale a gate's tie-break measures distance on, from its metric's range (registry ``range``).
+
+    ``"log"`` for a ratio or distance on ``[0, inf)``, ``"logit"`` for a share on
+    ``[0, 1]``, ``"linear"`` otherwise: such values are skewed on their own
+    scale, and an SD there understates how far an extreme value lies. A copy
+    control's memorization ratio of 0 stood only 1.5 SD below draws whose mean
+    was 1.1 and SD 0.75 (a long upper tail), and so ranked behind the lone
+    extreme draws of other gates: it warned instead of failing at 100 draws; on
+    the log scale it lies infinitely far out.
+    """
+    low, high = value_range
+    if low == 0 and high == math.inf:
+        return "log"
+    if (low, high) == (0, 1):
+        return "logit"
+    return "linear"
+
+
+def _on_scale(values: np.ndarray, scale: str, pool: np.ndarray) -> np.ndarray:
+    """``values`` on ``scale`` where every value of ``pool`` lies in its domain, else as they are.
+
+    The domain is checked on the whole pool (the observed value and every draw),
+    so one function scores them all and the test stays exact; a null statistic
+    outside its metric's range (label disagreement's margin, strong pairs'
+    share of correlation kept) keeps the linear scale. 0 (and 1 for a share)
+    map to infinities, which :func:`_tie_break` ranks as infinitely far.
+    """
+    pool = np.asarray(pool, dtype=float)
+    pool = pool[np.isfinite(pool)]
+    with np.errstate(divide="ignore"):
+        if scale == "log" and (pool >= 0).all():
+            return np.log(values)
+        if scale == "logit" and ((pool >= 0) & (pool <= 1)).all():
+            return np.log(values) - np.log1p(-values)
+    return values
+
+
 def _beyond(z: np.ndarray) -> np.ndarray:
     """A decreasing map of a standardised distance ``z`` onto (0, 1): the Cauchy upper tail, 1/2 - arctan(z)/pi.
 
@@ -197,18 +256,27 @@ def _tie_break(pool: np.ndarray) -> np.ndarray:
     about the square root of the pool's size, so a candidate far beyond every draw
     tied with the lone extreme draws of other gates. A value whose others are all
     equal is infinitely far out (``z`` infinite, term 0). ``pool``: signed values
-    (larger is worse), finite.
+    (larger is worse) on the gate's tie-break scale (:func:`tie_scale`); ``+inf``
+    (a memorization ratio of 0 on the log scale) is infinitely far out (term 0),
+    ``-inf`` infinitely far on the good side (term 1), and the finite values are
+    standardised among the finite others.
     """
     pool = np.asarray(pool, dtype=float)
     m = len(pool)
     if m < 3:
         return np.full(m, 0.5)
-    deviation = pool - pool.mean()
-    spread = np.sum(deviation**2) - deviation**2 * m / (m - 1)  # sum of squares of the others about their mean
+    terms = np.where(pool == math.inf, 0.0, np.where(pool == -math.inf, 1.0, 0.5))
+    finite = np.isfinite(pool)
+    values, k = pool[finite], int(finite.sum())
+    if k < 3:
+        return terms
+    deviation = values - values.mean()
+    spread = np.sum(deviation**2) - deviation**2 * k / (k - 1)  # sum of squares of the others about their mean
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = deviation * m / (m - 1) / np.sqrt(np.clip(spread, 0.0, None) / (m - 2))
+        z = deviation * k / (k - 1) / np.sqrt(np.clip(spread, 0.0, None) / (k - 2))
     z[(deviation == 0)] = 0.0  # 0/0 where a value equals the rest, all constant
-    return _beyond(z)
+    terms[finite] = _beyond(z)
+    return terms
 
 
 def ranking_p(p: float, signed_value: float, others: np.ndarray, n_draws: int) -> float:
@@ -233,7 +301,7 @@ def ranking_p(p: float, signed_value: float, others: np.ndarray, n_draws: int) -
     permutation test). ``others``: the signed values the value is pooled with
     (larger is worse). NaN ``p`` gives NaN.
     """
-    if math.isnan(p) or not np.isfinite(signed_value):
+    if math.isnan(p) or math.isnan(signed_value):
         return math.nan
     return p + TIE_BREAK * float(_tie_break(np.append(others, signed_value))[-1]) / (1 + n_draws)
 
@@ -295,11 +363,12 @@ def critical_p(min_p: np.ndarray, level: float) -> float:
 
 
 def defective(kind: str, size: float, reference: np.ndarray, pool: np.ndarray, n: int,
-              rng: np.random.Generator) -> np.ndarray:
+              rng: np.random.Generator, *, other: np.ndarray | None = None) -> np.ndarray:
     """``n`` rows drawn from ``pool`` (real rows unseen by ``reference``) with one defect of ``size``.
 
     See :data:`DEFECTS`. ``reference`` gives the scale (its mean and SD) and, for
-    ``copies``, the rows copied.
+    ``copies``, the rows copied; ``other``: rows of the other classes, which
+    ``mislabelled`` puts in.
     """
     mean = np.nanmean(reference, axis=0)
     sd = np.nanstd(reference, axis=0, ddof=1)
@@ -323,6 +392,11 @@ def defective(kind: str, size: float, reference: np.ndarray, pool: np.ndarray, n
         return rows
     if kind == "copies":
         rows[changed] = reference[rng.integers(len(reference), size=int(changed.sum()))]
+        return rows
+    if kind == "mislabelled":
+        if other is None or len(other) == 0:
+            raise ValueError("defect 'mislabelled' needs rows of the other classes (other=)")
+        rows[changed] = other[rng.integers(len(other), size=int(changed.sum()))]
         return rows
     raise ValueError(f"unknown defect {kind!r}; use one of {sorted(DEFECTS)}")
 

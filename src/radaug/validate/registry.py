@@ -290,7 +290,7 @@ METRICS: dict[str, MetricSpec] = {
             "memorization_ratio in image space: patch-level normalised distance to the "
             "closest training patch, candidate over unseen real.",
             "image_holdout", "radaug.validate.images:image_memorization_ratio", {"pass_min": 0.8, "fail_min": 0.5},
-            must_fail=(_COPY,),
+            null="exchange", defect="copies", must_fail=(_COPY,),
         ),
         MetricSpec(
             "label_disagreement", "minimize", (0.0, 1.0),
@@ -298,6 +298,7 @@ METRICS: dict[str, MetricSpec] = {
             "assigns to another class than intended.",
             "labels", "radaug.validate.detection:label_disagreement",
             {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.10},
+            null="permutation", null_function="radaug.validate.detection:label_margin", defect="mislabelled",
             must_fail=(_LABEL,),
         ),
         MetricSpec(
@@ -306,6 +307,7 @@ METRICS: dict[str, MetricSpec] = {
             "the modality's physical range, or ROI size outside the real range.",
             "image_plausibility", "radaug.validate.images:implausible_share",
             {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.02},
+            null="permutation", defect="implausible",
         ),
     )
 }
@@ -338,8 +340,9 @@ def _check() -> None:
             else "" if rule_keys_for(spec.thresholds, spec.direction) else
             f"rule keys {sorted(spec.thresholds)} are none of {RULE_KEYS[spec.direction]} ({spec.direction})",
             f"null {spec.null!r} is not one of {NULLS}" if spec.null not in (*NULLS, None) else "",
-            "null 'exchange' needs protocol 'holdout' (its draws re-partition training, candidate and holdout "
-            "feature rows)" if spec.null == "exchange" and spec.protocol != "holdout" else "",
+            "null 'exchange' needs protocol 'holdout' or 'image_holdout' (its draws re-partition training, "
+            "candidate and holdout rows)" if spec.null == "exchange" and spec.protocol not in HOLDOUT_PROTOCOLS
+            else "",
             f"protocol 'holdout' needs null 'exchange', 'split' or none, not {spec.null!r} (a permutation of "
             "training and candidate rows has no holdout side)"
             if spec.protocol == "holdout" and spec.null not in ("exchange", "split", None) else "",

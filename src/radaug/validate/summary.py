@@ -28,7 +28,8 @@ from radaug.splits import grouped_halves
 # The registry names its functions by import path and imports them on first use; imported here too, their
 # modules count in the validate jobs' code version (provenance.code_files follows import statements).
 from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
-from radaug.validate.null import NullDraws, critical_p, defective, minimum_detectable
+from radaug.validate.images import PatchPool, patch_pool, pooled_implausible_share, pooled_memorization_ratio
+from radaug.validate.null import NullDraws, critical_p, defective, minimum_detectable, tie_scale
 from radaug.validate.metrics import _correlation_matrices, is_constant
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
@@ -171,8 +172,9 @@ def validate_arm(
     rule
         ``"null"``: a gate fails when its min-P adjusted p-value against the
         null draws is at most ``level``, warns when it is at most ``2 * level``,
-        and passes otherwise (gates without a null, ``label_disagreement`` and the
-        image-space checks, keep the factor rule); ``"factor"``: every gate by
+        and passes otherwise (a gate without a null, none at present, keeps the
+        factor rule; ``implausible_share`` also fails outright where a candidate
+        patch is physically impossible and no real one is); ``"factor"``: every gate by
         the factor rules of ``thresholds``. See :mod:`radaug.validate.null`.
         This function's default is the cheap ``"factor"``; a study's is the
         config's ``validation.rule``, ``"null"`` unless set.
@@ -254,7 +256,7 @@ def validate_arm(
         return (len(holdout) if METRICS[name].protocol in HOLDOUT_PROTOCOLS else compared_rows) >= min_rows
 
     tested = [name for name in comparisons if METRICS[name].null is not None and enough(name)]
-    tested_values, p_values, adjusted, permuted, detectable = {}, {}, {}, None, {}
+    tested_values, p_values, adjusted, permuted, detectable, impossible = {}, {}, {}, None, {}, {}
     if rule == "null" and null_splits > 0 and tested:
         group_rows = _groups(train_real, candidate, group_column)
         g_train = _row_groups(train_real, group_column)  # a row without a group id is its own group
@@ -263,6 +265,8 @@ def validate_arm(
         g_hold = _row_groups(holdout_real, group_column if group_column in train_real.columns else None,
                              own="holdout-row-")
         tested_set = _tested_set(len(train), len(cand), seed)
+        other = cell.train_other
+        images = _image_pool(patches, tested)
         # Hundreds of small matrices (100 x 100 eigendecompositions for Fréchet): BLAS threads only
         # contend; with one thread an eigendecomposition took 7 ms instead of 370 ms on a loaded machine.
         with threadpool_limits(1):
@@ -271,7 +275,9 @@ def validate_arm(
                 # The real-vs-real split null depends on the real rows and the candidate's size, not on the
                 # candidate: control arms of one cell (same size and holdout) share it, and its power.
                 key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode(),
-                                              b"||", "|".join(map(str, g_hold)).encode()]))
+                                              b"||", "|".join(map(str, g_hold)).encode(),
+                                              b"||" if other is None else other.tobytes(),
+                                              b"||" if images is None else _real_patch_digest(patches)]))
                        .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
                        null_splits, power_repeats, level)
                 if key not in _SPLIT_CACHE:
@@ -280,20 +286,25 @@ def validate_arm(
                     _SPLIT_CACHE[key] = _split_null_and_power(train, holdout, len(cand), row_groups, tested,
                                                               cell.settings, seed=seed, holdout_groups=g_hold,
                                                               null_splits=null_splits, level=level,
-                                                              power_repeats=power_repeats)
+                                                              power_repeats=power_repeats, other=other,
+                                                              images=images)
                 split_null, detectable = _SPLIT_CACHE[key]
             tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
-                                           g_train, g_cand, cell.settings, seed)
+                                           g_train, g_cand, cell.settings, seed, other=other, images=images)
             permuted = _permutation_draws(
                 train, cand, holdout, tested_set, g_train, g_cand, split_null,
                 tested, cell.settings, seed=seed, n_draws=null_splits,
-                n_detection=null_detection_splits if detection else 0, g_hold=g_hold)
+                n_detection=null_detection_splits if detection else 0, g_hold=g_hold, other=other,
+                images=images)
         p_values = {name: permuted.p_value(name, tested_values[name]) for name in tested}
         adjusted = permuted.adjusted({name: tested_values[name] for name in tested})
+        impossible = _physically_impossible(images, len(train), len(cand), tested)
 
     def judged(name: str, value: float, baseline: float) -> str:
         if not enough(name):
             return "insufficient"
+        if name in impossible:
+            return "fail"
         if rule == "factor" or math.isnan(adjusted.get(name, math.nan)):
             return verdict(value, baseline, rules[name])
         if math.isnan(value):
@@ -304,6 +315,9 @@ def validate_arm(
         """Which rule :func:`judged` used for ``name`` under the null rule, and why the factor rule stood in."""
         if not enough(name):
             return ""
+        if name in impossible:
+            return (f"physical: {impossible[name]} of {len(cand)} candidate patches physically impossible (empty "
+                    "mask or intensity outside the physical range), no real training patch")
         if METRICS[name].null is None:
             return "factor: no null for this gate"
         if null_splits <= 0:
@@ -468,7 +482,7 @@ def _tested_set(n_train: int, n_candidate: int, seed: int) -> tuple[np.ndarray, 
 
 
 def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_set, g_train, g_cand,
-                   settings, seed) -> dict[str, float]:
+                   settings, seed, *, other=None, images: PatchPool | None = None) -> dict[str, float]:
     """The statistic each gate's p-value tests under the null rule, scored as a permutation draw is.
 
     A two-sample statistic on all the cell's data: the candidate (drawn to at most
@@ -480,8 +494,14 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_
     exchangeable with the draws of :func:`_permutation_draws`, and a half holds
     half the data (less power). Each gate is scored by its registry entry's
     ``null_function`` where it has one (``strong_pairs_kept``: the share of the
-    strong pairs' correlation kept). The holdout gates test all candidate rows
-    against all training rows, which is exactly their ``value``; a
+    strong pairs' correlation kept; ``label_disagreement``: the candidate's
+    lean towards the other classes, ``other``, of
+    :func:`radaug.validate.detection.label_margin`). The holdout gates test all candidate rows
+    against all training rows, which is exactly their ``value``; so does the
+    image memorization ratio, on the pooled patch distances of ``images``
+    (:func:`radaug.validate.images.pooled_memorization_ratio`, equal to its
+    ``value`` up to rounding), and the implausible share scores the tested
+    candidate draw against all training masks; a
     ``features`` gate with a ``split`` null (none at present) would test the
     candidate's size-matched draw against split 0's half A (``first_set``), as
     the real-split draws are built.
@@ -489,14 +509,20 @@ def _tested_values(comparisons, tested, train, cand, holdout, tested_set, first_
     a, c = tested_set
     single = [name for name in tested if METRICS[name].null != "split"
               and METRICS[name].protocol not in ("detection", "holdout")]
-    values = _scores(train[a], cand[c], holdout, single, settings)
+    values = _scores(train[a], cand[c], holdout, single, settings, other=other)
     split_gates = [name for name in tested if METRICS[name].null == "split" and METRICS[name].protocol != "holdout"]
     if split_gates:
         half_a, matched = first_set
         values.update(_scores(train[half_a], cand[matched], holdout, split_gates, settings))
+    n_train, n_cand = len(train), len(cand)
     for name in tested:
         if METRICS[name].protocol == "holdout":
             values[name] = comparisons[name][0]
+        elif METRICS[name].protocol == "image_holdout":
+            values[name] = pooled_memorization_ratio(images, np.arange(n_train), n_train + np.arange(n_cand),
+                                                     n_train + n_cand + np.arange(len(holdout)))
+        elif METRICS[name].protocol == "image_plausibility":
+            values[name] = pooled_implausible_share(images, a, n_train + c)
         elif METRICS[name].protocol == "detection":
             values[name] = METRICS[name].bound(settings)(train[a], cand[c], seed=seed, groups_reference=g_train[a],
                                                          groups_candidate=g_cand[c])
@@ -527,7 +553,8 @@ def _group_codes(groups: np.ndarray) -> np.ndarray:
 
 
 def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_null: NullDraws, gates, settings,
-                       *, seed, n_draws, n_detection, g_hold=None) -> NullDraws:
+                       *, seed, n_draws, n_detection, g_hold=None, other=None,
+                       images: PatchPool | None = None) -> NullDraws:
     """Permutation null of the cell's tested statistics (:func:`_tested_values`), ``n_draws`` draws.
 
     Under the null hypothesis "the candidate is a real sample of the population
@@ -543,9 +570,15 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     unprefixed groups, as for the tested value. Three families, paired by draw
     index in the min-P adjustment:
 
-    * **set, PRDC gates and detection AUC**: the training rows and the
-      candidate draw of the tested statistic (:func:`_tested_set`) are pooled
-      and re-partitioned.
+    * **set, PRDC gates, detection AUC and label disagreement**: the training
+      rows and the candidate draw of the tested statistic (:func:`_tested_set`)
+      are pooled and re-partitioned; label disagreement's classifier is fit on
+      each draw's reference side against the real rows of the other classes
+      (``other``, fixed) and scores the other side
+      (:func:`radaug.validate.detection.label_margin`); the implausible share
+      scores each draw's second side against the ROI size range of its
+      reference side, from the per-patch checks of ``images``
+      (:func:`radaug.validate.images.pooled_implausible_share`).
     * **correlation gates** (Pearson and Spearman correlation distance,
       strong pairs kept): the same re-partitions, of the two sets each first
       standardised *on its own* (registry ``standardise``: z-scores, or
@@ -586,6 +619,8 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
       rows, and 7 of 45 Br35H cells at n <= 20 failed fresh real rows), and a
       re-partition of candidate and holdout rows only (exact, but a permuted
       holdout side then holds copies, and the copy control lost its power).
+      The image memorization ratio has the same exchange null, on the pooled
+      patch distances of ``images``.
     """
     a, c = tested_set
     pool = np.concatenate([train[a], cand[c]])
@@ -596,39 +631,45 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
                                                np.char.add("c:", g_cand[c].astype(str))]))
     values = {name: np.full(n_draws, np.nan) for name in gates}
     specs = {name: METRICS[name] for name in gates}
-    set_gates = [name for name, spec in specs.items() if spec.protocol == "features" and spec.standardise is None]
+    set_gates = [name for name, spec in specs.items()
+                 if (spec.protocol == "features" and spec.standardise is None) or spec.protocol == "labels"]
     standardised = [name for name, spec in specs.items()
                     if spec.protocol == "features" and spec.standardise is not None and spec.null != "split"]
     pearson = [name for name in standardised if specs[name].standardise == "zscore"]
     spearman = [name for name in standardised if specs[name].standardise == "rank"]
     detection = {name: spec.bound(settings) for name, spec in specs.items() if spec.protocol == "detection"}
+    plausibility = [name for name, spec in specs.items() if spec.protocol == "image_plausibility"]
+    image_rows = np.concatenate([a, len(train) + c])  # each pooled row's row of ``images``
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     standardised = {name: _standardised_draw(specs[name], settings, (z_pool if name in pearson else rank_pool)[:len(a)])
                     for name in standardised}
     for draw in range(n_draws):
         rng = stream_rng("null_permutation", seed, draw=draw)
-        ref, other = _permuted_sides(pool_groups, len(a), rng)
-        scores = _scores(pool[ref], pool[other], holdout, set_gates, settings, draw=True)
-        scores.update({name: standardised[name](z_pool[ref], z_pool[other]) for name in pearson})
-        scores.update({name: standardised[name](rank_pool[ref], rank_pool[other]) for name in spearman})
+        ref, side = _permuted_sides(pool_groups, len(a), rng)
+        scores = _scores(pool[ref], pool[side], holdout, set_gates, settings, draw=True, other=other)
+        scores.update({name: standardised[name](z_pool[ref], z_pool[side]) for name in pearson})
+        scores.update({name: standardised[name](rank_pool[ref], rank_pool[side]) for name in spearman})
+        scores.update({name: pooled_implausible_share(images, image_rows[ref], image_rows[side])
+                       for name in plausibility})
         for name, score in scores.items():
             values[name][draw] = score
         if draw < n_detection:
             for name, auc in detection.items():
-                values[name][draw] = auc(pool[ref], pool[other], seed=seed, groups_reference=cv_groups[ref],
-                                         groups_candidate=cv_groups[other])
+                values[name][draw] = auc(pool[ref], pool[side], seed=seed, groups_reference=cv_groups[ref],
+                                         groups_candidate=cv_groups[side])
     for name in detection:
         values[name] = values[name][:n_detection]
     values.update({name: split_null.values[name] for name, spec in specs.items() if spec.null == "split"})
     g_hold = np.array([f"holdout-row-{i}" for i in range(len(holdout))]) if g_hold is None else g_hold
     values.update(_exchange_draws(train, cand, holdout, g_train, g_cand, g_hold,
                                   [name for name, spec in specs.items() if spec.null == "exchange"],
-                                  settings, seed=seed, n_draws=n_draws))
-    return NullDraws(values, {name: spec.direction for name, spec in specs.items()}, frozenset(detection))
+                                  settings, seed=seed, n_draws=n_draws, images=images))
+    return NullDraws(values, {name: spec.direction for name, spec in specs.items()}, frozenset(detection),
+                     _tie_scales(gates))
 
 
 def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, settings: Mapping | None = None, *, seed,
-                    n_draws) -> dict[str, np.ndarray]:
+                    n_draws, images: PatchPool | None = None, image_rows=None) -> dict[str, np.ndarray]:
     """Exchange null of the holdout gates: ``n_draws`` re-partitions of all the cell's rows into the three sets.
 
     The holdout gates ask whether the candidate rows sit closer to the training
@@ -666,6 +707,12 @@ def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, settin
     moves copies to the pseudo-holdout, and with few groups no draw separates
     them: the copy control lost its power at n = 10.
 
+    The image memorization ratio (protocol ``image_holdout``) is scored on the
+    same draws from the pooled patch distances of ``images``
+    (:func:`radaug.validate.images.pooled_memorization_ratio`); ``image_rows``:
+    the row of ``images`` of each pooled row (training, candidate, holdout rows
+    in order; default: the same positions).
+
     Returns the draws of every gate in ``gates`` (NaN where a set has fewer than
     two rows or no feature is left).
     """
@@ -680,10 +727,14 @@ def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, settin
         labels[i] = parent.get(np.ascontiguousarray(pool[i], dtype=float).tobytes(), labels[i])
     codes = _group_codes(labels)
     targets = (len(train), len(cand), len(holdout))
+    image_gates = [name for name in gates if METRICS[name].protocol == "image_holdout"]
+    image_rows = np.arange(len(pool)) if image_rows is None else np.asarray(image_rows)
     for draw in range(n_draws):
         t, c, h = _three_sides(codes, targets, stream_rng("null_exchange", seed, draw=draw))
         for name, score in _scores(pool[t], pool[c], pool[h], gates, settings or {}, draw=True).items():
             values[name][draw] = score
+        for name in image_gates:
+            values[name][draw] = pooled_memorization_ratio(images, image_rows[t], image_rows[c], image_rows[h])
     return values
 
 
@@ -759,13 +810,15 @@ their real rows and sizes."""
 _SPLIT_CACHE_SIZE = 8
 
 def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, names,
-            settings: Mapping, *, draw: bool = False) -> dict[str, float]:
+            settings: Mapping, *, draw: bool = False, other: np.ndarray | None = None) -> dict[str, float]:
     """The gates ``names`` of one candidate set against one reference, by the statistic the null rule tests.
 
-    Only gates of the ``features`` and ``holdout`` protocols are scored (others are
-    left out of the result), each by its registry entry's ``null_function`` (else
-    its ``function``) with ``settings`` (``alpha``, ``nearest_k``); a function
-    shared by several gates (PRDC, the holdout gates) is called once for them all.
+    Only gates of the ``features`` and ``holdout`` protocols, and of ``labels``
+    given ``other`` (real rows of the other classes, the classifier's other
+    side), are scored (others are left out of the result), each by its registry
+    entry's ``null_function`` (else its ``function``) with ``settings``
+    (``alpha``, ``nearest_k``); a function shared by several gates (PRDC, the
+    holdout gates) is called once for them all.
     ``draw``: the set is a null draw or a simulated defective set (every caller but
     the tested value, :func:`_tested_values`), scored with the entry's
     ``draw_keywords`` too, so every null path scores a degenerate draw alike.
@@ -774,12 +827,13 @@ def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, n
     scores = {}
     for name in names:
         spec = METRICS[name]
-        if spec.protocol not in ("features", "holdout"):
+        if spec.protocol not in ("features", "holdout", "labels") or (spec.protocol == "labels" and other is None):
             continue
         key = spec.call(null=True, draw=draw)
         if key not in results:
             function = spec.bound(settings, null=True, draw=draw)
             results[key] = (function(reference, candidate) if spec.protocol == "features"
+                            else function(reference, other, candidate) if spec.protocol == "labels"
                             else function(candidate, reference, holdout))
         result = results[key]
         scores[name] = _value(result, name)
@@ -787,7 +841,8 @@ def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, n
 
 
 def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, settings, *, seed,
-                          null_splits, level, power_repeats, holdout_groups=None) -> tuple[NullDraws, dict[str, str]]:
+                          null_splits, level, power_repeats, holdout_groups=None,
+                          other=None, images: PatchPool | None = None) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
     The split null (:func:`_null_draws`) gives a gate with registry ``null: split``
@@ -818,13 +873,21 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
     split null (up to 96% of its draws on weakly correlated 4-feature cells); no
     stated ``min_detectable`` changed on the cells measured (BENCHMARKS.md,
     validation calibration), since a defective set on such a half A has no
-    strong pair to lose either.
+    strong pair to lose either. Label disagreement (given ``other``, the real
+    rows of the other classes) is fit against one seeded half of ``other``
+    in the split draws and the defective sets, and its defect's rows of another
+    class come from the other half (:func:`_other_halves`): a row the classifier
+    was fit on would be recognised too easily. The image gates (given
+    ``images``, the cell's :class:`~radaug.validate.images.PatchPool`) take the
+    same draws: the implausible share of half B against half A's ROI size range,
+    the image memorization ratio in the exchange draws on the halves.
     """
     gates = [name for name in tested
              if (METRICS[name].null == "split" or power_repeats) and METRICS[name].protocol != "detection"]
     exchange = [name for name in gates if METRICS[name].null == "exchange"]
-    null = _null_draws(train, holdout, n_candidate, row_groups,
-                       [name for name in gates if name not in exchange], settings, seed=seed, n_splits=null_splits)
+    other_fit, other_pool = _other_halves(other, seed)
+    null = _null_draws(train, holdout, n_candidate, row_groups, [name for name in gates if name not in exchange],
+                       settings, seed=seed, n_splits=null_splits, other=other_fit, images=images)
     if not power_repeats:
         return null, {}
     if exchange:
@@ -833,10 +896,67 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
                   else np.asarray(holdout_groups))
         null.values.update(_exchange_draws(train[a], train[b], holdout, np.asarray(row_groups)[a],
                                            np.asarray(row_groups)[b], g_hold, exchange, settings,
-                                           seed=seed, n_draws=null_splits))
+                                           seed=seed, n_draws=null_splits, images=images,
+                                           image_rows=np.concatenate([a, b, _holdout_rows(images, holdout)])))
         null.directions.update({name: METRICS[name].direction for name in exchange})
+        null.scales.update(_tie_scales(exchange))
     return null, _power(train, holdout, n_candidate, row_groups, null, critical_p(null.min_p(), level),
-                        settings, seed=seed, repeats=power_repeats)
+                        settings, seed=seed, repeats=power_repeats, other=other_fit, other_pool=other_pool,
+                        images=images)
+
+
+def _image_pool(patches: Patches | None, tested) -> PatchPool | None:
+    """The cell's :class:`~radaug.validate.images.PatchPool` (training, candidate, holdout patches), if an image
+    gate is tested."""
+    if patches is None or not any(METRICS[name].protocol in ("image_holdout", "image_plausibility")
+                                  for name in tested):
+        return None
+    p = patches
+    return patch_pool(np.concatenate([p.train_images, p.candidate_images, p.holdout_images]),
+                      np.concatenate([p.train_masks, p.candidate_masks, p.holdout_masks]), p.intensity_range)
+
+
+def _physically_impossible(images: PatchPool | None, n_train: int, n_cand: int, tested) -> dict[str, int]:
+    """Image-plausibility gates that fail outright: candidate patches with an empty mask or an intensity outside
+    the physical range, where no real training patch has one; gate -> number of such candidate patches.
+
+    The permutation test of the implausible share cannot see one such patch (it
+    moves between the sides like any row: one of 15 candidate patches among 45
+    gives p = 1/3), yet a real case never has one: that is a defect whatever the
+    sample size.
+    """
+    if images is None or images.flagged[:n_train].any():
+        return {}
+    count = int(images.flagged[n_train:n_train + n_cand].sum())
+    return {name: count for name in tested if METRICS[name].protocol == "image_plausibility"} if count else {}
+
+
+def _holdout_rows(images: PatchPool | None, holdout: np.ndarray) -> np.ndarray:
+    """Rows of the holdout's patches in the cell's patch pool: its last rows."""
+    n = 0 if images is None else len(images.roi_voxels)
+    return np.arange(n - len(holdout), n)
+
+
+def _real_patch_digest(patches: Patches) -> bytes:
+    """A digest of the real patches and the intensity range, for the split null's cache key."""
+    digest = hashlib.sha1()
+    for array in (patches.train_images, patches.train_masks, patches.holdout_images, patches.holdout_masks):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(repr(patches.intensity_range).encode())
+    return digest.digest()
+
+
+def _other_halves(other: np.ndarray | None, seed) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The other classes' rows in two seeded halves: the power simulation's classifier side and its defect's rows.
+
+    None without ``other``; with fewer than four rows both halves are all of them.
+    """
+    if other is None:
+        return None, None
+    if len(other) < 4:
+        return other, other
+    order = stream_rng("label_other_halves", seed, n=len(other)).permutation(len(other))
+    return other[np.sort(order[: len(other) // 2])], other[np.sort(order[len(other) // 2:])]
 
 
 def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
@@ -848,19 +968,37 @@ def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
     return a, b
 
 
-def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, seed, n_splits) -> NullDraws:
-    """``n_splits`` real-vs-real split draws of every gate in ``gates`` (no detection AUC) at the candidate's size."""
+def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, seed, n_splits,
+                other=None, images: PatchPool | None = None) -> NullDraws:
+    """``n_splits`` real-vs-real split draws of every gate in ``gates`` (no detection AUC) at the candidate's size.
+
+    ``other``: the other classes' rows label disagreement's classifier is fit against (none: not scored);
+    ``images``: the cell's patch pool, whose first rows are the training rows' (the implausible share).
+    """
+    plausibility = [name for name in gates if METRICS[name].protocol == "image_plausibility"]
     values = {name: np.full(n_splits, np.nan) for name in gates}
     for draw in range(n_splits):
         a, b = _null_split(row_groups, n_candidate, seed, draw)
-        for name, score in _scores(train[a], train[b], holdout, gates, settings, draw=True).items():
+        for name, score in _scores(train[a], train[b], holdout, gates, settings, draw=True, other=other).items():
             values[name][draw] = score
-    return NullDraws(values, {name: METRICS[name].direction for name in gates})
+        for name in plausibility:
+            values[name][draw] = pooled_implausible_share(images, a, b)
+    return NullDraws(values, {name: METRICS[name].direction for name in gates}, scales=_tie_scales(gates))
+
+
+def _tie_scales(gates) -> dict[str, str]:
+    """Each gate's tie-break scale (:func:`radaug.validate.null.tie_scale`), from its registry range."""
+    return {name: tie_scale(METRICS[name].range) for name in gates}
 
 
 def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: float, settings, *,
-           seed, repeats) -> dict[str, str]:
-    """``min_detectable`` of every gate with a ``defect`` (:data:`~radaug.validate.null.DEFECTS`) in the registry."""
+           seed, repeats, other=None, other_pool=None, images: PatchPool | None = None) -> dict[str, str]:
+    """``min_detectable`` of every gate with a ``defect`` (:data:`~radaug.validate.null.DEFECTS`) in the registry.
+
+    ``other``: the other classes' rows label disagreement is fit against; ``other_pool``: other rows of
+    those classes, the rows its ``mislabelled`` defect puts in (see :func:`_split_null_and_power`).
+    The image gates' defects are built on the rows of ``images`` (:func:`_image_defect_value`).
+    """
     from radaug.validate.null import DEFECTS
 
     by_kind: dict[str, list[str]] = {}
@@ -875,8 +1013,16 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
             fails = dict.fromkeys(names, 0)
             for draw, (a, b) in enumerate(splits):
                 rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
-                bad = defective(kind, size, train[a], train[b], len(b), rng)
-                for name, value in _scores(train[a], bad, holdout, names, settings, draw=True).items():
+                bad = defective(kind, size, train[a], train[b], len(b), rng, other=other_pool) if any(
+                    METRICS[name].protocol not in _IMAGE_PROTOCOLS for name in names) else None
+                values = {} if bad is None else _scores(train[a], bad, holdout, names, settings, draw=True,
+                                                        other=other)
+                for name in names:
+                    if METRICS[name].protocol in _IMAGE_PROTOCOLS:
+                        values[name] = _image_defect_value(
+                            name, size, a, b, _holdout_rows(images, holdout), images,
+                            stream_rng("power_defect_image", seed, draw=draw, size_milli=int(size * 1000)))
+                for name, value in values.items():
                     fails[name] += null.ranking_p(name, value) <= critical
             rates[size] = {name: fails[name] / max(len(splits), 1) for name in names}
             if all(rate >= 0.8 for rate in rates[size].values()):
@@ -884,6 +1030,30 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
         for name in names:
             found[name] = minimum_detectable(kind, lambda s, n=name: rates.get(s, {}).get(n, 1.0))
     return found
+
+
+_IMAGE_PROTOCOLS = ("image_holdout", "image_plausibility")
+
+
+def _image_defect_value(name: str, size: float, a: np.ndarray, b: np.ndarray, holdout_rows: np.ndarray,
+                        images: PatchPool, rng: np.random.Generator) -> float:
+    """An image gate's value on half B's patches with its defect of ``size`` (reference: half A's patches).
+
+    ``copies`` (image memorization ratio): a share ``size`` of B's patches
+    replaced by patches of A, at distance 0 from their training patch.
+    ``implausible`` (implausible share): a share ``size`` of B's patches made
+    implausible (as an empty mask or an intensity outside the physical range would).
+    """
+    changed = rng.random(len(b)) < size
+    if METRICS[name].defect == "copies":
+        rows = b.copy()
+        rows[changed] = a[rng.integers(len(a), size=int(changed.sum()))]
+        return pooled_memorization_ratio(images, a, rows, holdout_rows)
+    if METRICS[name].defect == "implausible":
+        sizes = images.roi_voxels[a]
+        roi = images.roi_voxels[b]
+        return float(np.mean(changed | images.flagged[b] | (roi < sizes.min()) | (roi > sizes.max())))
+    raise ValueError(f"no image defect {METRICS[name].defect!r} for gate {name!r}")
 
 
 def _nanmedian(values) -> float:
