@@ -779,3 +779,7 @@ def test_the_tie_break_measures_a_ratio_on_the_log_scale():
     linear = NullDraws(values, directions)
     assert linear.adjusted(observed)["memorization_ratio"] > 1 / 101
     assert tie_scale((0.0, 1.0)) == "logit" and tie_scale((-1.0, 1.0)) == "linear"
+    # draws at the good end (a share of 0 in every draw): the linear scale, where a value beyond them all is
+    # infinitely far out; on the logit scale they were -inf, out of the spread, and the value only half a step out
+    zeros = NullDraws({"ks_fdr": np.zeros(99)}, {"ks_fdr": "minimize"}, scales={"ks_fdr": "logit"})
+    assert zeros.ranking_p("ks_fdr", 0.2) == pytest.approx(1 / 100)

@@ -119,7 +119,7 @@ class NullDraws:
     def _signed(self, gate: str, values: np.ndarray, pool: np.ndarray) -> np.ndarray:
         """``values`` on the gate's tie-break scale (chosen on the whole ``pool``), larger worse."""
         sign = 1.0 if self.directions[gate] == "minimize" else -1.0
-        return sign * _on_scale(np.asarray(values, dtype=float), self.scales.get(gate, "linear"), pool)
+        return _on_scale(np.asarray(values, dtype=float), self.scales.get(gate, "linear"), pool, sign)
 
     def p_value(self, gate: str, value: float) -> float:
         """Per-gate p-value of ``value`` against this gate's null draws; NaN without draws."""
@@ -220,23 +220,31 @@ def tie_scale(value_range: tuple[float, float]) -> str:
     return "linear"
 
 
-def _on_scale(values: np.ndarray, scale: str, pool: np.ndarray) -> np.ndarray:
-    """``values`` on ``scale`` where every value of ``pool`` lies in its domain, else as they are.
+def _on_scale(values: np.ndarray, scale: str, pool: np.ndarray, sign: float) -> np.ndarray:
+    """``sign`` times ``values`` on ``scale`` (larger worse), or on the linear scale where ``pool`` does not allow it.
 
-    The domain is checked on the whole pool (the observed value and every draw),
-    so one function scores them all and the test stays exact; a null statistic
-    outside its metric's range (label disagreement's margin, strong pairs'
-    share of correlation kept) keeps the linear scale. 0 (and 1 for a share)
-    map to infinities, which :func:`_tie_break` ranks as infinitely far.
+    The scale is chosen on the whole pool (the observed value and every draw),
+    so one function scores them all and the test stays exact. It falls back to
+    linear where a pooled value lies outside the scale's domain, and where one
+    maps to the *good* side's infinity (a share of 0 for a gate to minimise, a
+    precision of 1): the tie-break standardises the finite values among
+    themselves, so draws at the good end would drop out of the spread and a
+    value beyond draws that are all 0 would no longer be infinitely far out.
+    On the bad side, 0 (or 1 for a share) maps to an infinity that
+    :func:`_tie_break` ranks as infinitely far out.
     """
     pool = np.asarray(pool, dtype=float)
     pool = pool[np.isfinite(pool)]
-    with np.errstate(divide="ignore"):
-        if scale == "log" and (pool >= 0).all():
-            return np.log(values)
-        if scale == "logit" and ((pool >= 0) & (pool <= 1)).all():
-            return np.log(values) - np.log1p(-values)
-    return values
+
+    def transform(x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(x) if scale == "log" else np.log(x) - np.log1p(-x)
+
+    in_domain = ((pool >= 0).all() if scale == "log"
+                 else ((pool >= 0) & (pool <= 1)).all() if scale == "logit" else False)
+    if in_domain and not np.any(sign * transform(pool) == -math.inf):
+        return sign * transform(values)
+    return sign * values
 
 
 def _beyond(z: np.ndarray) -> np.ndarray:

@@ -118,6 +118,10 @@ class MetricSpec:
         tested value reports as NaN: ``strong_pairs_strength`` gets ``empty=1 /
         threshold`` (a reference side without a strong pair has none to lose, so
         the draw counts at the largest share instead of dropping out of the null).
+    null_range
+        The range of the statistic the null tests where it is not ``range``
+        (a ``null_function`` on another scale), or None. It sets the scale of
+        the min-P tie-break (:func:`radaug.validate.null.tie_scale`).
     training_norm
         Whether each permutation draw also gets ``norm=``: the training rows'
         correlation matrix in the statistic's ``method`` (correlation distances),
@@ -147,6 +151,7 @@ class MetricSpec:
     null_function: str | None = None
     standardise: Literal["zscore", "rank"] | None = None
     draw_keywords: Mapping[str, object] = field(default_factory=dict)
+    null_range: tuple[float, float] | None = None
     training_norm: bool = False
     defect: str | None = None
     must_fail: tuple[str, ...] = ()
@@ -216,7 +221,8 @@ METRICS: dict[str, MetricSpec] = {
             "those pairs' correlation the candidate keeps (strong_pairs_strength).",
             "features", _M + "strong_pairs_kept", {"pass_factor": 0.6, "fail_factor": 0.4, "abs_tol": 0.05},
             keywords={"threshold": _STRONG}, null="permutation", null_function=_M + "strong_pairs_strength",
-            standardise="rank", draw_keywords={"empty": 1.0 / _STRONG}, defect="decorrelation", must_fail=(_NOISE,),
+            standardise="rank", draw_keywords={"empty": 1.0 / _STRONG}, null_range=(-math.inf, 1.0 / _STRONG),
+            defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "frechet_distance", "minimize", (0.0, math.inf),
@@ -298,7 +304,8 @@ METRICS: dict[str, MetricSpec] = {
             "assigns to another class than intended.",
             "labels", "radaug.validate.detection:label_disagreement",
             {"warn_factor": 1.5, "fail_factor": 2.5, "abs_tol": 0.10},
-            null="permutation", null_function="radaug.validate.detection:label_margin", defect="mislabelled",
+            null="permutation", null_function="radaug.validate.detection:label_margin",
+            null_range=(-math.inf, math.inf), defect="mislabelled",
             must_fail=(_LABEL,),
         ),
         MetricSpec(

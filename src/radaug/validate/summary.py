@@ -276,7 +276,8 @@ def validate_arm(
                 # candidate: control arms of one cell (same size and holdout) share it, and its power.
                 key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode(),
                                               b"||", "|".join(map(str, g_hold)).encode(),
-                                              b"||" if other is None else other.tobytes(),
+                                              b"||other", repr(None if other is None else other.shape).encode(),
+                                              b"" if other is None else other.tobytes(),
                                               b"||" if images is None else _real_patch_digest(patches)]))
                        .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
                        null_splits, power_repeats, level)
@@ -918,14 +919,19 @@ def _image_pool(patches: Patches | None, tested) -> PatchPool | None:
 
 def _physically_impossible(images: PatchPool | None, n_train: int, n_cand: int, tested) -> dict[str, int]:
     """Image-plausibility gates that fail outright: candidate patches with an empty mask or an intensity outside
-    the physical range, where no real training patch has one; gate -> number of such candidate patches.
+    the physical range, where no real patch of the cell (training or holdout) has one; gate -> number of such
+    candidate patches.
 
     The permutation test of the implausible share cannot see one such patch (it
     moves between the sides like any row: one of 15 candidate patches among 45
-    gives p = 1/3), yet a real case never has one: that is a defect whatever the
-    sample size.
+    gives p = 1/3), yet where no real case of the cell has one it is a defect
+    whatever the sample size. This verdict is outside the level's promise: real
+    patches *can* be flagged (a B-spline resampling overshoots the physical range
+    at sharp edges; a native crop keeps a scanner's padding value), and a fresh
+    real candidate with such a patch fails where the cell's other real patches
+    happen to have none.
     """
-    if images is None or images.flagged[:n_train].any():
+    if images is None or images.flagged[:n_train].any() or images.flagged[n_train + n_cand:].any():
         return {}
     count = int(images.flagged[n_train:n_train + n_cand].sum())
     return {name: count for name in tested if METRICS[name].protocol == "image_plausibility"} if count else {}
@@ -987,8 +993,9 @@ def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, see
 
 
 def _tie_scales(gates) -> dict[str, str]:
-    """Each gate's tie-break scale (:func:`radaug.validate.null.tie_scale`), from its registry range."""
-    return {name: tie_scale(METRICS[name].range) for name in gates}
+    """Each gate's tie-break scale (:func:`radaug.validate.null.tie_scale`), from the range of the statistic its
+    null tests (registry ``null_range``, else ``range``)."""
+    return {name: tie_scale(METRICS[name].null_range or METRICS[name].range) for name in gates}
 
 
 def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: float, settings, *,
