@@ -201,7 +201,8 @@ def patch_pool(images: np.ndarray, masks: np.ndarray, intensity_range: tuple[flo
     distances = np.sqrt(np.clip(norms[:, None] + norms[None, :] - 2 * gram, 0.0, None))
     np.fill_diagonal(distances, 0.0)
     table = plausibility(images, masks, intensity_range=intensity_range, roi_voxel_range=None)
-    return PatchPool(distances, table["roi_voxels"].to_numpy(), (table["empty_mask"] | table["intensity_out_of_range"]).to_numpy())
+    flagged = (table["empty_mask"] | table["intensity_out_of_range"]).to_numpy()
+    return PatchPool(distances, table["roi_voxels"].to_numpy(), flagged)
 
 
 def pooled_memorization_ratio(pool: PatchPool, train: np.ndarray, candidate: np.ndarray,
@@ -214,10 +215,16 @@ def pooled_memorization_ratio(pool: PatchPool, train: np.ndarray, candidate: np.
     return float(np.median(to_train[candidate].min(axis=1)) / scale) if scale > 0 else math.nan
 
 
+def pooled_implausible(pool: PatchPool, reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Whether each of the pool's rows ``candidate`` is implausible (:func:`plausibility`), with the ROI size
+    range of the rows ``reference`` (non-empty)."""
+    sizes = pool.roi_voxels[reference]
+    roi = pool.roi_voxels[candidate]
+    return pool.flagged[candidate] | (roi < sizes.min()) | (roi > sizes.max())
+
+
 def pooled_implausible_share(pool: PatchPool, reference: np.ndarray, candidate: np.ndarray) -> float:
     """:func:`implausible_share` of the pool's rows ``candidate`` with the ROI size range of ``reference``."""
     if len(candidate) == 0 or len(reference) == 0:
         return math.nan
-    sizes = pool.roi_voxels[reference]
-    roi = pool.roi_voxels[candidate]
-    return float(np.mean(pool.flagged[candidate] | (roi < sizes.min()) | (roi > sizes.max())))
+    return float(np.mean(pooled_implausible(pool, reference, candidate)))

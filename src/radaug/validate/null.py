@@ -147,10 +147,10 @@ class NullDraws:
                 table[g] = np.array([self.ranking_p(g, v) if np.isfinite(v) else math.nan for v in null])
                 continue
             sign = 1.0 if self.directions[g] == "minimize" else -1.0
-            pool = sign * np.append(finite, value)
+            raw = np.append(finite, value)
+            pool = sign * raw
             counts = np.array([np.sum(pool >= sign * v - 1e-12) if np.isfinite(v) else 0 for v in null])
             ties = np.full(len(null), math.nan)
-            raw = np.append(finite, value)
             # each draw against the other draws and the observed
             ties[np.isfinite(null)] = _tie_break(self._signed(g, raw, raw))[:-1]
             table[g] = np.where(np.isfinite(null), (counts + TIE_BREAK * ties) / len(pool), math.nan)

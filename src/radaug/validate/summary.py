@@ -28,7 +28,8 @@ from radaug.splits import grouped_halves
 # The registry names its functions by import path and imports them on first use; imported here too, their
 # modules count in the validate jobs' code version (provenance.code_files follows import statements).
 from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
-from radaug.validate.images import PatchPool, patch_pool, pooled_implausible_share, pooled_memorization_ratio
+from radaug.validate.images import (PatchPool, patch_pool, pooled_implausible, pooled_implausible_share,
+                                    pooled_memorization_ratio)
 from radaug.validate.null import NullDraws, critical_p, defective, minimum_detectable, tie_scale
 from radaug.validate.metrics import _correlation_matrices, is_constant
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
@@ -810,6 +811,9 @@ their real rows and sizes."""
 
 _SPLIT_CACHE_SIZE = 8
 
+_IMAGE_PROTOCOLS = ("image_holdout", "image_plausibility")
+"""Protocols of the image gates, scored from a cell's :class:`~radaug.validate.images.PatchPool`."""
+
 def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, names,
             settings: Mapping, *, draw: bool = False, other: np.ndarray | None = None) -> dict[str, float]:
     """The gates ``names`` of one candidate set against one reference, by the statistic the null rule tests.
@@ -909,8 +913,7 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
 def _image_pool(patches: Patches | None, tested) -> PatchPool | None:
     """The cell's :class:`~radaug.validate.images.PatchPool` (training, candidate, holdout patches), if an image
     gate is tested."""
-    if patches is None or not any(METRICS[name].protocol in ("image_holdout", "image_plausibility")
-                                  for name in tested):
+    if patches is None or not any(METRICS[name].protocol in _IMAGE_PROTOCOLS for name in tested):
         return None
     p = patches
     return patch_pool(np.concatenate([p.train_images, p.candidate_images, p.holdout_images]),
@@ -1013,6 +1016,7 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
         if METRICS[name].defect:
             by_kind.setdefault(METRICS[name].defect, []).append(name)
     splits = [_null_split(row_groups, n_candidate, seed, draw) for draw in range(repeats)]
+    holdout_rows = _holdout_rows(images, holdout)
     found = {}
     for kind, names in by_kind.items():
         rates: dict[float, dict[str, float]] = {}
@@ -1027,7 +1031,7 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
                 for name in names:
                     if METRICS[name].protocol in _IMAGE_PROTOCOLS:
                         values[name] = _image_defect_value(
-                            name, size, a, b, _holdout_rows(images, holdout), images,
+                            name, size, a, b, holdout_rows, images,
                             stream_rng("power_defect_image", seed, draw=draw, size_milli=int(size * 1000)))
                 for name, value in values.items():
                     fails[name] += null.ranking_p(name, value) <= critical
@@ -1037,9 +1041,6 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
         for name in names:
             found[name] = minimum_detectable(kind, lambda s, n=name: rates.get(s, {}).get(n, 1.0))
     return found
-
-
-_IMAGE_PROTOCOLS = ("image_holdout", "image_plausibility")
 
 
 def _image_defect_value(name: str, size: float, a: np.ndarray, b: np.ndarray, holdout_rows: np.ndarray,
@@ -1057,9 +1058,7 @@ def _image_defect_value(name: str, size: float, a: np.ndarray, b: np.ndarray, ho
         rows[changed] = a[rng.integers(len(a), size=int(changed.sum()))]
         return pooled_memorization_ratio(images, a, rows, holdout_rows)
     if METRICS[name].defect == "implausible":
-        sizes = images.roi_voxels[a]
-        roi = images.roi_voxels[b]
-        return float(np.mean(changed | images.flagged[b] | (roi < sizes.min()) | (roi > sizes.max())))
+        return float(np.mean(changed | pooled_implausible(images, a, b)))
     raise ValueError(f"no image defect {METRICS[name].defect!r} for gate {name!r}")
 
 
