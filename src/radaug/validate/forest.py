@@ -1,0 +1,124 @@
+"""Out-of-fold random-forest probabilities for the detection AUC, grown tree by tree.
+
+:func:`radaug.validate.detection.detection_auc` fits a small random forest per
+cross-validation fold, and the null rule scores it on many permuted draws per
+validation cell: on the default study's validation, about half the CPU time
+went to these forests. For forests of 30 trees on some hundred rows,
+scikit-learn spends about two thirds of a fit on per-tree bookkeeping (cloning
+the estimator, which inspects its signature, and re-checking inputs), not on
+growing trees (BENCHMARKS.md, "Detection AUC's forests grown tree by tree").
+
+:func:`out_of_fold_proba` grows the same trees, from the same seeds, with
+scikit-learn's own tree builder (its ``Tree``, ``BestSplitter``, ``Gini`` and
+``DepthFirstTreeBuilder``, the objects ``DecisionTreeClassifier.fit`` builds)
+and averages their class fractions in the same order, so its result equals
+``cross_val_predict(RandomForestClassifier(n_estimators, random_state=seed,
+n_jobs=1), x, y, cv=cv, method="predict_proba")`` bit for bit
+(``tests/unit/test_validate_forest.py``, over seeds, shapes, groups and ties).
+Those builder classes are private to scikit-learn: where they cannot be built
+as here (another scikit-learn version), or the data hold non-finite values (the
+forest's missing-value handling), the function calls scikit-learn's forest
+itself, with the same result at the old cost. :data:`FAST_PATH` says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def _builder_parts():
+    """scikit-learn's tree-building classes, or None where they are not importable as expected."""
+    try:
+        from sklearn.tree._criterion import Gini
+        from sklearn.tree._splitter import BestSplitter
+        from sklearn.tree._tree import DepthFirstTreeBuilder, Tree
+
+        n_classes = np.array([2], dtype=np.intp)
+        x = np.array([[0.0], [1.0]], dtype=np.float32)
+        y = np.array([[0.0], [1.0]])
+        tree = Tree(1, n_classes, 1)
+        splitter = BestSplitter(Gini(1, n_classes), 1, 1, 0.0, np.random.RandomState(0), None)
+        DepthFirstTreeBuilder(splitter, 2, 1, 0.0, _INT32_MAX, 0.0).build(tree, x, y, np.ones(2), None)
+        if not np.array_equal(tree.predict(x)[:, :2], [[1.0, 0.0], [0.0, 1.0]]):
+            return None
+    except (ImportError, TypeError, ValueError, AttributeError, IndexError):
+        return None
+    return Tree, BestSplitter, Gini, DepthFirstTreeBuilder
+
+
+_PARTS = _builder_parts()
+FAST_PATH = _PARTS is not None
+"""Whether forests are grown here (True) or by scikit-learn's ``RandomForestClassifier`` (False)."""
+
+
+def _forest_proba(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, n_trees: int, seed: int) -> np.ndarray:
+    """``RandomForestClassifier(n_trees, random_state=seed).fit(x_train, y_train).predict_proba(x_test)``.
+
+    Mirrors scikit-learn 1.9's ``BaseForest.fit`` and ``DecisionTreeClassifier._fit``
+    for the defaults used here (Gini, ``max_features="sqrt"``, bootstrap of n rows,
+    no depth or leaf limits, no class or sample weights): a tree's seed is the
+    forest's next ``randint(2**31 - 1)``; the seed draws the tree's bootstrap
+    (as counts) and, afresh, seeds its splitter; probabilities are summed in tree
+    order and divided by the number of trees. Columns are the classes of ``y_train``.
+    """
+    tree_cls, splitter_cls, gini_cls, builder_cls = _PARTS
+    classes, encoded = np.unique(y_train, return_inverse=True)
+    y = np.ascontiguousarray(encoded.reshape(-1, 1), dtype=np.float64)
+    xt, xs = np.asarray(x_train, dtype=np.float32), np.asarray(x_test, dtype=np.float32)
+    n_rows, n_features = xt.shape
+    n_classes = np.array([len(classes)], dtype=np.intp)
+    max_features = max(1, int(np.sqrt(n_features)))
+    proba = np.zeros((len(xs), len(classes)))
+    for tree_seed in np.random.RandomState(seed).randint(_INT32_MAX, size=n_trees):
+        rows = np.random.RandomState(tree_seed).randint(0, n_rows, n_rows).astype(np.int32)
+        weights = np.bincount(rows, minlength=n_rows).astype(np.float64)
+        tree = tree_cls(n_features, n_classes, 1)
+        splitter = splitter_cls(gini_cls(1, n_classes), max_features, 1, 0.0, np.random.RandomState(tree_seed), None)
+        builder_cls(splitter, 2, 1, 0.0, _INT32_MAX, 0.0).build(tree, xt, y, weights, None)
+        proba += tree.predict(xs)[:, : len(classes)]
+    return proba / n_trees
+
+
+def out_of_fold_proba(x: np.ndarray, y: np.ndarray, splits: Iterable[tuple[np.ndarray, np.ndarray]],
+                      *, n_trees: int, seed: int) -> np.ndarray:
+    """Out-of-fold probability of class 1 from a random forest fit on each split's training rows.
+
+    Parameters
+    ----------
+    x
+        Feature matrix (rows x features).
+    y
+        Labels 0 and 1.
+    splits
+        ``(train, test)`` row indices whose test parts partition the rows (a
+        scikit-learn splitter's ``split``).
+    n_trees, seed
+        The forest's ``n_estimators`` and ``random_state``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per row, the forest's probability of class 1 when the row was held out:
+        ``cross_val_predict(RandomForestClassifier(n_estimators=n_trees,
+        random_state=seed, n_jobs=1), x, y, cv=..., method="predict_proba")[:, 1]``
+        (0 where a training part lacked class 1, as there).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y)
+    splits = list(splits)
+    if not FAST_PATH or not np.isfinite(x).all():
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.model_selection import cross_val_predict
+
+        forest = RandomForestClassifier(n_estimators=n_trees, random_state=seed, n_jobs=1)
+        return cross_val_predict(forest, x, y, cv=splits, method="predict_proba")[:, 1]
+    out = np.zeros(len(y))
+    for train, test in splits:
+        proba = _forest_proba(x[train], y[train], x[test], n_trees, seed)
+        present = np.unique(y[train])
+        if 1 in present:
+            out[test] = proba[:, int(np.searchsorted(present, 1))]
+    return out
