@@ -203,6 +203,35 @@ def test_frechet_distance_of_sampled_gaussians_matches_closed_form():
 def test_frechet_distance_is_zero_for_identical_sets():
     x = _population_draw(100, np.random.default_rng(8))
     assert frechet_distance(x, x.copy()) == pytest.approx(0.0, abs=1e-6)
+    few = x[:8]  # fewer rows than features: the rows' form
+    assert frechet_distance(few, few.copy()) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(("n_a", "n_b", "features"), [(32, 32, 93), (12, 40, 30), (40, 12, 30), (5, 200, 6)])
+def test_frechet_distance_from_rows_is_the_moments_formula_computed_exactly(n_a, n_b, features):
+    """Fewer rows than features: the value frechet_from_moments gives from the sample moments, to round-off,
+    and closer than it to 40-digit arithmetic (its eigh returns the singular covariance's zero eigenvalues as
+    round-off, whose square roots add up)."""
+    mpmath = pytest.importorskip("mpmath")
+    from radaug.validate.metrics import zscore
+
+    rng = np.random.default_rng(n_a + n_b)
+    mixing = rng.normal(size=(features, features)) * 0.3
+    a = rng.normal(size=(n_a, features)) @ mixing
+    b = rng.normal(0.2, 1.5, size=(n_b, features))
+    value = frechet_distance(a, b)
+    za, zb = zscore([a, b], by=a)
+    moments = frechet_from_moments(za.mean(0), np.cov(za, rowvar=False), zb.mean(0), np.cov(zb, rowvar=False))
+    assert value == pytest.approx(moments, rel=1e-6)
+
+    mpmath.mp.dps = 40
+    ca, cb = za - za.mean(0), zb - zb.mean(0)
+    singular = mpmath.svd_r(mpmath.matrix(ca.tolist()) * mpmath.matrix(cb.tolist()).T, compute_uv=False)
+    diff = za.mean(0) - zb.mean(0)
+    exact = (mpmath.mpf(float(diff @ diff)) + mpmath.mpf(float((ca**2).sum())) / (n_a - 1)
+             + mpmath.mpf(float((cb**2).sum())) / (n_b - 1) - 2 * sum(singular) / mpmath.sqrt((n_a - 1) * (n_b - 1)))
+    assert abs(value - float(exact)) <= 1e-12 * float(exact)
+    assert abs(value - float(exact)) <= abs(moments - float(exact))
 
 
 # ---------------------------------------------------------------- memorization

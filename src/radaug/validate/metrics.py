@@ -566,12 +566,34 @@ def frechet_distance(
     if standardised is None:
         return math.nan
     ref, cand = standardised
+    if min(len(ref), len(cand)) <= ref.shape[1]:  # a singular covariance: from the rows, exactly and faster
+        return _frechet_from_rows(ref, cand)
     return frechet_from_moments(
         ref.mean(axis=0),
         np.cov(ref, rowvar=False),
         cand.mean(axis=0),
         np.cov(cand, rowvar=False),
     )
+
+
+def _frechet_from_rows(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`frechet_from_moments` of two sets' sample means and covariances, computed from their rows.
+
+    With the centred rows ``A`` (n_a x F) and ``B``, ``cov(a) cov(b) = AᵀA BᵀB / ((n_a - 1)(n_b - 1))``,
+    whose non-zero eigenvalues are the squared singular values of ``A Bᵀ`` (n_a x n_b): the trace of
+    its square root is the sum of those singular values over ``sqrt((n_a - 1)(n_b - 1))``. For a set
+    with no more rows than features (a singular covariance) one small SVD replaces two F x F
+    eigendecompositions (32 rows of 93 features: 0.10 ms against 1.13 ms), and it is exact where they
+    are not: eigh returns a singular covariance's zero eigenvalues as round-off near 1e-16, whose
+    square roots (about 1e-8 each) add up (there, 2e-8 of the value against 40-digit arithmetic; this
+    form 1e-16; ``tests/unit/test_validate_checks.py``).
+    """
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    scale_a, scale_b = len(a) - 1, len(b) - 1
+    root = np.linalg.svd(a @ b.T, compute_uv=False).sum() / math.sqrt(scale_a * scale_b)
+    value = diff @ diff + (a * a).sum() / scale_a + (b * b).sum() / scale_b - 2 * root
+    return max(float(value), 0.0)
 
 
 def _nearest_train_distances(
