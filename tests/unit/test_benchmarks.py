@@ -69,3 +69,18 @@ def test_job_overhead_maps_rules_to_their_scripts():
     assert "all" not in scripts  # no script
     assert all((REPO / "workflow/scripts" / f"{s}.py").is_file() for s in scripts.values())
     assert "from radaug.evaluate import" in script_imports(REPO / "workflow/scripts/evaluate.py")
+
+
+def test_job_overhead_study_is_validated_as_a_user_study_of_its_size():
+    import yaml
+
+    from benchmarks.bench_job_overhead import REPO, overhead_study_config
+    from radaug.config import validate_config
+
+    user = validate_config(overhead_study_config("null"), base_dir=".")
+    default = validate_config(yaml.safe_load((REPO / "config.yaml").read_text()), base_dir=".")
+    assert user["validation"]["rule"] == "null"
+    assert user["validation"]["min_rows"] == default["validation"]["min_rows"]
+    factor = validate_config(overhead_study_config("factor"), base_dir=".")
+    assert factor["validation"]["rule"] == "factor"
+    assert user["study"]["name"] != factor["study"]["name"]
