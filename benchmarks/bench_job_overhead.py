@@ -189,17 +189,16 @@ def import_rows(srcs: list[Path], repeats: int) -> tuple[list[dict], float, floa
 def overhead_study_config(rule: str) -> dict:
     """The ~100-case study: the quick study settings without generators, validated by ``rule``.
 
-    ``null`` is what a user's study of this size gets (``validation.rule`` and
-    ``min_rows`` at their defaults); ``factor`` is the smoke study's own rule,
+    ``null`` is what a user's study of this size gets (the default rule, set
+    explicitly for a baseline tree of another default; ``min_rows`` at its
+    default); ``factor`` is the smoke study's own rule,
     kept for comparison with the figures measured before the null rule became
     the default (2026-12-02): a fifth of the validation work.
     """
     config = study_config(f"bench_job_overhead_{rule}", STUDY_PATIENTS, models=[])
+    config["validation"]["rule"] = rule  # explicit: a baseline tree may have another default
     if rule == "null":
-        for key in ("rule", "min_rows"):
-            config["validation"].pop(key, None)
-    else:
-        config["validation"]["rule"] = rule
+        config["validation"].pop("min_rows", None)
     return config
 
 
@@ -255,14 +254,18 @@ def breakdown_rows(workdir: Path, start: float, preamble: float, imports: dict[s
     setting = (f"{cases} cases, phantom quick settings without generators, validation.rule {rule}, "
                f"{CORES} cores, {load}")
     overhead = totals["span"] - totals["compute"]
+
+    def target(value: str) -> str | None:  # the issue's targets are for the user's study, not the comparison
+        return value if rule == "null" else None
+
     rows += [
-        row(BENCH, f"{study}: utilisation", totals["compute"], "s", reference=capacity, target=">= 0.7",
+        row(BENCH, f"{study}: utilisation", totals["compute"], "s", reference=capacity, target=target(">= 0.7"),
             notes=f"{setting}; wall {wall:.1f} s, {len(spans)} jobs, CPU of the run {cpu:.1f} s; a job's work "
                   "counted as its wall seconds"),
         row(BENCH, f"{study}: utilisation by CPU", work_cpu, "s", reference=capacity,
             notes="the jobs' work counted as their CPU seconds (records' cpu_seconds): a job that uses "
                   "its threads (the split's verification) counts each core it keeps busy"),
-        row(BENCH, f"{study}: job overhead / core time", overhead, "s", reference=capacity, target="<= 0.08",
+        row(BENCH, f"{study}: job overhead / core time", overhead, "s", reference=capacity, target=target("<= 0.08"),
             notes=f"job spans {totals['span']:.1f} s - work {totals['compute']:.1f} s; of the overhead: "
                   f"interpreter + preamble + imports {totals['start']:.1f} s, record hashing {totals['hash']:.1f} s, "
                   f"rest {overhead - totals['start'] - totals['hash']:.1f} s"),

@@ -22,6 +22,13 @@ def test_the_pinned_scikit_learn_takes_the_fast_path():
     assert forest.FAST_PATH
 
 
+def test_an_unverified_scikit_learn_version_takes_the_library_forest(monkeypatch):
+    import sklearn
+
+    monkeypatch.setattr(sklearn, "__version__", "99.0")
+    assert forest._builder_parts() is None
+
+
 @pytest.mark.parametrize("seed", [0, 1, 7, 20261203])
 @pytest.mark.parametrize("shape", [(12, 1), (40, 3), (130, 93), (301, 17)])
 def test_out_of_fold_proba_equals_cross_val_predict_of_the_forest(seed, shape):
@@ -57,6 +64,33 @@ def test_a_training_part_without_class_one_gives_zero_as_cross_val_predict_does(
     got = out_of_fold_proba(x, y, splits, n_trees=5, seed=0)
     assert np.array_equal(got, _reference(x, y, splits, 5, 0))
     assert np.all(got[6:] == 0.0)
+
+
+@pytest.mark.filterwarnings("ignore:Number of classes in training fold")
+@pytest.mark.parametrize("labels", [(1, 2), ("no_tumour", "tumour"), (0, 2)])
+def test_any_two_labels_give_the_second_class_and_a_part_without_the_first_is_handled(labels):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(24, 5))
+    y = np.array([labels[0]] * 12 + [labels[1]] * 12, dtype=object if isinstance(labels[0], str) else int)
+    x[12:] += 0.8
+    # the last part's training rows hold no row of the first class
+    splits = [(np.r_[0:6, 12:24], np.arange(6, 12)), (np.r_[6:12, 18:24], np.r_[0:6, 12:18]),
+              (np.arange(12, 18), np.arange(18, 24))]
+    got = out_of_fold_proba(x, y, splits, n_trees=7, seed=3)
+    assert np.array_equal(got, _reference(x, y, splits, 7, 3))
+    assert np.all(got[18:] == 1.0)
+
+
+def test_what_the_library_refuses_is_refused_alike():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(10, 3)), np.r_[np.zeros(5, int), np.ones(5, int)]
+    not_a_partition = [(np.arange(5, 10), np.arange(5))]  # rows 5-9 never tested
+    with pytest.raises(ValueError, match="partitions"):
+        out_of_fold_proba(x, y, not_a_partition, n_trees=3, seed=0)
+    x[0, 0] = 1e39  # finite in float64, beyond float32's range
+    splits = list(StratifiedKFold(n_splits=2, shuffle=True, random_state=0).split(x, y))
+    with pytest.raises(ValueError, match="too large"):
+        out_of_fold_proba(x, y, splits, n_trees=3, seed=0)
 
 
 def test_non_finite_values_go_to_the_library_forest(monkeypatch):
