@@ -81,6 +81,7 @@ def test_any_two_labels_give_the_second_class_and_a_part_without_the_first_is_ha
     assert np.all(got[18:] == 1.0)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # the library's own, on purpose
 def test_what_the_library_refuses_is_refused_alike():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(10, 3)), np.r_[np.zeros(5, int), np.ones(5, int)]
