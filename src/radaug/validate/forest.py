@@ -83,11 +83,16 @@ def _forest_proba(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     n_classes = np.array([len(classes)], dtype=np.intp)
     max_features = max(1, int(np.sqrt(n_features)))
     proba = np.zeros((len(x_test), len(classes)))
+    # One generator reseeded per use: RandomState(s) and reseeding give the same stream, and
+    # constructing one costs about 120 us against 2 us (a quarter of a small forest's time).
+    state = np.random.RandomState()
     for tree_seed in np.random.RandomState(seed).randint(_INT32_MAX, size=n_trees):
-        rows = np.random.RandomState(tree_seed).randint(0, n_rows, n_rows).astype(np.int32)
+        state.seed(tree_seed)
+        rows = state.randint(0, n_rows, n_rows).astype(np.int32)
         weights = np.bincount(rows, minlength=n_rows).astype(np.float64)
         tree = tree_cls(n_features, n_classes, 1)
-        splitter = splitter_cls(gini_cls(1, n_classes), max_features, 1, 0.0, np.random.RandomState(tree_seed), None)
+        state.seed(tree_seed)  # the splitter draws its seed from a fresh RandomState(tree_seed) at build
+        splitter = splitter_cls(gini_cls(1, n_classes), max_features, 1, 0.0, state, None)
         builder_cls(splitter, 2, 1, 0.0, _INT32_MAX, 0.0).build(tree, x_train, y, weights, None)
         proba += tree.predict(x_test)
     return proba / n_trees
