@@ -85,7 +85,7 @@ def _forest_proba(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
     proba = np.zeros((len(x_test), len(classes)))
     # One generator reseeded per use: RandomState(s) and reseeding give the same stream, and
     # constructing one costs about 120 us against 2 us (a quarter of a small forest's time).
-    state = np.random.RandomState()
+    state = np.random.RandomState(0)  # reseeded before every draw below
     for tree_seed in np.random.RandomState(seed).randint(_INT32_MAX, size=n_trees):
         state.seed(tree_seed)
         rows = state.randint(0, n_rows, n_rows).astype(np.int32)
