@@ -17,7 +17,7 @@ def _reference(x, y, splits, n_trees, seed):
 
 
 def test_the_pinned_scikit_learn_takes_the_fast_path():
-    # envs/requirements.txt pins scikit-learn; a version whose builder classes differ falls
+    # envs/requirements.txt pins scikit-learn; another version (forest.VERIFIED_SKLEARN) falls
     # back to the library's forest (same values, old cost), which this test makes visible
     assert forest.FAST_PATH
 

@@ -592,8 +592,9 @@ def _frechet_from_rows(a: np.ndarray, b: np.ndarray) -> float:
     square roots (about 1e-8 each) add up (there, 2e-8 of the value against 40-digit arithmetic; this
     form 1e-16; ``tests/unit/test_validate.py``).
     """
-    diff = a.mean(axis=0) - b.mean(axis=0)
-    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    diff = mean_a - mean_b
+    a, b = a - mean_a, b - mean_b
     scale_a, scale_b = len(a) - 1, len(b) - 1
     root = np.linalg.svd(a @ b.T, compute_uv=False).sum() / math.sqrt(scale_a * scale_b)
     value = diff @ diff + (a * a).sum() / scale_a + (b * b).sum() / scale_b - 2 * root
