@@ -783,3 +783,72 @@ def test_the_tie_break_measures_a_ratio_on_the_log_scale():
     # infinitely far out; on the logit scale they were -inf, out of the spread, and the value only half a step out
     zeros = NullDraws({"ks_fdr": np.zeros(99)}, {"ks_fdr": "minimize"}, scales={"ks_fdr": "logit"})
     assert zeros.ranking_p("ks_fdr", 0.2) == pytest.approx(1 / 100)
+
+
+@pytest.mark.parametrize("kind", ["missing_mode", "mean_shift", "variance_shrink", "decorrelation", "copies",
+                                  "mislabelled"])
+def test_a_defective_set_names_the_pool_row_each_of_its_rows_came_from(kind):
+    """``sources``: the same draws, and each row traced to its pool row (-1: put in from elsewhere)."""
+    rng = np.random.default_rng(6)
+    reference, pool, other = rng.normal(size=(50, 3)), rng.normal(size=(40, 3)), rng.normal(size=(30, 3)) + 5
+    size = 0.5
+    plain = defective(kind, size, reference, pool, 40, np.random.default_rng(1), other=other)
+    rows, source = defective(kind, size, reference, pool, 40, np.random.default_rng(1), other=other, sources=True)
+    np.testing.assert_array_equal(rows, plain)
+    kept = source >= 0
+    assert kept.any() and source.max() < len(pool)
+    if kind in ("missing_mode", "copies", "mislabelled"):  # kept rows are the pool's rows themselves
+        np.testing.assert_array_equal(rows[kept], pool[source[kept]])
+        assert kept.all() == (kind == "missing_mode")
+    if kind == "mean_shift":
+        shift = size * reference.std(axis=0, ddof=1)
+        np.testing.assert_allclose(rows - pool[source], np.broadcast_to(shift, rows.shape), atol=1e-12)
+
+
+def test_the_detection_auc_states_its_power_and_a_defect_of_that_size_fails_it():
+    """``detection_auc`` has a ``min_detectable`` (a forest per split draw and defective set since 2026-12-03),
+    and candidates shifted by the stated size fail the gate, tested on all rows, in most cells."""
+    rng = np.random.default_rng(5)
+    train, holdout = _real(rng, 60), _real(rng, 16)
+    options = {**FAST, "detection": True, "null_splits": 50}
+    table = validate_arm(train, holdout, _real(rng, 60), feature_columns=FEATURES, seed=0,
+                         **{**options, "power_repeats": 10}).set_index("metric")
+    stated = table.loc["detection_auc", "min_detectable"]
+    assert stated.startswith("a mean shift of >= "), stated
+    size = float(stated.split(">= ")[1].split(" SD")[0])
+    sd = train.std(ddof=1).to_numpy()
+    fails = [validate_arm(train, holdout, _real(rng, 60) + size * sd, feature_columns=FEATURES, seed=cell,
+                          **options).set_index("metric").loc["detection_auc", "verdict"] == "fail"
+             for cell in range(6)]
+    # the statement is the power on half the data, so on all rows the gate fails at least as often (80%)
+    assert sum(fails) >= 4, fails
+
+
+def test_cells_found_in_a_shared_split_null_table_are_not_computed_and_give_the_same_table(tmp_path, monkeypatch):
+    """The validate jobs read the control jobs' split nulls (``shared_split_nulls``): same bytes, no recomputation,
+    also for a candidate larger than the training rows (half B is drawn to at most its own size either way)."""
+    from radaug.io import load_arrays, save_arrays
+    import radaug.validate.summary as summary
+
+    rng = np.random.default_rng(7)
+    train, holdout = _real(rng, 30), _real(rng, 10)
+    options = {**FAST, "detection": True, "power_repeats": 4, "null_detection_splits": 4}
+    with summary.shared_split_nulls() as table:
+        validate_arm(train, holdout, _real(rng, 30), feature_columns=FEATURES, seed=2, **options)
+    assert len(table) == 1
+    save_arrays(tmp_path / "split_nulls.npz", **summary.split_null_arrays(table))
+    larger = _real(rng, 45)
+    summary._SPLIT_CACHE.clear()
+    computed = validate_arm(train, holdout, larger, feature_columns=FEATURES, seed=2, **options)
+    summary._SPLIT_CACHE.clear()
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("the shared table holds this cell")
+
+    monkeypatch.setattr(summary, "_split_null_and_power", not_again)
+    with summary.shared_split_nulls(load_arrays(tmp_path / "split_nulls.npz")):
+        shared = validate_arm(train, holdout, larger, feature_columns=FEATURES, seed=2, **options)
+    pd.testing.assert_frame_equal(shared, computed, check_exact=True)
+    assert shared.set_index("metric").loc["detection_auc", "min_detectable"]
+    with pytest.raises(AssertionError, match="holds this cell"):  # another seed is another cell
+        validate_arm(train, holdout, larger, feature_columns=FEATURES, seed=3, **options)

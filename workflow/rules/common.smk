@@ -180,6 +180,13 @@ def validation_tables(wildcards):
     return tables
 
 
+def control_split_nulls(wildcards):
+    """Input function: the control jobs' split nulls and power (null rule only), which the validate jobs share."""
+    if config["validation"]["controls"] and config["validation"]["rule"] == "null":
+        return expand(rules.validate_controls_fold.output.split_nulls, fold=FOLDS)
+    return []
+
+
 def validation_details(kind):
     """Input function: the ``kind`` detail tables (ks, correlation, dcr) of every validate job."""
 

@@ -21,6 +21,9 @@ rule validate:
         patches=expand(rules.preprocess.output.patches, batch=BATCHES),
         arm=arm_features,
         sampling=arm_sampling_records,
+        # the control jobs' split nulls and power per cell: an arm's cells are theirs (same real rows and
+        # sizes), found there instead of computed again (radaug.validate.summary.shared_split_nulls)
+        split_nulls=control_split_nulls,
     output:
         table=f"{STUDY}/validation/arms/{{arm}}.csv",
         ks=f"{STUDY}/validation/details/{{arm}}/ks.csv",
@@ -48,7 +51,8 @@ rule validate_controls_fold:
     # The control arms of one fold: their work spreads over the cores (one job per fold
     # instead of one for the study, which ran alone for minutes at the end of small
     # studies). Per fold, not per control arm: the null rule's real-vs-real split null and power
-    # of a cell are shared by its negative controls (radaug.validate.summary._SPLIT_CACHE) in one process.
+    # of a cell are shared by its control arms in one process and written to split_nulls.npz, where
+    # every validate job finds its cells' (radaug.validate.summary.shared_split_nulls).
     # Correlation differences stay float64 here; validate_controls averages them.
     input:
         real=rules.features_real_table.output.features,
@@ -61,6 +65,7 @@ rule validate_controls_fold:
         ks=f"{STUDY}/validation/controls/{{fold}}/ks.csv",
         correlation=f"{STUDY}/validation/controls/{{fold}}/correlation.npz",
         dcr=f"{STUDY}/validation/controls/{{fold}}/dcr.csv",
+        split_nulls=f"{STUDY}/validation/controls/{{fold}}/split_nulls.npz",
         prov=f"{PROV}/validate_controls_fold/{{fold}}.json",
     log:
         f"{LOGS}/validate_controls_fold/{{fold}}.log",

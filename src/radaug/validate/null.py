@@ -63,6 +63,7 @@ multiple testing* (Wiley 1993).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,21 @@ class NullDraws:
     normal_tail: frozenset = frozenset()
     scales: Mapping[str, str] = field(default_factory=dict)
     """Per gate, the scale its tie-break measures distance on (:func:`tie_scale`); linear where absent."""
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """These draws as arrays named ``prefix.<gate>`` plus ``prefix.meta`` (JSON), for :func:`radaug.io.save_arrays`."""
+        meta = {"directions": self.directions, "normal_tail": sorted(self.normal_tail), "scales": dict(self.scales),
+                "gates": list(self.values)}
+        arrays = {f"{prefix}.{gate}": np.asarray(values, dtype=float) for gate, values in self.values.items()}
+        arrays[f"{prefix}.meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], prefix: str) -> "NullDraws":
+        """The draws :meth:`to_arrays` wrote under ``prefix``, bit for bit."""
+        meta = json.loads(arrays[f"{prefix}.meta"].tobytes().decode())
+        return cls({gate: np.array(arrays[f"{prefix}.{gate}"], dtype=float) for gate in meta["gates"]},
+                   meta["directions"], frozenset(meta["normal_tail"]), meta["scales"])
 
     def _signed(self, gate: str, values: np.ndarray, pool: np.ndarray) -> np.ndarray:
         """``values`` on the gate's tie-break scale (chosen on the whole ``pool``), larger worse."""
@@ -371,12 +387,15 @@ def critical_p(min_p: np.ndarray, level: float) -> float:
 
 
 def defective(kind: str, size: float, reference: np.ndarray, pool: np.ndarray, n: int,
-              rng: np.random.Generator, *, other: np.ndarray | None = None) -> np.ndarray:
+              rng: np.random.Generator, *, other: np.ndarray | None = None,
+              sources: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """``n`` rows drawn from ``pool`` (real rows unseen by ``reference``) with one defect of ``size``.
 
     See :data:`DEFECTS`. ``reference`` gives the scale (its mean and SD) and, for
     ``copies``, the rows copied; ``other``: rows of the other classes, which
-    ``mislabelled`` puts in.
+    ``mislabelled`` puts in. With ``sources`` also each row's row of ``pool``
+    (-1 for a row copied from ``reference`` or ``other``), so that the rows keep
+    their cases' groups (the detection AUC's grouped folds); the draws are the same.
     """
     mean = np.nanmean(reference, axis=0)
     sd = np.nanstd(reference, axis=0, ddof=1)
@@ -387,26 +406,27 @@ def defective(kind: str, size: float, reference: np.ndarray, pool: np.ndarray, n
         distance = np.nansum((z - anchor) ** 2, axis=1)
         keep = np.argsort(distance)[int(round(size * len(pool))):]
         take = rng.choice(keep, size=n, replace=len(keep) < n)
-        return pool[take]
-    rows = pool[rng.choice(len(pool), size=n, replace=len(pool) < n)].copy()
+        return (pool[take], take) if sources else pool[take]
+    source = rng.choice(len(pool), size=n, replace=len(pool) < n)
+    rows = pool[source].copy()
     if kind == "mean_shift":
-        return rows + size * sd
-    if kind == "variance_shrink":
-        return mean + (rows - mean) * (1 - size)
-    changed = rng.random(n) < size
-    if kind == "decorrelation":
-        for column in range(rows.shape[1]):
-            rows[changed, column] = pool[rng.integers(len(pool), size=int(changed.sum())), column]
-        return rows
-    if kind == "copies":
-        rows[changed] = reference[rng.integers(len(reference), size=int(changed.sum()))]
-        return rows
-    if kind == "mislabelled":
-        if other is None or len(other) == 0:
-            raise ValueError("defect 'mislabelled' needs rows of the other classes (other=)")
-        rows[changed] = other[rng.integers(len(other), size=int(changed.sum()))]
-        return rows
-    raise ValueError(f"unknown defect {kind!r}; use one of {sorted(DEFECTS)}")
+        rows = rows + size * sd
+    elif kind == "variance_shrink":
+        rows = mean + (rows - mean) * (1 - size)
+    else:
+        changed = rng.random(n) < size
+        if kind == "decorrelation":
+            for column in range(rows.shape[1]):
+                rows[changed, column] = pool[rng.integers(len(pool), size=int(changed.sum())), column]
+        elif kind in ("copies", "mislabelled"):
+            if kind == "mislabelled" and (other is None or len(other) == 0):
+                raise ValueError("defect 'mislabelled' needs rows of the other classes (other=)")
+            donors = reference if kind == "copies" else other
+            rows[changed] = donors[rng.integers(len(donors), size=int(changed.sum()))]
+            source = np.where(changed, -1, source)
+        else:
+            raise ValueError(f"unknown defect {kind!r}; use one of {sorted(DEFECTS)}")
+    return (rows, source) if sources else rows
 
 
 def minimum_detectable(kind: str, fails: Callable[[float], float]) -> str:

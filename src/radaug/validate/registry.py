@@ -132,8 +132,9 @@ class MetricSpec:
     defect
         The defect of :data:`radaug.validate.null.DEFECTS` the gate is designed to
         see, whose smallest detectable size is its ``min_detectable``, or None: no
-        power simulation (``detection_auc``: a cross-validated forest per draw and
-        defect size is too slow for every cell).
+        power simulation. (``detection_auc`` had none until 2026-12-03, a
+        cross-validated forest per draw and defect size being too slow for every
+        cell; see :func:`radaug.validate.summary.shared_split_nulls`.)
     must_fail
         Negative control arms (:mod:`radaug.validate.controls`) that must fail this gate.
     """
@@ -268,7 +269,7 @@ METRICS: dict[str, MetricSpec] = {
             "(0.5 = indistinguishable).",
             "detection", "radaug.validate.detection:detection_auc",
             {"warn_factor": 1.0, "fail_factor": 1.2, "abs_tol": 0.10},
-            null="permutation", must_fail=(_NOISE,),
+            null="permutation", defect="mean_shift", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "memorization_ratio", "maximize", (0.0, math.inf),

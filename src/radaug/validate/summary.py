@@ -11,8 +11,10 @@ classes and adds those columns.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from radaug.splits import grouped_halves
 from radaug.validate import detection as _detection, images as _images, manifold as _manifold  # noqa: F401
 from radaug.validate.images import (PatchPool, patch_pool, pooled_implausible, pooled_implausible_share,
                                     pooled_memorization_ratio)
-from radaug.validate.null import NullDraws, critical_p, defective, minimum_detectable, tie_scale
+from radaug.validate.null import POWER_TARGET, NullDraws, critical_p, defective, minimum_detectable, tie_scale
 from radaug.validate.metrics import _correlation_matrices, is_constant
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
@@ -274,23 +276,22 @@ def validate_arm(
             split_null, detectable = NullDraws({}, {}), {}
             if power_repeats or any(METRICS[name].null == "split" for name in tested):
                 # The real-vs-real split null depends on the real rows and the candidate's size, not on the
-                # candidate: control arms of one cell (same size and holdout) share it, and its power.
-                key = (hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode(),
-                                              b"||", "|".join(map(str, g_hold)).encode(),
-                                              b"||other", repr(None if other is None else other.shape).encode(),
-                                              b"" if other is None else other.tobytes(),
-                                              b"||" if images is None else _real_patch_digest(patches)]))
-                       .hexdigest(), train.shape, holdout.shape, len(cand), tuple(tested), seed, alpha, nearest_k,
-                       null_splits, power_repeats, level)
-                if key not in _SPLIT_CACHE:
-                    while len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
-                        _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
-                    _SPLIT_CACHE[key] = _split_null_and_power(train, holdout, len(cand), row_groups, tested,
-                                                              cell.settings, seed=seed, holdout_groups=g_hold,
-                                                              null_splits=null_splits, level=level,
-                                                              power_repeats=power_repeats, other=other,
-                                                              images=images)
-                split_null, detectable = _SPLIT_CACHE[key]
+                # candidate: arms of one cell (same real rows and holdout) share it, and its power, in one
+                # process (_SPLIT_CACHE) and across jobs (shared_split_nulls). Half B is drawn to the candidate's
+                # size, so a candidate as large as the training rows or larger is one size here.
+                n_matched = min(len(cand), len(train))
+                n_detection = null_detection_splits if detection else 0
+                key = _split_key((hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode(),
+                                                         b"||", "|".join(map(str, g_hold)).encode(),
+                                                         b"||other", repr(None if other is None else other.shape).encode(),
+                                                         b"" if other is None else other.tobytes(),
+                                                         b"||" if images is None else _real_patch_digest(patches)]))
+                                  .hexdigest(), train.shape, holdout.shape, n_matched, tuple(tested), seed, alpha,
+                                  nearest_k, null_splits, power_repeats, n_detection, level))
+                split_null, detectable = _split_null_lookup(key, lambda: _split_null_and_power(
+                    train, holdout, n_matched, row_groups, tested, cell.settings, seed=seed, holdout_groups=g_hold,
+                    null_splits=null_splits, level=level, power_repeats=power_repeats, n_detection=n_detection,
+                    other=other, images=images))
             tested_values = _tested_values(comparisons, tested, train, cand, holdout, tested_set, candidate_sets[0],
                                            g_train, g_cand, cell.settings, seed, other=other, images=images)
             permuted = _permutation_draws(
@@ -805,11 +806,71 @@ def _standardised_pools(train: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray
     return z_pool, rank_pool
 
 
-_SPLIT_CACHE: dict = {}
-"""Real-vs-real split null and ``min_detectable`` of recent cells (see :func:`validate_arm`), by a hash of
-their real rows and sizes."""
+_SPLIT_CACHE: dict[str, tuple[NullDraws, dict[str, str]]] = {}
+"""Real-vs-real split null and ``min_detectable`` of recent cells (see :func:`validate_arm`), by
+:func:`_split_key`."""
 
 _SPLIT_CACHE_SIZE = 8
+
+_SHARED_SPLIT_NULLS: list[dict[str, tuple[NullDraws, dict[str, str]]]] = []
+"""The tables of the open :func:`shared_split_nulls` blocks (innermost last)."""
+
+
+def _split_key(parts: tuple) -> str:
+    """A cell's split-null key: the SHA-256 of the ``repr`` of what its split null and power depend on."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def _split_null_lookup(key: str, compute: Callable[[], tuple[NullDraws, dict[str, str]]]
+                       ) -> tuple[NullDraws, dict[str, str]]:
+    """The split null and ``min_detectable`` of the cell ``key``: from the innermost shared table, else
+    this process's recent cells, else ``compute()`` (added to both)."""
+    shared = _SHARED_SPLIT_NULLS[-1] if _SHARED_SPLIT_NULLS else None
+    if shared is not None and key in shared:
+        return shared[key]
+    if key not in _SPLIT_CACHE:
+        while len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
+            _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
+        _SPLIT_CACHE[key] = compute()
+    if shared is not None:
+        shared[key] = _SPLIT_CACHE[key]
+    return _SPLIT_CACHE[key]
+
+
+@contextlib.contextmanager
+def shared_split_nulls(arrays: Mapping[str, np.ndarray] | None = None):
+    """A table of cells' real-vs-real split nulls and ``min_detectable`` that :func:`validate_arm` reads and fills.
+
+    Within the block every cell's split null and power (what a cell's arms
+    share: they depend on its real rows and the candidate's size only) are
+    looked up in the yielded table before they are computed, and added to it
+    after. ``arrays``: a table another job wrote (:func:`split_null_arrays`;
+    the validate jobs read the control jobs' tables), preloaded. A preloaded
+    entry is what the computation would give, bit for bit (the same seeded draws, one BLAS thread),
+    so a job's results do not depend on whether its cells were found.
+    """
+    table: dict[str, tuple[NullDraws, dict[str, str]]] = {}
+    if arrays is not None:
+        for name in arrays:
+            if name.endswith(".detectable"):
+                key = name[: -len(".detectable")]
+                detectable = json.loads(arrays[name].tobytes().decode())
+                table[key] = (NullDraws.from_arrays(arrays, key), detectable)
+    _SHARED_SPLIT_NULLS.append(table)
+    try:
+        yield table
+    finally:
+        _SHARED_SPLIT_NULLS.pop()
+
+
+def split_null_arrays(table: Mapping[str, tuple[NullDraws, dict[str, str]]]) -> dict[str, np.ndarray]:
+    """A :func:`shared_split_nulls` table as arrays for :func:`radaug.io.save_arrays` (no pickle)."""
+    arrays: dict[str, np.ndarray] = {}
+    for key, (null, detectable) in table.items():
+        arrays.update(null.to_arrays(key))
+        arrays[f"{key}.detectable"] = np.frombuffer(json.dumps(detectable, sort_keys=True).encode(), dtype=np.uint8)
+    return arrays
+
 
 _IMAGE_PROTOCOLS = ("image_holdout", "image_plausibility")
 """Protocols of the image gates, scored from a cell's :class:`~radaug.validate.images.PatchPool`."""
@@ -846,21 +907,21 @@ def _scores(reference: np.ndarray, candidate: np.ndarray, holdout: np.ndarray, n
 
 
 def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, settings, *, seed,
-                          null_splits, level, power_repeats, holdout_groups=None,
+                          null_splits, level, power_repeats, n_detection=0, holdout_groups=None,
                           other=None, images: PatchPool | None = None) -> tuple[NullDraws, dict[str, str]]:
     """A cell's real-vs-real split null and each gate's ``min_detectable``.
 
     The split null (:func:`_null_draws`) gives a gate with registry ``null: split``
     its draws (none at present: the holdout gates have the exchange null,
     :func:`_exchange_draws`, since 2026-12-02); with ``power_repeats`` it covers
-    every tested gate but the detection AUC, for the power simulation. The
+    every tested gate, for the power simulation (the detection AUC in its first
+    ``n_detection`` draws, with a normal tail, as in the permutation null). The
     candidate's own test is the permutation null (:func:`_permutation_draws`) on
     all training rows (the holdout gates: on all rows of the cell); its critical value depends
     on the candidate, which a defect simulation does not have, and a defect needs
     real rows its reference never saw. Power is therefore simulated on the splits
     (defects from half B, reference half A) and read against the critical value
-    of a null of that comparison (no detection AUC, which has no power
-    simulation): the power of the test on half the data, a conservative
+    of a null of that comparison: the power of the test on half the data, a conservative
     statement of the permutation test's power at this cell's sizes. That null is
     the split draws for the permutation gates, and for the holdout gates
     (``null: exchange``) their own null on the halves: half A, the first split's
@@ -885,14 +946,18 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
     was fit on would be recognised too easily. The image gates (given
     ``images``, the cell's :class:`~radaug.validate.images.PatchPool`) take the
     same draws: the implausible share of half B against half A's ROI size range,
-    the image memorization ratio in the exchange draws on the halves.
+    the image memorization ratio in the exchange draws on the halves. The
+    detection AUC (a cross-validated forest per draw and defective set, the
+    costliest part) has had its power simulated since 2026-12-03; before, it
+    had none and stayed out of this null's min-P adjustment.
     """
-    gates = [name for name in tested
-             if (METRICS[name].null == "split" or power_repeats) and METRICS[name].protocol != "detection"]
+    gates = [name for name in tested if METRICS[name].null == "split"
+             or (power_repeats and (METRICS[name].protocol != "detection" or n_detection))]
     exchange = [name for name in gates if METRICS[name].null == "exchange"]
     other_fit, other_pool = _other_halves(other, seed)
     null = _null_draws(train, holdout, n_candidate, row_groups, [name for name in gates if name not in exchange],
-                       settings, seed=seed, n_splits=null_splits, other=other_fit, images=images)
+                       settings, seed=seed, n_splits=null_splits, n_detection=n_detection, other=other_fit,
+                       images=images)
     if not power_repeats:
         return null, {}
     if exchange:
@@ -977,14 +1042,20 @@ def _null_split(row_groups, n_candidate: int, seed: int, draw: int):
     return a, b
 
 
-def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, seed, n_splits,
+def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, seed, n_splits, n_detection=0,
                 other=None, images: PatchPool | None = None) -> NullDraws:
-    """``n_splits`` real-vs-real split draws of every gate in ``gates`` (no detection AUC) at the candidate's size.
+    """``n_splits`` real-vs-real split draws of every gate in ``gates`` at the candidate's size.
 
-    ``other``: the other classes' rows label disagreement's classifier is fit against (none: not scored);
-    ``images``: the cell's patch pool, whose first rows are the training rows' (the implausible share).
+    A detection AUC among ``gates`` gets the first ``n_detection`` draws only (a
+    cross-validated forest each, folds grouped by ``row_groups``) and, as in the
+    permutation null, a normal tail. ``other``: the other classes' rows label
+    disagreement's classifier is fit against (none: not scored); ``images``: the
+    cell's patch pool, whose first rows are the training rows' (the implausible share).
     """
     plausibility = [name for name in gates if METRICS[name].protocol == "image_plausibility"]
+    detection = {name: _shared_detection(METRICS[name].bound(settings)) for name in gates
+                 if METRICS[name].protocol == "detection"}
+    row_groups = np.asarray(row_groups).astype(str)
     values = {name: np.full(n_splits, np.nan) for name in gates}
     for draw in range(n_splits):
         a, b = _null_split(row_groups, n_candidate, seed, draw)
@@ -992,7 +1063,14 @@ def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, see
             values[name][draw] = score
         for name in plausibility:
             values[name][draw] = pooled_implausible_share(images, a, b)
-    return NullDraws(values, {name: METRICS[name].direction for name in gates}, scales=_tie_scales(gates))
+        if draw < n_detection:
+            for name, auc in detection.items():
+                values[name][draw] = auc(train[a], train[b], seed=seed, groups_reference=row_groups[a],
+                                         groups_candidate=row_groups[b])
+    for name in detection:
+        values[name] = values[name][:n_detection]
+    return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset(detection),
+                     scales=_tie_scales(gates))
 
 
 def _tie_scales(gates) -> dict[str, str]:
@@ -1007,7 +1085,8 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
 
     ``other``: the other classes' rows label disagreement is fit against; ``other_pool``: other rows of
     those classes, the rows its ``mislabelled`` defect puts in (see :func:`_split_null_and_power`).
-    The image gates' defects are built on the rows of ``images`` (:func:`_image_defect_value`).
+    The image gates' defects are built on the rows of ``images`` (:func:`_image_defect_value`); the
+    detection AUC's folds keep each defective row in its source case's group (``row_groups``).
     """
     from radaug.validate.null import DEFECTS
 
@@ -1015,32 +1094,74 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
     for name in null.values:
         if METRICS[name].defect:
             by_kind.setdefault(METRICS[name].defect, []).append(name)
+    row_groups = np.asarray(row_groups).astype(str)
     splits = [_null_split(row_groups, n_candidate, seed, draw) for draw in range(repeats)]
     holdout_rows = _holdout_rows(images, holdout)
     found = {}
     for kind, names in by_kind.items():
         rates: dict[float, dict[str, float]] = {}
+        pending = list(names)  # gates not yet at the target: a gate is simulated up to its smallest detected size
         for size in DEFECTS[kind][1]:
-            fails = dict.fromkeys(names, 0)
+            detection = {name: _shared_detection(METRICS[name].bound(settings)) for name in pending
+                         if METRICS[name].protocol == "detection"}
+            fails = dict.fromkeys(pending, 0)
             for draw, (a, b) in enumerate(splits):
                 rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
-                bad = defective(kind, size, train[a], train[b], len(b), rng, other=other_pool) if any(
-                    METRICS[name].protocol not in _IMAGE_PROTOCOLS for name in names) else None
-                values = {} if bad is None else _scores(train[a], bad, holdout, names, settings, draw=True,
+                bad, source = defective(kind, size, train[a], train[b], len(b), rng, other=other_pool,
+                                        sources=True) if any(
+                    METRICS[name].protocol not in _IMAGE_PROTOCOLS for name in pending) else (None, None)
+                values = {} if bad is None else _scores(train[a], bad, holdout, pending, settings, draw=True,
                                                         other=other)
-                for name in names:
+                if detection:
+                    groups = np.where(source >= 0, row_groups[b][np.maximum(source, 0)],
+                                      [f"defect-row-{i}" for i in range(len(source))])
+                    values.update({name: auc(train[a], bad, seed=seed, groups_reference=row_groups[a],
+                                             groups_candidate=groups) for name, auc in detection.items()})
+                for name in pending:
                     if METRICS[name].protocol in _IMAGE_PROTOCOLS:
                         values[name] = _image_defect_value(
                             name, size, a, b, holdout_rows, images,
                             stream_rng("power_defect_image", seed, draw=draw, size_milli=int(size * 1000)))
                 for name, value in values.items():
                     fails[name] += null.ranking_p(name, value) <= critical
-            rates[size] = {name: fails[name] / max(len(splits), 1) for name in names}
-            if all(rate >= 0.8 for rate in rates[size].values()):
+            rates[size] = {name: fails[name] / max(len(splits), 1) for name in pending}
+            pending = [name for name in pending if rates[size][name] < POWER_TARGET]
+            if not pending:
                 break
         for name in names:
             found[name] = minimum_detectable(kind, lambda s, n=name: rates.get(s, {}).get(n, 1.0))
     return found
+
+
+_DETECTION_MEMO: dict[str, float] = {}
+"""Detection AUCs of recent split draws and defective sets, by a digest of their inputs (:func:`_shared_detection`)."""
+
+_DETECTION_MEMO_SIZE = 4096
+
+
+def _shared_detection(auc: functools.partial) -> Callable[..., float]:
+    """``auc`` (a bound ``detection_auc``, :meth:`~radaug.validate.registry.MetricSpec.bound`) remembering its recent values by a digest of its inputs.
+
+    A cell's split-null keys differ by their gates (with or without the image
+    gates: a control arm with patches and one without) while their split draws
+    and defective sets, hence their detection AUCs, are the same; a forest each,
+    these are the power simulation's costliest part.
+    """
+    def shared(reference, candidate, *, seed, groups_reference, groups_candidate):
+        digest = hashlib.sha256()
+        for part in (reference, candidate):
+            digest.update(repr(part.shape).encode() + np.ascontiguousarray(part).tobytes())
+        for part in (groups_reference, groups_candidate):
+            digest.update("\x1f".join(map(str, part)).encode() + b"\x1e")
+        key = f"{digest.hexdigest()}|{seed}|{auc.func.__module__}.{auc.func.__qualname__}|{sorted(auc.keywords.items())!r}"
+        if key not in _DETECTION_MEMO:
+            while len(_DETECTION_MEMO) >= _DETECTION_MEMO_SIZE:
+                _DETECTION_MEMO.pop(next(iter(_DETECTION_MEMO)))
+            _DETECTION_MEMO[key] = auc(reference, candidate, seed=seed, groups_reference=groups_reference,
+                                       groups_candidate=groups_candidate)
+        return _DETECTION_MEMO[key]
+
+    return shared
 
 
 def _image_defect_value(name: str, size: float, a: np.ndarray, b: np.ndarray, holdout_rows: np.ndarray,
