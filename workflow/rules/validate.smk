@@ -71,6 +71,9 @@ rule validate_controls_fold:
         f"{LOGS}/validate_controls_fold/{{fold}}.log",
     conda:
         "../../envs/radaug.yaml"
+    # Started as soon as the real features are ready: every validate job waits for all of
+    # them (split_nulls), and one left for the end ran alone for a minute of the default study.
+    priority: 10
     params:
         code=code("validate_controls_fold"),
         options=config["validation"],
