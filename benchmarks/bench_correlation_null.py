@@ -102,7 +102,7 @@ def cost(n_train: int = 64, n_holdout: int = 16, n_features: int = 100) -> dict[
     import dataclasses
 
     from radaug.validate import registry
-    from radaug.validate.summary import _SPLIT_CACHE, validate_arm
+    from radaug.validate.summary import clear_caches, validate_arm
 
     rng = np.random.default_rng(2)
     columns = [f"f{i}" for i in range(n_features)]
@@ -115,7 +115,7 @@ def cost(n_train: int = 64, n_holdout: int = 16, n_features: int = 100) -> dict[
     try:
         for label, specs in (("split", before), ("permutation", now), ("split_again", before)):
             registry.METRICS.update(specs)
-            _SPLIT_CACHE.clear()
+            clear_caches()
             began = time.process_time()
             validate_arm(train, holdout, candidate, feature_columns=columns, train_other=other, seed=0, rule="null")
             seconds[label] = time.process_time() - began

@@ -91,7 +91,7 @@ def _null_cost(n_train: int, n_holdout: int) -> tuple[float, float]:
     import pandas as pd
 
     from radaug.validate import validate_arm
-    from radaug.validate.summary import _SPLIT_CACHE
+    from radaug.validate.summary import clear_caches
 
     rng = np.random.default_rng(2)
     columns = [f"f{i}" for i in range(N_FEATURES)]
@@ -100,7 +100,7 @@ def _null_cost(n_train: int, n_holdout: int) -> tuple[float, float]:
     train, holdout, candidate, other = draw(n_train), draw(n_holdout), draw(n_train), draw(n_train)
     seconds = []
     for options in ({"null_splits": 0, "power_repeats": 0}, {"rule": "null"}):
-        _SPLIT_CACHE.clear()
+        clear_caches()
         start = time.perf_counter()
         validate_arm(train, holdout, candidate, feature_columns=columns, train_other=other, seed=0, **options)
         seconds.append(time.perf_counter() - start)

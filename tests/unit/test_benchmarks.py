@@ -28,7 +28,7 @@ def test_discover_selects_by_name():
     assert {"features", "study", "plausible_masks"} <= set(discover())
     # research scripts with their own command-line options are not harness benchmarks
     assert not {"holdout_null", "holdout_power", "correlation_null", "pearson_scaling",
-                "validation_calibration"} & set(discover())
+                "validation_calibration", "detection_power"} & set(discover())
     assert discover(["feat"]) == ["features"]
     with pytest.raises(SystemExit, match="no benchmark matches"):
         discover(["nonexistent-topic"])

@@ -249,3 +249,35 @@ def test_figures_order_features_and_arms_and_skip_empty_inputs():
     assert ks_heatmap(ks.iloc[:0]) is None
     assert dcr_histograms(pd.DataFrame(columns=DCR_COLUMNS)) is None
     assert correlation_maps({("gan", "a"): pd.DataFrame(np.nan, index=["x"], columns=["x"])}) is None
+
+
+def test_an_arm_finds_its_cells_in_the_control_jobs_split_nulls(study, monkeypatch):
+    """What the validate jobs read (validation/controls/<fold>/split_nulls.npz): an arm with as many candidate
+    rows as training rows per class computes none of its cells' split nulls again, and its table is the one it
+    computes alone; an arm with fewer candidate rows than training rows computes its own."""
+    import radaug.validate.summary as summary
+
+    real, folds, small = study
+    folds, small = folds[folds["fold"] == 0], small[small["fold"] == 0]
+    rng = np.random.default_rng(11)
+    candidates = pd.concat([table(rng, 30, 0.3, label).assign(repeat=0, fold=0) for label in ("a", "b")],
+                           ignore_index=True)
+    options = {"detection": True, "null_splits": 20, "power_repeats": 3, "null_detection_splits": 2}
+    with summary.shared_split_nulls() as shared:
+        validate_controls(real, folds, feature_columns=FEATURES, options=options, seed=3, fold="r0f0")
+    arrays = summary.split_null_arrays(shared)
+    summary.clear_caches()
+    alone = validate_study_arm(real, folds, candidates, arm="gan", feature_columns=FEATURES, options=options, seed=3)
+    assert alone.loc[alone["metric"] == "detection_auc", "min_detectable"].str.startswith(
+        ("a mean shift", "none up to a mean shift")).all()
+    summary.clear_caches()
+    computed = []
+    compute = summary._split_null_and_power
+    monkeypatch.setattr(summary, "_split_null_and_power", lambda *a, **k: computed.append(1) or compute(*a, **k))
+    with summary.shared_split_nulls(arrays):
+        found = validate_study_arm(real, folds, candidates, arm="gan", feature_columns=FEATURES, options=options,
+                                   seed=3)
+        assert not computed
+        validate_study_arm(real, folds, small, arm="gan", feature_columns=FEATURES, options=options, seed=3)
+    pd.testing.assert_frame_equal(found, alone, check_exact=True)
+    assert len(computed) == 2  # 10 candidate rows of 20 training rows: a size of its own in each class

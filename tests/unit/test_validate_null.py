@@ -838,9 +838,9 @@ def test_cells_found_in_a_shared_split_null_table_are_not_computed_and_give_the_
     assert len(table) == 1
     save_arrays(tmp_path / "split_nulls.npz", **summary.split_null_arrays(table))
     larger = _real(rng, 45)
-    summary._SPLIT_CACHE.clear()
+    summary.clear_caches()
     computed = validate_arm(train, holdout, larger, feature_columns=FEATURES, seed=2, **options)
-    summary._SPLIT_CACHE.clear()
+    summary.clear_caches()
 
     def not_again(*args, **kwargs):
         raise AssertionError("the shared table holds this cell")
@@ -852,3 +852,19 @@ def test_cells_found_in_a_shared_split_null_table_are_not_computed_and_give_the_
     assert shared.set_index("metric").loc["detection_auc", "min_detectable"]
     with pytest.raises(AssertionError, match="holds this cell"):  # another seed is another cell
         validate_arm(train, holdout, larger, feature_columns=FEATURES, seed=3, **options)
+
+
+@pytest.mark.parametrize("kind, first_rows", [
+    ("missing_mode", [[0.810848, -0.891372], [0.810848, -0.891372]]),
+    ("mean_shift", [[1.296735, -0.363101], [1.03113, -0.515855]]),
+    ("variance_shrink", [[0.171327, -0.048311], [0.038524, -0.124688]]),
+    ("decorrelation", [[-0.094026, -0.593768], [0.545242, -1.044126]]),
+    ("copies", [[-1.656345, 0.656105], [-2.032552, 1.410423]]),
+    ("mislabelled", [[5.028129, 6.052489], [4.030098, 4.778274]]),
+])
+def test_defective_sets_draw_what_they_drew_before_sources_were_added(kind, first_rows):
+    """Golden rows from the code before ``sources`` (7494ced): the power simulation's defects did not change."""
+    rng = np.random.default_rng(9)
+    reference, pool, other = rng.normal(size=(12, 2)), rng.normal(size=(8, 2)), rng.normal(size=(6, 2)) + 5
+    rows, _ = defective(kind, 0.5, reference, pool, 5, np.random.default_rng(3), other=other, sources=True)
+    np.testing.assert_allclose(rows[:2], first_rows, atol=1e-6)

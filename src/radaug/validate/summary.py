@@ -817,8 +817,24 @@ _SHARED_SPLIT_NULLS: list[dict[str, tuple[NullDraws, dict[str, str]]]] = []
 
 
 def _split_key(parts: tuple) -> str:
-    """A cell's split-null key: the SHA-256 of the ``repr`` of what its split null and power depend on."""
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+    """A cell's split-null key: the SHA-256 of the ``repr`` of what its split null and power depend on, and of
+    the code that computes them (:func:`_library_version`), so a table written by other code is never read."""
+    return hashlib.sha256(repr((_library_version(), parts)).encode()).hexdigest()
+
+
+@functools.cache
+def _library_version() -> str:
+    """:func:`radaug.provenance.code_version` of this module and every radaug module it imports."""
+    from radaug.provenance import code_version
+
+    return code_version(__file__)
+
+
+def clear_caches() -> None:
+    """Forget this process's split nulls and detection AUCs (:data:`_SPLIT_CACHE`, :data:`_DETECTION_MEMO`), e.g.
+    before timing a cell or computing it independently of an earlier one."""
+    _SPLIT_CACHE.clear()
+    _DETECTION_MEMO.clear()
 
 
 def _split_null_lookup(key: str, compute: Callable[[], tuple[NullDraws, dict[str, str]]]
@@ -846,8 +862,15 @@ def shared_split_nulls(arrays: Mapping[str, np.ndarray] | None = None):
     looked up in the yielded table before they are computed, and added to it
     after. ``arrays``: a table another job wrote (:func:`split_null_arrays`;
     the validate jobs read the control jobs' tables), preloaded. A preloaded
-    entry is what the computation would give, bit for bit (the same seeded draws, one BLAS thread),
-    so a job's results do not depend on whether its cells were found.
+    entry is what the computation would give on the same machine, bit for bit
+    (the same seeded draws, one BLAS thread; the image gates' patch distances
+    come from a Gram matrix over all the cell's patches, whose real-vs-real
+    entries do not depend on the candidate's patches with OpenBLAS here, which
+    another BLAS need not promise), so a job's results do not depend on whether
+    its cells were found. A cell is found only where its real rows, holdout,
+    other classes, real patches, gates, sizes, settings, seed and the code
+    (:func:`_split_key`) are the cell's own: an arm with fewer candidate rows
+    than training rows of a class, for one, computes that cell itself.
     """
     table: dict[str, tuple[NullDraws, dict[str, str]]] = {}
     if arrays is not None:

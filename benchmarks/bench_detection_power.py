@@ -1,0 +1,122 @@
+"""Is the detection AUC's stated power true? ``min_detectable`` against the shifts a study's test really fails.
+
+Since 2026-12-03 ``validation/summary.csv`` states the detection AUC's power like
+every other gate's: the smallest mean shift (0.1, 0.25, 0.5 or 1 SD in every
+feature) it fails in 80% of simulated cells, simulated on real-vs-real halves of
+the cell's training rows (:func:`radaug.validate.summary._split_null_and_power`).
+A reader takes it at its word, so it must not be optimistic.
+
+On resampled Br35H cells (the cells of ``bench_validation_calibration.py
+--source br35h`` and ``bench_holdout_power.py``: whole near-duplicate groups), per
+class, size ``n`` and repetition this bench computes
+
+* **stated**: the detection AUC's ``min_detectable`` as a study states it,
+  :func:`radaug.validate.summary.validate_arm` under the null rule (power at
+  ``validation.power_repeats``, 20);
+* **true power**: for each shift of the grid, the fresh real candidate rows
+  shifted by that many training-row SDs in every feature and validated as a study
+  validates them (the feature and holdout gates, min-P adjusted across them; no
+  other classes or patches, so label disagreement and the image gates are left out
+  of the adjustment here, and of the stated power alike; power not simulated); the
+  detection gate fails at ``p_adjusted <= 0.05``.
+
+A stated shift is honest when the true fail rate at that shift, over the cells of
+that class and ``n``, reaches about 80%. The statement is the power of a test on
+half the data, so it should be conservative.
+
+Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_detection_power
+--study results/br35h_default --sizes 20,40 --repeats 10``; writes
+``benchmarks/out/detection_power_<sizes>_<repeats>.csv`` and prints the table of
+BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.bench_holdout_null import cell_options, save_rows
+from benchmarks.bench_validation_calibration import META, _real_cells, real_pool
+
+GATE = "detection_auc"
+LEVEL = 0.05
+
+
+def run(study: Path, sizes, repeats: int, draws: int = 200, power_repeats: int = 20) -> pd.DataFrame:
+    """One row per class, n and repetition: the stated ``min_detectable`` and whether each shift failed."""
+    from radaug.validate.null import DEFECTS
+    from radaug.validate.summary import validate_arm
+
+    pool = real_pool(study)
+    features = [c for c in pool.columns if c not in META]
+    shifts = DEFECTS["mean_shift"][1]
+    options = {"rule": "null", "level": LEVEL, "null_splits": draws, "detection": True, "group_column": "group"}
+    rows = []
+    for n in sizes:
+        for label in sorted(pool["label"].unique()):
+            began = time.process_time()
+            for repeat in range(repeats):
+                cells = _real_cells(pool, features, label, n, repeat)
+                if cells is None or "real" not in cells:
+                    break
+                train, hold, fresh = cells["_train"], cells["_holdout"], cells["real"]
+                stated = validate_arm(train, hold, fresh, feature_columns=features, seed=repeat,
+                                      power_repeats=power_repeats, **options).set_index("metric")
+                sd = train[features].std(ddof=1).to_numpy()
+                sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+                fails = {}
+                for shift in shifts:
+                    shifted = fresh.copy()
+                    shifted[features] = fresh[features].to_numpy(float) + shift * sd
+                    table = validate_arm(train, hold, shifted, feature_columns=features, seed=repeat,
+                                         power_repeats=0, **options).set_index("metric")
+                    fails[shift] = bool(table.loc[GATE, "verdict"] == "fail")
+                rows.append({"label": label, "n": n, "repeat": repeat, "n_train": len(train),
+                             "n_candidate": len(fresh), "n_holdout": len(hold),
+                             "groups_train": train["group"].nunique(),
+                             "fresh_verdict": stated.loc[GATE, "verdict"],
+                             "stated": stated.loc[GATE, "min_detectable"],
+                             **{f"fail_{s:g}": fails[s] for s in shifts}})
+            print(f"{label} n={n}: {time.process_time() - began:.0f} CPU s", file=sys.stderr, flush=True)
+    return pd.DataFrame(rows)
+
+
+def stated_shift(phrase: str) -> float:
+    """The shift (SD) a ``min_detectable`` phrase states (inf where the gate missed even the largest)."""
+    from radaug.validate.null import UNDETECTABLE
+
+    if not isinstance(phrase, str) or not phrase or phrase.startswith(UNDETECTABLE):
+        return float("inf")
+    return float(phrase.split(">= ")[1].split(" SD")[0])
+
+
+def tables(results: pd.DataFrame) -> pd.DataFrame:
+    """Per class and n: true fail rate per shift, the stated shifts, the true fail rate at each cell's stated shift."""
+    fail_columns = [c for c in results.columns if c.startswith("fail_")]
+    out = results.assign(stated_sd=results["stated"].map(stated_shift))
+    keys = ["label", "n"]
+    table = out.groupby(keys, sort=False)[fail_columns].mean()
+    table.columns = [f"true fail at {c[5:]} SD" for c in fail_columns]
+    table["stated (median SD)"] = out.groupby(keys, sort=False)["stated_sd"].median()
+    at_stated = out.apply(lambda r: r.get(f"fail_{r['stated_sd']:g}", np.nan)
+                          if np.isfinite(r["stated_sd"]) else np.nan, axis=1)
+    table["true fail at stated"] = at_stated.groupby([out[k] for k in keys], sort=False).mean()
+    table["fresh real failed"] = (out["fresh_verdict"] == "fail").groupby([out[k] for k in keys], sort=False).mean()
+    table.insert(0, "cells", out.groupby(keys, sort=False).size())
+    return table.reset_index()
+
+
+def main(argv=None) -> None:
+    """``--sizes 20,40 --repeats 10 [--draws 200] [--study DIR]``."""
+    study, sizes, repeats, draws = cell_options(sys.argv[1:] if argv is None else argv, [20, 40], 10)
+    results = run(study, sizes, repeats, draws)
+    save_rows(results, "detection_power", sizes, repeats)
+    print(tables(results).to_markdown(index=False, floatfmt=".2f"))
+
+
+if __name__ == "__main__":
+    main()
