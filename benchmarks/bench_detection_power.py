@@ -74,39 +74,49 @@ def run(study: Path, sizes, repeats: int, draws: int = 200, power_repeats: int =
                     shifted[features] = fresh[features].to_numpy(float) + shift * sd
                     table = validate_arm(train, hold, shifted, feature_columns=features, seed=repeat,
                                          power_repeats=0, **options).set_index("metric")
-                    fails[shift] = bool(table.loc[GATE, "verdict"] == "fail")
+                    fails[shift] = table.loc[GATE, "verdict"]
                 rows.append({"label": label, "n": n, "repeat": repeat, "n_train": len(train),
                              "n_candidate": len(fresh), "n_holdout": len(hold),
                              "groups_train": train["group"].nunique(),
                              "fresh_verdict": stated.loc[GATE, "verdict"],
                              "stated": stated.loc[GATE, "min_detectable"],
-                             **{f"fail_{s:g}": fails[s] for s in shifts}})
+                             **{f"verdict_{s:g}": fails[s] for s in shifts}})
             print(f"{label} n={n}: {time.process_time() - began:.0f} CPU s", file=sys.stderr, flush=True)
     return pd.DataFrame(rows)
 
 
 def stated_shift(phrase: str) -> float:
-    """The shift (SD) a ``min_detectable`` phrase states (inf where the gate missed even the largest)."""
+    """The shift (SD) a ``min_detectable`` phrase states: inf where the gate missed even the largest, NaN where
+    nothing is stated (a cell too small for a verdict)."""
     from radaug.validate.null import UNDETECTABLE
 
-    if not isinstance(phrase, str) or not phrase or phrase.startswith(UNDETECTABLE):
+    if not isinstance(phrase, str) or not phrase:
+        return float("nan")
+    if phrase.startswith(UNDETECTABLE):
         return float("inf")
     return float(phrase.split(">= ")[1].split(" SD")[0])
 
 
 def tables(results: pd.DataFrame) -> pd.DataFrame:
-    """Per class and n: true fail rate per shift, the stated shifts, the true fail rate at each cell's stated shift."""
-    fail_columns = [c for c in results.columns if c.startswith("fail_")]
-    out = results.assign(stated_sd=results["stated"].map(stated_shift))
+    """Per class and n, over the cells with a verdict (a cell whose sides are too small, e.g. a few large
+    near-duplicate groups, is ``insufficient`` and states nothing): true fail rate per shift, the stated shifts,
+    the true fail rate at each cell's stated shift."""
+    verdicts = [c for c in results.columns if c.startswith("verdict_")]
+    out = results[results["fresh_verdict"] != "insufficient"]
+    out = out.assign(stated_sd=out["stated"].map(stated_shift),
+                     **{f"fail_{c[8:]}": out[c] == "fail" for c in verdicts})
     keys = ["label", "n"]
-    table = out.groupby(keys, sort=False)[fail_columns].mean()
-    table.columns = [f"true fail at {c[5:]} SD" for c in fail_columns]
-    table["stated (median SD)"] = out.groupby(keys, sort=False)["stated_sd"].median()
+    by = [out[k] for k in keys]
+    table = out.groupby(by, sort=False)[[f"fail_{c[8:]}" for c in verdicts]].mean()
+    table.columns = [f"true fail at {c[8:]} SD" for c in verdicts]
+    table["stated: none up to 1 SD"] = np.isinf(out["stated_sd"]).groupby(by, sort=False).mean()
+    table["stated (median SD)"] = out.groupby(by, sort=False)["stated_sd"].median()
     at_stated = out.apply(lambda r: r.get(f"fail_{r['stated_sd']:g}", np.nan)
                           if np.isfinite(r["stated_sd"]) else np.nan, axis=1)
-    table["true fail at stated"] = at_stated.groupby([out[k] for k in keys], sort=False).mean()
-    table["fresh real failed"] = (out["fresh_verdict"] == "fail").groupby([out[k] for k in keys], sort=False).mean()
-    table.insert(0, "cells", out.groupby(keys, sort=False).size())
+    table["true fail at stated"] = at_stated.groupby(by, sort=False).mean()
+    table["fresh real failed"] = (out["fresh_verdict"] == "fail").groupby(by, sort=False).mean()
+    table.insert(0, "cells judged", out.groupby(by, sort=False).size())
+    table.insert(0, "cells", results.groupby(keys, sort=False).size())
     return table.reset_index()
 
 
