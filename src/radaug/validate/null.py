@@ -118,7 +118,8 @@ class NullDraws:
     """Per gate, the scale its tie-break measures distance on (:func:`tie_scale`); linear where absent."""
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        """These draws as arrays named ``prefix.<gate>`` plus ``prefix.meta`` (JSON), for :func:`radaug.io.save_arrays`."""
+        """These draws as arrays named ``prefix.<gate>`` and ``prefix.meta`` (JSON), for
+        :func:`radaug.io.save_arrays`."""
         meta = {"directions": self.directions, "normal_tail": sorted(self.normal_tail), "scales": dict(self.scales),
                 "gates": list(self.values)}
         arrays = {f"{prefix}.{gate}": np.asarray(values, dtype=float) for gate, values in self.values.items()}

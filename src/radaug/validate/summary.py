@@ -281,12 +281,12 @@ def validate_arm(
                 # size, so a candidate as large as the training rows or larger is one size here.
                 n_matched = min(len(cand), len(train))
                 n_detection = null_detection_splits if detection else 0
-                key = _split_key((hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode(),
-                                                         b"||", "|".join(map(str, g_hold)).encode(),
-                                                         b"||other", repr(None if other is None else other.shape).encode(),
-                                                         b"" if other is None else other.tobytes(),
-                                                         b"||" if images is None else _real_patch_digest(patches)]))
-                                  .hexdigest(), train.shape, holdout.shape, n_matched, tuple(tested), seed, alpha,
+                real = hashlib.sha1(b"".join([train.tobytes(), holdout.tobytes(), "|".join(row_groups).encode(),
+                                              b"||", "|".join(map(str, g_hold)).encode(),
+                                              b"||other", repr(None if other is None else other.shape).encode(),
+                                              b"" if other is None else other.tobytes(),
+                                              b"||" if images is None else _real_patch_digest(patches)]))
+                key = _split_key((real.hexdigest(), train.shape, holdout.shape, n_matched, tuple(tested), seed, alpha,
                                   nearest_k, null_splits, power_repeats, n_detection, level))
                 split_null, detectable = _split_null_lookup(key, lambda: _split_null_and_power(
                     train, holdout, n_matched, row_groups, tested, cell.settings, seed=seed, holdout_groups=g_hold,
@@ -1157,13 +1157,15 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
 
 
 _DETECTION_MEMO: dict[str, float] = {}
-"""Detection AUCs of recent split draws and defective sets, by a digest of their inputs (:func:`_shared_detection`)."""
+"""Detection AUCs of recent split draws and defective sets, by a digest of their inputs
+(:func:`_shared_detection`)."""
 
 _DETECTION_MEMO_SIZE = 4096
 
 
 def _shared_detection(auc: functools.partial) -> Callable[..., float]:
-    """``auc`` (a bound ``detection_auc``, :meth:`~radaug.validate.registry.MetricSpec.bound`) remembering its recent values by a digest of its inputs.
+    """``auc`` (a bound ``detection_auc``, :meth:`~radaug.validate.registry.MetricSpec.bound`) remembering its
+    recent values by a digest of its inputs.
 
     A cell's split-null keys differ by their gates (with or without the image
     gates: a control arm with patches and one without) while their split draws
@@ -1176,7 +1178,8 @@ def _shared_detection(auc: functools.partial) -> Callable[..., float]:
             digest.update(repr(part.shape).encode() + np.ascontiguousarray(part).tobytes())
         for part in (groups_reference, groups_candidate):
             digest.update("\x1f".join(map(str, part)).encode() + b"\x1e")
-        key = f"{digest.hexdigest()}|{seed}|{auc.func.__module__}.{auc.func.__qualname__}|{sorted(auc.keywords.items())!r}"
+        function = f"{auc.func.__module__}.{auc.func.__qualname__}|{sorted(auc.keywords.items())!r}"
+        key = f"{digest.hexdigest()}|{seed}|{function}"
         if key not in _DETECTION_MEMO:
             while len(_DETECTION_MEMO) >= _DETECTION_MEMO_SIZE:
                 _DETECTION_MEMO.pop(next(iter(_DETECTION_MEMO)))
