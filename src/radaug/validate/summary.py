@@ -1124,9 +1124,10 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
     for kind, names in by_kind.items():
         rates: dict[float, dict[str, float]] = {}
         pending = list(names)  # gates not yet at the target: a gate is simulated up to its smallest detected size
+        forests = {name: _shared_detection(METRICS[name].bound(settings)) for name in names
+                   if METRICS[name].protocol == "detection"}
         for size in DEFECTS[kind][1]:
-            detection = {name: _shared_detection(METRICS[name].bound(settings)) for name in pending
-                         if METRICS[name].protocol == "detection"}
+            detection = {name: auc for name, auc in forests.items() if name in pending}
             fails = dict.fromkeys(pending, 0)
             for draw, (a, b) in enumerate(splits):
                 rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
