@@ -40,7 +40,60 @@ def test_p_value_counts_the_worse_tail_with_the_plus_one_correction():
     assert p_value(50.0, null, "minimize") == pytest.approx(51 / 100)  # 50..99 at least as bad
     assert np.isnan(p_value(np.nan, null, "minimize"))
     assert np.isnan(p_value(1.0, np.full(3, np.nan), "minimize"))
-    assert p_value(3.0, np.array([0.0, 1.0, 2.0]), "minimize", normal=True) == pytest.approx(stats.norm.sf(2.0))
+
+
+def test_predictive_tail_is_the_t_prediction_tail_of_the_logits():
+    """Worked by hand: draws 0.4, 0.5, 0.6 have logits -0.405, 0, 0.405 (mean 0, SD 0.405); an AUC of 0.8
+    (logit 1.386) is 1.386 / (0.405 sqrt(4/3)) = 2.963 prediction SDs out, t with 2 degrees of freedom."""
+    from radaug.validate.null import LOGIT_FLOOR, predictive_p_value
+
+    draws = np.array([0.4, 0.5, 0.6])
+    sd = np.log(0.6 / 0.4)
+    expected = stats.t.sf(np.log(4.0) / (sd * np.sqrt(4 / 3)), 2)
+    assert p_value(0.8, draws, "minimize", predictive=True) == pytest.approx(expected, rel=1e-12)
+    assert predictive_p_value(0.2, draws, "maximize") == pytest.approx(expected, rel=1e-12)
+    assert predictive_p_value(0.2, draws, "minimize") == pytest.approx(1 - expected, rel=1e-12)
+    # an AUC of 1 is clipped, not infinite; constant draws; too few draws
+    floor = np.log((1 - LOGIT_FLOOR) / LOGIT_FLOOR)
+    assert predictive_p_value(1.0, draws, "minimize") == pytest.approx(stats.t.sf(floor / (sd * np.sqrt(4 / 3)), 2))
+    assert predictive_p_value(0.9, np.full(4, 0.5), "minimize") == pytest.approx(1 / 5)
+    assert predictive_p_value(0.5, np.full(4, 0.5), "minimize") == 1.0
+    assert np.isnan(predictive_p_value(0.9, np.array([0.5, np.nan]), "minimize"))
+
+
+def test_a_predictive_gates_draws_are_judged_leave_one_out_like_the_observed_value():
+    """Exchangeability: swapping the observed detection AUC with one of its draws swaps their p-values, so the
+    min-P adjustment ranks the candidate among draws scored exactly as it is."""
+    from radaug.validate.null import NullDraws, predictive_p_value
+
+    draws = np.array([0.45, 0.62, 0.51, 0.38, 0.70, 0.55])
+    observed = 0.93
+    null = NullDraws({"detection_auc": draws}, {"detection_auc": "minimize"}, frozenset({"detection_auc"}))
+    table = null.null_p_values({"detection_auc": observed})["detection_auc"]
+    swapped = NullDraws({"detection_auc": np.r_[observed, draws[1:]]}, {"detection_auc": "minimize"},
+                        frozenset({"detection_auc"}))
+    assert swapped.p_value("detection_auc", draws[0]) == pytest.approx(table[0], rel=1e-12)
+    assert swapped.null_p_values({"detection_auc": draws[0]})["detection_auc"][0] == pytest.approx(
+        null.p_value("detection_auc", observed), rel=1e-12)
+    # without an observed value a draw is judged against the other draws alone
+    alone = null.null_p_values()["detection_auc"]
+    assert alone[4] == pytest.approx(predictive_p_value(0.70, np.delete(draws, 4), "minimize"), rel=1e-12)
+
+
+@pytest.mark.parametrize("m", [5, 10])
+def test_predictive_tail_is_calibrated_where_the_normal_tail_is_not(m):
+    """Exchangeable values of a bounded statistic (AUC-like: normal on the logit scale, mean 0.55, spread as
+    on Br35H cells), each judged against ``m`` others: the predictive tail rejects at the nominal rate; the
+    normal tail at the draws' mean and SD on the linear scale (the rule before) at well above it."""
+    from radaug.validate.null import predictive_p_value
+
+    rng = np.random.default_rng(21)
+    values = 1 / (1 + np.exp(-rng.normal(0.2, 0.7, size=(10000, m + 1))))
+    predictive = np.array([predictive_p_value(v[-1], v[:-1], "minimize") for v in values])
+    normal = stats.norm.sf((values[:, -1] - values[:, :-1].mean(1)) / values[:, :-1].std(1, ddof=1))
+    for level in (0.05, 0.01):
+        assert abs(np.mean(predictive <= level) - level) < 0.25 * level  # 10,000 cells: SE 0.04-0.10 of the level
+        assert np.mean(normal <= level) > 1.3 * level
 
 
 def test_min_p_pools_the_observed_value_with_the_draws():

@@ -938,7 +938,8 @@ def _split_null_and_power(train, holdout, n_candidate, row_groups, tested, setti
     its draws (none at present: the holdout gates have the exchange null,
     :func:`_exchange_draws`, since 2026-12-02); with ``power_repeats`` it covers
     every tested gate, for the power simulation (the detection AUC in its first
-    ``n_detection`` draws, with a normal tail, as in the permutation null). The
+    ``n_detection`` draws, with the predictive tail of
+    :func:`radaug.validate.null.predictive_p_value`, as in the permutation null). The
     candidate's own test is the permutation null (:func:`_permutation_draws`) on
     all training rows (the holdout gates: on all rows of the cell); its critical value depends
     on the candidate, which a defect simulation does not have, and a defect needs
@@ -1071,7 +1072,7 @@ def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, see
 
     A detection AUC among ``gates`` gets the first ``n_detection`` draws only (a
     cross-validated forest each, folds grouped by ``row_groups``) and, as in the
-    permutation null, a normal tail. ``other``: the other classes' rows label
+    permutation null, the predictive tail (:func:`radaug.validate.null.predictive_p_value`). ``other``: the other classes' rows label
     disagreement's classifier is fit against (none: not scored); ``images``: the
     cell's patch pool, whose first rows are the training rows' (the implausible share).
     """
