@@ -13,9 +13,13 @@ bench computes, per cell,
   ``--draws`` (30) permutation draws of the pooled rows, whole groups at a time
   (the study's permutation null: groups prefixed by side, folds grouped by the
   unprefixed groups, as :func:`radaug.validate.summary._permutation_draws` draws
-  them). Under the null these ``1 + draws`` values are exchangeable, so each is
-  judged against 10 of the others: the share of p-values at or below 0.05,
-  0.01 and 0.005 is each tail's false-fail rate;
+  them; a draw leaving one side a single group is skipped, where the study's
+  forest would fall back to ungrouped folds). Under the null these ``1 + draws``
+  values are exchangeable, so each is judged against 10 of the others: the share
+  of p-values at or below 0.05, 0.01 and 0.005 is each tail's false-fail rate.
+  The values of one cell are dependent (the effective sample is nearer the
+  number of cells than of values), so the tables also give the count of values
+  at or below 0.005 and of cells holding one;
 * the fresh rows shifted by 0.25, 0.5 and 1 training SD in every feature,
   judged against 10 permutation draws of their own pool: each tail's power.
 
@@ -164,9 +168,13 @@ def tables(results: pd.DataFrame) -> pd.DataFrame:
             ps = np.array([p(values[i], np.delete(values, i)[:JUDGED_AGAINST])
                            for r in null.itertuples() for values in [np.r_[r.tested, r.draws]]
                            for i in range(len(values))])
+            per_cell = np.array([len(r.draws) + 1 for r in null.itertuples()])
+            cell_of = np.repeat(np.arange(len(null)), per_cell)
             row = {"statistic": statistic, "label": label, "n": n, "tail": tail, "cells": len(null),
                    "null SD (median)": np.median([np.std(r.draws, ddof=1) for r in null.itertuples()]),
-                   **{f"false fail at {level:g}": np.mean(ps <= level) for level in LEVELS}}
+                   **{f"false fail at {level:g}": np.mean(ps <= level) for level in LEVELS},
+                   "values at 0.005": int(np.sum(ps <= 0.005)),
+                   "cells with one": len(set(cell_of[ps <= 0.005]))}
             for shift in SHIFTS[1:]:
                 shifted = part[part["shift"] == shift]
                 power = np.array([p(r.tested, r.draws[:JUDGED_AGAINST]) for r in shifted.itertuples()])
@@ -178,7 +186,9 @@ def tables(results: pd.DataFrame) -> pd.DataFrame:
         weights = part["cells"] / part["cells"].sum()
         overall.append({"statistic": statistic, "label": "all", "n": "-", "tail": tail, "cells": part["cells"].sum(),
                         **{c: float((part[c] * weights).sum()) for c in part.columns
-                           if c.startswith("false fail") or "SD:" in c}})
+                           if c.startswith("false fail") or "SD:" in c},
+                        "values at 0.005": int(part["values at 0.005"].sum()),
+                        "cells with one": int(part["cells with one"].sum())})
     return pd.concat([table, pd.DataFrame(overall)], ignore_index=True)
 
 

@@ -262,7 +262,7 @@ def test_an_arm_finds_its_cells_in_the_control_jobs_split_nulls(study, monkeypat
     rng = np.random.default_rng(11)
     candidates = pd.concat([table(rng, 30, 0.3, label).assign(repeat=0, fold=0) for label in ("a", "b")],
                            ignore_index=True)
-    options = {"detection": True, "null_splits": 20, "power_repeats": 3, "null_detection_splits": 2}
+    options = {"detection": True, "null_splits": 20, "power_repeats": 3, "null_detection_splits": 3}
     with summary.shared_split_nulls() as shared:
         validate_controls(real, folds, feature_columns=FEATURES, options=options, seed=3, fold="r0f0")
     arrays = summary.split_null_arrays(shared)

@@ -34,11 +34,11 @@ the training rows stays for the power simulation; see
   (a cross-validated forest each), and ``1 / (1 + 10)`` cannot resolve the
   levels the adjustment needs: its p-value is the **Student-t prediction tail
   on the logit scale** (:func:`predictive_p_value`), the exact p-value of a new
-  draw from a normal population whose mean and SD are estimated from the draws.
-  The normal tail at the draws' mean and SD, used before, false-failed
-  exchangeable values at 1.4-2.6 times the level (on resampled Br35H cells at
+  draw when the draws' logits are independent and normal with unknown mean and
+  SD. The normal tail at the draws' mean and SD, used before, false-failed
+  exchangeable values at 1.4-2.6 times the level (40 resampled Br35H cells, at
   0.05, 0.01 and 0.005; the linear-scale t tail was calibrated but lost power,
-  since an AUC cannot go beyond 1: BENCHMARKS.md).
+  since an AUC cannot go beyond 1: BENCHMARKS.md, "The detection AUC's p-value").
 * **Multiplicity** (``p_adjusted``): single-step min-P adjustment of Westfall &
   Young (1993) across all gates of the cell, from the same null draws: a gate's
   adjusted p-value is the share of null draws whose *smallest* per-gate p-value
@@ -137,7 +137,7 @@ class NullDraws:
         """The draws :meth:`to_arrays` wrote under ``prefix``, bit for bit."""
         meta = json.loads(arrays[f"{prefix}.meta"].tobytes().decode())
         return cls({gate: np.array(arrays[f"{prefix}.{gate}"], dtype=float) for gate in meta["gates"]},
-                   meta["directions"], frozenset(meta["predictive"]), meta["scales"])
+                   meta["directions"], frozenset(meta.get("predictive", meta.get("normal_tail", ()))), meta["scales"])
 
     def _signed(self, gate: str, values: np.ndarray, pool: np.ndarray) -> np.ndarray:
         """``values`` on the gate's tie-break scale (chosen on the whole ``pool``), larger worse."""
@@ -386,20 +386,22 @@ def predictive_p_value(value: float, null: np.ndarray, direction: str) -> float:
 
     With ``m`` draws whose logits have mean ``M`` and SD ``S``, the logit ``L``
     of a new exchangeable value satisfies ``(L - M) / (S sqrt(1 + 1/m)) ~ t(m -
-    1)`` when the logits are normal: the prediction interval's exact tail,
+    1)`` when the logits are independent and normal: the prediction interval's exact tail,
     which the normal tail at ``M`` and ``S`` understates (at ``m`` = 10 and a
     nominal 0.05 it gives about 0.076). The logit scale fits a bounded
     statistic such as an AUC (it is the usual scale for an AUC's confidence
     interval): on the linear scale an AUC of 1 lies only about three null SDs
     out where the draws spread widely (a few large near-duplicate groups), so a
-    t tail there is calibrated but weak. Measured on 1,240 exchangeable
-    detection AUCs of resampled Br35H cells (40 of them, 10 draws each):
-    P(p <= 0.05, 0.01, 0.005) = 0.048, 0.0089, 0.0056 (the normal tail on the
-    linear scale: 0.070, 0.026, 0.011; BENCHMARKS.md). Values are clipped to
-    :data:`LOGIT_FLOOR` from the bounds. ``direction``: ``"minimize"`` (higher
-    is worse) or ``"maximize"``. NaN if ``value`` is NaN or fewer than two draws
-    are finite; where all draws are equal, 1 for a value no worse than them and
-    ``1 / (1 + m)`` for one beyond.
+    t tail there is calibrated but weak. Measured on 40 resampled Br35H cells
+    (``benchmarks/bench_detection_tail.py``: each cell's tested AUC and 30
+    permutation draws, each of the 31 values judged against 10 of the others;
+    values of one cell are dependent, so the effective sample is nearer 40 than
+    1,240): P(p <= 0.05, 0.01, 0.005) = 0.048, 0.009, 0.006 (the normal tail on
+    the linear scale: 0.070, 0.026, 0.011; BENCHMARKS.md). Values are clipped
+    to :data:`LOGIT_FLOOR` from the bounds. ``direction``: ``"minimize"``
+    (higher is worse) or ``"maximize"``. NaN if ``value`` is NaN or fewer than
+    two draws are finite; where all draws are equal, 1 for a value no worse than
+    them and 0 for one beyond (infinitely far out, as in :func:`_tie_break`).
     """
     from scipy.special import stdtr  # Student's t CDF: stats.t.sf(x, k) = stdtr(k, -x), at a 50th of its cost
 
@@ -417,7 +419,7 @@ def predictive_p_value(value: float, null: np.ndarray, direction: str) -> float:
     sd = float(np.std(draws, ddof=1))
     distance = sign * (float(logit(value)) - draws.mean())
     if sd == 0:
-        return 1.0 if distance <= 0 else 1.0 / (1 + m)
+        return 1.0 if distance <= 0 else 0.0
     return float(stdtr(m - 1, -distance / (sd * math.sqrt(1 + 1 / m))))
 
 
