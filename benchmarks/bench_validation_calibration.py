@@ -36,7 +36,10 @@ so their rates compare like with like. The power simulation is left out; the nul
 has the default 200 draws. The detection AUC (a forest per draw, 10 draws) is left
 out unless ``--detection`` is given: then it is judged too and takes part in the
 min-P adjustment, so the whole-cell rate is the one a study's cell has (rows saved as
-``calibration_rows_detection_*.csv``, tables in ``..._detection.json``). Run: ``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m
+``calibration_rows_detection_*.csv``, tables in ``..._detection.json``). ``--only real`` judges
+the phantom's fresh real candidate alone (many cells for the whole-cell false-fail rate
+at the cost of one candidate; ``..._real_only.json``). A ``--study`` other than the
+default study names its tables, e.g. ``..._br35h_pool_detection.json``. Run: ``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m
 benchmarks.bench_validation_calibration [--quick]`` (or parts in parallel with
 ``--sizes 10,20,40 --repeats 6,6,6 [--start 0]``, then ``--merge``; real data: ``--source br35h [--study DIR]``
 with the same options, rows saved after every cell); writes ``benchmarks/bench_validation_calibration.json``
@@ -219,7 +222,10 @@ def run_real(study: Path = REAL_STUDY, sizes=SIZES, repeats=None, start: int = 0
     return pd.DataFrame(rows)
 
 
-def run(quick: bool = False, sizes=SIZES, repeats=None, start: int = 0, detection: bool = False) -> pd.DataFrame:
+def run(quick: bool = False, sizes=SIZES, repeats=None, start: int = 0, detection: bool = False,
+        only: str | None = None) -> pd.DataFrame:
+    """Rows of every phantom cell and candidate (``only``: that candidate alone, e.g. ``real`` for the
+    positive control's false-fail rates over many cells)."""
     from radaug.validate.summary import validate_arm
     from radaug.validate.thresholds import merge_thresholds, verdict
 
@@ -229,12 +235,14 @@ def run(quick: bool = False, sizes=SIZES, repeats=None, start: int = 0, detectio
     rules = merge_thresholds(None)
     rows = []
     partial = _rows_file(False, detection, sizes, start)
+    if only:
+        partial = partial.with_name(partial.name.replace("calibration_rows_", f"calibration_rows_{only}_only_"))
     partial.parent.mkdir(exist_ok=True)
     for n in sizes:
         for repeat in range(start, start + (repeats or (QUICK_REPEATS if quick else REPEATS))[n]):
             cells = _cells(pool, features, n, repeat)
             for kind, candidate in cells.items():
-                if kind.startswith("_"):
+                if kind.startswith("_") or (only and kind != only):
                     continue
                 began = time.perf_counter()
                 table = validate_arm(cells["_train"], cells["_holdout"], candidate, feature_columns=features,
@@ -324,8 +332,9 @@ def pivot(gates: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    """``[--source br35h [--study DIR]] [--detection] [--quick] [--sizes 10,20 --repeats 6,6] [--merge]``: run, or
-    tabulate saved rows.
+    """``[--source br35h [--study DIR]] [--detection] [--quick] [--sizes 10,20 --repeats 6,6 [--only real]]
+    [--merge]``: run, or tabulate saved rows (``--only``: phantom cells of that candidate alone, tables in
+    ``..._<candidate>_only.json``).
 
     ``--source br35h``: the resampled real rows of ``--study`` (:func:`run_real`; its rows are saved as
     ``calibration_rows_real_*.csv`` and merged apart from the phantom's, its tables written to
@@ -336,7 +345,10 @@ def main(argv=None) -> None:
     real = "--source" in argv and argv[argv.index("--source") + 1] == "br35h"
     study = Path(argv[argv.index("--study") + 1]) if "--study" in argv else REAL_STUDY
     detection = "--detection" in argv
+    only = argv[argv.index("--only") + 1] if "--only" in argv else None
     prefix = _rows_file(real, detection, [], 0).name.split("_from")[0]
+    if only:
+        prefix = prefix.replace("calibration_rows_", f"calibration_rows_{only}_only_")
     if "--merge" in argv:  # this kind's rows only: the other kinds' names are longer at the same place
         results = pd.concat([pd.read_csv(p) for p in sorted(PARTIAL.parent.glob(prefix + "*.csv"))
                              if p.name[len(prefix):len(prefix) + 1].isdigit()])
@@ -345,14 +357,19 @@ def main(argv=None) -> None:
         counts = [int(x) for x in argv[argv.index("--repeats") + 1].split(",")]
         first = int(argv[argv.index("--start") + 1]) if "--start" in argv else 0
         results = (run_real(study, sizes=sizes, repeats=dict(zip(sizes, counts)), start=first, detection=detection)
-                   if real else run(sizes=sizes, repeats=dict(zip(sizes, counts)), start=first, detection=detection))
+                   if real else run(sizes=sizes, repeats=dict(zip(sizes, counts)), start=first, detection=detection,
+                                    only=only))
     else:
         results = run_real(study, detection=detection) if real else run(quick="--quick" in argv, detection=detection)
     if real:
         results = results.sort_values(["n", "label", "repeat"], kind="stable")
     table, gates = rates(results), (per_gate(results) if real else gate_rates(results))
-    suffix = ("_br35h" if real else "") + ("_detection" if detection else "")
+    pool = f"_{study.name.removeprefix('br35h_')}" if real and study.name != REAL_STUDY.name else ""  # e.g. _pool
+    suffix = ("_br35h" if real else "") + pool + ("_detection" if detection else "")
     path = Path(__file__).resolve().parent / f"bench_validation_calibration{suffix}.json"
+    if only:
+        suffix += f"_{only}_only"
+        path = path.with_name(f"bench_validation_calibration{suffix}.json")
     path.write_text(json.dumps({"rows": table.to_dict("records"), "gates": gates.to_dict("records"),
                                 "seconds": time.perf_counter() - start, "level": LEVEL, "quick": "--quick" in argv},
                                indent=1, default=float))
