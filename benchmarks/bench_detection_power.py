@@ -33,14 +33,13 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.bench_holdout_null import cell_options, save_rows
-from benchmarks.bench_validation_calibration import META, _real_cells, real_pool
+from benchmarks.bench_validation_calibration import META, fresh_real_cells, real_pool
 
 GATE = "detection_auc"
 LEVEL = 0.05
@@ -56,32 +55,26 @@ def run(study: Path, sizes, repeats: int, draws: int = 200, power_repeats: int =
     shifts = DEFECTS["mean_shift"][1]
     options = {"rule": "null", "level": LEVEL, "null_splits": draws, "detection": True, "group_column": "group"}
     rows = []
-    for n in sizes:
-        for label in sorted(pool["label"].unique()):
-            began = time.process_time()
-            for repeat in range(repeats):
-                cells = _real_cells(pool, features, label, n, repeat)
-                if cells is None or "real" not in cells:
-                    break
-                train, hold, fresh = cells["_train"], cells["_holdout"], cells["real"]
-                stated = validate_arm(train, hold, fresh, feature_columns=features, seed=repeat,
-                                      power_repeats=power_repeats, **options).set_index("metric")
-                sd = train[features].std(ddof=1).to_numpy()
-                sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-                fails = {}
-                for shift in shifts:
-                    shifted = fresh.copy()
-                    shifted[features] = fresh[features].to_numpy(float) + shift * sd
-                    table = validate_arm(train, hold, shifted, feature_columns=features, seed=repeat,
-                                         power_repeats=0, **options).set_index("metric")
-                    fails[shift] = table.loc[GATE, "verdict"]
-                rows.append({"label": label, "n": n, "repeat": repeat, "n_train": len(train),
-                             "n_candidate": len(fresh), "n_holdout": len(hold),
-                             "groups_train": train["group"].nunique(),
-                             "fresh_verdict": stated.loc[GATE, "verdict"],
-                             "stated": stated.loc[GATE, "min_detectable"],
-                             **{f"verdict_{s:g}": fails[s] for s in shifts}})
-            print(f"{label} n={n}: {time.process_time() - began:.0f} CPU s", file=sys.stderr, flush=True)
+    plan = [(label, n, repeats) for n in sizes for label in sorted(pool["label"].unique())]
+    for label, n, repeat, cells in fresh_real_cells(pool, features, plan):
+        train, hold, fresh = cells["_train"], cells["_holdout"], cells["real"]
+        stated = validate_arm(train, hold, fresh, feature_columns=features, seed=repeat,
+                              power_repeats=power_repeats, **options).set_index("metric")
+        sd = train[features].std(ddof=1).to_numpy()
+        sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        fails = {}
+        for shift in shifts:
+            shifted = fresh.copy()
+            shifted[features] = fresh[features].to_numpy(float) + shift * sd
+            table = validate_arm(train, hold, shifted, feature_columns=features, seed=repeat,
+                                 power_repeats=0, **options).set_index("metric")
+            fails[shift] = table.loc[GATE, "verdict"]
+        rows.append({"label": label, "n": n, "repeat": repeat, "n_train": len(train),
+                     "n_candidate": len(fresh), "n_holdout": len(hold),
+                     "groups_train": train["group"].nunique(),
+                     "fresh_verdict": stated.loc[GATE, "verdict"],
+                     "stated": stated.loc[GATE, "min_detectable"],
+                     **{f"verdict_{s:g}": fails[s] for s in shifts}})
     return pd.DataFrame(rows)
 
 

@@ -42,13 +42,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.bench_validation_calibration import META, REAL_STUDY, _real_cells, real_pool
+from benchmarks.bench_validation_calibration import META, REAL_STUDY, fresh_real_cells, real_pool
 
 SHIFTS = (0.0, 0.25, 0.5, 1.0)
 JUDGED_AGAINST = 10
@@ -79,7 +78,7 @@ def statistics(ref, cand, g_ref, g_cand, seed, variants: bool) -> dict[str, floa
     """The detection AUC (``pooled``: the study's) and, with ``variants``, the alternatives of the module text."""
     from sklearn.metrics import roc_auc_score
 
-    from radaug.validate.detection import detection_auc
+    from radaug.validate.detection import DETECTION_TREES, detection_auc
 
     out = {"pooled": detection_auc(ref, cand, groups_reference=g_ref, groups_candidate=g_cand, seed=seed)}
     if not variants:
@@ -88,7 +87,7 @@ def statistics(ref, cand, g_ref, g_cand, seed, variants: bool) -> dict[str, floa
     for r in range(3):
         y, s, fold, prior = _fit(ref, cand, g_ref, g_cand, seed + 1000 * r)
         pooled.append(roc_auc_score(y, s))
-        eps = 0.5 / 30
+        eps = 0.5 / DETECTION_TREES
         s, prior = np.clip(s, eps, 1 - eps), np.clip(prior, eps, 1 - eps)
         corrected.append(roc_auc_score(y, np.log(s / (1 - s)) - np.log(prior / (1 - prior))))
         both = [f for f in np.unique(fold) if len(set(y[fold == f])) == 2]
@@ -106,41 +105,35 @@ def run(study: Path, cells, repeats: int, draws: int = 30, variants: bool = Fals
     pool = real_pool(study)
     features = [c for c in pool.columns if c not in META]
     rows = []
-    for label, n in cells:
-        began = time.process_time()
-        for repeat in range(repeats):
-            sets = _real_cells(pool, features, label, n, repeat)
-            if sets is None or "real" not in sets:
-                break
-            train, fresh = sets["_train"], sets["real"]
-            ref = train[features].to_numpy(float)
-            fresh_rows = fresh[features].to_numpy(float)[:len(ref)]  # drawn to at most the training size
-            g_ref = train["group"].astype(str).to_numpy()
-            g_cand = fresh["group"].astype(str).to_numpy()[:len(ref)]
-            sd = ref.std(axis=0, ddof=1)
-            sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
-            for shift in SHIFTS:
-                cand = fresh_rows + shift * sd
-                tested = statistics(ref, cand, g_ref, g_cand, repeat, variants)
-                pooled, cv_groups = np.vstack([ref, cand]), np.r_[g_ref, g_cand]
-                codes = _group_codes(np.r_[np.char.add("r:", g_ref), np.char.add("c:", g_cand)])
-                values = []
-                for draw in range(draws if shift == 0 else JUDGED_AGAINST):
-                    a, b = _permuted_sides(codes, len(ref), np.random.default_rng([77, repeat, draw]))
-                    if len(set(cv_groups[a])) >= 2 and len(set(cv_groups[b])) >= 2:
-                        values.append(statistics(pooled[a], pooled[b], cv_groups[a], cv_groups[b], repeat, variants))
-                for name, value in tested.items():
-                    rows.append({"label": label, "n": n, "repeat": repeat, "shift": shift, "statistic": name,
-                                 "n_train": len(ref), "groups": len(set(g_ref)) + len(set(g_cand)),
-                                 "tested": value, "draws": json.dumps([v[name] for v in values])})
-        print(f"{label} n={n}: {time.process_time() - began:.0f} CPU s", file=sys.stderr, flush=True)
+    for label, n, repeat, sets in fresh_real_cells(pool, features, [(label, n, repeats) for label, n in cells]):
+        train, fresh = sets["_train"], sets["real"]
+        ref = train[features].to_numpy(float)
+        fresh_rows = fresh[features].to_numpy(float)[:len(ref)]  # drawn to at most the training size
+        g_ref = train["group"].astype(str).to_numpy()
+        g_cand = fresh["group"].astype(str).to_numpy()[:len(ref)]
+        sd = ref.std(axis=0, ddof=1)
+        sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        for shift in SHIFTS:
+            cand = fresh_rows + shift * sd
+            tested = statistics(ref, cand, g_ref, g_cand, repeat, variants)
+            pooled, cv_groups = np.vstack([ref, cand]), np.r_[g_ref, g_cand]
+            codes = _group_codes(np.r_[np.char.add("r:", g_ref), np.char.add("c:", g_cand)])
+            values = []
+            for draw in range(draws if shift == 0 else JUDGED_AGAINST):
+                a, b = _permuted_sides(codes, len(ref), np.random.default_rng([77, repeat, draw]))
+                if len(set(cv_groups[a])) >= 2 and len(set(cv_groups[b])) >= 2:
+                    values.append(statistics(pooled[a], pooled[b], cv_groups[a], cv_groups[b], repeat, variants))
+            for name, value in tested.items():
+                rows.append({"label": label, "n": n, "repeat": repeat, "shift": shift, "statistic": name,
+                             "n_train": len(ref), "groups": len(set(g_ref)) + len(set(g_cand)),
+                             "tested": value, "draws": json.dumps([v[name] for v in values])})
     return pd.DataFrame(rows)
 
 
 def _tails():
     from scipy import stats
 
-    from radaug.validate.null import predictive_p_value
+    from radaug.validate.null import LOGIT_FLOOR, predictive_p_value
 
     def normal(x, draws, scale=lambda v: v):
         x, draws = scale(x), scale(draws)
@@ -151,7 +144,7 @@ def _tails():
         return float(stats.t.sf((x - draws.mean()) / (draws.std(ddof=1) * np.sqrt(1 + 1 / m)), m - 1))
 
     def logit(v):
-        v = np.clip(v, 1e-3, 1 - 1e-3)
+        v = np.clip(v, LOGIT_FLOOR, 1 - LOGIT_FLOOR)
         return np.log(v / (1 - v))
 
     return {"normal": normal, "t": t, "logit_t": lambda x, d: predictive_p_value(x, d, "minimize"),

@@ -41,14 +41,13 @@ BENCHMARKS.md.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.bench_holdout_null import cell_options, save_rows
-from benchmarks.bench_validation_calibration import META, _real_cells, real_pool
+from benchmarks.bench_validation_calibration import META, fresh_real_cells, real_pool
 
 GATES = ["memorization_ratio", "share_closer_than_holdout", "nndr_ratio"]
 SETTINGS = {"alpha": 0.05, "nearest_k": 5}
@@ -67,41 +66,35 @@ def run(study: Path, sizes, repeats: int, draws: int = 200, power_repeats: int =
     directions = {g: METRICS[g].direction for g in GATES}
     shares = DEFECTS["copies"][1]
     rows = []
-    for n in sizes:
-        for label in sorted(pool["label"].unique()):
-            began = time.process_time()
-            for repeat in range(repeats):
-                cells = _real_cells(pool, features, label, n, repeat)
-                if cells is None or "real" not in cells:
-                    break
-                train_t, hold_t, fresh_t = cells["_train"], cells["_holdout"], cells["real"]
-                train, hold, fresh = (t[features].to_numpy(float) for t in (train_t, hold_t, fresh_t))
-                g_train, g_hold = _row_groups(train_t, "group"), _row_groups(hold_t, "group", own="holdout-row-")
-                g_fresh = _row_groups(fresh_t, "group")
-                split = _null_draws(train, hold, len(fresh), g_train, GATES, SETTINGS, seed=repeat, n_splits=draws)
-                before = _power(train, hold, len(fresh), g_train, split, critical_p(split.min_p(), LEVEL),
-                                SETTINGS, seed=repeat, repeats=power_repeats)
-                _, after = _split_null_and_power(train, hold, len(fresh), g_train, GATES, SETTINGS, seed=repeat,
-                                                 null_splits=draws, level=LEVEL, power_repeats=power_repeats,
-                                                 holdout_groups=g_hold)
-                fails = {}
-                for share in shares:
-                    rng = np.random.default_rng([2124, n, repeat, int(share * 1000), sum(map(ord, label))])
-                    cand, g_cand = fresh.copy(), g_fresh.astype(object).copy()
-                    changed = np.flatnonzero(rng.random(len(cand)) < share)
-                    parents = rng.integers(len(train), size=len(changed))
-                    cand[changed], g_cand[changed] = train[parents], g_train[parents]
-                    tested = holdout_scores(cand, train, hold)
-                    null = NullDraws(_exchange_draws(train, cand, hold, g_train, g_cand, g_hold, GATES,
-                                                     seed=repeat, n_draws=draws), directions)
-                    adjusted = null.adjusted(tested)
-                    fails[share] = {g: adjusted[g] <= LEVEL for g in GATES}
-                rows += [{"label": label, "n": n, "repeat": repeat, "metric": g, "n_train": len(train),
-                          "n_candidate": len(fresh), "n_holdout": len(hold),
-                          "groups_train": train_t["group"].nunique(), "stated_split": before[g],
-                          "stated_exchange": after[g], **{f"fail_{s:g}": fails[s][g] for s in shares}}
-                         for g in GATES]
-            print(f"{label} n={n}: {time.process_time() - began:.0f} CPU s", file=sys.stderr, flush=True)
+    plan = [(label, n, repeats) for n in sizes for label in sorted(pool["label"].unique())]
+    for label, n, repeat, cells in fresh_real_cells(pool, features, plan):
+        train_t, hold_t, fresh_t = cells["_train"], cells["_holdout"], cells["real"]
+        train, hold, fresh = (t[features].to_numpy(float) for t in (train_t, hold_t, fresh_t))
+        g_train, g_hold = _row_groups(train_t, "group"), _row_groups(hold_t, "group", own="holdout-row-")
+        g_fresh = _row_groups(fresh_t, "group")
+        split = _null_draws(train, hold, len(fresh), g_train, GATES, SETTINGS, seed=repeat, n_splits=draws)
+        before = _power(train, hold, len(fresh), g_train, split, critical_p(split.min_p(), LEVEL),
+                        SETTINGS, seed=repeat, repeats=power_repeats)
+        _, after = _split_null_and_power(train, hold, len(fresh), g_train, GATES, SETTINGS, seed=repeat,
+                                         null_splits=draws, level=LEVEL, power_repeats=power_repeats,
+                                         holdout_groups=g_hold)
+        fails = {}
+        for share in shares:
+            rng = np.random.default_rng([2124, n, repeat, int(share * 1000), sum(map(ord, label))])
+            cand, g_cand = fresh.copy(), g_fresh.astype(object).copy()
+            changed = np.flatnonzero(rng.random(len(cand)) < share)
+            parents = rng.integers(len(train), size=len(changed))
+            cand[changed], g_cand[changed] = train[parents], g_train[parents]
+            tested = holdout_scores(cand, train, hold)
+            null = NullDraws(_exchange_draws(train, cand, hold, g_train, g_cand, g_hold, GATES,
+                                             seed=repeat, n_draws=draws), directions)
+            adjusted = null.adjusted(tested)
+            fails[share] = {g: adjusted[g] <= LEVEL for g in GATES}
+        rows += [{"label": label, "n": n, "repeat": repeat, "metric": g, "n_train": len(train),
+                  "n_candidate": len(fresh), "n_holdout": len(hold),
+                  "groups_train": train_t["group"].nunique(), "stated_split": before[g],
+                  "stated_exchange": after[g], **{f"fail_{s:g}": fails[s][g] for s in shares}}
+                 for g in GATES]
     return pd.DataFrame(rows)
 
 

@@ -179,6 +179,20 @@ def _rows_file(real: bool, detection: bool, sizes, start: int) -> Path:
     return PARTIAL.with_name(name)
 
 
+def fresh_real_cells(pool: pd.DataFrame, features: list[str], plan):
+    """``(label, n, repeat, cells)`` of :func:`_real_cells` for each ``(label, n, repeats)`` of ``plan``, repeats in
+    order until a class has too few rows for a fresh real candidate; the CPU seconds of each label and n (the
+    consumer's work included) go to stderr."""
+    for label, n, repeats in plan:
+        began = time.process_time()
+        for repeat in range(repeats):
+            cells = _real_cells(pool, features, label, n, repeat)
+            if cells is None or "real" not in cells:
+                break
+            yield label, n, repeat, cells
+        print(f"{label} n={n}: {time.process_time() - began:.0f} CPU s", file=sys.stderr, flush=True)
+
+
 def run_real(study: Path = REAL_STUDY, sizes=SIZES, repeats=None, start: int = 0,
              detection: bool = False) -> pd.DataFrame:
     """Rows of :func:`run`'s shape, with ``label`` and the sets' sizes, on resampled real rows of ``study``."""
