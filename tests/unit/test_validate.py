@@ -486,6 +486,27 @@ def test_cells_smaller_than_min_rows_get_no_verdict(real_sets):
     assert mixed.loc["frechet_distance", "verdict"] == "pass"
 
 
+def test_null_rule_judges_cells_down_to_nearest_k_plus_one(real_sets):
+    """Under the null rule a cell needs nearest_k + 1 rows by default (the factor rules' 10 left the default
+    study's tumour positive control, 8 held-out cases a side, without a verdict); below that it abstains."""
+    from radaug.validate.summary import FACTOR_MIN_ROWS, default_min_rows
+
+    assert default_min_rows("factor", 5) == FACTOR_MIN_ROWS == 10
+    assert default_min_rows("null", 5) == 6 and default_min_rows("null", 3) == 4
+    train, holdout, good = real_sets
+    options = {"feature_columns": COLUMNS, "detection": False, "rule": "null", "null_splits": 39,
+               "power_repeats": 4}
+    small = validate_arm(train, holdout.iloc[:8], good.iloc[:8], **options)
+    assert (small["verdict"] != "insufficient").all(), small
+    assert small["p_adjusted"].notna().all() and small["min_detectable"].str.len().gt(0).all()
+    assert (small["verdict_rule"] == "null").all()
+    tiny = validate_arm(train, holdout.iloc[:5], good.iloc[:5], **options)
+    assert (tiny["verdict"] == "insufficient").all(), tiny
+    assert tiny["p_adjusted"].isna().all() and tiny["value"].notna().any()
+    assert (validate_arm(train, holdout.iloc[:5], good.iloc[:5], nearest_k=3, **options)["verdict"]
+            != "insufficient").all()
+
+
 @pytest.mark.parametrize("n1, n2", [(12, 7), (40, 40), (25, 60), (10_001, 9)])
 def test_ks_columns_equal_scipy(n1, n2):
     """ks_2samp_columns gives scipy's ks_2samp(axis=0) bit for bit: ties, constants, exact and asymptotic

@@ -53,7 +53,7 @@ def _options(options: Mapping | None) -> dict:
         "thresholds": options.get("thresholds") or {},
         "alpha": options.get("alpha", 0.05),
         "nearest_k": options.get("nearest_k", 5),
-        "min_rows": options.get("min_rows", 10),
+        "min_rows": options.get("min_rows"),  # None: summary.default_min_rows of the rule
         "detection": options.get("detection", True),
         "rule": options.get("rule", "null"),
         "level": options.get("level", 0.05),

@@ -71,6 +71,25 @@ Values and baselines are medians over all splits."""
 N_SUBSAMPLES = 25
 """Size-matching subsamples of the larger side (candidate or half B) in all, spread evenly over the splits."""
 
+FACTOR_MIN_ROWS = 10
+"""Fewest rows a comparison needs under the factor rules: at 8 rows per side one unusual real
+case moved Fréchet distance and detection AUC past their fixed factors for held-out real data
+(the positive control) on Br35H."""
+
+
+def default_min_rows(rule: str, nearest_k: int) -> int:
+    """Fewest rows a comparison needs for a verdict where ``validation.min_rows`` is not set.
+
+    Under the factor rules :data:`FACTOR_MIN_ROWS`. Under the null rule ``nearest_k + 1``, the
+    fewest at which every statistic is defined (recall's k-NN balls are drawn within the
+    candidate rows): its permutation tests hold their level at any size, and each gate's
+    ``min_detectable`` states how little it can see there. Measured on resampled Br35H cells
+    shaped like the default study's tumour positive control (64 training rows, 6 or 8
+    candidate and holdout rows; ``benchmarks/bench_positive_control.py``, BENCHMARKS.md).
+    """
+    return FACTOR_MIN_ROWS if rule == "factor" else nearest_k + 1
+
+
 N_DETECTION_SPLITS = 3
 """Splits that ``detection_auc`` is computed on (one cross-validated forest each side per split)."""
 
@@ -85,7 +104,7 @@ def validate_arm(
     alpha: float = 0.05,
     seed: int = 0,
     nearest_k: int = 5,
-    min_rows: int = 10,
+    min_rows: int | None = None,
     train_other: pd.DataFrame | None = None,
     patches: Patches | None = None,
     group_column: str | None = "case_id",
@@ -156,10 +175,8 @@ def validate_arm(
         Fewest rows a comparison needs for a verdict: the size-matched
         candidate (distribution and image-plausibility metrics) or the holdout
         (memorization metrics); below it the value and baseline are reported
-        with verdict ``"insufficient"``. The workflow uses config
-        ``validation.min_rows`` (10): with 8 rows per side one unusual real case
-        moved Fréchet distance and detection AUC past their gates for held-out
-        real data (the positive control) on Br35H.
+        with verdict ``"insufficient"``. ``None`` (config ``validation.min_rows``
+        unset): :func:`default_min_rows` of ``rule`` and ``nearest_k``.
     train_other
         Real training rows of the other classes; enables ``label_disagreement``.
     patches
@@ -227,6 +244,8 @@ def validate_arm(
             )
     if rule not in ("null", "factor"):
         raise RadaugError(f"validate_arm: rule must be 'null' or 'factor', got {rule!r} (config validation.rule).")
+    if min_rows is None:
+        min_rows = default_min_rows(rule, nearest_k)
     rules = merge_thresholds(thresholds)
     # Float matrices once, in feature_columns order: every metric below takes many row
     # subsets of them, and pandas indexing there cost about a third of validation's time.
