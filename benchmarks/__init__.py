@@ -80,8 +80,39 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, body)])
 
 
-def standalone(run) -> None:
-    """``python -m benchmarks.bench_x [--quick]``: run one benchmark module and print its table."""
+def check_flags(argv: list[str], switches=(), options=(), doc: str | None = None) -> list[str]:
+    """Refuse a command line a benchmark would misread, before it runs (which can take an hour).
+
+    ``switches`` take no value, ``options`` one. ``-h``/``--help`` prints ``doc`` (default: the
+    running module's docstring) and exits;
+    an unknown flag, a stray word, or an option without its value exits with status 2,
+    naming it and the flags the benchmark knows. Returns ``argv``.
+    """
+    if "-h" in argv or "--help" in argv:
+        print(doc or getattr(sys.modules.get("__main__"), "__doc__", None) or "no description")
+        print(f"\nflags: {' '.join(sorted(switches)) or '-'}; options with a value: {' '.join(sorted(options)) or '-'}")
+        raise SystemExit(0)
+    known = f"known: {' '.join(sorted([*switches, *options]))}" if (switches or options) else "it takes none"
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in options:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise SystemExit(f"{arg} needs a value ({known}; --help for more)")
+            i += 2
+        elif arg in switches:
+            i += 1
+        else:
+            raise SystemExit(f"unknown argument {arg!r} ({known}; --help for more)")
+    return argv
+
+
+def standalone(run, options=()) -> None:
+    """``python -m benchmarks.bench_x [--quick]``: run one benchmark module and print its table.
+
+    ``options``: flags with a value that the module's own ``__main__`` reads (accepted here).
+    """
+    check_flags(sys.argv[1:], ("--quick",), options)
     quick = "--quick" in sys.argv[1:]
     rows = check_rows(run(quick=quick), getattr(run, "__module__", "benchmark"))
     print(format_table(rows))

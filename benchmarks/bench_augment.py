@@ -127,6 +127,8 @@ def _run(quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
+    from benchmarks import check_flags
+
+    for row in run(quick="--quick" in check_flags(sys.argv[1:], ("--quick",))):
         print(f"{row['benchmark']:28s} {row['value']:9.2f} {row['unit']}  reference {row['reference']:9.2f}  "
               f"ratio {row['ratio']:.2f} (target {row['target']})  {row['notes']}")

@@ -111,5 +111,7 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
+    from benchmarks import check_flags
+
+    for row in run(quick="--quick" in check_flags(sys.argv[1:], ("--quick",))):
         print(row)

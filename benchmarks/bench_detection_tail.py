@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import check_flags
 from benchmarks.bench_validation_calibration import META, REAL_STUDY, fresh_real_cells, real_pool
 
 SHIFTS = (0.0, 0.25, 0.5, 1.0)
@@ -187,7 +188,8 @@ def tables(results: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv=None) -> None:
     """``--cells no_tumour:40,tumour:20 --repeats 10 [--draws 30] [--variants] [--study DIR]`` or ``--table CSV``."""
-    argv = sys.argv[1:] if argv is None else argv
+    argv = check_flags(sys.argv[1:] if argv is None else argv, ("--variants",),
+                       ("--cells", "--repeats", "--draws", "--study", "--table"))
     if "--table" in argv:
         results = pd.read_csv(argv[argv.index("--table") + 1])
     else:

@@ -41,7 +41,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks import row
+from benchmarks import check_flags, row
 
 MAX_BITS = 8  # split.near_duplicate_bits: the hash rule
 VERIFY_BITS, MIN_SIMILARITY = 16, 0.93  # split.verify_bits, split.min_similarity: the window rule
@@ -365,5 +365,5 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for r in run(quick="--quick" in sys.argv):
+    for r in run(quick="--quick" in check_flags(sys.argv[1:], ("--quick",))):
         print(json.dumps(r))

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import check_flags
 from benchmarks.bench_validation_calibration import META, REAL_STUDY, _real_cells, feasible, real_pool
 
 GATES = ["memorization_ratio", "share_closer_than_holdout", "nndr_ratio"]
@@ -104,6 +105,7 @@ def tables(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def cell_options(argv, sizes, repeats) -> tuple[Path, list[int], int, int]:
     """``--study DIR --sizes 10,20 --repeats N --draws N`` of the resampled-cell benches, else the defaults given."""
+    check_flags(argv, options=("--study", "--sizes", "--repeats", "--draws"))
     study = Path(argv[argv.index("--study") + 1]) if "--study" in argv else REAL_STUDY
     sizes = [int(x) for x in argv[argv.index("--sizes") + 1].split(",")] if "--sizes" in argv else sizes
     repeats = int(argv[argv.index("--repeats") + 1]) if "--repeats" in argv else repeats

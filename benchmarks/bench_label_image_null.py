@@ -18,9 +18,10 @@ Each gate's own p-value (200 draws, as the default study) is read for
   mask, or a fifth of them, emptied: the permutation p-value, and whether the
   outright rule (a physically impossible patch, none among the real ones) fails it.
 
-Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_label_image_null [--study DIR] [--cells 40]``;
-writes ``benchmarks/bench_label_image_null.json`` (the rates per n, class and candidate) and prints the
-BENCHMARKS.md table.
+Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_label_image_null [--study DIR] [--cells 40]
+[--sizes 10,20,40,100]``; writes ``benchmarks/bench_label_image_null.json`` (another study than the default:
+``..._<study>.json``, e.g. ``_br35h_pool`` for ``config/br35h_pool.yaml``'s 1,600 images, where n = 300 fits)
+with the rates per n, class and candidate, and prints the BENCHMARKS.md table.
 """
 
 from __future__ import annotations
@@ -77,14 +78,14 @@ def cell_p_values(train, other, cand, holdout, images, g_train, g_cand, g_hold, 
     return {gate: p_value(tested[gate], draws[gate], directions[gate]) for gate in directions}
 
 
-def run_cells(study: Path, cells: int) -> list[dict]:
+def run_cells(study: Path, cells: int, sizes=SIZES) -> list[dict]:
     pool = real_pool(study)
     patches = real_patches(study)
     features = [c for c in pool.columns if c not in {"sample_id", "case_id", "source", "arm", "repeat", "fold",
                                                      "label", "subtype", "group"}]
     labels = sorted(pool["label"].unique())
     rows = []
-    for n in SIZES:
+    for n in sizes:
         for label in labels:
             own = pool[pool["label"] == label].reset_index(drop=True)
             rest = pool[pool["label"] != label].reset_index(drop=True)
@@ -155,9 +156,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, default=REAL_STUDY)
     parser.add_argument("--cells", type=int, default=40)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="n per class, comma-separated")
     args = parser.parse_args()
-    rows = pd.DataFrame(run_cells(args.study, args.cells))
-    OUT.write_text(json.dumps({"draws": DRAWS, "level": LEVEL, "rates": rates(rows)}, indent=1))
+    rows = pd.DataFrame(run_cells(args.study, args.cells, [int(n) for n in args.sizes.split(",")]))
+    out = OUT if args.study.name == REAL_STUDY.name else OUT.with_name(f"{OUT.stem}_{args.study.name}.json")
+    out.write_text(json.dumps({"draws": DRAWS, "level": LEVEL, "rates": rates(rows)}, indent=1))
     print(table(rows))
     print(f"seconds per cell and candidate: median {rows['seconds'].median():.2f}")
 

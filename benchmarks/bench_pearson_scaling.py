@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import check_flags
 from benchmarks.bench_validation_calibration import META, REAL_STUDY, _real_cells, real_pool
 
 GATE = "correlation_distance"
@@ -94,7 +95,7 @@ def run(study: Path, plan, repeats: int, draws: int = 200) -> pd.DataFrame:
 
 def main(argv=None) -> None:
     """``--cells no_tumour:20,tumour:20 --repeats 100 [--study DIR]``."""
-    argv = sys.argv[1:] if argv is None else argv
+    argv = check_flags(sys.argv[1:] if argv is None else argv, options=("--cells", "--repeats", "--study"))
     study = Path(argv[argv.index("--study") + 1]) if "--study" in argv else REAL_STUDY
     text = argv[argv.index("--cells") + 1] if "--cells" in argv else "no_tumour:20,tumour:20,no_tumour:40"
     plan = [(label, int(n)) for label, n in (item.split(":") for item in text.split(","))]

@@ -218,6 +218,6 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[dict]:
 if __name__ == "__main__":
     if "--workdir" in sys.argv:
         workdir = Path(sys.argv[sys.argv.index("--workdir") + 1]).resolve()
-        standalone(lambda quick: run(quick, workdir))
+        standalone(lambda quick: run(quick, workdir), options=("--workdir",))
     else:
         standalone(run)

@@ -137,5 +137,7 @@ def run(quick: bool = False) -> list[dict]:
 
 
 if __name__ == "__main__":
-    for r in run(quick="--quick" in sys.argv):
+    from benchmarks import check_flags
+
+    for r in run(quick="--quick" in check_flags(sys.argv[1:], ("--quick",))):
         print(json.dumps(r))

@@ -57,6 +57,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmarks import check_flags
+
 SIZES = (10, 20, 40, 100, 300)
 REPEATS = {10: 10, 20: 10, 40: 10, 100: 5, 300: 2}
 QUICK_REPEATS = {10: 4, 20: 4, 40: 4, 100: 2, 300: 1}
@@ -354,7 +356,8 @@ def main(argv=None) -> None:
     ``calibration_rows_real_*.csv`` and merged apart from the phantom's, its tables written to
     ``bench_validation_calibration_br35h.json``, per gate by :func:`per_gate`).
     """
-    argv = sys.argv[1:] if argv is None else argv
+    argv = check_flags(sys.argv[1:] if argv is None else argv, ("--detection", "--merge", "--quick"),
+                       ("--source", "--study", "--only", "--sizes", "--repeats", "--start"))
     start = time.perf_counter()
     real = "--source" in argv and argv[argv.index("--source") + 1] == "br35h"
     study = Path(argv[argv.index("--study") + 1]) if "--study" in argv else REAL_STUDY

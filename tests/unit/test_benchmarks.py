@@ -1,7 +1,8 @@
 """The benchmark harness's contract checks (no benchmark runs here: figures are never timed tests)."""
+
 import pytest
 
-from benchmarks import check_rows, format_table, meets, row
+from benchmarks import check_flags, check_rows, format_table, meets, row
 from benchmarks.bench_study import jobs_run, study_config
 from benchmarks.run import discover
 
@@ -22,6 +23,21 @@ def test_rows_breaking_the_contract_are_rejected_naming_the_module():
         check_rows([{**good, "target": "at least 3"}], "bench_bad")
     with pytest.raises(ValueError, match="list of dicts"):
         check_rows(good, "bench_bad")
+
+
+def test_benchmark_command_lines_are_checked_before_a_run(capsys):
+    """A misspelt flag or --help must not start an hour-long benchmark that overwrites its committed results."""
+    argv = ["--quick", "--sizes", "10,20"]
+    assert check_flags(argv, ("--quick",), ("--sizes",)) is argv
+    with pytest.raises(SystemExit, match="unknown argument '--sise'"):
+        check_flags(["--sise", "10"], ("--quick",), ("--sizes",))
+    with pytest.raises(SystemExit, match="--sizes needs a value"):
+        check_flags(["--sizes", "--quick"], ("--quick",), ("--sizes",))
+    with pytest.raises(SystemExit, match="unknown argument 'extra'"):
+        check_flags(["extra"])
+    with pytest.raises(SystemExit) as done:
+        check_flags(["--help", "--bogus"], ("--quick",), doc="What the bench measures.")
+    assert done.value.code == 0 and "What the bench measures." in capsys.readouterr().out
 
 
 def test_discover_selects_by_name():
