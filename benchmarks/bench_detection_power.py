@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_holdout_null import cell_options, save_rows
-from benchmarks.bench_validation_calibration import META, fresh_real_cells, real_pool
+from benchmarks.bench_validation_calibration import META, MIN_ROWS, fresh_real_cells, real_pool
 
 GATE = "detection_auc"
 LEVEL = 0.05
@@ -53,7 +53,8 @@ def run(study: Path, sizes, repeats: int, draws: int = 200, power_repeats: int =
     pool = real_pool(study)
     features = [c for c in pool.columns if c not in META]
     shifts = DEFECTS["mean_shift"][1]
-    options = {"rule": "null", "level": LEVEL, "null_splits": draws, "detection": True, "group_column": "group"}
+    options = {"rule": "null", "level": LEVEL, "null_splits": draws, "detection": True, "group_column": "group",
+               "min_rows": MIN_ROWS}
     rows = []
     plan = [(label, n, repeats) for n in sizes for label in sorted(pool["label"].unique())]
     for label, n, repeat, cells in fresh_real_cells(pool, features, plan):

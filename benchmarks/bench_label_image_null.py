@@ -20,8 +20,8 @@ Each gate's own p-value (200 draws, as the default study) is read for
 
 Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_label_image_null [--study DIR] [--cells 40]
 [--sizes 10,20,40,100]``; writes ``benchmarks/bench_label_image_null.json`` (another study than the default:
-``..._<study>.json``, e.g. ``_br35h_pool`` for ``config/br35h_pool.yaml``'s 1,600 images, where n = 300 fits)
-with the rates per n, class and candidate, and prints the BENCHMARKS.md table.
+``..._<study>.json``, e.g. ``_br35h_pool`` for ``config/br35h_pool.yaml``'s 1,600 images, where n = 300 fits;
+sizes other than the default: ``..._n<sizes>.json``, e.g. ``_br35h_pool_n40_100_300.json``) with the rates per n, class and candidate, and prints the BENCHMARKS.md table.
 """
 
 from __future__ import annotations
@@ -158,8 +158,10 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=40)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="n per class, comma-separated")
     args = parser.parse_args()
-    rows = pd.DataFrame(run_cells(args.study, args.cells, [int(n) for n in args.sizes.split(",")]))
-    out = OUT if args.study.name == REAL_STUDY.name else OUT.with_name(f"{OUT.stem}_{args.study.name}.json")
+    rows = pd.DataFrame(run_cells(args.study, args.cells, sizes))
+    sizes = [int(n) for n in args.sizes.split(",")]
+    out = OUT.with_name(OUT.stem + ("" if args.study.name == REAL_STUDY.name else f"_{args.study.name}")
+                        + ("" if tuple(sizes) == SIZES else "_n" + "_".join(map(str, sizes))) + ".json")
     out.write_text(json.dumps({"draws": DRAWS, "level": LEVEL, "rates": rates(rows)}, indent=1))
     print(table(rows))
     print(f"seconds per cell and candidate: median {rows['seconds'].median():.2f}")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks import load_average, row, standalone, stopwatch
+from benchmarks import check_flags, load_average, row, standalone, stopwatch
 
 REPO = Path(__file__).resolve().parents[1]
 CORES = 2
@@ -216,6 +216,7 @@ def run(quick: bool = False, workdir: Path | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    check_flags(sys.argv[1:], ("--quick",), ("--workdir",))
     if "--workdir" in sys.argv:
         workdir = Path(sys.argv[sys.argv.index("--workdir") + 1]).resolve()
         standalone(lambda quick: run(quick, workdir), options=("--workdir",))

@@ -505,6 +505,29 @@ def test_null_rule_judges_cells_down_to_nearest_k_plus_one(real_sets):
     assert tiny["p_adjusted"].isna().all() and tiny["value"].notna().any()
     assert (validate_arm(train, holdout.iloc[:5], good.iloc[:5], nearest_k=3, **options)["verdict"]
             != "insufficient").all()
+    factor = validate_arm(train, holdout.iloc[:8], good.iloc[:8], feature_columns=COLUMNS, detection=False,
+                          rule="factor")
+    assert (factor["verdict"] == "insufficient").all()  # the factor rules keep their 10 rows
+
+
+def test_null_rule_abstains_where_whole_groups_leave_most_draws_undefined(real_sets):
+    """A 6-row candidate among training groups of 14 rows: a permuted side of whole groups is mostly empty,
+    so most draws of a gate are undefined; the rule abstains, saying why, instead of reading a null
+    conditioned on the draws' sizes (or letting the factor rules judge 6 rows)."""
+    from radaug.validate.summary import MIN_DEFINED_DRAWS
+
+    train, holdout, good = real_sets
+    train = train.iloc[:56].assign(group=[f"g{i // 14}" for i in range(56)])
+    candidate = good.iloc[:6].assign(group="c")
+    hold = holdout.iloc[:6].assign(group="h")
+    table = validate_arm(train, hold, candidate, feature_columns=COLUMNS, detection=False, rule="null",
+                         null_splits=39, power_repeats=0, group_column="group").set_index("metric")
+    abstained = table[table["verdict_rule"].str.contains("null draws defined")]
+    assert len(abstained) >= 10, table[["verdict", "n_null", "verdict_rule"]]
+    assert (abstained["verdict"] == "insufficient").all()
+    assert (abstained["n_null"] < MIN_DEFINED_DRAWS * 39).all()
+    judged = table[table["verdict"] != "insufficient"]
+    assert (judged["n_null"] >= MIN_DEFINED_DRAWS * 39).all() and (judged["verdict_rule"] == "null").all()
 
 
 @pytest.mark.parametrize("n1, n2", [(12, 7), (40, 40), (25, 60), (10_001, 9)])

@@ -77,6 +77,10 @@ case moved Fréchet distance and detection AUC past their fixed factors for held
 (the positive control) on Br35H."""
 
 
+MIN_DEFINED_DRAWS = 0.5
+"""Under the null rule a gate needs at least this share of its null draws defined for a verdict."""
+
+
 def default_min_rows(rule: str, nearest_k: int) -> int:
     """Fewest rows a comparison needs for a verdict where ``validation.min_rows`` is not set.
 
@@ -274,8 +278,11 @@ def validate_arm(
     comparisons = {name: computed[name] for name in METRICS if name in computed}
     compared_rows = min(len(cand), min((len(b) for b in splits[0]), default=0))
 
+    def rows_of(name: str) -> int:
+        return len(holdout) if METRICS[name].protocol in HOLDOUT_PROTOCOLS else compared_rows
+
     def enough(name: str) -> bool:
-        return (len(holdout) if METRICS[name].protocol in HOLDOUT_PROTOCOLS else compared_rows) >= min_rows
+        return rows_of(name) >= min_rows
 
     tested = [name for name in comparisons if METRICS[name].null is not None and enough(name)]
     tested_values, p_values, adjusted, permuted, detectable, impossible = {}, {}, {}, None, {}, {}
@@ -322,8 +329,29 @@ def validate_arm(
         adjusted = permuted.adjusted({name: tested_values[name] for name in tested})
         impossible = _physically_impossible(images, len(train), len(cand), tested)
 
+    def abstains(name: str) -> str:
+        """Why the null rule gives ``name`` no verdict in a cell it has rows enough for, or ``""``.
+
+        Below the factor rules' own minimum the factor rule does not stand in for a missing null
+        p-value; and a null with fewer than half its draws defined (a permuted side of whole
+        near-duplicate groups too small for a statistic, e.g. PRDC's k-NN balls) is a null
+        conditioned on the draws' sizes, not the exact test, so it judges nothing.
+        """
+        if rule != "null" or name in impossible:
+            return ""
+        if math.isnan(adjusted.get(name, math.nan)):
+            return "" if rows_of(name) >= FACTOR_MIN_ROWS else (
+                f"insufficient: no null p-value, and {rows_of(name)} rows are below the factor rules' "
+                f"{FACTOR_MIN_ROWS}")
+        drawn = null_detection_splits if name == "detection_auc" else null_splits
+        finite = int(np.isfinite(permuted.values[name]).sum()) if name in permuted.values else 0
+        if finite < MIN_DEFINED_DRAWS * drawn:
+            return (f"insufficient: {finite} of {drawn} null draws defined (the rows' near-duplicate groups are "
+                    f"large for {rows_of(name)} rows)")
+        return ""
+
     def judged(name: str, value: float, baseline: float) -> str:
-        if not enough(name):
+        if not enough(name) or abstains(name):
             return "insufficient"
         if name in impossible:
             return "fail"
@@ -340,6 +368,8 @@ def validate_arm(
         if name in impossible:
             return (f"physical: {impossible[name]} of {len(cand)} candidate patches physically impossible (empty "
                     "mask or intensity outside the physical range), no real training patch")
+        if abstains(name):
+            return abstains(name)
         if METRICS[name].null is None:
             return "factor: no null for this gate"
         if null_splits <= 0:

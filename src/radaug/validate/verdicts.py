@@ -39,7 +39,9 @@ NULL_RULE_COLUMNS = ["verdict_rule"]
 """Columns :func:`validate_arm` appends under ``rule="null"`` (under the factor rule its table keeps
 :data:`SUMMARY_COLUMNS` byte for byte). ``verdict_rule``: ``null`` where the verdict was read off
 ``p_adjusted``; ``factor: <why>`` where the factor rule stood in (a gate without a null, no null
-draws, a NaN tested value, no finite null draws); empty where the verdict is ``insufficient``."""
+draws, a NaN tested value, no finite null draws); ``insufficient: <why>`` where the cell has rows enough
+but the null cannot judge it (fewer than half the null draws defined, or no null p-value below the factor
+rules' 10 rows); empty where the cell has too few rows (``validation.min_rows``)."""
 
 STUDY_SUMMARY_COLUMNS = ["fold", "arm", "class", *SUMMARY_COLUMNS]
 """Columns of ``validation/summary.csv`` and of the per-arm tables: :data:`SUMMARY_COLUMNS` per fold, arm and class."""
