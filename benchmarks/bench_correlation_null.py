@@ -19,14 +19,22 @@ It reports per gate and candidate the share of cells with p <= 0.05 and <= 0.1
 (per-gate p-values, before the min-P adjustment across a cell's gates), and
 the CPU seconds of the three gates' draws per cell. ``--cost``: CPU seconds of
 a default-size cell's validation with these two gates on the split null and on
-the permutation null (:func:`cost`). Run:
-``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.bench_correlation_null [--quick | --cost]``.
+the permutation null (:func:`cost`). ``--shape 64:8 --cells 300 [--source
+DIR --label tumour]``: fresh real rows only, at unequal sizes (training :
+candidate), 8 more left out as a holdout, from one class's rows (``--source``:
+a finished study's real rows, every case its own group; default the phantom
+pool, of which 80 rows a cell, the size of the default Br35H study's tumour
+class), to see the gates at a study's positive-control
+sizes (:func:`shape_run`). Run:
+``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.bench_correlation_null [--quick | --cost |
+--shape T:C]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -82,6 +90,28 @@ def run(plan: dict, draws: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def shape_run(source: str, label: str, n_train: int, n_cand: int, cells: int, draws: int) -> dict[str, float]:
+    """P(p <= 0.05) per gate over ``cells`` random partitions of one class's rows (80 of the phantom pool, or all a
+    study's ``label`` rows) into ``n_train`` training and ``n_cand`` candidate rows (8 more left out, as a holdout)."""
+    from benchmarks.bench_validation_calibration import META, phantom_pool, real_pool
+
+    if source == "phantom":
+        rows = phantom_pool()
+    else:
+        pool = real_pool(Path(source))
+        rows = pool[pool["label"] == label]
+    features = [c for c in rows.columns if c not in META]
+    values = rows[features].to_numpy(float)
+    p = []
+    for repeat in range(cells):
+        order = np.random.default_rng([77, repeat]).permutation(len(values))
+        if source == "phantom":
+            order = order[:80]
+        p.append(p_values(values[order[:n_train]], values[order[n_train:n_train + n_cand]], repeat, draws)[0])
+    p = pd.DataFrame(p)
+    return {gate: float((p[gate] <= 0.05).mean()) for gate in GATES}
+
+
 def table(results: pd.DataFrame) -> pd.DataFrame:
     """Per candidate, n and gate: cells, P(p <= 0.05), P(p <= 0.1), NaN share, median CPU s of a cell's draws."""
     return (results.groupby(["candidate", "n", "gate"], sort=False)
@@ -130,9 +160,20 @@ def main(argv=None) -> None:
     parser.add_argument("--draws", type=int, default=199, help="permutation draws per cell")
     parser.add_argument("--only", default="", help="comma-separated candidate kinds to run (default: all)")
     parser.add_argument("--sizes", default="", help="comma-separated n to run (default: all of the plan)")
+    parser.add_argument("--shape", default="", help="TRAIN:CANDIDATE, fresh real rows of 80 (see the docstring)")
+    parser.add_argument("--cells", type=int, default=300, help="cells of --shape")
+    parser.add_argument("--source", default="phantom", help="--shape's rows: phantom, or a finished study's dir")
+    parser.add_argument("--label", default="tumour", help="--shape's class of a study's rows")
     parser.add_argument("--cost", action="store_true", help="only the CPU seconds of one default-size cell, "
                         "split null against permutation for the two gates (see cost())")
     args = parser.parse_args(argv)
+    if args.shape:
+        n_train, n_cand = (int(x) for x in args.shape.split(":"))
+        began = time.process_time()
+        rates = shape_run(args.source, args.label, n_train, n_cand, args.cells, args.draws)
+        print(Path(args.source).name, "" if args.source == "phantom" else args.label, args.shape, args.cells, {g: round(v, 3) for g, v in rates.items()},
+              f"{time.process_time() - began:.0f} CPU s")
+        return
     if args.cost:
         print({label: round(seconds, 2) for label, seconds in cost().items()})
         return
