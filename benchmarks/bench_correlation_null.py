@@ -160,7 +160,8 @@ def main(argv=None) -> None:
     parser.add_argument("--draws", type=int, default=199, help="permutation draws per cell")
     parser.add_argument("--only", default="", help="comma-separated candidate kinds to run (default: all)")
     parser.add_argument("--sizes", default="", help="comma-separated n to run (default: all of the plan)")
-    parser.add_argument("--shape", default="", help="TRAIN:CANDIDATE: fresh real rows of one class only (see the docstring)")
+    parser.add_argument("--shape", default="",
+                        help="TRAIN:CANDIDATE: fresh real rows of one class only (see the docstring)")
     parser.add_argument("--cells", type=int, default=300, help="cells of --shape")
     parser.add_argument("--source", default="phantom", help="--shape's rows: phantom, or a finished study's dir")
     parser.add_argument("--label", default="tumour", help="--shape's class of a study's rows")
