@@ -172,7 +172,8 @@ def main(argv=None) -> None:
         n_train, n_cand = (int(x) for x in args.shape.split(":"))
         began = time.process_time()
         rates = shape_run(args.source, args.label, n_train, n_cand, args.cells, args.draws)
-        print(Path(args.source).name, "" if args.source == "phantom" else args.label, args.shape, args.cells, {g: round(v, 3) for g, v in rates.items()},
+        label = "" if args.source == "phantom" else args.label
+        print(Path(args.source).name, label, args.shape, args.cells, {g: round(v, 3) for g, v in rates.items()},
               f"{time.process_time() - began:.0f} CPU s")
         return
     if args.cost:

@@ -111,6 +111,7 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (label, m), part in rows.groupby(["label", "m"], sort=True):
         judged = part[part["verdict"] != "insufficient"]
+        failing = judged.loc[judged["verdict"] == "fail", "metric"]
         per_cell = judged.groupby("repeat")["verdict"].agg(lambda v: (v == "fail").any())
         fails, n = int(per_cell.sum()), len(per_cell)
         test = binomtest(fails, n, LEVEL, alternative="greater")
@@ -122,8 +123,7 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
                     "p_vs_level": test.pvalue, "gate_p_le_level": float((judged["p_value"] <= LEVEL).mean()),
                     "insufficient_rows": int((part["verdict"] == "insufficient").sum()),
                     "insufficient_cells": int(part.loc[part["verdict"] == "insufficient", "repeat"].nunique()),
-                    "failing_gates": ", ".join(f"{g} {c}" for g, c in
-                                               judged.loc[judged["verdict"] == "fail", "metric"].value_counts().items())})
+                    "failing_gates": ", ".join(f"{g} {c}" for g, c in failing.value_counts().items())})
     return pd.DataFrame(out)
 
 
