@@ -53,6 +53,11 @@ def real_patches(study: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return patches
 
 
+def patch_arrays(patches: dict[str, tuple[np.ndarray, np.ndarray]], case_ids) -> tuple[np.ndarray, np.ndarray]:
+    """The (images as float, masks) of ``case_ids``, stacked in their order, from :func:`real_patches`."""
+    return (np.stack([patches[c][0] for c in case_ids]).astype(float), np.stack([patches[c][1] for c in case_ids]))
+
+
 def cell_p_values(train, other, cand, holdout, images, g_train, g_cand, g_hold, seed) -> dict[str, float]:
     """Each gate's own p-value of one cell (label disagreement, image memorization ratio, implausible share)."""
     from radaug.validate.images import patch_pool, pooled_implausible_share, pooled_memorization_ratio
@@ -100,8 +105,7 @@ def run_cells(study: Path, cells: int, sizes=SIZES) -> list[dict]:
                 sets = {"train": own.iloc[t], "holdout": own.iloc[h], "cand": own.iloc[c], "other": rest.iloc[o]}
                 m = {k: v[features].to_numpy(dtype=float) for k, v in sets.items()}
                 groups = {k: v["group"].astype(str).to_numpy() for k, v in sets.items()}
-                img = {k: (np.stack([patches[i][0] for i in v["case_id"]]).astype(float),
-                           np.stack([patches[i][1] for i in v["case_id"]])) for k, v in sets.items()}
+                img = {k: patch_arrays(patches, v["case_id"]) for k, v in sets.items()}
                 def judge(cand, cand_images, cand_groups, kind):
                     began = time.perf_counter()
                     p = cell_p_values(m["train"], m["other"], cand, m["holdout"],
@@ -114,8 +118,7 @@ def run_cells(study: Path, cells: int, sizes=SIZES) -> list[dict]:
                 judge(m["cand"], img["cand"], groups["cand"], "real")
                 other_rows = rest.iloc[swapped]
                 judge(other_rows[features].to_numpy(dtype=float),
-                      (np.stack([patches[i][0] for i in other_rows["case_id"]]).astype(float),
-                       np.stack([patches[i][1] for i in other_rows["case_id"]])),
+                      patch_arrays(patches, other_rows["case_id"]),
                       np.char.add("o:", other_rows["group"].astype(str).to_numpy()), "other_class")
                 take = rng.integers(len(t), size=len(t))
                 judge(m["train"][take], (img["train"][0][take], img["train"][1][take]), groups["train"][take], "copy")
@@ -158,8 +161,8 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=40)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="n per class, comma-separated")
     args = parser.parse_args()
-    rows = pd.DataFrame(run_cells(args.study, args.cells, sizes))
     sizes = [int(n) for n in args.sizes.split(",")]
+    rows = pd.DataFrame(run_cells(args.study, args.cells, sizes))
     out = OUT.with_name(OUT.stem + ("" if args.study.name == REAL_STUDY.name else f"_{args.study.name}")
                         + ("" if tuple(sizes) == SIZES else "_n" + "_".join(map(str, sizes))) + ".json")
     out.write_text(json.dumps({"draws": DRAWS, "level": LEVEL, "rates": rates(rows)}, indent=1))

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks.bench_label_image_null import real_patches
+from benchmarks.bench_label_image_null import patch_arrays, real_patches
 from benchmarks.bench_validation_calibration import META, REAL_STUDY, grouped_sets, real_pool
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -76,10 +76,6 @@ def run(study: Path, train_size: int, sizes: list[int], repeats: range, labels=N
     features = [c for c in pool.columns if c not in META]
     patches = real_patches(study)
 
-    def images(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return (np.stack([patches[c][0] for c in rows["case_id"]]).astype(float),
-                np.stack([patches[c][1] for c in rows["case_id"]]))
-
     partial = OUT / (f"positive_control_rows_{study.name}{'_ungrouped' if ungrouped else ''}_{train_size}_"
                      f"{'_'.join(map(str, sizes))}_from{repeats.start}.csv")
     OUT.mkdir(exist_ok=True)
@@ -92,7 +88,9 @@ def run(study: Path, train_size: int, sizes: list[int], repeats: range, labels=N
                 table = validate_arm(train, holdout, candidate, feature_columns=features, seed=repeat,
                                      detection=True, power_repeats=0, level=LEVEL, rule="null",
                                      group_column="group", train_other=other,
-                                     patches=Patches(*images(train), *images(holdout), *images(candidate)))
+                                     patches=Patches(*patch_arrays(patches, train["case_id"]),
+                                                     *patch_arrays(patches, holdout["case_id"]),
+                                                     *patch_arrays(patches, candidate["case_id"])))
                 for r in table.itertuples():
                     rows.append({"label": label, "m": m, "repeat": repeat, "metric": r.metric,
                                  "n_train": len(train), "n_candidate": len(candidate), "n_holdout": len(holdout),

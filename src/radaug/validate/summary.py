@@ -330,6 +330,8 @@ def validate_arm(
         adjusted = permuted.adjusted({name: tested_values[name] for name in tested})
         impossible = _physically_impossible(images, len(train), len(cand), tested)
 
+    defined = {name: int(np.isfinite(draws).sum()) for name, draws in permuted.values.items()} if permuted else {}
+
     def abstains(name: str) -> str:
         """Why the null rule gives ``name`` no verdict in a cell it has rows enough for, or ``""``.
 
@@ -345,14 +347,15 @@ def validate_arm(
                 f"insufficient: no null p-value, and {rows_of(name)} rows are below the factor rules' "
                 f"{FACTOR_MIN_ROWS}")
         drawn = null_detection_splits if METRICS[name].protocol == "detection" else null_splits
-        finite = int(np.isfinite(permuted.values[name]).sum()) if name in permuted.values else 0
-        if finite < MIN_DEFINED_DRAWS * drawn:
-            return (f"insufficient: {finite} of {drawn} null draws defined (the rows' near-duplicate groups are "
+        if defined.get(name, 0) < MIN_DEFINED_DRAWS * drawn:
+            return (f"insufficient: {defined.get(name, 0)} of {drawn} null draws defined (the rows' near-duplicate groups are "
                     f"large for {rows_of(name)} rows)")
         return ""
 
+    abstained = {name: abstains(name) for name in comparisons}
+
     def judged(name: str, value: float, baseline: float) -> str:
-        if not enough(name) or abstains(name):
+        if not enough(name) or abstained[name]:
             return "insufficient"
         if name in impossible:
             return "fail"
@@ -369,8 +372,8 @@ def validate_arm(
         if name in impossible:
             return (f"physical: {impossible[name]} of {len(cand)} candidate patches physically impossible (empty "
                     "mask or intensity outside the physical range), no real training patch")
-        if abstains(name):
-            return abstains(name)
+        if abstained[name]:
+            return abstained[name]
         if METRICS[name].null is None:
             return "factor: no null for this gate"
         if null_splits <= 0:
@@ -394,7 +397,7 @@ def validate_arm(
             "tested_value": tested_values.get(name, math.nan),
             "p_value": p_values.get(name, math.nan),
             "p_adjusted": adjusted.get(name, math.nan),
-            "n_null": int(np.isfinite(permuted.values[name]).sum()) if permuted and name in permuted.values else 0,
+            "n_null": defined.get(name, 0),
             "min_detectable": detectable.get(name, ""),
             **({"verdict_rule": verdict_rule(name, value)} if rule == "null" else {}),
         }
