@@ -2,7 +2,10 @@
 
 The three correlation gates (Pearson and Spearman correlation distance, strong
 pairs kept) are permutation tests of the candidate against all training rows,
-each set standardised on its own (:func:`radaug.validate.summary._permutation_draws`).
+each set standardised on its own (:func:`radaug.validate.summary._permutation_draws`;
+the Pearson distance's p-value, since 2026-12-03, on its pairs weighed by precision,
+:func:`radaug.validate.metrics.correlation_contrast`; ``bench_correlation_weighting.py``
+compares the ways of scaling and weighing).
 This script measures them on phantom lesion features (the pool of
 ``bench_validation_calibration.py``, 102 PyRadiomics features, three texture
 modes), per simulated cell of ``n`` training and ``n`` candidate rows:

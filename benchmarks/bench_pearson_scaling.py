@@ -12,6 +12,13 @@ centred on the median, divided by the interquartile range; a candidate, not in t
 library: on the unit tests' two-mode 4-feature population it made the test conservative,
 2 of 200 cells at p <= 0.05, BENCHMARKS.md).
 
+Since 2026-12-03 the library's Pearson null weighs each feature pair
+(:func:`radaug.validate.metrics.correlation_contrast`), with weights from the
+pool this script replaces in the draws but from the mean/SD pool in the tested
+value, so its ``robust`` column is no longer a consistent variant: its table
+(BENCHMARKS.md) is reproduced at commit f75588f; ``bench_correlation_weighting.py``
+compares both scalings, weighted and not, consistently.
+
 Run: ``OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.bench_pearson_scaling
 --study /work/wtstudy2/results/br35h_default --cells no_tumour:20,tumour:20,no_tumour:40,no_tumour:100
 --repeats 100``; prints the share of cells with p <= 0.05 and <= 0.1.

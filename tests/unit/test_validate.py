@@ -153,6 +153,58 @@ def test_correlation_distance_matches_definition_and_drops_constant_features():
     assert correlation_distance(padded_ref, padded_cand) == pytest.approx(expected)
 
 
+def test_correlation_weights_are_the_inverse_sampling_variance_of_a_correlation():
+    """``1 / tau2``: (1 - r²)² for normal data, and the Monte Carlo variance of sqrt(n) r for skewed data."""
+    from radaug.validate.metrics import correlation_weights
+
+    rng = np.random.default_rng(8)
+    cov = np.array([[1.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 1.0]])
+    normal = rng.multivariate_normal(np.zeros(3), cov, size=400_000, method="cholesky")
+    expected = (1 - cov**2) ** 2
+    upper = np.triu_indices(3, 1)
+    assert 1 / correlation_weights(normal)[upper] == pytest.approx(expected[upper], rel=0.03)
+    # lognormal features (skewed, heavier tails): tau2 nearly twice the normal value at the same r
+    skewed = np.exp(0.5 * rng.multivariate_normal(np.zeros(2), [[1.0, 0.7], [0.7, 1.0]], size=(2_000, 300),
+                                            method="cholesky"))
+    centred = skewed - skewed.mean(axis=1, keepdims=True)
+    r = (centred[..., 0] * centred[..., 1]).sum(1) / np.sqrt((centred**2).sum(1).prod(-1))
+    monte_carlo = 300 * r.var()
+    estimated = 1 / correlation_weights(skewed.reshape(-1, 2))[0, 1]
+    assert estimated == pytest.approx(monte_carlo, rel=0.1)
+    assert estimated > 1.5 * (1 - np.corrcoef(skewed.reshape(-1, 2), rowvar=False)[0, 1] ** 2) ** 2
+
+
+def test_correlation_contrast_is_the_precision_weighted_relative_distance():
+    """By hand: weights from the two sets each standardised on its own, pooled; explicit weights and norm by position."""
+    from radaug.validate.metrics import correlation_contrast, correlation_weights
+
+    rng = np.random.default_rng(9)
+    reference = np.exp(rng.normal(size=(40, 4)) @ rng.normal(size=(4, 4)))
+    candidate = 3.0 + 2.0 * rng.normal(size=(12, 4))  # another location and scale: the weights do not see them
+    zscores = [(m - m.mean(0)) / m.std(0, ddof=1) for m in (reference, candidate)]
+    weights = correlation_weights(np.concatenate(zscores))
+    upper = np.triu_indices(4, 1)
+    c_ref, c_cand = np.corrcoef(reference, rowvar=False), np.corrcoef(candidate, rowvar=False)
+    expected = np.sqrt(np.sum(weights[upper] * (c_ref - c_cand)[upper] ** 2)
+                       / np.sum(weights[upper] * c_ref[upper] ** 2))
+    assert correlation_contrast(reference, candidate) == pytest.approx(expected)
+    assert correlation_contrast(reference, reference) == 0.0
+    equal = np.ones((4, 4))
+    assert correlation_contrast(reference, candidate, weights=equal) == pytest.approx(
+        np.linalg.norm((c_ref - c_cand)[upper]) / np.linalg.norm(c_ref[upper]))
+    # a constant column drops out, and explicit matrices are indexed by the kept columns' positions
+    padded = [np.column_stack([np.ones(len(m)), m]) for m in (reference, candidate)]
+    big = np.zeros((5, 5))
+    big[1:, 1:] = weights
+    assert correlation_contrast(*padded, weights=big) == pytest.approx(expected)
+    norm = np.zeros((5, 5))
+    norm[1:, 1:] = c_cand
+    assert correlation_contrast(*padded, weights=big, norm=norm) == pytest.approx(
+        expected * np.sqrt(np.sum(weights[upper] * c_ref[upper] ** 2) / np.sum(weights[upper] * c_cand[upper] ** 2)))
+    with pytest.raises(ValueError, match="array inputs"):
+        correlation_contrast(*(pd.DataFrame(m, columns=list("abcd")) for m in (reference, candidate)), weights=equal)
+
+
 # ---------------------------------------------------------------- Fréchet
 
 

@@ -295,10 +295,10 @@ def _assert_nominal(p: dict[str, list[float]]) -> None:
 
 
 def test_the_correlation_gates_null_statistics_keep_the_tested_value_s_meaning():
-    """The draws' statistics: a distance on a fixed norm, and the share of strong pairs' correlation kept."""
+    """The draws' statistics: a (weighted) distance on a fixed norm, and the share of strong pairs' correlation kept."""
     import math
 
-    from radaug.validate.metrics import correlation_distance, strong_pairs_strength
+    from radaug.validate.metrics import correlation_contrast, correlation_distance, strong_pairs_strength
 
     rng = np.random.default_rng(5)
     x = rng.normal(size=(300, 1))
@@ -312,6 +312,17 @@ def test_the_correlation_gates_null_statistics_keep_the_tested_value_s_meaning()
     assert correlation_distance(real, flat, norm=c_real) == pytest.approx(correlation_distance(real[:, :2], other[:, :2]))
     with pytest.raises(ValueError, match="array inputs"):
         correlation_distance(pd.DataFrame(real, columns=list("abc")), pd.DataFrame(other, columns=list("abc")),
+                             norm=c_real)
+    # the Pearson distance's null statistic: the same on its pair weights
+    assert correlation_contrast(real, other, norm=2 * c_real) == pytest.approx(correlation_contrast(real, other) / 2)
+    # a feature constant on one side leaves the distance and the norm alike (a draw of tied features)
+    flat = other.copy()
+    flat[:, 2] = 1.0
+    weights = np.ones((3, 3))
+    assert correlation_contrast(real, flat, norm=c_real, weights=weights) == pytest.approx(
+        correlation_contrast(real[:, :2], other[:, :2], weights=weights[:2, :2]))
+    with pytest.raises(ValueError, match="array inputs"):
+        correlation_contrast(pd.DataFrame(real, columns=list("abc")), pd.DataFrame(other, columns=list("abc")),
                              norm=c_real)
     assert strong_pairs_strength(real, real) == pytest.approx(1.0)
     assert strong_pairs_strength(real, real * np.array([1.0, -1.0, 1.0])) == pytest.approx(-1.0)
@@ -343,15 +354,40 @@ def test_every_null_path_scores_a_draw_without_strong_pairs_alike():
     assert math.isnan(_scores(reference, other, reference[:0], ["strong_pairs_kept"], SETTINGS)["strong_pairs_kept"])
     assert _scores(reference, other, reference[:0], ["strong_pairs_kept"], SETTINGS,
                    draw=True)["strong_pairs_kept"] == pytest.approx(top)
-    assert _standardised_draw(spec, SETTINGS, reference)(reference, other) == pytest.approx(top)
+    assert _standardised_draw(spec, SETTINGS, reference, len(reference))(reference, other) == pytest.approx(top)
     split = _null_draws(independent, independent[:0], 20, np.arange(40).astype(str), ["strong_pairs_kept"], SETTINGS,
                         seed=0, n_splits=50).values["strong_pairs_kept"]
     assert np.isfinite(split).all() and np.isclose(split, top).mean() > 0.5
     # the correlation distances' fixed norm comes from the entry's training_norm, not from the function's name
     distance = METRICS["correlation_distance"]
-    assert "norm" in _standardised_draw(distance, SETTINGS, reference).keywords
-    assert "norm" not in _standardised_draw(dataclasses.replace(distance, training_norm=False), SETTINGS,
-                                            reference).keywords
+    assert {"norm", "weights"} <= set(_standardised_draw(distance, SETTINGS, reference, 20).keywords)
+    assert not {"norm", "weights"} & set(_standardised_draw(
+        dataclasses.replace(distance, training_norm=False, pair_weights=False), SETTINGS, reference, 20).keywords)
+    assert "weights" not in _standardised_draw(METRICS["correlation_distance_spearman"], SETTINGS, reference,
+                                               20).keywords
+
+
+def test_a_permutation_draw_that_keeps_the_sets_scores_the_tested_value():
+    """The correlation distances' draws (norm and weights fixed from the cell's standardised pool) are on the
+    tested value's scale: the draw that re-partitions nothing gives the tested value, for sets of other
+    location, scale and size; Pearson's tested value is the precision-weighted contrast, not the reported distance
+    (Spearman's is the distance itself)."""
+    from radaug.validate.metrics import correlation_contrast, correlation_distance
+    from radaug.validate.registry import METRICS
+    from radaug.validate.summary import _standardised_draw, _standardised_pools
+
+    rng = np.random.default_rng(12)
+    train = np.exp(_real(rng, 40).to_numpy() / 2)
+    cand = 5.0 + 3.0 * _real(rng, 9).to_numpy()
+    z_pool, rank_pool = _standardised_pools(train, cand)
+    for gate, pool in (("correlation_distance", z_pool), ("correlation_distance_spearman", rank_pool)):
+        tested = _scores(train, cand, train[:0], [gate], SETTINGS)[gate]
+        method = METRICS[gate].keywords.get("method", "pearson")
+        weighted, plain = correlation_contrast(train, cand, method=method), correlation_distance(train, cand, method)
+        assert tested == pytest.approx(weighted if method == "pearson" else plain)
+        assert weighted != pytest.approx(plain)
+        draw = _standardised_draw(METRICS[gate], SETTINGS, pool, len(train))
+        assert draw(pool[:40], pool[40:]) == pytest.approx(tested), gate
 
 
 CORRELATION_GATES = ["correlation_distance", "correlation_distance_spearman", "strong_pairs_kept"]

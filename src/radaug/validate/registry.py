@@ -103,10 +103,12 @@ class MetricSpec:
         The function of the statistic the null rule tests (the ``tested_value``
         and every null draw) instead of ``function``; None: ``function``. Either
         a faster function giving the same values (the holdout gates: hundreds
-        of calls per cell) or a continuous counterpart of a value that the
+        of calls per cell), a continuous counterpart of a value that the
         permutation cannot resolve (``strong_pairs_kept``: the share kept is 0
         on every side that mixes training rows with noise; see
-        :func:`radaug.validate.metrics.strong_pairs_strength`).
+        :func:`radaug.validate.metrics.strong_pairs_strength`), or a version
+        whose approximate null holds its level (``correlation_distance``: pairs
+        weighed by precision, :func:`radaug.validate.metrics.correlation_contrast`).
     standardise
         How the permutation null standardises each set on its own before pooling
         them (``"zscore"`` or ``"rank"``; correlation gates), or None: pooled as is.
@@ -129,6 +131,12 @@ class MetricSpec:
         (:func:`radaug.validate.summary._standardised_draw`). Needs a
         ``permutation`` null and ``standardise``; the split draws compare real
         halves and keep their reference's own norm.
+    pair_weights
+        Whether each permutation draw also gets ``weights=``: the feature pairs'
+        weights of the cell's standardised pool, which the tested value computes
+        from the same rows (the Pearson distance's null statistic,
+        :func:`radaug.validate.metrics.correlation_contrast`). Needs
+        ``training_norm``; the split draws compute their own.
     defect
         The defect of :data:`radaug.validate.null.DEFECTS` the gate is designed to
         see, whose smallest detectable size is its ``min_detectable``, or None: no
@@ -154,6 +162,7 @@ class MetricSpec:
     draw_keywords: Mapping[str, object] = field(default_factory=dict)
     null_range: tuple[float, float] | None = None
     training_norm: bool = False
+    pair_weights: bool = False
     defect: str | None = None
     must_fail: tuple[str, ...] = ()
 
@@ -204,9 +213,11 @@ METRICS: dict[str, MetricSpec] = {
         ),
         MetricSpec(
             "correlation_distance", "minimize", (0.0, math.inf),
-            "Relative Frobenius distance between the Pearson correlation matrices.",
+            "Relative Frobenius distance between the Pearson correlation matrices; its p-value tests "
+            "the same distance with each pair weighed by its precision (correlation_contrast).",
             "features", _M + "correlation_distance", {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
-            null="permutation", standardise="zscore", training_norm=True, defect="decorrelation", must_fail=(_NOISE,),
+            null="permutation", null_function=_M + "correlation_contrast", standardise="zscore", training_norm=True,
+            pair_weights=True, defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "correlation_distance_spearman", "minimize", (0.0, math.inf),
@@ -356,6 +367,7 @@ def _check() -> None:
             if spec.protocol == "holdout" and spec.null not in ("exchange", "split", None) else "",
             "training_norm needs null 'permutation' and a standardise" if spec.training_norm
             and (spec.null != "permutation" or spec.standardise is None) else "",
+            "pair_weights needs training_norm" if spec.pair_weights and not spec.training_norm else "",
             "draw_keywords 'empty' must be 1 / its threshold (the largest share a draw can keep)"
             if "empty" in spec.draw_keywords and "threshold" in spec.keywords
             and spec.draw_keywords["empty"] != 1.0 / spec.keywords["threshold"] else "",

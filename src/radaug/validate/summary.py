@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 from threadpoolctl import threadpool_limits
 
 from radaug.errors import RadaugError
@@ -33,7 +32,7 @@ from radaug.validate import detection as _detection, images as _images, manifold
 from radaug.validate.images import (PatchPool, patch_pool, pooled_implausible, pooled_implausible_share,
                                     pooled_memorization_ratio)
 from radaug.validate.null import POWER_TARGET, NullDraws, critical_p, defective, minimum_detectable, tie_scale
-from radaug.validate.metrics import _correlation_matrices, is_constant
+from radaug.validate.metrics import _correlation_matrices, correlation_weights, is_constant, within_set_standardised
 from radaug.validate.registry import HOLDOUT_PROTOCOLS, METRICS, PROTOCOLS
 from radaug.validate.thresholds import merge_thresholds, overall_verdict, verdict
 from radaug.validate.verdicts import NULL_RULE_COLUMNS, SUMMARY_COLUMNS
@@ -646,7 +645,18 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
       mixes training and candidate rows, so its correlations are weaker than
       the training rows' where the candidate's are: a correlation distance
       therefore divides every draw by the *training rows'* correlation norm, as
-      the tested value does (:func:`_standardised_draw`), and strong pairs kept
+      the tested value does (:func:`_standardised_draw`). Sets standardised
+      on their own are not exchangeable, so this null is not exact; on
+      heavy-tailed radiomics features, where a few outlier-driven pairs carry
+      most of the unweighted distance, it false-failed fresh real rows in
+      0.185-0.205 of cells of 32 training and 32 candidate Br35H tumour rows.
+      The Pearson distance's p-value therefore tests the distance with each
+      pair weighed by the inverse of its correlation's large-sample variance,
+      estimated from the standardised pool and the same in every draw
+      (:func:`radaug.validate.metrics.correlation_contrast`); the Spearman
+      distance, on bounded ranks, stays unweighted (weighted, it became
+      conservative: 0 of 100 cells at 64 : 8; BENCHMARKS.md, "The Pearson
+      distance's null on heavy-tailed features"). Strong pairs kept
       tests the share of the strong pairs' correlation kept, a draw without a
       strong pair on its reference side counting as keeping all
       (:func:`radaug.validate.metrics.strong_pairs_strength`; the share of pairs
@@ -697,7 +707,7 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     plausibility = [name for name, spec in specs.items() if spec.protocol == "image_plausibility"]
     image_rows = np.concatenate([a, len(train) + c])  # each pooled row's row of ``images``
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
-    standardised = {name: _standardised_draw(specs[name], settings, (z_pool if name in pearson else rank_pool)[:len(a)])
+    standardised = {name: _standardised_draw(specs[name], settings, z_pool if name in pearson else rank_pool, len(a))
                     for name in standardised}
     for draw in range(n_draws):
         rng = stream_rng("null_permutation", seed, draw=draw)
@@ -811,35 +821,42 @@ def _three_sides(codes: np.ndarray, targets, rng: np.random.Generator) -> list[n
     return [np.flatnonzero(rows == k) for k in range(len(targets))]
 
 
-def _standardised_draw(spec, settings, train_standardised: np.ndarray) -> Callable:
+def _standardised_draw(spec, settings, pool: np.ndarray, n_train: int) -> Callable:
     """The function scoring one permutation draw of a standardised correlation gate.
 
     The gate's null statistic with its registry entry's ``draw_keywords``
-    (:meth:`radaug.validate.registry.MetricSpec.bound` with ``draw``). A gate
-    whose entry has ``training_norm`` (the correlation distances) gets its
-    ``norm`` fixed to the training rows' correlation matrix
-    (``train_standardised``: the training part of the standardised pool, whose
-    correlations are the training rows'), as the tested value has it; each draw
-    divides by its norm over the features the draw compares (a feature constant
-    on one permuted side drops out of both). The draws
-    are then the permutation distribution of ``||C_ref - C_cand||_F`` itself, on
-    the tested value's scale: with each draw divided by its own reference
-    side's norm, a side mixing training rows with a weakly correlated candidate
-    (noise) had a smaller norm and a larger distance, and the noise control
-    passed Pearson correlation distance in 9 of 20 phantom cells at n = 40
-    (BENCHMARKS.md, validation calibration). ``strong_pairs_strength`` scores a
-    draw whose reference side has no strong pair at its largest value (its
-    ``draw_keywords``: ``empty``), so that every draw counts in the p-value.
+    (:meth:`radaug.validate.registry.MetricSpec.bound` with ``draw``). ``pool``:
+    the cell's standardised pool (:func:`_standardised_pools`), its first
+    ``n_train`` rows the training rows. A gate whose entry has ``training_norm``
+    (the correlation distances) gets its ``norm`` fixed to the training rows'
+    correlation matrix (the training part of the pool, whose correlations are
+    the training rows'), and one with ``pair_weights`` (the Pearson distance,
+    whose null statistic is :func:`radaug.validate.metrics.correlation_contrast`)
+    its ``weights`` to :func:`radaug.validate.metrics.correlation_weights` of the
+    whole pool, both as the tested value has them; each draw divides by its
+    norm over the features the draw compares (a feature constant on one
+    permuted side drops out of both). The draws are then the permutation
+    distribution of the (weighted) ``||C_ref - C_cand||`` itself, on the tested value's scale: with
+    each draw divided by its own reference side's norm, a side mixing training
+    rows with a weakly correlated candidate (noise) had a smaller norm and a
+    larger distance, and the noise control passed Pearson correlation distance
+    in 9 of 20 phantom cells at n = 40 (BENCHMARKS.md, validation calibration).
+    ``strong_pairs_strength`` scores a draw whose reference side has no strong
+    pair at its largest value (its ``draw_keywords``: ``empty``), so that every
+    draw counts in the p-value.
     """
     function = spec.bound(settings, draw=True)
     if spec.training_norm:
         method = spec.keywords.get("method", "pearson")
-        kept, c_train, _ = _correlation_matrices(train_standardised, train_standardised, method)
-        n_features = np.shape(train_standardised)[1]
+        train = pool[:n_train]
+        kept, c_train, _ = _correlation_matrices(train, train, method)
+        n_features = np.shape(pool)[1]
         full = np.full((n_features, n_features), np.nan)  # a feature the training rows lack: NaN draws
         if c_train is not None:
             full[np.ix_(kept, kept)] = c_train
         function = functools.partial(function, norm=full)
+    if spec.pair_weights:
+        function = functools.partial(function, weights=correlation_weights(pool))
     return function
 
 
@@ -847,16 +864,16 @@ def _standardised_pools(train: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray
     """Pooled training and candidate rows, each set standardised on its own, for the correlation gates' draws.
 
     Returns the z-scored pool (Pearson) and the within-set rank pool, ranks
-    scaled to (0, 1) so sets of different sizes share a scale (Spearman). Only
-    features finite in every row and non-constant in both sets are kept: the
+    scaled to (0, 1) so sets of different sizes share a scale (Spearman;
+    :func:`radaug.validate.metrics.within_set_standardised`). Only features
+    finite in every row and non-constant in both sets are kept: the
     correlation gates drop the others from the tested value too.
     """
     keep = (np.isfinite(train).all(axis=0) & np.isfinite(cand).all(axis=0)
             & ~is_constant(train) & ~is_constant(cand))
     sets = [m[:, keep] for m in (train, cand)]
-    z_pool = np.concatenate([(m - m.mean(axis=0)) / m.std(axis=0, ddof=1) for m in sets])
-    rank_pool = np.concatenate([rankdata(m, axis=0) / (len(m) + 1) for m in sets])
-    return z_pool, rank_pool
+    return tuple(np.concatenate([within_set_standardised(m, method) for m in sets])
+                 for method in ("pearson", "spearman"))
 
 
 _SPLIT_CACHE: dict[str, tuple[NullDraws, dict[str, str]]] = {}
