@@ -24,8 +24,9 @@ standardising and weighing keeps the level and what power it has:
   location or scale makes every side a mixture).
 
 Every statistic is the library's :func:`radaug.validate.metrics.correlation_contrast`
-(with equal weights where unweighted) of the permuted sides, the training rows'
-correlation matrix as its norm. Sources: a finished study's rows of one class
+(with equal weights where unweighted) of the permuted sides (with every case its own
+group the sides' sizes are fixed, so an unweighted variant's p-value is the correlation
+distance's on the training rows' norm, the library's before 2026-12-03). Sources: a finished study's rows of one class
 (``--source DIR --label L``), ``phantom`` (80 lesions of the calibration pool a cell),
 ``t3`` (12 features, multivariate t with 3 degrees of freedom: every feature of a row
 shares its outliers) and ``twomode`` (the unit tests' 4-feature population: 70% around
@@ -93,7 +94,6 @@ def p_value(variant: str, train: np.ndarray, cand: np.ndarray, draws: int, seed:
     pool = np.concatenate(sets)
     n_features = pool.shape[1]
     weights = correlation_weights(pool) if variant.endswith("weighted") else np.ones((n_features, n_features))
-    norm = np.corrcoef(pool[:len(train)], rowvar=False)
 
     def statistic(a: np.ndarray, b: np.ndarray) -> float:
         if variant == "studentised":
@@ -101,7 +101,7 @@ def p_value(variant: str, train: np.ndarray, cand: np.ndarray, draws: int, seed:
             variance = (1 / correlation_weights(a))[upper] / len(a) + (1 / correlation_weights(b))[upper] / len(b)
             difference = (np.corrcoef(a, rowvar=False) - np.corrcoef(b, rowvar=False))[upper]
             return float(np.sum(difference**2 / variance))
-        return correlation_contrast(a, b, method=method, norm=norm, weights=weights)
+        return correlation_contrast(a, b, method=method, weights=weights)
 
     tested = statistic(pool[:len(train)], pool[len(train):])
     rng = np.random.default_rng([seed, 17])

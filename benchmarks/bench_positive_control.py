@@ -24,7 +24,7 @@ near the targets, the medians are reported), with every row of the other class
 as ``train_other`` and the cases' 64 x 64 patches, so all 18 gates are judged as
 in a study's cell (200 permutation draws, the detection AUC's 10 forests,
 ``validation.level`` 0.05, no power simulation). Each gate's row is saved after
-each cell (``benchmarks/out/positive_control_rows_<study>_<train>_<sizes>.csv``).
+each cell (``benchmarks/out/positive_control_rows_<study>_<train>_<sizes>[_<labels>]_from<start>.csv``).
 Reported per class and ``m``: cells, the whole-cell false-fail rate (any gate
 ``fail``) with its exact (Clopper-Pearson) 95% interval and one-sided binomial
 p-value against the level, the share of gates whose own p-value is at most the
@@ -76,8 +76,10 @@ def run(study: Path, train_size: int, sizes: list[int], repeats: range, labels=N
     features = [c for c in pool.columns if c not in META]
     patches = real_patches(study)
 
+    # a part run for some classes only names them, so it cannot overwrite another part's rows
     partial = OUT / (f"positive_control_rows_{study.name}{'_ungrouped' if ungrouped else ''}_{train_size}_"
-                     f"{'_'.join(map(str, sizes))}_from{repeats.start}.csv")
+                     f"{'_'.join(map(str, sizes))}{''.join('_' + x for x in sorted(labels or []))}"
+                     f"_from{repeats.start}.csv")
     OUT.mkdir(exist_ok=True)
     rows = []
     for m in sizes:

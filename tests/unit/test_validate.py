@@ -174,8 +174,8 @@ def test_correlation_weights_are_the_inverse_sampling_variance_of_a_correlation(
     assert estimated > 1.5 * (1 - np.corrcoef(skewed.reshape(-1, 2), rowvar=False)[0, 1] ** 2) ** 2
 
 
-def test_correlation_contrast_is_the_precision_weighted_relative_distance():
-    """By hand: weights from the two sets each standardised on its own, pooled; explicit weights and norm by position."""
+def test_correlation_contrast_is_the_pairs_rms_difference_in_standard_errors():
+    """By hand: weights from the two sets each standardised on its own, pooled; about 1 for two real samples."""
     from radaug.validate.metrics import correlation_contrast, correlation_weights
 
     rng = np.random.default_rng(9)
@@ -184,25 +184,25 @@ def test_correlation_contrast_is_the_precision_weighted_relative_distance():
     zscores = [(m - m.mean(0)) / m.std(0, ddof=1) for m in (reference, candidate)]
     weights = correlation_weights(np.concatenate(zscores))
     upper = np.triu_indices(4, 1)
-    c_ref, c_cand = np.corrcoef(reference, rowvar=False), np.corrcoef(candidate, rowvar=False)
-    expected = np.sqrt(np.sum(weights[upper] * (c_ref - c_cand)[upper] ** 2)
-                       / np.sum(weights[upper] * c_ref[upper] ** 2))
+    difference = (np.corrcoef(reference, rowvar=False) - np.corrcoef(candidate, rowvar=False))[upper]
+    expected = np.sqrt(np.mean(weights[upper] * difference**2) / (1 / 40 + 1 / 12))
     assert correlation_contrast(reference, candidate) == pytest.approx(expected)
     assert correlation_contrast(reference, reference) == 0.0
-    equal = np.ones((4, 4))
-    assert correlation_contrast(reference, candidate, weights=equal) == pytest.approx(
-        np.linalg.norm((c_ref - c_cand)[upper]) / np.linalg.norm(c_ref[upper]))
-    # a constant column drops out, and explicit matrices are indexed by the kept columns' positions
+    assert correlation_contrast(reference, candidate, weights=np.ones((4, 4))) == pytest.approx(
+        np.sqrt(np.mean(difference**2) / (1 / 40 + 1 / 12)))
+    # a constant column drops out, and an explicit matrix is indexed by the kept columns' positions
     padded = [np.column_stack([np.ones(len(m)), m]) for m in (reference, candidate)]
     big = np.zeros((5, 5))
     big[1:, 1:] = weights
     assert correlation_contrast(*padded, weights=big) == pytest.approx(expected)
-    norm = np.zeros((5, 5))
-    norm[1:, 1:] = c_cand
-    assert correlation_contrast(*padded, weights=big, norm=norm) == pytest.approx(
-        expected * np.sqrt(np.sum(weights[upper] * c_ref[upper] ** 2) / np.sum(weights[upper] * c_cand[upper] ** 2)))
     with pytest.raises(ValueError, match="array inputs"):
-        correlation_contrast(*(pd.DataFrame(m, columns=list("abcd")) for m in (reference, candidate)), weights=equal)
+        correlation_contrast(*(pd.DataFrame(m, columns=list("abcd")) for m in (reference, candidate)),
+                             weights=np.ones((4, 4)))
+    # two real samples of one normal population: each pair's difference is about one standard error
+    cov = 0.5 + 0.5 * np.eye(6)
+    values = [correlation_contrast(*(rng.multivariate_normal(np.zeros(6), cov, size=n, method="cholesky")
+                                     for n in (400, 200))) for _ in range(300)]
+    assert np.mean(np.square(values)) == pytest.approx(1.0, abs=0.15)
 
 
 # ---------------------------------------------------------------- Fréchet

@@ -295,7 +295,8 @@ def _assert_nominal(p: dict[str, list[float]]) -> None:
 
 
 def test_the_correlation_gates_null_statistics_keep_the_tested_value_s_meaning():
-    """The draws' statistics: a (weighted) distance on a fixed norm, and the share of strong pairs' correlation kept."""
+    """The draws' statistics: a distance on a fixed norm, the pairs' weighted contrast, and the share of strong pairs'
+    correlation kept."""
     import math
 
     from radaug.validate.metrics import correlation_contrast, correlation_distance, strong_pairs_strength
@@ -313,17 +314,9 @@ def test_the_correlation_gates_null_statistics_keep_the_tested_value_s_meaning()
     with pytest.raises(ValueError, match="array inputs"):
         correlation_distance(pd.DataFrame(real, columns=list("abc")), pd.DataFrame(other, columns=list("abc")),
                              norm=c_real)
-    # the Pearson distance's null statistic: the same on its pair weights
-    assert correlation_contrast(real, other, norm=2 * c_real) == pytest.approx(correlation_contrast(real, other) / 2)
-    # a feature constant on one side leaves the distance and the norm alike (a draw of tied features)
-    flat = other.copy()
-    flat[:, 2] = 1.0
-    weights = np.ones((3, 3))
-    assert correlation_contrast(real, flat, norm=c_real, weights=weights) == pytest.approx(
-        correlation_contrast(real[:, :2], other[:, :2], weights=weights[:2, :2]))
-    with pytest.raises(ValueError, match="array inputs"):
-        correlation_contrast(pd.DataFrame(real, columns=list("abc")), pd.DataFrame(other, columns=list("abc")),
-                             norm=c_real)
+    # the Pearson distance's null statistic weighs the pairs it compares by position
+    assert correlation_contrast(real, flat, weights=np.ones((3, 3))) == pytest.approx(
+        correlation_contrast(real[:, :2], other[:, :2], weights=np.ones((2, 2))))
     assert strong_pairs_strength(real, real) == pytest.approx(1.0)
     assert strong_pairs_strength(real, real * np.array([1.0, -1.0, 1.0])) == pytest.approx(-1.0)
     broken = np.hstack([real[:, :1], rng.permutation(real[:, 1:2]), real[:, 2:]])
@@ -358,12 +351,11 @@ def test_every_null_path_scores_a_draw_without_strong_pairs_alike():
     split = _null_draws(independent, independent[:0], 20, np.arange(40).astype(str), ["strong_pairs_kept"], SETTINGS,
                         seed=0, n_splits=50).values["strong_pairs_kept"]
     assert np.isfinite(split).all() and np.isclose(split, top).mean() > 0.5
-    # the correlation distances' fixed norm comes from the entry's training_norm, not from the function's name
-    distance = METRICS["correlation_distance"]
-    assert {"norm", "weights"} <= set(_standardised_draw(distance, SETTINGS, reference, 20).keywords)
-    assert not {"norm", "weights"} & set(_standardised_draw(
-        dataclasses.replace(distance, training_norm=False, pair_weights=False), SETTINGS, reference, 20).keywords)
-    assert "weights" not in _standardised_draw(METRICS["correlation_distance_spearman"], SETTINGS, reference,
+    # the fixed norm and weights come from the entries' training_norm and pair_weights, not from functions' names
+    pearson, spearman = METRICS["correlation_distance"], METRICS["correlation_distance_spearman"]
+    assert set(_standardised_draw(pearson, SETTINGS, reference, 20).keywords) == {"weights"}
+    assert set(_standardised_draw(spearman, SETTINGS, reference, 20).keywords) == {"method", "norm"}
+    assert "weights" not in _standardised_draw(dataclasses.replace(pearson, pair_weights=False), SETTINGS, reference,
                                                20).keywords
 
 

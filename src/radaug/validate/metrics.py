@@ -509,43 +509,37 @@ def correlation_contrast(
     reference: FeatureMatrix,
     candidate: FeatureMatrix,
     method: Literal["pearson", "spearman"] = "pearson",
-    norm: np.ndarray | None = None,
     weights: np.ndarray | None = None,
 ) -> float:
-    """The correlation distance with every pair weighed by its precision: what the Pearson gate's null rule tests.
+    """Root mean square of the feature pairs' correlation differences in standard errors: the Pearson gate's null statistic.
 
-    ``sqrt(sum w (r_ref - r_cand)² / sum w r_ref²)`` over the feature pairs
-    (``i < j``), ``w`` from :func:`correlation_weights` of the two sets each
-    standardised on its own (:func:`within_set_standardised`) and pooled: with
-    equal weights, the relative distance of :func:`correlation_distance` over
-    the pairs (the diagonal left out of the norm); with these, each pair on the
-    scale of its sampling error. The permutation null of the correlation
-    distances re-partitions sets standardised on their own, which is not exact;
-    on heavy-tailed radiomics features the unweighted Pearson distance, carried
-    by a few outlier-driven pairs, false-failed fresh real rows (own p <= 0.05)
-    in 0.205 of 200 cells of 32 training and 32 candidate rows of the default
-    Br35H study's tumour class and 0.083 of 300 at 64 : 8; this statistic in
-    0.06 and 0.05 (BENCHMARKS.md, "The Pearson distance's null on
-    heavy-tailed features").
+    ``sqrt(mean_{i<j} w (r_ref - r_cand)² / (1/n_ref + 1/n_cand))``, ``w`` the
+    inverse large-sample variance of each pair's correlation
+    (:func:`correlation_weights` of the two sets each standardised on its own,
+    :func:`within_set_standardised`, and pooled): each pair's difference is
+    divided by its standard error, so the value is about 1 for two real
+    samples of one population (asymptotically; exactly what the permutation
+    null says) and grows as correlations differ. :func:`correlation_distance`
+    gives every pair the same weight. The permutation null of the correlation
+    distances re-partitions sets standardised on their own, which is not
+    exact; on heavy-tailed radiomics features the unweighted Pearson distance,
+    carried by a few outlier-driven pairs, false-failed fresh real rows (own
+    p <= 0.05) in 0.205 of 200 cells of 32 training and 32 candidate rows of
+    the default Br35H study's tumour class and 0.083 of 300 at 64 : 8; this
+    statistic in 0.06 and 0.05 (BENCHMARKS.md, "The Pearson distance's null
+    on heavy-tailed features").
 
     Parameters
     ----------
     reference, candidate, method
         As for :func:`correlation_distance`.
-    norm
-        A correlation matrix (features x features, columns by position; arrays
-        only) whose weighted norm over the pairs this comparison keeps divides
-        instead of the reference's. The permutation draws pass the cell's
-        training rows' (:func:`radaug.validate.summary._standardised_draw`): a
-        re-partitioned reference side that mixes training rows with a candidate
-        of weaker correlations has a smaller norm, and dividing by it inflated
-        the draws (the noise control passed). A draw that drops a feature
-        constant on one side is divided by the norm of the pairs it compares.
     weights
         Features x features (arrays only, columns by position), or None: computed
         from the two sets. The permutation draws pass the weights of the cell's
         pooled standardised rows, the same in every draw, as the tested value
-        computes them.
+        computes them (:func:`radaug.validate.summary._standardised_draw`); a
+        draw that drops a feature constant on one side averages over the pairs
+        it compares.
 
     Returns
     -------
@@ -557,20 +551,18 @@ def correlation_contrast(
     names, ref, cand = _correlated_columns(reference, candidate)
     if ref is None or ref.shape[1] < 2:
         return math.nan
-    if (norm is not None or weights is not None) and not all(isinstance(n, (int, np.integer)) for n in names):
-        raise ValueError("correlation_contrast: a norm or weights matrix needs array inputs (columns by position)")
-    kept = np.asarray(names) if norm is not None or weights is not None else None
     if weights is None:
         weights = correlation_weights(np.concatenate([within_set_standardised(m, method) for m in (ref, cand)]))
+    elif all(isinstance(n, (int, np.integer)) for n in names):
+        weights = np.asarray(weights)[np.ix_(names, names)]
     else:
-        weights = np.asarray(weights)[np.ix_(kept, kept)]
+        raise ValueError("correlation_contrast: a weights matrix needs array inputs (columns by position)")
     if method == "spearman":
         ref, cand = rankdata(ref, axis=0), rankdata(cand, axis=0)
     c_ref, c_cand = np.corrcoef(ref, rowvar=False), np.corrcoef(cand, rowvar=False)
-    c_norm = c_ref if norm is None else np.asarray(norm)[np.ix_(kept, kept)]
     upper = np.triu(np.ones_like(c_ref, dtype=bool), k=1)
-    w = weights[upper]
-    return float(np.sqrt(np.sum(w * (c_ref - c_cand)[upper] ** 2) / np.sum(w * c_norm[upper] ** 2)))
+    squared = weights[upper] * (c_ref - c_cand)[upper] ** 2 / (1 / len(ref) + 1 / len(cand))
+    return float(np.sqrt(squared.mean()))
 
 
 def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:

@@ -15,12 +15,11 @@ and strong pairs: within-set ranks): their correlations do not change, but a
 candidate of another location or scale no longer makes every permuted side a
 two-population mixture with spurious correlations. Sets standardised on their
 own are not exactly exchangeable, so these nulls are approximate: the Pearson
-distance's p-value tests the distance with each feature pair weighed by the
-inverse of its correlation's large-sample variance
-(:func:`radaug.validate.metrics.correlation_contrast`), which keeps heavy-tailed
+distance's p-value tests the feature pairs' correlation differences, each in
+its standard error (:func:`radaug.validate.metrics.correlation_contrast`), which keeps heavy-tailed
 pairs from deciding it (unweighted, fresh real Br35H rows failed in up to 0.2 of
-cells). Their draws keep the tested value's scale (the training rows'
-correlation norm, and the Pearson distance's pair weights, in every draw), and strong pairs
+cells). Their draws keep the tested value's scale (the Pearson distance's pair
+weights, the Spearman distance's training-rows correlation norm, in every draw), and strong pairs
 kept tests a continuous share of the strong pairs' correlation kept
 (:func:`radaug.validate.metrics.strong_pairs_strength`); both were needed for
 power against the noise control (BENCHMARKS.md, validation calibration). The

@@ -135,8 +135,9 @@ class MetricSpec:
         Whether each permutation draw also gets ``weights=``: the feature pairs'
         weights of the cell's standardised pool, which the tested value computes
         from the same rows (the Pearson distance's null statistic,
-        :func:`radaug.validate.metrics.correlation_contrast`). Needs
-        ``training_norm``; the split draws compute their own.
+        :func:`radaug.validate.metrics.correlation_contrast`, which divides by no
+        norm). Needs a ``permutation`` null and ``standardise``; the split draws
+        compute their own.
     defect
         The defect of :data:`radaug.validate.null.DEFECTS` the gate is designed to
         see, whose smallest detectable size is its ``min_detectable``, or None: no
@@ -214,10 +215,10 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "correlation_distance", "minimize", (0.0, math.inf),
             "Relative Frobenius distance between the Pearson correlation matrices; its p-value tests "
-            "the same distance with each pair weighed by its precision (correlation_contrast).",
+            "the pairs' correlation differences in standard errors (correlation_contrast).",
             "features", _M + "correlation_distance", {"warn_factor": 1.5, "fail_factor": 2.0, "abs_tol": 0.05},
-            null="permutation", null_function=_M + "correlation_contrast", standardise="zscore", training_norm=True,
-            pair_weights=True, defect="decorrelation", must_fail=(_NOISE,),
+            null="permutation", null_function=_M + "correlation_contrast", standardise="zscore", pair_weights=True,
+            defect="decorrelation", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "correlation_distance_spearman", "minimize", (0.0, math.inf),
@@ -367,7 +368,8 @@ def _check() -> None:
             if spec.protocol == "holdout" and spec.null not in ("exchange", "split", None) else "",
             "training_norm needs null 'permutation' and a standardise" if spec.training_norm
             and (spec.null != "permutation" or spec.standardise is None) else "",
-            "pair_weights needs training_norm" if spec.pair_weights and not spec.training_norm else "",
+            "pair_weights needs null 'permutation' and a standardise" if spec.pair_weights
+            and (spec.null != "permutation" or spec.standardise is None) else "",
             "draw_keywords 'empty' must be 1 / its threshold (the largest share a draw can keep)"
             if "empty" in spec.draw_keywords and "threshold" in spec.keywords
             and spec.draw_keywords["empty"] != 1.0 / spec.keywords["threshold"] else "",

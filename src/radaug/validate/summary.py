@@ -650,10 +650,11 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
       heavy-tailed radiomics features, where a few outlier-driven pairs carry
       most of the unweighted distance, it false-failed fresh real rows in
       0.185-0.205 of cells of 32 training and 32 candidate Br35H tumour rows.
-      The Pearson distance's p-value therefore tests the distance with each
-      pair weighed by the inverse of its correlation's large-sample variance,
-      estimated from the standardised pool and the same in every draw
-      (:func:`radaug.validate.metrics.correlation_contrast`); the Spearman
+      The Pearson distance's p-value therefore tests the root mean square of
+      the pairs' correlation differences, each divided by its standard error
+      (its correlation's large-sample variance, estimated from the
+      standardised pool and the same in every draw;
+      :func:`radaug.validate.metrics.correlation_contrast`); the Spearman
       distance, on bounded ranks, stays unweighted (weighted, it became
       conservative: 0 of 100 cells at 64 : 8; BENCHMARKS.md, "The Pearson
       distance's null on heavy-tailed features"). Strong pairs kept
@@ -827,16 +828,17 @@ def _standardised_draw(spec, settings, pool: np.ndarray, n_train: int) -> Callab
     The gate's null statistic with its registry entry's ``draw_keywords``
     (:meth:`radaug.validate.registry.MetricSpec.bound` with ``draw``). ``pool``:
     the cell's standardised pool (:func:`_standardised_pools`), its first
-    ``n_train`` rows the training rows. A gate whose entry has ``training_norm``
-    (the correlation distances) gets its ``norm`` fixed to the training rows'
+    ``n_train`` rows the training rows. A gate whose entry has ``pair_weights``
+    (the Pearson distance, whose null statistic is
+    :func:`radaug.validate.metrics.correlation_contrast`) gets its ``weights``
+    fixed to :func:`radaug.validate.metrics.correlation_weights` of the whole
+    pool, as the tested value computes them. One with ``training_norm`` (the
+    Spearman distance) gets its ``norm`` fixed to the training rows'
     correlation matrix (the training part of the pool, whose correlations are
-    the training rows'), and one with ``pair_weights`` (the Pearson distance,
-    whose null statistic is :func:`radaug.validate.metrics.correlation_contrast`)
-    its ``weights`` to :func:`radaug.validate.metrics.correlation_weights` of the
-    whole pool, both as the tested value has them; each draw divides by its
+    the training rows'), as the tested value has it; each draw divides by its
     norm over the features the draw compares (a feature constant on one
     permuted side drops out of both). The draws are then the permutation
-    distribution of the (weighted) ``||C_ref - C_cand||`` itself, on the tested value's scale: with
+    distribution of ``||C_ref - C_cand||_F`` itself, on the tested value's scale: with
     each draw divided by its own reference side's norm, a side mixing training
     rows with a weakly correlated candidate (noise) had a smaller norm and a
     larger distance, and the noise control passed Pearson correlation distance
