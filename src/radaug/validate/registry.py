@@ -107,8 +107,9 @@ class MetricSpec:
         permutation cannot resolve (``strong_pairs_kept``: the share kept is 0
         on every side that mixes training rows with noise; see
         :func:`radaug.validate.metrics.strong_pairs_strength`), or a version
-        whose approximate null holds its level (``correlation_distance``: pairs
-        weighed by precision, :func:`radaug.validate.metrics.correlation_contrast`).
+        whose approximate null holds its level (``correlation_distance``: the
+        pairs' correlation differences in standard errors,
+        :func:`radaug.validate.metrics.correlation_contrast`).
     standardise
         How the permutation null standardises each set on its own before pooling
         them (``"zscore"`` or ``"rank"``; correlation gates), or None: pooled as is.

@@ -643,13 +643,14 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
       noise control) makes every permuted side a two-population mixture with
       spurious correlations, and the gates lost their power. Each side of a draw
       mixes training and candidate rows, so its correlations are weaker than
-      the training rows' where the candidate's are: a correlation distance
+      the training rows' where the candidate's are: the Spearman distance
       therefore divides every draw by the *training rows'* correlation norm, as
       the tested value does (:func:`_standardised_draw`). Sets standardised
       on their own are not exchangeable, so this null is not exact; on
       heavy-tailed radiomics features, where a few outlier-driven pairs carry
-      most of the unweighted distance, it false-failed fresh real rows in
-      0.185-0.205 of cells of 32 training and 32 candidate Br35H tumour rows.
+      most of the unweighted distance, the Pearson distance (then tested like
+      the Spearman one) false-failed fresh real rows in about 0.2 of cells of
+      32 training and 32 candidate Br35H tumour rows.
       The Pearson distance's p-value therefore tests the root mean square of
       the pairs' correlation differences, each divided by its standard error
       (its correlation's large-sample variance, estimated from the
@@ -841,8 +842,9 @@ def _standardised_draw(spec, settings, pool: np.ndarray, n_train: int) -> Callab
     distribution of ``||C_ref - C_cand||_F`` itself, on the tested value's scale: with
     each draw divided by its own reference side's norm, a side mixing training
     rows with a weakly correlated candidate (noise) had a smaller norm and a
-    larger distance, and the noise control passed Pearson correlation distance
-    in 9 of 20 phantom cells at n = 40 (BENCHMARKS.md, validation calibration).
+    larger distance, and the noise control passed the (then unweighted) Pearson
+    correlation distance in 9 of 20 phantom cells at n = 40 (BENCHMARKS.md,
+    validation calibration).
     ``strong_pairs_strength`` scores a draw whose reference side has no strong
     pair at its largest value (its ``draw_keywords``: ``empty``), so that every
     draw counts in the p-value.
