@@ -3,8 +3,8 @@
 The three correlation gates (Pearson and Spearman correlation distance, strong
 pairs kept) are permutation tests of the candidate against all training rows,
 each set standardised on its own (:func:`radaug.validate.summary._permutation_draws`;
-the Pearson distance's p-value, since 2026-12-03, on its pairs weighed by precision,
-:func:`radaug.validate.metrics.correlation_contrast`; ``bench_correlation_weighting.py``
+the Pearson distance's p-value, since 2026-12-03, on its pairs' correlation differences in
+standard errors, :func:`radaug.validate.metrics.correlation_contrast`; ``bench_correlation_weighting.py``
 compares the ways of scaling and weighing).
 This script measures them on phantom lesion features (the pool of
 ``bench_validation_calibration.py``, 102 PyRadiomics features, three texture
@@ -93,9 +93,8 @@ def run(plan: dict, draws: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def shape_run(source: str, label: str, n_train: int, n_cand: int, cells: int, draws: int) -> dict[str, float]:
-    """P(p <= 0.05) per gate over ``cells`` random partitions of one class's rows (80 of the phantom pool, or all a
-    study's ``label`` rows) into ``n_train`` training and ``n_cand`` candidate rows (8 more left out, as a holdout)."""
+def class_rows(source: str, label: str) -> np.ndarray:
+    """Feature rows of the phantom pool (``source`` "phantom") or of one class of a finished study's real rows."""
     from benchmarks.bench_validation_calibration import META, phantom_pool, real_pool
 
     if source == "phantom":
@@ -103,8 +102,13 @@ def shape_run(source: str, label: str, n_train: int, n_cand: int, cells: int, dr
     else:
         pool = real_pool(Path(source))
         rows = pool[pool["label"] == label]
-    features = [c for c in rows.columns if c not in META]
-    values = rows[features].to_numpy(float)
+    return rows[[c for c in rows.columns if c not in META]].to_numpy(float)
+
+
+def shape_run(source: str, label: str, n_train: int, n_cand: int, cells: int, draws: int) -> dict[str, float]:
+    """P(p <= 0.05) per gate over ``cells`` random partitions of one class's rows (80 of the phantom pool, or all a
+    study's ``label`` rows) into ``n_train`` training and ``n_cand`` candidate rows (8 more left out, as a holdout)."""
+    values = class_rows(source, label)
     p = []
     for repeat in range(cells):
         order = np.random.default_rng([77, repeat]).permutation(len(values))

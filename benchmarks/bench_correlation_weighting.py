@@ -55,7 +55,7 @@ VARIANTS = ("meansd", "weighted", "iqr", "iqr_weighted", "rank", "rank_weighted"
 
 def source_rows(source: str, label: str) -> np.ndarray:
     """The rows cells are drawn from (see the module docstring)."""
-    from benchmarks.bench_validation_calibration import META, phantom_pool, real_pool
+    from benchmarks.bench_correlation_null import class_rows
 
     rng = np.random.default_rng(3)
     if source == "twomode":
@@ -67,8 +67,7 @@ def source_rows(source: str, label: str) -> np.ndarray:
         cov[:6, 6:] = cov[6:, :6] = 0.1
         normal = rng.multivariate_normal(np.zeros(12), cov, size=4000, method="cholesky")
         return normal / np.sqrt(rng.chisquare(3, size=(4000, 1)) / 3)
-    rows = phantom_pool() if source == "phantom" else real_pool(Path(source)).query("label == @label")
-    return rows[[c for c in rows.columns if c not in META]].to_numpy(float)
+    return class_rows(source, label)
 
 
 def _iqr_scaled(rows: np.ndarray) -> np.ndarray:
