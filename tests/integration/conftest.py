@@ -28,6 +28,15 @@ def run_snakemake(workdir, configfile, *extra, check=True):
     return proc.stdout + proc.stderr
 
 
+FEW_NULL_DRAWS = {"null_splits": 39, "power_repeats": 4, "null_detection_splits": 3}
+"""``validation`` settings of the integration studies that check the workflow rather than the null's
+calibration: a fifth of the default permutation draws and power repeats (p-values still reach 0.025, below
+the level, and every verdict still gets its ``min_detectable``). At the default settings the null rule's
+draws were 60-77% of these studies' job CPU (Nyúl-Udupa 194 of 257 CPU-s, three-class 92 of 119) and the
+suite ran 30 minutes; the calibration at the default settings is measured in ``benchmarks/`` and by the unit
+tests of :mod:`radaug.validate`, and test_balanced_study and ``make study`` run the defaults end to end."""
+
+
 def config_with(base, dest, overrides):
     """Write ``base`` (a config file) with the nested ``overrides`` merged in to ``dest``; return ``dest``.
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ..conftest import REPO
-from .conftest import run_snakemake
+from .conftest import FEW_NULL_DRAWS, config_with, run_snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -21,7 +21,9 @@ CLASSES = ["benign", "malignant", "borderline"]
 
 
 def test_a_three_class_study_runs_end_to_end(tmp_path):
-    run_snakemake(tmp_path, REPO / "config/phantom_multiclass.yaml")
+    config = config_with(REPO / "config/phantom_multiclass.yaml", tmp_path / "multiclass.yaml",
+                         {"validation": FEW_NULL_DRAWS})
+    run_snakemake(tmp_path, config)
     study = tmp_path / "results/phantom_multiclass"
 
     folds = pd.read_csv(study / "splits/folds.csv")

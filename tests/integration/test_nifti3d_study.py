@@ -25,7 +25,7 @@ import SimpleITK as sitk
 import yaml
 
 from ..conftest import REPO
-from .conftest import run_snakemake
+from .conftest import FEW_NULL_DRAWS, run_snakemake
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ def study_config(manifest) -> dict:
             "cvae": {"base_channels": 4}, "dcgan": {"base_channels": 4},
         },
         "sampling": {"cap_per_case": 1, "max_attempts": 2, "on_shortfall": "record"},
-        "validation": {"min_rows": 2, "controls": False, "detection": False},
+        "validation": {"min_rows": 2, "controls": False, "detection": False, **FEW_NULL_DRAWS},
         "evaluation": {"arms": ARMS, "classifier": {"k_features": 5}, "bootstrap": 20},
     }
 

@@ -21,7 +21,7 @@ from radaug.io import read_table, read_tables
 from radaug.preprocess import load_patches
 
 from ..conftest import REPO
-from .conftest import config_with, run_snakemake
+from .conftest import FEW_NULL_DRAWS, config_with, run_snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -31,7 +31,7 @@ def test_a_histogram_standardised_study_runs_end_to_end_with_per_fold_real_featu
     # control arms' time): every other gate, and every control's features, still run in the
     # folds' standard scales; the smoke study computes it.
     config = config_with(REPO / "config/phantom_nyul.yaml", tmp_path / "nyul.yaml",
-                         {"validation": {"detection": False}})
+                         {"validation": {"detection": False, **FEW_NULL_DRAWS}})
     run_snakemake(tmp_path, config)
     study = tmp_path / "results/phantom_nyul"
     index = read_table(study / "cases/index.csv")

@@ -34,7 +34,7 @@ import yaml
 from radaug.data.pyradiomics_cases import CASES, fetch_cases
 
 from ..conftest import REPO
-from .conftest import run_snakemake
+from .conftest import FEW_NULL_DRAWS, run_snakemake
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def study_config(manifest) -> dict:
         "generative": {"models": ["cvae"], "steps": 4, "batch_size": 4, "checkpoint_every": 4, "log_every": 2,
                        "cvae": {"base_channels": 4}},
         "sampling": {"cap_per_case": 1, "max_attempts": 2, "on_shortfall": "record"},
-        "validation": {"min_rows": 2, "controls": False, "detection": False},
+        "validation": {"min_rows": 2, "controls": False, "detection": False, **FEW_NULL_DRAWS},
         "evaluation": {"arms": ARMS, "classifier": {"k_features": 5}, "bootstrap": 20},
     }
 

@@ -13,7 +13,7 @@ import torch
 from radaug.io import read_table
 
 from ..conftest import REPO
-from .conftest import config_with, run_snakemake
+from .conftest import FEW_NULL_DRAWS, config_with, run_snakemake
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("integration")]
 
@@ -22,7 +22,7 @@ def test_a_study_with_in_fold_selection_runs_end_to_end(tmp_path):
     # Without the control arms (a third of the study's job time): nothing here concerns them, and
     # the smoke and Nyúl–Udupa studies run them.
     config = config_with(REPO / "config/phantom_selection.yaml", tmp_path / "selection.yaml",
-                         {"validation": {"controls": False}})
+                         {"validation": {"controls": False, **FEW_NULL_DRAWS}})
     run_snakemake(tmp_path, config)
     study = tmp_path / "results/phantom_selection"
     folds = read_table(study / "splits/folds.csv")

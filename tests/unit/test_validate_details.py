@@ -168,7 +168,7 @@ def study():
 
 def test_study_details_leave_the_summary_unchanged(study):
     real, folds, candidates = study
-    options = {"detection": False}
+    options = {"detection": False, "null_splits": 19, "power_repeats": 2}  # p-values and power, few draws
     summary = validate_study_arm(real, folds, candidates, arm="gan", feature_columns=FEATURES, options=options)
     again, details = validate_study_arm(real, folds, candidates, arm="gan", feature_columns=FEATURES,
                                         options=options, return_details=True)
@@ -181,7 +181,7 @@ def test_study_details_leave_the_summary_unchanged(study):
 
 def test_control_details_show_what_failing_looks_like(study):
     real, folds, _ = study
-    options = {"detection": False}
+    options = {"detection": False, "null_splits": 0}  # the details do not depend on the null
     _, details = validate_controls(real, folds, feature_columns=FEATURES, options=options, seed=3,
                                    return_details=True)
     dcr = details.dcr[details.dcr["set"] == "candidate"]
