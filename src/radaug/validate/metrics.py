@@ -365,11 +365,13 @@ def correlation_distance(
     if c_ref is None:
         return math.nan
     if norm is None:  # correlation_breakdown's distance, without its tables
-        return float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(c_ref))
-    if not all(isinstance(n, (int, np.integer)) for n in names):
+        norm = c_ref
+    elif all(isinstance(n, (int, np.integer)) for n in names):
+        kept = np.asarray(names, dtype=np.int64)
+        norm = np.asarray(norm)[np.ix_(kept, kept)]
+    else:
         raise ValueError("correlation_distance: a norm matrix needs array inputs (columns by position)")
-    kept = np.asarray(names, dtype=np.int64)
-    return float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(np.asarray(norm)[np.ix_(kept, kept)]))
+    return float(np.linalg.norm(c_ref - c_cand) / np.linalg.norm(norm))
 
 
 def correlation_breakdown(
@@ -555,15 +557,15 @@ def correlation_contrast(
         if not all(isinstance(n, (int, np.integer)) for n in names):
             raise ValueError("correlation_contrast: a weights matrix needs array inputs (columns by position)")
         weights = np.asarray(weights)[np.ix_(names, names)]
-    if method == "spearman":
-        ref, cand = rankdata(ref, axis=0), rankdata(cand, axis=0)
-    # each set's z-scores give its correlations (z'z / (n - 1), np.corrcoef's values) and, for Pearson, the
-    # within-set standardised rows the weights are estimated from: computed once here instead of in
-    # within_set_standardised and np.corrcoef each (BENCHMARKS.md, "The tumour positive control over 400 cells")
-    z_ref, z_cand = ((m - m.mean(axis=0)) / m.std(axis=0, ddof=1) for m in (ref, cand))
+    # each set's z-scores (of its ranks for Spearman) give its correlations (z'z / (n - 1), np.corrcoef's
+    # values) and, for Pearson, the within-set standardised rows the weights are estimated from: computed
+    # once instead of in np.corrcoef too (BENCHMARKS.md, "The tumour positive control over 400 cells")
+    sets = (ref, cand)
+    z_ref, z_cand = (within_set_standardised(rankdata(m, axis=0) if method == "spearman" else m, "pearson")
+                     for m in sets)
     if weights is None:
         weights = correlation_weights(np.concatenate(
-            [z_ref, z_cand] if method == "pearson" else [ref / (len(ref) + 1), cand / (len(cand) + 1)]))
+            [z_ref, z_cand] if method == "pearson" else [within_set_standardised(m, method) for m in sets]))
     upper = np.triu_indices(ref.shape[1], k=1)
     difference = (z_ref.T @ z_ref / (len(ref) - 1) - z_cand.T @ z_cand / (len(cand) - 1))[upper]
     squared = weights[upper] * difference**2 / (1 / len(ref) + 1 / len(cand))
