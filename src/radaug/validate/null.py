@@ -52,7 +52,11 @@ the training rows stays for the power simulation; see
   (Fréchet, Wasserstein and KS move together). Ties among p-values at one
   empirical value are broken by the distance beyond the draws
   (:func:`ranking_p`): without it a candidate beyond every draw of a gate tied
-  with the draws at the floor of the other gates and could not fail.
+  with the draws at the floor of the other gates and could not fail. A gate
+  computed in fewer draws than the others (the detection AUC's few forests)
+  takes an independent uniform stand-in p-value in the draws it lacks
+  (:meth:`NullDraws.min_p`), so every draw's minimum is over all the gates
+  the candidate's is.
 * **Power** (``min_detectable``): the smallest defect on a coarse grid that the
   gate fails in at least :data:`POWER_TARGET` of simulated cells of this size,
   each defect built from a real-vs-real split's half B (see :data:`DEFECTS`),
@@ -78,6 +82,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from radaug.seeds import stream_rng
 
 UNDETECTABLE = "none up to "
 """How ``min_detectable`` begins where a gate misses even the largest simulated defect of its grid."""
@@ -126,12 +132,14 @@ class NullDraws:
     """Gates with few draws whose p-value is :func:`predictive_p_value` (the detection AUC), not the empirical tail."""
     scales: Mapping[str, str] = field(default_factory=dict)
     """Per gate, the scale its tie-break measures distance on (:func:`tie_scale`); linear where absent."""
+    seed: int = 0
+    """Study seed of the stand-in p-values of draws a gate was not computed in (:meth:`min_p`)."""
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """These draws as arrays named ``prefix.<gate>`` and ``prefix.meta`` (JSON), for
         :func:`radaug.io.save_arrays`."""
         meta = {"directions": self.directions, "predictive": sorted(self.predictive), "scales": dict(self.scales),
-                "gates": list(self.values)}
+                "gates": list(self.values), "seed": int(self.seed)}
         arrays = {f"{prefix}.{gate}": np.asarray(values, dtype=float) for gate, values in self.values.items()}
         arrays[f"{prefix}.meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
         return arrays
@@ -141,7 +149,8 @@ class NullDraws:
         """The draws :meth:`to_arrays` wrote under ``prefix``, bit for bit."""
         meta = json.loads(arrays[f"{prefix}.meta"].tobytes().decode())
         return cls({gate: np.array(arrays[f"{prefix}.{gate}"], dtype=float) for gate in meta["gates"]},
-                   meta["directions"], frozenset(meta.get("predictive", meta.get("normal_tail", ()))), meta["scales"])
+                   meta["directions"], frozenset(meta.get("predictive", meta.get("normal_tail", ()))), meta["scales"],
+                   meta.get("seed", 0))
 
     def _signed(self, gate: str, values: np.ndarray, pool: np.ndarray) -> np.ndarray:
         """``values`` on the gate's tie-break scale (chosen on the whole ``pool``), larger worse."""
@@ -208,10 +217,21 @@ class NullDraws:
         return ranking_p(self.p_value(gate, value), signed[-1], signed[:-1], len(finite))
 
     def min_p(self, observed: Mapping[str, float] | None = None) -> np.ndarray:
-        """Per null draw, the smallest ranking p-value over the gates computed in that draw.
+        """Per null draw, the smallest ranking p-value over every gate of the cell.
 
         ``observed``: the candidate's tested values, pooled with the draws when a
         draw's p-value is computed (see :meth:`null_p_values`).
+
+        A gate not computed in a draw (the detection AUC beyond its few forests,
+        a statistic undefined on one draw's sides) takes a stand-in p-value there:
+        an independent uniform draw (stream ``null_missing_p``), the p-value of a
+        valid test under the null. Leaving the gate out instead made those draws'
+        minimum one over fewer gates than the candidate's, so the adjusted p-values
+        were too small (the detection AUC, computed in 10 of 200 draws, could fail
+        a real candidate at about its critical p-value on top of the level).
+        Independent stand-ins assume no dependence between the gate and the others
+        in those draws: exact where there is none, conservative where the gates
+        move together (as Fréchet, Wasserstein and KS do).
         """
         table = self.null_p_values(observed)
         if not table:
@@ -220,8 +240,15 @@ class NullDraws:
         stacked = np.full((len(table), n), np.nan)
         for row, values in enumerate(table.values()):
             stacked[row, :len(values)] = values
-        finite = np.isfinite(stacked).any(axis=0)
-        return np.nanmin(stacked[:, finite], axis=0) if finite.any() else np.zeros(0)
+        stacked = stacked[:, np.isfinite(stacked).any(axis=0)]
+        if not stacked.size:
+            return np.zeros(0)
+        for row, gate in enumerate(table):
+            missing = ~np.isfinite(stacked[row])
+            if missing.any() and not missing.all():
+                stand_in = stream_rng("null_missing_p", self.seed, gate=gate, draws=n).random(n)
+                stacked[row, missing] = stand_in[:stacked.shape[1]][missing]
+        return np.nanmin(stacked, axis=0)
 
     def adjusted(self, observed: Mapping[str, float]) -> dict[str, float]:
         """Min-P adjusted p-value of every gate's observed value (:func:`min_p_adjusted` on ranking p-values)."""

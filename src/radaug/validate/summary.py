@@ -733,7 +733,7 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
                                   [name for name, spec in specs.items() if spec.null == "exchange"],
                                   settings, seed=seed, n_draws=n_draws, images=images))
     return NullDraws(values, {name: spec.direction for name, spec in specs.items()}, frozenset(detection),
-                     _tie_scales(gates))
+                     _tie_scales(gates), seed=seed)
 
 
 def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, settings: Mapping | None = None, *, seed,
@@ -1168,7 +1168,7 @@ def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, see
     for name in detection:
         values[name] = values[name][:n_detection]
     return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset(detection),
-                     scales=_tie_scales(gates))
+                     scales=_tie_scales(gates), seed=seed)
 
 
 def _tie_scales(gates) -> dict[str, str]:
