@@ -32,8 +32,9 @@ stream                 key (``seed`` = study seed)                          used
 ``null_split``         ``[seed, 7919, draw]``                               real-vs-real split null draws
 ``null_exchange``      ``[seed, 7877, draw]``                               holdout gates' exchange null draws
 ``power_defect``       ``[seed, 104729, draw, size_milli]``                 power: a defect's draw
-``null_missing_p``     ``[seed, *"null_missing_p", *gate, draws]``          min-P: stand-in p-values of a gate
+``null_missing_p``     ``[seed, *"null_missing_p", *gate, *cell]``          min-P: stand-in p-values of a gate
                                                                             not computed in some null draws
+                                                                            (``cell``: a digest of its draws)
 ``phantom_domain``     ``[seed, 0xD0A1, class_index, k]``                   phantom scanner of a patient
 ``study``              ``[seed]``                                           the study seed itself: the
                                                                             evaluation bootstrap, the Br35H
@@ -101,7 +102,7 @@ STREAMS: dict[str, tuple] = {
     "power_defect": (104729, "draw", "size_milli"),
     "power_defect_image": (Tag("power_defect_image"), "draw", "size_milli"),
     "label_other_halves": (Tag("label_other_halves"), "n"),
-    "null_missing_p": (Tag("null_missing_p"), Text("gate"), "draws"),
+    "null_missing_p": (Tag("null_missing_p"), Text("gate"), Text("cell")),
     "phantom_domain": (0xD0A1, "class_index", "k"),
     "study": (),
 }

@@ -26,7 +26,7 @@ RNG_VALUES = [
     ("power_defect", {"draw": 3, "size_milli": 250}, 1517150623),
     ("power_defect_image", {"draw": 3, "size_milli": 250}, 1574932442),  # new streams: pinned when added
     ("label_other_halves", {"n": 30}, 1435759994),
-    ("null_missing_p", {"gate": "detection_auc", "draws": 200}, 690562542),
+    ("null_missing_p", {"gate": "detection_auc", "cell": "0123abcd"}, 710767783),
     ("phantom_domain", {"class_index": 1, "k": 4}, 958326114),
     ("study", {}, 2029167940),
 ]

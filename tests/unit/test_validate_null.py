@@ -107,8 +107,9 @@ def test_predictive_tail_is_calibrated_where_the_normal_tail_is_not(m):
 def test_a_gate_with_few_draws_does_not_raise_the_whole_cell_false_fail_rate():
     """The detection AUC has 10 forests against the other gates' 200 draws. Left out of the draws it was not
     computed in, it made their minimum one over fewer gates than the candidate's: two independent exchangeable
-    gates failed a real candidate in about 0.09 of cells at 0.05. With an independent uniform stand-in in those
-    draws the cell is at the level (and the stand-ins are seeded: the same draws give the same p-values)."""
+    gates failed a real candidate in about 0.10 of cells at 0.05. With an independent uniform stand-in in those
+    draws the cell is at the level. The stand-ins are seeded by the cell's draws: the same draws (also after a
+    round trip through the arrays a control job writes) give the same p-values, another cell's draws others."""
     from radaug.validate.null import NullDraws
 
     rng = np.random.default_rng(8)
@@ -129,8 +130,13 @@ def test_a_gate_with_few_draws_does_not_raise_the_whole_cell_false_fail_rate():
     # 600 cells: SE of a rate of 0.05 is 0.009
     assert fails["stand-in"] / cells < 0.07
     assert fails["left out"] / cells > 0.075
-    again = NullDraws({"g": g[:-1], "detection_auc": auc[:-1]}, directions, frozenset({"detection_auc"}), seed=cell)
+    again = NullDraws.from_arrays(null.to_arrays("cell"), "cell")
     assert np.array_equal(again.min_p(observed), null.min_p(observed))
+    other = NullDraws({"g": g[:-1] + 1.0, "detection_auc": auc[:-1]}, directions, frozenset({"detection_auc"}),
+                      seed=cell)
+    assert not np.array_equal(np.sort(other.min_p())[:20], np.sort(null.min_p())[:20])
+    full = NullDraws({"g": g[:-1], "h": g[::-1][1:].copy()}, {"g": "minimize", "h": "minimize"})
+    assert np.array_equal(full.min_p(), np.fmin(*full.null_p_values().values()))  # no gaps: no stand-ins
 
 
 def test_min_p_pools_the_observed_value_with_the_draws():

@@ -76,6 +76,7 @@ multiple testing* (Wiley 1993).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -224,14 +225,19 @@ class NullDraws:
 
         A gate not computed in a draw (the detection AUC beyond its few forests,
         a statistic undefined on one draw's sides) takes a stand-in p-value there:
-        an independent uniform draw (stream ``null_missing_p``), the p-value of a
-        valid test under the null. Leaving the gate out instead made those draws'
-        minimum one over fewer gates than the candidate's, so the adjusted p-values
-        were too small (the detection AUC, computed in 10 of 200 draws, could fail
-        a real candidate at about its critical p-value on top of the level).
-        Independent stand-ins assume no dependence between the gate and the others
-        in those draws: exact where there is none, conservative where the gates
-        move together (as Fréchet, Wasserstein and KS do).
+        an imputed uniform p-value, as if the gate were independent of the others
+        in that draw. Leaving the gate out instead made those draws' minimum one
+        over fewer gates than the candidate's, so the adjusted p-values were too
+        small (the detection AUC, computed in 10 of 200 draws, could fail a real
+        candidate at about its critical p-value on top of the level). The stand-in
+        is exact for a gate whose own null p-value is uniform and independent of
+        the others, conservative where the gates move together (as Fréchet,
+        Wasserstein and KS do), and conservative for a statistic undefined on a
+        draw's sides (which left it out of the candidate's minimum neither).
+        The stand-ins are seeded by the study seed, the gate and a digest of the
+        cell's draws (stream ``null_missing_p``), so they differ from cell to cell:
+        one set for every cell would put the same few stand-ins below the floor
+        ``1 / (1 + N)`` of the other gates in every cell of a study.
         """
         table = self.null_p_values(observed)
         if not table:
@@ -243,12 +249,21 @@ class NullDraws:
         stacked = stacked[:, np.isfinite(stacked).any(axis=0)]
         if not stacked.size:
             return np.zeros(0)
+        cell = None
         for row, gate in enumerate(table):
             missing = ~np.isfinite(stacked[row])
             if missing.any() and not missing.all():
-                stand_in = stream_rng("null_missing_p", self.seed, gate=gate, draws=n).random(n)
-                stacked[row, missing] = stand_in[:stacked.shape[1]][missing]
+                cell = cell or self.digest()
+                stand_in = stream_rng("null_missing_p", self.seed, gate=gate, cell=cell).random(stacked.shape[1])
+                stacked[row, missing] = stand_in[missing]
         return np.nanmin(stacked, axis=0)
+
+    def digest(self) -> str:
+        """A short hex digest of every gate's draws (names and values), which tells one cell's null from another's."""
+        sha = hashlib.sha1()
+        for gate in sorted(self.values):
+            sha.update(gate.encode() + b"\0" + np.ascontiguousarray(self.values[gate], dtype=float).tobytes())
+        return sha.hexdigest()[:16]
 
     def adjusted(self, observed: Mapping[str, float]) -> dict[str, float]:
         """Min-P adjusted p-value of every gate's observed value (:func:`min_p_adjusted` on ranking p-values)."""
