@@ -12,8 +12,14 @@ from .augment_cases import disc_case
 @given(seed=st.integers(0, 2**32 - 1), displacement=st.floats(0.5, 6.0), min_jacobian=st.floats(0.05, 0.8))
 def test_every_accepted_field_has_jacobian_above_the_minimum(seed, displacement, min_jacobian):
     image, mask = disc_case((24, 24))
-    twin, _ = RandomElasticDeformation(control_points=6, max_displacement_mm=displacement, min_jacobian=min_jacobian,
-                                       max_attempts=500).sample(np.random.default_rng(seed), image, mask, (1.0, 1.0))
+    try:
+        twin, _ = RandomElasticDeformation(control_points=6, max_displacement_mm=displacement, min_jacobian=min_jacobian,
+                                           max_attempts=500).sample(np.random.default_rng(seed), image, mask, (1.0, 1.0))
+    except RuntimeError as error:
+        # a large displacement with a strict minimum may find no field: the documented, named refusal, never a
+        # field below the minimum (seen at displacement 6.0, min_jacobian 0.78)
+        assert "lower augmentation.elastic.max_displacement_mm" in str(error)
+        return
     jacobian = jacobian_determinant(image.shape, (1.0, 1.0), twin.sitk_transform(image.shape, (1.0, 1.0)))
     assert jacobian.min() > min_jacobian > 0
 
