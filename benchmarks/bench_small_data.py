@@ -22,6 +22,11 @@ equal in both runs, which checks that the two runs differ only by the switches).
 the same run. No target is asserted: this is an experiment, run with
 ``python -m benchmarks.bench_small_data`` (``--quick``: 3 folds, 300 steps, 40 patients).
 ``RADAUG_BENCH_WORKDIR=DIR`` keeps the two studies in ``DIR`` (default: a temporary folder).
+``--steps N`` trains every generator for N steps instead of the config's; ``--conditioning
+mask`` makes every generator mask-conditioned (``generative.conditioning``: given a mask
+from the fold's shape model, it synthesises the image only; joint is the 2D default). Either
+one names the studies after it (``small_data_<variant>_<conditioning>_<steps>``), so runs of
+several settings can share one ``RADAUG_BENCH_WORKDIR`` and its preprocessing.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -43,11 +49,15 @@ GANS = ("dcgan", "lsgan")
 REFERENCE = "cvae"  # no switches: equal rows in both runs
 MODELS = (REFERENCE, *GANS)
 SWITCHES = {"diffaugment": "color,translation,cutout", "r1_gamma": 10.0, "ema_beta": 0.999}
-METRICS = ("coverage", "density", "detection_auc", "frechet_distance", "memorization_ratio")
+METRICS = ("coverage", "density", "recall", "detection_auc", "frechet_distance", "memorization_ratio")
 
 
-def configs(quick: bool) -> dict[str, dict]:
-    """The two study configs: ``default`` and ``switches``, equal but for the GANs' switches."""
+def configs(quick: bool, steps: int | None = None, conditioning: str | None = None) -> dict[str, dict]:
+    """The two study configs: ``default`` and ``switches``, equal but for the GANs' switches.
+
+    ``steps`` and ``conditioning`` (``generative.steps`` and ``generative.conditioning``) apply
+    to both, and name the studies when given.
+    """
     base = yaml.safe_load((REPO / "config/phantom.yaml").read_text())
     base["generative"]["models"] = list(MODELS)
     base["evaluation"]["arms"] = ["real", *MODELS]
@@ -56,10 +66,15 @@ def configs(quick: bool) -> dict[str, dict]:
         base["split"]["folds"] = 3
         base["generative"]["steps"] = 300
         base["data"]["phantom"]["n_patients"] = {"benign": 30, "malignant": 10}
+    suffix = ""
+    if steps is not None or conditioning is not None:
+        base["generative"]["steps"] = steps or base["generative"]["steps"]
+        base["generative"]["conditioning"] = conditioning or base["generative"].get("conditioning", "auto")
+        suffix = f"_{base['generative']['conditioning']}_{base['generative']['steps']}"
     out = {}
     for variant in ("default", "switches"):
         config = copy.deepcopy(base)
-        config["study"]["name"] = f"small_data_{variant}"
+        config["study"]["name"] = f"small_data_{variant}{suffix}"
         if variant == "switches":
             for gan in GANS:
                 config["generative"][gan] = {**config["generative"].get(gan, {}), **SWITCHES}
@@ -99,14 +114,14 @@ def figures(study: Path, minority: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False, steps: int | None = None, conditioning: str | None = None) -> list[dict]:
     rows = []
     keep = os.environ.get("RADAUG_BENCH_WORKDIR")
     with tempfile.TemporaryDirectory(prefix="radaug-small-data-") as tmp:
         workdir = Path(keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         results = {}
-        for variant, config in configs(quick).items():
+        for variant, config in configs(quick, steps, conditioning).items():
             wall, _, _ = snakemake(workdir, config, *targets(config))
             results[variant] = figures(workdir / "results" / config["study"]["name"], minority="malignant")
             results[variant]["_wall"] = wall
@@ -127,5 +142,14 @@ def run(quick: bool = False) -> list[dict]:
     return rows
 
 
+def _option(name: str) -> str | None:
+    argv = sys.argv[1:]
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
 if __name__ == "__main__":
-    standalone(run)
+    steps, conditioning = _option("--steps"), _option("--conditioning")
+    if conditioning not in (None, "joint", "mask", "auto"):
+        raise SystemExit(f"--conditioning must be joint, mask or auto, not {conditioning!r}")
+    standalone(lambda quick: run(quick, int(steps) if steps else None, conditioning),
+               options=("--steps", "--conditioning"))
