@@ -100,3 +100,24 @@ def test_job_overhead_study_is_validated_as_a_user_study_of_its_size():
     factor = validate_config(overhead_study_config("factor"), base_dir=".")
     assert factor["validation"]["rule"] == "factor"
     assert user["study"]["name"] != factor["study"]["name"]
+
+
+def test_small_data_settings_name_their_studies_and_change_only_what_they_say():
+    """``--steps``/``--conditioning`` of bench_small_data: both variants get the setting, the studies are
+    named after it (so several settings share one workdir), and the switches stay the only difference."""
+    from benchmarks.bench_small_data import GANS, SWITCHES, configs
+
+    plain = configs(False)
+    assert [c["study"]["name"] for c in plain.values()] == ["small_data_default", "small_data_switches"]
+    masked = configs(False, conditioning="mask")
+    assert [c["study"]["name"] for c in masked.values()] == ["small_data_default_mask_800",
+                                                           "small_data_switches_mask_800"]
+    assert all(c["generative"]["conditioning"] == "mask" for c in masked.values())
+    longer = configs(False, steps=3000)
+    assert {c["generative"]["steps"] for c in longer.values()} == {3000}
+    default, switched = masked["default"], masked["switches"]
+    for gan in GANS:
+        assert not set(SWITCHES) & set(default["generative"].get(gan, {}))
+        assert {k: switched["generative"][gan][k] for k in SWITCHES} == SWITCHES
+    without_gans = [{**c["generative"], **{g: None for g in GANS}} for c in (default, switched)]
+    assert without_gans[0] == without_gans[1]
