@@ -41,7 +41,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmarks import row, standalone
+from benchmarks import check_flags, row, standalone
 from benchmarks.bench_study import REPO, snakemake
 
 BENCH = "small_data"
@@ -142,13 +142,11 @@ def run(quick: bool = False, steps: int | None = None, conditioning: str | None 
     return rows
 
 
-def _option(name: str) -> str | None:
-    argv = sys.argv[1:]
-    return argv[argv.index(name) + 1] if name in argv else None
-
-
 if __name__ == "__main__":
-    steps, conditioning = _option("--steps"), _option("--conditioning")
+    # flags checked first: a missing value or a misspelt option is named before anything runs
+    argv = check_flags(sys.argv[1:], ("--quick",), ("--steps", "--conditioning"))
+    steps = argv[argv.index("--steps") + 1] if "--steps" in argv else None
+    conditioning = argv[argv.index("--conditioning") + 1] if "--conditioning" in argv else None
     if conditioning not in (None, "joint", "mask", "auto"):
         raise SystemExit(f"--conditioning must be joint, mask or auto, not {conditioning!r}")
     standalone(lambda quick: run(quick, int(steps) if steps else None, conditioning),
