@@ -42,7 +42,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks import load_average, row, standalone, stopwatch
-from benchmarks.bench_study import CORES, compute_seconds, job_spans, study_config
+from benchmarks.bench_study import CORES, compute_seconds, study_config
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = "job_overhead"
@@ -131,25 +131,69 @@ def record_compute(study_dir: Path) -> dict[str, float]:
     return out
 
 
-def concurrency(spans: list[tuple[str, float, float]], start: float, end: float):
-    """Seconds of ``[start, end]`` with 0, 1, ... jobs running; and per rule, seconds it ran alone."""
-    events = sorted([(s, 1, r) for r, s, _ in spans] + [(e, -1, r) for r, _, e in spans])
+def concurrency(spans, start: float, end: float, cores: int = CORES):
+    """Idle core-seconds of ``[start, end]`` by how many cores the running jobs held, and per rule the
+    core-seconds left idle beside it while it ran with idle cores.
+
+    ``spans``: (rule, start, end) or (rule, start, end, threads); a job holds ``threads`` cores
+    (default 1), as Snakemake counts them. ``by_level[h]``: wall seconds during which the running
+    jobs held ``h`` cores (capped at ``cores``); ``alone[rule]``: the idle core-seconds beside
+    ``rule``'s jobs while they were the only ones running.
+    """
+    spans = [(span[0], span[1], span[2], span[3] if len(span) > 3 else 1) for span in spans]
+    events = sorted([(s, 1, r, n) for r, s, _, n in spans] + [(e, -1, r, n) for r, _, e, n in spans])
     by_level: dict[int, float] = {}
     alone: dict[str, float] = {}
-    running: list[str] = []
+    running: list[tuple[str, int]] = []
     t = start
-    for when, step, rule in events:
-        level = len(running)
-        by_level[level] = by_level.get(level, 0.0) + max(when - t, 0.0)
-        if level == 1:
-            alone[running[0]] = alone.get(running[0], 0.0) + max(when - t, 0.0)
+    for when, step, rule, threads in events:
+        held = min(sum(n for _, n in running), cores)
+        by_level[held] = by_level.get(held, 0.0) + max(when - t, 0.0)
+        if len(running) == 1 and held < cores:
+            alone[running[0][0]] = alone.get(running[0][0], 0.0) + max(when - t, 0.0) * (cores - held)
         t = max(t, when)
         if step > 0:
-            running.append(rule)
+            running.append((rule, threads))
         else:
-            running.remove(rule)
+            running.remove((rule, threads))
     by_level[0] = by_level.get(0, 0.0) + max(end - t, 0.0)
     return by_level, alone
+
+
+def threaded_spans(workdir: Path) -> list[tuple[str, float, float, int]]:
+    """(rule, start, end, threads) of every job of the last run: :func:`benchmarks.bench_study.job_spans`
+    with the job's threads from its provenance record (its log ``<study>/logs/<rule>/<x>.log`` and its
+    record ``<study>/provenance/<rule>/<x>.json`` name it alike; 1 where no record is found)."""
+    jobs: dict[int, tuple[str, float, float, int]] = {}
+    for f in (workdir / ".snakemake/metadata").iterdir():
+        meta = json.loads(f.read_text())
+        if meta.get("starttime") is None or meta.get("endtime") is None:
+            continue
+        threads = 1
+        if meta.get("log"):
+            record = workdir / re.sub(r"\.log$", ".json", meta["log"][0].replace("/logs/", "/provenance/", 1))
+            if record.is_file():
+                threads = json.loads(record.read_text()).get("threads") or 1
+        rule, start, end, n = jobs.get(meta["job_hash"], (meta["rule"], meta["starttime"], meta["endtime"], threads))
+        jobs[meta["job_hash"]] = (rule, min(start, meta["starttime"]), max(end, meta["endtime"]), max(n, threads))
+    return sorted(jobs.values(), key=lambda j: j[1])
+
+
+def worker_cost_rows(study: str, study_dir: Path) -> list[dict]:
+    """CPU of a validation job on several worker processes against the same rule's one-thread jobs of the run
+    (``cores_share`` gives the control folds of a last partial round more threads): what forking costs."""
+    rows = []
+    for rule_name in ("validate_controls_fold", "validate"):
+        records = [json.loads(p.read_text()) for p in (study_dir / "provenance" / rule_name).glob("*.json")]
+        one = [r["cpu_seconds"] for r in records if r.get("threads") == 1 and r.get("cpu_seconds")]
+        more = [r for r in records if (r.get("threads") or 1) > 1 and r.get("cpu_seconds")]
+        if one and more:
+            rows.append(row(BENCH, f"{study}: {rule_name} CPU on worker processes vs one thread",
+                            statistics.mean(r["cpu_seconds"] for r in more), "s", reference=statistics.mean(one),
+                            notes=f"{len(more)} job(s) on {more[0]['threads']} workers (wall "
+                                  f"{statistics.mean(r['seconds'] for r in more):.1f} s) vs {len(one)} on one "
+                                  "(wall = CPU); jobs of similar size (the folds), not the same job"))
+    return rows
 
 
 def run_study(workdir: Path, config: dict, repo: Path = REPO) -> tuple[float, float, float]:
@@ -223,14 +267,14 @@ def breakdown_rows(workdir: Path, start: float, preamble: float, imports: dict[s
                 notes="CPU seconds of Snakemake and all jobs (robust to other load)"),
         ]
     study_dir = workdir / "results" / name
-    spans = job_spans(workdir)
+    spans = threaded_spans(workdir)
     compute = record_compute(study_dir)
     hashing = record_hash_seconds(study_dir)
     scripts = rule_scripts()
     cases = sum(1 for _ in open(study_dir / "cases/index.csv")) - 1
     totals = {"span": 0.0, "compute": 0.0, "hash": 0.0, "start": 0.0}
     by_rule: dict[str, list[float]] = {}
-    for rule_name, s, e in spans:
+    for rule_name, s, e, _ in spans:
         by_rule.setdefault(rule_name, []).append(e - s)
     for rule_name, durations in sorted(by_rule.items(), key=lambda kv: -sum(kv[1])):
         n = len(durations)
@@ -258,22 +302,27 @@ def breakdown_rows(workdir: Path, start: float, preamble: float, imports: dict[s
     def target(value: str) -> str | None:  # the issue's targets are for the user's study, not the comparison
         return value if rule == "null" else None
 
+    idle_beside = sum(seconds * (CORES - held) for held, seconds in by_level.items() if 0 < held < CORES)
     rows += [
-        row(BENCH, f"{study}: utilisation", totals["compute"], "s", reference=capacity, target=target(">= 0.7"),
-            notes=f"{setting}; wall {wall:.1f} s, {len(spans)} jobs, CPU of the run {cpu:.1f} s; a job's work "
-                  "counted as its wall seconds"),
-        row(BENCH, f"{study}: utilisation by CPU", work_cpu, "s", reference=capacity,
-            notes="the jobs' work counted as their CPU seconds (records' cpu_seconds): a job that uses "
-                  "its threads (the split's verification) counts each core it keeps busy"),
+        row(BENCH, f"{study}: utilisation", work_cpu, "s", reference=capacity, target=target(">= 0.7"),
+            notes=f"{setting}; wall {wall:.1f} s, {len(spans)} jobs, CPU of the run {cpu:.1f} s; the jobs' work "
+                  "counted as their CPU seconds (records' cpu_seconds, with the worker processes a job forks): a "
+                  "job that uses its threads (the split's verification, the validation jobs' null draws) counts "
+                  "each core it keeps busy"),
+        row(BENCH, f"{study}: utilisation, work as wall seconds", totals["compute"], "s", reference=capacity,
+            notes="a job's work counted as its wall seconds, whatever its threads (the figure before "
+                  "2026-12-04: it counts the second core of a 2-thread job as idle)"),
         row(BENCH, f"{study}: job overhead / core time", overhead, "s", reference=capacity, target=target("<= 0.08"),
             notes=f"job spans {totals['span']:.1f} s - work {totals['compute']:.1f} s; of the overhead: "
                   f"interpreter + preamble + imports {totals['start']:.1f} s, record hashing {totals['hash']:.1f} s, "
                   f"rest {overhead - totals['start'] - totals['hash']:.1f} s"),
         row(BENCH, f"{study}: idle core time, no job running", by_level.get(0, 0.0) * CORES, "s",
             reference=capacity, notes="Snakemake start-up, DAG build, end of run, scheduling gaps"),
-        row(BENCH, f"{study}: idle core time, one job running", by_level.get(1, 0.0) * (CORES - 1), "s",
-            reference=capacity, notes=f"stages with a single ready job; longest alone: {alone_top}"),
+        row(BENCH, f"{study}: idle core time beside running jobs", idle_beside, "s", reference=capacity,
+            notes="cores no running job holds (a job holds its threads) while some job runs; idle core-seconds "
+                  f"beside a job running alone: {alone_top}"),
     ]
+    rows += worker_cost_rows(study, study_dir)
     return rows
 
 

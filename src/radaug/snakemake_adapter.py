@@ -36,6 +36,7 @@ Rule conventions (``workflow/rules/*.smk``), which :func:`run_job` and
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import socket
 import sys
@@ -73,6 +74,13 @@ def _plain(value):
     return str(value)
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of the children it has waited for
+    (:func:`radaug.parallel.map_draws`' workers)."""
+    user, system, children_user, children_system, _ = os.times()
+    return user + system + children_user + children_system
+
+
 def job_record(smk, started: float, finished: float, cpu_seconds: float | None = None) -> dict:
     """The job record of ``output.prov``: rule, wildcards, inputs and outputs with sha256,
     params, seed, code version, package versions, host and times."""
@@ -94,7 +102,8 @@ def job_record(smk, started: float, finished: float, cpu_seconds: float | None =
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
         "seconds": round(finished - started, 3),
-        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 3),  # all threads of the job's process
+        # all threads of the job's process, and the worker processes it forked and waited for
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 3),
     }
 
 
@@ -112,7 +121,7 @@ def run_job(smk, main) -> None:
         handlers.append(logging.FileHandler(smk.log[0], mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
-    started, cpu_started = time.time(), time.process_time()
+    started, cpu_started = time.time(), _cpu_seconds()
     try:
         main(smk)
     except RadaugError as exc:
@@ -122,5 +131,5 @@ def run_job(smk, main) -> None:
         log.exception("rule %s failed", smk.rule)
         sys.exit(1)
     finished = time.time()
-    write_json(smk.output.prov, job_record(smk, started, finished, time.process_time() - cpu_started))
+    write_json(smk.output.prov, job_record(smk, started, finished, _cpu_seconds() - cpu_started))
     log.info("rule %s done in %.1f s", smk.rule, finished - started)

@@ -1,5 +1,7 @@
 """The benchmark harness's contract checks (no benchmark runs here: figures are never timed tests)."""
 
+import json
+
 import pytest
 
 from benchmarks import check_flags, check_rows, format_table, meets, row
@@ -65,14 +67,37 @@ def test_dag_benchmark_names_every_arm_the_config_allows():
     assert {"real", "oversample", "smote", "classical", "cvae", "dcgan", "lsgan", "wgan_gp"} <= set(arms)
 
 
-def test_job_overhead_concurrency_splits_wall_time_by_running_jobs():
+def test_job_overhead_concurrency_splits_wall_time_by_the_cores_running_jobs_hold():
     from benchmarks.bench_job_overhead import concurrency
 
     # a alone 0-2, a+b 2-3, b alone 3-5, nothing 5-6 and before 0
     spans = [("a", 10.0, 13.0), ("b", 12.0, 15.0)]
-    by_level, alone = concurrency(spans, 9.0, 16.0)
+    by_level, alone = concurrency(spans, 9.0, 16.0, cores=2)
     assert by_level == {0: 2.0, 1: 4.0, 2: 1.0}
     assert alone == {"a": 2.0, "b": 2.0}
+    # c holds both cores 16-20 (two threads): nothing idle beside it; d alone on 4 cores idles 3 of them
+    by_level, alone = concurrency(spans + [("c", 16.0, 20.0, 2)], 9.0, 20.0, cores=2)
+    assert by_level == {0: 2.0, 1: 4.0, 2: 5.0} and alone == {"a": 2.0, "b": 2.0}
+    by_level, alone = concurrency([("d", 0.0, 1.0), ("e", 1.0, 2.0, 8)], 0.0, 2.0, cores=4)
+    assert by_level == {0: 0.0, 1: 1.0, 4: 1.0} and alone == {"d": 3.0}
+
+
+def test_job_overhead_reads_each_jobs_threads_from_its_record(tmp_path):
+    from benchmarks.bench_job_overhead import threaded_spans
+
+    study = "results/s"
+    meta = tmp_path / ".snakemake/metadata"
+    meta.mkdir(parents=True)
+    for i, (rule, wildcard, start, threads) in enumerate([("fold", "r0f0", 1.0, 1), ("fold", "r0f2", 5.0, 2)]):
+        for k, end in enumerate((4.0, 4.5)):  # two outputs of one job: one span, from the first start to the last end
+            (meta / f"m{i}{k}").write_text(json.dumps({
+                "rule": rule, "job_hash": i, "starttime": start + k, "endtime": start + end,
+                "log": [f"{study}/logs/{rule}/{wildcard}.log"]}))
+        record = tmp_path / study / "provenance" / rule / f"{wildcard}.json"
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"threads": threads}))
+    (meta / "nolog").write_text(json.dumps({"rule": "all_done", "job_hash": 9, "starttime": 9.0, "endtime": 9.5}))
+    assert threaded_spans(tmp_path) == [("fold", 1.0, 5.5, 1), ("fold", 5.0, 9.5, 2), ("all_done", 9.0, 9.5, 1)]
 
 
 def test_job_overhead_maps_rules_to_their_scripts():

