@@ -181,7 +181,7 @@ def threaded_spans(workdir: Path) -> list[tuple[str, float, float, int]]:
 
 def worker_cost_rows(study: str, study_dir: Path) -> list[dict]:
     """CPU of a validation job on several worker processes against the same rule's one-thread jobs of the run
-    (``cores_share`` gives the control folds of a last partial round more threads): what forking costs."""
+    (``validation_threads`` in ``workflow/rules/common.smk`` gives the control folds of a last partial round more threads): what forking costs."""
     rows = []
     for rule_name in ("validate_controls_fold", "validate"):
         records = [json.loads(p.read_text()) for p in (study_dir / "provenance" / rule_name).glob("*.json")]

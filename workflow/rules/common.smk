@@ -42,16 +42,21 @@ wildcard_constraints:
     arm="|".join(map(re.escape, ARMS)),
 
 
-def cores_share(index, jobs, most=4):
-    """Threads for job ``index`` of ``jobs`` jobs of equal cost that use their threads fully
-    (radaug.parallel: the validation jobs' null draws), on the run's --cores.
+def validation_threads(index, jobs, most=4):
+    """Threads for validation job ``index`` of ``jobs`` jobs of about equal cost (control folds, arms)
+    on the run's --cores: the null draws run on forked workers of the job's threads (radaug.parallel).
 
     The jobs of whole rounds (as many jobs as cores) get one thread each; the jobs of
     the last, partial round share the cores (three control folds on two cores: 1, 1, 2),
     so that no core idles beside a job running alone. At most ``most`` threads: on a
     cluster --cores is large, and the draws' parallel efficiency falls with more workers.
-    Results do not depend on the threads (one BLAS thread per worker).
+    Under ``validation.rule: factor`` (no null draws; a control fold of the 101-case study
+    is 2 s) one thread: there forking cost 1.5x the job's CPU and a 2-thread job waited for
+    both cores (the study took 1.14x as long). Results do not depend on the threads (one
+    BLAS thread per worker).
     """
+    if config["validation"]["rule"] != "null":
+        return 1
     cores = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else 1
     whole = jobs - jobs % cores
     if index < whole:

@@ -35,8 +35,8 @@ rule validate:
     conda:
         "../../envs/radaug.yaml"
     # the null draws run on forked workers of the job's threads (radaug.parallel; the same values on any
-    # number), the arms of a last partial round sharing the cores (cores_share); on SLURM the job's cpus-per-task
-    threads: lambda wildcards: cores_share(VALIDATED_ARMS.index(wildcards.arm), len(VALIDATED_ARMS))
+    # number), the arms of a last partial round sharing the cores (validation_threads); on SLURM the job's cpus-per-task
+    threads: lambda wildcards: validation_threads(VALIDATED_ARMS.index(wildcards.arm), len(VALIDATED_ARMS))
     params:
         code=code("validate"),
         options=config["validation"],
@@ -77,7 +77,7 @@ rule validate_controls_fold:
     # Started as soon as the real features are ready: every validate job waits for all of
     # them (split_nulls), and one left for the end ran alone for a minute of the default study.
     priority: 10
-    threads: lambda wildcards: cores_share(FOLDS.index(wildcards.fold), len(FOLDS))  # as in validate
+    threads: lambda wildcards: validation_threads(FOLDS.index(wildcards.fold), len(FOLDS))  # as in validate
     params:
         code=code("validate_controls_fold"),
         options=config["validation"],
