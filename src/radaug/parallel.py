@@ -47,10 +47,13 @@ _WORKERS: list[int] = []
 
 _IN_CHILD = False
 
+_BUSY = False
+"""True while this process runs a :func:`map_draws` with workers."""
+
 
 def workers() -> int:
     """How many processes :func:`map_draws` may use here: the innermost :func:`use_workers`, else 1."""
-    if _IN_CHILD or not _WORKERS or not hasattr(os, "fork"):
+    if _IN_CHILD or _BUSY or not _WORKERS or not hasattr(os, "fork"):
         return 1
     return _WORKERS[-1]
 
@@ -86,35 +89,51 @@ def map_draws(task: Callable[[int], T], n: int, *, keep: MutableMapping | None =
     added to the caller's after the loop (the caller's own draws add theirs as
     they run). A child's exception is raised here (its traceback in a note;
     as :class:`RuntimeError` if it cannot be pickled); a child that dies
-    without an answer (killed) raises :class:`RuntimeError`. Children die with
-    the caller (Linux: ``PR_SET_PDEATHSIG``), so a killed job leaves none behind.
+    without a whole answer (killed) raises :class:`RuntimeError`. Whatever
+    ends the call early (a failing draw, a signal), the children still running
+    are killed and reaped; and children die with the caller (Linux:
+    ``PR_SET_PDEATHSIG``), so a killed job leaves none behind.
     """
+    global _BUSY
     k = min(workers(), n)
     if k <= 1:
         return [task(i) for i in range(n)]
-    children: list[tuple[int, int]] = []  # (pid, read end) of the children not yet answered
+    children: list[tuple[int, int]] = []  # (pid, read end) of the children not yet reaped
+    parent = os.getpid()
     gc.freeze()  # the collector of a child then leaves the parent's objects (and their pages) alone
+    _BUSY = True  # a draw of this process that calls map_draws computes it here (no second set of workers)
     try:
         for w in range(1, k):
             read_end, write_end = os.pipe()
             sys.stdout.flush(), sys.stderr.flush()  # no buffered text written twice
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except BaseException:
+                os.close(read_end), os.close(write_end)
+                raise
             if pid == 0:  # pragma: no cover - the child's side is measured by its answer
                 os.close(read_end)
-                _child(task, range(w, n, k), write_end, keep)
+                for _, other in children:  # the read ends of earlier siblings are the caller's alone
+                    os.close(other)
+                _child(task, range(w, n, k), write_end, keep, parent)
             os.close(write_end)
             children.append((pid, read_end))
         mine = [task(i) for i in range(0, n, k)]
         answers = []
         while children:
-            answers.append(_answer(*children.pop(0)))
+            pid, read_end = children[0]
+            data = _read_all(read_end)
+            os.close(read_end)
+            children.pop(0)  # reaped here, whatever its answer
+            answers.append(_answer(pid, data, _reap(pid)))
     finally:
-        for pid, read_end in children:  # a draw failed: stop and reap the children still running
+        for pid, read_end in children:  # ended early: stop, close and reap the children still listed
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            os.close(read_end)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                os.close(read_end)
+            _reap(pid)
+        _BUSY = False
         gc.unfreeze()
     values: list[Any] = [None] * n
     values[0::k] = mine
@@ -125,12 +144,13 @@ def map_draws(task: Callable[[int], T], n: int, *, keep: MutableMapping | None =
     return values
 
 
-def _child(task: Callable[[int], Any], draws: range, write_end: int, keep: MutableMapping | None) -> None:
+def _child(task: Callable[[int], Any], draws: range, write_end: int, keep: MutableMapping | None,
+           parent: int) -> None:
     """A forked child: compute ``draws``, send ``("ok", (values, added cache entries))`` or
     ``("error", (exception or None, traceback text))``, and exit."""
     global _IN_CHILD
     _IN_CHILD = True
-    _die_with_parent()
+    _die_with(parent)
     status = 0
     try:
         before = set(keep) if keep is not None else set()
@@ -151,30 +171,51 @@ def _child(task: Callable[[int], Any], draws: range, write_end: int, keep: Mutab
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(payload)
     finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush(), sys.stderr.flush()
         os._exit(status)  # never return into the caller's stack, nor run its exit handlers
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to kill this child when the process that forked it ends (a no-op elsewhere)."""
-    if sys.platform != "linux":
-        return
-    import ctypes
+def _die_with(parent: int) -> None:
+    """Have Linux kill this child when ``parent`` (the process, strictly its thread, that forked it) ends;
+    end now if it already has. A no-op elsewhere."""
+    if sys.platform == "linux":
+        import ctypes
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    # (a parent that ended before the request is the orphaned child's parent no more: the pipe's
-    # reader is gone too, and the child's write fails and ends it)
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent ended before the request: nobody waits for this child's draws
+        os._exit(1)
 
 
-def _answer(pid: int, read_end: int) -> tuple[list, dict]:
-    """The values and cache entries of child ``pid``, read from ``read_end``; its failure raised here."""
-    with os.fdopen(read_end, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    if not data:
-        raise RuntimeError(f"a worker process of map_draws (pid {pid}) ended without an answer "
-                           f"(wait status {status}; killed, e.g. out of memory?)")
-    kind, payload = pickle.loads(data)
+def _read_all(read_end: int) -> bytes:
+    """Everything a child writes to its pipe, up to the child's end (EOF); the pipe is left open."""
+    chunks = []
+    while chunk := os.read(read_end, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reap(pid: int) -> int:
+    """Wait for child ``pid``; its wait status (0 if it was reaped already)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:
+        return 0
+
+
+def _answer(pid: int, data: bytes, status: int) -> tuple[list, dict]:
+    """The values and cache entries child ``pid`` sent (``data``), given its wait ``status``; its failure
+    raised here."""
+    code = os.waitstatus_to_exitcode(status) if status else 0
+    try:
+        kind, payload = pickle.loads(data) if data and code >= 0 else (None, None)
+    except Exception:  # noqa: BLE001 - a truncated answer
+        kind, payload = None, None
+    if kind is None:
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        raise RuntimeError(f"a worker process of map_draws (pid {pid}) ended without a whole answer ({how}, "
+                           f"{len(data)} bytes sent; killed, e.g. out of memory?)")
     if kind == "error":
         error, text = payload
         if error is None:
@@ -182,3 +223,21 @@ def _answer(pid: int, read_end: int) -> tuple[list, dict]:
         error.add_note(f"raised in a worker process of map_draws (pid {pid}):\n{text}")
         raise error
     return payload
+
+
+def share_of_cores(index: int, jobs: int, cores: int | None, most: int = 4) -> int:
+    """Threads for job ``index`` of ``jobs`` jobs of about equal cost that use their threads fully, on ``cores``.
+
+    The jobs of whole rounds (as many jobs as cores) get one thread each; the jobs
+    of the last, partial round share the cores (three jobs on two cores: 1, 1, 2;
+    two jobs on eight: 4, 4 with ``most`` 4). A heuristic: Snakemake need not start
+    the jobs in this order, and a job of two threads waits for two free cores. At
+    most ``most`` threads (the draws' parallel efficiency falls with more workers);
+    an unknown core count (None: a cluster executor without --cores) gives 1.
+    """
+    if not isinstance(cores, int) or cores < 1 or jobs < 1:
+        return 1
+    whole = jobs - jobs % cores
+    if index < whole:
+        return 1
+    return max(1, min(most, cores // (jobs - whole)))

@@ -146,3 +146,15 @@ def test_small_data_settings_name_their_studies_and_change_only_what_they_say():
         assert {k: switched["generative"][gan][k] for k in SWITCHES} == SWITCHES
     without_gans = [{**c["generative"], **{g: None for g in GANS}} for c in (default, switched)]
     assert without_gans[0] == without_gans[1]
+
+
+def test_job_overhead_prices_the_workers_from_the_folds_of_one_run(tmp_path):
+    from benchmarks.bench_job_overhead import worker_cost
+
+    folder = tmp_path / "provenance/validate_controls_fold"
+    folder.mkdir(parents=True)
+    assert worker_cost(tmp_path) is None
+    for fold, threads, cpu, wall in [("r0f0", 1, 20.0, 20.2), ("r0f1", 1, 22.0, 22.1), ("r0f2", 2, 25.0, 14.0),
+                                     ("r0f3", None, 21.0, 21.0)]:
+        (folder / f"{fold}.json").write_text(json.dumps({"threads": threads, "cpu_seconds": cpu, "seconds": wall}))
+    assert worker_cost(tmp_path) == (25.0, 14.0, 2, 21.0, 1)

@@ -36,8 +36,10 @@ def test_draws_run_in_forked_processes_only_inside_a_block_and_never_nest():
     with use_workers(3):
         pids = map_draws(lambda i: os.getpid(), 6)
         assert pids[0::3] == [me, me] and len(set(pids)) == 3  # draw i in process i % 3
-        # a draw computed in a child may not fork again: one level of workers
-        assert map_draws(lambda i: parallel.workers(), 6) == [3, 1, 1, 3, 1, 1]
+        # a draw may not fork again, in a child or in the caller: one set of workers
+        assert map_draws(lambda i: parallel.workers(), 6) == [1] * 6
+        nested = map_draws(lambda i: set(map_draws(lambda j: os.getpid(), 3)), 3)
+        assert all(len(pids) == 1 for pids in nested)
         with use_workers(1):
             assert set(map_draws(lambda i: os.getpid(), 4)) == {me}
     assert parallel.workers() == 1
@@ -88,7 +90,7 @@ def test_a_killed_child_and_a_failing_caller_leave_no_process_behind():
             os.kill(os.getpid(), signal.SIGKILL)
         return i
 
-    with use_workers(2), pytest.raises(RuntimeError, match="ended without an answer"):
+    with use_workers(2), pytest.raises(RuntimeError, match="ended without a whole answer .killed by signal 9"):
         map_draws(killed, 2)
     assert _no_child_left()
 
@@ -107,6 +109,51 @@ def test_a_killed_child_and_a_failing_caller_leave_no_process_behind():
         map_draws(caller_fails, 2)
     assert time.monotonic() - started < 10
     assert _no_child_left()
+
+
+def test_a_signal_that_ends_the_wait_kills_and_reaps_the_children():
+    import time
+
+    def raise_alarm(signum, frame):
+        raise TimeoutError("alarm")
+
+    def slow(i):
+        if i:
+            time.sleep(30)
+        return i
+
+    previous = signal.signal(signal.SIGALRM, raise_alarm)
+    started = time.monotonic()
+    try:
+        signal.alarm(1)
+        with use_workers(3), pytest.raises(TimeoutError):
+            map_draws(slow, 3)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 10
+    assert _no_child_left()
+
+
+def test_a_truncated_or_missing_answer_names_how_the_child_ended():
+    import pickle
+
+    whole = pickle.dumps(("ok", ([1.0, 2.0], {})))
+    assert parallel._answer(1, whole, 0) == ([1.0, 2.0], {})
+    with pytest.raises(RuntimeError, match=r"without a whole answer \(killed by signal 9, 5 bytes sent"):
+        parallel._answer(1, whole[:5], 9)  # wait status 9: killed by SIGKILL
+    with pytest.raises(RuntimeError, match=r"without a whole answer \(exit code 0, 5 bytes sent"):
+        parallel._answer(1, whole[:5], 0)
+    with pytest.raises(RuntimeError, match=r"exit code 3, 0 bytes"):
+        parallel._answer(1, b"", 3 << 8)
+
+
+@pytest.mark.parametrize("jobs, cores, threads", [
+    (3, 2, [1, 1, 2]), (5, 2, [1, 1, 1, 1, 2]), (4, 2, [1, 1, 1, 1]), (5, 4, [1, 1, 1, 1, 4]),
+    (6, 4, [1, 1, 1, 1, 2, 2]), (2, 8, [4, 4]), (1, 2, [2]), (3, None, [1, 1, 1]), (3, 1, [1, 1, 1]),
+])
+def test_the_last_partial_round_of_jobs_shares_the_cores(jobs, cores, threads):
+    assert [parallel.share_of_cores(i, jobs, cores) for i in range(jobs)] == threads
 
 
 def test_what_children_add_to_a_named_cache_comes_back():

@@ -7,6 +7,7 @@ from radaug.arms import CLASSICAL_ARM, REFERENCE_ARM, arm_components, data_compo
 from radaug.config import TRANSLATORS, model_conditioning, resolve_params_file, validate_config
 from radaug.errors import RadaugError
 from radaug.manifest import read_manifest_table
+from radaug.parallel import share_of_cores
 from radaug.provenance import code_version
 from radaug.splits import fold_key
 
@@ -42,26 +43,18 @@ wildcard_constraints:
     arm="|".join(map(re.escape, ARMS)),
 
 
-def validation_threads(index, jobs, most=4):
-    """Threads for validation job ``index`` of ``jobs`` jobs of about equal cost (control folds, arms)
-    on the run's --cores: the null draws run on forked workers of the job's threads (radaug.parallel).
-
-    The jobs of whole rounds (as many jobs as cores) get one thread each; the jobs of
-    the last, partial round share the cores (three control folds on two cores: 1, 1, 2),
-    so that no core idles beside a job running alone. At most ``most`` threads: on a
-    cluster --cores is large, and the draws' parallel efficiency falls with more workers.
-    Under ``validation.rule: factor`` (no null draws; a control fold of the 101-case study
-    is 2 s) one thread: there forking cost 1.5x the job's CPU and a 2-thread job waited for
-    both cores (the study took 1.14x as long). Results do not depend on the threads (one
-    BLAS thread per worker).
+def validation_threads(index, jobs):
+    """Threads for validation job ``index`` of ``jobs`` jobs of about equal cost (control folds, arms):
+    their null draws run on forked workers of the job's threads (radaug.parallel), and the jobs of a
+    last partial round share the run's cores (radaug.parallel.share_of_cores: three control folds on
+    two cores get 1, 1, 2). Under ``validation.rule: factor`` (no null draws; a control fold of the
+    101-case study is 2 s) one thread: there forking cost 1.5x the job's CPU and a 2-thread job
+    waited for both cores (the study took 1.14x as long). Without --cores (a cluster executor)
+    the core count is unknown (``workflow.cores`` would raise): one thread, as before.
     """
     if config["validation"]["rule"] != "null":
         return 1
-    cores = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else 1
-    whole = jobs - jobs % cores
-    if index < whole:
-        return 1
-    return max(1, min(most, cores // (jobs - whole)))
+    return share_of_cores(index, jobs, workflow.resource_settings.cores)
 
 
 def code(name):

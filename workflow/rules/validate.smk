@@ -35,7 +35,9 @@ rule validate:
     conda:
         "../../envs/radaug.yaml"
     # the null draws run on forked workers of the job's threads (radaug.parallel; the same values on any
-    # number), the arms of a last partial round sharing the cores (validation_threads); on SLURM the job's cpus-per-task
+    # number), the arms of a last partial round sharing the cores (validation_threads; one thread on a
+    # cluster run without --cores). mem_mb holds up to 4 workers: a Br35H control fold peaked at 445 MiB
+    # in the caller and 321 MiB (resident, much of it shared) in a worker.
     threads: lambda wildcards: validation_threads(VALIDATED_ARMS.index(wildcards.arm), len(VALIDATED_ARMS))
     params:
         code=code("validate"),
