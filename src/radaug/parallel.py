@@ -17,15 +17,16 @@ scikit-learn calls, Python in between) serialised on the interpreter lock.
 
 The number of workers is the job's: :func:`use_workers` sets it for a block
 (the validation scripts pass Snakemake's ``threads``); outside such a block,
-and inside a child, every loop runs in the calling process. What a child adds
+inside a child and inside a draw of a loop already on workers, every loop runs
+in the calling process. What a child adds
 to a cache the caller names (``keep``) is merged back, so a forest computed
 in a child is not grown again by the parent.
 
 Conditions on ``task``: a pure function of its index (its randomness from the
 index, no state carried from one draw to the next), returning a picklable
-value, and no BLAS threads (the callers hold ``threadpool_limits(1)``: a
-child forked while BLAS threads run could deadlock, and the thread count could
-change a decomposition's last bits). Fork is POSIX only; elsewhere the loop
+value, and no BLAS threads (:func:`use_workers` holds BLAS and OpenMP at one
+thread: a child forked while their threads run could deadlock, and the thread
+count could change a decomposition's last bits). Fork is POSIX only; elsewhere the loop
 runs in the calling process.
 """
 

@@ -721,6 +721,7 @@ def _permutation_draws(train, cand, holdout, tested_set, g_train, g_cand, split_
     z_pool, rank_pool = _standardised_pools(train[a], cand[c]) if pearson or spearman else (pool, pool)
     standardised = {name: _standardised_draw(specs[name], settings, z_pool if name in pearson else rank_pool, len(a))
                     for name in standardised}
+
     def permuted(draw: int) -> dict[str, float]:
         rng = stream_rng("null_permutation", seed, draw=draw)
         ref, side = _permuted_sides(pool_groups, len(a), rng)
@@ -807,6 +808,7 @@ def _exchange_draws(train, cand, holdout, g_train, g_cand, g_hold, gates, settin
     targets = (len(train), len(cand), len(holdout))
     image_gates = [name for name in gates if METRICS[name].protocol == "image_holdout"]
     image_rows = np.arange(len(pool)) if image_rows is None else np.asarray(image_rows)
+
     def exchanged(draw: int) -> dict[str, float]:
         t, c, h = _three_sides(codes, targets, stream_rng("null_exchange", seed, draw=draw))
         scores = _scores(pool[t], pool[c], pool[h], gates, settings or {}, draw=True)
@@ -1167,6 +1169,7 @@ def _null_draws(train, holdout, n_candidate, row_groups, gates, settings, *, see
                  if METRICS[name].protocol == "detection"}
     row_groups = np.asarray(row_groups).astype(str)
     values = {name: np.full(n_splits, np.nan) for name in gates}
+
     def split(draw: int) -> dict[str, float]:
         a, b = _null_split(row_groups, n_candidate, seed, draw)
         scores = _scores(train[a], train[b], holdout, gates, settings, draw=True, other=other)
