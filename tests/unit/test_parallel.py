@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import numpy as np
@@ -203,3 +204,16 @@ def test_a_validation_cell_gives_the_same_table_on_one_and_on_three_workers():
     judged = tables[0].set_index("metric")
     assert judged.loc["detection_auc", "verdict_rule"] == "null" and judged["min_detectable"].astype(bool).any()
     assert _no_child_left()
+
+
+def test_the_workflow_reads_the_core_count_without_requiring_one():
+    """``workflow.cores`` raises without --cores (a cluster executor): a rule's threads built on it would stop
+    a SLURM run at its first validation job. The rules read ``resource_settings.cores`` (None there)."""
+    from ..conftest import REPO
+
+    rules = [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")]
+    read = [path.name for path in rules  # (named in a docstring as ``workflow.cores``: not a read)
+            if re.search(r"(?<!`)\bworkflow\.cores\b(?!`)", path.read_text(encoding="utf-8"))]
+    assert not read
+    assert "share_of_cores(index, jobs, workflow.resource_settings.cores)" in (
+        REPO / "workflow/rules/common.smk").read_text(encoding="utf-8")
