@@ -45,7 +45,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks import load_average, row, standalone, stopwatch
-from benchmarks.bench_study import CORES, compute_seconds, study_config
+from benchmarks.bench_study import CORES, compute_seconds, job_spans, study_config
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = "job_overhead"
@@ -163,25 +163,6 @@ def concurrency(spans, start: float, end: float, cores: int = CORES):
     return by_level, alone
 
 
-def threaded_spans(workdir: Path) -> list[tuple[str, float, float, int]]:
-    """(rule, start, end, threads) of every job of the last run: :func:`benchmarks.bench_study.job_spans`
-    with the job's threads from its provenance record (its log ``<study>/logs/<rule>/<x>.log`` and its
-    record ``<study>/provenance/<rule>/<x>.json`` name it alike; 1 where no record is found)."""
-    jobs: dict[int, tuple[str, float, float, int]] = {}
-    for f in (workdir / ".snakemake/metadata").iterdir():
-        meta = json.loads(f.read_text())
-        if meta.get("starttime") is None or meta.get("endtime") is None:
-            continue
-        threads = 1
-        if meta.get("log"):
-            record = workdir / re.sub(r"\.log$", ".json", meta["log"][0].replace("/logs/", "/provenance/", 1))
-            if record.is_file():
-                threads = json.loads(record.read_text()).get("threads") or 1
-        rule, start, end, n = jobs.get(meta["job_hash"], (meta["rule"], meta["starttime"], meta["endtime"], threads))
-        jobs[meta["job_hash"]] = (rule, min(start, meta["starttime"]), max(end, meta["endtime"]), max(n, threads))
-    return sorted(jobs.values(), key=lambda j: j[1])
-
-
 def worker_cost(study_dir: Path) -> tuple[float, float, int, float, int] | None:
     """The control folds' CPU on worker processes against one thread, from one run's records:
     (mean CPU of the folds on several workers, their mean wall, their workers, mean CPU of the one-thread
@@ -269,7 +250,7 @@ def breakdown_rows(workdir: Path, start: float, preamble: float, imports: dict[s
                 notes="CPU seconds of Snakemake and all jobs (robust to other load)"),
         ]
     study_dir = workdir / "results" / name
-    spans = threaded_spans(workdir)
+    spans = job_spans(workdir)
     compute = record_compute(study_dir)
     hashing = record_hash_seconds(study_dir)
     scripts = rule_scripts()

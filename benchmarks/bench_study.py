@@ -70,15 +70,22 @@ def snakemake(workdir: Path, config: dict, *extra: str) -> tuple[float, float, s
     return t.seconds, t.cpu, output
 
 
-def job_spans(workdir: Path) -> list[tuple[str, float, float]]:
-    """(rule, start, end) of every job of the last run, from Snakemake's per-output metadata."""
+def job_spans(workdir: Path) -> list[tuple[str, float, float, int]]:
+    """(rule, start, end, threads) of every job of the last run, from Snakemake's per-output metadata; a job's
+    threads from its provenance record (its log ``<study>/logs/<rule>/<x>.log`` and its record
+    ``<study>/provenance/<rule>/<x>.json`` name it alike; 1 where no record is found)."""
     jobs = {}  # one metadata file per output; a job's outputs share its job_hash
     for f in (workdir / ".snakemake/metadata").iterdir():
         meta = json.loads(f.read_text())
         if meta.get("starttime") is None or meta.get("endtime") is None:
             continue
-        rule, start, end = jobs.get(meta["job_hash"], (meta["rule"], meta["starttime"], meta["endtime"]))
-        jobs[meta["job_hash"]] = (rule, min(start, meta["starttime"]), max(end, meta["endtime"]))
+        threads = 1
+        if meta.get("log"):
+            record = workdir / re.sub(r"\.log$", ".json", meta["log"][0].replace("/logs/", "/provenance/", 1))
+            if record.is_file():
+                threads = json.loads(record.read_text()).get("threads") or 1
+        rule, start, end, n = jobs.get(meta["job_hash"], (meta["rule"], meta["starttime"], meta["endtime"], threads))
+        jobs[meta["job_hash"]] = (rule, min(start, meta["starttime"]), max(end, meta["endtime"]), max(n, threads))
     return sorted(jobs.values(), key=lambda j: j[1])
 
 
@@ -107,9 +114,9 @@ def breakdown(workdir: Path, study: str, wall: float, cpu: float) -> dict:
     """
     compute, compute_cpu, n_records = compute_seconds(workdir / "results" / study)
     spans = job_spans(workdir)
-    span_total = sum(end - start for _, start, end in spans)
+    span_total = sum(end - start for _, start, end, _ in spans)
     by_rule = {}
-    for rule, start, end in spans:
+    for rule, start, end, _ in spans:
         by_rule[rule] = by_rule.get(rule, 0.0) + end - start
     return {"compute": compute, "compute_cpu": compute_cpu, "cpu": cpu, "jobs": len(spans), "records": n_records, "job_overhead": span_total - compute,
             "idle": wall * CORES - span_total, "by_rule": dict(sorted(by_rule.items(), key=lambda kv: -kv[1]))}

@@ -33,7 +33,6 @@ runs in the calling process.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import pickle
 import signal
@@ -101,7 +100,6 @@ def map_draws(task: Callable[[int], T], n: int, *, keep: MutableMapping | None =
         return [task(i) for i in range(n)]
     children: list[tuple[int, int]] = []  # (pid, read end) of the children not yet reaped
     parent = os.getpid()
-    gc.freeze()  # the collector of a child then leaves the parent's objects (and their pages) alone
     _BUSY = True  # a draw of this process that calls map_draws computes it here (no second set of workers)
     try:
         for w in range(1, k):
@@ -135,7 +133,6 @@ def map_draws(task: Callable[[int], T], n: int, *, keep: MutableMapping | None =
                 os.close(read_end)
             _reap(pid)
         _BUSY = False
-        gc.unfreeze()
     values: list[Any] = [None] * n
     values[0::k] = mine
     for w, (theirs, added) in enumerate(answers, start=1):

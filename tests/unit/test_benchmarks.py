@@ -82,8 +82,8 @@ def test_job_overhead_concurrency_splits_wall_time_by_the_cores_running_jobs_hol
     assert by_level == {0: 0.0, 1: 1.0, 4: 1.0} and alone == {"d": 3.0}
 
 
-def test_job_overhead_reads_each_jobs_threads_from_its_record(tmp_path):
-    from benchmarks.bench_job_overhead import threaded_spans
+def test_job_spans_read_each_jobs_threads_from_its_record(tmp_path):
+    from benchmarks.bench_study import job_spans
 
     study = "results/s"
     meta = tmp_path / ".snakemake/metadata"
@@ -97,7 +97,7 @@ def test_job_overhead_reads_each_jobs_threads_from_its_record(tmp_path):
         record.parent.mkdir(parents=True, exist_ok=True)
         record.write_text(json.dumps({"threads": threads}))
     (meta / "nolog").write_text(json.dumps({"rule": "all_done", "job_hash": 9, "starttime": 9.0, "endtime": 9.5}))
-    assert threaded_spans(tmp_path) == [("fold", 1.0, 5.5, 1), ("fold", 5.0, 9.5, 2), ("all_done", 9.0, 9.5, 1)]
+    assert job_spans(tmp_path) == [("fold", 1.0, 5.5, 1), ("fold", 5.0, 9.5, 2), ("all_done", 9.0, 9.5, 1)]
 
 
 def test_job_overhead_maps_rules_to_their_scripts():

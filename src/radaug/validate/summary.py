@@ -474,14 +474,15 @@ def _compare_detection(cell: _Cell, names) -> dict[str, tuple[float, float]]:
     splits = cell.by_split[:N_DETECTION_SPLITS]
     # (split, side) pairs: the candidate's draw (side 0) and half B's (side 1) against half A
     tasks = [(name, split, side) for name in names for split in range(len(splits)) for side in (0, 1)]
+    functions = {name: METRICS[name].bound(cell.settings) for name in names}
 
     def scored(i: int) -> float:
         name, split, side = tasks[i]
         a, (c, *_), (b, *_) = splits[split]
         other, other_groups = ((cand[c], None if g_cand is None else g_cand[c]) if side == 0
                                else (train[b], None if g_train is None else g_train[b]))
-        return METRICS[name].bound(cell.settings)(train[a], other, seed=seed, groups_reference=None if g_train is None
-                                                  else g_train[a], groups_candidate=other_groups)
+        return functions[name](train[a], other, seed=seed, groups_reference=None if g_train is None else g_train[a],
+                               groups_candidate=other_groups)
 
     scores = dict(zip(tasks, map_draws(scored, len(tasks))))
     return {name: (_nanmedian([scores[name, split, 0] for split in range(len(splits))]),
@@ -1277,8 +1278,7 @@ def _shared_detection(auc: functools.partial) -> Callable[..., float]:
         function = f"{auc.func.__module__}.{auc.func.__qualname__}|{sorted(auc.keywords.items())!r}"
         key = f"{digest.hexdigest()}|{seed}|{function}"
         if key not in _DETECTION_MEMO:
-            while len(_DETECTION_MEMO) >= _DETECTION_MEMO_SIZE:
-                _DETECTION_MEMO.pop(next(iter(_DETECTION_MEMO)))
+            _trim_detection_memo(_DETECTION_MEMO_SIZE - 1)
             _DETECTION_MEMO[key] = auc(reference, candidate, seed=seed, groups_reference=groups_reference,
                                        groups_candidate=groups_candidate)
         return _DETECTION_MEMO[key]
@@ -1290,9 +1290,14 @@ def _shared_map(task: Callable[[int], dict[str, float]], n: int) -> list[dict[st
     """:func:`radaug.parallel.map_draws` of draws that may grow forests through :func:`_shared_detection`:
     the AUCs computed in worker processes join this process's :data:`_DETECTION_MEMO`."""
     values = map_draws(task, n, keep=_DETECTION_MEMO)
-    while len(_DETECTION_MEMO) > _DETECTION_MEMO_SIZE:
-        _DETECTION_MEMO.pop(next(iter(_DETECTION_MEMO)))
+    _trim_detection_memo(_DETECTION_MEMO_SIZE)
     return values
+
+
+def _trim_detection_memo(size: int) -> None:
+    """Forget the oldest of :data:`_DETECTION_MEMO`'s AUCs until it holds at most ``size``."""
+    while len(_DETECTION_MEMO) > size:
+        _DETECTION_MEMO.pop(next(iter(_DETECTION_MEMO)))
 
 
 def _fill(values: dict[str, np.ndarray], draws: list[dict[str, float]]) -> None:
