@@ -289,6 +289,47 @@ def test_frechet_distance_from_rows_is_the_moments_formula_computed_exactly(n_a,
         assert abs(value - float(exact)) <= abs(moments - float(exact))
 
 
+def test_pooled_normal_scores_are_van_der_waerden_scores_of_the_pooled_ranks_whatever_the_sides():
+    """Each feature's scores are Φ⁻¹(rank / (n + 1)) over both sets (ties averaged, as scipy ranks them); a row of
+    one pool scores the same on whichever side it is; a row a million SD out takes the pool's extreme score."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    from radaug.validate.metrics import pooled_normal_scores
+
+    rng = np.random.default_rng(12)
+    pool = _population_draw(50, rng)
+    pool[:, 0] = np.round(pool[:, 0])  # ties
+    pool[7] = 1e6
+    ref, cand = pooled_normal_scores(pool[:30], pool[30:])
+    expected = ndtri(rankdata(pool, axis=0) / 51)
+    np.testing.assert_array_equal(np.concatenate([ref, cand]), expected)
+    order = rng.permutation(50)
+    other_ref, other_cand = pooled_normal_scores(pool[order[:20]], pool[order[20:]])
+    np.testing.assert_array_equal(np.concatenate([other_ref, other_cand]), expected[order])
+    assert (ref[7] == ndtri(50 / 51)).all()
+    assert pooled_normal_scores(pool[:1], pool[1:]) is None
+
+
+def test_ranked_location_distances_are_the_distances_of_the_pooled_scores_and_bounded_by_far_rows():
+    from radaug.validate.metrics import pooled_normal_scores, ranked_location_distances
+
+    rng = np.random.default_rng(13)
+    ref, cand = _population_draw(40, rng), _population_draw(40, rng) + 0.5
+    ranked = ranked_location_distances(ref, cand)
+    scores = pooled_normal_scores(ref, cand)
+    assert ranked == {"frechet_distance": frechet_distance(*scores),
+                      "frechet_means_distance": frechet_means_distance(*scores),
+                      "wasserstein_distance": wasserstein_distance(*scores)}
+    far = cand.copy()
+    far[0] = 1e4  # one row ten thousand SD out: the value explodes, the ranked distances barely move
+    assert frechet_distance(ref, far) > 1e6 * frechet_distance(ref, cand)
+    moved = ranked_location_distances(ref, far)
+    for name, value in ranked.items():
+        assert moved[name] == pytest.approx(value, rel=0.5), name
+    assert all(math.isnan(v) for v in ranked_location_distances(ref[:1], cand).values())
+
+
 # ---------------------------------------------------------------- memorization
 
 

@@ -30,6 +30,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 from scipy.stats import false_discovery_control, ks_2samp, rankdata
 from sklearn.neighbors import NearestNeighbors
 
@@ -703,9 +704,11 @@ def frechet_distance(
        metric for comparing medical imaging datasets. arXiv:2412.01496
     """
     standardised = _standardised_pair(reference, candidate, standardize_with)
-    if standardised is None:
-        return math.nan
-    ref, cand = standardised
+    return math.nan if standardised is None else _frechet_of_rows(*standardised)
+
+
+def _frechet_of_rows(ref: np.ndarray, cand: np.ndarray) -> float:
+    """:func:`frechet_from_moments` of two standardised sets' sample means and covariances."""
     if min(len(ref), len(cand)) <= ref.shape[1]:  # a singular covariance: from the rows, exactly and faster
         return _frechet_from_rows(ref, cand)
     return frechet_from_moments(
@@ -1070,6 +1073,65 @@ def frechet_means_distance(
     ref, cand = standardised
     diff = ref.mean(axis=0) - cand.mean(axis=0)
     return float(diff @ diff)
+
+
+def pooled_normal_scores(reference: FeatureMatrix, candidate: FeatureMatrix) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both sets' features as van der Waerden scores of their pooled ranks; None if too few rows or features.
+
+    Each feature's values over both sets together are ranked (ties averaged) and
+    replaced by the standard normal quantile ``Φ⁻¹(rank / (n + 1))`` of their
+    rank [1]_, so every feature of the pool has the same bounded, normal
+    marginal whatever its unit and tails. A row far outside the others takes the
+    most extreme score of the pool (about 2.2 at 60 rows) instead of hundreds of
+    standard deviations. The scores depend on the pool only, not on which rows
+    are on which side: every re-partition of one pool sees the same scores.
+
+    References
+    ----------
+    .. [1] van der Waerden, B. L. (1952). Order tests for the two-sample problem
+       and their power. Indagationes Mathematicae, 14, 453-458.
+    """
+    _, (ref, cand), _ = aligned(reference, candidate)
+    if not enough_rows(ref, cand) or ref.shape[1] == 0:
+        return None
+    pool = np.concatenate([ref, cand])
+    scores = ndtri(rankdata(pool, axis=0) / (len(pool) + 1))
+    return scores[: len(ref)], scores[len(ref):]
+
+
+def ranked_location_distances(reference: FeatureMatrix, candidate: FeatureMatrix) -> dict[str, float]:
+    """Fréchet, means-only Fréchet and Wasserstein distances of the sets' pooled normal scores.
+
+    The statistics the null rule tests for the gates ``frechet_distance``,
+    ``frechet_means_distance`` and ``wasserstein_distance``
+    (:data:`radaug.validate.registry.METRICS` ``null_function``): each distance
+    as its own function computes it (z-scored by the reference), on the
+    :func:`pooled_normal_scores` of the two sets instead of their values. On the
+    values, a candidate with a few rows far from every real row was not
+    recognised: those rows dominate every variance and mean, and a permutation
+    of the pooled rows puts some on both sides, whose distances are then as
+    large as the tested one (on the 2D phantom 33 of 57 GAN cells at over 10x
+    the real-vs-real Fréchet distance passed its gate, p up to 0.5). On the
+    scores such rows count as the extreme ranks they are, and a candidate whose
+    rows lie beyond the real ones in most features is far from them in all
+    three distances (the same cells: p at its floor). The reported ``value``
+    stays the distance of the values (Konz et al.'s Fréchet Radiomics Distance).
+
+    Returns
+    -------
+    dict
+        ``{"frechet_distance", "frechet_means_distance", "wasserstein_distance"}``:
+        floats, NaN where a set has fewer than two rows or no feature is left.
+    """
+    names = ("frechet_distance", "frechet_means_distance", "wasserstein_distance")
+    scores = pooled_normal_scores(reference, candidate)
+    standardised = None if scores is None else _standardised_pair(*scores, None)
+    if standardised is None:
+        return dict.fromkeys(names, math.nan)
+    ref, cand = standardised
+    diff = ref.mean(axis=0) - cand.mean(axis=0)
+    return dict(zip(names, (_frechet_of_rows(ref, cand), float(diff @ diff),
+                            float(np.mean(wasserstein_1d_columns(ref, cand))))))
 
 
 def nearest_neighbour_distance_ratio(

@@ -109,7 +109,10 @@ class MetricSpec:
         :func:`radaug.validate.metrics.strong_pairs_strength`), or a version
         whose approximate null holds its level (``correlation_distance``: the
         pairs' correlation differences in standard errors,
-        :func:`radaug.validate.metrics.correlation_contrast`).
+        :func:`radaug.validate.metrics.correlation_contrast`), or a version that
+        a few far-out rows cannot hide from (the Fréchet, means-only Fréchet and
+        Wasserstein distances, tested on the pooled normal scores,
+        :func:`radaug.validate.metrics.ranked_location_distances`).
     standardise
         How the permutation null standardises each set on its own before pooling
         them (``"zscore"`` or ``"rank"``; correlation gates), or None: pooled as is.
@@ -193,6 +196,7 @@ def resolve(path: str) -> Callable:
 _M = "radaug.validate.metrics:"
 _PRDC = "radaug.validate.manifold:prdc_zscored"
 _HOLDOUT_FAST = _M + "holdout_scores"
+_RANKED = _M + "ranked_location_distances"
 _NOISE, _COPY = "control_negative_noise", "control_negative_copy"
 _STRONG = 0.7  # strong_pairs_kept's |r| threshold, also the largest share 1 / 0.7 its null statistic can take
 _LABEL, _SHUFFLE = "control_negative_label", "control_negative_shuffle"
@@ -209,9 +213,10 @@ METRICS: dict[str, MetricSpec] = {
         ),
         MetricSpec(
             "wasserstein_distance", "minimize", (0.0, math.inf),
-            "Mean per-feature Wasserstein-1 distance, in reference standard deviations.",
+            "Mean per-feature Wasserstein-1 distance, in reference standard deviations; its p-value "
+            "tests the distance of the pooled normal scores (ranked_location_distances).",
             "features", _M + "wasserstein_distance", {"warn_factor": 1.5, "fail_factor": 3.0, "abs_tol": 0.05},
-            null="permutation", defect="mean_shift", must_fail=(_NOISE,),
+            null="permutation", null_function=_RANKED, defect="mean_shift", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "correlation_distance", "minimize", (0.0, math.inf),
@@ -241,15 +246,16 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec(
             "frechet_distance", "minimize", (0.0, math.inf),
             "Frechet distance between Gaussians fitted to z-scored features "
-            "(Frechet Radiomics Distance).",
+            "(Frechet Radiomics Distance); its p-value tests the distance of the pooled normal scores.",
             "features", _M + "frechet_distance", {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.0},
-            null="permutation", defect="mean_shift", must_fail=(_NOISE,),
+            null="permutation", null_function=_RANKED, defect="mean_shift", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "frechet_means_distance", "minimize", (0.0, math.inf),
-            "Means-only Frechet radiomics distance: squared distance of the z-scored feature means.",
+            "Means-only Frechet radiomics distance: squared distance of the z-scored feature means; its "
+            "p-value tests the distance of the pooled normal scores.",
             "features", _M + "frechet_means_distance", {"warn_factor": 2.0, "fail_factor": 4.0, "abs_tol": 0.05},
-            null="permutation", defect="mean_shift", must_fail=(_NOISE,),
+            null="permutation", null_function=_RANKED, defect="mean_shift", must_fail=(_NOISE,),
         ),
         MetricSpec(
             "precision", "maximize", (0.0, 1.0),
