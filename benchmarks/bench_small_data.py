@@ -27,6 +27,9 @@ mask`` makes every generator mask-conditioned (``generative.conditioning``: give
 from the fold's shape model, it synthesises the image only; joint is the 2D default). Either
 one names the studies after it (``small_data_<variant>_<conditioning>_<steps>``), so runs of
 several settings can share one ``RADAUG_BENCH_WORKDIR`` and its preprocessing.
+``--models a,b`` runs these generators instead of cvae, dcgan and lsgan (e.g. ``ddpm``, which
+has no small-data switches: without a GAN only the default variant is run) and names the
+studies after them too (``small_data_<variant>_<models>_<conditioning>_<steps>``).
 """
 
 from __future__ import annotations
@@ -52,31 +55,34 @@ SWITCHES = {"diffaugment": "color,translation,cutout", "r1_gamma": 10.0, "ema_be
 METRICS = ("coverage", "density", "recall", "detection_auc", "frechet_distance", "memorization_ratio")
 
 
-def configs(quick: bool, steps: int | None = None, conditioning: str | None = None) -> dict[str, dict]:
-    """The two study configs: ``default`` and ``switches``, equal but for the GANs' switches.
+def configs(quick: bool, steps: int | None = None, conditioning: str | None = None,
+            models: tuple[str, ...] | None = None) -> dict[str, dict]:
+    """The study configs: ``default`` and ``switches``, equal but for the GANs' switches.
 
     ``steps`` and ``conditioning`` (``generative.steps`` and ``generative.conditioning``) apply
-    to both, and name the studies when given.
+    to both, and name the studies when given; ``models`` (default :data:`MODELS`) too, and
+    without a GAN among them there is no ``switches`` study.
     """
+    chosen = tuple(models or MODELS)
     base = yaml.safe_load((REPO / "config/phantom.yaml").read_text())
-    base["generative"]["models"] = list(MODELS)
-    base["evaluation"]["arms"] = ["real", *MODELS]
+    base["generative"]["models"] = list(chosen)
+    base["evaluation"]["arms"] = ["real", *chosen]
     base["perturbation"]["enabled"] = False
     if quick:
         base["split"]["folds"] = 3
         base["generative"]["steps"] = 300
         base["data"]["phantom"]["n_patients"] = {"benign": 30, "malignant": 10}
-    suffix = ""
-    if steps is not None or conditioning is not None:
+    suffix = f"_{'+'.join(chosen)}" if models else ""
+    if steps is not None or conditioning is not None or models:
         base["generative"]["steps"] = steps or base["generative"]["steps"]
         base["generative"]["conditioning"] = conditioning or base["generative"].get("conditioning", "auto")
-        suffix = f"_{base['generative']['conditioning']}_{base['generative']['steps']}"
+        suffix += f"_{base['generative']['conditioning']}_{base['generative']['steps']}"
     out = {}
-    for variant in ("default", "switches"):
+    for variant in ("default", "switches") if set(chosen) & set(GANS) else ("default",):
         config = copy.deepcopy(base)
         config["study"]["name"] = f"small_data_{variant}{suffix}"
         if variant == "switches":
-            for gan in GANS:
+            for gan in set(GANS) & set(chosen):
                 config["generative"][gan] = {**config["generative"].get(gan, {}), **SWITCHES}
         out[variant] = config
     return out
@@ -87,12 +93,12 @@ def targets(config: dict) -> list[str]:
     return [f"{study}/validation/summary.csv", f"{study}/evaluation/summary.csv"]
 
 
-def figures(study: Path, minority: str) -> dict[str, dict[str, float]]:
+def figures(study: Path, minority: str, models=MODELS) -> dict[str, dict[str, float]]:
     """Per model: median over folds of each metric in the minority class, failing cells, ΔAUC, train CPU s/fold."""
     summary = pd.read_csv(study / "validation/summary.csv")
     evaluation = pd.read_csv(study / "evaluation/summary.csv")
     out: dict[str, dict[str, float]] = {}
-    for gan in MODELS:
+    for gan in models:
         arm = summary[summary["arm"] == gan]
         cells = arm[arm["class"] == minority]
         fig = {m: float(cells.loc[cells["metric"] == m, "value"].median()) for m in METRICS}
@@ -114,19 +120,22 @@ def figures(study: Path, minority: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def run(quick: bool = False, steps: int | None = None, conditioning: str | None = None) -> list[dict]:
+def run(quick: bool = False, steps: int | None = None, conditioning: str | None = None,
+        models: tuple[str, ...] | None = None) -> list[dict]:
     rows = []
+    chosen = tuple(models or MODELS)
     keep = os.environ.get("RADAUG_BENCH_WORKDIR")
     with tempfile.TemporaryDirectory(prefix="radaug-small-data-") as tmp:
         workdir = Path(keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         results = {}
-        for variant, config in configs(quick, steps, conditioning).items():
+        for variant, config in configs(quick, steps, conditioning, models).items():
             wall, _, _ = snakemake(workdir, config, *targets(config))
-            results[variant] = figures(workdir / "results" / config["study"]["name"], minority="malignant")
+            results[variant] = figures(workdir / "results" / config["study"]["name"], minority="malignant",
+                                       models=chosen)
             results[variant]["_wall"] = wall
-        for gan in MODELS:
-            plain, switched = results["default"][gan], results["switches"][gan]
+        for gan in chosen:
+            plain, switched = results["default"][gan], results.get("switches", {}).get(gan)
             for key in (*METRICS, "failing_cells", "delta_auc", "train_cpu_seconds_per_fold"):
                 notes = ""
                 if key in METRICS:
@@ -135,19 +144,26 @@ def run(quick: bool = False, steps: int | None = None, conditioning: str | None 
                     notes = f"of {plain['cells']:.0f} fold x class cells"
                 unit = "s" if key.endswith("seconds_per_fold") else ("cells" if key == "failing_cells" else "")
                 rows.append(row(BENCH, f"{gan}/default/{key}", plain[key], unit, notes=notes))
+                if switched is None:
+                    continue
                 rows.append(row(BENCH, f"{gan}/switches/{key}", switched[key], unit, reference=plain[key],
                                 notes=notes + ("; " if notes else "") + (
-                                    "no switches: must equal the default row" if gan == REFERENCE
+                                    "no switches: must equal the default row" if gan not in GANS
                                     else ", ".join(f"{k}={v}" for k, v in SWITCHES.items()))))
     return rows
 
 
 if __name__ == "__main__":
     # flags checked first: a missing value or a misspelt option is named before anything runs
-    argv = check_flags(sys.argv[1:], ("--quick",), ("--steps", "--conditioning"))
+    argv = check_flags(sys.argv[1:], ("--quick",), ("--steps", "--conditioning", "--models"))
     steps = argv[argv.index("--steps") + 1] if "--steps" in argv else None
     conditioning = argv[argv.index("--conditioning") + 1] if "--conditioning" in argv else None
     if conditioning not in (None, "joint", "mask", "auto"):
         raise SystemExit(f"--conditioning must be joint, mask or auto, not {conditioning!r}")
-    standalone(lambda quick: run(quick, int(steps) if steps else None, conditioning),
-               options=("--steps", "--conditioning"))
+    models = tuple(argv[argv.index("--models") + 1].split(",")) if "--models" in argv else None
+    from radaug.generative import MODELS as KNOWN
+
+    if models and not set(models) <= set(KNOWN):
+        raise SystemExit(f"--models must name models of {sorted(KNOWN)}, not {sorted(set(models) - set(KNOWN))}")
+    standalone(lambda quick: run(quick, int(steps) if steps else None, conditioning, models),
+               options=("--steps", "--conditioning", "--models"))

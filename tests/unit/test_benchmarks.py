@@ -146,6 +146,11 @@ def test_small_data_settings_name_their_studies_and_change_only_what_they_say():
         assert {k: switched["generative"][gan][k] for k in SWITCHES} == SWITCHES
     without_gans = [{**c["generative"], **{g: None for g in GANS}} for c in (default, switched)]
     assert without_gans[0] == without_gans[1]
+    diffusion = configs(False, steps=4000, conditioning="mask", models=("ddpm",))
+    assert list(diffusion) == ["default"]  # no GAN, no switches study
+    assert diffusion["default"]["study"]["name"] == "small_data_default_ddpm_mask_4000"
+    assert diffusion["default"]["generative"]["models"] == ["ddpm"]
+    assert diffusion["default"]["evaluation"]["arms"] == ["real", "ddpm"]
 
 
 def test_job_overhead_prices_the_workers_from_the_folds_of_one_run(tmp_path):
