@@ -28,7 +28,7 @@ from the fold's shape model, it synthesises the image only; joint is the 2D defa
 one names the studies after it (``small_data_<variant>_<conditioning>_<steps>``), so runs of
 several settings can share one ``RADAUG_BENCH_WORKDIR`` and its preprocessing.
 ``--models a,b`` runs these generators instead of cvae, dcgan and lsgan (e.g. ``ddpm``, which
-has no small-data switches: without a GAN only the default variant is run) and names the
+has no small-data switches: without dcgan or lsgan only the default variant is run) and names the
 studies after them too (``small_data_<variant>_<models>_<conditioning>_<steps>``).
 """
 
@@ -61,7 +61,7 @@ def configs(quick: bool, steps: int | None = None, conditioning: str | None = No
 
     ``steps`` and ``conditioning`` (``generative.steps`` and ``generative.conditioning``) apply
     to both, and name the studies when given; ``models`` (default :data:`MODELS`) too, and
-    without a GAN among them there is no ``switches`` study.
+    without dcgan or lsgan (:data:`GANS`) among them there is no ``switches`` study.
     """
     chosen = tuple(models or MODELS)
     base = yaml.safe_load((REPO / "config/phantom.yaml").read_text())
@@ -82,7 +82,7 @@ def configs(quick: bool, steps: int | None = None, conditioning: str | None = No
         config = copy.deepcopy(base)
         config["study"]["name"] = f"small_data_{variant}{suffix}"
         if variant == "switches":
-            for gan in set(GANS) & set(chosen):
+            for gan in [g for g in GANS if g in chosen]:
                 config["generative"][gan] = {**config["generative"].get(gan, {}), **SWITCHES}
         out[variant] = config
     return out
@@ -163,7 +163,7 @@ if __name__ == "__main__":
     models = tuple(argv[argv.index("--models") + 1].split(",")) if "--models" in argv else None
     from radaug.generative import MODELS as KNOWN
 
-    if models and not set(models) <= set(KNOWN):
-        raise SystemExit(f"--models must name models of {sorted(KNOWN)}, not {sorted(set(models) - set(KNOWN))}")
+    if models and (not set(models) <= set(KNOWN) or len(set(models)) < len(models)):
+        raise SystemExit(f"--models must name distinct models of {sorted(KNOWN)}, not {','.join(models)}")
     standalone(lambda quick: run(quick, int(steps) if steps else None, conditioning, models),
                options=("--steps", "--conditioning", "--models"))

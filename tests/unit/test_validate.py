@@ -309,6 +309,12 @@ def test_pooled_normal_scores_are_van_der_waerden_scores_of_the_pooled_ranks_wha
     np.testing.assert_array_equal(np.concatenate([other_ref, other_cand]), expected[order])
     assert (ref[7] == ndtri(50 / 51)).all()
     assert pooled_normal_scores(pool[:1], pool[1:]) is None
+    # a feature constant in the reference up to float32 rounding is dropped, as z-scoring by the reference drops it
+    flat = np.column_stack([pool, 1.0 + 1e-9 * rng.normal(size=50)])
+    flat[30:, -1] += 1e-7 * rng.normal(size=20)
+    flat_ref, flat_cand = pooled_normal_scores(flat[:30], flat[30:])
+    np.testing.assert_array_equal(np.concatenate([flat_ref, flat_cand]), expected)
+    assert pooled_normal_scores(np.ones((30, 2)), pool[30:, :2]) is None
 
 
 def test_ranked_location_distances_are_the_distances_of_the_pooled_scores_and_bounded_by_far_rows():
