@@ -53,6 +53,13 @@ def _data(size: int, dims: int, n: int = 64, seed: int = 0):
     return images, masks, (np.arange(n) % 2).astype(np.int64)
 
 
+def _plain_batches(images, masks, labels, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plain loops' training patches (image and mask in [-1, 1], as ``fit`` scales them) and labels."""
+    lo, hi = np.percentile(images, (0.5, 99.5))
+    patches = np.stack([np.clip((images - lo) / (hi - lo) * 2 - 1, -1, 1), masks.astype(np.float32) * 2 - 1], axis=1)
+    return torch.from_numpy(patches.astype(np.float32)).to(dev), torch.from_numpy(labels).to(dev)
+
+
 def _plain_loop(model: ConditionalGAN, images, masks, labels, steps: int, batch_size: int) -> float:
     """A hand-written PyTorch GAN loop over ``model``'s networks; returns seconds per step."""
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -60,10 +67,7 @@ def _plain_loop(model: ConditionalGAN, images, masks, labels, steps: int, batch_
     betas = model.objective.betas
     opt_g = torch.optim.Adam(gen.parameters(), lr=model.lr, betas=betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=model.lr, betas=betas)
-    lo, hi = np.percentile(images, (0.5, 99.5))
-    patches = torch.from_numpy(np.stack([np.clip((images - lo) / (hi - lo) * 2 - 1, -1, 1),
-                                         masks.astype(np.float32) * 2 - 1], axis=1).astype(np.float32)).to(dev)
-    labels_t = torch.from_numpy(labels).to(dev)
+    patches, labels_t = _plain_batches(images, masks, labels, dev)
     objective, n_critic = model.objective.name, model.hyperparams["n_critic"]
     gp_weight = model.hyperparams.get("gp_weight", 0.0)
 
@@ -112,10 +116,7 @@ def _plain_ddpm_loop(model: DDPM, images, masks, labels, steps: int, batch_size:
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     unet, average = model.nets["unet"].to(dev), model.nets["unet_ema"].to(dev)
     opt = torch.optim.Adam(unet.parameters(), lr=model.lr)
-    lo, hi = np.percentile(images, (0.5, 99.5))
-    patches = torch.from_numpy(np.stack([np.clip((images - lo) / (hi - lo) * 2 - 1, -1, 1),
-                                         masks.astype(np.float32) * 2 - 1], axis=1).astype(np.float32)).to(dev)
-    labels_t = torch.from_numpy(labels).to(dev)
+    patches, labels_t = _plain_batches(images, masks, labels, dev)
     hp = model.hyperparams
     alpha_bars = torch.from_numpy(cosine_alpha_bar(hp["diffusion_steps"])).float().to(dev)
     start = time.perf_counter()
@@ -169,14 +170,15 @@ def train_rows(quick: bool) -> list[dict]:
             ours.append(_framework_loop(name, hp, images, masks, labels, steps, batch))
             plain.append(loop(get_model(name, **hp), images, masks, labels, steps, batch))
         value, reference = 1 / statistics.median(ours), 1 / statistics.median(plain)
+        objective = ("v prediction, EMA" if name == "ddpm"
+                     else f"n_critic={get_model(name, **hp).hyperparams['n_critic']}")
         rows.append({
             "benchmark": f"train_step/{name}", "figure": f"training steps/s, 2D {size}x{size}, batch {batch}",
             "value": value, "unit": "steps/s", "reference": reference, "ratio": value / reference,
             "target": ">= 0.95",
             "notes": (f"radaug fit() vs a plain PyTorch loop of the same networks, optimizers, objective and "
-                      f"batch ({'v prediction, EMA' if name == 'ddpm' else 'n_critic=%d' % get_model(name, **hp).hyperparams['n_critic']}); "
-                      f"median of {rounds} interleaved rounds of {steps} steps; {batch * value:.0f} images/s; "
-                      f"device {_device()}"),
+                      f"batch ({objective}); median of {rounds} interleaved rounds of {steps} steps; "
+                      f"{batch * value:.0f} images/s; device {_device()}"),
         })
     return rows
 

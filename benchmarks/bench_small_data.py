@@ -123,13 +123,14 @@ def figures(study: Path, minority: str, models=MODELS) -> dict[str, dict[str, fl
 def run(quick: bool = False, steps: int | None = None, conditioning: str | None = None,
         models: tuple[str, ...] | None = None) -> list[dict]:
     rows = []
-    chosen = tuple(models or MODELS)
+    studies = configs(quick, steps, conditioning, models)
+    chosen = tuple(studies["default"]["generative"]["models"])
     keep = os.environ.get("RADAUG_BENCH_WORKDIR")
     with tempfile.TemporaryDirectory(prefix="radaug-small-data-") as tmp:
         workdir = Path(keep or tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         results = {}
-        for variant, config in configs(quick, steps, conditioning, models).items():
+        for variant, config in studies.items():
             wall, _, _ = snakemake(workdir, config, *targets(config))
             results[variant] = figures(workdir / "results" / config["study"]["name"], minority="malignant",
                                        models=chosen)

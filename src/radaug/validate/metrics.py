@@ -704,10 +704,10 @@ def frechet_distance(
        metric for comparing medical imaging datasets. arXiv:2412.01496
     """
     standardised = _standardised_pair(reference, candidate, standardize_with)
-    return math.nan if standardised is None else _frechet_of_rows(*standardised)
+    return math.nan if standardised is None else _frechet_of_standardised(*standardised)
 
 
-def _frechet_of_rows(ref: np.ndarray, cand: np.ndarray) -> float:
+def _frechet_of_standardised(ref: np.ndarray, cand: np.ndarray) -> float:
     """:func:`frechet_from_moments` of two standardised sets' sample means and covariances."""
     if min(len(ref), len(cand)) <= ref.shape[1]:  # a singular covariance: from the rows, exactly and faster
         return _frechet_from_rows(ref, cand)
@@ -1137,7 +1137,7 @@ def ranked_location_distances(reference: FeatureMatrix, candidate: FeatureMatrix
         return dict.fromkeys(names, math.nan)
     ref, cand = standardised
     diff = ref.mean(axis=0) - cand.mean(axis=0)
-    return dict(zip(names, (_frechet_of_rows(ref, cand), float(diff @ diff),
+    return dict(zip(names, (_frechet_of_standardised(ref, cand), float(diff @ diff),
                             float(np.mean(wasserstein_1d_columns(ref, cand))))))
 
 
