@@ -47,12 +47,12 @@ def name(request) -> str:
     return request.param
 
 
-def make(name: str, **hyperparams) -> GenerativeModel:
+def make(name: str, *, patch_size: int = SIZE, **hyperparams) -> GenerativeModel:
     """A small model (narrow networks, 2 rather than 5 critic steps for wgan_gp, a narrower U-Net and 4 rather
     than 50 DDIM steps for ddpm, keep the tests fast)."""
     small = {"base_channels": 8, "latent_dim": 16, **({"n_critic": 2} if name == "wgan_gp" else {}),
              **({"sample_steps": 4, "base_channels": 4} if name == "ddpm" else {})}
-    return get_model(name, patch_size=SIZE, n_classes=2, **{**small, **hyperparams})
+    return get_model(name, patch_size=patch_size, n_classes=2, **{**small, **hyperparams})
 
 
 def fit(model: GenerativeModel, data, **kwargs):
@@ -145,11 +145,50 @@ def test_sample_leaves_model_and_global_state_alone(trained):
 def test_fit_leaves_global_state_alone(name, data):
     rng_state = torch.random.get_rng_state()
     deterministic = torch.are_deterministic_algorithms_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     threads = torch.get_num_threads()
     fit(make(name), data, steps=2)
     assert torch.equal(torch.random.get_rng_state(), rng_state)
     assert torch.are_deterministic_algorithms_enabled() == deterministic
+    assert torch.utils.deterministic.fill_uninitialized_memory == fill
     assert torch.get_num_threads() == threads
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_weights_and_samples_do_not_depend_on_filling_uninitialised_memory(name, data, dims, monkeypatch):
+    """The premise of ``FILL_UNINITIALIZED_MEMORY = False``: no model reads memory it did not write.
+
+    torch's deterministic mode fills new tensors with NaN by default; a model that read
+    uninitialised memory would train or sample differently with and without the fill.
+    """
+    from radaug.generative import device
+
+    if dims == 3 and name not in ("ddpm", "dcgan", "cvae"):
+        pytest.skip("3D: one network of each kind (U-Net, GAN, VAE)")
+    if dims == 3:
+        rng = np.random.default_rng(4)
+        data = (rng.normal(size=(8, 16, 16, 16)).astype(np.float32),
+                (rng.random((8, 16, 16, 16)) > 0.7).astype(np.uint8), np.arange(8) % 2)
+    runs = []
+    for fill in (True, False):
+        monkeypatch.setattr(device, "FILL_UNINITIALIZED_MEMORY", fill)
+        model = make(name, **({"patch_size": 16, "spatial_dims": 3} if dims == 3 else {}))
+        fit(model, data, steps=3, batch_size=4)
+        runs.append((model.nets.state_dict(), model.sample(np.array([0, 1]), seed=2)))
+    (weights_a, (images_a, masks_a)), (weights_b, (images_b, masks_b)) = runs
+    assert_same_weights(weights_a, weights_b)
+    np.testing.assert_array_equal(images_a, images_b)
+    np.testing.assert_array_equal(masks_a, masks_b)
+
+
+def test_deterministic_mode_is_restored_with_its_fill_setting():
+    from radaug.generative.device import deterministic
+
+    before = torch.utils.deterministic.fill_uninitialized_memory
+    with deterministic(torch.device("cpu")):
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+    assert torch.utils.deterministic.fill_uninitialized_memory is before
 
 
 def test_same_seed_same_model_different_seed_different(name, data, tmp_path):
