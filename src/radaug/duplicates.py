@@ -61,11 +61,16 @@ same folds (BENCHMARKS.md, "Near-duplicate detection (issue 16)", 2026-12-02).
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from functools import lru_cache
 from itertools import combinations
 from math import comb
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 THUMB = 32
 BLOCK = 8  # 8 x 8 low frequencies, DC excluded: 63 bits (+1 constant zero bit)
@@ -942,6 +947,42 @@ def brute_force_window_candidates(hashes, windows, max_bits: int, *, block_radiu
     return _best_per_pair(rows.astype(np.int64)) if len(rows) else rows.astype(np.int64)
 
 
+PROGRESS_EVERY = 60.0  # seconds between the window rule's progress lines in the split's log
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class _Progress:
+    """Progress lines of a long verification (pairs done, time spent, an estimate of the rest).
+
+    The window rule's cost grows with the square of the cohort (BENCHMARKS.md, issue 16): a
+    few thousand 2D images keep the split busy for an hour, and without these lines its log
+    would say nothing until the end. Thread-safe: chunks on the pool's threads report here.
+    """
+
+    def __init__(self, total: int):
+        self.total, self.done = total, 0
+        self.start = self.last = time.monotonic()
+        self.lock = threading.Lock()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.done += n
+            now = time.monotonic()
+            if now - self.last < PROGRESS_EVERY or self.done >= self.total:
+                return
+            self.last = now
+            spent = now - self.start
+            log.info("window rule: %d of %d candidate pairs verified (%.0f%%) in %s; about %s to go",
+                     self.done, self.total, 100.0 * self.done / self.total, _duration(spent),
+                     _duration(spent * (self.total - self.done) / self.done))
+
+
 REFINE_STEP = 0.0125
 REFINE_MARGIN = 0.6  # pairs whose best grid start is this far below the threshold are refined
 REFINE_ROUNDS = 20  # up to 20 x 1.25 % = 25 % of the box per side from the grid window
@@ -1008,6 +1049,11 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
     row_rank = rank[inverse]  # each candidate row's pair, in chunk order
     rows_by_rank = np.argsort(row_rank, kind="stable")
     row_bounds = np.searchsorted(row_rank[rows_by_rank], np.arange(0, len(order) + chunk, chunk))
+    if len(pairs):
+        log.info("window rule: verifying %d candidate pairs (%d candidate rows) on %d thread(s)",
+                 len(pairs), len(candidates), max(1, int(threads)))
+    progress = _Progress(len(pairs))
+
     def verify_chunk(n_chunk: int) -> None:
         start = n_chunk * chunk
         sel = order[start:start + chunk]
@@ -1035,6 +1081,7 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
             best = np.maximum(best, _refine(full[todo_c, todo_k], thumbs[j[todo_c]], cuts[todo_w],
                                             grid[todo_c, todo_k, todo_w], rounds, owner=todo_c, n_owners=len(sel)))
         value[sel] = best  # chunks write disjoint rows
+        progress.add(len(sel))
 
     n_chunks = -(-len(order) // chunk)
     if threads > 1 and n_chunks > 1:

@@ -1,6 +1,8 @@
 """Near-duplicate detection: ground truth (transformed copies are found, other images are not),
 the multi-index search against brute force, label-mixing groups, the audit table."""
 
+import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -539,6 +541,24 @@ def test_verification_refuses_candidates_that_are_not_rows_of_five():
     with pytest.raises(ValueError, match="rows of"):
         D.verify_candidates(thumbs, np.zeros((5, 4), dtype=np.int64))
     assert D.verify_candidates(thumbs, np.zeros((0, 5), dtype=np.int64)).shape == (0,)
+
+
+def test_a_long_verification_logs_its_progress_and_an_estimate(monkeypatch, caplog):
+    """The window rule grows with the square of the cohort: the split's log says how far it is and how long is left."""
+    images = [_scene(s) for s in range(50, 54)]
+    thumbs = D.decode_thumbnails([D.encode_thumbnail(D.framed_thumbnail(a)) for a in images])
+    rows = np.array([[i, j, 0, 0, 12] for i in range(4) for j in range(4) if i != j])
+    quiet = D.verify_candidates(thumbs, rows, chunk=3)
+    monkeypatch.setattr(D, "PROGRESS_EVERY", 0.0)  # a line after every chunk but the last
+    with caplog.at_level(logging.INFO, logger="radaug.duplicates"):
+        assert np.array_equal(D.verify_candidates(thumbs, rows, chunk=3, threads=2), quiet)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "window rule: verifying 12 candidate pairs (12 candidate rows) on 2 thread(s)"
+    progress = lines[1:]
+    assert len(progress) == 3 and all(re.fullmatch(
+        r"window rule: (3|6|9) of 12 candidate pairs verified \(\d+%\) in \d+ s; about \d+ s to go", m)
+        for m in progress), progress
+    assert D._duration(59.6) == "1 min 00 s" and D._duration(3725) == "1 h 02 min"
 
 
 def test_verification_on_threads_gives_the_values_of_one_thread():
