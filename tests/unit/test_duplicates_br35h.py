@@ -186,3 +186,26 @@ def test_link_differences_are_readable():
         in lines
     assert any(line.startswith("NEW link (expected unlinked): no/c.jpg - no/d.jpg") for line in lines)
     assert any(line.startswith("NEW link (not linked in the study): no/a.jpg - no/e.jpg") for line in lines)
+
+
+# Same-slice pairs of the default study that an independent audit (its own code: perceptual hashes
+# over the 8 flips/rotations, SIFT keypoints with a RANSAC affine fit, every pair looked at) found in
+# different groups on both sides of a fold (BENCHMARKS.md, "An independent audit of the default
+# study's folds"). Known defect, not fixed yet: strict, so the fix has to turn it into a plain test.
+AUDIT_MISSES = {
+    "no/no361.jpg": "a3162569f0104e89e3950050d1d2f605cfe6bcf7c646f4bd596cb709d8b372c8",
+    "no/no475.jpg": "220816d55783431f776d10ccd11ebda7aa823602de035f0f07d0d7cd780cfa0f",
+    "no/no551.jpg": "2c6470345e908770e6f61b6a2e55cc80288f8598149e3b4558a1d79dfdba6c4a",
+    "yes/y612.jpg": "d07452e81aecca5792acad978db76a164617ef63f815d9dbbbf304475a33eb36",
+    "yes/y967.jpg": "d89d4e8f40c979ee35715d349aa980a39d7f3f1aad88a75d36f08a7e946cb68d",
+}
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16: a one-pixel bright column at the image edge moves the foreground "
+                                       "box (no361/no475 vs no551); a flip with a strong contrast change "
+                                       "verifies at 0.881 (y612/y967): both below min_similarity")
+def test_the_independent_audits_same_slice_pairs_are_linked():
+    cases = signed_cases(list(AUDIT_MISSES), br35h_images(AUDIT_MISSES))
+    found = found_links(cases, split_rules())
+    for pair in [("no/no361.jpg", "no/no551.jpg"), ("no/no475.jpg", "no/no551.jpg"), ("yes/y612.jpg", "yes/y967.jpg")]:
+        assert found.get(pair, (False, np.nan))[0], f"{pair}: {found.get(pair, 'not a candidate')}"
