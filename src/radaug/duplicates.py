@@ -1049,9 +1049,11 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
     row_rank = rank[inverse]  # each candidate row's pair, in chunk order
     rows_by_rank = np.argsort(row_rank, kind="stable")
     row_bounds = np.searchsorted(row_rank[rows_by_rank], np.arange(0, len(order) + chunk, chunk))
+    n_chunks = -(-len(order) // chunk)
+    pool_size = min(int(threads), n_chunks) if threads > 1 and n_chunks > 1 else 1
     if len(pairs):
         log.info("window rule: verifying %d candidate pairs (%d candidate rows) on %d thread(s)",
-                 len(pairs), len(candidates), max(1, int(threads)))
+                 len(pairs), len(candidates), pool_size)
     progress = _Progress(len(pairs))
 
     def verify_chunk(n_chunk: int) -> None:
@@ -1083,15 +1085,14 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
         value[sel] = best  # chunks write disjoint rows
         progress.add(len(sel))
 
-    n_chunks = -(-len(order) // chunk)
-    if threads > 1 and n_chunks > 1:
+    if pool_size > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
 
         # The pool's threads are the job's threads: BLAS (Snakemake sets it to the job's threads too)
         # runs on one each, as in a one-thread job, instead of threads x threads on the job's cores.
-        pool = ThreadPoolExecutor(max_workers=min(int(threads), n_chunks))
+        pool = ThreadPoolExecutor(max_workers=pool_size)
         try:
             with threadpool_limits(limits=1, user_api="blas"):
                 list(pool.map(verify_chunk, range(n_chunks)))  # list(): re-raises a chunk's exception

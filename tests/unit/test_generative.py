@@ -184,11 +184,20 @@ def test_weights_and_samples_do_not_depend_on_filling_uninitialised_memory(name,
 def test_deterministic_mode_is_restored_with_its_fill_setting():
     from radaug.generative.device import deterministic
 
-    before = torch.utils.deterministic.fill_uninitialized_memory
-    with deterministic(torch.device("cpu")):
+    cpu = torch.device("cpu")
+    before = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory)
+    with deterministic(cpu):
         assert torch.are_deterministic_algorithms_enabled()
         assert torch.utils.deterministic.fill_uninitialized_memory is False
-    assert torch.utils.deterministic.fill_uninitialized_memory is before
+        with deterministic(cpu):  # nested: the inner context restores the outer one's settings
+            pass
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
+    assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory) == before
+    with pytest.raises(RuntimeError, match="inside"):
+        with deterministic(cpu):
+            raise RuntimeError("inside")
+    assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory) == before
 
 
 def test_same_seed_same_model_different_seed_different(name, data, tmp_path):

@@ -532,7 +532,7 @@ def test_a_generator_of_fresh_real_rows_passes_at_the_nominal_rate():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_a_shifted_candidate_with_one_row_far_out_fails_the_location_distances(seed):
+def test_a_shifted_candidate_with_one_row_far_out_fails_the_location_and_prdc_gates(seed):
     """A candidate shifted by 1.5 in every feature, one of its rows 500 out: the three location distances test
     the pooled normal scores (registry ``null_function``), so the far row cannot hide the shift. Tested on the
     values, that row dominated every permuted side's moments and the Fréchet gate passed these cells (p 0.17,
