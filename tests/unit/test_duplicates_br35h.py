@@ -201,9 +201,10 @@ AUDIT_MISSES = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="issue 16: a one-pixel bright column at the image edge moves the foreground "
-                                       "box (no361/no475 vs no551); a flip with a strong contrast change "
-                                       "verifies at 0.881 (y612/y967): both below min_similarity")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 16: a one-pixel bright column at the image edge moves the foreground box "
+                          "(no361/no475 vs no551); a flip with a strong contrast change verifies at 0.881 "
+                          "(y612/y967): both below min_similarity")
 def test_the_independent_audits_same_slice_pairs_are_linked():
     cases = signed_cases(list(AUDIT_MISSES), br35h_images(AUDIT_MISSES))
     found = found_links(cases, split_rules())
