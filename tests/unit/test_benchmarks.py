@@ -163,3 +163,24 @@ def test_job_overhead_prices_the_workers_from_the_folds_of_one_run(tmp_path):
                                      ("r0f3", None, 21.0, 21.0)]:
         (folder / f"{fold}.json").write_text(json.dumps({"threads": threads, "cpu_seconds": cpu, "seconds": wall}))
     assert worker_cost(tmp_path) == (25.0, 14.0, 2, 21.0, 1)
+
+
+def test_the_gpu_check_runs_on_cpu_and_reports_a_failed_check(tmp_path, monkeypatch):
+    """benchmarks/gpu_check.py (run by hand on a GPU machine) as a dry run on the CPU: its checks pass
+    for a sound model and fail, naming it, when its samples are not finite."""
+    import numpy as np
+
+    from benchmarks import gpu_check
+
+    out = tmp_path / "check.json"
+    assert gpu_check.main(["--device", "cpu", "--steps", "2", "--models", "cvae", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["dims"], r["condition_on_mask"]) for r in rows] == [(2, False), (2, True), (3, False), (3, True)]
+    assert all(r["failures"] == [] and r["cuda_same_seed_same_weights"] for r in rows)
+    generate = gpu_check._generate
+    monkeypatch.setattr(gpu_check, "_generate", lambda model, data: tuple(
+        None if a is None else np.full_like(a, np.nan, dtype=np.float32) for a in generate(model, data)))
+    assert gpu_check.main(["--device", "cpu", "--steps", "1", "--models", "cvae", "--out", str(out)]) == 1
+    assert "non-finite or misshapen sample" in json.loads(out.read_text())[0]["failures"][0]
+    with pytest.raises(SystemExit):
+        gpu_check.main(["--device", "cpu", "--models", "nonexistent"])

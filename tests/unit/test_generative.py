@@ -610,3 +610,18 @@ def load_model_roundtrip(model):
     torch.save(model._state(), buffer)
     buffer.seek(0)
     return type(model)._from_state(torch.load(buffer, weights_only=True), torch.device("cpu"))
+
+
+def test_on_cuda_deterministic_algorithms_are_asked_for_with_a_warning_where_torch_has_none():
+    """On CUDA deterministic kernels are chosen where torch has them; where it has none (the 3D
+    CycleGAN's reflection-padding backward pass) torch warns instead of stopping the training."""
+    from radaug.generative.device import deterministic
+
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    with deterministic(torch.device("cuda")):  # the settings only: no CUDA operation runs
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory
+    assert (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()) == before
+    with deterministic(torch.device("cpu")):
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()

@@ -2,13 +2,17 @@
 
 ``"auto"`` picks CUDA when available. On CUDA the forward passes run under
 :func:`torch.autocast` (bfloat16, or float16 with a gradient scaler); on CPU the same
-code runs in float32 with deterministic algorithms enforced (:func:`deterministic`),
-so the same seed gives the same bytes.
+code runs in float32. Both run with deterministic algorithms (:func:`deterministic`), so
+the same seed gives the same bytes on one kind of device: on CPU enforced, on CUDA
+wherever torch has a deterministic kernel (every model but the 3D CycleGAN, measured on
+an H200 by ``benchmarks/gpu_check.py``). A CPU and a GPU run differ (float32 against
+bfloat16 autocast); a checkpoint loads on either.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import torch
@@ -23,15 +27,20 @@ def select_device(device: str) -> torch.device:
         If the name is not a torch device, or names CUDA on a machine without it.
     """
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            resolved = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from exc
+        if resolved.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        if resolved.type not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    if resolved.type == "cuda":
+        # cuBLAS reads its workspace setting when it starts, before the first matrix product: a fixed
+        # workspace is what makes its products deterministic (torch's "Reproducibility" notes).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
     return resolved
 
 
@@ -48,21 +57,26 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
 # and the fill cost the ddpm U-Net 6% of a CPU training step (BENCHMARKS.md, "Generator training").
 FILL_UNINITIALIZED_MEMORY = False
 
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+"""cuBLAS's workspace on CUDA (set by :func:`select_device` unless the environment sets it)."""
+
 
 @contextlib.contextmanager
 def deterministic(device: torch.device) -> Iterator[None]:
-    """Enforce deterministic algorithms on CPU for the duration; restore the settings after.
+    """Deterministic algorithms for the duration; the settings restored after.
 
-    Uninitialised memory is not filled (:data:`FILL_UNINITIALIZED_MEMORY`).
+    On CPU enforced: an operation without a deterministic implementation raises. On CUDA
+    torch warns instead, as it has none for some backward passes (in torch 2.11, that of 3D
+    reflection padding, in the 3D CycleGAN's generators), which then stay nondeterministic;
+    the same seed trained every other model to the same weights twice on an H200, and two
+    CycleGAN runs differed by up to 5e-3 without this. Uninitialised memory is not filled
+    (:data:`FILL_UNINITIALIZED_MEMORY`).
     """
-    if device.type != "cpu":
-        yield
-        return
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     fill = torch.utils.deterministic.fill_uninitialized_memory
     try:
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
         torch.utils.deterministic.fill_uninitialized_memory = FILL_UNINITIALIZED_MEMORY
         yield
     finally:
