@@ -44,7 +44,7 @@ import numpy as np
 from benchmarks import check_flags, row
 
 MAX_BITS = 8  # split.near_duplicate_bits: the hash rule
-VERIFY_BITS, MIN_SIMILARITY = 16, 0.93  # split.verify_bits, split.min_similarity: the window rule
+VERIFY_BITS, MIN_SIMILARITY = 16, 0.915  # split.verify_bits, split.min_similarity: the window rule
 N_BR35H, N_PHANTOM = 300, 100
 N_CROSS_QUICK = 600  # --quick: hard negatives among this many images of each Br35H class (all 1,500 otherwise)
 CROP_LEVELS = (0.05, 0.10, 0.15, 0.20)  # crop_<pct>: each side cut by uniform(0, pct) of the image

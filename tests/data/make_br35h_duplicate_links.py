@@ -9,7 +9,14 @@ of chosen images that is not in the file was not linked in the study). Pairs pic
 
 * ``named``: the issue-16 examples (no1015/no1443, a left-right mirror; no1084/no1351);
 * ``h16s_lost``: the five window links the 77-bit key of branch ``h16s`` lost (no1200-no991;
-  no1402 with no1339, no1351, no1409, no963; BENCHMARKS.md, issue 16);
+  no1402 with no1339, no1351, no1409, no963; BENCHMARKS.md, issue 16). The four no1402 links
+  were false (an independent audit's keypoint matching: different slices; a thin frame around
+  the images drove them); since the box leaves such stray parts out they are no longer
+  linked: a pair missing from the audit (below its floor, ``min_similarity`` - 0.1, or no
+  candidate) is written with ``linked`` False and no similarity;
+* ``audit``: the same-slice pairs an independent audit found straddling folds in earlier
+  default studies (no361/no475 - no551, a border line; y612 - y967, text and a strong contrast
+  change; no285 with no193, no950 and no1335, an edge-enhanced copy);
 * ``window_only``: every pair linked by the window rule alone (rule ``window``), and the
   ``HARDEST`` least similar ``hash+window`` pairs linked by the window rule only (hash
   distance above ``near_duplicate_bits``): the hardest real crops;
@@ -50,6 +57,9 @@ NAMED = [("no_tumour_no1015", "no_tumour_no1443"), ("no_tumour_no1084", "no_tumo
 H16S_LOST = [("no_tumour_no1200", "no_tumour_no991"), ("no_tumour_no1339", "no_tumour_no1402"),
              ("no_tumour_no1351", "no_tumour_no1402"), ("no_tumour_no1402", "no_tumour_no1409"),
              ("no_tumour_no1402", "no_tumour_no963")]
+AUDIT = [("no_tumour_no361", "no_tumour_no551"), ("no_tumour_no475", "no_tumour_no551"), ("tumour_y612", "tumour_y967"),
+         ("no_tumour_no193", "no_tumour_no285"), ("no_tumour_no285", "no_tumour_no950"),
+         ("no_tumour_no1335", "no_tumour_no285")]
 HARDEST, SAMPLE, HASH_ONLY, CLOSEST, CROSS = 12, 12, 4, 20, 5
 SEED = 16
 COLUMNS = ("file_a", "file_b", "label_a", "label_b", "linked", "similarity", "distance", "rule", "reason",
@@ -66,15 +76,16 @@ def choose(audit: pd.DataFrame, near_duplicate_bits: int, min_similarity: float)
     known = set(audit["pair"])
     picked: dict[tuple[str, str], str] = {}
 
-    def add(pairs, reason):
+    def add(pairs, reason, required=True):
         for p in pairs:
             p = _pair(*p)
-            if p not in known:
+            if required and p not in known:
                 raise SystemExit(f"pair {p} ({reason}) is not in the study's audit: is this the default Br35H study?")
             picked.setdefault(p, reason)
 
     add(NAMED, "named")
-    add(H16S_LOST, "h16s_lost")
+    add(H16S_LOST, "h16s_lost", required=False)
+    add(AUDIT, "audit")
     linked = audit[audit["linked"]]
     add(linked.loc[linked["rule"] == "window", "pair"], "window_only")
     window_only = linked[(linked["rule"] == "hash+window") & (linked["distance"] > near_duplicate_bits)]
@@ -106,7 +117,10 @@ def check_pairwise(index: pd.DataFrame, rows: pd.DataFrame, split: dict) -> None
         linked, sim = found.get(p, (False, np.nan))
         if linked != bool(row.linked):
             problems.append(f"{p}: linked {linked} on the subset, {row.linked} in the study")
-        if not (np.isnan(sim) and np.isnan(row.similarity)) and not abs(sim - row.similarity) <= 6e-5:
+        if np.isnan(row.similarity):  # not in the study's audit: no candidate, or below its floor
+            if not (np.isnan(sim) or sim < split["min_similarity"] - 0.1):
+                problems.append(f"{p}: similarity {sim:.5f} on the subset, below the audit's floor in the study")
+        elif not abs(sim - row.similarity) <= 6e-5:
             problems.append(f"{p}: similarity {sim:.5f} on the subset, {row.similarity} in the study")
     listed = set(zip(rows["case_a"], rows["case_b"]))
     extra = [p for p, (linked, _) in found.items() if linked and p not in listed]
@@ -133,6 +147,9 @@ def build(study: Path) -> tuple[pd.DataFrame, dict]:
     keep = [a in images and b in images for a, b in pairs]
     rows = audit[keep].copy()
     rows[["case_a", "case_b"]] = [_pair(a, b) for a, b in zip(rows["case_a"], rows["case_b"])]
+    absent = [p for p in picked if p not in set(zip(rows["case_a"], rows["case_b"]))]  # not even a candidate
+    rows = pd.concat([rows, pd.DataFrame({"case_a": [a for a, _ in absent], "case_b": [b for _, b in absent],
+                                          "linked": False, "rule": ""})], ignore_index=True)
     label = dict(zip(cohort["case_id"], cohort["label"]))
     rows["label_a"], rows["label_b"] = rows["case_a"].map(label), rows["case_b"].map(label)
     rows["reason"] = [picked.get((a, b), "among_chosen") for a, b in zip(rows["case_a"], rows["case_b"])]
@@ -146,7 +163,7 @@ def build(study: Path) -> tuple[pd.DataFrame, dict]:
         "similarity": rows["similarity"], "distance": rows["distance"], "rule": rows["rule"],
         "reason": rows["reason"], "sha256_a": rows["case_a"].map(sha_of), "sha256_b": rows["case_b"].map(sha_of),
     }, columns=list(COLUMNS))
-    order = list(dict.fromkeys(["named", "h16s_lost", "window_only", "hash_window", "hash_only",
+    order = list(dict.fromkeys(["named", "h16s_lost", "audit", "window_only", "hash_window", "hash_only",
                                 "closest_unlinked", "cross_label", "among_chosen"]))
     out["_r"] = out["reason"].map(order.index)
     out = out.sort_values(["_r", "file_a", "file_b"], ignore_index=True).drop(columns="_r")

@@ -157,12 +157,12 @@ def test_search_plan_is_pigeonhole_complete():
 def test_hashes_are_deterministic_and_formatted():
     image = _scene(8)
     assert D.signature(image) == D.signature(image.copy())
-    assert D.signature(image).startswith("dq1:") and len(D.signature(image)) == 20
+    assert D.signature(image).startswith("dq2:") and len(D.signature(image)) == 20
 
 
 def test_bad_input_names_the_case():
     with pytest.raises(ValueError, match="case 'c7'.*dup_hash"):
-        D.parse_hashes(["dq1:00000000000000ff", "zz"], case_ids=["c1", "c7"])
+        D.parse_hashes(["dq2:00000000000000ff", "zz"], case_ids=["c1", "c7"])
     with pytest.raises(ValueError, match="NaN"):
         D.image_hash(np.full((8, 8), np.nan))
     with pytest.raises(ValueError, match="2D or 3D"):
@@ -212,7 +212,7 @@ def test_mirrored_copy_never_straddles_and_audit_reports_it():
 # ---------------------------------------------------------------- window rule (crops)
 
 MIN_SIMILARITY, VERIFY_BITS = 0.90, 16
-DEFAULT_MIN_SIMILARITY = 0.93  # split.min_similarity's default
+DEFAULT_MIN_SIMILARITY = 0.915  # split.min_similarity's default
 
 
 def _crop(image, t, b, l, r):
@@ -260,7 +260,7 @@ def test_crops_of_real_mr_slices_correlate_with_their_source_at_about_their_own_
                 best.append(found.get((0, 1), 0.0))
     assert min(best) >= 0.90, best  # the earlier thumbnail: 0.88
     assert np.median(best) >= 0.98, best
-    assert sum(b < DEFAULT_MIN_SIMILARITY for b in best) <= 1, best  # at the default 0.93 one (0.916) is missed
+    assert sum(b < DEFAULT_MIN_SIMILARITY for b in best) == 0, best  # lowest 0.919 (at 0.93 one was missed)
 
 
 def test_the_window_rule_does_not_link_different_images_of_the_same_anatomy():
@@ -359,6 +359,58 @@ def test_a_refinement_trial_on_a_held_axis_scores_as_the_cropped_window(moving):
     np.testing.assert_array_equal(one.bands(f[2:3, moving[0]], f[2:3, moving[1]])[0], raw[2])
 
 
+def _head(shape=(229, 235), centre=(120, 116), radii=(85, 75)) -> np.ndarray:
+    """A bright ellipse ("head") with a dark hole, on a black field, like a Br35H slice."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    inside = ((yy - centre[0]) / radii[0]) ** 2 + ((xx - centre[1]) / radii[1]) ** 2 <= 1
+    hole = ((yy - centre[0]) / 20) ** 2 + ((xx - centre[1] + 20) / 15) ** 2 <= 1
+    return np.where(inside & ~hole, 120.0, 0.0)
+
+
+@pytest.mark.parametrize("artefact", ["edge_column", "edge_row_2px", "frame", "text", "specks"])
+def test_stray_foreground_parts_do_not_move_the_box(artefact):
+    """Lines along the image's edge, frames, burnt-in text and specks are left out of the box.
+
+    The audit's case: Br35H's no361 and no551 are one slice, one with a one-pixel bright column
+    at its right edge, the other at its left (1.15 % of the foreground, above the robust span's
+    1 % tail), which put their boxes 41 pixels apart, so their hashes 18 bits apart.
+    """
+    clean = _head()
+    image = clean.copy()
+    if artefact == "edge_column":
+        image[:, -1] = 80.0
+    elif artefact == "edge_row_2px":
+        image[:2, :] = 80.0
+    elif artefact == "frame":
+        image[[0, -1], :] = image[:, [0, -1]] = 200.0
+    elif artefact == "text":  # 3 x 5-pixel "characters" of 1-pixel strokes in a corner, away from the edge
+        for k in range(12):
+            image[4:9, 4 + 5 * k] = image[4, 4 + 5 * k:7 + 5 * k] = 255.0
+    else:  # 400 one-pixel specks left of the head: 2.3 % of the foreground, past the robust span's 1 % tail
+        rng = np.random.default_rng(0)
+        image[rng.integers(0, 229, 400), rng.integers(0, 36, 400)] = 255.0
+    assert (image != clean).any() and D.foreground_box(image) == D.foreground_box(clean)
+    assert D.image_hash(image) == D.image_hash(clean)  # the artefacts lie outside the box
+
+
+def test_the_box_keeps_every_large_part_whole():
+    """Whole parts are kept or dropped, never eroded: a head with a thin (2-pixel) outgrowth holding
+    over 1 % of the foreground keeps it in its box (an opening would cut it off), two separate large
+    parts (a head and a shoulder) both stay in the box; and a foreground made only of small fragments
+    (a noisy, low-contrast image) keeps its plain robust box."""
+    head = _head(shape=(200, 300), centre=(100, 80), radii=(60, 50))
+    head[99:101, 125:161] = head[40:160, 159:161] = 120.0  # an L joined to the head: 2.3 % of the foreground
+    assert D.foreground_box(head) == tuple(slice(*D._robust_span((head > 0).sum(axis=a))) for a in (1, 0))
+    assert D.foreground_box(head)[1].stop == 161  # an opened foreground's box would end at the head (131)
+    two = _head(shape=(200, 300), centre=(100, 80), radii=(60, 50))
+    two[40:160, 200:260] = 90.0
+    assert D.foreground_box(two) == tuple(slice(*D._robust_span((two > 0).sum(axis=a))) for a in (1, 0))
+    fragments = np.zeros((100, 100))
+    fragments[10:90:3, 10:90:3] = 1.0  # isolated pixels only: every part is a speck
+    np.testing.assert_array_equal(D._main_foreground(fragments > 0.5), fragments > 0.5)
+    assert D.foreground_box(fragments) == tuple(slice(*D._robust_span((fragments > 0.5).sum(axis=a))) for a in (1, 0))
+
+
 def test_the_stored_frame_widens_the_foreground_box_by_the_margin():
     """The frame holds the foreground box plus MARGIN of it on every side; past the image, the image's minimum."""
     image = np.zeros((200, 300))
@@ -385,7 +437,7 @@ def test_thumbnails_round_trip_and_bad_ones_name_the_case():
     back = D.decode_thumbnails([D.encode_thumbnail(thumb)])[0]
     assert np.abs(back - thumb).max() <= 0.5 / 255 + 1e-12
     with pytest.raises(ValueError, match="case 'c2'.*dup_thumb"):
-        D.decode_thumbnails([D.encode_thumbnail(thumb), "dt2:AAAA"], case_ids=["c1", "c2"])
+        D.decode_thumbnails([D.encode_thumbnail(thumb), "dt3:AAAA"], case_ids=["c1", "c2"])
     with pytest.raises(ValueError, match="case 'c1'.*rebuild the case index"):  # an index from before the frame
         D.decode_thumbnails(["dt1:" + "A" * 1368], case_ids=["c1"])
 

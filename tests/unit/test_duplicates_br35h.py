@@ -163,7 +163,7 @@ def test_links_are_pairwise(regression):
     expected, cases, rules, found = regression
     gap = (expected["similarity"] - rules["min_similarity"]).abs()
     near = expected.loc[gap.nsmallest(N_ALONE).index]
-    assert gap.loc[near.index].max() < 0.01 and near["linked"].any() and not near["linked"].all()
+    assert gap.loc[near.index].max() < 0.015 and near["linked"].any() and not near["linked"].all()
     by_id = cases.set_index("case_id")
     for row in near.itertuples(index=False):
         pair = (row.file_a, row.file_b)
@@ -191,7 +191,8 @@ def test_link_differences_are_readable():
 # Same-slice pairs of the default study that an independent audit (its own code: perceptual hashes
 # over the 8 flips/rotations, SIFT keypoints with a RANSAC affine fit, every pair looked at) found in
 # different groups on both sides of a fold (BENCHMARKS.md, "An independent audit of the default
-# study's folds"). Known defect, not fixed yet: strict, so the fix has to turn it into a plain test.
+# study's folds"). A one-pixel bright column at an image edge (no361, no551) and burnt-in text
+# (y612) moved the foreground box; the box now leaves such stray parts out (duplicates._main_foreground).
 AUDIT_MISSES = {
     "no/no361.jpg": "a3162569f0104e89e3950050d1d2f605cfe6bcf7c646f4bd596cb709d8b372c8",
     "no/no475.jpg": "220816d55783431f776d10ccd11ebda7aa823602de035f0f07d0d7cd780cfa0f",
@@ -201,10 +202,6 @@ AUDIT_MISSES = {
 }
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 16: a one-pixel bright column at the image edge moves the foreground box "
-                          "(no361/no475 vs no551); a flip with a strong contrast change verifies at 0.881 "
-                          "(y612/y967): both below min_similarity")
 def test_the_independent_audits_same_slice_pairs_are_linked():
     cases = signed_cases(list(AUDIT_MISSES), br35h_images(AUDIT_MISSES))
     found = found_links(cases, split_rules())
