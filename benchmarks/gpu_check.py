@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from radaug.generative import MODELS, TRANSLATION_MODELS, get_model, load_model
+from radaug.generative.device import CUBLAS_WORKSPACE_CONFIG
 
 SIZES = {2: 64, 3: 32}
 """Patch edge per dimension: the default study's 2D patch and a 3D patch of the 3D tests' order."""
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
                              "deterministic CUDA kernel raises (radaug's own setting on CUDA only warns)")
     args = parser.parse_args(argv)
     if args.strict:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
         torch.use_deterministic_algorithms(True)
     if args.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: nothing to check", file=sys.stderr)

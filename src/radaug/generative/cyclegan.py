@@ -351,8 +351,9 @@ class CycleGAN(GenerativeModel):
     ) -> np.ndarray:
         """Translate image patches from the source to the target domain.
 
-        Deterministic: the generators take no noise, and on CPU deterministic
-        algorithms are enforced, so the same patch always gives the same bytes.
+        Deterministic: the generators take no noise, and deterministic algorithms are
+        used (:func:`~radaug.generative.device.deterministic`), so the same patch always
+        gives the same bytes on one kind of device.
 
         Parameters
         ----------

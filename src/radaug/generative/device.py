@@ -38,8 +38,9 @@ def select_device(device: str) -> torch.device:
         if resolved.type not in ("cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
     if resolved.type == "cuda":
-        # cuBLAS reads its workspace setting when it starts, before the first matrix product: a fixed
-        # workspace is what makes its products deterministic (torch's "Reproducibility" notes).
+        # torch's deterministic mode wants cuBLAS on a fixed workspace (its "Reproducibility" notes) and
+        # warns without one. The process's environment is changed; torch and cuBLAS read it at the
+        # first CUDA matrix product, so this takes effect only before any (radaug's jobs start fresh).
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
     return resolved
 
@@ -68,15 +69,16 @@ def deterministic(device: torch.device) -> Iterator[None]:
     On CPU enforced: an operation without a deterministic implementation raises. On CUDA
     torch warns instead, as it has none for some backward passes (in torch 2.11, that of 3D
     reflection padding, in the 3D CycleGAN's generators), which then stay nondeterministic;
-    the same seed trained every other model to the same weights twice on an H200, and two
-    CycleGAN runs differed by up to 5e-3 without this. Uninitialised memory is not filled
-    (:data:`FILL_UNINITIALIZED_MEMORY`).
+    the same seed trained every other model to the same weights twice on an H200, where two
+    CycleGAN runs had differed by up to 5e-3 without deterministic algorithms
+    (``benchmarks/gpu/gpu_check.h200.nondeterministic.json``). A caller that already enforces
+    them strictly keeps that. Uninitialised memory is not filled (:data:`FILL_UNINITIALIZED_MEMORY`).
     """
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     fill = torch.utils.deterministic.fill_uninitialized_memory
     try:
-        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu" and not (enabled and not warn_only))
         torch.utils.deterministic.fill_uninitialized_memory = FILL_UNINITIALIZED_MEMORY
         yield
     finally:
