@@ -43,7 +43,7 @@ import numpy as np
 
 from benchmarks import check_flags, row
 
-MAX_BITS = 8  # split.near_duplicate_bits: the hash rule
+MAX_BITS = 7  # split.near_duplicate_bits: the hash rule
 VERIFY_BITS, MIN_SIMILARITY = 16, 0.915  # split.verify_bits, split.min_similarity: the window rule
 N_BR35H, N_PHANTOM = 300, 100
 N_CROSS_QUICK = 600  # --quick: hard negatives among this many images of each Br35H class (all 1,500 otherwise)

@@ -43,7 +43,7 @@ def _with(**changes):
     (_with(bogus=1), "bogus"),
     (_with(split__folds="five"), "split.folds"),
     (_with(split__folds=1), "split.folds"),
-    (_with(split__verify_bits=8), "split.verify_bits"),
+    (_with(split__verify_bits=7), "split.verify_bits"),
     (_with(split__min_similarity=1.5), "split.min_similarity"),
     (_with(generative__steps=0), "generative.steps"),
     (_with(data__source="dicomweb"), "data.source"),

@@ -16,7 +16,7 @@ from radaug.data.phantom import phantom_case
 from radaug.errors import LeakageError
 from radaug.splits import check_folds, duplicate_audit, duplicate_pairs, make_folds
 
-MAX_BITS = 8
+MAX_BITS = 7
 
 
 def _scene(seed: int, size: int = 160) -> np.ndarray:
