@@ -86,7 +86,7 @@ def check(name: str, dims: int, mask: bool, steps: int, device: str = "cuda") ->
     row = {"model": name, "dims": dims, "condition_on_mask": mask, "steps": steps, "failures": []}
     model = _model(name, dims, mask)
     history, row["gpu_s_per_step"] = _fit(model, data, device, steps)
-    losses = history.select_dtypes("number").drop(columns=[c for c in ("step",) if c in history], errors="ignore")
+    losses = history.select_dtypes("number").drop(columns="step", errors="ignore")
     if not np.isfinite(losses.to_numpy(dtype=np.float64)).all():
         row["failures"].append("non-finite loss on cuda")
     images, out_masks = _generate(model, data)

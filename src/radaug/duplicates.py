@@ -131,12 +131,12 @@ def _main_foreground(fg: np.ndarray) -> np.ndarray:
     if n < 2:
         return fg
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    total = sizes[1:].sum()
     solid = np.zeros(n + 1, dtype=bool)
     solid[np.unique(labels[ndimage.binary_opening(fg, structure=np.ones((3, 3), dtype=bool))])] = True
-    keep = solid & (sizes >= STRAY_FRACTION * sizes[1:].sum())
+    keep = solid & (sizes >= STRAY_FRACTION * total)
     keep[0] = False
-    main = keep[labels]
-    return main if sizes[keep].sum() >= 0.5 * sizes[1:].sum() else fg
+    return keep[labels] if sizes[keep].sum() >= 0.5 * total else fg
 
 
 def foreground_box(plane: np.ndarray) -> tuple[slice, slice]:

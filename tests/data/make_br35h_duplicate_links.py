@@ -147,7 +147,8 @@ def build(study: Path) -> tuple[pd.DataFrame, dict]:
     keep = [a in images and b in images for a, b in pairs]
     rows = audit[keep].copy()
     rows[["case_a", "case_b"]] = [_pair(a, b) for a, b in zip(rows["case_a"], rows["case_b"])]
-    absent = [p for p in picked if p not in set(zip(rows["case_a"], rows["case_b"]))]  # not even a candidate
+    audited = set(zip(rows["case_a"], rows["case_b"]))
+    absent = [p for p in picked if p not in audited]  # below the audit's floor, or not even a candidate
     rows = pd.concat([rows, pd.DataFrame({"case_a": [a for a, _ in absent], "case_b": [b for _, b in absent],
                                           "linked": False, "rule": ""})], ignore_index=True)
     label = dict(zip(cohort["case_id"], cohort["label"]))

@@ -206,6 +206,36 @@ def test_deterministic_mode_is_restored_with_its_fill_setting():
     assert settings() == before
 
 
+def test_on_cuda_deterministic_algorithms_are_asked_for_in_warn_only_mode_unless_the_caller_is_strict():
+    """On CUDA deterministic kernels are chosen where torch has them; where it has none (the 3D
+    CycleGAN's reflection-padding backward pass) torch is set to warn instead of stopping the training,
+    unless the caller already enforces them strictly (``benchmarks/gpu_check.py --strict``). Only the
+    settings are checked here: no CUDA operation runs."""
+    from radaug.generative.device import deterministic
+
+    def settings():
+        return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+
+    cuda = torch.device("cuda")
+    before = settings()
+    try:
+        torch.use_deterministic_algorithms(False)
+        with deterministic(cuda):
+            assert settings() == (True, True)
+            assert not torch.utils.deterministic.fill_uninitialized_memory
+        assert settings() == (False, False)
+        torch.use_deterministic_algorithms(True)  # a strict caller
+        with deterministic(cuda):
+            assert settings() == (True, False)
+        assert settings() == (True, False)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        with deterministic(torch.device("cpu")):  # the CPU is always strict
+            assert settings() == (True, False)
+        assert settings() == (True, True)
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
 def test_same_seed_same_model_different_seed_different(name, data, tmp_path):
     a, b, c = make(name), make(name), make(name)
     fit(a, data, seed=5, checkpoint_path=tmp_path / "a.pt")
@@ -611,32 +641,3 @@ def load_model_roundtrip(model):
     buffer.seek(0)
     return type(model)._from_state(torch.load(buffer, weights_only=True), torch.device("cpu"))
 
-
-def test_on_cuda_deterministic_algorithms_are_asked_for_in_warn_only_mode_unless_the_caller_is_strict():
-    """On CUDA deterministic kernels are chosen where torch has them; where it has none (the 3D
-    CycleGAN's reflection-padding backward pass) torch is set to warn instead of stopping the training,
-    unless the caller already enforces them strictly (``benchmarks/gpu_check.py --strict``). Only the
-    settings are checked here: no CUDA operation runs."""
-    from radaug.generative.device import deterministic
-
-    def settings():
-        return torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-
-    cuda = torch.device("cuda")
-    before = settings()
-    try:
-        torch.use_deterministic_algorithms(False)
-        with deterministic(cuda):
-            assert settings() == (True, True)
-            assert not torch.utils.deterministic.fill_uninitialized_memory
-        assert settings() == (False, False)
-        torch.use_deterministic_algorithms(True)  # a strict caller
-        with deterministic(cuda):
-            assert settings() == (True, False)
-        assert settings() == (True, False)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        with deterministic(torch.device("cpu")):  # the CPU is always strict
-            assert settings() == (True, False)
-        assert settings() == (True, True)
-    finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=before[1])

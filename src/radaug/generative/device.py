@@ -77,8 +77,9 @@ def deterministic(device: torch.device) -> Iterator[None]:
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     fill = torch.utils.deterministic.fill_uninitialized_memory
+    strict = device.type == "cpu" or (enabled and not warn_only)
     try:
-        torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu" and not (enabled and not warn_only))
+        torch.use_deterministic_algorithms(True, warn_only=not strict)
         torch.utils.deterministic.fill_uninitialized_memory = FILL_UNINITIALIZED_MEMORY
         yield
     finally:
