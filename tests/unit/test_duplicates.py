@@ -157,12 +157,12 @@ def test_search_plan_is_pigeonhole_complete():
 def test_hashes_are_deterministic_and_formatted():
     image = _scene(8)
     assert D.signature(image) == D.signature(image.copy())
-    assert D.signature(image).startswith("dq2:") and len(D.signature(image)) == 20
+    assert D.signature(image).startswith("dq3:") and len(D.signature(image)) == 20
 
 
 def test_bad_input_names_the_case():
     with pytest.raises(ValueError, match="case 'c7'.*dup_hash"):
-        D.parse_hashes(["dq2:00000000000000ff", "zz"], case_ids=["c1", "c7"])
+        D.parse_hashes(["dq3:00000000000000ff", "zz"], case_ids=["c1", "c7"])
     with pytest.raises(ValueError, match="NaN"):
         D.image_hash(np.full((8, 8), np.nan))
     with pytest.raises(ValueError, match="2D or 3D"):
@@ -211,8 +211,7 @@ def test_mirrored_copy_never_straddles_and_audit_reports_it():
 
 # ---------------------------------------------------------------- window rule (crops)
 
-MIN_SIMILARITY, VERIFY_BITS = 0.90, 16
-DEFAULT_MIN_SIMILARITY = 0.915  # split.min_similarity's default
+MIN_SIMILARITY, VERIFY_BITS = 0.915, 16  # split.min_similarity, split.verify_bits: the defaults
 
 
 def _crop(image, t, b, l, r):
@@ -220,11 +219,13 @@ def _crop(image, t, b, l, r):
     return image[int(t * h):h - int(b * h), int(l * w):w - int(r * w)].copy()
 
 
-def _window_rule(images):
+def _window_rule(images, min_similarity=MIN_SIMILARITY):
+    """Similarities of the pairs the window rule verifies at ``min_similarity`` (pairs scoring at least that on
+    the coarse grid are not refined: their value is a lower bound of the best framing's)."""
     thumbs = np.stack([D.framed_thumbnail(a) for a in images])
     thumbs = D.decode_thumbnails([D.encode_thumbnail(t) for t in thumbs])  # as stored in the case index
     hashes = np.array([D.image_hash(a) for a in images], dtype=np.uint64)
-    pairs, dist, sim = D.similar_pairs(hashes, thumbs, max_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
+    pairs, dist, sim = D.similar_pairs(hashes, thumbs, max_bits=VERIFY_BITS, min_similarity=min_similarity)
     return {(int(a), int(b)): s for (a, b), s in zip(pairs, sim)}
 
 
@@ -256,11 +257,10 @@ def test_crops_of_real_mr_slices_correlate_with_their_source_at_about_their_own_
             image = volume[z]
             for cuts in [(0.15, 0.0, 0.1, 0.0), (0.0, 0.2, 0.0, 0.15), (0.1, 0.1, 0.1, 0.1), (0.2, 0.0, 0.2, 0.0),
                          (0.05, 0.2, 0.2, 0.05)]:
-                found = _window_rule([image, _crop(image, *cuts)])
+                found = _window_rule([image, _crop(image, *cuts)], MIN_SIMILARITY)
                 best.append(found.get((0, 1), 0.0))
-    assert min(best) >= 0.90, best  # the earlier thumbnail: 0.88
+    assert min(best) >= MIN_SIMILARITY, best  # every crop found at the default threshold
     assert np.median(best) >= 0.98, best
-    assert sum(b < DEFAULT_MIN_SIMILARITY for b in best) == 0, best  # lowest 0.919 (at 0.93 one was missed)
 
 
 def test_the_window_rule_does_not_link_different_images_of_the_same_anatomy():
@@ -367,6 +367,58 @@ def _head(shape=(229, 235), centre=(120, 116), radii=(85, 75)) -> np.ndarray:
     return np.where(inside & ~hole, 120.0, 0.0)
 
 
+def test_the_background_threshold_is_scikit_images_three_class_otsu():
+    """The reference: ``skimage.filters.threshold_multiotsu(classes=3, nbins=64)``'s lower threshold, on
+    three-mode mixtures, a real brain MR slice (PyRadiomics) and a Br35H-like head; with fewer than three
+    grey levels (where scikit-image raises) the two-class threshold."""
+    import SimpleITK as sitk
+    from skimage.filters import threshold_multiotsu
+
+    from radaug.data.pyradiomics_cases import fetch_cases
+
+    rng = np.random.default_rng(3)
+    samples = [np.concatenate([rng.normal(m, sd, n) for m, sd, n in
+                               [(0, 1, rng.integers(100, 5000)), (rng.uniform(2, 8), 1, rng.integers(100, 5000)),
+                                (rng.uniform(8, 15), 1.5, rng.integers(10, 3000))]]) for _ in range(40)]
+    cases = fetch_cases(Path(__file__).resolve().parents[2] / "resources" / "pyradiomics")
+    volume = sitk.GetArrayFromImage(sitk.ReadImage(str(cases["brain1"][0]))).astype(np.float64)
+    samples += [volume[len(volume) // 2], _head() + rng.normal(0, 3, _head().shape)]
+
+    def between(lower: float, upper: float) -> float:  # the three classes' sum of S_k^2 / W_k, in float64
+        classes = np.digitize(centres, [lower, upper], right=True)
+        return sum(np.sum(hist[classes == k] * centres[classes == k]) ** 2 / max(hist[classes == k].sum(), 1)
+                   for k in range(3))
+
+    near_ties = 0
+    for values in samples:
+        hist, edges = np.histogram(values, bins=64)
+        centres = (edges[:-1] + edges[1:]) / 2
+        ours, theirs = D._background_threshold(values), threshold_multiotsu(values, classes=3, nbins=64)
+        if ours != pytest.approx(theirs[0]):  # scikit-image sums in float32: a near-tie can go the other way
+            upper = max((between(ours, c), c) for c in centres if c > ours)[1]
+            assert abs(ours - theirs[0]) <= 1.01 * (edges[1] - edges[0])
+            assert between(ours, upper) >= between(*theirs) >= (1 - 1e-6) * between(ours, upper)
+            near_ties += 1
+    assert near_ties <= 2
+    two_levels = _head()
+    assert D._background_threshold(two_levels) == D._otsu(two_levels)
+
+
+def test_a_faint_body_with_a_bright_lesion_keeps_the_body_in_its_box():
+    """Otsu's two classes put a faint body with the background when a bright part dominates the
+    histogram's spread; the box then shrinks to that part, and a copy whose contrast or crop moves the
+    split frames another region (the benchmark's gamma, combined and 20 % crop misses; BENCHMARKS.md).
+    The background class of a three-class split keeps the body."""
+    image = np.where(_head() > 0, 40.0, 0.0) + np.random.default_rng(0).normal(0, 2, _head().shape)
+    image[100:130, 60:90] = 250.0  # the lesion
+    assert D._otsu(image) > 40  # two classes: the lesion alone is foreground
+    body = [slice(*D._robust_span((_head() > 0).sum(axis=a))) for a in (1, 0)]
+    lesion = [slice(*D._robust_span((image > D._otsu(image)).sum(axis=a))) for a in (1, 0)]
+    for got, want, two_class in zip(D.foreground_box(image), body, lesion):
+        assert abs(got.start - want.start) <= 1 and abs(got.stop - want.stop) <= 1  # noise at the rim: a pixel
+        assert two_class.stop - two_class.start <= 31  # what the two-class box would have been
+
+
 @pytest.mark.parametrize("artefact", ["edge_column", "edge_row_2px", "frame", "text", "specks"])
 def test_stray_foreground_parts_do_not_move_the_box(artefact):
     """Lines along the image's edge, frames, burnt-in text and specks are left out of the box.
@@ -422,11 +474,14 @@ def test_the_stored_frame_widens_the_foreground_box_by_the_margin():
     for found in (rows, cols):
         assert box - 2 <= len(found) <= box + 1
         assert abs(found[0] - (D.STORED - 1 - found[-1])) <= 1  # the same margin on both sides
-    # A frame reaching past the image: the left margin lies outside it and must read the minimum (-1),
-    # tied with a dark block inside the image, not the 0 of the dark field beside the bright part.
-    edge = np.zeros((100, 100))
-    edge[:, :60] = 1.0
-    edge[40:60, 10:30] = -1.0
+    # A frame reaching past the image: the left margin lies outside it and must read the minimum (0),
+    # tied with a dark block inside the image, not the 1 of the dark field beside the body (10, with
+    # a bright lesion, 20: the field is the background class of the three-class split).
+    edge = np.ones((100, 100))
+    edge[:, :60] = 10.0
+    edge[70:90, 20:50] = 20.0
+    edge[40:60, 10:30] = 0.0
+    assert D.foreground_box(edge) == (slice(0, 100), slice(0, 60))
     framed = D.framed_thumbnail(edge)
     assert framed[30, 0] == framed[30, 20] == framed.min()
     assert framed[30, -1] > framed.min()  # the dark field inside the frame on the right
@@ -437,7 +492,7 @@ def test_thumbnails_round_trip_and_bad_ones_name_the_case():
     back = D.decode_thumbnails([D.encode_thumbnail(thumb)])[0]
     assert np.abs(back - thumb).max() <= 0.5 / 255 + 1e-12
     with pytest.raises(ValueError, match="case 'c2'.*dup_thumb"):
-        D.decode_thumbnails([D.encode_thumbnail(thumb), "dt3:AAAA"], case_ids=["c1", "c2"])
+        D.decode_thumbnails([D.encode_thumbnail(thumb), "dt4:AAAA"], case_ids=["c1", "c2"])
     with pytest.raises(ValueError, match="case 'c1'.*rebuild the case index"):  # an index from before the frame
         D.decode_thumbnails(["dt1:" + "A" * 1368], case_ids=["c1"])
 
@@ -579,12 +634,12 @@ def test_verification_does_not_depend_on_the_hash_matched_pose(k, cut):
     thumbs = D.decode_thumbnails([D.encode_thumbnail(D.framed_thumbnail(a)) for a in (image, copy)])
     w = int(np.flatnonzero((D.window_cuts() == cut).all(axis=1))[0])
     sim = D.verify_candidates(thumbs, np.array([[1, 0, k, w, 14]]),
-                              refine=(DEFAULT_MIN_SIMILARITY - D.REFINE_MARGIN, DEFAULT_MIN_SIMILARITY))
-    assert sim[0] >= DEFAULT_MIN_SIMILARITY
+                              refine=(MIN_SIMILARITY - D.REFINE_MARGIN, MIN_SIMILARITY))
+    assert sim[0] >= MIN_SIMILARITY
     # rows of one ordered pair get one value, whatever their hash-matched pose
     rows = np.array([[1, 0, 0, w, 14], [1, 0, 5, 0, 15], [0, 1, 2, 3, 16]])
     got = D.verify_candidates(thumbs, rows)
-    assert got[0] == got[1] >= DEFAULT_MIN_SIMILARITY
+    assert got[0] == got[1] >= MIN_SIMILARITY
 
 
 def test_verification_refuses_candidates_that_are_not_rows_of_five():
@@ -621,8 +676,8 @@ def test_verification_on_threads_gives_the_values_of_one_thread():
     rng = np.random.default_rng(5)
     pairs = [(i, j) for i in range(len(images)) for j in range(len(images)) if i != j]
     rows = np.array([[i, j, rng.integers(8), rng.integers(len(D.window_cuts())), 12] for i, j in pairs])
-    refine = (DEFAULT_MIN_SIMILARITY - D.REFINE_MARGIN, DEFAULT_MIN_SIMILARITY)
+    refine = (MIN_SIMILARITY - D.REFINE_MARGIN, MIN_SIMILARITY)
     one = D.verify_candidates(thumbs, rows, chunk=5, refine=refine)
     assert np.array_equal(D.verify_candidates(thumbs, rows, chunk=5, refine=refine, threads=3), one)
     assert np.array_equal(D.verify_candidates(thumbs, rows, chunk=len(pairs), refine=refine), one)  # chunking neither
-    assert one[pairs.index((6, 0))] >= DEFAULT_MIN_SIMILARITY and one[pairs.index((7, 1))] >= DEFAULT_MIN_SIMILARITY
+    assert one[pairs.index((6, 0))] >= MIN_SIMILARITY and one[pairs.index((7, 1))] >= MIN_SIMILARITY
