@@ -184,3 +184,29 @@ def test_the_gpu_check_runs_on_cpu_and_reports_a_failed_check(tmp_path, monkeypa
     assert "non-finite or misshapen sample" in json.loads(out.read_text())[0]["failures"][0]
     with pytest.raises(SystemExit):
         gpu_check.main(["--device", "cpu", "--models", "nonexistent"])
+
+
+def test_the_duplicate_audit_score_finds_same_slice_pairs_split_apart(tmp_path):
+    """Four images, three audited same-slice pairs: one linked, one joined through its group, one apart
+    (straddling); an audited image missing from the study is left out, and a grey-zone pair counts apart."""
+    import pandas as pd
+
+    from benchmarks.bench_duplicate_audit import score
+
+    (tmp_path / "cohort").mkdir()
+    (tmp_path / "splits").mkdir()
+    cases = ["a", "b", "c", "d"]
+    pd.DataFrame({"case_id": cases, "image_sha256": [f"s{c}" for c in cases]}).to_csv(tmp_path / "cohort/cohort.csv")
+    folds = pd.DataFrame({"case_id": cases * 2, "group": ["g1", "g1", "g1", "g2"] * 2, "repeat": 0,
+                          "fold": [0] * 4 + [1] * 4, "role": ["train", "train", "train", "test"] * 2})
+    folds.to_csv(tmp_path / "splits/folds.csv", index=False)
+    pd.DataFrame({"case_a": ["a", "b"], "case_b": ["b", "c"], "linked": [True, True]}).to_csv(
+        tmp_path / "splits/duplicates.csv", index=False)
+    audit = tmp_path / "audit.csv"
+    pd.DataFrame({"sha256_a": ["sa", "sa", "sc", "sx", "sa"], "sha256_b": ["sb", "sc", "sd", "sa", "sd"],
+                  "inliers": [300, 120, 80, 60, 20], "verdict": ["same_slice"] * 4 + ["grey_zone"]}).to_csv(
+        audit, index=False)
+    got = score(tmp_path, audit)
+    assert (got["pairs"], got["audited"], got["linked_directly"], got["straddle"]) == (3, 4, 1, 1)
+    assert got["apart"] == [("c", "d", 80, True)]
+    assert score(tmp_path, audit, verdict="grey_zone")["apart"] == [("a", "d", 20, True)]
