@@ -114,11 +114,17 @@ def _background_threshold(values: np.ndarray, bins: int = 64) -> float:
     between-class variance ``sum_k S_k^2 / W_k`` wins (Otsu 1979, extended to three classes as in
     scikit-image's ``threshold_multiotsu``). Everything above the lower threshold is foreground, so
     a low-contrast body is not put with the background as a two-class split can do when a bright
-    lesion or skull dominates the histogram."""
+    lesion or skull dominates the histogram.
+
+    The threshold is the centre of the background class's last bin, as scikit-image's; the
+    pixels of that bin above it count as foreground (half a bin, 2 grey levels of a 0-255 image).
+    The variances are computed on the bin positions 0 .. 1 (the argmax is the same for any
+    increasing affine map of the intensities), so an offset or a scale of the data costs no
+    precision."""
     hist, edges = np.histogram(values, bins=bins)
     centres = (edges[:-1] + edges[1:]) / 2
     w = np.cumsum(hist, dtype=float)  # weight and sum of classes [0, i]
-    s = np.cumsum(hist * centres)
+    s = np.cumsum(hist * np.linspace(0.0, 1.0, bins))
     i, j = np.triu_indices(bins - 1, k=1)  # class 1 = [0, i], class 2 = (i, j], class 3 = (j, end]
     w1, s1 = w[i], s[i]
     w2, s2 = w[j] - w[i], s[j] - s[i]

@@ -210,3 +210,10 @@ def test_the_duplicate_audit_score_finds_same_slice_pairs_split_apart(tmp_path):
     assert (got["pairs"], got["audited"], got["linked_directly"], got["straddle"]) == (3, 4, 1, 1)
     assert got["apart"] == [("c", "d", 80, True)]
     assert score(tmp_path, audit, verdict="grey_zone")["apart"] == [("a", "d", 20, True)]
+    assert got["unlisted"] == [("b", "c")] and got["links"] == 2  # the audit does not list b - c
+    with pytest.raises(ValueError, match="verdict 'same'"):
+        score(tmp_path, audit, verdict="same")
+    pd.DataFrame({"sha256_a": ["sx"], "sha256_b": ["sy"], "inliers": [90], "verdict": ["same_slice"]}).to_csv(
+        audit, index=False)
+    with pytest.raises(ValueError, match="no same_slice pair of audit.csv has both images in the study"):
+        score(tmp_path, audit)  # an audit of other images measures nothing: not a pass

@@ -219,13 +219,13 @@ def _crop(image, t, b, l, r):
     return image[int(t * h):h - int(b * h), int(l * w):w - int(r * w)].copy()
 
 
-def _window_rule(images, min_similarity=MIN_SIMILARITY):
-    """Similarities of the pairs the window rule verifies at ``min_similarity`` (pairs scoring at least that on
-    the coarse grid are not refined: their value is a lower bound of the best framing's)."""
+def _window_rule(images):
+    """Similarities of the pairs the window rule verifies at the default threshold (a pair already at the
+    threshold on the coarse grid is not refined: its value is a lower bound of its best framing's)."""
     thumbs = np.stack([D.framed_thumbnail(a) for a in images])
     thumbs = D.decode_thumbnails([D.encode_thumbnail(t) for t in thumbs])  # as stored in the case index
     hashes = np.array([D.image_hash(a) for a in images], dtype=np.uint64)
-    pairs, dist, sim = D.similar_pairs(hashes, thumbs, max_bits=VERIFY_BITS, min_similarity=min_similarity)
+    pairs, dist, sim = D.similar_pairs(hashes, thumbs, max_bits=VERIFY_BITS, min_similarity=MIN_SIMILARITY)
     return {(int(a), int(b)): s for (a, b), s in zip(pairs, sim)}
 
 
@@ -257,7 +257,7 @@ def test_crops_of_real_mr_slices_correlate_with_their_source_at_about_their_own_
             image = volume[z]
             for cuts in [(0.15, 0.0, 0.1, 0.0), (0.0, 0.2, 0.0, 0.15), (0.1, 0.1, 0.1, 0.1), (0.2, 0.0, 0.2, 0.0),
                          (0.05, 0.2, 0.2, 0.05)]:
-                found = _window_rule([image, _crop(image, *cuts)], MIN_SIMILARITY)
+                found = _window_rule([image, _crop(image, *cuts)])
                 best.append(found.get((0, 1), 0.0))
     assert min(best) >= MIN_SIMILARITY, best  # every crop found at the default threshold
     assert np.median(best) >= 0.98, best
@@ -267,8 +267,8 @@ def test_the_window_rule_does_not_link_different_images_of_the_same_anatomy():
     images = [_scene(seed) for seed in range(40, 56)]
     images += [_crop(a, 0.1, 0.0, 0.0, 0.1) for a in images[:4]]  # crops of others, to tempt the windows
     found = _window_rule(images)
-    false = {p: s for p, s in found.items() if s >= MIN_SIMILARITY and not (p[1] - p[0] == 16 and p[0] < 4)}
-    assert not false, false
+    false = {p: s for p, s in found.items() if s >= 0.90 and not (p[1] - p[0] == 16 and p[0] < 4)}
+    assert not false, false  # a margin below the threshold (measured: at most 0.864)
     assert all(found.get((i, i + 16), 0) >= MIN_SIMILARITY for i in range(4))
 
 
@@ -400,8 +400,11 @@ def test_the_background_threshold_is_scikit_images_three_class_otsu():
             assert between(ours, upper) >= between(*theirs) >= (1 - 1e-6) * between(ours, upper)
             near_ties += 1
     assert near_ties <= 2
-    two_levels = _head()
-    assert D._background_threshold(two_levels) == D._otsu(two_levels)
+    two_levels = _head()  # scikit-image needs three levels; two-class Otsu keeps the head
+    assert D.foreground_box(two_levels) == tuple(slice(*D._robust_span((two_levels > 0).sum(axis=a))) for a in (1, 0))
+    for values in samples[:5]:  # an offset or a scale of the intensities moves nothing (variances on bin positions)
+        assert D._background_threshold(values * 1e-6 + 1e8) == pytest.approx(D._background_threshold(values) * 1e-6 + 1e8,
+                                                                             rel=0, abs=1e-6)
 
 
 def test_a_faint_body_with_a_bright_lesion_keeps_the_body_in_its_box():
@@ -526,6 +529,7 @@ def test_a_cropped_copy_never_straddles_and_the_audit_lists_the_closest_ungroupe
     assert top["similarity"] >= MIN_SIMILARITY
     rest = audit[~audit["grouped"]]
     assert len(rest) and (rest["similarity"].fillna(0) < MIN_SIMILARITY).all() and not rest["linked"].any()
+    assert rest["similarity"].max() <= 0.905  # the hardest different scenes (c07 - c15): 0.901
     assert not audit.loc[audit["grouped"], "straddles"].any()
     # without the window rule the same split puts them apart in some fold
     apart = make_folds(cases, folds=4, seed=0, verify_bits=0)
@@ -615,7 +619,7 @@ def test_similarity_is_the_band_pass_correlation_and_separates_copies_from_other
     for name in ("noise", "jpeg", "gamma", "contrast"):
         assert D.similarity(a, D.thumbnail(D.transform(image, name, rng))) >= MIN_SIMILARITY, name
     others = [D.similarity(a, D.thumbnail(_scene(s))) for s in range(31, 41)]
-    assert max(others) < MIN_SIMILARITY - 0.05
+    assert max(others) < 0.85  # measured: 0.655
 
 
 @pytest.mark.parametrize("k, cut", [(0, (0.1, 0.2, 0.2, 0.2)), (1, (0.0, 0.1, 0.1, 0.1)), (6, (0.2, 0.2, 0.2, 0.2))])
