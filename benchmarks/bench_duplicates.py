@@ -43,6 +43,7 @@ import numpy as np
 
 from benchmarks import check_flags, row
 
+REPO = Path(__file__).resolve().parents[1]
 MAX_BITS = 7  # split.near_duplicate_bits: the hash rule
 VERIFY_BITS, MIN_SIMILARITY = 16, 0.915  # split.verify_bits, split.min_similarity: the window rule
 N_BR35H, N_PHANTOM = 300, 100
@@ -216,6 +217,112 @@ def _quality(quick: bool) -> list[dict]:
     return rows
 
 
+TRANSFORMS_3D = ("reorient", "flip_lr", "restack", "resample", "crop", "contrast", "gamma", "window", "noise",
+                 "combined")
+
+
+def _volume_copy(image, name: str, rng):
+    """A labelled near-duplicate of a 3D SimpleITK image, as a user's data set could hold it.
+
+    reorient: the same voxels stored in another axis order and direction (one of 6 DICOM
+    orientation codes; the canonical LPS read must undo it); flip_lr: a true left-right mirror of
+    the anatomy; restack: 0-15 % of the slices left out at each end; resample: in-plane spacing
+    x0.7-1.4 and slice spacing x0.8-1.25 (linear); crop: 2-10 % of each in-plane side; contrast
+    ``a x + b``; gamma 0.6-1.7 on the 0-1 range; window: clipped to the 0-10th and 90-100th
+    percentiles; noise: Gaussian, SD 1-4 % of the range; combined: reorient, restack, resample,
+    gamma and noise.
+    """
+    import SimpleITK as sitk
+
+    if name == "combined":
+        for step in ("reorient", "restack", "resample", "gamma", "noise"):
+            image = _volume_copy(image, step, rng)
+        return image
+    if name == "reorient":
+        return sitk.DICOMOrient(image, str(rng.choice(["RAS", "LPI", "PIR", "AIL", "SRA", "IRP"])))
+    if name == "resample":
+        old, size = np.array(image.GetSpacing()), np.array(image.GetSize())
+        scale = np.array([rng.uniform(0.7, 1.4)] * 2 + [rng.uniform(0.8, 1.25)])
+        new = old * scale
+        return sitk.Resample(image, [int(round(n)) for n in size / scale], sitk.Transform(), sitk.sitkLinear,
+                             image.GetOrigin(), tuple(new), image.GetDirection(), float(sitk.GetArrayViewFromImage(image).min()))
+    a = sitk.GetArrayFromImage(image).astype(np.float32)  # z, y, x
+    lo, hi = float(a.min()), float(a.max())
+    if name == "flip_lr":
+        a = a[:, :, ::-1]
+    elif name == "restack":
+        z = len(a)
+        a = a[int(rng.uniform(0, 0.15) * z):z - int(rng.uniform(0, 0.15) * z)]
+    elif name == "crop":
+        _, h, w = a.shape
+        t, b, l, r = (rng.uniform(0.02, 0.10, 4) * [h, h, w, w]).astype(int)
+        a = a[:, t:h - b, l:w - r]
+    elif name == "contrast":
+        a = rng.uniform(0.6, 1.4) * a + rng.uniform(-0.1, 0.1) * (hi - lo)
+    elif name == "gamma":
+        a = lo + (hi - lo) * ((a - lo) / max(hi - lo, 1e-6)) ** rng.uniform(0.6, 1.7)
+    elif name == "window":
+        w0, w1 = np.percentile(a, [rng.uniform(0, 10), rng.uniform(90, 100)])
+        a = np.clip(a, w0, w1)
+    elif name == "noise":
+        a = a + rng.normal(0, rng.uniform(0.01, 0.04) * (hi - lo), a.shape).astype(np.float32)
+    else:
+        raise ValueError(f"unknown 3D transform {name!r}")
+    out = sitk.GetImageFromArray(np.ascontiguousarray(a))
+    out.SetSpacing(image.GetSpacing())
+    out.SetDirection(image.GetDirection())
+    out.SetOrigin(image.GetOrigin())
+    return out
+
+
+def _quality_3d(quick: bool) -> list[dict]:
+    """The hash rule on 3D volumes (their only rule): copies within ``MAX_BITS``, distinct volumes not.
+
+    Sources: PyRadiomics' five real test volumes (brain MR x2, breast MR, lung CT x2) and phantom CT
+    volumes (one body generator, so distinct phantoms are hard negatives of one anatomy); each source
+    read as the case index reads it (:func:`radaug.preprocess.duplicate_signature`: LPS, then the
+    foreground mean projection's hash).
+    """
+    import SimpleITK as sitk
+
+    from radaug import preprocess
+    from radaug.data.phantom import phantom_case
+    from radaug.data.pyradiomics_cases import fetch_cases
+    from radaug.duplicates import dihedral_variants, parse_hashes
+
+    def hash_of(image) -> np.uint64:
+        return parse_hashes([preprocess.duplicate_signature(image)[0]])[0]
+
+    real = [sitk.ReadImage(str(img)) for img, _ in fetch_cases(REPO / "resources" / "pyradiomics").values()]
+    phantoms = []
+    for seed in range(20 if quick else 60):
+        volume, _ = phantom_case(np.random.default_rng(3000 + seed), "malignant" if seed % 2 else "benign", "coarse",
+                                 dim=3, size=48, separation=1.0)
+        image = sitk.GetImageFromArray(volume.astype(np.float32))
+        image.SetSpacing((0.8, 0.8, 2.5))
+        phantoms.append(image)
+    sources = real + phantoms
+    hashes = np.array([hash_of(v) for v in sources], dtype=np.uint64)
+    dist = np.min(np.stack([np.bitwise_count(x[:, None] ^ hashes[None, :]) for x in dihedral_variants(hashes)]), axis=0)
+    iu = np.triu_indices(len(sources), 1)
+    is_real = np.arange(len(sources)) < len(real)
+    rows = [row("duplicates", "false_pairs_3d", int((dist[iu] <= MAX_BITS).sum()), "pairs", target="<= 0",
+                notes=f"all {len(iu[0]):,} pairs of {len(real)} real and {len(phantoms)} phantom volumes; closest "
+                      f"{int(dist[iu].min())} bits (phantom pairs {int(dist[iu][~is_real[iu[0]]].min())}, "
+                      f"pairs with a real volume {int(dist[iu][is_real[iu[0]]].min())})")]
+    rng = np.random.default_rng(17)
+    for name in TRANSFORMS_3D:
+        got = np.array([int(np.bitwise_count(dihedral_variants(np.array([h]))[:, 0]
+                                             ^ hash_of(_volume_copy(v, name, rng))).min())
+                        for v, h in zip(sources, hashes)])
+        found = got <= MAX_BITS
+        rows.append(row("duplicates", f"recall_3d_{name}", found.mean(), "fraction", target=">= 0.99",
+                        notes=f"real {found[is_real].mean():.2f} ({len(real)}), phantom {found[~is_real].mean():.3f}; "
+                              f"distance median {np.median(got):.0f}, max {got.max()} bits"
+                              + (f"; misses {np.flatnonzero(~found).tolist()}" if (~found).any() else "")))
+    return rows
+
+
 def _cost() -> list[dict]:
     from radaug import duplicates as D
     from radaug.images import read_image
@@ -361,7 +468,7 @@ def _search(quick: bool) -> list[dict]:
 
 
 def run(quick: bool = False) -> list[dict]:
-    return _quality(quick) + _cost() + _search(quick) + _window_search(quick)
+    return _quality(quick) + _quality_3d(quick) + _cost() + _search(quick) + _window_search(quick)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 
 
-def verify(index_path, *, verify_bits: int = 16, min_similarity: float = 0.93, pairs: int | None = None):
+def verify(index_path, *, verify_bits: int = 16, min_similarity: float = 0.915, pairs: int | None = None):
     """``(similarities, candidate rows, images, CPU s, wall s)`` of ``verify_candidates`` on an index's window candidates."""
     from radaug import duplicates
     from radaug.io import read_table
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("index", help="a study's cases/index.csv")
     parser.add_argument("--verify-bits", type=int, default=16)
-    parser.add_argument("--min-similarity", type=float, default=0.93)
+    parser.add_argument("--min-similarity", type=float, default=0.915)  # config.yaml split.min_similarity
     parser.add_argument("--pairs", type=int, help="only the first PAIRS ordered pairs, in verification's chunk order")
     parser.add_argument("--save", help="write the similarities (one per candidate row) to this .npy")
     parser.add_argument("--compare", help="a .npy of another run on the same index and --pairs")

@@ -217,3 +217,30 @@ def test_the_duplicate_audit_score_finds_same_slice_pairs_split_apart(tmp_path):
         audit, index=False)
     with pytest.raises(ValueError, match="no same_slice pair of audit.csv has both images in the study"):
         score(tmp_path, audit)  # an audit of other images measures nothing: not a pass
+
+
+def test_the_3d_duplicate_benchmarks_copies_are_what_they_say():
+    """A reoriented copy reads back (LPS) as the same voxels, a mirror as the mirrored ones; restacking
+    leaves out at most 15 % a side; resampling changes the spacing, not the physical extent."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from benchmarks.bench_duplicates import _volume_copy
+    from radaug.duplicates import canonical_array
+
+    volume = np.random.default_rng(0).normal(size=(20, 16, 12)).astype(np.float32)
+    image = sitk.GetImageFromArray(volume)
+    image.SetSpacing((0.8, 0.8, 2.5))
+    rng = np.random.default_rng(1)
+    directions = set()
+    for _ in range(4):
+        copy = _volume_copy(image, "reorient", rng)
+        directions.add(copy.GetDirection())
+        np.testing.assert_array_equal(canonical_array(copy), canonical_array(image))
+    assert len(directions - {image.GetDirection()}) >= 2  # stored in other axis orders and directions
+    np.testing.assert_array_equal(canonical_array(_volume_copy(image, "flip_lr", rng)), canonical_array(image)[:, :, ::-1])
+    assert 14 <= _volume_copy(image, "restack", rng).GetSize()[2] <= 20
+    resampled = _volume_copy(image, "resample", rng)
+    extent = np.array(resampled.GetSize()) * resampled.GetSpacing()
+    np.testing.assert_allclose(extent, np.array(image.GetSize()) * image.GetSpacing(), rtol=0.1)
+    assert resampled.GetSpacing() != image.GetSpacing()
