@@ -126,13 +126,11 @@ def _background_threshold(values: np.ndarray, bins: int = 64) -> float:
     w = np.cumsum(hist, dtype=float)  # weight and sum of classes [0, i]
     s = np.cumsum(hist * np.linspace(0.0, 1.0, bins))
     i, j = np.triu_indices(bins - 1, k=1)  # class 1 = [0, i], class 2 = (i, j], class 3 = (j, end]
-    w1, s1 = w[i], s[i]
-    w2, s2 = w[j] - w[i], s[j] - s[i]
-    w3, s3 = w[-1] - w[j], s[-1] - s[j]
+    w2 = w[j] - w[i]  # classes 1 and 3 hold the first and last bins, never empty unless the values are constant
     with np.errstate(divide="ignore", invalid="ignore"):
-        between = np.nan_to_num(s1 ** 2 / w1) + np.nan_to_num(s2 ** 2 / w2) + np.nan_to_num(s3 ** 2 / w3)
-    between[(w1 == 0) | (w2 == 0) | (w3 == 0)] = -np.inf
-    if not np.isfinite(between).any():
+        between = s[i] ** 2 / w[i] + (s[j] - s[i]) ** 2 / w2 + (s[-1] - s[j]) ** 2 / (w[-1] - w[j])
+    between[(w2 == 0) | np.isnan(between)] = -np.inf
+    if not np.isfinite(between).any():  # fewer than three grey levels
         return _otsu(values)
     return float(centres[i[int(np.argmax(between))]])
 
