@@ -47,23 +47,25 @@ def score(study: Path, audit: Path = AUDIT, verdict: str = "same_slice") -> dict
         A missing study file, an unknown ``verdict``, a cohort with one image twice, or no audited pair among the
         study's images (nothing would be measured).
     """
-    study = Path(study)
+    study, audit = Path(study), Path(audit)
     if verdict not in VERDICTS:
         raise ValueError(f"verdict {verdict!r}: the audit has {', '.join(VERDICTS)}")
     files = {name: study / name for name in ("cohort/cohort.csv", "splits/folds.csv", "splits/duplicates.csv")}
     missing = [str(f) for f in files.values() if not f.is_file()]
     if missing:
         raise ValueError(f"{study}: missing {', '.join(missing)}; run the study's split first (`make study`)")
-    cohort = pd.read_csv(files["cohort/cohort.csv"], keep_default_na=False)
-    folds = pd.read_csv(files["splits/folds.csv"], keep_default_na=False)
-    links = pd.read_csv(files["splits/duplicates.csv"], keep_default_na=False)
+    ids = {"case_id": str, "case_a": str, "case_b": str, "group": str}  # ids that look like numbers stay text
+    cohort = pd.read_csv(files["cohort/cohort.csv"], keep_default_na=False, dtype=ids)
+    folds = pd.read_csv(files["splits/folds.csv"], keep_default_na=False, dtype=ids)
+    links = pd.read_csv(files["splits/duplicates.csv"], keep_default_na=False, dtype=ids)
     audited = pd.read_csv(audit, comment="#")
     twice = cohort["image_sha256"][cohort["image_sha256"].duplicated()]
     if len(twice):
-        raise ValueError(f"{files['cohort/cohort.csv']}: {len(twice)} images appear twice (sha256 {twice.iloc[0]}, ...)")
+        raise ValueError(f"{files['cohort/cohort.csv']}: {len(twice)} images appear twice (sha256 {twice.iloc[0]}, ...), "
+                         "so an audited image would name two cases; score a cohort of distinct images")
     case_of = dict(zip(cohort["image_sha256"], cohort["case_id"]))
     a, b = audited["sha256_a"].map(case_of), audited["sha256_b"].map(case_of)
-    listed = {frozenset(p) for p in zip(a, b) if all(isinstance(x, str) for x in p)}
+    listed = {frozenset(p) for p in zip(a[a.notna() & b.notna()], b[a.notna() & b.notna()])}
     keep = a.notna() & b.notna() & (audited["verdict"] == verdict)
     pairs, a, b = audited[keep], a[keep], b[keep]
     if not len(pairs):

@@ -195,12 +195,12 @@ def test_the_duplicate_audit_score_finds_same_slice_pairs_split_apart(tmp_path):
 
     (tmp_path / "cohort").mkdir()
     (tmp_path / "splits").mkdir()
-    cases = ["a", "b", "c", "d"]
-    pd.DataFrame({"case_id": cases, "image_sha256": [f"s{c}" for c in cases]}).to_csv(tmp_path / "cohort/cohort.csv")
+    cases = ["1", "2", "c", "d"]  # ids that look like numbers stay text
+    pd.DataFrame({"case_id": cases, "image_sha256": ["sa", "sb", "sc", "sd"]}).to_csv(tmp_path / "cohort/cohort.csv")
     folds = pd.DataFrame({"case_id": cases * 2, "group": ["g1", "g1", "g1", "g2"] * 2, "repeat": 0,
                           "fold": [0] * 4 + [1] * 4, "role": ["train", "train", "train", "test"] * 2})
     folds.to_csv(tmp_path / "splits/folds.csv", index=False)
-    pd.DataFrame({"case_a": ["a", "b"], "case_b": ["b", "c"], "linked": [True, True]}).to_csv(
+    pd.DataFrame({"case_a": ["1", "2"], "case_b": ["2", "c"], "linked": [True, True]}).to_csv(
         tmp_path / "splits/duplicates.csv", index=False)
     audit = tmp_path / "audit.csv"
     pd.DataFrame({"sha256_a": ["sa", "sa", "sc", "sx", "sa"], "sha256_b": ["sb", "sc", "sd", "sa", "sd"],
@@ -209,19 +209,27 @@ def test_the_duplicate_audit_score_finds_same_slice_pairs_split_apart(tmp_path):
     got = score(tmp_path, audit)
     assert (got["pairs"], got["audited"], got["linked_directly"], got["straddle"]) == (3, 4, 1, 1)
     assert got["apart"] == [("c", "d", 80, True)]
-    assert score(tmp_path, audit, verdict="grey_zone")["apart"] == [("a", "d", 20, True)]
-    assert got["unlisted"] == [("b", "c")] and got["links"] == 2  # the audit does not list b - c
+    assert got["linked_directly"] == 1  # 1 - 2, read as text on both sides
+    assert score(tmp_path, audit, verdict="grey_zone")["apart"] == [("1", "d", 20, True)]
+    assert got["unlisted"] == [("2", "c")] and got["links"] == 2  # the audit does not list 2 - c
     with pytest.raises(ValueError, match="verdict 'same'"):
         score(tmp_path, audit, verdict="same")
     pd.DataFrame({"sha256_a": ["sx"], "sha256_b": ["sy"], "inliers": [90], "verdict": ["same_slice"]}).to_csv(
         audit, index=False)
     with pytest.raises(ValueError, match="no same_slice pair of audit.csv has both images in the study"):
         score(tmp_path, audit)  # an audit of other images measures nothing: not a pass
+    pd.DataFrame({"case_id": cases, "image_sha256": ["sa", "sa", "sc", "sd"]}).to_csv(tmp_path / "cohort/cohort.csv")
+    with pytest.raises(ValueError, match="appear twice"):
+        score(tmp_path, audit)
+    (tmp_path / "splits/duplicates.csv").unlink()
+    with pytest.raises(ValueError, match="missing .*duplicates.csv"):
+        score(tmp_path, audit)
 
 
 def test_the_3d_duplicate_benchmarks_copies_are_what_they_say():
     """A reoriented copy reads back (LPS) as the same voxels, a mirror as the mirrored ones; restacking
-    leaves out at most 15 % a side; resampling changes the spacing, not the physical extent."""
+    leaves out end slices only, at most 15 % a side; resampling changes the spacing, not the physical
+    extent; the combined copy cuts slices, not the in-plane axes."""
     import numpy as np
     import SimpleITK as sitk
 
@@ -239,7 +247,17 @@ def test_the_3d_duplicate_benchmarks_copies_are_what_they_say():
         np.testing.assert_array_equal(canonical_array(copy), canonical_array(image))
     assert len(directions - {image.GetDirection()}) >= 2  # stored in other axis orders and directions
     np.testing.assert_array_equal(canonical_array(_volume_copy(image, "flip_lr", rng)), canonical_array(image)[:, :, ::-1])
-    assert 14 <= _volume_copy(image, "restack", rng).GetSize()[2] <= 20
+    for _ in range(4):  # slices left out at the ends only, at most 15 % a side
+        restacked = sitk.GetArrayFromImage(_volume_copy(image, "restack", rng))
+        k0 = next(k for k in range(4) if np.array_equal(volume[k], restacked[0]))
+        np.testing.assert_array_equal(restacked, volume[k0:k0 + len(restacked)])
+        assert k0 <= 3 and len(volume) - k0 - len(restacked) <= 3
+    extent = np.array(image.GetSize()) * image.GetSpacing()
+    for _ in range(6):  # combined: reoriented last, so the restack cuts slices and keeps the in-plane extent
+        combined = sitk.DICOMOrient(_volume_copy(image, "combined", rng), "LPS")
+        got = np.array(combined.GetSize()) * combined.GetSpacing()
+        np.testing.assert_allclose(got[:2], extent[:2], rtol=0.1)
+        assert got[2] <= extent[2] * 1.1
     resampled = _volume_copy(image, "resample", rng)
     extent = np.array(resampled.GetSize()) * resampled.GetSpacing()
     np.testing.assert_allclose(extent, np.array(image.GetSize()) * image.GetSpacing(), rtol=0.1)
