@@ -65,8 +65,9 @@ def score(study: Path, audit: Path = AUDIT, verdict: str = "same_slice") -> dict
                          "so an audited image would name two cases; score a cohort of distinct images")
     case_of = dict(zip(cohort["image_sha256"], cohort["case_id"]))
     a, b = audited["sha256_a"].map(case_of), audited["sha256_b"].map(case_of)
-    listed = {frozenset(p) for p in zip(a[a.notna() & b.notna()], b[a.notna() & b.notna()])}
-    keep = a.notna() & b.notna() & (audited["verdict"] == verdict)
+    in_study = a.notna() & b.notna()
+    listed = {frozenset(p) for p in zip(a[in_study], b[in_study])}
+    keep = in_study & (audited["verdict"] == verdict)
     pairs, a, b = audited[keep], a[keep], b[keep]
     if not len(pairs):
         raise ValueError(f"{study}: no {verdict} pair of {audit.name} has both images in the study (matched by "

@@ -359,6 +359,11 @@ def test_a_refinement_trial_on_a_held_axis_scores_as_the_cropped_window(moving):
     np.testing.assert_array_equal(one.bands(f[2:3, moving[0]], f[2:3, moving[1]])[0], raw[2])
 
 
+def _plain_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The robust box of a foreground mask as it is, stray parts and all."""
+    return tuple(slice(*D._robust_span(mask.sum(axis=a))) for a in (1, 0))
+
+
 def _head(shape=(229, 235), centre=(120, 116), radii=(85, 75)) -> np.ndarray:
     """A bright ellipse ("head") with a dark hole, on a black field, like a Br35H slice."""
     yy, xx = np.mgrid[:shape[0], :shape[1]]
@@ -401,7 +406,7 @@ def test_the_background_threshold_is_scikit_images_three_class_otsu():
             near_ties += 1
     assert near_ties <= 2
     two_levels = _head()  # scikit-image needs three levels; two-class Otsu keeps the head
-    assert D.foreground_box(two_levels) == tuple(slice(*D._robust_span((two_levels > 0).sum(axis=a))) for a in (1, 0))
+    assert D.foreground_box(two_levels) == _plain_box(two_levels > 0)
     for values in samples[:5]:  # an offset or a scale of the intensities moves nothing (variances on bin positions)
         assert D._background_threshold(values * 1e-6 + 1e8) == pytest.approx(D._background_threshold(values) * 1e-6 + 1e8,
                                                                              rel=0, abs=1e-6)
@@ -412,11 +417,11 @@ def test_a_faint_body_with_a_bright_lesion_keeps_the_body_in_its_box():
     histogram's spread; the box then shrinks to that part, and a copy whose contrast or crop moves the
     split frames another region (the benchmark's gamma, combined and 20 % crop misses; BENCHMARKS.md).
     The background class of a three-class split keeps the body."""
-    image = np.where(_head() > 0, 40.0, 0.0) + np.random.default_rng(0).normal(0, 2, _head().shape)
+    head = _head() > 0
+    image = np.where(head, 40.0, 0.0) + np.random.default_rng(0).normal(0, 2, head.shape)
     image[100:130, 60:90] = 250.0  # the lesion
     assert D._otsu(image) > 40  # two classes: the lesion alone is foreground
-    body = [slice(*D._robust_span((_head() > 0).sum(axis=a))) for a in (1, 0)]
-    lesion = [slice(*D._robust_span((image > D._otsu(image)).sum(axis=a))) for a in (1, 0)]
+    body, lesion = _plain_box(head), _plain_box(image > D._otsu(image))
     for got, want, two_class in zip(D.foreground_box(image), body, lesion):
         assert abs(got.start - want.start) <= 1 and abs(got.stop - want.stop) <= 1  # noise at the rim: a pixel
         assert two_class.stop - two_class.start <= 31  # what the two-class box would have been
@@ -455,15 +460,15 @@ def test_the_box_keeps_every_large_part_whole():
     (a noisy, low-contrast image) keeps its plain robust box."""
     head = _head(shape=(200, 300), centre=(100, 80), radii=(60, 50))
     head[99:101, 125:161] = head[40:160, 159:161] = 120.0  # an L joined to the head: 2.3 % of the foreground
-    assert D.foreground_box(head) == tuple(slice(*D._robust_span((head > 0).sum(axis=a))) for a in (1, 0))
+    assert D.foreground_box(head) == _plain_box(head > 0)
     assert D.foreground_box(head)[1].stop == 161  # an opened foreground's box would end at the head (131)
     two = _head(shape=(200, 300), centre=(100, 80), radii=(60, 50))
     two[40:160, 200:260] = 90.0
-    assert D.foreground_box(two) == tuple(slice(*D._robust_span((two > 0).sum(axis=a))) for a in (1, 0))
+    assert D.foreground_box(two) == _plain_box(two > 0)
     fragments = np.zeros((100, 100))
     fragments[10:90:3, 10:90:3] = 1.0  # isolated pixels only: every part is a speck
     np.testing.assert_array_equal(D._main_foreground(fragments > 0.5), fragments > 0.5)
-    assert D.foreground_box(fragments) == tuple(slice(*D._robust_span((fragments > 0.5).sum(axis=a))) for a in (1, 0))
+    assert D.foreground_box(fragments) == _plain_box(fragments > 0.5)
 
 
 def test_the_stored_frame_widens_the_foreground_box_by_the_margin():
