@@ -28,7 +28,20 @@ differ between two copies) is built to be invariant to each of these:
 3D volumes are read in a canonical orientation (:func:`canonical_array`, LPS) and
 hashed as the mean projection along the slice axis over the foreground slices,
 so the same stack in another orientation, or with a few slices more or fewer,
-hashes alike.
+hashes alike. A projection's box moves when a copy's crop or restack cuts the
+anatomy, and its mean is no increasing map of the source's when the intensities
+are (gamma, window): the hash found 8 of 40 in-plane crops of real volumes and 30
+of 40 of their restacks and gamma/window changes (BENCHMARKS.md, "3D volumes").
+The **volume rule** uses what a 3D image has and a 2D photograph has not, its
+voxel size in mm: a copy cropped, restacked or resampled differs from its source
+by a translation once both are at one physical scale. The case index stores a
+``VOLUME_SIDE``^3 rank thumbnail of each volume's foreground box and its voxel size
+(:func:`volume_thumbnail`); two are resampled to the coarser voxel size and
+correlated (Pearson, over the voxels both hold as foreground) at every
+translation by FFT (Padfield 2012's masked correlation, :func:`_masked_ncc_map`)
+and each of the 8 axis mirrorings (:func:`volume_similarity`). Every pair of
+comparable physical extent is compared (:func:`similar_volumes`): quadratic, as
+3D cohorts are hundreds of volumes, not the 2D data sets' hundred thousand images.
 
 Pairs within ``max_bits`` are found by multi-index hashing (Norouzi et al.
 2012): the hash is cut into blocks with radii r_i such that ``sum(r_i + 1) >
@@ -1033,8 +1046,8 @@ class _Progress:
     would say nothing until the end. Thread-safe: chunks on the pool's threads report here.
     """
 
-    def __init__(self, total: int):
-        self.total, self.done = total, 0
+    def __init__(self, total: int, rule: str = "window rule", what: str = "candidate pairs verified"):
+        self.total, self.done, self.rule, self.what = total, 0, rule, what
         self.start = self.last = time.monotonic()
         self.lock = threading.Lock()
 
@@ -1046,8 +1059,7 @@ class _Progress:
                 return
             self.last = now
             spent = now - self.start
-            log.info("window rule: %d of %d candidate pairs verified (%.0f%%) in %s; about %s to go",
-                     self.done, self.total, 100.0 * self.done / self.total, _duration(spent),
+            log.info("%s: %d of %d %s (%.0f%%) in %s; about %s to go", self.rule, self.done, self.total, self.what, 100.0 * self.done / self.total, _duration(spent),
                      _duration(spent * (self.total - self.done) / self.done))
 
 
@@ -1305,3 +1317,294 @@ def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: 
     first = np.ones(len(a), dtype=bool)
     first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
     return np.stack([a[first], b[first]], axis=1).reshape(-1, 2), d[first], sim[first]
+
+
+# ---------------------------------------------------------------- 3D volumes: the volume rule
+
+VOLUME_VERSION = "dv1"
+VOLUME_SIDE = 24  # the stored volume thumbnail: VOLUME_SIDE^3 voxels of the foreground box widened by MARGIN per side
+VOLUME_FOREGROUND = 0.5  # a thumbnail voxel is compared when at least this share of it is foreground
+VOLUME_EXTENT_RATIO = 0.6  # frames whose physical extents differ by more than this factor on an axis are not compared
+VOLUME_OVERLAP = 0.5  # a translation counts when it covers this share of the smaller volume's compared voxels
+VOLUME_COARSE_MARGIN = 0.25  # pairs whose coarse pass is this far under the threshold skip the full-resolution pass
+FLIP_MARGIN = 0.2  # mirrorings within this of the coarse pass's best are scored at full resolution
+AXIS_FLIPS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))  # the 8 mirrorings of the (z, y, x) axes
+
+
+def canonical_volume(image) -> tuple[np.ndarray, np.ndarray]:
+    """A 3D SimpleITK image's (z, y, x) array in LPS and its voxel spacing (z, y, x) in mm."""
+    import SimpleITK as sitk
+
+    image = sitk.DICOMOrient(image, "LPS")
+    return sitk.GetArrayFromImage(image), np.asarray(image.GetSpacing(), dtype=np.float64)[::-1]
+
+
+def _volume_foreground(volume: np.ndarray) -> np.ndarray:
+    """Voxels above the background class (:func:`_background_threshold`) without the parts under
+    ``STRAY_FRACTION`` of the foreground (6-connected; unless that would keep under half of it)."""
+    from scipy import ndimage
+
+    fg = volume > _background_threshold(volume)
+    labels, n = ndimage.label(fg)
+    if n < 2:
+        return fg
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = sizes >= STRAY_FRACTION * sizes[1:].sum()
+    keep[0] = False
+    return keep[labels] if sizes[keep].sum() >= 0.5 * sizes[1:].sum() else fg
+
+
+def _apply_axes(volume: np.ndarray, matrices) -> np.ndarray:
+    """``matrices[k]`` (out_k, n_k) applied along axis k of a 3D array."""
+    for axis, matrix in enumerate(matrices):
+        volume = np.moveaxis(np.tensordot(matrix, np.moveaxis(volume, axis, 0), axes=(1, 0)), 0, axis)
+    return volume
+
+
+def volume_thumbnail(volume: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """A volume's stored thumbnail: ``(levels, voxel)``.
+
+    ``levels`` (uint8, ``VOLUME_SIDE``^3): the foreground box (1st-99th percentiles of the
+    foreground's positions along each axis) widened by ``MARGIN`` per side, area-resampled;
+    the voxels inside the image and at least ``VOLUME_FOREGROUND`` foreground hold their rank
+    among those voxels (1-255, histogram equalisation: invariant to increasing intensity maps),
+    the others 0 (not compared: background and the frame past the image). ``voxel``: the size of
+    a thumbnail voxel in mm along (z, y, x), from the image's spacing, so that two thumbnails
+    can be compared at one physical scale (:func:`volume_similarity`).
+    """
+    volume = np.asarray(volume, dtype=np.float64)
+    if volume.ndim != 3:
+        raise ValueError(f"a volume must be 3D, got shape {volume.shape}")
+    if not np.isfinite(volume).all():
+        raise ValueError("the volume has NaN or infinite voxel values")
+    spacing = np.asarray(spacing, dtype=np.float64)
+    if volume.max() > volume.min():
+        fg = _volume_foreground(volume)
+    else:
+        fg = np.ones(volume.shape, dtype=bool)
+    if fg.sum() < 8:
+        fg = np.ones(volume.shape, dtype=bool)
+    matrices, voxel = [], []
+    for axis, (n, step) in enumerate(zip(volume.shape, spacing)):
+        start, stop = _robust_span(fg.sum(axis=tuple(a for a in range(3) if a != axis)))
+        widen = MARGIN * (stop - start)
+        matrices.append(_window_matrices((start - widen) / n, (n - stop - widen) / n, n, VOLUME_SIDE)[0])
+        voxel.append((stop - start + 2 * widen) * step / VOLUME_SIDE)
+    low, span = volume.min(), max(float(np.ptp(volume)), 1e-12)
+    framed = _apply_axes((volume - low) / span, matrices)
+    inside = _apply_axes(np.ones(volume.shape), matrices) > 0.999
+    compared = inside & (_apply_axes(fg.astype(np.float64), matrices) >= VOLUME_FOREGROUND)
+    levels = np.zeros(framed.shape, dtype=np.uint8)
+    if compared.any():
+        ranks = _ranks(np.round(framed[compared], 9)[None, :])[0] if compared.sum() > 1 else np.ones(1)
+        levels[compared] = 1 + np.rint(ranks * 254).astype(np.uint8)
+    return levels, np.asarray(voxel)
+
+
+def encode_volume(levels: np.ndarray, voxel) -> str:
+    """A volume thumbnail as in the case index's ``dup_thumb``: ``dv1:<voxel z,y,x mm>:`` + base64 of the levels."""
+    import base64
+
+    levels = np.asarray(levels)
+    if levels.shape != (VOLUME_SIDE,) * 3 or levels.dtype != np.uint8:
+        raise ValueError(f"a volume thumbnail must be uint8 {VOLUME_SIDE}^3, got {levels.dtype} {levels.shape}")
+    sizes = ",".join(f"{float(v):.9g}" for v in voxel)
+    return f"{VOLUME_VERSION}:{sizes}:" + base64.b64encode(levels.tobytes()).decode("ascii")
+
+
+def is_volume_thumbnail(text) -> bool:
+    return str(text).startswith(f"{VOLUME_VERSION}:")
+
+
+def decode_volumes(values, name: str = "dup_thumb", case_ids=None) -> tuple[np.ndarray, np.ndarray]:
+    """Stored volume thumbnails (:func:`encode_volume`) to ``(levels (N, S, S, S) uint8, voxels (N, 3) mm)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the case of a malformed value.
+    """
+    import base64
+    import binascii
+
+    levels = np.empty((len(values), VOLUME_SIDE, VOLUME_SIDE, VOLUME_SIDE), dtype=np.uint8)
+    voxels = np.empty((len(values), 3))
+    for i, text in enumerate(values):
+        prefix, _, rest = str(text).partition(":")
+        sizes, _, body = rest.partition(":")
+        try:
+            if prefix != VOLUME_VERSION:
+                raise ValueError
+            voxel = np.array([float(v) for v in sizes.split(",")])
+            raw = np.frombuffer(base64.b64decode(body, validate=True), dtype=np.uint8)
+            if voxel.shape != (3,) or not (np.isfinite(voxel).all() and (voxel > 0).all()) or raw.size != VOLUME_SIDE ** 3:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            who = f"case {case_ids[i]!r}" if case_ids is not None else f"row {i}"
+            raise ValueError(f"{who}: column '{name}' is not a '{VOLUME_VERSION}:' near-duplicate volume thumbnail; "
+                             "rebuild the case index with this radaug version") from None
+        levels[i] = raw.reshape((VOLUME_SIDE,) * 3)
+        voxels[i] = voxel
+    return levels, voxels
+
+
+def _at_voxel(levels: np.ndarray, voxel: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A thumbnail area-resampled to voxels of ``target`` mm (coarser): ``(values, compared)``.
+
+    A resampled voxel is compared when every thumbnail voxel it covers is; its value is their mean rank.
+    """
+    matrices = [_window_matrices(0.0, 0.0, n, max(2, int(round(n * v / t))))[0]
+                for n, v, t in zip(levels.shape, voxel, target)]
+    compared = levels > 0
+    values = _apply_axes(np.where(compared, levels / 255.0, 0.0), matrices)
+    mask = _apply_axes(compared.astype(np.float64), matrices) > 0.999
+    return np.where(mask, values, 0.0), mask
+
+
+class _Spectra:
+    """The FFTs a masked correlation needs of one (values, mask) volume, on a common padded shape."""
+
+    def __init__(self, values: np.ndarray, mask: np.ndarray, shape):
+        from scipy.fft import rfftn
+
+        m = mask.astype(np.float64)
+        v = values * m
+        self.count = float(m.sum())
+        self.mask, self.values, self.squares = (rfftn(x, shape) for x in (m, v, v * v))
+
+
+def _masked_ncc_map(fixed: _Spectra, moving: _Spectra, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Pearson correlation of two masked volumes at every translation, and the voxels both masks hold
+    there (Padfield 2012, "Masked object registration in the Fourier domain"): six correlations by FFT.
+
+    Entry ``t`` of the (padded, circular) maps compares ``fixed[x + t]`` with ``moving[x]``; NaN
+    where the overlap holds fewer than 2 voxels or either side is constant on it.
+    """
+    from scipy.fft import irfftn
+
+    def corr(a, b):
+        return irfftn(a * np.conj(b), shape)
+
+    n = np.round(corr(fixed.mask, moving.mask))
+    sf, sm = corr(fixed.values, moving.mask), corr(fixed.mask, moving.values)
+    sff, smm, sfm = corr(fixed.squares, moving.mask), corr(fixed.mask, moving.squares), corr(fixed.values, moving.values)
+    m = np.maximum(n, 1.0)
+    den = np.sqrt(np.maximum(sff - sf * sf / m, 0.0) * np.maximum(smm - sm * sm / m, 0.0))
+    ok = (n >= 2) & (den > 1e-9 * m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, (sfm - sf * sm / m) / den, np.nan), n
+
+
+def _masked_ncc(fixed: _Spectra, moving: _Spectra, shape, min_overlap: float) -> float:
+    """Best :func:`_masked_ncc_map` value over the translations whose overlap holds at least
+    ``min_overlap`` of the smaller mask; -1 if none does."""
+    ncc, n = _masked_ncc_map(fixed, moving, shape)
+    ncc = ncc[n >= min_overlap * min(fixed.count, moving.count)]
+    ncc = ncc[np.isfinite(ncc)]
+    return float(ncc.max()) if ncc.size else -1.0
+
+
+def _padded_shape(a: np.ndarray, b: np.ndarray) -> list[int]:
+    from scipy.fft import next_fast_len
+
+    return [next_fast_len(x + y - 1, real=True) for x, y in zip(a.shape, b.shape)]
+
+
+def _flip_scores(fixed, moving, flips, min_overlap) -> list[float]:
+    """:func:`_masked_ncc` of ``fixed`` against each axis mirroring ``flips`` of ``moving`` ((values, mask) pairs)."""
+    shape = _padded_shape(fixed[0], moving[0])
+    spectra = _Spectra(*fixed, shape)
+    return [_masked_ncc(spectra, _Spectra(np.flip(moving[0], flip), np.flip(moving[1], flip), shape), shape,
+                        min_overlap) for flip in flips]
+
+
+def comparable_extents(voxel_a, voxel_b, ratio: float = VOLUME_EXTENT_RATIO) -> np.ndarray:
+    """Whether two volume frames' physical extents are within ``ratio`` of each other on every axis."""
+    a, b = np.asarray(voxel_a, dtype=np.float64), np.asarray(voxel_b, dtype=np.float64)
+    return (np.minimum(a, b) >= ratio * np.maximum(a, b)).all(axis=-1)
+
+
+def _volume_pair(levels_a, voxel_a, levels_b, voxel_b, floor: float, min_overlap: float) -> tuple[float, bool]:
+    """``(similarity, verified)``: :func:`volume_similarity`, or the coarse pass's best (not verified)
+    when that is under ``floor``."""
+    target = np.maximum(voxel_a, voxel_b)
+    coarse = np.array(_flip_scores(_at_voxel(levels_a, voxel_a, 2 * target), _at_voxel(levels_b, voxel_b, 2 * target),
+                                   AXIS_FLIPS, min_overlap))
+    if coarse.max() < floor:
+        return float(coarse.max()), False
+    flips = [f for f, c in zip(AXIS_FLIPS, coarse) if c >= coarse.max() - FLIP_MARGIN]
+    fine = _flip_scores(_at_voxel(levels_a, voxel_a, target), _at_voxel(levels_b, voxel_b, target), flips, min_overlap)
+    return max(fine), True
+
+
+def volume_similarity(levels_a, voxel_a, levels_b, voxel_b, *, min_overlap: float = VOLUME_OVERLAP) -> float:
+    """How alike two volume thumbnails (:func:`volume_thumbnail`) are, at one physical scale.
+
+    Both are area-resampled to the coarser voxel size along each axis, so that a copy
+    re-sampled to other voxels, cropped in plane or re-stacked (slices left out) differs from
+    its source by a translation only. The value is the best masked Pearson correlation of their
+    compared voxels (the foreground's ranks; :func:`_masked_ncc`, every translation covering
+    ``min_overlap`` of the smaller one) over the 8 axis mirrorings (``AXIS_FLIPS``): a coarse
+    pass at twice the voxel size scores all 8, and those within ``FLIP_MARGIN`` of its best are
+    scored at full resolution (the coarse best alone picked a wrong mirror for small volumes:
+    copies of PyRadiomics' breast MR at 0.19-0.41, BENCHMARKS.md). -1 for frames of
+    incomparable physical extent (:func:`comparable_extents`): a copy is not cut by more than
+    40 % along an axis.
+    """
+    voxel_a, voxel_b = np.asarray(voxel_a, dtype=np.float64), np.asarray(voxel_b, dtype=np.float64)
+    if not comparable_extents(voxel_a, voxel_b):
+        return -1.0
+    return _volume_pair(levels_a, voxel_a, levels_b, voxel_b, -np.inf, min_overlap)[0]
+
+
+def similar_volumes(levels: np.ndarray, voxels: np.ndarray, *, min_similarity: float,
+                    coarse_margin: float = VOLUME_COARSE_MARGIN, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a < b) of volume thumbnails scored by :func:`volume_similarity`: the volume rule's search.
+
+    Every pair of comparable physical extent is scored (the search is quadratic in the number of
+    volumes: BENCHMARKS.md gives the cost per pair); a pair whose coarse pass stays more than
+    ``coarse_margin`` under ``min_similarity`` is left out without the full-resolution pass (the
+    coarse best of the benchmark's copies was at least 0.80, BENCHMARKS.md). Pairs run on
+    ``threads`` threads (the FFTs release the GIL); the result does not depend on their number.
+
+    Returns
+    -------
+    pairs, similarities
+        The pairs that reached the full-resolution pass, with their similarity; the caller keeps
+        those with ``similarity >= min_similarity`` (the audit wants the rest too).
+    """
+    levels = np.asarray(levels)
+    voxels = np.asarray(voxels, dtype=np.float64)
+    a, b = np.triu_indices(len(levels), 1)
+    keep = comparable_extents(voxels[a], voxels[b])
+    a, b = a[keep], b[keep]
+    floor = float(min_similarity) - float(coarse_margin)
+    if len(a):
+        log.info("volume rule: comparing %d pairs of %d volumes on %d thread(s)", len(a), len(levels), max(int(threads), 1))
+    progress = _Progress(len(a), "volume rule", "pairs compared")
+    value = np.full(len(a), -1.0)
+    verified = np.zeros(len(a), dtype=bool)
+    chunk = 64
+
+    def run(start: int) -> None:
+        for k in range(start, min(start + chunk, len(a))):
+            value[k], verified[k] = _volume_pair(levels[a[k]], voxels[a[k]], levels[b[k]], voxels[b[k]], floor,
+                                                 VOLUME_OVERLAP)
+        progress.add(min(chunk, len(a) - start))
+
+    starts = range(0, len(a), chunk)
+    if int(threads) > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
+        pool = ThreadPoolExecutor(max_workers=min(int(threads), len(starts)))
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                list(pool.map(run, starts))  # list(): re-raises a chunk's exception
+        finally:
+            pool.shutdown(cancel_futures=True)
+    else:
+        for start in starts:
+            run(start)
+    return np.stack([a[verified], b[verified]], axis=1).reshape(-1, 2), value[verified]

@@ -521,15 +521,15 @@ def duplicate_signature(image: sitk.Image) -> tuple[str, str]:
     """``(dup_hash, dup_thumb)`` of a case's image as read (:func:`read_case`): the case index's near-duplicate columns.
 
     The signature is of the original image, not of the derived patch (two copies of one
-    slice can get different ROIs). A volume has no ``dup_thumb``: the window rule compares
-    thumbnails, and a volume's is a mean projection, alike for every body of one anatomy
-    (it grouped all 11 phantom CT volumes of a test cohort), so volumes are grouped by the
-    hash rule only. ``tests/unit/test_duplicates_br35h.py`` signs real images through this.
+    slice can get different ROIs). A 2D image's ``dup_thumb`` is its framed rank thumbnail
+    (the window rule); a volume's is its 3D foreground thumbnail with the voxel size in mm
+    (:func:`radaug.duplicates.volume_thumbnail`, the volume rule), read in LPS.
+    ``tests/unit/test_duplicates_br35h.py`` signs real images through this.
     """
-    original = duplicates.canonical_array(image)
     if image.GetDimension() == 3:
-        return duplicates.signature(original), ""
-    return duplicates.thumbnail_signature(original)
+        volume, spacing = duplicates.canonical_volume(image)
+        return duplicates.signature(volume), duplicates.encode_volume(*duplicates.volume_thumbnail(volume, spacing))
+    return duplicates.thumbnail_signature(duplicates.canonical_array(image))
 
 
 def preprocess_case(row, *, mask_label: int | None, orientation: str = "stored", **options) -> tuple[Patch, dict]:

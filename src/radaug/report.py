@@ -289,6 +289,9 @@ def _thumb(cohort: pd.DataFrame, case_id) -> np.ndarray | None:
     text = cohort.loc[cohort["case_id"] == case_id, "dup_thumb"]
     if text.empty or not str(text.iloc[0]):
         return None
+    if dup.is_volume_thumbnail(text.iloc[0]):  # a volume: the middle axial slice of its thumbnail
+        levels = dup.decode_volumes([text.iloc[0]])[0][0]
+        return levels[len(levels) // 2] / 255.0
     return dup.decode_thumbnails([text.iloc[0]])[0]
 
 
@@ -330,7 +333,12 @@ def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.Dat
              f"bits, or when one image's hash lies within {split.get('verify_bits')} bits of a crop window of the "
              f"other and the aligned thumbnails correlate at {split.get('min_similarity')} or more "
              "(band-pass correlation of the rank thumbnails). "
-             "Linked images form a group; groups go whole to one side of every fold.")
+             + (f"3D volumes are also near-duplicates when their foreground ranks, compared at one physical voxel "
+                f"size, correlate at {split.get('min_volume_similarity')} or more at the best translation and "
+                "axis mirroring (cropped, restacked or resampled copies). "
+                if split.get("min_volume_similarity") is not None and "dup_thumb" in cohort
+                and cohort["dup_thumb"].fillna("").astype(str).map(dup.is_volume_thumbnail).any() else "")
+             + "Linked images form a group; groups go whole to one side of every fold.")
 
     def row(label, part: pd.DataFrame, part_sizes: pd.Series) -> list:
         groups = part.groupby("dup_group")["case_id"].size()

@@ -5,7 +5,8 @@ content, or a near-identical image (:mod:`radaug.duplicates`): hashes of the
 original images within ``near_duplicate_bits`` bits at the best flip/rotation,
 or (crops, strong contrast changes) a full-frame hash within ``verify_bits`` of
 a crop window of the other image whose aligned thumbnails correlate at
-``min_similarity`` or more; the connected components of these links are the units that
+``min_similarity`` or more, or (3D volumes) foreground ranks that correlate at
+``min_volume_similarity`` or more at one physical scale; the connected components of these links are the units that
 :class:`sklearn.model_selection.StratifiedGroupKFold` assigns to folds, so no
 patient and no near-duplicate pair ever straddles train and test.
 
@@ -110,42 +111,75 @@ def _hash_values(cases: pd.DataFrame) -> tuple[np.ndarray, bool]:
 WINDOW_COLUMNS = ("case_a", "case_b", "distance", "similarity")
 
 
-def _thumbs_known(cases: pd.DataFrame) -> bool:
-    return "dup_thumb" in cases and cases["dup_thumb"].fillna("").astype(str).str.len().gt(0).all()
+def _thumb_kind(cases: pd.DataFrame) -> str | None:
+    """``"image"`` when every case has a 2D ``dup_thumb``, ``"volume"`` when every case has a volume
+    thumbnail (:func:`radaug.duplicates.encode_volume`), else None (the hash rule only)."""
+    if "dup_thumb" not in cases or not len(cases):
+        return None
+    thumbs = cases["dup_thumb"].fillna("").astype(str)
+    if not thumbs.str.len().gt(0).all():
+        return None
+    volume = thumbs.map(duplicates.is_volume_thumbnail)
+    return "volume" if volume.all() else "image" if not volume.any() else None
 
 
-def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float, *, threads: int = 1) -> pd.DataFrame:
-    """Every verified candidate of the window rule, by case id: the split's one expensive search.
+def _verification(cases: pd.DataFrame, verify_bits: int, min_similarity: float,
+                  min_volume_similarity: float | None) -> tuple[str, float] | None:
+    """The table's verified rule and its threshold: ``("window", min_similarity)`` for 2D images
+    (``verify_bits > 0``), ``("volume", min_volume_similarity)`` for volumes (not None); None when off."""
+    kind = _thumb_kind(cases) if "dup_hash" in cases else None
+    if kind == "image" and int(verify_bits) > 0:
+        return "window", float(min_similarity)
+    if kind == "volume" and min_volume_similarity is not None:
+        return "volume", float(min_volume_similarity)
+    return None
+
+
+def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float, *,
+                 min_volume_similarity: float | None = None, threads: int = 1) -> pd.DataFrame:
+    """Every verified candidate of the window rule (2D) or the volume rule (3D), by case id: the
+    split's one expensive search.
 
     Run it once per split and hand the table to :func:`make_folds` and
     :func:`duplicate_audit` (``window=``), which otherwise each run it again.
     The verification runs on ``threads`` threads (same result on any number).
-    Empty (no search) when the rule is off (``verify_bits`` 0), for tables
-    without a ``dup_thumb`` for every case (3D volumes) and for old ``phash`` indexes.
+    Empty (no search) when the rule is off (``verify_bits`` 0 for images,
+    ``min_volume_similarity`` None for volumes), for tables without a ``dup_thumb``
+    for every case and for old ``phash`` indexes.
 
     Returns
     -------
     pandas.DataFrame
         :data:`WINDOW_COLUMNS`, ``case_a < case_b`` in row order of the table
         sorted by case id; ``similarity`` of every candidate (linked when at least
-        ``min_similarity``; :func:`radaug.duplicates.similar_pairs` refines the framing
-        of those just below it).
+        the rule's threshold; :func:`radaug.duplicates.similar_pairs` refines the framing
+        of 2D pairs just below it; :func:`radaug.duplicates.similar_volumes` scores volumes),
+        ``distance`` the pair's hash distance (2D: to the matched crop window).
     """
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(WINDOW_COLUMNS, (object, object, np.int64, float))})
     cases = cases.sort_values("case_id", ignore_index=True)
-    if int(verify_bits) <= 0 or "dup_hash" not in cases or not _thumbs_known(cases):
+    rule = _verification(cases, verify_bits, min_similarity, min_volume_similarity)
+    if rule is None:
         return empty
     values, _ = _hash_values(cases)
-    thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", cases["case_id"].tolist())
-    wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
-                                          min_similarity=float(min_similarity), threads=threads)
-    ids = cases["case_id"].to_numpy()
+    ids = cases["case_id"].tolist()
+    if rule[0] == "volume":
+        levels, voxels = duplicates.decode_volumes(cases["dup_thumb"].tolist(), "dup_thumb", ids)
+        wp, ws = duplicates.similar_volumes(levels, voxels, min_similarity=rule[1], threads=threads)
+        variants = duplicates.dihedral_variants(values[wp[:, 0]])
+        wd = np.bitwise_count(variants ^ values[wp[:, 1]][None, :]).min(axis=0) if len(wp) else np.zeros(0, int)
+    else:
+        thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", ids)
+        wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
+                                              min_similarity=rule[1], threads=threads)
+    ids = np.asarray(ids, dtype=object)
     return pd.DataFrame({"case_a": ids[wp[:, 0]], "case_b": ids[wp[:, 1]], "distance": wd.astype(np.int64),
                          "similarity": ws}, columns=list(WINDOW_COLUMNS))
 
 
 def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0, min_similarity: float = 1.0,
-                    candidates: bool = False, window: pd.DataFrame | None = None) -> pd.DataFrame:
+                    min_volume_similarity: float | None = None, candidates: bool = False,
+                    window: pd.DataFrame | None = None) -> pd.DataFrame:
     """Near-duplicate pairs of a case table (row positions ``a < b``), by two rules.
 
     * ``hash``: the original-image hashes ``dup_hash`` differ in at most
@@ -156,29 +190,34 @@ def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0,
       of a crop window of the other's (:func:`radaug.duplicates.window_candidates`)
       and the aligned thumbnails have a band-pass correlation (:func:`radaug.duplicates.similarity`) of at least
       ``min_similarity`` (:func:`radaug.duplicates.verify_candidates`).
+    * ``volume`` (tables with a volume thumbnail for every case: 3D volumes, and
+      ``min_volume_similarity`` set): the two volumes' foreground ranks, compared at one
+      physical scale, correlate at ``min_volume_similarity`` or more at their best
+      translation and axis mirroring (:func:`radaug.duplicates.volume_similarity`).
 
     Parameters
     ----------
     candidates
         Also return the window candidates that failed verification (``linked`` false), for the audit.
     window
-        The window rule's candidates already found (:func:`window_links` of this
-        table with the same ``verify_bits`` and ``min_similarity``), so the search runs once per split.
+        The window (or volume) rule's candidates already found (:func:`window_links` of this
+        table with the same rule settings), so the search runs once per split.
 
     Returns
     -------
     pandas.DataFrame
         :data:`PAIR_COLUMNS`: ``distance`` in bits (full-frame for ``hash``,
         to the window for ``window``), ``similarity`` (NaN for a pair found
-        only by ``hash``), ``rule`` (``hash``, ``window`` or ``hash+window``), ``linked``.
+        only by ``hash``), ``rule`` (``hash``, ``window``, ``volume``, or ``hash+`` either), ``linked``.
     """
     values, dihedral = _hash_values(cases)
     pairs, dist = duplicates.near_duplicate_pairs(values, max_bits, dihedral=dihedral)
     table = pd.DataFrame({"a": pairs[:, 0], "b": pairs[:, 1], "distance": dist, "similarity": np.nan,
                           "rule": "hash", "linked": True})
-    if dihedral and _thumbs_known(cases) and int(verify_bits) > 0:
+    rule = _verification(cases, verify_bits, min_similarity, min_volume_similarity) if dihedral else None
+    if rule is not None:
         if window is None:
-            window = window_links(cases, verify_bits, min_similarity)
+            window = window_links(cases, verify_bits, min_similarity, min_volume_similarity=min_volume_similarity)
         position = pd.Series(np.arange(len(cases)), index=cases["case_id"].to_numpy())
         unknown = sorted(set(window["case_a"]).union(window["case_b"]) - set(position.index))
         if unknown:
@@ -188,7 +227,7 @@ def duplicate_pairs(cases: pd.DataFrame, max_bits: int, *, verify_bits: int = 0,
         ws = window["similarity"].to_numpy(dtype=float)
         found = pd.DataFrame({"a": np.minimum(pa, pb), "b": np.maximum(pa, pb),
                               "distance": window["distance"].to_numpy(dtype=np.int64), "similarity": ws,
-                              "rule": "window", "linked": ws >= float(min_similarity)})
+                              "rule": rule[0], "linked": ws >= rule[1]})
         table = pd.concat([table, found], ignore_index=True)
         both = table.groupby(["a", "b"], sort=True)
         table = pd.DataFrame({
@@ -237,7 +276,7 @@ def duplicate_groups(cases: pd.DataFrame, near_duplicate_bits: int,
                      pairs: pd.DataFrame | None = None, **rules) -> np.ndarray:
     """Component label per case over image links only: near-duplicate pairs and identical content.
 
-    ``rules`` are :func:`duplicate_pairs`' ``verify_bits`` and ``min_similarity``.
+    ``rules`` are :func:`duplicate_pairs`' ``verify_bits``, ``min_similarity`` and ``min_volume_similarity``.
     """
     if pairs is None:
         pairs = duplicate_pairs(cases, near_duplicate_bits, **rules)
@@ -292,7 +331,7 @@ def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int,
     pairs
         Near-duplicate pairs from :func:`duplicate_pairs`, if already computed.
     rules
-        :func:`duplicate_pairs`' ``verify_bits`` and ``min_similarity``.
+        :func:`duplicate_pairs`' ``verify_bits``, ``min_similarity`` and ``min_volume_similarity``.
     """
     if pairs is None:
         pairs = duplicate_pairs(cases, near_duplicate_bits, **rules)
@@ -302,8 +341,8 @@ def leakage_groups(cases: pd.DataFrame, near_duplicate_bits: int,
 
 
 def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplicate_bits: int = 8,
-               verify_bits: int = 0, min_similarity: float = 1.0, seed: int = 0,
-               allow_mixed_label_duplicates: bool = False, window: pd.DataFrame | None = None) -> pd.DataFrame:
+               verify_bits: int = 0, min_similarity: float = 1.0, min_volume_similarity: float | None = None,
+               seed: int = 0, allow_mixed_label_duplicates: bool = False, window: pd.DataFrame | None = None) -> pd.DataFrame:
     """Assign cases to stratified, grouped folds.
 
     Parameters
@@ -317,6 +356,8 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
     verify_bits, min_similarity
         The window rule of :func:`duplicate_pairs` (config keys ``split.verify_bits``,
         ``split.min_similarity``; ``verify_bits`` 0 turns it off).
+    min_volume_similarity
+        The volume rule of :func:`duplicate_pairs` (``split.min_volume_similarity``; None turns it off).
     allow_mixed_label_duplicates
         Keep near-duplicate groups whose images have different labels instead of
         raising :class:`LeakageError` (:func:`check_label_mixing`).
@@ -334,7 +375,7 @@ def make_folds(cases: pd.DataFrame, *, folds: int, repeats: int = 1, near_duplic
 
     cases = cases.sort_values("case_id", ignore_index=True)
     pairs = duplicate_pairs(cases, near_duplicate_bits, verify_bits=verify_bits, min_similarity=min_similarity,
-                            window=window)
+                            min_volume_similarity=min_volume_similarity, window=window)
     check_label_mixing(cases, duplicate_groups(cases, near_duplicate_bits, pairs), allow_mixed_label_duplicates)
     components = leakage_groups(cases, near_duplicate_bits, pairs)
     group_names = np.array([f"g{c:05d}" for c in components])
@@ -368,14 +409,14 @@ def split_study(index: pd.DataFrame, options: dict, seed: int, *, threads: int =
     The window rule's search (the expensive step, on ``threads`` threads) runs once, for the folds
     and the audit (:func:`window_links`, :func:`make_folds`, :func:`duplicate_audit`).
     """
-    window = window_links(index, options["verify_bits"], options["min_similarity"], threads=threads)
+    rules = {k: options.get(k) for k in ("verify_bits", "min_similarity", "min_volume_similarity")}
+    window = window_links(index, rules["verify_bits"], rules["min_similarity"],
+                          min_volume_similarity=rules["min_volume_similarity"], threads=threads)
     folds = make_folds(index, folds=options["folds"], repeats=options["repeats"],
-                       near_duplicate_bits=options["near_duplicate_bits"], verify_bits=options["verify_bits"],
-                       min_similarity=options["min_similarity"], seed=seed,
+                       near_duplicate_bits=options["near_duplicate_bits"], **rules, seed=seed,
                        allow_mixed_label_duplicates=options.get("allow_mixed_label_duplicates", False),
                        window=window)
-    audit = duplicate_audit(index, folds, options["near_duplicate_bits"], verify_bits=options["verify_bits"],
-                            min_similarity=options["min_similarity"], window=window)
+    audit = duplicate_audit(index, folds, options["near_duplicate_bits"], **rules, window=window)
     return folds, audit
 
 
@@ -440,12 +481,13 @@ AUDIT_COLUMNS = ("case_a", "case_b", "label_a", "label_b", "distance", "similari
 
 def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bits: int,
                     extra_bits: int = 6, *, verify_bits: int = 0, min_similarity: float = 1.0,
-                    similarity_margin: float = 0.1, window: pd.DataFrame | None = None) -> pd.DataFrame:
+                    min_volume_similarity: float | None = None, similarity_margin: float = 0.1,
+                    window: pd.DataFrame | None = None) -> pd.DataFrame:
     """The near-duplicate audit table (``splits/duplicates.csv``).
 
     Every pair within ``near_duplicate_bits + extra_bits`` bits, and every
-    window-rule candidate (:func:`duplicate_pairs`) whose similarity is at least
-    ``min_similarity - similarity_margin``: ``linked`` when a near-duplicate rule
+    window-rule (or volume-rule) candidate (:func:`duplicate_pairs`) whose similarity is at least
+    the rule's threshold (``min_similarity``, ``min_volume_similarity``) less ``similarity_margin``: ``linked`` when a near-duplicate rule
     joins the pair itself (within ``near_duplicate_bits``, or a verified window
     candidate), ``grouped`` when the two share a fold
     group (directly or through other links), so the rows with ``grouped`` false
@@ -457,13 +499,15 @@ def duplicate_audit(cases: pd.DataFrame, folds: pd.DataFrame, near_duplicate_bit
     """
     cases = cases.sort_values("case_id", ignore_index=True)
     radius = min(int(near_duplicate_bits) + int(extra_bits), duplicates.N_BITS)
-    pairs = duplicate_pairs(cases, radius, verify_bits=verify_bits, min_similarity=min_similarity, candidates=True,
-                            window=window)
+    pairs = duplicate_pairs(cases, radius, verify_bits=verify_bits, min_similarity=min_similarity,
+                            min_volume_similarity=min_volume_similarity, candidates=True, window=window)
     by_hash = duplicate_pairs(cases, near_duplicate_bits)  # cheap: the hash rule alone
     linked_codes = set(zip(by_hash["a"], by_hash["b"]))
-    linked_codes |= set(zip(pairs["a"][pairs["similarity"] >= float(min_similarity)],
-                            pairs["b"][pairs["similarity"] >= float(min_similarity)]))
-    near = pairs["rule"].str.contains("hash") | (pairs["similarity"] >= float(min_similarity) - similarity_margin)
+    rule = _verification(cases, verify_bits, min_similarity, min_volume_similarity)
+    threshold = rule[1] if rule is not None else float(min_similarity)
+    verified = pairs["similarity"] >= threshold
+    linked_codes |= set(zip(pairs["a"][verified], pairs["b"][verified]))
+    near = pairs["rule"].str.contains("hash") | (pairs["similarity"] >= threshold - similarity_margin)
     pairs = pairs[near.to_numpy()]
     ids = cases["case_id"].to_numpy()
     labels = cases["label"].astype(str).to_numpy()

@@ -552,7 +552,7 @@ def test_volumes_have_no_thumbnail_and_are_grouped_by_the_hash_rule_only():
     assert_frame_equal(pairs, duplicate_pairs(cases.drop(columns="dup_thumb"), MAX_BITS))
 
 
-def test_preprocessing_stores_a_thumbnail_for_2d_images_only(tmp_path):
+def test_preprocessing_stores_a_frame_thumbnail_for_images_and_a_volume_thumbnail_for_volumes(tmp_path):
     from types import SimpleNamespace
 
     import SimpleITK as sitk
@@ -572,7 +572,8 @@ def test_preprocessing_stores_a_thumbnail_for_2d_images_only(tmp_path):
                               image=str(paths["image"]), mask=str(paths["mask"]), image_sha256="", mask_sha256="")
         record = preprocess_case(row, mask_label=None, patch_size=size)[1]
         assert record["dup_hash"].startswith(D.HASH_VERSION + ":")
-        assert bool(record["dup_thumb"]) == (dim == 2)
+        prefix = D.VOLUME_VERSION if dim == 3 else D.THUMB_VERSION
+        assert record["dup_thumb"].startswith(prefix + ":")
 
 
 def test_the_split_searches_the_window_rule_once_and_reuses_it(monkeypatch):

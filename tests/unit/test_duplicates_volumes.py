@@ -1,0 +1,194 @@
+"""The volume rule (:mod:`radaug.duplicates`, 3D): copies of real volumes found, distinct ones not.
+
+Ground truth: PyRadiomics' public test volumes (brain MR x2, lung CT x2), each copied the ways
+a public 3D data set holds one scan twice (in-plane crop, slices left out, another voxel size, a
+gamma change, a mirror, noise, all of them at once), and the two volumes of one anatomy as the
+hard negatives. The masked correlation is checked against scikit-image's
+``cross_correlate_masked`` and a direct computation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from radaug import duplicates as D
+from radaug.config import schema
+from radaug.preprocess import duplicate_signature
+from radaug.splits import duplicate_pairs, make_folds, window_links
+
+REPO = Path(__file__).resolve().parents[2]
+THRESHOLD = schema()["properties"]["split"]["properties"]["min_volume_similarity"]["default"]  # 0.7
+
+
+@pytest.fixture(scope="module")
+def volumes() -> dict[str, sitk.Image]:
+    from radaug.data.pyradiomics_cases import fetch_cases
+
+    cases = fetch_cases(REPO / "resources" / "pyradiomics")
+    return {name: sitk.ReadImage(str(cases[name][0])) for name in ("brain1", "brain2", "lung1", "lung2")}
+
+
+def _thumb(image: sitk.Image):
+    return D.volume_thumbnail(*D.canonical_volume(image))
+
+
+def _edit(image: sitk.Image, edit) -> sitk.Image:
+    array = sitk.GetArrayFromImage(image).astype(np.float32)
+    out = sitk.GetImageFromArray(np.ascontiguousarray(edit(array)))
+    out.SetSpacing(image.GetSpacing())
+    out.SetDirection(image.GetDirection())
+    out.SetOrigin(image.GetOrigin())
+    return out
+
+
+def _resample(image: sitk.Image, in_plane: float, slices: float) -> sitk.Image:
+    scale = np.array([in_plane, in_plane, slices])
+    size = [int(round(n)) for n in np.array(image.GetSize()) / scale]
+    return sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
+                         tuple(np.array(image.GetSpacing()) * scale), image.GetDirection(),
+                         float(sitk.GetArrayViewFromImage(image).min()))
+
+
+def _crop(a, f=0.10):
+    _, h, w = a.shape
+    return a[:, int(f * h):h - int(f * h), int(f * w):w - int(f * w)]
+
+
+def _restack(a, f=0.15):
+    return a[int(f * len(a)):len(a) - int(f * len(a))]
+
+
+def _gamma(a, g=0.6):
+    lo, hi = a.min(), a.max()
+    return lo + (hi - lo) * ((a - lo) / (hi - lo)) ** g
+
+
+def _noise(a, f=0.03):
+    return a + np.random.default_rng(0).normal(0, f * np.ptp(a), a.shape).astype(np.float32)
+
+
+EDITS = {
+    "crop": lambda im: _edit(im, _crop),
+    "restack": lambda im: _edit(im, _restack),
+    "resample": lambda im: _resample(im, 1.4, 1.25),
+    "gamma": lambda im: _edit(im, _gamma),
+    "mirror": lambda im: _edit(im, lambda a: a[:, :, ::-1]),
+    "noise": lambda im: _edit(im, _noise),
+    "all": lambda im: _edit(_resample(_edit(im, lambda a: _gamma(_restack(_crop(a)))), 1.4, 1.25), _noise),
+}
+
+
+def test_the_masked_correlation_is_scikit_images_and_the_direct_one():
+    from skimage.registration._masked_phase_cross_correlation import cross_correlate_masked
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random((6, 7, 5)), rng.random((5, 7, 6))
+    b[1:4, 2:6, 1:5] = a[2:5, 1:5, 0:4] + 0.05 * rng.random((3, 4, 4))  # a shifted part of a in b
+    ones_a, ones_b = np.ones(a.shape, bool), np.ones(b.shape, bool)
+    shape = D._padded_shape(a, b)
+    ours = D._masked_ncc(D._Spectra(a, ones_a, shape), D._Spectra(b, ones_b, shape), shape, 0.0)
+    reference = cross_correlate_masked(a, b, ones_a, ones_b, mode="full", axes=(0, 1, 2), overlap_ratio=0.0)
+    assert ours == pytest.approx(reference.max(), abs=1e-9)
+
+    mask_a, mask_b = rng.random(a.shape) > 0.3, rng.random(b.shape) > 0.3
+    ncc, n = D._masked_ncc_map(D._Spectra(a, mask_a, shape), D._Spectra(b, mask_b, shape), shape)
+    checked = 0
+    for t in np.ndindex(*shape):  # entry t compares a[x + t] with b[x], t modulo the padded shape
+        both_a, both_b = [], []
+        for x in np.ndindex(*b.shape):
+            y = tuple((xi + ti) % si for xi, ti, si in zip(x, t, shape))
+            if all(yi < ai for yi, ai in zip(y, a.shape)) and mask_a[y] and mask_b[x]:
+                both_a.append(a[y])
+                both_b.append(b[x])
+        assert n[t] == len(both_a)
+        if len(both_a) >= 8:
+            assert ncc[t] == pytest.approx(np.corrcoef(both_a, both_b)[0, 1], abs=1e-9)
+            checked += 1
+    assert checked > 100
+
+
+def test_copies_of_real_volumes_are_above_the_threshold_and_distinct_volumes_below(volumes):
+    thumbs = {name: _thumb(image) for name, image in volumes.items()}
+    lowest = 1.0
+    for name in ("brain1", "lung2"):
+        for edit, make in EDITS.items():
+            value = D.volume_similarity(*thumbs[name], *_thumb(make(volumes[name])))
+            assert value >= THRESHOLD, (name, edit, value)
+            lowest = min(lowest, value)
+    assert lowest == pytest.approx(0.762, abs=0.01)  # lung2, every edit at once (measured)
+    brains = D.volume_similarity(*thumbs["brain1"], *thumbs["brain2"])
+    lungs = D.volume_similarity(*thumbs["lung1"], *thumbs["lung2"])
+    assert brains == pytest.approx(0.547, abs=0.01) and lungs == pytest.approx(0.620, abs=0.01)
+    assert max(brains, lungs) < THRESHOLD
+    assert D.volume_similarity(*thumbs["brain1"], *thumbs["lung1"]) == -1.0  # 200 vs 290 mm across: not compared
+
+
+def test_the_volume_rule_finds_what_the_mean_projection_hash_misses(volumes):
+    """A cropped lung CT: its hash is far from its source's; the volume rule links the two, and only them."""
+    images = dict(volumes)
+    images["lung2_crop"] = EDITS["crop"](volumes["lung2"])
+    images["brain1_all"] = EDITS["all"](volumes["brain1"])
+    signed = {name: duplicate_signature(image) for name, image in images.items()}
+    cases = pd.DataFrame({"case_id": list(signed), "patient_id": list(signed),
+                          "label": ["a", "b", "a", "b", "b", "a"], "group": "",
+                          "dup_hash": [h for h, _ in signed.values()], "dup_thumb": [t for _, t in signed.values()]})
+    hash_only = duplicate_pairs(cases, 7)
+    assert hash_only.empty  # the mean projection's hash links neither copy
+    pairs = duplicate_pairs(cases, 7, min_volume_similarity=THRESHOLD)
+    ids = cases["case_id"].to_numpy()
+    linked = {(ids[a], ids[b]) for a, b in zip(pairs["a"], pairs["b"])}
+    assert linked == {("brain1", "brain1_all"), ("lung2", "lung2_crop")}
+    assert set(pairs["rule"]) == {"volume"}
+    assert pairs["similarity"].min() >= THRESHOLD
+    folds = make_folds(cases, folds=2, seed=0, min_volume_similarity=THRESHOLD)
+    group = folds.drop_duplicates("case_id").set_index("case_id")["group"]
+    assert group["lung2"] == group["lung2_crop"] and group["brain1"] == group["brain1_all"]
+    assert group["lung1"] != group["lung2"] and group["brain1"] != group["brain2"]
+    off = window_links(cases, 0, 0.915, min_volume_similarity=None)
+    assert off.empty
+
+
+def test_the_search_scores_comparable_pairs_the_same_on_any_number_of_threads():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+
+    def smooth():  # structure at the scale of a thumbnail voxel or more, as anatomy has
+        return ndimage.gaussian_filter(rng.random((30, 30, 30)), 2.0).astype(np.float32)
+
+    base = smooth()
+    levels, voxels = [], []
+    for k, (cut, spacing) in enumerate([(0, 1.0), (3, 1.0), (0, 1.0), (0, 3.0)]):
+        volume = base[cut:30 - cut] if k < 2 else smooth()
+        thumb, voxel = D.volume_thumbnail(volume, (spacing, 1.0, 1.0))
+        levels.append(thumb)
+        voxels.append(voxel)
+    one = D.similar_volumes(np.array(levels), np.array(voxels), min_similarity=0.7, threads=1)
+    two = D.similar_volumes(np.array(levels), np.array(voxels), min_similarity=0.7, threads=2)
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    pairs = {tuple(p) for p in one[0]}
+    assert (0, 1) in pairs and one[1][list(map(tuple, one[0])).index((0, 1))] > 0.9  # 20 % fewer slices, same voxels
+    assert not any(3 in p for p in pairs)  # three times as deep: never compared
+    assert not D.comparable_extents(voxels[0], voxels[3]) and D.comparable_extents(voxels[0], voxels[1])
+
+
+def test_volume_thumbnails_round_trip_and_bad_values_name_the_case():
+    volume = np.random.default_rng(0).random((12, 20, 16))
+    volume[:, :4] = 0.0  # a background band
+    levels, voxel = D.volume_thumbnail(volume, (2.5, 0.8, 0.8))
+    assert levels.shape == (D.VOLUME_SIDE,) * 3 and levels.dtype == np.uint8
+    assert levels.max() == 255 and (levels == 0).any()  # ranks of the compared voxels; the rest 0
+    text = D.encode_volume(levels, voxel)
+    assert D.is_volume_thumbnail(text) and not D.is_volume_thumbnail(D.encode_thumbnail(np.zeros((D.STORED,) * 2)))
+    back, back_voxel = D.decode_volumes([text])
+    assert np.array_equal(back[0], levels) and np.allclose(back_voxel[0], voxel)
+    for bad in ("", text.replace(D.VOLUME_VERSION, "dv0", 1), text[:-8], f"{D.VOLUME_VERSION}:1,2:AAAA"):
+        with pytest.raises(ValueError, match="case 'c7'.*dup_thumb"):
+            D.decode_volumes([bad], case_ids=["c7"])
+    with pytest.raises(ValueError, match="NaN"):
+        D.volume_thumbnail(np.full((4, 4, 4), np.nan), (1, 1, 1))
