@@ -1325,9 +1325,10 @@ VOLUME_VERSION = "dv1"
 VOLUME_SIDE = 24  # the stored volume thumbnail: VOLUME_SIDE^3 voxels of the foreground box widened by MARGIN per side
 VOLUME_FOREGROUND = 0.5  # a thumbnail voxel is compared when at least this share of it is foreground
 VOLUME_EXTENT_RATIO = 0.6  # frames whose physical extents differ by more than this factor on an axis are not compared
+VOLUME_COVER = 0.75  # a resampled voxel is compared when this share of it holds compared thumbnail voxels
 VOLUME_OVERLAP = 0.5  # a translation counts when it covers this share of the smaller volume's compared voxels
-VOLUME_COARSE_MARGIN = 0.25  # pairs whose coarse pass is this far under the threshold skip the full-resolution pass
-FLIP_MARGIN = 0.2  # mirrorings within this of the coarse pass's best are scored at full resolution
+VOLUME_COARSE_MARGIN = 0.35  # pairs whose coarse pass is this far under the threshold skip the full-resolution pass
+FLIP_MARGIN = 0.1  # mirrorings within this of the coarse pass's best are scored at full resolution
 AXIS_FLIPS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))  # the 8 mirrorings of the (z, y, x) axes
 
 
@@ -1354,9 +1355,17 @@ def _volume_foreground(volume: np.ndarray) -> np.ndarray:
     return keep[labels] if sizes[keep].sum() >= 0.5 * sizes[1:].sum() else fg
 
 
-def _apply_axes(volume: np.ndarray, matrices) -> np.ndarray:
-    """``matrices[k]`` (out_k, n_k) applied along axis k of a 3D array."""
-    for axis, matrix in enumerate(matrices):
+def _apply_axes(volume: np.ndarray, matrices, slab: int = 32) -> np.ndarray:
+    """``matrices[k]`` (out_k, n_k) applied along axis k of a 3D array, in float64.
+
+    The first axis is reduced ``slab`` rows of axis 1 at a time, so a large volume of a narrow
+    type (int16 CT) is never copied whole to float64."""
+    first = np.empty((matrices[0].shape[0],) + volume.shape[1:])
+    for j in range(0, volume.shape[1], slab):
+        first[:, j:j + slab] = np.tensordot(matrices[0], np.asarray(volume[:, j:j + slab], dtype=np.float64),
+                                            axes=(1, 0))
+    volume = first
+    for axis, matrix in enumerate(matrices[1:], start=1):
         volume = np.moveaxis(np.tensordot(matrix, np.moveaxis(volume, axis, 0), axes=(1, 0)), 0, axis)
     return volume
 
@@ -1372,12 +1381,14 @@ def volume_thumbnail(volume: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarra
     a thumbnail voxel in mm along (z, y, x), from the image's spacing, so that two thumbnails
     can be compared at one physical scale (:func:`volume_similarity`).
     """
-    volume = np.asarray(volume, dtype=np.float64)
+    volume = np.asarray(volume)
     if volume.ndim != 3:
         raise ValueError(f"a volume must be 3D, got shape {volume.shape}")
-    if not np.isfinite(volume).all():
+    if volume.dtype.kind == "f" and not np.isfinite(volume).all():
         raise ValueError("the volume has NaN or infinite voxel values")
     spacing = np.asarray(spacing, dtype=np.float64)
+    if spacing.shape != (3,) or not (np.isfinite(spacing).all() and (spacing > 0).all()):
+        raise ValueError(f"a volume's spacing must be 3 positive sizes in mm (z, y, x), got {spacing.tolist()}")
     if volume.max() > volume.min():
         fg = _volume_foreground(volume)
     else:
@@ -1390,13 +1401,15 @@ def volume_thumbnail(volume: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarra
         widen = MARGIN * (stop - start)
         matrices.append(_window_matrices((start - widen) / n, (n - stop - widen) / n, n, VOLUME_SIDE)[0])
         voxel.append((stop - start + 2 * widen) * step / VOLUME_SIDE)
-    low, span = volume.min(), max(float(np.ptp(volume)), 1e-12)
-    framed = _apply_axes((volume - low) / span, matrices)
-    inside = _apply_axes(np.ones(volume.shape), matrices) > 0.999
-    compared = inside & (_apply_axes(fg.astype(np.float64), matrices) >= VOLUME_FOREGROUND)
+    framed = _apply_axes(volume, matrices)
+    coverage = [m.sum(axis=1) for m in matrices]  # the share of each thumbnail voxel inside the image, per axis
+    inside = np.einsum("i,j,k->ijk", *coverage) > 0.999
+    compared = inside & (_apply_axes(fg, matrices) >= VOLUME_FOREGROUND)
     levels = np.zeros(framed.shape, dtype=np.uint8)
     if compared.any():
-        ranks = _ranks(np.round(framed[compared], 9)[None, :])[0] if compared.sum() > 1 else np.ones(1)
+        low, span = float(volume.min()), float(volume.max()) - float(volume.min())
+        values = (framed[compared] - low) / span if span > 0 else np.zeros(int(compared.sum()))  # rows sum to 1 inside
+        ranks = _ranks(np.round(values, 9)[None, :])[0] if compared.sum() > 1 else np.ones(1)
         levels[compared] = 1 + np.rint(ranks * 254).astype(np.uint8)
     return levels, np.asarray(voxel)
 
@@ -1449,16 +1462,25 @@ def decode_volumes(values, name: str = "dup_thumb", case_ids=None) -> tuple[np.n
 
 
 def _at_voxel(levels: np.ndarray, voxel: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A thumbnail area-resampled to voxels of ``target`` mm (coarser): ``(values, compared)``.
+    """A thumbnail area-resampled to voxels of exactly ``target`` mm (coarser): ``(values, compared)``.
 
-    A resampled voxel is compared when every thumbnail voxel it covers is; its value is their mean rank.
+    The last resampled voxel of an axis reaches past the thumbnail (where it reads zeros) rather
+    than the scale being rounded to whole voxels (up to 3 % off at 24 voxels, 7 % at the coarse
+    pass's 12: a reviewer measured true copies at 0.76-0.83 that score 0.83-0.92 at the exact
+    scale). A resampled voxel is compared when ``VOLUME_COVER`` of it is; its value is the mean
+    rank of the compared thumbnail voxels it covers. (Requiring all of it eroded the coarse pass's
+    masks to a few hundred voxels, where a copy of a lung CT scored its right mirror 0.15 and a
+    wrong one 0.38.)
     """
-    matrices = [_window_matrices(0.0, 0.0, n, max(2, int(round(n * v / t))))[0]
-                for n, v, t in zip(levels.shape, voxel, target)]
+    matrices = []
+    for n, v, t in zip(levels.shape, voxel, target):
+        out = max(2, int(np.ceil(n * v / t - 1e-9)))
+        matrices.append(_window_matrices(0.0, 1.0 - out * t / (n * v), n, out)[0])
     compared = levels > 0
-    values = _apply_axes(np.where(compared, levels / 255.0, 0.0), matrices)
-    mask = _apply_axes(compared.astype(np.float64), matrices) > 0.999
-    return np.where(mask, values, 0.0), mask
+    total = _apply_axes(np.where(compared, levels / 255.0, 0.0), matrices)
+    cover = _apply_axes(compared, matrices)
+    mask = cover >= VOLUME_COVER
+    return np.where(mask, total / np.where(mask, cover, 1.0), 0.0), mask
 
 
 class _Spectra:
@@ -1537,7 +1559,8 @@ def _volume_pair(levels_a, voxel_a, levels_b, voxel_b, floor: float, min_overlap
     return max(fine), True
 
 
-def volume_similarity(levels_a, voxel_a, levels_b, voxel_b, *, min_overlap: float = VOLUME_OVERLAP) -> float:
+def volume_similarity(levels_a, voxel_a, levels_b, voxel_b, *, floor: float = -np.inf,
+                      min_overlap: float = VOLUME_OVERLAP) -> float:
     """How alike two volume thumbnails (:func:`volume_thumbnail`) are, at one physical scale.
 
     Both are area-resampled to the coarser voxel size along each axis, so that a copy
@@ -1546,26 +1569,32 @@ def volume_similarity(levels_a, voxel_a, levels_b, voxel_b, *, min_overlap: floa
     compared voxels (the foreground's ranks; :func:`_masked_ncc`, every translation covering
     ``min_overlap`` of the smaller one) over the 8 axis mirrorings (``AXIS_FLIPS``): a coarse
     pass at twice the voxel size scores all 8, and those within ``FLIP_MARGIN`` of its best are
-    scored at full resolution (the coarse best alone picked a wrong mirror for small volumes:
-    copies of PyRadiomics' breast MR at 0.19-0.41, BENCHMARKS.md). -1 for frames of
-    incomparable physical extent (:func:`comparable_extents`): a copy is not cut by more than
-    40 % along an axis.
+    scored at full resolution (of the benchmark's 600 copies, 598 scored best at full resolution
+    in the coarse pass's best mirror, and the right mirror was never more than 0.044 under that
+    best; BENCHMARKS.md). A pair whose coarse best is
+    under ``floor`` gets that value, without the full-resolution pass (the split's search,
+    :func:`similar_volumes`). -1 for frames of incomparable physical extent
+    (:func:`comparable_extents`): a copy is not cut by more than 40 % along an axis, so a
+    lesion-centred crop of a whole scan is not compared with it.
     """
     voxel_a, voxel_b = np.asarray(voxel_a, dtype=np.float64), np.asarray(voxel_b, dtype=np.float64)
     if not comparable_extents(voxel_a, voxel_b):
         return -1.0
-    return _volume_pair(levels_a, voxel_a, levels_b, voxel_b, -np.inf, min_overlap)[0]
+    return _volume_pair(levels_a, voxel_a, levels_b, voxel_b, floor, min_overlap)[0]
 
 
 def similar_volumes(levels: np.ndarray, voxels: np.ndarray, *, min_similarity: float,
-                    coarse_margin: float = VOLUME_COARSE_MARGIN, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                    coarse_margin: float = VOLUME_COARSE_MARGIN, threads: int = 1,
+                    chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (a < b) of volume thumbnails scored by :func:`volume_similarity`: the volume rule's search.
 
     Every pair of comparable physical extent is scored (the search is quadratic in the number of
     volumes: BENCHMARKS.md gives the cost per pair); a pair whose coarse pass stays more than
     ``coarse_margin`` under ``min_similarity`` is left out without the full-resolution pass (the
-    coarse best of the benchmark's copies was at least 0.80, BENCHMARKS.md). Pairs run on
-    ``threads`` threads (the FFTs release the GIL); the result does not depend on their number.
+    coarse best of the benchmark's copies that the rule links was at least 0.45, with
+    ``min_similarity`` 0.7; distinct volumes' coarse best is 0.25 in the median, BENCHMARKS.md). Chunks of ``chunk``
+    pairs run on ``threads`` threads (the FFTs release the GIL); the result does not depend on
+    their number.
 
     Returns
     -------
@@ -1584,7 +1613,6 @@ def similar_volumes(levels: np.ndarray, voxels: np.ndarray, *, min_similarity: f
     progress = _Progress(len(a), "volume rule", "pairs compared")
     value = np.full(len(a), -1.0)
     verified = np.zeros(len(a), dtype=bool)
-    chunk = 64
 
     def run(start: int) -> None:
         for k in range(start, min(start + chunk, len(a))):

@@ -36,7 +36,7 @@ from radaug import duplicates as dup
 from radaug.arms import CLASSICAL_ARM, REFERENCE_ARM
 from radaug.errors import LeakageError
 from radaug.io import is_true, truthy
-from radaug.splits import fold_cases, fold_key
+from radaug.splits import fold_cases, fold_key, thumbnail_kind
 from radaug.validate.thresholds import VERDICTS, overall_verdict
 
 if TYPE_CHECKING:
@@ -328,17 +328,18 @@ def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.Dat
     components = duplicate_components(cohort["case_id"], audit)
     table = cohort[["case_id", "label"]].assign(dup_group=cohort["case_id"].map(components))
     sizes = table.groupby("dup_group")["case_id"].transform("size")
+    kind = thumbnail_kind(cohort)
     rules = (f"Images are near-duplicates when their 64-bit hashes (of the original image's foreground box, "
              f"rank-equalised, best of the 8 flips/rotations) differ in at most {split.get('near_duplicate_bits')} "
-             f"bits, or when one image's hash lies within {split.get('verify_bits')} bits of a crop window of the "
-             f"other and the aligned thumbnails correlate at {split.get('min_similarity')} or more "
-             "(band-pass correlation of the rank thumbnails). "
-             + (f"3D volumes are also near-duplicates when their foreground ranks, compared at one physical voxel "
-                f"size, correlate at {split.get('min_volume_similarity')} or more at the best translation and "
-                "axis mirroring (cropped, restacked or resampled copies). "
-                if split.get("min_volume_similarity") is not None and "dup_thumb" in cohort
-                and cohort["dup_thumb"].fillna("").astype(str).map(dup.is_volume_thumbnail).any() else "")
-             + "Linked images form a group; groups go whole to one side of every fold.")
+             "bits" + (f", or when one image's hash lies within {split.get('verify_bits')} bits of a crop window of "
+                       f"the other and the aligned thumbnails correlate at {split.get('min_similarity')} or more "
+                       "(band-pass correlation of the rank thumbnails)" if kind == "image" and split.get("verify_bits")
+                       else "")
+             + (f", or (3D volumes; the hash is of the foreground's mean projection) when their foreground ranks, "
+                f"compared at one physical voxel size, correlate at {split.get('min_volume_similarity')} or more at "
+                "the best translation and axis mirroring (cropped, restacked or resampled copies)"
+                if kind == "volume" and split.get("min_volume_similarity") is not None else "")
+             + ". Linked images form a group; groups go whole to one side of every fold.")
 
     def row(label, part: pd.DataFrame, part_sizes: pd.Series) -> list:
         groups = part.groupby("dup_group")["case_id"].size()
@@ -378,7 +379,7 @@ def _duplicates_section(cohort: pd.DataFrame, folds: pd.DataFrame, audit: pd.Dat
                  for members in largest]
         parts.append(_thumb_strip(strip, f"The {len(largest)} largest near-duplicate groups (thumbnails of the "
                                          f"original images' foreground boxes, rank-equalised; at most {STRIP_WIDTH} "
-                                         "per group)."))
+                                         "per group; a volume shows the middle axial slice of its 3D thumbnail)."))
     apart = audit[~truthy(audit["grouped"])].head(STRIP_PAIRS) if len(audit) else audit
     if len(apart) and "dup_thumb" in cohort:
         strip = [(f"sim {_fmt(r.similarity, '.3f')}, {int(r.distance)} bits",

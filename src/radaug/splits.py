@@ -17,6 +17,7 @@ fold's training data live here too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +26,8 @@ import pandas as pd
 from . import duplicates
 from .errors import ConfigError, LeakageError
 from .seeds import split_random_state
+
+log = logging.getLogger(__name__)
 
 FOLD_COLUMNS = ("case_id", "patient_id", "group", "label", "repeat", "fold", "role")
 
@@ -111,23 +114,35 @@ def _hash_values(cases: pd.DataFrame) -> tuple[np.ndarray, bool]:
 WINDOW_COLUMNS = ("case_a", "case_b", "distance", "similarity")
 
 
-def _thumb_kind(cases: pd.DataFrame) -> str | None:
+def thumbnail_kind(cases: pd.DataFrame, *, warn: bool = False) -> str | None:
     """``"image"`` when every case has a 2D ``dup_thumb``, ``"volume"`` when every case has a volume
-    thumbnail (:func:`radaug.duplicates.encode_volume`), else None (the hash rule only)."""
+    thumbnail (:func:`radaug.duplicates.encode_volume`), else None: the hash rule only (with
+    ``warn``, a warning names the cause when some cases have a thumbnail)."""
     if "dup_thumb" not in cases or not len(cases):
         return None
     thumbs = cases["dup_thumb"].fillna("").astype(str)
-    if not thumbs.str.len().gt(0).all():
-        return None
     volume = thumbs.map(duplicates.is_volume_thumbnail)
-    return "volume" if volume.all() else "image" if not volume.any() else None
+    missing = thumbs.str.len().eq(0)
+    if missing.all():
+        return None
+    if missing.any() or (volume.any() and not volume.all()):
+        if not warn:
+            return None
+        example = cases["case_id"].to_numpy()[missing.to_numpy()][:3] if missing.any() else \
+            cases["case_id"].to_numpy()[volume.to_numpy()][:3]
+        log.warning("near-duplicates: %d of %d cases have no dup_thumb and %d are volumes (e.g. %s): 2D images and "
+                    "3D volumes mixed, or a case index of an older radaug; only the hash rule links this table. "
+                    "Rebuild the case index with this radaug version, or split 2D and 3D cases into two studies.",
+                    int(missing.sum()), len(cases), int(volume.sum()), ", ".join(map(str, example)))
+        return None
+    return "volume" if volume.all() else "image"
 
 
 def _verification(cases: pd.DataFrame, verify_bits: int, min_similarity: float,
-                  min_volume_similarity: float | None) -> tuple[str, float] | None:
+                  min_volume_similarity: float | None, *, warn: bool = False) -> tuple[str, float] | None:
     """The table's verified rule and its threshold: ``("window", min_similarity)`` for 2D images
     (``verify_bits > 0``), ``("volume", min_volume_similarity)`` for volumes (not None); None when off."""
-    kind = _thumb_kind(cases) if "dup_hash" in cases else None
+    kind = thumbnail_kind(cases, warn=warn) if "dup_hash" in cases else None
     if kind == "image" and int(verify_bits) > 0:
         return "window", float(min_similarity)
     if kind == "volume" and min_volume_similarity is not None:
@@ -158,7 +173,7 @@ def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float, *
     """
     empty = pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(WINDOW_COLUMNS, (object, object, np.int64, float))})
     cases = cases.sort_values("case_id", ignore_index=True)
-    rule = _verification(cases, verify_bits, min_similarity, min_volume_similarity)
+    rule = _verification(cases, verify_bits, min_similarity, min_volume_similarity, warn=True)
     if rule is None:
         return empty
     values, _ = _hash_values(cases)
@@ -409,7 +424,8 @@ def split_study(index: pd.DataFrame, options: dict, seed: int, *, threads: int =
     The window rule's search (the expensive step, on ``threads`` threads) runs once, for the folds
     and the audit (:func:`window_links`, :func:`make_folds`, :func:`duplicate_audit`).
     """
-    rules = {k: options.get(k) for k in ("verify_bits", "min_similarity", "min_volume_similarity")}
+    rules = {"verify_bits": options["verify_bits"], "min_similarity": options["min_similarity"],
+             "min_volume_similarity": options.get("min_volume_similarity")}
     window = window_links(index, rules["verify_bits"], rules["min_similarity"],
                           min_volume_similarity=rules["min_volume_similarity"], threads=threads)
     folds = make_folds(index, folds=options["folds"], repeats=options["repeats"],

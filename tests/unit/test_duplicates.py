@@ -542,9 +542,9 @@ def test_a_cropped_copy_never_straddles_and_the_audit_lists_the_closest_ungroupe
     assert (roles.loc["c03"] != roles.loc["c16"]).any()
 
 
-def test_volumes_have_no_thumbnail_and_are_grouped_by_the_hash_rule_only():
-    """A volume's thumbnail is a mean projection, alike for every body of one anatomy: preprocessing stores none
-    for 3D images, and the split then uses the hash rule alone (the window rule would link distinct volumes)."""
+def test_a_case_index_without_thumbnails_is_grouped_by_the_hash_rule_only():
+    """Empty ``dup_thumb`` (a case index of a radaug before volume thumbnails, whose volumes had none):
+    the split uses the hash rule alone, as for a table without the column."""
     images = [_scene(seed) for seed in range(60, 76)]
     images.append(D.transform(_crop(images[3], 0.0, 0.18, 0.12, 0.0), "rot90", np.random.default_rng(1)))
     cases = _image_cases(images, ["a" if i % 2 else "b" for i in range(16)] + ["a"]).assign(dup_thumb="")
