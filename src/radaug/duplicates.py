@@ -34,7 +34,8 @@ are (gamma, window): the hash found 8 of 40 in-plane crops of real volumes and 3
 of 40 of their restacks and gamma/window changes (BENCHMARKS.md, "3D volumes").
 The **volume rule** uses what a 3D image has and a 2D photograph has not, its
 voxel size in mm: a copy cropped, restacked or resampled differs from its source
-by a translation once both are at one physical scale. The case index stores a
+by a translation once both are at one physical scale (up to half a thumbnail voxel, not
+modelled). The case index stores a
 ``VOLUME_SIDE``^3 rank thumbnail of each volume's foreground box and its voxel size
 (:func:`volume_thumbnail`); two are resampled to the coarser voxel size and
 correlated (Pearson, over the voxels both hold as foreground) at every
@@ -1565,7 +1566,9 @@ def volume_similarity(levels_a, voxel_a, levels_b, voxel_b, *, floor: float = -n
 
     Both are area-resampled to the coarser voxel size along each axis, so that a copy
     re-sampled to other voxels, cropped in plane or re-stacked (slices left out) differs from
-    its source by a translation only. The value is the best masked Pearson correlation of their
+    its source by a translation only: whole voxels, which the correlation tries, plus up to half
+    a voxel per axis where the copy's frame starts, which it does not (that costs real copies up
+    to 0.08, a reviewer measured; BENCHMARKS.md). The value is the best masked Pearson correlation of their
     compared voxels (the foreground's ranks; :func:`_masked_ncc`, every translation covering
     ``min_overlap`` of the smaller one) over the 8 axis mirrorings (``AXIS_FLIPS``): a coarse
     pass at twice the voxel size scores all 8, and those within ``FLIP_MARGIN`` of its best are

@@ -123,17 +123,15 @@ def thumbnail_kind(cases: pd.DataFrame, *, warn: bool = False) -> str | None:
     thumbs = cases["dup_thumb"].fillna("").astype(str)
     volume = thumbs.map(duplicates.is_volume_thumbnail)
     missing = thumbs.str.len().eq(0)
-    if missing.all():
-        return None
     if missing.any() or (volume.any() and not volume.all()):
         if not warn:
             return None
         example = cases["case_id"].to_numpy()[missing.to_numpy()][:3] if missing.any() else \
             cases["case_id"].to_numpy()[volume.to_numpy()][:3]
-        log.warning("near-duplicates: %d of %d cases have no dup_thumb and %d are volumes (e.g. %s): 2D images and "
-                    "3D volumes mixed, or a case index of an older radaug; only the hash rule links this table. "
-                    "Rebuild the case index with this radaug version, or split 2D and 3D cases into two studies.",
-                    int(missing.sum()), len(cases), int(volume.sum()), ", ".join(map(str, example)))
+        log.warning("near-duplicates: of %d cases, %d have no dup_thumb and %d have a volume thumbnail (e.g. %s): "
+                    "a case index of an older radaug, or 2D images and 3D volumes mixed; only the hash rule links "
+                    "this table. Rebuild the case index with this radaug version, or split 2D and 3D cases into "
+                    "two studies.", len(cases), int(missing.sum()), int(volume.sum()), ", ".join(map(str, example)))
         return None
     return "volume" if volume.all() else "image"
 

@@ -180,6 +180,10 @@ def test_a_table_mixing_images_and_volumes_falls_back_to_the_hash_rule_and_says_
     with caplog.at_level("WARNING", logger="radaug.splits"):
         assert window_links(mixed, 16, 0.915, min_volume_similarity=THRESHOLD).empty
     assert "2D images and 3D volumes mixed" in caplog.text and "only the hash rule" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="radaug.splits"):  # an index of a radaug before volume thumbnails
+        assert window_links(volume_cases.assign(dup_thumb=""), 16, 0.915, min_volume_similarity=THRESHOLD).empty
+    assert "of 6 cases, 6 have no dup_thumb" in caplog.text and "older radaug" in caplog.text
 
 
 def test_the_search_scores_comparable_pairs_the_same_on_any_number_of_threads():
