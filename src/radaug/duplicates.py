@@ -35,7 +35,7 @@ of 40 of their restacks and gamma/window changes (BENCHMARKS.md, "3D volumes").
 The **volume rule** uses what a 3D image has and a 2D photograph has not, its
 voxel size in mm: a copy cropped, restacked or resampled differs from its source
 by a translation once both are at one physical scale (up to half a thumbnail voxel, not
-modelled). The case index stores a
+modelled: BENCHMARKS.md). The case index stores a
 ``VOLUME_SIDE``^3 rank thumbnail of each volume's foreground box and its voxel size
 (:func:`volume_thumbnail`); two are resampled to the coarser voxel size and
 correlated (Pearson, over the voxels both hold as foreground) at every
@@ -1567,16 +1567,16 @@ def volume_similarity(levels_a, voxel_a, levels_b, voxel_b, *, floor: float = -n
     Both are area-resampled to the coarser voxel size along each axis, so that a copy
     re-sampled to other voxels, cropped in plane or re-stacked (slices left out) differs from
     its source by a translation only: whole voxels, which the correlation tries, plus up to half
-    a voxel per axis where the copy's frame starts, which it does not (that costs real copies up
-    to 0.08, a reviewer measured; BENCHMARKS.md). The value is the best masked Pearson correlation of their
-    compared voxels (the foreground's ranks; :func:`_masked_ncc`, every translation covering
-    ``min_overlap`` of the smaller one) over the 8 axis mirrorings (``AXIS_FLIPS``): a coarse
-    pass at twice the voxel size scores all 8, and those within ``FLIP_MARGIN`` of its best are
-    scored at full resolution (of the benchmark's 600 copies, 598 scored best at full resolution
-    in the coarse pass's best mirror, and the right mirror was never more than 0.044 under that
-    best; BENCHMARKS.md). A pair whose coarse best is
-    under ``floor`` gets that value, without the full-resolution pass (the split's search,
-    :func:`similar_volumes`). -1 for frames of incomparable physical extent
+    a voxel per axis where the copy's frame starts, which it does not (half-voxel offsets lifted
+    copies by up to 0.09 but two distinct lung CTs by 0.13: measured, not adopted; BENCHMARKS.md).
+    The value is the best masked Pearson correlation of their compared voxels (the foreground's
+    ranks; :func:`_masked_ncc`, every translation covering ``min_overlap`` of the smaller one)
+    over the 8 axis mirrorings (``AXIS_FLIPS``): a coarse pass at twice the voxel size scores all
+    8, and those within ``FLIP_MARGIN`` of its best are scored at full resolution (of the
+    benchmark's 600 copies, 598 scored best at full resolution in the coarse pass's best mirror,
+    and the right mirror was never more than 0.044 under that best; BENCHMARKS.md). A pair whose
+    coarse best is under ``floor`` gets that value, without the full-resolution pass (the split's
+    search, :func:`similar_volumes`). -1 for frames of incomparable physical extent
     (:func:`comparable_extents`): a copy is not cut by more than 40 % along an axis, so a
     lesion-centred crop of a whole scan is not compared with it.
     """
@@ -1595,9 +1595,9 @@ def similar_volumes(levels: np.ndarray, voxels: np.ndarray, *, min_similarity: f
     volumes: BENCHMARKS.md gives the cost per pair); a pair whose coarse pass stays more than
     ``coarse_margin`` under ``min_similarity`` is left out without the full-resolution pass (the
     coarse best of the benchmark's copies that the rule links was at least 0.45, with
-    ``min_similarity`` 0.7; distinct volumes' coarse best is 0.25 in the median, BENCHMARKS.md). Chunks of ``chunk``
-    pairs run on ``threads`` threads (the FFTs release the GIL); the result does not depend on
-    their number.
+    ``min_similarity`` 0.7; distinct volumes' coarse best is 0.25 in the median, BENCHMARKS.md).
+    Chunks of ``chunk`` pairs run on ``threads`` threads; the result does not depend on their
+    number.
 
     Returns
     -------
