@@ -119,7 +119,7 @@ def _pair_found(src: _Signed, copy: _Signed) -> tuple[np.ndarray, np.ndarray]:
     from radaug import duplicates as D
 
     n = len(src.hashes)
-    by_hash = np.bitwise_count(D.dihedral_variants(src.hashes) ^ copy.hashes[None, :]).min(axis=0) <= MAX_BITS
+    by_hash = D.dihedral_distance(src.hashes, copy.hashes) <= MAX_BITS
     both = _Signed(hashes=np.concatenate([src.hashes, copy.hashes]), thumbs=np.concatenate([src.thumbs, copy.thumbs]),
                    windows=np.concatenate([src.windows, copy.windows]))
     cand = D.window_candidates(both.hashes, both.windows, VERIFY_BITS)
@@ -300,7 +300,7 @@ def _quality_3d(quick: bool) -> list[dict]:
     from radaug import preprocess
     from radaug.data.phantom import phantom_case
     from radaug.data.pyradiomics_cases import fetch_cases
-    from radaug.duplicates import (VOLUME_COARSE_MARGIN, comparable_extents, decode_volumes, dihedral_variants,
+    from radaug.duplicates import (VOLUME_COARSE_MARGIN, comparable_extents, decode_volumes, dihedral_distance,
                                    parse_hashes, similar_volumes, volume_similarity)
 
     def sign(images) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -358,10 +358,9 @@ def _quality_3d(quick: bool) -> list[dict]:
     rng = np.random.default_rng(17)
     names = [*cases] + [f"phantom{k}" for k in range(len(phantoms))]
     owner = np.repeat(np.arange(len(sources)), [REAL_DRAWS] * len(real) + [1] * len(phantoms))
-    source_variants = dihedral_variants(hashes[owner])  # (8, copies): the hash rule compares at the best of 8
     for name in TRANSFORMS_3D:
         copy_hashes, copy_levels, copy_voxels = sign([_volume_copy(sources[k], name, rng) for k in owner])
-        got = np.bitwise_count(source_variants ^ copy_hashes[None, :]).min(axis=0)
+        got = dihedral_distance(hashes[owner], copy_hashes)  # the hash rule compares at the best of 8
         value = np.array([volume_similarity(levels[k], voxels[k], copy_levels[i], copy_voxels[i],  # as the split
                                             floor=MIN_VOLUME_SIMILARITY - VOLUME_COARSE_MARGIN)
                           for i, k in enumerate(owner)])

@@ -285,6 +285,11 @@ def format_hash(value: int) -> str:
     return f"{HASH_VERSION}:{int(value):016x}"
 
 
+def _who(case_ids, i: int) -> str:
+    """How an error names row ``i`` of a case table: its case id when known."""
+    return f"case {case_ids[i]!r}" if case_ids is not None else f"row {i}"
+
+
 def parse_hashes(values, name: str = "dup_hash", case_ids=None) -> np.ndarray:
     """``dq3:<16 hex>`` strings to uint64; a malformed one raises ValueError naming the case."""
     out = np.empty(len(values), dtype=np.uint64)
@@ -295,7 +300,7 @@ def parse_hashes(values, name: str = "dup_hash", case_ids=None) -> np.ndarray:
                 raise ValueError
             out[i] = np.uint64(int(digits, 16))
         except ValueError:
-            who = f"case {case_ids[i]!r}" if case_ids is not None else f"row {i}"
+            who = _who(case_ids, i)
             raise ValueError(f"{who}: column '{name}' = {text!r} is not a '{HASH_VERSION}:' + 16 hex digit "
                              "near-duplicate hash; rebuild the case index with this radaug version") from None
     return out
@@ -346,6 +351,14 @@ def dihedral_variants(hashes: np.ndarray) -> np.ndarray:
     both = (h ^ _ODD_V ^ _ODD_U) & keep
     base = [h, lr, ud, both]
     return np.stack(base + [_transpose_bits(x) for x in base])
+
+
+def dihedral_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance of each pair ``(a[k], b[k])`` at the best of the 8 flips/rotations of ``a[k]``."""
+    b = np.asarray(b, dtype=np.uint64)
+    if not b.size:
+        return np.zeros(0, dtype=np.int64)
+    return np.bitwise_count(dihedral_variants(a) ^ b[None, :]).min(axis=0).astype(np.int64)
 
 
 # ---------------------------------------------------------------- pair search
@@ -726,7 +739,7 @@ def decode_thumbnails(values, name: str = "dup_thumb", case_ids=None) -> np.ndar
             if raw.size != STORED * STORED:
                 raise ValueError
         except (ValueError, binascii.Error):
-            who = f"case {case_ids[i]!r}" if case_ids is not None else f"row {i}"
+            who = _who(case_ids, i)
             raise ValueError(f"{who}: column '{name}' is not a '{THUMB_VERSION}:' near-duplicate thumbnail; "
                              "rebuild the case index with this radaug version") from None
         out[i] = raw.reshape(STORED, STORED) / 255.0
@@ -1039,6 +1052,30 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
+def _run_chunks(task, n_chunks: int, threads: int) -> None:
+    """``task(0) .. task(n_chunks - 1)``, on up to ``threads`` threads; a chunk's exception is re-raised.
+
+    The pool's threads are the job's threads: BLAS (Snakemake sets it to the job's threads too)
+    runs on one each, as in a one-thread job, instead of threads x threads on the job's cores.
+    After a failure, queued chunks do not run.
+    """
+    pool_size = min(int(threads), n_chunks)
+    if pool_size <= 1:
+        for n_chunk in range(n_chunks):
+            task(n_chunk)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    pool = ThreadPoolExecutor(max_workers=pool_size)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            list(pool.map(task, range(n_chunks)))  # list(): re-raises a chunk's exception
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 class _Progress:
     """Progress lines of a long verification (pairs done, time spent, an estimate of the rest).
 
@@ -1166,22 +1203,7 @@ def verify_candidates(thumbs: np.ndarray, candidates: np.ndarray, cuts: np.ndarr
         value[sel] = best  # chunks write disjoint rows
         progress.add(len(sel))
 
-    if pool_size > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from threadpoolctl import threadpool_limits
-
-        # The pool's threads are the job's threads: BLAS (Snakemake sets it to the job's threads too)
-        # runs on one each, as in a one-thread job, instead of threads x threads on the job's cores.
-        pool = ThreadPoolExecutor(max_workers=pool_size)
-        try:
-            with threadpool_limits(limits=1, user_api="blas"):
-                list(pool.map(verify_chunk, range(n_chunks)))  # list(): re-raises a chunk's exception
-        finally:
-            pool.shutdown(cancel_futures=True)  # after a failure, queued chunks do not run
-    else:
-        for n_chunk in range(n_chunks):
-            verify_chunk(n_chunk)
+    _run_chunks(verify_chunk, n_chunks, pool_size)
     return value[inverse]
 
 
@@ -1454,7 +1476,7 @@ def decode_volumes(values, name: str = "dup_thumb", case_ids=None) -> tuple[np.n
             if voxel.shape != (3,) or not (np.isfinite(voxel).all() and (voxel > 0).all()) or raw.size != VOLUME_SIDE ** 3:
                 raise ValueError
         except (ValueError, binascii.Error):
-            who = f"case {case_ids[i]!r}" if case_ids is not None else f"row {i}"
+            who = _who(case_ids, i)
             raise ValueError(f"{who}: column '{name}' is not a '{VOLUME_VERSION}:' near-duplicate volume thumbnail; "
                              "rebuild the case index with this radaug version") from None
         levels[i] = raw.reshape((VOLUME_SIDE,) * 3)
@@ -1617,25 +1639,12 @@ def similar_volumes(levels: np.ndarray, voxels: np.ndarray, *, min_similarity: f
     value = np.full(len(a), -1.0)
     verified = np.zeros(len(a), dtype=bool)
 
-    def run(start: int) -> None:
-        for k in range(start, min(start + chunk, len(a))):
+    def run(n_chunk: int) -> None:
+        pairs = range(n_chunk * chunk, min((n_chunk + 1) * chunk, len(a)))
+        for k in pairs:
             value[k], verified[k] = _volume_pair(levels[a[k]], voxels[a[k]], levels[b[k]], voxels[b[k]], floor,
                                                  VOLUME_OVERLAP)
-        progress.add(min(chunk, len(a) - start))
+        progress.add(len(pairs))
 
-    starts = range(0, len(a), chunk)
-    if int(threads) > 1 and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        from threadpoolctl import threadpool_limits
-
-        pool = ThreadPoolExecutor(max_workers=min(int(threads), len(starts)))
-        try:
-            with threadpool_limits(limits=1, user_api="blas"):
-                list(pool.map(run, starts))  # list(): re-raises a chunk's exception
-        finally:
-            pool.shutdown(cancel_futures=True)
-    else:
-        for start in starts:
-            run(start)
+    _run_chunks(run, -(-len(a) // chunk), max(int(threads), 1))
     return np.stack([a[verified], b[verified]], axis=1).reshape(-1, 2), value[verified]

@@ -126,8 +126,7 @@ def thumbnail_kind(cases: pd.DataFrame, *, warn: bool = False) -> str | None:
     if missing.any() or (volume.any() and not volume.all()):
         if not warn:
             return None
-        example = cases["case_id"].to_numpy()[missing.to_numpy()][:3] if missing.any() else \
-            cases["case_id"].to_numpy()[volume.to_numpy()][:3]
+        example = cases["case_id"].to_numpy()[(missing if missing.any() else volume).to_numpy()][:3]
         log.warning("near-duplicates: of %d cases, %d have no dup_thumb and %d have a volume thumbnail (e.g. %s): "
                     "a case index of an older radaug, or 2D images and 3D volumes mixed; only the hash rule links "
                     "this table. Rebuild the case index with this radaug version, or split 2D and 3D cases into "
@@ -179,8 +178,7 @@ def window_links(cases: pd.DataFrame, verify_bits: int, min_similarity: float, *
     if rule[0] == "volume":
         levels, voxels = duplicates.decode_volumes(cases["dup_thumb"].tolist(), "dup_thumb", ids)
         wp, ws = duplicates.similar_volumes(levels, voxels, min_similarity=rule[1], threads=threads)
-        variants = duplicates.dihedral_variants(values[wp[:, 0]])
-        wd = np.bitwise_count(variants ^ values[wp[:, 1]][None, :]).min(axis=0) if len(wp) else np.zeros(0, int)
+        wd = duplicates.dihedral_distance(values[wp[:, 0]], values[wp[:, 1]])
     else:
         thumbs = duplicates.decode_thumbnails(cases["dup_thumb"].tolist(), "dup_thumb", ids)
         wp, wd, ws = duplicates.similar_pairs(values, thumbs, max_bits=int(verify_bits),
