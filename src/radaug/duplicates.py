@@ -36,8 +36,9 @@ The **volume rule** uses what a 3D image has and a 2D photograph has not, its
 voxel size in mm: a copy cropped, restacked or resampled differs from its source
 by a translation once both are at one physical scale (up to half a thumbnail voxel, not
 modelled: BENCHMARKS.md). The case index stores a
-``VOLUME_SIDE``^3 rank thumbnail of each volume's foreground box and its voxel size
-(:func:`volume_thumbnail`); two are resampled to the coarser voxel size and
+``VOLUME_SIDE``^3 rank thumbnail of each volume's foreground box (thresholded on the
+volume smoothed by a one-voxel Gaussian, so that noise does not lift the air into it)
+and its voxel size (:func:`volume_thumbnail`); two are resampled to the coarser voxel size and
 correlated (Pearson, over the voxels both hold as foreground) at every
 translation by FFT (Padfield 2012's masked correlation, :func:`_masked_ncc_map`)
 and each of the 8 axis mirrorings (:func:`volume_similarity`). Every pair of
@@ -1344,9 +1345,10 @@ def similar_pairs(hashes, thumbs: np.ndarray, *, max_bits: int, min_similarity: 
 
 # ---------------------------------------------------------------- 3D volumes: the volume rule
 
-VOLUME_VERSION = "dv1"
+VOLUME_VERSION = "dv2"
 VOLUME_SIDE = 24  # the stored volume thumbnail: VOLUME_SIDE^3 voxels of the foreground box widened by MARGIN per side
 VOLUME_FOREGROUND = 0.5  # a thumbnail voxel is compared when at least this share of it is foreground
+VOLUME_SMOOTHING = 1.0  # the foreground is thresholded on the volume smoothed by a Gaussian of this SD, in voxels
 VOLUME_EXTENT_RATIO = 0.6  # frames whose physical extents differ by more than this factor on an axis are not compared
 VOLUME_COVER = 0.75  # a resampled voxel is compared when this share of it holds compared thumbnail voxels
 VOLUME_OVERLAP = 0.5  # a translation counts when it covers this share of the smaller volume's compared voxels
@@ -1365,9 +1367,16 @@ def canonical_volume(image) -> tuple[np.ndarray, np.ndarray]:
 
 def _volume_foreground(volume: np.ndarray) -> np.ndarray:
     """Voxels above the background class (:func:`_background_threshold`) without the parts under
-    ``STRAY_FRACTION`` of the foreground (6-connected; unless that would keep under half of it)."""
+    ``STRAY_FRACTION`` of the foreground (6-connected; unless that would keep under half of it).
+
+    Both are taken on the volume smoothed by a Gaussian of ``VOLUME_SMOOTHING`` voxels (in float32).
+    Unsmoothed, noise of 1-4 % of the range on a phantom CT (air exactly -1000 HU, the body 70 HU
+    wide) put the three-class split inside the air's peak: 73-92 % of the volume was
+    "foreground", the thumbnail framed the whole volume and the volume rule missed 14 of 20 noisy
+    copies (BENCHMARKS.md, "3D volumes: a foreground robust to noise")."""
     from scipy import ndimage
 
+    volume = ndimage.gaussian_filter(np.asarray(volume, dtype=np.float32), VOLUME_SMOOTHING)
     fg = volume > _background_threshold(volume)
     labels, n = ndimage.label(fg)
     if n < 2:
@@ -1438,7 +1447,7 @@ def volume_thumbnail(volume: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarra
 
 
 def encode_volume(levels: np.ndarray, voxel) -> str:
-    """A volume thumbnail as in the case index's ``dup_thumb``: ``dv1:<voxel z,y,x mm>:`` + base64 of the levels."""
+    """A volume thumbnail as in the case index's ``dup_thumb``: ``dv2:<voxel z,y,x mm>:`` + base64 of the levels."""
     import base64
 
     levels = np.asarray(levels)
@@ -1449,7 +1458,11 @@ def encode_volume(levels: np.ndarray, voxel) -> str:
 
 
 def is_volume_thumbnail(text) -> bool:
-    return str(text).startswith(f"{VOLUME_VERSION}:")
+    """Whether a stored ``dup_thumb`` is a volume's, of this version or an older one (which
+    :func:`decode_volumes` rejects, asking for the case index to be rebuilt)."""
+    import re
+
+    return re.match(r"dv\d+:", str(text)) is not None
 
 
 def decode_volumes(values, name: str = "dup_thumb", case_ids=None) -> tuple[np.ndarray, np.ndarray]:
@@ -1616,8 +1629,8 @@ def similar_volumes(levels: np.ndarray, voxels: np.ndarray, *, min_similarity: f
     Every pair of comparable physical extent is scored (the search is quadratic in the number of
     volumes: BENCHMARKS.md gives the cost per pair); a pair whose coarse pass stays more than
     ``coarse_margin`` under ``min_similarity`` is left out without the full-resolution pass (the
-    coarse best of the benchmark's copies that the rule links was at least 0.45, with
-    ``min_similarity`` 0.7; distinct volumes' coarse best is 0.25 in the median, BENCHMARKS.md).
+    coarse best of the benchmark's copies that the rule links was at least 0.61, with
+    ``min_similarity`` 0.7; distinct volumes' coarse best is 0.33 in the median, BENCHMARKS.md).
     Chunks of ``chunk`` pairs run on ``threads`` threads; the result does not depend on their
     number.
 

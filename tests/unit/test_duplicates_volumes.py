@@ -120,10 +120,10 @@ def test_copies_of_real_volumes_are_above_the_threshold_and_distinct_volumes_bel
             value = D.volume_similarity(*thumbs[name], *_thumb(make(volumes[name])))
             assert value >= THRESHOLD, (name, edit, value)
             lowest = min(lowest, value)
-    assert lowest == pytest.approx(0.806, abs=0.01)  # lung2, every edit at once (measured)
+    assert lowest == pytest.approx(0.806, abs=0.01)  # brain1, every edit at once (measured)
     brains = D.volume_similarity(*thumbs["brain1"], *thumbs["brain2"])
     lungs = D.volume_similarity(*thumbs["lung1"], *thumbs["lung2"])
-    assert brains == pytest.approx(0.547, abs=0.01) and lungs == pytest.approx(0.554, abs=0.01)
+    assert brains == pytest.approx(0.512, abs=0.01) and lungs == pytest.approx(0.493, abs=0.01)
     assert max(brains, lungs) < THRESHOLD
     assert D.volume_similarity(*thumbs["brain1"], *thumbs["lung1"]) == -1.0  # 200 vs 290 mm across: not compared
 
@@ -186,6 +186,27 @@ def test_a_table_mixing_images_and_volumes_falls_back_to_the_hash_rule_and_says_
     assert "of 6 cases, 6 have no dup_thumb" in caplog.text and "older radaug" in caplog.text
 
 
+@pytest.mark.parametrize("seed", [3000, 3013])
+def test_noise_does_not_move_a_phantom_cts_foreground(seed, monkeypatch):
+    """Air at exactly -1000 HU and a body 70 HU wide: noise of 3 % of the range puts half the air
+    above the three-class split of the unsmoothed volume (the benchmark's missed noisy phantoms)."""
+    from radaug.data.phantom import phantom_case
+
+    volume, _ = phantom_case(np.random.default_rng(seed), "benign", "coarse", dim=3, size=48, separation=1.0)
+    volume = volume.astype(np.float32)
+    rng = np.random.default_rng(1)
+    noisy = volume + rng.normal(0, 0.03 * (volume.max() - volume.min()), volume.shape).astype(np.float32)
+    spacing = (2.5, 0.8, 0.8)
+    source, copy = D.volume_thumbnail(volume, spacing), D.volume_thumbnail(noisy, spacing)
+    assert np.allclose(source[1], copy[1])  # the same foreground box
+    assert abs((source[0] > 0).mean() - (copy[0] > 0).mean()) < 0.01
+    assert D.volume_similarity(*source, *copy) >= THRESHOLD
+    monkeypatch.setattr(D, "VOLUME_SMOOTHING", 0.0)  # unsmoothed: the box is the whole volume, the copy missed
+    source, copy = D.volume_thumbnail(volume, spacing), D.volume_thumbnail(noisy, spacing)
+    assert (copy[0] > 0).mean() > (source[0] > 0).mean() + 0.1
+    assert D.volume_similarity(*source, *copy) < THRESHOLD
+
+
 def test_the_search_scores_comparable_pairs_the_same_on_any_number_of_threads():
     from scipy import ndimage
 
@@ -220,7 +241,8 @@ def test_volume_thumbnails_round_trip_and_bad_values_name_the_case():
     assert D.is_volume_thumbnail(text) and not D.is_volume_thumbnail(D.encode_thumbnail(np.zeros((D.STORED,) * 2)))
     back, back_voxel = D.decode_volumes([text])
     assert np.array_equal(back[0], levels) and np.allclose(back_voxel[0], voxel)
-    for bad in ("", text.replace(D.VOLUME_VERSION, "dv0", 1), text[:-8], f"{D.VOLUME_VERSION}:1,2:AAAA"):
+    assert D.is_volume_thumbnail(text.replace(D.VOLUME_VERSION, "dv1", 1))  # an older version: a volume, rejected below
+    for bad in ("", text.replace(D.VOLUME_VERSION, "dv1", 1), text[:-8], f"{D.VOLUME_VERSION}:1,2:AAAA"):
         with pytest.raises(ValueError, match="case 'c7'.*dup_thumb"):
             D.decode_volumes([bad], case_ids=["c7"])
     with pytest.raises(ValueError, match="NaN"):
