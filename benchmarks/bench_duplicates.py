@@ -219,6 +219,7 @@ def _quality(quick: bool) -> list[dict]:
 
 
 REAL_DRAWS = 8  # random copies of each real volume per transformation (five volumes: one draw each is too noisy)
+PHANTOM_DRAWS = 3  # random copies of each phantom volume per transformation (one draw of 20 was a lucky 20/20)
 TRANSFORMS_3D = ("reorient", "flip_lr", "restack", "resample", "crop", "contrast", "gamma", "window", "noise",
                  "combined")
 
@@ -287,7 +288,8 @@ def _quality_3d(quick: bool) -> list[dict]:
 
     Sources: PyRadiomics' five real test volumes (brain MR x2, breast MR, lung CT x2; breast1 is a
     small crop around its lesion, not a whole scan), each copied ``REAL_DRAWS`` times, and phantom CT
-    volumes (one body generator, so distinct phantoms are hard negatives of one anatomy), copied once;
+    volumes (one body generator, so distinct phantoms are hard negatives of one anatomy), each copied
+    ``PHANTOM_DRAWS`` times;
     each signed as the case index signs it (:func:`radaug.preprocess.duplicate_signature`: LPS, the
     foreground mean projection's hash and the volume thumbnail). Reorientation and a linear contrast
     change are found by construction (the LPS read undoes the one; ranks and the histogram
@@ -357,7 +359,7 @@ def _quality_3d(quick: bool) -> list[dict]:
     ]
     rng = np.random.default_rng(17)
     names = [*cases] + [f"phantom{k}" for k in range(len(phantoms))]
-    owner = np.repeat(np.arange(len(sources)), [REAL_DRAWS] * len(real) + [1] * len(phantoms))
+    owner = np.repeat(np.arange(len(sources)), [REAL_DRAWS] * len(real) + [PHANTOM_DRAWS] * len(phantoms))
     for name in TRANSFORMS_3D:
         copy_hashes, copy_levels, copy_voxels = sign([_volume_copy(sources[k], name, rng) for k in owner])
         got = dihedral_distance(hashes[owner], copy_hashes)  # the hash rule compares at the best of 8
@@ -371,7 +373,7 @@ def _quality_3d(quick: bool) -> list[dict]:
         def count(x):
             return f"real {x[on_real].sum()}/{on_real.sum()}, phantom {x[~on_real].sum()}/{(~on_real).sum()}"
 
-        missed = sorted({names[k] for k in owner[~found]})
+        missed = [f"{names[k]}" + (f" x{n}" if n > 1 else "") for k, n in zip(*np.unique(owner[~found], return_counts=True))]
         rows.append(row("duplicates", f"recall_3d_{name}", found.mean(), "fraction", target=">= 0.99",
                         notes=f"either rule: {count(found)}; hash rule {count(by_hash)} (median {np.median(got):.0f}, "
                               f"max {got.max()} bits); volume rule {count(by_volume)} (lowest similarity real "

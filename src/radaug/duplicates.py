@@ -1369,14 +1369,19 @@ def _volume_foreground(volume: np.ndarray) -> np.ndarray:
     """Voxels above the background class (:func:`_background_threshold`) without the parts under
     ``STRAY_FRACTION`` of the foreground (6-connected; unless that would keep under half of it).
 
-    Both are taken on the volume smoothed by a Gaussian of ``VOLUME_SMOOTHING`` voxels (in float32).
+    Both are taken on the volume smoothed by a Gaussian of ``VOLUME_SMOOTHING`` voxels, in float32
+    for volumes of up to 16-bit integers or float32 (float64 otherwise, so a large offset keeps its
+    precision). The SD is in voxels, not mm, on purpose: it is there to average out voxel noise,
+    which is independent per voxel whatever its size (an isotropic 0.8 mm SD, tried on one draw of
+    the benchmark's phantoms, was no better: BENCHMARKS.md).
     Unsmoothed, noise of 1-4 % of the range on a phantom CT (air exactly -1000 HU, the body 70 HU
     wide) put the three-class split inside the air's peak: 73-92 % of the volume was
     "foreground", the thumbnail framed the whole volume and the volume rule missed 14 of 20 noisy
     copies (BENCHMARKS.md, "3D volumes: a foreground robust to noise")."""
     from scipy import ndimage
 
-    volume = ndimage.gaussian_filter(np.asarray(volume, dtype=np.float32), VOLUME_SMOOTHING)
+    volume = np.asarray(volume)
+    volume = ndimage.gaussian_filter(volume, VOLUME_SMOOTHING, output=np.result_type(volume.dtype, np.float32))
     fg = volume > _background_threshold(volume)
     labels, n = ndimage.label(fg)
     if n < 2:

@@ -289,10 +289,13 @@ def _thumb(cohort: pd.DataFrame, case_id) -> np.ndarray | None:
     text = cohort.loc[cohort["case_id"] == case_id, "dup_thumb"]
     if text.empty or not str(text.iloc[0]):
         return None
-    if dup.is_volume_thumbnail(text.iloc[0]):  # a volume: the middle axial slice of its thumbnail
-        levels = dup.decode_volumes([text.iloc[0]])[0][0]
-        return levels[len(levels) // 2] / 255.0
-    return dup.decode_thumbnails([text.iloc[0]])[0]
+    try:
+        if dup.is_volume_thumbnail(text.iloc[0]):  # a volume: the middle axial slice of its thumbnail
+            levels = dup.decode_volumes([text.iloc[0]], case_ids=[case_id])[0][0]
+            return levels[len(levels) // 2] / 255.0
+        return dup.decode_thumbnails([text.iloc[0]], case_ids=[case_id])[0]
+    except ValueError:  # a thumbnail of an older radaug, which a split with the hash rule alone accepts: no picture
+        return None
 
 
 def _thumb_strip(rows: list[tuple[str, list[tuple[str, np.ndarray | None]]]], caption: str) -> str:

@@ -172,6 +172,8 @@ def test_the_audit_and_the_report_use_the_volume_rule_and_its_threshold(volume_c
     html = _duplicates_section(volume_cases, folds, audit, ["a", "b"], rules)
     assert f"correlate at {THRESHOLD} or more at the best translation" in html
     assert "crop window" not in html  # the 2D window rule does not apply to volumes
+    stale = volume_cases.assign(dup_thumb=volume_cases["dup_thumb"].str.replace(D.VOLUME_VERSION, "dv1", n=1))
+    assert _thumb(stale, "lung2") is None  # an older index, which a split by the hash rule alone accepts: no picture
 
 
 def test_a_table_mixing_images_and_volumes_falls_back_to_the_hash_rule_and_says_so(volume_cases, caplog):
@@ -205,6 +207,19 @@ def test_noise_does_not_move_a_phantom_cts_foreground(seed, monkeypatch):
     source, copy = D.volume_thumbnail(volume, spacing), D.volume_thumbnail(noisy, spacing)
     assert (copy[0] > 0).mean() > (source[0] > 0).mean() + 0.1
     assert D.volume_similarity(*source, *copy) < THRESHOLD
+
+
+def test_a_large_offset_keeps_the_foreground_of_a_wide_type():
+    """The smoothing runs in float64 for 32- and 64-bit types (float32 lost a +1e9 offset's volume)."""
+    from radaug.data.phantom import phantom_case
+
+    volume, _ = phantom_case(np.random.default_rng(3000), "benign", "coarse", dim=3, size=48, separation=1.0)
+    volume = volume.astype(np.float64)
+    plain = D.volume_thumbnail(volume, (2.5, 0.8, 0.8))
+    shifted = D.volume_thumbnail(volume + 1e9, (2.5, 0.8, 0.8))
+    assert np.array_equal(plain[0], shifted[0]) and np.allclose(plain[1], shifted[1])
+    integers = D.volume_thumbnail(np.rint(volume).astype(np.int64) + 2_000_000_000, (2.5, 0.8, 0.8))
+    assert np.allclose(plain[1], integers[1])  # the same box (ranks differ only where rounding ties values)
 
 
 def test_the_search_scores_comparable_pairs_the_same_on_any_number_of_threads():
