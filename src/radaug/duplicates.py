@@ -1374,6 +1374,7 @@ def _volume_foreground(volume: np.ndarray) -> np.ndarray:
     precision). The SD is in voxels, not mm, on purpose: it is there to average out voxel noise,
     which is independent per voxel whatever its size (an isotropic 0.8 mm SD, tried on one draw of
     the benchmark's phantoms, was no better: BENCHMARKS.md).
+
     Unsmoothed, noise of 1-4 % of the range on a phantom CT (air exactly -1000 HU, the body 70 HU
     wide) put the three-class split inside the air's peak: 73-92 % of the volume was
     "foreground", the thumbnail framed the whole volume and the volume rule missed 14 of 20 noisy
