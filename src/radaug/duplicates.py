@@ -79,6 +79,7 @@ same folds (BENCHMARKS.md, "Near-duplicate detection (issue 16)", 2026-12-02).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from functools import lru_cache
@@ -1355,6 +1356,7 @@ VOLUME_OVERLAP = 0.5  # a translation counts when it covers this share of the sm
 VOLUME_COARSE_MARGIN = 0.35  # pairs whose coarse pass is this far under the threshold skip the full-resolution pass
 FLIP_MARGIN = 0.1  # mirrorings within this of the coarse pass's best are scored at full resolution
 AXIS_FLIPS = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))  # the 8 mirrorings of the (z, y, x) axes
+_VOLUME_PREFIX = re.compile(r"dv\d+:")  # a volume thumbnail of any version (an older one is rejected on decoding)
 
 
 def canonical_volume(image) -> tuple[np.ndarray, np.ndarray]:
@@ -1427,7 +1429,8 @@ def volume_thumbnail(volume: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarra
     spacing = np.asarray(spacing, dtype=np.float64)
     if spacing.shape != (3,) or not (np.isfinite(spacing).all() and (spacing > 0).all()):
         raise ValueError(f"a volume's spacing must be 3 positive sizes in mm (z, y, x), got {spacing.tolist()}")
-    if volume.max() > volume.min():
+    low, high = float(volume.min()), float(volume.max())
+    if high > low:
         fg = _volume_foreground(volume)
     else:
         fg = np.ones(volume.shape, dtype=bool)
@@ -1445,7 +1448,7 @@ def volume_thumbnail(volume: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarra
     compared = inside & (_apply_axes(fg, matrices) >= VOLUME_FOREGROUND)
     levels = np.zeros(framed.shape, dtype=np.uint8)
     if compared.any():
-        low, span = float(volume.min()), float(volume.max()) - float(volume.min())
+        span = high - low
         values = (framed[compared] - low) / span if span > 0 else np.zeros(int(compared.sum()))  # rows sum to 1 inside
         ranks = _ranks(np.round(values, 9)[None, :])[0] if compared.sum() > 1 else np.ones(1)
         levels[compared] = 1 + np.rint(ranks * 254).astype(np.uint8)
@@ -1466,9 +1469,7 @@ def encode_volume(levels: np.ndarray, voxel) -> str:
 def is_volume_thumbnail(text) -> bool:
     """Whether a stored ``dup_thumb`` is a volume's, of this version or an older one (which
     :func:`decode_volumes` rejects, asking for the case index to be rebuilt)."""
-    import re
-
-    return re.match(r"dv\d+:", str(text)) is not None
+    return _VOLUME_PREFIX.match(str(text)) is not None
 
 
 def decode_volumes(values, name: str = "dup_thumb", case_ids=None) -> tuple[np.ndarray, np.ndarray]:
@@ -1665,5 +1666,5 @@ def similar_volumes(levels: np.ndarray, voxels: np.ndarray, *, min_similarity: f
                                                  VOLUME_OVERLAP)
         progress.add(len(pairs))
 
-    _run_chunks(run, -(-len(a) // chunk), max(int(threads), 1))
+    _run_chunks(run, -(-len(a) // chunk), int(threads))
     return np.stack([a[verified], b[verified]], axis=1).reshape(-1, 2), value[verified]
